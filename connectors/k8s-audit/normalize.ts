@@ -1,0 +1,355 @@
+/**
+ * Audit Event → {@link SourceEvent}: who acted (the effective identity, with the impersonator kept),
+ * on what, with which outcome, and the facts rules and root-cause analysis need — the binding named
+ * in `authorization.k8s.io/reason`, the admission policy named in a denial, the pod spec inside any
+ * workload. Expensive facts are computed lazily: most events never need them.
+ */
+import {
+  actorFromUsername,
+  bindingKey,
+  ipKey,
+  nodeKey,
+  nsKey,
+  podKey,
+  policyKey,
+  roleKey,
+  secretKey,
+  userKey,
+  type Actor,
+} from '../../correlator/entities.js';
+import type { SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
+import { boundedRedactedCopy, truncate } from '../../correlator/redact.js';
+import type { Outcome, Target } from '../../correlator/signal.js';
+import type { AuditEvent, UserInfo } from './parse.js';
+
+/** The binding that allowed a request, parsed from the RBAC authorizer's reason. */
+export interface AuthzReason {
+  decision: string;
+  reason: string;
+  bindingKind?: 'ClusterRoleBinding' | 'RoleBinding';
+  bindingName?: string;
+  bindingNamespace?: string;
+  roleKind?: string;
+  roleName?: string;
+  subjectKind?: string;
+  subject?: string;
+}
+
+/** What an admission controller said when it denied or flagged a request. */
+export interface AdmissionInfo {
+  /** The request was refused by admission (not by authorization). */
+  denied: boolean;
+  engine: 'gatekeeper' | 'kyverno' | 'pod-security' | 'webhook' | 'none';
+  webhook?: string;
+  policies: string[];
+  message?: string;
+  /** Pod Security audit/warn violations on an allowed request. */
+  violations?: string;
+}
+
+/** Container-level facts of the pod spec a request creates, whatever the workload kind. */
+export interface PodFacts {
+  privileged: boolean;
+  allowPrivilegeEscalation: boolean;
+  hostNetwork: boolean;
+  hostPID: boolean;
+  hostIPC: boolean;
+  hostPaths: string[];
+  addedCapabilities: string[];
+  serviceAccountName?: string;
+  images: string[];
+}
+
+// kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go: `RBAC: allowed by ClusterRoleBinding "b" of ClusterRole "r" to User "u"`
+// and `RoleBinding "b/ns" of Role "r" to ServiceAccount "sa/ns"`.
+const RBAC_REASON = /^RBAC: allowed by (ClusterRoleBinding|RoleBinding) "([^"]*)" of (ClusterRole|Role) "([^"]*)" to (\w+) "([^"]*)"/;
+const WEBHOOK_DENY = /admission webhook "([^"]+)" denied the request:?\s*([\s\S]*)$/;
+const PSA_DENY = /violates PodSecurity "([^"]+)"/;
+const GATEKEEPER_NAME = /\[(?:denied by )?([^\]\s]+)\]/g;
+const KYVERNO_POLICY = /^([A-Za-z0-9][A-Za-z0-9.-]*):\s*$/gm;
+
+/** Parses `authorization.k8s.io/reason` (and the decision beside it). */
+export function parseAuthzReason(decision: string, reason: string): AuthzReason {
+  const out: AuthzReason = { decision, reason };
+  const m = RBAC_REASON.exec(reason);
+  if (m) {
+    out.bindingKind = m[1] as AuthzReason['bindingKind'];
+    if (out.bindingKind === 'RoleBinding') {
+      const slash = m[2]!.lastIndexOf('/');
+      out.bindingName = slash > 0 ? m[2]!.slice(0, slash) : m[2]!;
+      if (slash > 0) out.bindingNamespace = m[2]!.slice(slash + 1);
+    } else out.bindingName = m[2]!;
+    out.roleKind = m[3]!;
+    out.roleName = m[4]!;
+    out.subjectKind = m[5]!;
+    out.subject = m[6]!;
+  }
+  return out;
+}
+
+/** Extracts the admission engine and policy names from a denial message (Gatekeeper, Kyverno, Pod Security, any webhook). */
+export function parseAdmissionMessage(message: string): Omit<AdmissionInfo, 'denied'> | undefined {
+  const psa = PSA_DENY.exec(message);
+  if (psa && !message.includes('admission webhook')) return { engine: 'pod-security', policies: [psa[1]!], message };
+  const w = WEBHOOK_DENY.exec(message);
+  if (!w) return undefined;
+  const webhook = w[1]!;
+  const body = w[2] ?? '';
+  if (webhook.includes('gatekeeper')) {
+    const policies = [...new Set([...body.matchAll(GATEKEEPER_NAME)].map((m) => m[1]!))];
+    return { engine: 'gatekeeper', webhook, policies, message };
+  }
+  if (webhook.includes('kyverno')) {
+    const after = body.split(/blocked due to the following polic(?:y|ies)/)[1] ?? body.split(/for resource violation:/)[1] ?? '';
+    const policies = [...new Set([...after.replace(/\\n/g, '\n').matchAll(KYVERNO_POLICY)].map((m) => m[1]!))];
+    return { engine: 'kyverno', webhook, policies, message };
+  }
+  return { engine: 'webhook', webhook, policies: [webhook], message };
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The pod spec a request object carries: a Pod, a workload template, or a CronJob's job template. */
+export function findPodSpec(obj: unknown): Record<string, unknown> | undefined {
+  if (!isObj(obj)) return undefined;
+  const spec = obj.spec;
+  if (!isObj(spec)) return undefined;
+  if (obj.kind === 'Pod' || Array.isArray(spec.containers)) return spec;
+  const tpl = isObj(spec.template) ? spec.template.spec : undefined;
+  if (isObj(tpl)) return tpl;
+  const job = isObj(spec.jobTemplate) && isObj(spec.jobTemplate.spec) ? spec.jobTemplate.spec.template : undefined;
+  if (isObj(job) && isObj(job.spec)) return job.spec;
+  return undefined;
+}
+
+function allContainers(spec: Record<string, unknown>): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const k of ['containers', 'initContainers', 'ephemeralContainers']) {
+    const list = spec[k];
+    if (Array.isArray(list)) for (const c of list) if (isObj(c)) out.push(c);
+  }
+  return out;
+}
+
+/** Security-relevant facts of a pod spec. */
+export function podFacts(spec: Record<string, unknown>): PodFacts {
+  const containers = allContainers(spec);
+  const sc = (c: Record<string, unknown>) => (isObj(c.securityContext) ? c.securityContext : {});
+  const caps = containers.flatMap((c) => {
+    const add = isObj(sc(c).capabilities) ? (sc(c).capabilities as Record<string, unknown>).add : undefined;
+    return Array.isArray(add) ? add.filter((x): x is string => typeof x === 'string') : [];
+  });
+  const volumes = Array.isArray(spec.volumes) ? spec.volumes : [];
+  const hostPaths = volumes.flatMap((v) => (isObj(v) && isObj(v.hostPath) && typeof v.hostPath.path === 'string' ? [v.hostPath.path] : []));
+  return {
+    privileged: containers.some((c) => sc(c).privileged === true),
+    allowPrivilegeEscalation: containers.some((c) => sc(c).allowPrivilegeEscalation === true),
+    hostNetwork: spec.hostNetwork === true,
+    hostPID: spec.hostPID === true,
+    hostIPC: spec.hostIPC === true,
+    hostPaths,
+    addedCapabilities: caps,
+    serviceAccountName: typeof spec.serviceAccountName === 'string' ? spec.serviceAccountName : typeof spec.serviceAccount === 'string' ? spec.serviceAccount : undefined,
+    images: containers.flatMap((c) => (typeof c.image === 'string' ? [c.image] : [])),
+  };
+}
+
+const firstExtra = (u: UserInfo | undefined, key: string): string | undefined => {
+  const v = u?.extra?.[key];
+  return Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
+};
+
+/**
+ * Computed fields of one audit event, reachable from rules by their top-level name (see
+ * {@link AUDIT_SCHEMA}). Getters compute on first use and cache.
+ */
+export class AuditDerived {
+  private _authz?: AuthzReason;
+  private _admission?: AdmissionInfo;
+  private _podSpec?: Record<string, unknown> | null;
+  private _pod?: PodFacts | null;
+
+  constructor(
+    private readonly ev: AuditEvent,
+    readonly actor: Actor,
+    readonly decision: string,
+    readonly status: number | undefined,
+  ) {}
+
+  /** The real user behind an impersonated request. */
+  get impersonator(): string | undefined {
+    return this.ev.impersonatedUser ? this.ev.user.username : undefined;
+  }
+
+  /** True when a service account acted on a namespace other than its own. */
+  get crossNamespace(): boolean {
+    const ns = this.ev.objectRef?.namespace;
+    return this.actor.type === 'serviceaccount' && ns !== undefined && ns !== '' && ns !== this.actor.namespace;
+  }
+
+  /** True for requests not scoped to one namespace (e.g. `GET /api/v1/secrets`). */
+  get clusterWide(): boolean {
+    return !this.ev.objectRef?.namespace;
+  }
+
+  /** The pod a bound service-account token belongs to (from `user.extra`). */
+  get actorPod(): string | undefined {
+    return firstExtra(this.effectiveUser, 'authentication.kubernetes.io/pod-name');
+  }
+
+  get authz(): AuthzReason {
+    return (this._authz ??= parseAuthzReason(this.decision, this.ev.annotations?.['authorization.k8s.io/reason'] ?? ''));
+  }
+
+  get admission(): AdmissionInfo {
+    if (this._admission) return this._admission;
+    const msg = this.ev.responseStatus?.message;
+    const parsed = typeof msg === 'string' && (this.status ?? 0) >= 400 ? parseAdmissionMessage(msg) : undefined;
+    const violations = this.ev.annotations?.['pod-security.kubernetes.io/audit-violations'];
+    this._admission = parsed
+      ? { denied: true, ...parsed, message: truncate(parsed.message ?? '', 1024) }
+      : { denied: false, engine: 'none', policies: [] };
+    if (violations) this._admission.violations = violations;
+    return this._admission;
+  }
+
+  /** The pod spec carried by the request (Pod or any workload template), if any. */
+  get podSpec(): Record<string, unknown> | undefined {
+    if (this._podSpec === undefined) this._podSpec = findPodSpec(this.ev.requestObject) ?? findPodSpec(this.ev.responseObject) ?? null;
+    return this._podSpec ?? undefined;
+  }
+
+  get pod(): PodFacts | undefined {
+    if (this._pod === undefined) {
+      const spec = this.podSpec;
+      this._pod = spec ? podFacts(spec) : null;
+    }
+    return this._pod ?? undefined;
+  }
+
+  private get effectiveUser(): UserInfo {
+    return this.ev.impersonatedUser ?? this.ev.user;
+  }
+}
+
+/** The audit source as detection sees it: derived roots and the index field. */
+export const AUDIT_SCHEMA: SourceSchema = {
+  name: 'k8s-audit',
+  derived: ['actor', 'decision', 'status', 'impersonator', 'crossNamespace', 'clusterWide', 'actorPod', 'authz', 'admission', 'podSpec', 'pod'],
+  indexField: 'objectRef.resource',
+};
+
+function eventTime(ev: AuditEvent, fallback: number): number {
+  for (const s of [ev.stageTimestamp, ev.requestReceivedTimestamp, ev.timestamp]) {
+    if (s) {
+      const t = Date.parse(s);
+      if (Number.isFinite(t)) return t;
+    }
+  }
+  return fallback;
+}
+
+function outcomeOf(decision: string, status: number | undefined): Outcome {
+  if (decision === 'forbid' || status === 401 || status === 403) return 'denied';
+  if (status !== undefined) return status >= 400 ? 'denied' : 'allowed';
+  if (decision === 'allow') return 'allowed';
+  return 'unknown';
+}
+
+function excerptOf(ev: AuditEvent): Record<string, unknown> {
+  return boundedRedactedCopy({
+    auditID: ev.auditID,
+    stage: ev.stage,
+    verb: ev.verb,
+    requestURI: ev.requestURI,
+    user: ev.user && { username: ev.user.username, groups: ev.user.groups },
+    impersonatedUser: ev.impersonatedUser && { username: ev.impersonatedUser.username, groups: ev.impersonatedUser.groups },
+    sourceIPs: ev.sourceIPs,
+    userAgent: ev.userAgent,
+    objectRef: ev.objectRef,
+    responseStatus: ev.responseStatus && { code: ev.responseStatus.code, reason: ev.responseStatus.reason, message: ev.responseStatus.message },
+    annotations: ev.annotations,
+    stageTimestamp: ev.stageTimestamp ?? ev.timestamp,
+  }) as Record<string, unknown>;
+}
+
+/** Normalizes one validated audit event. `observedTime` is when kubevigil received it. */
+export function normalizeAuditEvent(ev: AuditEvent, observedTime: number): SourceEvent {
+  const effective = ev.impersonatedUser ?? ev.user;
+  const actor = actorFromUsername(effective.username ?? '');
+  const status = ev.responseStatus?.code;
+  const decision = ev.annotations?.['authorization.k8s.io/decision'] ?? (status === 403 ? 'forbid' : '');
+  const derived = new AuditDerived(ev, actor, decision, status);
+  const ref = ev.objectRef;
+  const name = ref?.name ?? metadataName(ev.responseObject) ?? metadataName(ev.requestObject);
+  const target: Target = {};
+  if (ref?.namespace) target.namespace = ref.namespace;
+  if (ref?.resource) target.resource = ref.resource;
+  if (ref?.subresource) target.subresource = ref.subresource;
+  if (ref?.apiGroup) target.apiGroup = ref.apiGroup;
+  if (name) target.name = name;
+  target.verb = ev.verb;
+
+  const entities: string[] = [];
+  const attributes: Record<string, string> = {};
+  if (ref?.namespace) entities.push(nsKey(ref.namespace));
+  if (name && ref?.namespace && ref.resource === 'pods') entities.push(podKey(ref.namespace, name));
+  if (name && ref?.namespace && ref.resource === 'secrets') entities.push(secretKey(ref.namespace, name));
+  if (ev.sourceIPs?.[0]) entities.push(ipKey(ev.sourceIPs[0]));
+  if (ev.impersonatedUser && ev.user.username) {
+    const real = actorFromUsername(ev.user.username);
+    entities.push(real.key);
+    attributes.impersonator = ev.user.username;
+  }
+  const pod = firstExtra(effective, 'authentication.kubernetes.io/pod-name');
+  if (pod && actor.namespace) {
+    entities.push(podKey(actor.namespace, pod));
+    attributes.actorPod = `${actor.namespace}/${pod}`;
+  }
+  const node = firstExtra(effective, 'authentication.kubernetes.io/node-name');
+  if (node) entities.push(nodeKey(node));
+  if (decision === 'allow' && ev.annotations?.['authorization.k8s.io/reason']) {
+    const a = derived.authz;
+    if (a.bindingKind && a.bindingName) {
+      entities.push(bindingKey(a.bindingKind, a.bindingName, a.bindingNamespace));
+      attributes.binding = a.bindingNamespace ? `${a.bindingKind}/${a.bindingNamespace}/${a.bindingName}` : `${a.bindingKind}/${a.bindingName}`;
+      if (a.roleKind && a.roleName) {
+        const roleNs = a.roleKind === 'Role' ? a.bindingNamespace : undefined;
+        entities.push(roleKey(a.roleKind, a.roleName, roleNs));
+        attributes.role = roleNs ? `${a.roleKind}/${roleNs}/${a.roleName}` : `${a.roleKind}/${a.roleName}`;
+      }
+    }
+  }
+  if ((status ?? 0) >= 400 && typeof ev.responseStatus?.message === 'string') {
+    const adm = derived.admission;
+    if (adm.denied) {
+      attributes.admissionEngine = adm.engine;
+      attributes.admissionPolicies = adm.policies.join(',');
+      for (const p of adm.policies) entities.push(policyKey(adm.engine, p));
+    }
+  }
+  if (ev.annotations?.['audit.k8s.io/truncated'] === 'true') attributes.truncated = 'true';
+  if (actor.type === 'anonymous') entities.push(userKey('system:anonymous'));
+
+  return {
+    source: 'k8s-audit',
+    key: `${ev.auditID}/${ev.stage}`,
+    time: eventTime(ev, observedTime),
+    observedTime,
+    raw: ev,
+    derived,
+    final: ev.stage !== 'RequestReceived',
+    actor,
+    target,
+    outcome: outcomeOf(decision, status),
+    entities,
+    attributes,
+    excerpt: () => excerptOf(ev),
+  };
+}
+
+function metadataName(obj: unknown): string | undefined {
+  if (!isObj(obj) || !isObj(obj.metadata)) return undefined;
+  const n = obj.metadata.name;
+  return typeof n === 'string' && n !== '' ? n : undefined;
+}

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import type { Actor } from './entities.js';
+import type { Severity } from './severity.js';
+import type { SignalKind } from './signal-kinds.js';
+
+/** Where a signal came from. */
+export type SourceName = 'k8s-audit' | 'alertmanager' | 'loki' | 'otlp';
+
+/** Whether the action the signal describes was allowed by the cluster. */
+export type Outcome = 'allowed' | 'denied' | 'unknown';
+
+/** What the actor acted on. */
+export interface Target {
+  namespace?: string;
+  resource?: string;
+  subresource?: string;
+  apiGroup?: string;
+  name?: string;
+  verb?: string;
+}
+
+/** One leaf condition of a rule that held for the event: the "why" of a signal. */
+export interface MatchedCondition {
+  field: string;
+  op: string;
+  expected: unknown;
+  actual: unknown;
+}
+
+/** A suspicious (or countable) fact derived from one source event by one detection rule. */
+export interface Signal {
+  /** Deterministic: the same rule on the same source event always yields the same id. */
+  id: string;
+  source: SourceName;
+  kind: SignalKind;
+  severity: Severity;
+  /** One line, rendered from the rule's `output` template. */
+  title: string;
+  /** When the event happened (ms since epoch), from the source's own clock. */
+  eventTime: number;
+  /** When kubevigil received it (ms since epoch). */
+  observedTime: number;
+  actor: Actor;
+  target: Target;
+  outcome: Outcome;
+  /** Entity keys involved besides the actor (namespaces, pods, secrets, bindings, policies, IPs). */
+  entities: string[];
+  /** MITRE ATT&CK technique ids, e.g. T1552.007. */
+  mitre: string[];
+  rule: { id: string; title: string };
+  matched: MatchedCondition[];
+  /** Facts the source extracted that later stages rely on (e.g. `binding`, `role`, `policies`). */
+  attributes: Record<string, string>;
+  /** A bounded, redacted copy of the interesting parts of the source event. */
+  excerpt: Record<string, unknown>;
+}
+
+/** Deterministic signal id: 32 hex characters of SHA-256 over rule id, source and the event's own key. */
+export function signalId(ruleId: string, source: SourceName, eventKey: string): string {
+  return createHash('sha256').update(`${ruleId}\u0000${source}\u0000${eventKey}`).digest('hex').slice(0, 32);
+}

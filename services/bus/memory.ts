@@ -1,0 +1,102 @@
+/**
+ * The embedded bus: a bounded in-process queue per (topic, group). `publish` resolves once every
+ * subscribed group has queued the batch, and refuses with a retryable {@link BackpressureError}
+ * when a queue is full, so ingest answers 503 instead of buffering without limit.
+ */
+import { BackpressureError } from '../../correlator/errors.js';
+import type { Bus, BusHandler, BusMessage } from './bus.js';
+import type { Topic } from './topics.js';
+
+interface Subscription {
+  group: string;
+  handler: BusHandler<unknown>;
+  queue: BusMessage<unknown>[][];
+  queued: number;
+  running: boolean;
+  stopped: boolean;
+  idle: (() => void)[];
+}
+
+/** Options of {@link MemoryBus}. */
+export interface MemoryBusOptions {
+  /** Most messages queued per subscription before publish is refused (default 100,000). */
+  capacity?: number;
+  /** Called when a handler rejects; the batch is dropped after `maxAttempts`. */
+  onError?: (err: unknown, topic: string, group: string, attempt: number) => void;
+  maxAttempts?: number;
+}
+
+/** In-memory {@link Bus} for the embedded mode and tests. */
+export class MemoryBus implements Bus {
+  private readonly subs = new Map<string, Subscription[]>();
+  private readonly capacity: number;
+  private readonly maxAttempts: number;
+  /** Messages dropped after a handler failed `maxAttempts` times. */
+  dropped = 0;
+
+  constructor(private readonly opts: MemoryBusOptions = {}) {
+    this.capacity = opts.capacity ?? 100_000;
+    this.maxAttempts = opts.maxAttempts ?? 3;
+  }
+
+  async publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void> {
+    if (messages.length === 0) return;
+    const subs = this.subs.get(topic.name) ?? [];
+    for (const s of subs) if (s.queued + messages.length > this.capacity) throw new BackpressureError(`bus queue ${topic.name}/${s.group}`, this.capacity);
+    for (const s of subs) {
+      s.queue.push(messages as BusMessage<unknown>[]);
+      s.queued += messages.length;
+      if (!s.running) void this.drain(topic.name, s);
+    }
+  }
+
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>): () => Promise<void> {
+    const sub: Subscription = { group, handler: handler as BusHandler<unknown>, queue: [], queued: 0, running: false, stopped: false, idle: [] };
+    const list = this.subs.get(topic.name) ?? [];
+    list.push(sub);
+    this.subs.set(topic.name, list);
+    return async () => {
+      await this.idle(sub);
+      sub.stopped = true;
+      this.subs.set(topic.name, (this.subs.get(topic.name) ?? []).filter((s) => s !== sub));
+    };
+  }
+
+  /** Resolves when every queue is empty (tests await this instead of sleeping). */
+  async drained(): Promise<void> {
+    await Promise.all([...this.subs.values()].flat().map((s) => this.idle(s)));
+  }
+
+  async close(): Promise<void> {
+    await this.drained();
+    for (const s of [...this.subs.values()].flat()) s.stopped = true;
+    this.subs.clear();
+  }
+
+  private idle(s: Subscription): Promise<void> {
+    if (!s.running && s.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => s.idle.push(resolve));
+  }
+
+  private async drain(topic: string, s: Subscription): Promise<void> {
+    s.running = true;
+    while (s.queue.length > 0 && !s.stopped) {
+      const batch = s.queue.shift()!;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await s.handler(batch);
+          break;
+        } catch (e) {
+          this.opts.onError?.(e, topic, s.group, attempt);
+          if (attempt >= this.maxAttempts) {
+            this.dropped += batch.length;
+            break;
+          }
+        }
+      }
+      s.queued -= batch.length;
+    }
+    s.running = false;
+    for (const r of s.idle.splice(0)) r();
+  }
+}

@@ -1,0 +1,16 @@
+/** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
+import type { Signal } from '../../correlator/signal.js';
+
+/** A topic and the type of the values it carries. */
+export interface Topic<T> {
+  readonly name: string;
+  /** Phantom field: ties the value type to the topic at compile time. */
+  readonly _value?: T;
+}
+
+/** Topic names with an optional prefix (tests give each run its own). */
+export function topics(prefix = 'kubevigil') {
+  return {
+    signals: { name: `${prefix}.signals` } as Topic<Signal>,
+  };
+}

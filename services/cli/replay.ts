@@ -1,0 +1,151 @@
+/**
+ * `kubevigil replay`: offline detection over audit logs. Signals go to stdout (a table on a
+ * terminal, JSON lines otherwise); progress and the summary go to stderr in JSON mode so stdout
+ * stays machine-readable.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { AuditFileFollower, readAuditFile } from '../../connectors/k8s-audit/file.js';
+import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
+import type { DecodedBatch } from '../../connectors/k8s-audit/parse.js';
+import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.js';
+import type { Signal } from '../../correlator/signal.js';
+import { loadDetector } from '../rules.js';
+
+/** Options of {@link replay}. */
+export interface ReplayOptions {
+  inputs: string[];
+  format: 'table' | 'json';
+  follow: boolean;
+  minSeverity?: string;
+  rulesPaths: string[];
+  progress: boolean;
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+}
+
+// Attacker-controlled text must not drive the terminal: strip control characters and escapes.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Makes a string safe to print on a terminal, cut to `width`. */
+export function terminalSafe(s: string, width: number): string {
+  const clean = s.replace(CONTROL, '�');
+  return clean.length > width ? `${clean.slice(0, Math.max(0, width - 1))}…` : clean;
+}
+
+const AUDIT_FILE = /\.(json|jsonl|ndjson|log)(\.\d+)?$/;
+
+/** Files named by the inputs; directories are walked (sorted) for audit-looking files. */
+function expand(inputs: string[]): string[] {
+  return inputs.flatMap((p): string[] => {
+    if (p === '-') return ['-'];
+    if (!statSync(p).isDirectory()) return [p];
+    return readdirSync(p)
+      .sort()
+      .map((f) => join(p, f))
+      .flatMap((f) => (statSync(f).isDirectory() ? expand([f]) : AUDIT_FILE.test(f) ? [f] : []));
+  });
+}
+
+const COLUMNS: [string, number][] = [
+  ['TIME', 24],
+  ['SEVERITY', 8],
+  ['KIND', 26],
+  ['ACTOR', 40],
+  ['TARGET', 40],
+  ['RULE', 34],
+];
+
+function row(cells: string[]): string {
+  return cells.map((c, i) => terminalSafe(c, COLUMNS[i]![1]).padEnd(COLUMNS[i]![1])).join(' ').trimEnd();
+}
+
+function targetOf(s: Signal): string {
+  const t = s.target;
+  const what = [t.resource, t.subresource].filter(Boolean).join('/');
+  const where = [t.namespace, t.name].filter(Boolean).join('/');
+  return `${t.verb ?? ''} ${what} ${where}`.trim();
+}
+
+/** Runs detection over the inputs and prints; resolves with the exit code. */
+export async function replay(o: ReplayOptions): Promise<number> {
+  const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (o.minSeverity !== undefined && !isSeverity(o.minSeverity)) {
+    err(`--min-severity ${o.minSeverity} is not known; use one of ${SEVERITIES.join(', ')}`);
+    return 2;
+  }
+  const detector = loadDetector(o.rulesPaths, { minSeverity: isSeverity(o.minSeverity) ? o.minSeverity : 'info' });
+  const files = expand(o.inputs);
+  const totalBytes = files.reduce((n, f) => n + (f === '-' ? 0 : statSync(f).size), 0);
+  const byKind = new Map<string, number>();
+  const bySeverity = new Map<string, number>(SEVERITIES.map((s) => [s, 0]));
+  let events = 0;
+  let invalid = 0;
+  let signals = 0;
+  let doneBytes = 0;
+  if (o.format === 'table') out(row(COLUMNS.map(([h]) => h)));
+
+  const handle = (batch: DecodedBatch, where: string) => {
+    const now = Date.now();
+    events += batch.events.length;
+    invalid += batch.invalid.length;
+    for (const bad of batch.invalid.slice(0, 5)) err(`${where}: invalid event ${bad.index}: ${terminalSafe(bad.reason, 300)}`);
+    for (const ev of batch.events) {
+      for (const s of detector.detect(normalizeAuditEvent(ev, now))) {
+        signals++;
+        byKind.set(s.kind, (byKind.get(s.kind) ?? 0) + 1);
+        bySeverity.set(s.severity, (bySeverity.get(s.severity) ?? 0) + 1);
+        if (o.format === 'json') out(JSON.stringify(s));
+        else out(row([new Date(s.eventTime).toISOString(), s.severity, s.kind, s.actor.key, targetOf(s), s.rule.id]));
+      }
+    }
+  };
+
+  const showProgress = o.progress && totalBytes > 8 * 1024 * 1024;
+  for (const f of files) {
+    let fileBytes = 0;
+    for await (const chunk of readAuditFile(f)) {
+      handle(chunk, f);
+      if (showProgress) {
+        const pct = Math.min(100, Math.floor(((doneBytes + chunk.bytes) / totalBytes) * 100));
+        const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
+        process.stderr.write(`\r[${bar}] ${pct}% ${events} events, ${signals} signals`);
+      }
+      fileBytes = chunk.bytes;
+    }
+    doneBytes += fileBytes;
+  }
+  if (showProgress) process.stderr.write('\n');
+
+  const summary = () => {
+    const sev = SEVERITIES.filter((s) => (bySeverity.get(s) ?? 0) > 0)
+      .sort((a, b) => severityRank(b) - severityRank(a))
+      .map((s) => `${s} ${bySeverity.get(s)}`)
+      .join(', ');
+    const kinds = [...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${String(n).padStart(7)}  ${k}`);
+    const say = o.format === 'json' ? err : out;
+    say(`\n${events} events, ${invalid} invalid, ${signals} signals${sev ? ` (${sev})` : ''}`);
+    for (const k of kinds) say(k);
+  };
+
+  if (o.follow) {
+    const followers = files.filter((f) => f !== '-').map((f) => new AuditFileFollower(f, { fromStart: false }));
+    err(`following ${followers.length} file(s); Ctrl-C to stop`);
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        void (async () => {
+          for (const fw of followers) handle(await fw.poll(), fw.path);
+        })();
+      }, 250);
+      process.once('SIGINT', () => {
+        clearInterval(timer);
+        resolve();
+      });
+    });
+    await Promise.all(followers.map((f) => f.close()));
+  }
+  summary();
+  return 0;
+}

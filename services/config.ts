@@ -1,0 +1,110 @@
+/**
+ * Configuration from environment variables and command-line flags, validated all at once: every
+ * problem is reported with the variable, the value and advice, not just the first one.
+ */
+import { isIP } from 'node:net';
+import { ConfigError } from '../correlator/errors.js';
+import { isSeverity, SEVERITIES, type Severity } from '../correlator/severity.js';
+
+/** The settings of one kubevigil process. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  ingestToken?: string;
+  apiToken?: string;
+  /** Allow listening beyond loopback without tokens. */
+  insecure: boolean;
+  /** Extra rule files or directories, loaded after the shipped pack. */
+  rulesPaths: string[];
+  maxBodyBytes: number;
+  dedupEntries: number;
+  busCapacity: number;
+  recentSignals: number;
+  minSeverity: Severity;
+  logLevel: string;
+}
+
+/** One documented setting: its variable, default and meaning (the README's table is built from this). */
+export interface SettingDoc {
+  env: string;
+  default: string;
+  help: string;
+}
+
+/** Every setting, for `kubevigil config` and the README. */
+export const SETTINGS: SettingDoc[] = [
+  { env: 'KUBEVIGIL_HOST', default: '127.0.0.1', help: 'Address to listen on. Beyond loopback, KUBEVIGIL_INGEST_TOKEN and KUBEVIGIL_API_TOKEN are required unless --insecure.' },
+  { env: 'KUBEVIGIL_PORT', default: '8080', help: 'HTTP port for ingest, API, health and metrics.' },
+  { env: 'KUBEVIGIL_DATA_DIR', default: './data', help: 'Where embedded state is kept.' },
+  { env: 'KUBEVIGIL_INGEST_TOKEN', default: '(none)', help: 'Bearer token senders must present on /ingest/*.' },
+  { env: 'KUBEVIGIL_API_TOKEN', default: '(none)', help: 'Bearer token for /api/*.' },
+  { env: 'KUBEVIGIL_INSECURE', default: 'false', help: 'true: allow listening beyond loopback without tokens (same as --insecure).' },
+  { env: 'KUBEVIGIL_RULES_DIR', default: '(none)', help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.' },
+  { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
+  { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
+  { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
+  { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
+  { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
+  { env: 'KUBEVIGIL_LOG_LEVEL', default: 'info', help: 'pino log level: trace, debug, info, warn, error, fatal.' },
+];
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number, advice: string, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    problems.push(`${name} (${JSON.stringify(raw)}) must be an integer from ${min} to ${max}; ${advice}`);
+    return def;
+  }
+  return n;
+}
+
+/** Reads and validates the configuration; throws {@link ConfigError} listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecure?: boolean; host?: string; port?: string } = {}): Config {
+  const problems: string[] = [];
+  const host = flags.host ?? env.KUBEVIGIL_HOST ?? '127.0.0.1';
+  if (host !== 'localhost' && host !== '0.0.0.0' && host !== '::' && isIP(host) === 0)
+    problems.push(`KUBEVIGIL_HOST (${JSON.stringify(host)}) must be an IP address such as 127.0.0.1 or 0.0.0.0`);
+  const port = int({ ...env, ...(flags.port ? { KUBEVIGIL_PORT: flags.port } : {}) }, 'KUBEVIGIL_PORT', 8080, 0, 65535, '8080 is the default', problems);
+  const insecureRaw = env.KUBEVIGIL_INSECURE ?? 'false';
+  if (!['true', 'false', '1', '0', ''].includes(insecureRaw)) problems.push(`KUBEVIGIL_INSECURE (${JSON.stringify(insecureRaw)}) must be true or false`);
+  const insecure = flags.insecure === true || insecureRaw === 'true' || insecureRaw === '1';
+  const ingestToken = env.KUBEVIGIL_INGEST_TOKEN || undefined;
+  const apiToken = env.KUBEVIGIL_API_TOKEN || undefined;
+  for (const [name, tok] of [['KUBEVIGIL_INGEST_TOKEN', ingestToken], ['KUBEVIGIL_API_TOKEN', apiToken]] as const)
+    if (tok !== undefined && tok.length < 16) problems.push(`${name} is ${tok.length} characters; use at least 16 random characters (e.g. openssl rand -hex 24)`);
+  if (!isLoopback(host) && !insecure && (!ingestToken || !apiToken))
+    problems.push(
+      `KUBEVIGIL_HOST is ${host}, beyond loopback, but ${[!ingestToken && 'KUBEVIGIL_INGEST_TOKEN', !apiToken && 'KUBEVIGIL_API_TOKEN'].filter(Boolean).join(' and ')} ${!ingestToken && !apiToken ? 'are' : 'is'} not set; set them, or pass --insecure if something else (a mesh, a proxy) authenticates callers`,
+    );
+  const minSeverity = env.KUBEVIGIL_MIN_SEVERITY ?? 'info';
+  if (!isSeverity(minSeverity)) problems.push(`KUBEVIGIL_MIN_SEVERITY (${JSON.stringify(minSeverity)}) must be one of ${SEVERITIES.join(', ')}`);
+  const logLevel = env.KUBEVIGIL_LOG_LEVEL ?? 'info';
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel))
+    problems.push(`KUBEVIGIL_LOG_LEVEL (${JSON.stringify(logLevel)}) must be one of trace, debug, info, warn, error, fatal, silent`);
+  const config: Config = {
+    host,
+    port,
+    dataDir: env.KUBEVIGIL_DATA_DIR || './data',
+    ingestToken,
+    apiToken,
+    insecure,
+    rulesPaths: (env.KUBEVIGIL_RULES_DIR ?? '').split(':').filter((p) => p !== ''),
+    maxBodyBytes: int(env, 'KUBEVIGIL_MAX_BODY_BYTES', 12 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'the apiserver sends batches of up to --audit-webhook-batch-max-size events (400 by default); 12 MiB suits most clusters', problems),
+    dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
+    busCapacity: int(env, 'KUBEVIGIL_BUS_CAPACITY', 100_000, 100, 10_000_000, '100000 suits most clusters', problems),
+    recentSignals: int(env, 'KUBEVIGIL_RECENT_SIGNALS', 10_000, 0, 1_000_000, '10000 is plenty for a look at what fired', problems),
+    minSeverity: isSeverity(minSeverity) ? minSeverity : 'info',
+    logLevel,
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,100 @@
+/**
+ * The HTTP surface of one process: health, readiness, metrics, the ingest receivers and the API.
+ * Routes are mounted here and nowhere else.
+ */
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { auditReceiver } from '../../connectors/k8s-audit/receiver.js';
+import { sendProblem } from '../../connectors/shared/http.js';
+import type { CompiledRule } from '../../correlator/detection/compile.js';
+import type { IngestSink } from '../../correlator/ports.js';
+import { isSeverity, severityRank } from '../../correlator/severity.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logging.js';
+import type { Metrics } from '../metrics.js';
+import type { RecentSignals } from '../recent-signals.js';
+import { requireBearer } from './auth.js';
+
+/** What the app needs from the rest of the process. */
+export interface AppDeps {
+  config: Config;
+  metrics: Metrics;
+  logger: Logger;
+  sink: IngestSink;
+  recent: RecentSignals;
+  rules: readonly CompiledRule[];
+  /** Readiness: false while starting or draining. */
+  ready: () => boolean;
+}
+
+/** Builds the express application. */
+export function createApp(deps: AppDeps): Express {
+  const { config, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (deps.ready()) res.json({ status: 'ready' });
+    else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down');
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const ingestAuth = requireBearer(config.ingestToken, 'ingest');
+  app.use('/ingest', ingestAuth);
+  app.use(
+    auditReceiver({
+      sink: deps.sink,
+      maxBodyBytes: config.maxBodyBytes,
+      dedupEntries: config.dedupEntries,
+      stats: {
+        events: (outcome, n) => n && metrics.ingestEvents.inc({ source: 'k8s-audit', outcome }, n),
+        request: (code) => metrics.ingestRequests.inc({ source: 'k8s-audit', code: String(code) }),
+      },
+    }),
+  );
+
+  const apiAuth = requireBearer(config.apiToken, 'api');
+  app.use('/api', apiAuth);
+  app.get('/api/v1/signals', (req: Request, res: Response) => {
+    const q = req.query;
+    const limitRaw = typeof q.limit === 'string' ? Number(q.limit) : 100;
+    if (!Number.isInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) {
+      sendProblem(res, 400, 'Bad Request', `limit (${String(q.limit)}) must be an integer from 1 to 1000`);
+      return;
+    }
+    const minSev = q.severity;
+    if (minSev !== undefined && !isSeverity(minSev)) {
+      sendProblem(res, 400, 'Bad Request', `severity (${String(minSev)}) must be one of info, low, medium, high, critical (the minimum to list)`);
+      return;
+    }
+    const kind = typeof q.kind === 'string' ? q.kind : undefined;
+    const actor = typeof q.actor === 'string' ? q.actor : undefined;
+    const min = minSev ? severityRank(minSev) : 0;
+    const items = deps.recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
+    res.json({ items });
+  });
+  app.get('/api/v1/rules', (_req, res) => {
+    res.json({
+      items: deps.rules.map((r) => ({ id: r.id, title: r.title, description: r.description, source: r.source, severity: r.severity, kind: r.kind, mitre: r.mitre, file: r.file.replace(/^.*\/rules\//, 'rules/') })),
+    });
+  });
+
+  app.use((req, res) => {
+    sendProblem(res, 404, 'Not Found', `no route for ${req.method} ${req.path.slice(0, 200)}; see the README for the endpoints`);
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    deps.logger.error({ err, path: req.path }, 'request failed');
+    if (!res.headersSent) sendProblem(res, 500, 'Internal Server Error', 'the request failed inside kubevigil; the error is logged');
+  });
+  return app;
+}

@@ -1,0 +1,49 @@
+/**
+ * The ingest stage: detection over a batch of normalized source events, then publication of the
+ * resulting signals to the bus. Receivers call it and answer their sender only after it resolves.
+ */
+import type { Detector } from '../correlator/detection/engine.js';
+import type { SourceEvent } from '../correlator/detection/source-event.js';
+import { KubevigilError } from '../correlator/errors.js';
+import type { IngestOutcome, IngestSink, SignalPublisher } from '../correlator/ports.js';
+import type { Signal } from '../correlator/signal.js';
+import type { Bus } from './bus/bus.js';
+import type { Topic } from './bus/topics.js';
+import type { Metrics } from './metrics.js';
+
+/** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
+export function busPublisher(bus: Bus, topic: Topic<Signal>): SignalPublisher {
+  return { publish: (signals) => bus.publish(topic, signals.map((s) => ({ key: s.actor.key, value: s }))) };
+}
+
+/** {@link IngestSink} over a detector and a publisher, counting what passes. */
+export class IngestPipeline implements IngestSink {
+  constructor(
+    private readonly detector: Detector,
+    private readonly publisher: SignalPublisher,
+    private readonly metrics?: Metrics,
+  ) {}
+
+  /** Detects over all events, then publishes every signal of the batch in one call. */
+  async ingest(events: readonly SourceEvent[]): Promise<IngestOutcome> {
+    const source = events[0]?.source ?? 'unknown';
+    const end = this.metrics?.detectSeconds.startTimer({ source });
+    const signals: Signal[] = [];
+    for (const ev of events) {
+      const found = this.detector.detect(ev);
+      for (const s of found) signals.push(s);
+    }
+    end?.();
+    this.metrics?.ingestBatchSize.observe({ source }, events.length);
+    if (signals.length) {
+      try {
+        await this.publisher.publish(signals);
+      } catch (e) {
+        this.metrics?.publishFailures.inc({ topic: 'signals', reason: e instanceof KubevigilError ? e.code : 'error' });
+        throw e;
+      }
+      if (this.metrics) for (const s of signals) this.metrics.signals.inc({ source: s.source, kind: s.kind, severity: s.severity });
+    }
+    return { signals: signals.length };
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * kubevigil's own metrics (prom-client). Every component counts received, emitted, dropped and failed
+ * items with a fixed, bounded label set; names follow Prometheus conventions.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** All metric families of one process, on their own registry (tests create as many as they like). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly ingestRequests = new Counter({
+    name: 'kubevigil_ingest_requests_total',
+    help: 'Ingest HTTP requests by source and response status code.',
+    labelNames: ['source', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly ingestEvents = new Counter({
+    name: 'kubevigil_ingest_events_total',
+    help: 'Source events received, by source and outcome (accepted, duplicate, invalid).',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly ingestBatchSize = new Histogram({
+    name: 'kubevigil_ingest_batch_events',
+    help: 'Events per ingested batch.',
+    labelNames: ['source'] as const,
+    buckets: [1, 10, 50, 100, 400, 1000, 5000],
+    registers: [this.registry],
+  });
+  readonly detectSeconds = new Histogram({
+    name: 'kubevigil_detect_batch_seconds',
+    help: 'Time to run detection over one batch.',
+    labelNames: ['source'] as const,
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  readonly signals = new Counter({
+    name: 'kubevigil_signals_emitted_total',
+    help: 'Signals emitted by detection, by source, kind and severity.',
+    labelNames: ['source', 'kind', 'severity'] as const,
+    registers: [this.registry],
+  });
+  readonly publishFailures = new Counter({
+    name: 'kubevigil_bus_publish_failed_total',
+    help: 'Batches the bus refused (the sender was told to retry).',
+    labelNames: ['topic', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly dropped = new Counter({
+    name: 'kubevigil_dropped_total',
+    help: 'Items dropped to stay within a bound, by component and reason.',
+    labelNames: ['component', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly rulesLoaded = new Gauge({
+    name: 'kubevigil_detection_rules',
+    help: 'Detection rules loaded and enabled.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'kubevigil_' });
+  }
+}
