@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readShared } from '../../test/helpers/fixtures.js';
-import { AuditDerived, normalizeAuditEvent, parseAdmissionMessage, parseAuthzReason } from './normalize.js';
+import { normalizeAuditEvent, parseAdmissionMessage, parseAuthzReason } from './normalize.js';
 import { decodeAuditJson, decodeAuditLines, type AuditEvent } from './parse.js';
 
 const one = (rel: string): AuditEvent => {
@@ -12,13 +12,14 @@ const one = (rel: string): AuditEvent => {
 describe('normalizeAuditEvent', () => {
   it('names the binding and role that allowed a request, from authorization.k8s.io/reason', () => {
     const ev = one('k8s-audit/falco-trace-files/create_nginx_pod_privileged.json');
-    const s = normalizeAuditEvent(ev, 0);
+    const n = normalizeAuditEvent(ev, 0);
+    const s = n.details();
     expect(s.actor).toEqual({ key: 'sa:kube-system/replicaset-controller', type: 'serviceaccount', name: 'system:serviceaccount:kube-system:replicaset-controller', namespace: 'kube-system' });
     expect(s.attributes).toMatchObject({ binding: 'ClusterRoleBinding/system:controller:replicaset-controller', role: 'ClusterRole/system:controller:replicaset-controller' });
     expect(s.entities).toEqual(expect.arrayContaining(['ns:default', 'binding:ClusterRoleBinding/system:controller:replicaset-controller', 'pod:default/nginx-deployment-5cdcc99dbf-rgw6z']));
     // v1beta1 event: time from stageTimestamp.
     expect(s.time).toBe(Date.parse('2018-10-25T14:09:12.581541Z'));
-    expect((s.derived as AuditDerived).pod).toMatchObject({ privileged: true, hostNetwork: false });
+    expect(n.derived.pod).toMatchObject({ privileged: true, hostNetwork: false });
     expect(s.outcome).toBe('allowed');
   });
 
@@ -38,7 +39,7 @@ describe('normalizeAuditEvent', () => {
   it('uses the impersonated identity as the actor and keeps the impersonator', () => {
     const lines = decodeAuditLines(readShared('k8s-audit/audit2rbac/demo.log'));
     const sa = lines.events.find((e) => e.impersonatedUser?.username === 'system:serviceaccount:ns1:sa1')!;
-    const s = normalizeAuditEvent(sa, 0);
+    const s = normalizeAuditEvent(sa, 0).details();
     expect(s.actor.key).toBe('sa:ns1/sa1');
     expect(s.attributes.impersonator).toBe('system:admin');
     expect(s.entities).toContain('user:system:admin');
@@ -48,13 +49,13 @@ describe('normalizeAuditEvent', () => {
     const [received, complete] = decodeAuditLines(readShared('k8s-audit/log-backend-openshift-403-forbid.jsonl')).events.map((e) => normalizeAuditEvent(e, 5));
     expect(received!.final).toBe(false);
     expect(complete!.final).toBe(true);
-    expect(complete!.outcome).toBe('denied');
-    expect(complete!.actor.type).toBe('anonymous');
+    expect(complete!.details().outcome).toBe('denied');
+    expect(complete!.details().actor.type).toBe('anonymous');
   });
 
   it('reads Pod Security audit violations without treating the request as denied', () => {
     const ev = one('k8s-audit/psa-audit-violations-kind-v1.30.jsonl');
-    const d = normalizeAuditEvent(ev, 0).derived as AuditDerived;
+    const d = normalizeAuditEvent(ev, 0).derived;
     expect(d.admission.denied).toBe(false);
     expect(d.admission.violations).toMatch(/^would violate PodSecurity "restricted:latest"/);
   });
@@ -64,14 +65,14 @@ describe('normalizeAuditEvent', () => {
       { auditID: 'p', stage: 'ResponseComplete', verb: 'patch', user: { username: 'u' }, objectRef: { resource: 'deployments', namespace: 'a', name: 'd' }, requestObject: [{ op: 'replace', path: '/spec/replicas', value: 3 }] } as AuditEvent,
       0,
     );
-    expect((patch.derived as AuditDerived).podSpec).toBeUndefined();
+    expect(patch.derived.podSpec).toBeUndefined();
     const truncated = normalizeAuditEvent({ auditID: 't', stage: 'ResponseComplete', verb: 'create', user: { username: 'u' }, annotations: { 'audit.k8s.io/truncated': 'true' } } as AuditEvent, 0);
-    expect(truncated.attributes.truncated).toBe('true');
+    expect(truncated.details().attributes.truncated).toBe('true');
   });
 
   it('finds the pod spec inside workloads and CronJobs', () => {
     const cron = { auditID: 'c', stage: 'ResponseComplete', verb: 'create', user: { username: 'u' }, requestObject: { kind: 'CronJob', spec: { jobTemplate: { spec: { template: { spec: { hostPID: true, containers: [{ image: 'x' }], volumes: [{ hostPath: { path: '/' } }] } } } } } } };
-    const d = normalizeAuditEvent(cron as AuditEvent, 0).derived as AuditDerived;
+    const d = normalizeAuditEvent(cron as AuditEvent, 0).derived;
     expect(d.pod).toMatchObject({ hostPID: true, hostPaths: ['/'], images: ['x'] });
   });
 });

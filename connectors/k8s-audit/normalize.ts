@@ -17,7 +17,7 @@ import {
   userKey,
   type Actor,
 } from '../../correlator/entities.js';
-import type { SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
+import type { EventDetails, SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
 import { boundedRedactedCopy, truncate } from '../../correlator/redact.js';
 import type { Outcome, Target } from '../../correlator/signal.js';
 import type { AuditEvent, UserInfo } from './parse.js';
@@ -169,12 +169,24 @@ export class AuditDerived {
   private _podSpec?: Record<string, unknown> | null;
   private _pod?: PodFacts | null;
 
-  constructor(
-    private readonly ev: AuditEvent,
-    readonly actor: Actor,
-    readonly decision: string,
-    readonly status: number | undefined,
-  ) {}
+  private _actor?: Actor;
+
+  constructor(private readonly ev: AuditEvent) {}
+
+  /** The identity that acted: the impersonated one when impersonation was used. */
+  get actor(): Actor {
+    return (this._actor ??= actorFromUsername((this.ev.impersonatedUser ?? this.ev.user).username ?? ''));
+  }
+
+  /** HTTP status code of the response. */
+  get status(): number | undefined {
+    return this.ev.responseStatus?.code;
+  }
+
+  /** `allow` / `forbid` from the authorizer's annotation; a 403 without it counts as forbid. */
+  get decision(): string {
+    return this.ev.annotations?.['authorization.k8s.io/decision'] ?? (this.status === 403 ? 'forbid' : '');
+  }
 
   /** The real user behind an impersonated request. */
   get impersonator(): string | undefined {
@@ -274,12 +286,37 @@ function excerptOf(ev: AuditEvent): Record<string, unknown> {
 }
 
 /** Normalizes one validated audit event. `observedTime` is when kubevigil received it. */
-export function normalizeAuditEvent(ev: AuditEvent, observedTime: number): SourceEvent {
+export function normalizeAuditEvent(ev: AuditEvent, observedTime: number): AuditSourceEvent {
+  return new AuditSourceEvent(ev, observedTime);
+}
+
+/** An audit event as detection sees it; the per-event cost is one object until a rule matches. */
+export class AuditSourceEvent implements SourceEvent {
+  readonly source = 'k8s-audit' as const;
+  readonly derived: AuditDerived;
+  readonly final: boolean;
+  private _details?: EventDetails;
+
+  constructor(
+    readonly raw: AuditEvent,
+    readonly observedTime: number,
+  ) {
+    this.final = raw.stage !== 'RequestReceived';
+    this.derived = new AuditDerived(raw);
+  }
+
+  get key(): string {
+    return `${this.raw.auditID}/${this.raw.stage}`;
+  }
+
+  details(): EventDetails {
+    return (this._details ??= auditDetails(this.raw, this.derived, this.observedTime));
+  }
+}
+
+function auditDetails(ev: AuditEvent, derived: AuditDerived, observedTime: number): EventDetails {
+  const { actor, status, decision } = derived;
   const effective = ev.impersonatedUser ?? ev.user;
-  const actor = actorFromUsername(effective.username ?? '');
-  const status = ev.responseStatus?.code;
-  const decision = ev.annotations?.['authorization.k8s.io/decision'] ?? (status === 403 ? 'forbid' : '');
-  const derived = new AuditDerived(ev, actor, decision, status);
   const ref = ev.objectRef;
   const name = ref?.name ?? metadataName(ev.responseObject) ?? metadataName(ev.requestObject);
   const target: Target = {};
@@ -297,8 +334,7 @@ export function normalizeAuditEvent(ev: AuditEvent, observedTime: number): Sourc
   if (name && ref?.namespace && ref.resource === 'secrets') entities.push(secretKey(ref.namespace, name));
   if (ev.sourceIPs?.[0]) entities.push(ipKey(ev.sourceIPs[0]));
   if (ev.impersonatedUser && ev.user.username) {
-    const real = actorFromUsername(ev.user.username);
-    entities.push(real.key);
+    entities.push(actorFromUsername(ev.user.username).key);
     attributes.impersonator = ev.user.username;
   }
   const pod = firstExtra(effective, 'authentication.kubernetes.io/pod-name');
@@ -308,44 +344,25 @@ export function normalizeAuditEvent(ev: AuditEvent, observedTime: number): Sourc
   }
   const node = firstExtra(effective, 'authentication.kubernetes.io/node-name');
   if (node) entities.push(nodeKey(node));
-  if (decision === 'allow' && ev.annotations?.['authorization.k8s.io/reason']) {
-    const a = derived.authz;
-    if (a.bindingKind && a.bindingName) {
-      entities.push(bindingKey(a.bindingKind, a.bindingName, a.bindingNamespace));
-      attributes.binding = a.bindingNamespace ? `${a.bindingKind}/${a.bindingNamespace}/${a.bindingName}` : `${a.bindingKind}/${a.bindingName}`;
-      if (a.roleKind && a.roleName) {
-        const roleNs = a.roleKind === 'Role' ? a.bindingNamespace : undefined;
-        entities.push(roleKey(a.roleKind, a.roleName, roleNs));
-        attributes.role = roleNs ? `${a.roleKind}/${roleNs}/${a.roleName}` : `${a.roleKind}/${a.roleName}`;
-      }
+  const a = derived.authz;
+  if (decision === 'allow' && a.bindingKind && a.bindingName) {
+    entities.push(bindingKey(a.bindingKind, a.bindingName, a.bindingNamespace));
+    attributes.binding = a.bindingNamespace ? `${a.bindingKind}/${a.bindingNamespace}/${a.bindingName}` : `${a.bindingKind}/${a.bindingName}`;
+    if (a.roleKind && a.roleName) {
+      const roleNs = a.roleKind === 'Role' ? a.bindingNamespace : undefined;
+      entities.push(roleKey(a.roleKind, a.roleName, roleNs));
+      attributes.role = roleNs ? `${a.roleKind}/${roleNs}/${a.roleName}` : `${a.roleKind}/${a.roleName}`;
     }
   }
-  if ((status ?? 0) >= 400 && typeof ev.responseStatus?.message === 'string') {
-    const adm = derived.admission;
-    if (adm.denied) {
-      attributes.admissionEngine = adm.engine;
-      attributes.admissionPolicies = adm.policies.join(',');
-      for (const p of adm.policies) entities.push(policyKey(adm.engine, p));
-    }
+  const adm = derived.admission;
+  if (adm.denied) {
+    attributes.admissionEngine = adm.engine;
+    attributes.admissionPolicies = adm.policies.join(',');
+    for (const p of adm.policies) entities.push(policyKey(adm.engine, p));
   }
   if (ev.annotations?.['audit.k8s.io/truncated'] === 'true') attributes.truncated = 'true';
   if (actor.type === 'anonymous') entities.push(userKey('system:anonymous'));
-
-  return {
-    source: 'k8s-audit',
-    key: `${ev.auditID}/${ev.stage}`,
-    time: eventTime(ev, observedTime),
-    observedTime,
-    raw: ev,
-    derived,
-    final: ev.stage !== 'RequestReceived',
-    actor,
-    target,
-    outcome: outcomeOf(decision, status),
-    entities,
-    attributes,
-    excerpt: () => excerptOf(ev),
-  };
+  return { time: eventTime(ev, observedTime), actor, target, outcome: outcomeOf(decision, status), entities, attributes, excerpt: excerptOf(ev) };
 }
 
 function metadataName(obj: unknown): string | undefined {

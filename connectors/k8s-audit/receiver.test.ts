@@ -49,8 +49,8 @@ describe('POST /ingest/k8s-audit', () => {
       'd2a97a82-f39e-41d0-8b31-dd74f42ac7fe/RequestReceived',
       'd2a97a82-f39e-41d0-8b31-dd74f42ac7fe/ResponseComplete',
     ]);
-    expect(sink.events[1]!.actor.key).toBe('user:kubernetes-admin');
-    expect(sink.events[1]!.target).toMatchObject({ namespace: 'kube-system', resource: 'pods', name: 'webhook-audit', verb: 'create' });
+    expect(sink.events[1]!.details().actor.key).toBe('user:kubernetes-admin');
+    expect(sink.events[1]!.details().target).toMatchObject({ namespace: 'kube-system', resource: 'pods', name: 'webhook-audit', verb: 'create' });
   });
 
   it('accepts a single Event, an array, JSON lines and gzip bodies', async () => {

@@ -6,21 +6,23 @@ import { formatProblem } from './problems.js';
 
 const schema: SourceSchema = { name: 'k8s-audit', derived: ['actor', 'decision'], indexField: 'objectRef.resource' };
 
-function ev(raw: Record<string, unknown>, derived: Record<string, unknown> = {}): SourceEvent {
+function ev(raw: Record<string, unknown>, derived: object = {}): SourceEvent {
   return {
     source: 'k8s-audit',
     key: String(raw.auditID ?? 'k'),
-    time: 1000,
     observedTime: 2000,
     raw,
     derived,
     final: true,
-    actor: { key: 'user:alice', type: 'user', name: 'alice' },
-    target: {},
-    outcome: 'allowed',
-    entities: [],
-    attributes: {},
-    excerpt: () => ({ auditID: raw.auditID }),
+    details: () => ({
+      time: 1000,
+      actor: { key: 'user:alice', type: 'user', name: 'alice' },
+      target: {},
+      outcome: 'allowed',
+      entities: [],
+      attributes: {},
+      excerpt: { auditID: raw.auditID },
+    }),
   };
 }
 
@@ -209,6 +211,21 @@ describe('compileRules', () => {
     expect(d.detect(ev({ verb: 'get', objectRef: { resource: 'pods' } })).map((s) => s.rule.id)).toEqual(['any-resource', 'either']);
     expect(d.detect(ev({ verb: 'get', objectRef: { resource: 'nodes' } })).map((s) => s.rule.id)).toEqual(['any-resource']);
     expect(d.detect(ev({ verb: 'get' })).map((s) => s.rule.id)).toEqual(['any-resource']);
+  });
+
+  it('reads derived fields that are lazy getters on a class', () => {
+    class Lazy {
+      calls = 0;
+      get decision() {
+        this.calls++;
+        return 'forbid';
+      }
+    }
+    const d = detector([{ file: 'r.yaml', doc: { rules: [rule({ id: 'lazy', condition: { all: [{ field: 'verb', eq: 'get' }, { field: 'decision', eq: 'forbid' }] } })] } }]);
+    const lazy = new Lazy();
+    expect(d.detect(ev({ verb: 'list' }, lazy))).toEqual([]);
+    expect(lazy.calls).toBe(0); // the cheap raw test failed first: the getter never ran
+    expect(d.detect(ev({ verb: 'get' }, lazy)).map((s) => s.rule.id)).toEqual(['lazy']);
   });
 
   it('skips events that carry no outcome yet', () => {

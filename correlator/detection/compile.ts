@@ -96,8 +96,12 @@ function fieldGetter(ctx: Ctx, path: string, at: string): ((raw: unknown, derive
   const schema = ctx.schemas.get(ctx.source);
   const first = segs[0];
   if (schema && first && 'key' in first && schema.derived.includes(first.key)) {
-    const g = compileGetter(segs);
-    return (_raw, derived) => g(derived);
+    // Derived fields are (lazy) getters on the connector's own object: read the root directly, since
+    // the own-property guard of ordinary paths would not see a getter on the prototype.
+    const root = first.key;
+    if (segs.length === 1) return (_raw, derived) => (derived as Record<string, unknown>)[root];
+    const rest = compileGetter(segs.slice(1));
+    return (_raw, derived) => rest((derived as Record<string, unknown>)[root]);
   }
   const g: Getter = compileGetter(segs);
   return (raw) => g(raw);

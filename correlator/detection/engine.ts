@@ -105,23 +105,24 @@ export class Detector {
       ...m,
       actual: SECRET_PATH.test(m.field) ? REDACTED : boundedRedactedCopy(m.actual, MATCH_BOUNDS),
     }));
+    const d = ev.details();
     return {
       id: signalId(rule.id, ev.source, ev.key),
       source: ev.source,
       kind: rule.kind,
       severity: rule.severity,
       title: redactText(rule.output(ev.raw, ev.derived)),
-      eventTime: ev.time,
+      eventTime: d.time,
       observedTime: ev.observedTime,
-      actor: ev.actor,
-      target: ev.target,
-      outcome: ev.outcome,
-      entities: ev.entities,
+      actor: d.actor,
+      target: d.target,
+      outcome: d.outcome,
+      entities: d.entities,
       mitre: rule.mitre,
       rule: { id: rule.id, title: rule.title },
       matched,
-      attributes: ev.attributes,
-      excerpt: ev.excerpt(),
+      attributes: d.attributes,
+      excerpt: d.excerpt,
     };
   }
 }

@@ -3,29 +3,37 @@ import type { Outcome, SourceName, Target } from '../signal.js';
 
 /**
  * One event from a source, normalized by its connector: what detection rules match on and what a
- * signal is built from. Connectors produce these; detection never sees a wire format.
+ * signal is built from. Connectors produce these; detection never sees a wire format. Only the
+ * fields rules need are eager; everything a signal needs is in {@link details}, computed only for
+ * the few events that match a rule.
  */
 export interface SourceEvent {
-  source: SourceName;
+  readonly source: SourceName;
   /** Unique per source event (for audit: `<auditID>/<stage>`); feeds the deterministic signal id. */
-  key: string;
-  /** Event time, ms since epoch. */
-  time: number;
+  readonly key: string;
   /** Receive time, ms since epoch. */
-  observedTime: number;
+  readonly observedTime: number;
   /** The event as the source sent it; rule field paths resolve here by default. */
-  raw: unknown;
+  readonly raw: unknown;
   /** Fields the connector computed (decision, actor, parsed annotations); may be lazy getters. */
-  derived: object;
+  readonly derived: object;
   /** False for events that carry no outcome yet (audit stage RequestReceived); rules skip them. */
-  final: boolean;
+  readonly final: boolean;
+  /** Who, what, when and with which outcome; computed once, on first call. */
+  details(): EventDetails;
+}
+
+/** The parts of a source event a signal is built from. */
+export interface EventDetails {
+  /** Event time, ms since epoch, from the source's own clock. */
+  time: number;
   actor: Actor;
   target: Target;
   outcome: Outcome;
   entities: string[];
   attributes: Record<string, string>;
-  /** A bounded, redacted excerpt, built only when a signal needs it. */
-  excerpt(): Record<string, unknown>;
+  /** A bounded, redacted excerpt of the source event. */
+  excerpt: Record<string, unknown>;
 }
 
 /** What detection needs to know about a source to compile rules for it. */

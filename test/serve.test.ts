@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../services/config.js';
+import { createLogger } from '../services/logging.js';
+import { serve, type Running } from '../services/main.js';
+import type { Signal } from '../correlator/signal.js';
+import { readShared } from './helpers/fixtures.js';
+
+const INGEST = 'ingest-token-0123456789abcdef';
+const API = 'api-token-0123456789abcdef-api';
+
+describe('kubevigil serve (embedded, every role in one process)', () => {
+  let kv: Running;
+  beforeAll(async () => {
+    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_LOG_LEVEL: 'silent' });
+    kv = await serve(config, createLogger('silent'), { processMetrics: false });
+  });
+  afterAll(() => kv.stop());
+
+  const ingest = (body: string, token = INGEST) =>
+    fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+
+  it('answers health and readiness', async () => {
+    expect((await fetch(`${kv.url}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${kv.url}/readyz`)).json()).toEqual({ status: 'ready' });
+  });
+
+  it('refuses ingest and API calls without the right bearer token', async () => {
+    const noAuth = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', body: '[]', headers: { 'content-type': 'application/json' } });
+    expect(noAuth.status).toBe(401);
+    expect(noAuth.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await ingest('[]', 'wrong-token-wrong-token')).status).toBe(401);
+    expect((await ingest('[]', API)).status).toBe(401); // the API token is not an ingest token
+    expect((await fetch(`${kv.url}/api/v1/signals`, { headers: { authorization: `Bearer ${INGEST}` } })).status).toBe(401);
+  });
+
+  it('turns a real audit log into signals, served by the API and counted in /metrics', async () => {
+    const lines = readShared('k8s-audit/audit2rbac/demo.log').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const res = await ingest(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: lines }));
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { accepted: number; signals: number };
+    expect(body.accepted).toBe(37);
+    expect(body.signals).toBeGreaterThanOrEqual(11);
+    await kv.bus.drained();
+
+    const api = await fetch(`${kv.url}/api/v1/signals?kind=rbac.denied&limit=1000`, { headers: { authorization: `Bearer ${API}` } });
+    expect(api.status).toBe(200);
+    const { items } = (await api.json()) as { items: Signal[] };
+    expect(items).toHaveLength(11);
+    expect(new Set(items.map((s) => s.actor.key))).toEqual(new Set(['user:alice', 'user:bob', 'sa:ns1/sa1']));
+    expect(items[0]!.matched.length).toBeGreaterThan(0);
+
+    const metrics = await (await fetch(`${kv.url}/metrics`)).text();
+    expect(metrics).toMatch(/kubevigil_ingest_events_total\{source="k8s-audit",outcome="accepted"\} 37/);
+    expect(metrics).toMatch(/kubevigil_signals_emitted_total\{source="k8s-audit",kind="rbac.denied",severity="low"\} 11/);
+    expect(metrics).toMatch(/kubevigil_ingest_requests_total\{source="k8s-audit",code="200"\} 1/);
+
+    // The same batch again (the apiserver re-sends on any failure): nothing new.
+    const again = await ingest(JSON.stringify(lines));
+    expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 37, signals: 0 });
+  });
+
+  it('validates API parameters with a message that names the field', async () => {
+    const res = await fetch(`${kv.url}/api/v1/signals?limit=0`, { headers: { authorization: `Bearer ${API}` } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/limit \(0\) must be an integer from 1 to 1000/);
+    const nf = await fetch(`${kv.url}/nope`);
+    expect(nf.status).toBe(404);
+    expect(nf.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+});
