@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../correlator/errors.js';
-import { loadConfig } from './config.js';
+import { readFileSync } from 'node:fs';
+import { loadConfig, SETTINGS } from './config.js';
 
 describe('loadConfig', () => {
   it('uses the embedded defaults', () => {
@@ -28,5 +29,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KUBEVIGIL_HOST: '0.0.0.0', KUBEVIGIL_INGEST_TOKEN: 'x'.repeat(16) })).toThrow(/KUBEVIGIL_API_TOKEN is not set/);
     expect(loadConfig({ KUBEVIGIL_HOST: '0.0.0.0' }, { insecure: true }).insecure).toBe(true);
     expect(loadConfig({ KUBEVIGIL_HOST: '0.0.0.0', KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(16), KUBEVIGIL_API_TOKEN: 'a'.repeat(16) }).host).toBe('0.0.0.0');
+  });
+
+  it('documents every setting in the README', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const s of SETTINGS) expect(readme, s.env).toContain(`| \`${s.env}\` |`);
   });
 });

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh machine: installs what the tests need,
+# checks types, lint and the rule pack, runs every test, and ends with one "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+echo "== typecheck"
+npx tsc -p .
+echo "== lint"
+npx eslint .
+echo "== rules lint"
+node bin/kubevigil.js rules lint
+echo "== rules test"
+rules_out=$(node bin/kubevigil.js rules test) || { echo "$rules_out"; echo "rule tests failed"; exit 1; }
+echo "$rules_out" | tail -n 1 | sed 's/^/rule tests: /'
+
+echo "== vitest"
+mkdir -p .cache
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json || status=$?
+
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".cache/vitest.json", "utf8"));
+  const rules = process.argv[1].match(/(\d+) passed, (\d+) failed/) || [0, 0, 0];
+  const passed = r.numPassedTests + Number(rules[1]);
+  const failed = r.numFailedTests + Number(rules[2]);
+  const skipped = r.numPendingTests + r.numTodoTests;
+  if (r.numTotalTests === 0) { console.error("no test ran"); process.exit(1); }
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$(echo "$rules_out" | tail -n 1)"
+exit $status
