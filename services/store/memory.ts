@@ -1,0 +1,139 @@
+/**
+ * The in-memory incident store, for tests and throwaway runs. It keeps each incident and signal as
+ * JSON text, exactly as the SQLite store does, so both return the same data and no caller can
+ * mutate what is stored through an object it passed in or got back.
+ */
+import type { Incident } from '../../correlator/incident.js';
+import { severityRank } from '../../correlator/severity.js';
+import type { Signal } from '../../correlator/signal.js';
+import {
+  StoreClosedError,
+  UnknownIncidentError,
+  checkQuery,
+  checkSignalLimit,
+  encodeCursor,
+  type IncidentPage,
+  type IncidentQuery,
+  type IncidentSignal,
+  type IncidentStore,
+} from './store.js';
+
+interface StoredIncident {
+  id: string;
+  status: Incident['status'];
+  severityRank: number;
+  actor: string;
+  lastSeen: number;
+  version: number;
+  namespaces: ReadonlySet<string>;
+  body: string;
+}
+
+interface StoredSignal {
+  id: string;
+  eventTime: number;
+  body: string;
+}
+
+function newestFirst(a: StoredIncident, b: StoredIncident): number {
+  if (a.lastSeen !== b.lastSeen) return b.lastSeen - a.lastSeen;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** {@link IncidentStore} held in process memory; lost on exit. */
+export class MemoryStore implements IncidentStore {
+  private readonly incidents = new Map<string, StoredIncident>();
+  private readonly signalsByIncident = new Map<string, Map<string, StoredSignal>>();
+  private readonly state = new Map<string, string>();
+  private closed = false;
+
+  async upsert(incidents: Incident[], signals: IncidentSignal[] = []): Promise<void> {
+    this.assertOpen();
+    // Check everything before changing anything, so a rejected batch leaves no trace.
+    const known = new Set(incidents.map((i) => i.id));
+    for (const s of signals) {
+      if (!known.has(s.incidentId) && !this.incidents.has(s.incidentId)) throw new UnknownIncidentError(s.incidentId, s.signal.id);
+    }
+    for (const inc of incidents) {
+      const stored = this.incidents.get(inc.id);
+      if (stored && stored.version > inc.version) continue;
+      this.incidents.set(inc.id, {
+        id: inc.id,
+        status: inc.status,
+        severityRank: severityRank(inc.severity),
+        actor: inc.actor.key,
+        lastSeen: inc.lastSeen,
+        version: inc.version,
+        namespaces: new Set(inc.blastRadius.namespaces),
+        body: JSON.stringify(inc),
+      });
+    }
+    for (const { incidentId, signal } of signals) {
+      let list = this.signalsByIncident.get(incidentId);
+      if (!list) this.signalsByIncident.set(incidentId, (list = new Map()));
+      if (!list.has(signal.id)) list.set(signal.id, { id: signal.id, eventTime: signal.eventTime, body: JSON.stringify(signal) });
+    }
+  }
+
+  async get(id: string): Promise<Incident | undefined> {
+    this.assertOpen();
+    const stored = this.incidents.get(id);
+    return stored && (JSON.parse(stored.body) as Incident);
+  }
+
+  async list(q: IncidentQuery): Promise<IncidentPage> {
+    this.assertOpen();
+    const c = checkQuery(q);
+    const minRank = c.minSeverity === undefined ? undefined : severityRank(c.minSeverity);
+    const matches = [...this.incidents.values()]
+      .filter(
+        (i) =>
+          (!c.statuses || c.statuses.includes(i.status)) &&
+          (minRank === undefined || i.severityRank >= minRank) &&
+          (c.actor === undefined || i.actor === c.actor) &&
+          (c.namespace === undefined || i.namespaces.has(c.namespace)) &&
+          (c.since === undefined || i.lastSeen >= c.since) &&
+          (!c.after || i.lastSeen < c.after.lastSeen || (i.lastSeen === c.after.lastSeen && i.id < c.after.id)),
+      )
+      .sort(newestFirst);
+    const page = matches.slice(0, c.limit);
+    const last = page.at(-1);
+    const items = page.map((i) => JSON.parse(i.body) as Incident);
+    return matches.length > c.limit && last ? { items, nextCursor: encodeCursor(last) } : { items };
+  }
+
+  async open(): Promise<Incident[]> {
+    this.assertOpen();
+    return [...this.incidents.values()]
+      .filter((i) => i.status === 'open' || i.status === 'acknowledged')
+      .sort(newestFirst)
+      .map((i) => JSON.parse(i.body) as Incident);
+  }
+
+  async signals(incidentId: string, limit: number): Promise<Signal[]> {
+    this.assertOpen();
+    checkSignalLimit(limit);
+    return [...(this.signalsByIncident.get(incidentId)?.values() ?? [])]
+      .sort((a, b) => a.eventTime - b.eventTime || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, limit)
+      .map((s) => JSON.parse(s.body) as Signal);
+  }
+
+  async getState(key: string): Promise<string | undefined> {
+    this.assertOpen();
+    return this.state.get(key);
+  }
+
+  async setState(key: string, value: string): Promise<void> {
+    this.assertOpen();
+    this.state.set(key, value);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreClosedError('MemoryStore');
+  }
+}

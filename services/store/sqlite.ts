@@ -1,0 +1,294 @@
+/**
+ * The embedded incident store on SQLite (better-sqlite3). Incidents and signals are kept as JSON
+ * bodies beside the columns the queries filter and sort on; the schema evolves by numbered
+ * migrations recorded in `PRAGMA user_version`.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { KubevigilError } from '../../correlator/errors.js';
+import type { Incident } from '../../correlator/incident.js';
+import { severityRank } from '../../correlator/severity.js';
+import type { Signal } from '../../correlator/signal.js';
+import {
+  StoreClosedError,
+  UnknownIncidentError,
+  checkQuery,
+  checkSignalLimit,
+  encodeCursor,
+  type CheckedQuery,
+  type IncidentPage,
+  type IncidentQuery,
+  type IncidentSignal,
+  type IncidentStore,
+} from './store.js';
+
+/**
+ * Schema steps in order; step i brings the database to `user_version` i + 1. Append new steps,
+ * never edit a released one: existing databases have already run it.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+  );
+  CREATE INDEX incidents_by_last_seen ON incidents (last_seen DESC, id DESC);
+  CREATE INDEX incidents_by_status ON incidents (status, last_seen DESC, id DESC);
+  CREATE INDEX incidents_by_actor ON incidents (actor, last_seen DESC, id DESC);
+
+  CREATE TABLE incident_namespaces (
+    incident_id TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    namespace TEXT NOT NULL,
+    PRIMARY KEY (incident_id, namespace)
+  ) WITHOUT ROWID;
+  CREATE INDEX incident_namespaces_by_namespace ON incident_namespaces (namespace, incident_id);
+
+  CREATE TABLE signals (
+    incident_id TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    signal_id TEXT NOT NULL,
+    event_time INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (incident_id, signal_id)
+  );
+  CREATE INDEX signals_by_time ON signals (incident_id, event_time, signal_id);
+
+  CREATE TABLE state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
+
+/** The schema version this code writes (`PRAGMA user_version` after every migration has run). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const BUSY_TIMEOUT_MS = 5000;
+
+interface IncidentRow {
+  id: string;
+  status: string;
+  severityRank: number;
+  actor: string;
+  firstSeen: number;
+  lastSeen: number;
+  version: number;
+  body: string;
+}
+
+interface ListRow {
+  id: string;
+  lastSeen: number;
+  body: string;
+}
+
+/** Runs the migrations the database has not yet run, each in its own transaction. */
+function migrate(db: Database.Database, path: string): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new KubevigilError(
+      'STORE_SCHEMA_TOO_NEW',
+      `store ${path} has schema version ${current}, newer than this kubevigil knows (${MIGRATIONS.length}); run a kubevigil at least as new as the one that wrote it`,
+      false,
+    );
+  }
+  MIGRATIONS.forEach((step, i) => {
+    if (i < current) return;
+    db.transaction(() => {
+      db.exec(step);
+      // user_version is part of the database header, so it commits or rolls back with the step.
+      db.pragma(`user_version = ${i + 1}`);
+    }).immediate();
+  });
+}
+
+/** Every fixed statement, prepared once per connection. */
+function prepareStatements(db: Database.Database) {
+  return {
+    upsertIncident: db.prepare<[IncidentRow]>(
+      `INSERT INTO incidents (id, status, severity_rank, actor, first_seen, last_seen, version, body)
+       VALUES (@id, @status, @severityRank, @actor, @firstSeen, @lastSeen, @version, @body)
+       ON CONFLICT (id) DO UPDATE SET
+         status = excluded.status, severity_rank = excluded.severity_rank, actor = excluded.actor,
+         first_seen = excluded.first_seen, last_seen = excluded.last_seen, version = excluded.version,
+         body = excluded.body
+       WHERE excluded.version >= incidents.version`,
+    ),
+    deleteNamespaces: db.prepare<[string]>('DELETE FROM incident_namespaces WHERE incident_id = ?'),
+    insertNamespace: db.prepare<[string, string]>(
+      'INSERT INTO incident_namespaces (incident_id, namespace) VALUES (?, ?) ON CONFLICT DO NOTHING',
+    ),
+    incidentExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM incidents WHERE id = ?'),
+    insertSignal: db.prepare<[string, string, number, string]>(
+      `INSERT INTO signals (incident_id, signal_id, event_time, body) VALUES (?, ?, ?, ?)
+       ON CONFLICT (incident_id, signal_id) DO NOTHING`,
+    ),
+    getIncident: db.prepare<[string], { body: string }>('SELECT body FROM incidents WHERE id = ?'),
+    openIncidents: db.prepare<[], { body: string }>(
+      `SELECT body FROM incidents WHERE status IN ('open', 'acknowledged') ORDER BY last_seen DESC, id DESC`,
+    ),
+    signalsOf: db.prepare<[string, number], { body: string }>(
+      'SELECT body FROM signals WHERE incident_id = ? ORDER BY event_time, signal_id LIMIT ?',
+    ),
+    getState: db.prepare<[string], { value: string }>('SELECT value FROM state WHERE key = ?'),
+    setState: db.prepare<[string, string]>(
+      'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ),
+  };
+}
+
+/** {@link IncidentStore} in a SQLite file (or `:memory:`). */
+export class SqliteStore implements IncidentStore {
+  private readonly db: Database.Database;
+  private readonly listStatements = new Map<string, Database.Statement<unknown[], ListRow>>();
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly writeBatch: (incidents: Incident[], signals: IncidentSignal[]) => void;
+
+  /** Opens (creating it and its parent directory when missing) and migrates the database at `path`. */
+  constructor(readonly path: string) {
+    if (path !== ':memory:' && path !== '') mkdirSync(dirname(resolve(path)), { recursive: true });
+    this.db = new Database(path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      migrate(this.db, path);
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+    this.stmt = prepareStatements(this.db);
+    const tx = this.db.transaction((incidents: Incident[], signals: IncidentSignal[]) => this.write(incidents, signals));
+    // IMMEDIATE takes the write lock before the first statement, so a concurrent writer (another
+    // process on the same file) makes the batch wait up to busy_timeout rather than fail with
+    // SQLITE_BUSY when a read lock would have to be upgraded.
+    this.writeBatch = (incidents, signals) => tx.immediate(incidents, signals);
+  }
+
+  async upsert(incidents: Incident[], signals: IncidentSignal[] = []): Promise<void> {
+    this.assertOpen();
+    if (incidents.length === 0 && signals.length === 0) return;
+    this.writeBatch(incidents, signals);
+  }
+
+  async get(id: string): Promise<Incident | undefined> {
+    this.assertOpen();
+    const row = this.stmt.getIncident.get(id);
+    return row && (JSON.parse(row.body) as Incident);
+  }
+
+  async list(q: IncidentQuery): Promise<IncidentPage> {
+    this.assertOpen();
+    const c = checkQuery(q);
+    const { sql, params } = listSql(c);
+    let stmt = this.listStatements.get(sql);
+    if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare<unknown[], ListRow>(sql)));
+    // One row more than the page tells whether another page follows without a second query.
+    const rows = stmt.all(...params, c.limit + 1);
+    const page = rows.slice(0, c.limit);
+    const items = page.map((r) => JSON.parse(r.body) as Incident);
+    const last = page.at(-1);
+    return rows.length > c.limit && last ? { items, nextCursor: encodeCursor(last) } : { items };
+  }
+
+  async open(): Promise<Incident[]> {
+    this.assertOpen();
+    return this.stmt.openIncidents.all().map((r) => JSON.parse(r.body) as Incident);
+  }
+
+  async signals(incidentId: string, limit: number): Promise<Signal[]> {
+    this.assertOpen();
+    checkSignalLimit(limit);
+    return this.stmt.signalsOf.all(incidentId, limit).map((r) => JSON.parse(r.body) as Signal);
+  }
+
+  async getState(key: string): Promise<string | undefined> {
+    this.assertOpen();
+    return this.stmt.getState.get(key)?.value;
+  }
+
+  async setState(key: string, value: string): Promise<void> {
+    this.assertOpen();
+    this.stmt.setState.run(key, value);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private write(incidents: Incident[], signals: IncidentSignal[]): void {
+    for (const inc of incidents) {
+      const { changes } = this.stmt.upsertIncident.run({
+        id: inc.id,
+        status: inc.status,
+        severityRank: severityRank(inc.severity),
+        actor: inc.actor.key,
+        firstSeen: inc.firstSeen,
+        lastSeen: inc.lastSeen,
+        version: inc.version,
+        body: JSON.stringify(inc),
+      });
+      // No change means the stored version was newer: its namespaces must stay too.
+      if (changes === 0) continue;
+      this.stmt.deleteNamespaces.run(inc.id);
+      for (const ns of inc.blastRadius.namespaces) this.stmt.insertNamespace.run(inc.id, ns);
+    }
+    const known = new Set<string>();
+    for (const { incidentId, signal } of signals) {
+      if (!known.has(incidentId)) {
+        // Checked here rather than left to the foreign key so the error names the incident.
+        if (!this.stmt.incidentExists.get(incidentId)) throw new UnknownIncidentError(incidentId, signal.id);
+        known.add(incidentId);
+      }
+      this.stmt.insertSignal.run(incidentId, signal.id, signal.eventTime, JSON.stringify(signal));
+    }
+  }
+
+  private assertOpen(): void {
+    if (!this.db.open) throw new StoreClosedError(`SqliteStore ${this.path}`);
+  }
+}
+
+/** The list query for a checked query's shape, with its parameters (the page size comes last). */
+function listSql(c: CheckedQuery): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (c.statuses) {
+    where.push(`status IN (${c.statuses.map(() => '?').join(', ')})`);
+    params.push(...c.statuses);
+  }
+  if (c.minSeverity !== undefined) {
+    where.push('severity_rank >= ?');
+    params.push(severityRank(c.minSeverity));
+  }
+  if (c.actor !== undefined) {
+    where.push('actor = ?');
+    params.push(c.actor);
+  }
+  if (c.namespace !== undefined) {
+    where.push('id IN (SELECT incident_id FROM incident_namespaces WHERE namespace = ?)');
+    params.push(c.namespace);
+  }
+  if (c.since !== undefined) {
+    where.push('last_seen >= ?');
+    params.push(c.since);
+  }
+  if (c.after) {
+    where.push('(last_seen, id) < (?, ?)');
+    params.push(c.after.lastSeen, c.after.id);
+  }
+  const sql = `SELECT id, last_seen AS lastSeen, body FROM incidents${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY last_seen DESC, id DESC LIMIT ?`;
+  return { sql, params };
+}
+
+/** Opens the SQLite store at `path` (`:memory:` for a private in-memory database). */
+export function openSqliteStore(path: string): SqliteStore {
+  return new SqliteStore(path);
+}
