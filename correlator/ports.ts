@@ -3,6 +3,7 @@
  * the connectors depend only on these, so the same code runs embedded, distributed and in tests.
  */
 import type { SourceEvent } from './detection/source-event.js';
+import type { PermissionUse } from './remediation/planner.js';
 import type { Signal } from './signal.js';
 
 /** Hands signals to the bus. Resolves only once they are safely handed over (acknowledged). */
@@ -28,3 +29,8 @@ export interface Clock {
 
 /** The system clock. */
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** What an identity did legitimately (allowed requests), for least-privilege suggestions. */
+export interface UsageSource {
+  usage(actorKey: string): PermissionUse[];
+}

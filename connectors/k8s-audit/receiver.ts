@@ -9,7 +9,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { IngestSink } from '../../correlator/ports.js';
 import type { SourceEvent } from '../../correlator/detection/source-event.js';
-import { RecentKeys } from '../shared/dedup.js';
+import { RecentKeys } from '../../correlator/recent-keys.js';
 import { decodeUtf8, mediaType, sendProblem } from '../shared/http.js';
 import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type DecodedBatch } from './parse.js';
 import { normalizeAuditEvent } from './normalize.js';

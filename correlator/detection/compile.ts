@@ -588,3 +588,20 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
   }
   return { rules, disabled: [...disabled], problems };
 }
+
+/**
+ * Compiles one condition over plain objects (no derived fields, no macros or lists), e.g. the
+ * `where:` filter of a correlation rule over signals. Problems are appended to `problems`.
+ */
+export function compileCondition(node: unknown, file: string, item: string, at: string, problems: Problem[]): (value: unknown) => boolean {
+  const ctx: Ctx = { file, item, problems, lists: new Map(), macros: new Map(), schemas: new Map(), source: '' };
+  const compiled = compileNode(ctx, node, at);
+  return (value) => compiled.test(value, {});
+}
+
+/** Compiles a field path into a getter over plain objects, reporting a bad path as a problem. */
+export function compileField(path: string, file: string, item: string, at: string, problems: Problem[]): ((value: unknown) => unknown) | undefined {
+  const ctx: Ctx = { file, item, problems, lists: new Map(), macros: new Map(), schemas: new Map(), source: '' };
+  const g = fieldGetter(ctx, path, at);
+  return g && ((value) => g(value, {}));
+}

@@ -1,0 +1,393 @@
+/**
+ * The incident manager: signals in, incidents out — one incident per attack.
+ *
+ * - A signal joins the open incident that shares one of its *merge keys*: the actor, a pod, or a
+ *   RBAC binding. Namespaces, secrets and IPs are deliberately not merge keys: unrelated workloads
+ *   share them, and merging on them would glue unrelated attacks together.
+ * - A correlation rule that fires opens an incident with the signals of its window (or adds them to
+ *   the incident that shares their keys). A single signal at or above `openOnSeverity` opens one too.
+ * - When a signal's keys point at two open incidents, the younger is merged into the older.
+ * - The sweeper resolves incidents after a quiet period and at a lifetime cap. A resolved incident
+ *   is never reused: the next signal opens a new one.
+ *
+ * Severity is never below the worst signal's; it is the highest of the signals, the correlations
+ * matched, and one level more when the incident shows both an allowed sensitive action and at
+ * least three distinct kinds of attack signal or two correlations.
+ */
+import { createHash } from 'node:crypto';
+import { KubevigilError } from './errors.js';
+import type { CorrelationEngine, Firing } from './correlation/engine.js';
+import { entityType } from './entities.js';
+import { timelineEntry, type BlastRadius, type Incident, type IncidentLimits, type IncidentStatus } from './incident.js';
+import type { Clock, UsageSource } from './ports.js';
+import { RecentKeys } from './recent-keys.js';
+import { planRemediations, type PermissionUse } from './remediation/planner.js';
+import { analyzeRootCause, describeActor } from './root-cause.js';
+import { maxSeverity, SEVERITIES, severityRank, type Severity } from './severity.js';
+import type { Signal } from './signal.js';
+
+/** How incidents open, merge and close. */
+export interface IncidentPolicy {
+  /** A single signal this severe opens an incident by itself. */
+  openOnSeverity: Severity;
+  /** Resolve after this long without a new signal (processing time). */
+  quietPeriodMs: number;
+  /** Resolve this long after opening, however busy: a trickle cannot keep one open forever. */
+  maxLifetimeMs: number;
+  limits: IncidentLimits;
+  /** Signal ids remembered to drop redeliveries. */
+  dedupEntries: number;
+  /** Recent signals kept per actor, so an incident opened later still shows how it began. */
+  lookbackSignals: number;
+  /** Actors whose recent signals are kept (least recently active forgotten first). */
+  lookbackActors: number;
+}
+
+/** Defaults: 30 minutes quiet, 24 hours at most, 200 timeline entries. */
+export const DEFAULT_INCIDENT_POLICY: IncidentPolicy = {
+  openOnSeverity: 'high',
+  quietPeriodMs: 30 * 60_000,
+  maxLifetimeMs: 24 * 3_600_000,
+  limits: { maxTimeline: 200, maxEntities: 500 },
+  dedupEntries: 500_000,
+  lookbackSignals: 32,
+  lookbackActors: 50_000,
+};
+
+/** A lifecycle change that is not allowed (acknowledging a resolved incident, say). */
+export class InvalidTransitionError extends KubevigilError {
+  constructor(from: IncidentStatus, to: IncidentStatus) {
+    super('INVALID_TRANSITION', `an incident that is ${from} cannot become ${to}; allowed: open → acknowledged → resolved`, false);
+  }
+}
+
+const TRANSITIONS: Record<IncidentStatus, IncidentStatus[]> = { open: ['acknowledged', 'resolved'], acknowledged: ['resolved'], resolved: [] };
+const MERGE_TYPES = new Set(['sa', 'user', 'node', 'pod', 'binding']);
+const SENSITIVE_ALLOWED = new Set(['secret.read_cross_namespace', 'secret.list_cluster_wide', 'pod.exec', 'pod.attach', 'pod.privileged', 'pod.host_namespace', 'pod.hostpath', 'token.request_other_sa', 'node.proxy', 'rbac.cluster_admin_binding']);
+
+/** Merge keys of a signal: its actor and the pods and bindings it involves. */
+function mergeKeys(s: Signal): string[] {
+  const keys = [s.actor.key];
+  for (const e of s.entities) {
+    const t = entityType(e);
+    if (t && MERGE_TYPES.has(t) && e !== 'user:system:anonymous') keys.push(e);
+  }
+  return keys;
+}
+
+function emptyRadius(): BlastRadius {
+  return { namespaces: [], workloads: [], secrets: [], bindings: [], policies: [] };
+}
+
+/** Counters of what the manager did. */
+export interface IncidentStats {
+  opened: number;
+  merged: number;
+  duplicates: number;
+  resolved: number;
+}
+
+/** Keeps the open incidents and turns signals and correlation firings into incident changes. */
+export class IncidentManager {
+  private readonly open = new Map<string, Incident>();
+  private readonly byKey = new Map<string, string>();
+  private readonly keysOf = new Map<string, Set<string>>();
+  private readonly seen: RecentKeys;
+  private readonly dirty = new Set<Incident>();
+  /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later. */
+  private readonly prologue = new Map<string, Signal[]>();
+  readonly stats: IncidentStats = { opened: 0, merged: 0, duplicates: 0, resolved: 0 };
+  private readonly policy: IncidentPolicy;
+
+  constructor(
+    private readonly engine: CorrelationEngine,
+    private readonly clock: Clock,
+    policy: Partial<IncidentPolicy> = {},
+    private readonly usage?: UsageSource,
+  ) {
+    this.policy = { ...DEFAULT_INCIDENT_POLICY, ...policy };
+    this.seen = new RecentKeys(this.policy.dedupEntries);
+  }
+
+  /** Resumes open incidents after a restart (from the store), so an attack keeps its incident id. */
+  restore(incidents: readonly Incident[]): void {
+    for (const inc of incidents) {
+      if (inc.status === 'resolved') continue;
+      this.open.set(inc.id, inc);
+      for (const e of inc.timeline) this.seen.add(e.signalId);
+      this.index(inc, [inc.actor.key, ...inc.entities.filter((e) => MERGE_TYPES.has(entityType(e) ?? ''))]);
+    }
+  }
+
+  /** Open and acknowledged incidents. */
+  openIncidents(): Incident[] {
+    return [...this.open.values()];
+  }
+
+  get(id: string): Incident | undefined {
+    return this.open.get(id);
+  }
+
+  /**
+   * Processes a batch of signals; returns the incidents that changed (new, updated, merged away),
+   * each finalized once: title, severity, root cause and remediations recomputed, version bumped.
+   */
+  process(signals: readonly Signal[]): { incidents: Incident[]; attached: { incidentId: string; signal: Signal }[] } {
+    const attached: { incidentId: string; signal: Signal }[] = [];
+    for (const s of signals) {
+      if (this.seen.has(s.id)) {
+        this.stats.duplicates++;
+        continue;
+      }
+      this.seen.add(s.id);
+      const firings = this.engine.process(s);
+      let inc = this.find(mergeKeys(s));
+      if (inc) this.attach(inc, [s], attached);
+      // Building blocks last: they only enrich an incident that a real correlation (or the signal) opened.
+      for (const f of firings.sort((a, b) => Number(a.correlation.buildingBlock) - Number(b.correlation.buildingBlock))) inc = this.onFiring(f, inc, attached);
+      if (!inc && severityRank(s.severity) >= severityRank(this.policy.openOnSeverity)) inc = this.openWith([s], undefined, attached);
+      if (!inc) this.remember(s);
+    }
+    return { incidents: this.finalize(), attached };
+  }
+
+  /** Acknowledges or resolves an incident; throws {@link InvalidTransitionError}. */
+  transition(inc: Incident, to: IncidentStatus, note: string, by?: string): Incident {
+    if (!TRANSITIONS[inc.status].includes(to)) throw new InvalidTransitionError(inc.status, to);
+    const now = this.clock.now();
+    const next: Incident = { ...inc, status: to, notes: [...inc.notes, { time: now, status: to, note, ...(by ? { by } : {}) }], updatedAt: now, version: inc.version + 1 };
+    if (to === 'resolved') {
+      next.resolvedAt = now;
+      next.resolution = 'manual';
+      this.close(next);
+    } else if (this.open.has(inc.id)) this.open.set(inc.id, next);
+    return next;
+  }
+
+  /** Resolves incidents that went quiet or reached their lifetime cap. */
+  sweep(): Incident[] {
+    const now = this.clock.now();
+    const out: Incident[] = [];
+    for (const inc of [...this.open.values()]) {
+      const quiet = now - inc.updatedAt >= this.policy.quietPeriodMs;
+      const old = now - inc.createdAt >= this.policy.maxLifetimeMs;
+      if (!quiet && !old) continue;
+      const next: Incident = { ...inc, status: 'resolved', resolvedAt: now, resolution: old ? 'lifetime' : 'quiet', updatedAt: now, version: inc.version + 1 };
+      next.notes = [...inc.notes, { time: now, status: 'resolved', note: old ? `resolved at the lifetime cap of ${Math.round(this.policy.maxLifetimeMs / 3_600_000)}h` : `resolved after ${Math.round(this.policy.quietPeriodMs / 60_000)} quiet minutes` }];
+      this.close(next);
+      out.push(next);
+    }
+    return out;
+  }
+
+  private onFiring(f: Firing, current: Incident | undefined, attached: { incidentId: string; signal: Signal }[]): Incident | undefined {
+    const keys = f.signals.flatMap(mergeKeys);
+    let inc = this.find(keys) ?? current;
+    if (inc) this.attach(inc, f.signals, attached);
+    else if (f.correlation.buildingBlock) return undefined;
+    else inc = this.openWith(f.signals, f, attached);
+    if (!inc.correlations.some((c) => c.ruleId === f.correlation.id && c.time === f.time))
+      inc.correlations.push({ ruleId: f.correlation.id, title: f.correlation.title, signalIds: f.signals.slice(0, 50).map((s) => s.id), time: f.time });
+    inc.severity = maxSeverity(inc.severity, f.correlation.severity);
+    for (const m of f.correlation.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
+    if (!inc.rules.includes(f.correlation.id)) inc.rules.push(f.correlation.id);
+    this.dirty.add(inc);
+    return inc;
+  }
+
+  /** The open incident sharing a key; merges the others that also share one into the oldest. */
+  private find(keys: string[]): Incident | undefined {
+    let found: Incident | undefined;
+    for (const k of keys) {
+      const id = this.byKey.get(k);
+      const inc = id ? this.open.get(id) : undefined;
+      if (!inc || inc === found) continue;
+      if (!found) found = inc;
+      else {
+        const [older, younger] = found.createdAt <= inc.createdAt ? [found, inc] : [inc, found];
+        this.merge(older, younger);
+        found = older;
+      }
+    }
+    return found;
+  }
+
+  private merge(into: Incident, from: Incident): void {
+    this.stats.merged++;
+    for (const e of from.timeline) this.addEntry(into, e);
+    into.signalCount += from.signalCount - from.timeline.length;
+    for (const [k, n] of Object.entries(from.countsByKind)) into.countsByKind[k as keyof typeof into.countsByKind] = (into.countsByKind[k as keyof typeof into.countsByKind] ?? 0) + (n ?? 0);
+    for (const e of from.entities) if (!into.entities.includes(e) && into.entities.length < this.policy.limits.maxEntities) into.entities.push(e);
+    into.correlations.push(...from.correlations);
+    for (const r of from.rules) if (!into.rules.includes(r)) into.rules.push(r);
+    for (const m of from.mitre) if (!into.mitre.includes(m)) into.mitre.push(m);
+    for (const s of from.sources) if (!into.sources.includes(s)) into.sources.push(s);
+    into.severity = maxSeverity(into.severity, from.severity);
+    into.maxSignalSeverity = maxSeverity(into.maxSignalSeverity, from.maxSignalSeverity);
+    into.firstSeen = Math.min(into.firstSeen, from.firstSeen);
+    into.lastSeen = Math.max(into.lastSeen, from.lastSeen);
+    const now = this.clock.now();
+    const merged: Incident = { ...from, status: 'resolved', resolution: 'merged', mergedInto: into.id, resolvedAt: now, updatedAt: now };
+    merged.notes = [...from.notes, { time: now, status: 'resolved', note: `merged into ${into.id}` }];
+    this.close(merged);
+    this.index(into, from.entities.concat(from.actor.key));
+    this.dirty.add(into);
+    this.dirty.add(merged);
+  }
+
+  /** Removes an incident from the open set and its keys from the index; its stale copies leave the dirty set. */
+  private close(inc: Incident): void {
+    this.open.delete(inc.id);
+    for (const k of this.keysOf.get(inc.id) ?? []) if (this.byKey.get(k) === inc.id) this.byKey.delete(k);
+    this.keysOf.delete(inc.id);
+    for (const d of this.dirty) if (d.id === inc.id) this.dirty.delete(d);
+    this.stats.resolved++;
+  }
+
+  private index(inc: Incident, keys: string[]): void {
+    let mine = this.keysOf.get(inc.id);
+    if (!mine) this.keysOf.set(inc.id, (mine = new Set()));
+    for (const k of keys) {
+      const owner = this.byKey.get(k);
+      if (owner === undefined || !this.open.has(owner)) {
+        this.byKey.set(k, inc.id);
+        mine.add(k);
+      }
+    }
+  }
+
+  /** Keeps a signal that joined nothing, bounded per actor and in actors. */
+  private remember(s: Signal): void {
+    const key = s.actor.key;
+    let list = this.prologue.get(key);
+    if (list) this.prologue.delete(key);
+    else {
+      list = [];
+      if (this.prologue.size >= this.policy.lookbackActors) this.prologue.delete(this.prologue.keys().next().value as string);
+    }
+    list.push(s);
+    if (list.length > this.policy.lookbackSignals) list.shift();
+    this.prologue.set(key, list);
+  }
+
+  private openWith(opening: Signal[], f: Firing | undefined, attached: { incidentId: string; signal: Signal }[]): Incident {
+    const now = this.clock.now();
+    // The actor's earlier signals within the quiet period are part of the story (reconnaissance first).
+    const actorKey = (f?.trigger ?? opening[0]!).actor.key;
+    const earliest = Math.min(...opening.map((s) => s.eventTime));
+    const before = (this.prologue.get(actorKey) ?? []).filter((p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !opening.some((o) => o.id === p.id));
+    this.prologue.delete(actorKey);
+    const signals = [...before, ...opening];
+    const first = signals.reduce((a, b) => (b.eventTime < a.eventTime ? b : a));
+    const id = `inc_${createHash('sha256').update(opening.map((s) => s.id).sort().join(',')).digest('hex').slice(0, 20)}`;
+    const inc: Incident = {
+      id,
+      title: '',
+      status: 'open',
+      severity: first.severity,
+      actor: (f?.trigger ?? first).actor,
+      entities: [],
+      blastRadius: emptyRadius(),
+      firstSeen: first.eventTime,
+      lastSeen: first.eventTime,
+      createdAt: now,
+      updatedAt: now,
+      version: 0,
+      timeline: [],
+      signalCount: 0,
+      countsByKind: {},
+      sources: [],
+      correlations: [],
+      rules: [],
+      mitre: [],
+      rootCause: { summary: '', evidence: [], confidence: 0, actor: first.actor.key },
+      remediations: [],
+      notes: [],
+      maxSignalSeverity: 'info',
+    };
+    this.stats.opened++;
+    this.open.set(inc.id, inc);
+    this.attach(inc, signals, attached);
+    return inc;
+  }
+
+  private attach(inc: Incident, signals: Signal[], attached: { incidentId: string; signal: Signal }[]): void {
+    const keys: string[] = [];
+    for (const s of signals) {
+      if (inc.timeline.some((e) => e.signalId === s.id)) continue;
+      attached.push({ incidentId: inc.id, signal: s });
+      this.addEntry(inc, timelineEntry(s));
+      inc.countsByKind[s.kind] = (inc.countsByKind[s.kind] ?? 0) + 1;
+      inc.severity = maxSeverity(inc.severity, s.severity);
+      inc.maxSignalSeverity = maxSeverity(inc.maxSignalSeverity, s.severity);
+      inc.firstSeen = Math.min(inc.firstSeen, s.eventTime);
+      inc.lastSeen = Math.max(inc.lastSeen, s.eventTime);
+      if (!inc.sources.includes(s.source)) inc.sources.push(s.source);
+      if (!inc.rules.includes(s.rule.id)) inc.rules.push(s.rule.id);
+      for (const m of s.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
+      for (const e of [s.actor.key, ...s.entities]) if (!inc.entities.includes(e) && inc.entities.length < this.policy.limits.maxEntities) inc.entities.push(e);
+      keys.push(...mergeKeys(s));
+    }
+    inc.updatedAt = this.clock.now();
+    this.index(inc, keys);
+    this.dirty.add(inc);
+  }
+
+  /** Inserts in event-time order; beyond the bound, the middle goes (the start and the latest stay). */
+  private addEntry(inc: Incident, e: Incident['timeline'][number]): void {
+    inc.signalCount++;
+    const tl = inc.timeline;
+    let i = tl.length;
+    while (i > 0 && tl[i - 1]!.time > e.time) i--;
+    tl.splice(i, 0, e);
+    if (tl.length > this.policy.limits.maxTimeline) tl.splice(Math.floor(this.policy.limits.maxTimeline / 2), 1);
+  }
+
+  private finalize(): Incident[] {
+    const out: Incident[] = [];
+    for (const inc of this.dirty) {
+      if (inc.status !== 'resolved') this.derive(inc);
+      inc.version++;
+      out.push(inc);
+    }
+    this.dirty.clear();
+    return out;
+  }
+
+  /** Recomputes what follows from the timeline: blast radius, severity, root cause, remediations, title. */
+  private derive(inc: Incident): void {
+    const r = emptyRadius();
+    for (const e of inc.entities) {
+      const t = entityType(e);
+      const v = e.slice(e.indexOf(':') + 1);
+      if (t === 'ns') r.namespaces.push(v);
+      else if (t === 'pod') r.workloads.push(v);
+      else if (t === 'secret') r.secrets.push(v);
+      else if (t === 'binding') r.bindings.push(v);
+      else if (t === 'policy') r.policies.push(v);
+    }
+    inc.blastRadius = r;
+    const kinds = new Set(inc.timeline.map((e) => e.kind));
+    const sensitiveAllowed = inc.timeline.some((e) => e.outcome === 'allowed' && SENSITIVE_ALLOWED.has(e.kind));
+    let sev = maxSeverity(inc.severity, inc.maxSignalSeverity);
+    if (sensitiveAllowed && (kinds.size >= 3 || new Set(inc.correlations.map((c) => c.ruleId)).size >= 2))
+      sev = SEVERITIES[Math.min(SEVERITIES.length - 1, severityRank(sev) + 1)]!;
+    inc.severity = sev;
+    const share = inc.timeline.filter((e) => e.actor === inc.actor.key).length / Math.max(1, inc.timeline.length);
+    inc.rootCause = analyzeRootCause(inc.actor, inc.timeline, { correlations: inc.correlations.length, actorShare: share });
+    const attackKeys = new Set(inc.timeline.map((e) => `${e.target.namespace ?? ''}|${e.target.apiGroup ?? ''}|${e.target.resource ?? ''}|${e.target.verb ?? ''}`));
+    const usage: PermissionUse[] = (this.usage?.usage(inc.actor.key) ?? []).filter((u) => !attackKeys.has(`${u.namespace ?? ''}|${u.apiGroup}|${u.resource}|${u.verb}`));
+    const { remediations: _old, ...rest } = inc;
+    inc.remediations = planRemediations({ incident: rest, usage });
+    inc.title = `${describeActor(inc.actor)}: ${this.story(inc)}`.slice(0, 200);
+  }
+
+  /** The most severe correlation names the incident; otherwise its most severe signal does. */
+  private story(inc: Incident): string {
+    const sev = (id: string) => severityRank(this.engine.correlations.find((c) => c.id === id)?.severity ?? 'info');
+    const titles = [...new Map(inc.correlations.map((c) => [c.ruleId, c] as const)).values()].sort((a, b) => sev(b.ruleId) - sev(a.ruleId)).map((c) => c.title);
+    if (titles.length) return titles.length > 1 ? `${titles[0]} (+${titles.length - 1} more pattern${titles.length > 2 ? 's' : ''})` : titles[0]!;
+    const worst = [...inc.timeline].sort((a, b) => severityRank(b.severity) - severityRank(a.severity))[0];
+    return worst?.title ?? 'suspicious activity';
+  }
+}
