@@ -10,6 +10,7 @@ import type { Signal } from '../correlator/signal.js';
 import type { Bus } from './bus/bus.js';
 import type { Topic } from './bus/topics.js';
 import type { Metrics } from './metrics.js';
+import type { UsageProfiler } from './usage.js';
 
 /** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
 export function busPublisher(bus: Bus, topic: Topic<Signal>): SignalPublisher {
@@ -22,6 +23,7 @@ export class IngestPipeline implements IngestSink {
     private readonly detector: Detector,
     private readonly publisher: SignalPublisher,
     private readonly metrics?: Metrics,
+    private readonly usage?: UsageProfiler,
   ) {}
 
   /** Detects over all events, then publishes every signal of the batch in one call. */
@@ -34,6 +36,7 @@ export class IngestPipeline implements IngestSink {
       for (const s of found) signals.push(s);
     }
     end?.();
+    this.usage?.observe(events);
     this.metrics?.ingestBatchSize.observe({ source }, events.length);
     if (signals.length) {
       try {

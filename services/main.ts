@@ -4,17 +4,26 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { CorrelationEngine } from '../correlator/correlation/engine.js';
 import { Detector } from '../correlator/detection/engine.js';
 import { RuleSetError } from '../correlator/detection/problems.js';
+import { IncidentManager } from '../correlator/incidents.js';
+import { systemClock, type Clock } from '../correlator/ports.js';
+import { IncidentStream } from './api/stream.js';
 import { MemoryBus } from './bus/memory.js';
 import { topics } from './bus/topics.js';
 import type { Config } from './config.js';
+import { Correlator } from './correlate.js';
 import { createApp } from './http/app.js';
 import { busPublisher, IngestPipeline } from './ingest.js';
 import type { Logger } from './logging.js';
 import { Metrics } from './metrics.js';
 import { RecentSignals } from './recent-signals.js';
 import { loadRules, SCHEMAS } from './rules.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { IncidentStore } from './store/store.js';
+import { UsageProfiler } from './usage.js';
 
 /** A running kubevigil process. */
 export interface Running {
@@ -23,11 +32,23 @@ export interface Running {
   bus: MemoryBus;
   recent: RecentSignals;
   metrics: Metrics;
+  store: IncidentStore;
+  correlator: Correlator;
   stop(): Promise<void>;
 }
 
+/** Test and embedding hooks for {@link serve}. */
+export interface ServeOptions {
+  processMetrics?: boolean;
+  /** A store to use instead of SQLite in the data directory. */
+  store?: IncidentStore;
+  clock?: Clock;
+  /** node-cron schedule of the incident sweeper; `false` disables it (tests sweep by hand). */
+  sweepSchedule?: string | false;
+}
+
 /** Starts every role in this process on the embedded defaults. */
-export async function serve(config: Config, logger: Logger, opts: { processMetrics?: boolean } = {}): Promise<Running> {
+export async function serve(config: Config, logger: Logger, opts: ServeOptions = {}): Promise<Running> {
   const compiled = loadRules(config.rulesPaths);
   if (compiled.problems.length) throw new RuleSetError(compiled.problems);
   const detector = new Detector(compiled.rules, SCHEMAS, { minSeverity: config.minSeverity });
@@ -47,9 +68,25 @@ export async function serve(config: Config, logger: Logger, opts: { processMetri
         logger.warn({ signal: { id: s.id, kind: s.kind, severity: s.severity, rule: s.rule.id, actor: s.actor.key }, attacker: { title: s.title } }, 'signal');
   });
 
-  const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics);
+  const store = opts.store ?? openSqliteStore(join(config.dataDir, 'kubevigil.db'));
+  const usage = new UsageProfiler();
+  const clock = opts.clock ?? systemClock;
+  const manager = new IncidentManager(new CorrelationEngine(compiled.correlations), clock, {}, usage);
+  const stream = new IncidentStream();
+  const correlator = new Correlator(manager, store, (incidents) => bus.publish(t.incidents, incidents.map((i) => ({ key: i.id, value: i }))), logger, metrics);
+  const resumed = await correlator.restore();
+  const unsubscribeCorrelator = bus.subscribe(t.signals, 'correlator', (batch) => correlator.handle(batch.map((m) => m.value)));
+  const unsubscribeStream = bus.subscribe(t.incidents, 'api-stream', async (batch) => {
+    stream.publish(batch.map((m) => m.value));
+    const open = manager.openIncidents();
+    metrics.openIncidents.reset();
+    for (const i of open) metrics.openIncidents.inc({ severity: i.severity });
+  });
+  if (opts.sweepSchedule !== false) correlator.startSweeper(opts.sweepSchedule ?? '* * * * *');
+
+  const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage);
   let ready = false;
-  const app = createApp({ config, metrics, logger, sink, recent, rules: compiled.rules, ready: () => ready });
+  const app = createApp({ config, metrics, logger, sink, recent, rules: compiled.rules, correlations: compiled.correlations, store, commands: correlator, stream, ready: () => ready });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);
@@ -61,7 +98,7 @@ export async function serve(config: Config, logger: Logger, opts: { processMetri
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   ready = true;
-  logger.info({ url, rules: compiled.rules.length, disabled: compiled.disabled.length }, 'kubevigil listening');
+  logger.info({ url, rules: compiled.rules.length, correlations: compiled.correlations.length, disabled: compiled.disabled.length, resumedIncidents: resumed }, 'kubevigil listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -72,10 +109,15 @@ export async function serve(config: Config, logger: Logger, opts: { processMetri
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      stream.close();
       await bus.drained();
+      await correlator.stop();
       await unsubscribe();
+      await unsubscribeCorrelator();
+      await unsubscribeStream();
       await bus.close();
+      await store.close();
       logger.info('kubevigil stopped');
     })());
-  return { url, bus, recent, metrics, stop };
+  return { url, bus, recent, metrics, store, correlator, stop };
 }

@@ -58,6 +58,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly correlatedSignals = new Counter({
+    name: 'kubevigil_correlator_signals_total',
+    help: 'Signals processed by the correlator.',
+    registers: [this.registry],
+  });
+  readonly incidentUpdates = new Counter({
+    name: 'kubevigil_incident_updates_total',
+    help: 'Incident versions written, by status and severity.',
+    labelNames: ['status', 'severity'] as const,
+    registers: [this.registry],
+  });
+  readonly openIncidents = new Gauge({
+    name: 'kubevigil_incidents_open',
+    help: 'Open and acknowledged incidents held by the correlator, by severity.',
+    labelNames: ['severity'] as const,
+    registers: [this.registry],
+  });
+  readonly storeFailures = new Counter({
+    name: 'kubevigil_store_write_failed_total',
+    help: 'Store writes that failed (the changes are kept and retried).',
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'kubevigil_' });
   }

@@ -7,6 +7,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { compileCorrelations, type CompiledCorrelation } from '../correlator/correlation/rules.js';
+import { loadCorrelationTests, runCorrelationTests } from '../correlator/correlation/rule-tests.js';
 import { compileRules, type CompileResult, type RuleFileInput } from '../correlator/detection/compile.js';
 import { Detector, type DetectorOptions } from '../correlator/detection/engine.js';
 import { RuleSetError, type Problem } from '../correlator/detection/problems.js';
@@ -17,6 +19,8 @@ import { decodeAuditValue } from '../connectors/k8s-audit/parse.js';
 
 /** The shipped detection pack. */
 export const SHIPPED_DETECTIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../rules/detections');
+/** The shipped correlation pack. */
+export const SHIPPED_CORRELATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../rules/correlations');
 
 /** Every source schema detection knows about. */
 export const SCHEMAS: SourceSchema[] = [AUDIT_SCHEMA];
@@ -51,18 +55,38 @@ export function readYaml(file: string, problems: Problem[]): unknown {
   return doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
 }
 
-/** Reads every rule file of the shipped pack and the extra paths, in load order. */
-export function readRuleFiles(extraPaths: string[] = [], problems: Problem[] = [], includeShipped = true): RuleFileInput[] {
-  const files = [...(includeShipped ? listFiles(SHIPPED_DETECTIONS, isRuleFile) : []), ...extraPaths.flatMap((p) => listFiles(resolve(p), isRuleFile))];
-  return files.map((file) => ({ file, doc: readYaml(file, problems) }));
+/** Every rule file, split into detection and correlation files by their top-level key. */
+export interface RuleFiles {
+  detection: RuleFileInput[];
+  correlation: RuleFileInput[];
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Reads the shipped packs and the extra paths, in load order. */
+export function readRuleFiles(extraPaths: string[] = [], problems: Problem[] = [], includeShipped = true): RuleFiles {
+  const dirs = [...(includeShipped ? [SHIPPED_DETECTIONS, SHIPPED_CORRELATIONS] : []), ...extraPaths.map((p) => resolve(p))];
+  const out: RuleFiles = { detection: [], correlation: [] };
+  for (const file of dirs.flatMap((d) => listFiles(d, isRuleFile))) {
+    const doc = readYaml(file, problems);
+    (isObj(doc) && 'correlations' in doc ? out.correlation : out.detection).push({ file, doc });
+  }
+  return out;
+}
+
+/** Detection rules, correlations, and every problem found in either. */
+export interface LoadedRules extends CompileResult {
+  correlations: CompiledCorrelation[];
 }
 
 /** Loads, validates and compiles rules; every problem is returned (lint) rather than thrown. */
-export function loadRules(extraPaths: string[] = [], includeShipped = true): CompileResult {
+export function loadRules(extraPaths: string[] = [], includeShipped = true): LoadedRules {
   const problems: Problem[] = [];
   const files = readRuleFiles(extraPaths, problems, includeShipped);
-  const result = compileRules(files, SCHEMAS);
-  return { ...result, problems: [...problems, ...result.problems] };
+  const result = compileRules(files.detection, SCHEMAS);
+  const ids = new Set([...result.rules.map((r) => r.id), ...result.disabled]);
+  const corr = compileCorrelations(files.correlation, ids);
+  return { ...result, correlations: corr.correlations, problems: [...problems, ...result.problems, ...corr.problems] };
 }
 
 /** Loads rules and builds a detector; throws {@link RuleSetError} listing every problem. */
@@ -91,27 +115,36 @@ function readEventsFile(path: string): unknown[] {
   }
 }
 
-/** Runs the rule tests beside the given rule paths (default: the shipped pack). */
+/** Runs the rule tests beside the given rule paths (default: the shipped packs). */
 export function testRules(extraPaths: string[] = [], includeShipped = true): { results: RuleTestResult[]; problems: Problem[]; untested: string[] } {
   const compiled = loadRules(extraPaths, includeShipped);
   const problems = [...compiled.problems];
   const detector = new Detector(compiled.rules, SCHEMAS);
-  const dirs = [...(includeShipped ? [SHIPPED_DETECTIONS] : []), ...extraPaths.map((p) => resolve(p))];
+  const dirs = [...(includeShipped ? [SHIPPED_DETECTIONS, SHIPPED_CORRELATIONS] : []), ...extraPaths.map((p) => resolve(p))];
   const results: RuleTestResult[] = [];
   const untested: string[] = [];
   for (const dir of dirs) {
     for (const ruleFile of listFiles(dir, isRuleFile)) {
       const testFile = ruleFile.replace(/\.ya?ml$/, '.test.yaml');
-      const ids = new Set(compiled.rules.filter((r) => r.file === ruleFile).map((r) => r.id));
+      const detIds = compiled.rules.filter((r) => r.file === ruleFile).map((r) => r.id);
+      const corrIds = compiled.correlations.filter((c) => c.file === ruleFile).map((c) => c.id);
+      const ids = new Set([...detIds, ...corrIds]);
       if (!existsSync(testFile)) {
         if (ids.size) untested.push(ruleFile);
         continue;
       }
       const doc = readYaml(testFile, problems);
-      const tf = loadRuleTestFile(testFile, ruleFile, doc, (rel) => readEventsFile(resolve(dirname(testFile), rel)), problems);
-      results.push(...runRuleTests(tf, detector, decodeForTests, ids));
+      let covered: Set<string>;
+      if (corrIds.length) {
+        const cases = loadCorrelationTests(testFile, doc, problems);
+        results.push(...runCorrelationTests(testFile, cases, compiled.correlations));
+        covered = new Set(cases.flatMap((t) => t.expect.flatMap((e) => e.correlations ?? [])));
+      } else {
+        const tf = loadRuleTestFile(testFile, ruleFile, doc, (rel) => readEventsFile(resolve(dirname(testFile), rel)), problems);
+        results.push(...runRuleTests(tf, detector, decodeForTests, ids));
+        covered = new Set(tf.tests.flatMap((t) => t.expect.map((e) => e.rule)));
+      }
       // Every rule of the file must be exercised by at least one expectation.
-      const covered = new Set(tf.tests.flatMap((t) => t.expect.map((e) => e.rule)));
       for (const id of ids) if (!covered.has(id)) problems.push({ file: testFile, item: id, field: 'expect', message: `rule ${id} of ${basename(ruleFile)} has no test that expects it to fire` });
     }
   }

@@ -21,7 +21,7 @@ export interface AuditEvent {
   sourceIPs?: string[];
   userAgent?: string;
   objectRef?: ObjectReference;
-  responseStatus?: { code?: number; status?: string; reason?: string; message?: string; details?: unknown };
+  responseStatus?: { metadata?: unknown; code?: number; status?: string; reason?: string; message?: string; details?: unknown };
   requestObject?: unknown;
   responseObject?: unknown;
   requestReceivedTimestamp?: string;

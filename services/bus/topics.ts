@@ -1,4 +1,5 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
+import type { Incident } from '../../correlator/incident.js';
 import type { Signal } from '../../correlator/signal.js';
 
 /** A topic and the type of the values it carries. */
@@ -12,5 +13,6 @@ export interface Topic<T> {
 export function topics(prefix = 'kubevigil') {
   return {
     signals: { name: `${prefix}.signals` } as Topic<Signal>,
+    incidents: { name: `${prefix}.incidents` } as Topic<Incident>,
   };
 }

@@ -10,6 +10,7 @@ import { loadConfig, SETTINGS } from '../config.js';
 import { createLogger } from '../logging.js';
 import { serve } from '../main.js';
 import { loadRules, testRules } from '../rules.js';
+import { demo } from './demo.js';
 import { replay } from './replay.js';
 
 const USAGE = `kubevigil — security event correlation for Kubernetes
@@ -21,6 +22,8 @@ Usage:
         Run detection offline over audit logs (JSON lines or EventLists) and print the signals.
   kubevigil rules lint [--rules PATH]…     Check every rule file; report every problem at once.
   kubevigil rules test [--rules PATH]…     Run the rule test files beside the rule files.
+  kubevigil demo [--background N] [--format text|json] [--keep]
+        Send the seed attack path with benign traffic through a local kubevigil; print the incident.
   kubevigil config                          List the environment variables and their defaults.
 
 Docs: README.md (configuration, rule-writing guide).`;
@@ -100,6 +103,20 @@ async function main(argv: string[]): Promise<number> {
       }
       console.error(`unknown rules command ${JSON.stringify(sub)}; use lint or test`);
       return 2;
+    }
+    case 'demo': {
+      const { values } = parseArgs({ args: rest, options: { background: { type: 'string', default: '2000' }, format: { type: 'string', default: 'text' }, keep: { type: 'boolean', default: false } } });
+      const background = Number(values.background);
+      if (!Number.isInteger(background) || background < 0 || background > 1_000_000) {
+        console.error('--background must be an integer from 0 to 1000000 (benign events mixed into the attack)');
+        return 2;
+      }
+      if (values.format !== 'text' && values.format !== 'json') {
+        console.error(`--format ${values.format} is not known; use text or json`);
+        return 2;
+      }
+      await demo({ background, format: values.format, keep: values.keep, out: (s) => console.log(s) });
+      return values.keep ? -1 : 0;
     }
     case 'config':
       for (const s of SETTINGS) console.log(`${s.env.padEnd(26)} ${s.default.padEnd(12)} ${s.help}`);

@@ -10,6 +10,7 @@ import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
 import type { DecodedBatch } from '../../connectors/k8s-audit/parse.js';
 import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
+import { terminalSafe } from './terminal.js';
 import { loadDetector } from '../rules.js';
 
 /** Options of {@link replay}. */
@@ -22,16 +23,6 @@ export interface ReplayOptions {
   progress: boolean;
   out?: (line: string) => void;
   err?: (line: string) => void;
-}
-
-// Attacker-controlled text must not drive the terminal: strip control characters and escapes.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
-
-/** Makes a string safe to print on a terminal, cut to `width`. */
-export function terminalSafe(s: string, width: number): string {
-  const clean = s.replace(CONTROL, '�');
-  return clean.length > width ? `${clean.slice(0, Math.max(0, width - 1))}…` : clean;
 }
 
 const AUDIT_FILE = /\.(json|jsonl|ndjson|log)(\.\d+)?$/;

@@ -5,10 +5,16 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { auditReceiver } from '../../connectors/k8s-audit/receiver.js';
 import { sendProblem } from '../../connectors/shared/http.js';
+import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import type { CompiledRule } from '../../correlator/detection/compile.js';
 import type { IngestSink } from '../../correlator/ports.js';
 import { isSeverity, severityRank } from '../../correlator/severity.js';
+import { incidentApi } from '../api/incidents.js';
+import { openApiDocument } from '../api/openapi.js';
+import type { IncidentStream } from '../api/stream.js';
 import type { Config } from '../config.js';
+import type { IncidentCommands } from '../correlate.js';
+import type { IncidentStore } from '../store/store.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
@@ -22,6 +28,10 @@ export interface AppDeps {
   sink: IngestSink;
   recent: RecentSignals;
   rules: readonly CompiledRule[];
+  correlations: readonly CompiledCorrelation[];
+  store: IncidentStore;
+  commands: IncidentCommands;
+  stream: IncidentStream;
   /** Readiness: false while starting or draining. */
   ready: () => boolean;
 }
@@ -63,8 +73,12 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
+  });
   const apiAuth = requireBearer(config.apiToken, 'api');
   app.use('/api', apiAuth);
+  app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
   app.get('/api/v1/signals', (req: Request, res: Response) => {
     const q = req.query;
     const limitRaw = typeof q.limit === 'string' ? Number(q.limit) : 100;
@@ -84,8 +98,10 @@ export function createApp(deps: AppDeps): Express {
     res.json({ items });
   });
   app.get('/api/v1/rules', (_req, res) => {
+    const file = (f: string) => f.replace(/^.*\/rules\//, 'rules/');
     res.json({
-      items: deps.rules.map((r) => ({ id: r.id, title: r.title, description: r.description, source: r.source, severity: r.severity, kind: r.kind, mitre: r.mitre, file: r.file.replace(/^.*\/rules\//, 'rules/') })),
+      items: deps.rules.map((r) => ({ type: 'detection', id: r.id, title: r.title, description: r.description, source: r.source, severity: r.severity, kind: r.kind, mitre: r.mitre, file: file(r.file) })),
+      correlations: deps.correlations.map((c) => ({ type: c.type, id: c.id, title: c.title, description: c.description, rules: c.refs, timespanMs: c.timespanMs, severity: c.severity, mitre: c.mitre, file: file(c.file) })),
     });
   });
 

@@ -1,0 +1,109 @@
+/**
+ * The correlator role: signals from the bus → incident manager → store → incidents topic. Changes
+ * are written before the bus batch is acknowledged; a failed write keeps the changes pending and
+ * retries them with the next batch, so nothing acknowledged is lost. A node-cron sweeper resolves
+ * quiet incidents.
+ */
+import { schedule, type ScheduledTask } from 'node-cron';
+import type { Incident, IncidentStatus } from '../correlator/incident.js';
+import type { IncidentManager } from '../correlator/incidents.js';
+import type { Signal } from '../correlator/signal.js';
+import type { Logger } from './logging.js';
+import type { Metrics } from './metrics.js';
+import type { IncidentSignal, IncidentStore } from './store/store.js';
+
+/** Where changed incidents are announced (the incidents topic). */
+export type IncidentPublisher = (incidents: Incident[]) => Promise<void>;
+
+/** Lifecycle commands the API sends to the owner of open incidents. */
+export interface IncidentCommands {
+  transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined>;
+}
+
+/** Runs an {@link IncidentManager} against a store. */
+export class Correlator implements IncidentCommands {
+  private pendingIncidents = new Map<string, Incident>();
+  private pendingSignals: IncidentSignal[] = [];
+  private task?: ScheduledTask;
+  /** Serializes manager access: bus batches, sweeps and API commands never interleave. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly manager: IncidentManager,
+    private readonly store: IncidentStore,
+    private readonly publish: IncidentPublisher,
+    private readonly logger: Logger,
+    private readonly metrics?: Metrics,
+  ) {}
+
+  /** Loads open incidents so an attack in progress keeps its incident across a restart. */
+  async restore(): Promise<number> {
+    const open = await this.store.open();
+    this.manager.restore(open);
+    return open.length;
+  }
+
+  /** Handles one bus batch; resolves once its effects are durable. */
+  handle(signals: Signal[]): Promise<void> {
+    return this.serialize(async () => {
+      const { incidents, attached } = this.manager.process(signals);
+      this.metrics?.correlatedSignals.inc(signals.length);
+      await this.commit(incidents, attached);
+    });
+  }
+
+  async transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined> {
+    return this.serialize(async () => {
+      const current = this.manager.get(id) ?? (await this.store.get(id));
+      if (!current) return undefined;
+      const next = this.manager.transition(current, to, note, by);
+      await this.commit([next], []);
+      return next;
+    });
+  }
+
+  /** Resolves quiet and over-age incidents now. */
+  sweep(): Promise<Incident[]> {
+    return this.serialize(async () => {
+      const resolved = this.manager.sweep();
+      await this.commit(resolved, []);
+      return resolved;
+    });
+  }
+
+  /** Sweeps on a cron schedule (default every minute). */
+  startSweeper(cronExpr = '* * * * *'): void {
+    this.task = schedule(cronExpr, () => {
+      this.sweep().catch((err: unknown) => this.logger.error({ err }, 'incident sweep failed'));
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.task?.stop();
+    await this.chain.catch(() => undefined);
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commit(incidents: Incident[], attached: IncidentSignal[]): Promise<void> {
+    for (const inc of incidents) this.pendingIncidents.set(inc.id, structuredClone(inc));
+    this.pendingSignals.push(...attached);
+    if (this.pendingIncidents.size === 0) return;
+    const batch = [...this.pendingIncidents.values()];
+    try {
+      await this.store.upsert(batch, this.pendingSignals);
+    } catch (err) {
+      this.metrics?.storeFailures.inc();
+      this.logger.error({ err, incidents: batch.length }, 'store write failed; changes kept and retried');
+      throw err;
+    }
+    this.pendingIncidents = new Map();
+    this.pendingSignals = [];
+    for (const inc of batch) this.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
+    await this.publish(batch);
+  }
+}
