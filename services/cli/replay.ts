@@ -11,7 +11,14 @@ import type { DecodedBatch } from '../../connectors/k8s-audit/parse.js';
 import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
 import { terminalSafe } from './terminal.js';
-import { loadDetector } from '../rules.js';
+import { CorrelationEngine } from '../../correlator/correlation/engine.js';
+import { Detector } from '../../correlator/detection/engine.js';
+import { RuleSetError } from '../../correlator/detection/problems.js';
+import { IncidentManager } from '../../correlator/incidents.js';
+import type { Incident } from '../../correlator/incident.js';
+import { loadRules, SCHEMAS } from '../rules.js';
+import { UsageProfiler } from '../usage.js';
+import { renderIncident } from './render.js';
 
 /** Options of {@link replay}. */
 export interface ReplayOptions {
@@ -67,7 +74,14 @@ export async function replay(o: ReplayOptions): Promise<number> {
     err(`--min-severity ${o.minSeverity} is not known; use one of ${SEVERITIES.join(', ')}`);
     return 2;
   }
-  const detector = loadDetector(o.rulesPaths, { minSeverity: isSeverity(o.minSeverity) ? o.minSeverity : 'info' });
+  const rules = loadRules(o.rulesPaths);
+  if (rules.problems.length) throw new RuleSetError(rules.problems);
+  const detector = new Detector(rules.rules, SCHEMAS, { minSeverity: isSeverity(o.minSeverity) ? o.minSeverity : 'info' });
+  // Incidents are correlated on event time: the replay clock is the latest event seen.
+  let clockNow = 0;
+  const usage = new UsageProfiler();
+  const manager = new IncidentManager(new CorrelationEngine(rules.correlations), { now: () => clockNow }, {}, usage);
+  const incidents = new Map<string, Incident>();
   const files = expand(o.inputs);
   const totalBytes = files.reduce((n, f) => n + (f === '-' ? 0 : statSync(f).size), 0);
   const byKind = new Map<string, number>();
@@ -83,8 +97,19 @@ export async function replay(o: ReplayOptions): Promise<number> {
     events += batch.events.length;
     invalid += batch.invalid.length;
     for (const bad of batch.invalid.slice(0, 5)) err(`${where}: invalid event ${bad.index}: ${terminalSafe(bad.reason, 300)}`);
-    for (const ev of batch.events) {
-      for (const s of detector.detect(normalizeAuditEvent(ev, now))) {
+    const normalized = batch.events.map((ev) => normalizeAuditEvent(ev, now));
+    usage.observe(normalized);
+    for (const ev of normalized) {
+      const found = detector.detect(ev);
+      if (found.length) {
+        if (found[0]!.eventTime > clockNow) {
+          clockNow = found[0]!.eventTime;
+          // Quiet periods pass in event time, so a replayed month does not become one incident.
+          for (const inc of manager.sweep()) incidents.set(inc.id, inc);
+        }
+        for (const inc of manager.process(found).incidents) incidents.set(inc.id, inc);
+      }
+      for (const s of found) {
         signals++;
         byKind.set(s.kind, (byKind.get(s.kind) ?? 0) + 1);
         bySeverity.set(s.severity, (bySeverity.get(s.severity) ?? 0) + 1);
@@ -110,6 +135,15 @@ export async function replay(o: ReplayOptions): Promise<number> {
   }
   if (showProgress) process.stderr.write('\n');
 
+  const printIncidents = () => {
+    const live = [...incidents.values()].filter((i) => i.resolution !== 'merged');
+    if (o.format === 'json') for (const i of live) out(JSON.stringify({ incident: i }));
+    else {
+      out(`\n${live.length} incident(s)\n`);
+      for (const i of live) out(`${renderIncident(i)}\n`);
+    }
+  };
+
   const summary = () => {
     const sev = SEVERITIES.filter((s) => (bySeverity.get(s) ?? 0) > 0)
       .sort((a, b) => severityRank(b) - severityRank(a))
@@ -117,7 +151,8 @@ export async function replay(o: ReplayOptions): Promise<number> {
       .join(', ');
     const kinds = [...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${String(n).padStart(7)}  ${k}`);
     const say = o.format === 'json' ? err : out;
-    say(`\n${events} events, ${invalid} invalid, ${signals} signals${sev ? ` (${sev})` : ''}`);
+    const live = [...incidents.values()].filter((i) => i.resolution !== 'merged').length;
+    say(`\n${events} events, ${invalid} invalid, ${signals} signals${sev ? ` (${sev})` : ''}, ${live} incident(s)`);
     for (const k of kinds) say(k);
   };
 
@@ -137,6 +172,7 @@ export async function replay(o: ReplayOptions): Promise<number> {
     });
     await Promise.all(followers.map((f) => f.close()));
   }
+  printIncidents();
   summary();
   return 0;
 }
