@@ -43,13 +43,16 @@ interface Entry {
   t: number;
   ref: number;
   v: unknown;
-  signals: Signal[];
+  /** One signal, or for a correlation's firing the signals of its window. */
+  signals: Signal | Signal[];
 }
 
 interface Group {
   entries: Entry[];
   maxT: number;
   lastFire: number;
+  /** Insertion sequence, for an approximate LRU that avoids a Map re-insert on every signal. */
+  seq: number;
 }
 
 interface Target {
@@ -65,6 +68,7 @@ export class CorrelationEngine {
   private readonly groups = new Map<string, Group>();
   readonly stats: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
   private readonly limits: CorrelationLimits;
+  private seq = 0;
 
   constructor(
     readonly correlations: readonly CompiledCorrelation[],
@@ -90,12 +94,12 @@ export class CorrelationEngine {
     let out: Firing[] | undefined;
     const a = this.byKind.get(s.kind);
     const b = this.byRule.get(s.rule.id);
-    if (a) for (const t of a) out = this.add(t, s, s.eventTime, [s], out);
-    if (b) for (const t of b) out = this.add(t, s, s.eventTime, [s], out);
+    if (a) for (const t of a) out = this.add(t, s, s.eventTime, s, out);
+    if (b) for (const t of b) out = this.add(t, s, s.eventTime, s, out);
     return out ?? [];
   }
 
-  private add(target: Target, subject: Signal, t: number, signals: Signal[], out: Firing[] | undefined): Firing[] | undefined {
+  private add(target: Target, subject: Signal, t: number, signals: Signal | Signal[], out: Firing[] | undefined): Firing[] | undefined {
     const { c, ref } = target;
     if (c.where && !c.where(subject)) return out;
     let key = c.id;
@@ -110,10 +114,14 @@ export class CorrelationEngine {
     let st = this.groups.get(key);
     if (st) {
       // Least recently used first out: re-inserting moves the key to the end of the Map's order.
-      this.groups.delete(key);
-      this.groups.set(key, st);
+      // Only groups in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
+      if (this.seq - st.seq > this.limits.maxGroups >> 1) {
+        this.groups.delete(key);
+        this.groups.set(key, st);
+        st.seq = ++this.seq;
+      }
     } else {
-      st = { entries: [], maxT: -Infinity, lastFire: -Infinity };
+      st = { entries: [], maxT: -Infinity, lastFire: -Infinity, seq: ++this.seq };
       this.groups.set(key, st);
       if (this.groups.size > this.limits.maxGroups) {
         this.groups.delete(this.groups.keys().next().value as string);
@@ -148,12 +156,14 @@ export class CorrelationEngine {
     this.stats.firings++;
     const seen = new Set<string>();
     const sigs: Signal[] = [];
-    for (const e of window)
-      for (const x of e.signals)
-        if (!seen.has(x.id)) {
-          seen.add(x.id);
-          sigs.push(x);
+    for (let i = window[0]; i < window[1]; i++) {
+      const x = es[i]!.signals;
+      for (const y of Array.isArray(x) ? x : [x])
+        if (!seen.has(y.id)) {
+          seen.add(y.id);
+          sigs.push(y);
         }
+    }
     const firing: Firing = { correlation: c, group: key.slice(c.id.length + 1), signals: sigs, time: t, trigger: subject };
     (out ??= []).push(firing);
     const deps = this.byCorrelation.get(c.id);
@@ -161,42 +171,52 @@ export class CorrelationEngine {
     return out;
   }
 
-  /** A window of at most one timespan that contains `x` and satisfies the condition, if any. */
-  private satisfyingWindow(c: CompiledCorrelation, es: Entry[], x: Entry): Entry[] | undefined {
+  /** Index range [from, to) of a window of at most one timespan that contains `x` and satisfies the condition. */
+  private satisfyingWindow(c: CompiledCorrelation, es: Entry[], x: Entry): [number, number] | undefined {
     const span = c.timespanMs;
     let lo = 0;
     while (lo < es.length && es[lo]!.t < x.t - span) lo++;
     if (es[es.length - 1] === x) {
       // In order (the common case): the window ending at x holds every candidate.
-      const w = es.slice(lo);
-      return this.satisfied(c, w) ? w : undefined;
+      return this.satisfied(c, es, lo, es.length) ? [lo, es.length] : undefined;
     }
-    for (let i = lo; i < es.length && es[i]!.t <= x.t; i++) {
-      let k = i;
+    const at = es.indexOf(x);
+    for (let i = lo; i <= at; i++) {
+      let k = at + 1;
       while (k < es.length && es[k]!.t <= es[i]!.t + span) k++;
-      const w = es.slice(i, k);
-      if (w.includes(x) && this.satisfied(c, w)) return w;
+      if (this.satisfied(c, es, i, k)) return [i, k];
     }
     return undefined;
   }
 
-  private satisfied(c: CompiledCorrelation, w: Entry[]): boolean {
+  private satisfied(c: CompiledCorrelation, es: Entry[], from: number, to: number): boolean {
     switch (c.type) {
       case 'event_count':
-        return holds(c.condition, w.length);
+        return holds(c.condition, to - from);
       case 'value_count': {
         const values = new Set<string>();
-        for (const e of w) if (e.v !== undefined && e.v !== null) values.add(typeof e.v === 'string' ? e.v : JSON.stringify(e.v));
+        for (let i = from; i < to; i++) {
+          const v = es[i]!.v;
+          if (v !== undefined && v !== null) values.add(typeof v === 'string' ? v : JSON.stringify(v));
+        }
         return holds(c.condition, values.size);
       }
       case 'temporal': {
-        const refs = new Set<number>();
-        for (const e of w) refs.add(e.ref);
-        return holds(c.condition, refs.size);
+        // References are few (lint keeps them under 31): a bit set counts the distinct ones without allocating.
+        let bits = 0;
+        let n = 0;
+        for (let i = from; i < to; i++) {
+          const b = 1 << es[i]!.ref;
+          if (!(bits & b)) {
+            bits |= b;
+            n++;
+          }
+        }
+        return holds(c.condition, n);
       }
       case 'temporal_ordered': {
         let need = 0;
-        for (const e of w) if (e.ref === need && ++need === c.refs.length) return true;
+        for (let i = from; i < to; i++) if (es[i]!.ref === need && ++need === c.refs.length) return true;
         return false;
       }
     }

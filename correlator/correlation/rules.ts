@@ -131,6 +131,7 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
       return 'kind';
     });
     if ((type === 'temporal' || type === 'temporal_ordered') && refs.length < 2) p('rules', `${type} needs at least two references`);
+    if (refs.length > 30) p('rules', `at most 30 references per correlation (got ${refs.length}); split it, or reference signal kinds instead of rule ids`);
     const timespanMs = parseDuration(r.timespan);
     if (timespanMs === undefined || timespanMs < 1000) p('timespan', `timespan (${JSON.stringify(r.timespan)}) must be a duration of at least 1s such as 30s, 10m or 1h; 10m suits most attack paths`);
     let condition: CountCondition = type === 'temporal' || type === 'temporal_ordered' ? { op: 'gte', value: refs.length } : { op: 'gte', value: 1 };
