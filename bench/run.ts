@@ -69,4 +69,158 @@ function detectionCase(): void {
   console.log(`  ratio (ours / JSON.parse) ${(ourRate / baseRate).toFixed(2).padStart(12)}   target ≥ 0.50`);
 }
 
-detectionCase();
+/**
+ * Case "correlation": signals from 20k actors through the correlation engine alone and through the
+ * incident manager (engine + incidents + root cause), against a baseline that only counts signals
+ * per actor in a Map (the least any per-actor stateful step must do).
+ */
+async function correlationCase(): Promise<void> {
+  const { CorrelationEngine } = await import('../correlator/correlation/engine.js');
+  const { IncidentManager } = await import('../correlator/incidents.js');
+  const { signalFromSpec } = await import('../correlator/correlation/rule-tests.js');
+  const { loadRules } = await import('../services/rules.js');
+  const { rng } = await import('../connectors/k8s-audit/synth.js');
+  const rules = loadRules();
+  const ACTORS = 20_000;
+  const M = Number(process.env.BENCH_SIGNALS ?? 400_000);
+  const r = rng(3);
+  const kinds = ['rbac.denied', 'rbac.denied', 'rbac.denied', 'secret.read', 'secret.list', 'pod.exec', 'mtls.failed', 'admission.denied', 'rbac.permission_enumeration'];
+  const signals: import('../correlator/signal.js').Signal[] = [];
+  for (let i = 0; i < M; i++) {
+    const a = Math.floor(r() * ACTORS);
+    const kind = kinds[Math.floor(r() * kinds.length)]!;
+    signals.push(
+      signalFromSpec(
+        { at: `${Math.floor(i / 50)}s`, kind, actor: `sa:ns-${a % 300}/sa-${a}`, outcome: kind === 'rbac.denied' ? 'denied' : 'allowed', target: { namespace: `ns-${Math.floor(r() * 40)}`, resource: ['pods', 'secrets', 'nodes', 'configmaps', 'services'][Math.floor(r() * 5)] } },
+        i,
+        [],
+      )!,
+    );
+  }
+  const baseline = () => {
+    const m = new Map<string, number>();
+    for (const s of signals) m.set(s.actor.key, (m.get(s.actor.key) ?? 0) + 1);
+    return m.size;
+  };
+  let firings = 0;
+  const engineOnly = () => {
+    const e = new CorrelationEngine(rules.correlations);
+    firings = 0;
+    for (const s of signals) firings += e.process(s).length;
+    return e.size;
+  };
+  let incidents = 0;
+  const manager = () => {
+    let now = 0;
+    const m = new IncidentManager(new CorrelationEngine(rules.correlations), { now: () => now }, {});
+    for (let i = 0; i < signals.length; i += 500) {
+      now = signals[i]!.eventTime;
+      m.process(signals.slice(i, i + 500));
+    }
+    incidents = m.stats.opened;
+    return incidents;
+  };
+  baseline();
+  engineOnly();
+  const b: number[] = [];
+  const e: number[] = [];
+  const mg: number[] = [];
+  for (let i = 0; i < Math.max(3, Math.floor(ROUNDS / 2)); i++) {
+    b.push(timeIt(baseline).seconds);
+    e.push(timeIt(engineOnly).seconds);
+    mg.push(timeIt(manager).seconds);
+  }
+  const rate = (xs: number[]) => M / median(xs);
+  console.log(`correlation: ${M} signals from ${ACTORS} actors, ${rules.correlations.length} correlation rules, ${firings} firings, ${incidents} incidents`);
+  console.log(`  Map count per actor (baseline) ${Math.round(rate(b)).toLocaleString('en-US').padStart(12)} signals/s`);
+  console.log(`  correlation engine             ${Math.round(rate(e)).toLocaleString('en-US').padStart(12)} signals/s   ratio ${(rate(e) / rate(b)).toFixed(3)}   target ≥ 500,000/s`);
+  console.log(`  engine + incidents + root cause ${Math.round(rate(mg)).toLocaleString('en-US').padStart(11)} signals/s   ratio ${(rate(mg) / rate(b)).toFixed(3)}`);
+}
+
+/**
+ * Case "e2e": audit batches of 400 events over HTTP into an embedded kubevigil (SQLite store), 4
+ * requests in flight; latency from receipt of a suspicious event to the stored incident update that
+ * contains its signal. Baseline: the same batches POSTed to a bare express server that only parses.
+ */
+async function e2eCase(): Promise<void> {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const express = (await import('express')).default;
+  const { loadConfig } = await import('../services/config.js');
+  const { createLogger } = await import('../services/logging.js');
+  const { serve } = await import('../services/main.js');
+  const { topics } = await import('../services/bus/topics.js');
+  const E = Number(process.env.BENCH_E2E_EVENTS ?? 100_000);
+  const events = syntheticAuditEvents(E, { suspiciousShare: 0.01, seed: 11, stepMs: 2 });
+  const bodies: string[] = [];
+  for (let i = 0; i < events.length; i += 400) bodies.push(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + 400) }));
+  const post = async (url: string) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++]!;
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        if (res.status !== 200) throw new Error(`status ${res.status}`);
+        await res.arrayBuffer();
+      }
+    };
+    const t0 = process.hrtime.bigint();
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  };
+
+  // Baseline: bare express + JSON parsing of the same bodies.
+  const app = express();
+  app.post('/ingest', express.json({ limit: '16mb' }), (req, res) => {
+    res.json({ n: (req.body as { items: unknown[] }).items.length });
+  });
+  const server = await new Promise<import('node:http').Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  await post(`http://127.0.0.1:${port}/ingest`);
+  const baseSeconds = await post(`http://127.0.0.1:${port}/ingest`);
+  server.close();
+
+  const dir = mkdtempSync(join(tmpdir(), 'kv-bench-'));
+  const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_DEDUP_ENTRIES: '1000000' }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
+  const t = topics();
+  const observed = new Map<string, number>();
+  const latencies: number[] = [];
+  await kv.bus.subscribe(t.signals, 'bench-observed', async (batch) => {
+    for (const m of batch) observed.set(m.value.id, m.value.observedTime);
+  });
+  const seen = new Set<string>();
+  kv.bus.subscribe(t.incidents, 'bench-latency', async (batch) => {
+    const now = Date.now();
+    for (const m of batch)
+      for (const e of m.value.timeline)
+        if (!seen.has(e.signalId)) {
+          seen.add(e.signalId);
+          const o = observed.get(e.signalId);
+          if (o !== undefined) latencies.push(now - o);
+        }
+  });
+  const seconds = await post(`${kv.url}/ingest/k8s-audit`);
+  await kv.bus.drained();
+  await kv.stop();
+  rmSync(dir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+  console.log(`e2e (embedded, HTTP → detect → bus → correlate → SQLite): ${E} audit events in batches of 400, 4 in flight`);
+  console.log(`  bare express + JSON.parse (baseline) ${Math.round(E / baseSeconds).toLocaleString('en-US').padStart(10)} events/s`);
+  console.log(`  kubevigil                            ${Math.round(E / seconds).toLocaleString('en-US').padStart(10)} events/s   ratio ${(baseSeconds / seconds).toFixed(2)}   target ≥ 20,000/s`);
+  console.log(`  receipt → stored incident update: p50 ${pct(50)} ms, p99 ${pct(99)} ms over ${latencies.length} signals`);
+}
+
+const CASES: Record<string, () => void | Promise<void>> = { detection: detectionCase, correlation: correlationCase, e2e: e2eCase };
+const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
+for (const name of wanted) {
+  const run = CASES[name];
+  if (!run) {
+    console.error(`unknown bench case ${name}; cases: ${Object.keys(CASES).join(', ')}`);
+    process.exit(2);
+  }
+  await run();
+}

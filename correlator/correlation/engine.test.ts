@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { signalFromSpec } from './rule-tests.js';
+import { CorrelationEngine } from './engine.js';
+import { compileCorrelations, parseDuration } from './rules.js';
+import { formatProblem } from '../detection/problems.js';
+import type { Signal } from '../signal.js';
+
+function compile(doc: unknown, ruleIds: string[] = []) {
+  const r = compileCorrelations([{ file: 'c.yaml', doc }], new Set(ruleIds));
+  return r;
+}
+
+const base = { title: 't', description: 'for tests; false positives: none', severity: 'high', mitre: ['T1098'] };
+const sig = (at: string, kind: string, actor = 'sa:a/b', extra: Record<string, unknown> = {}): Signal => signalFromSpec({ at, kind, actor, ...extra }, Math.random() * 1e9, [])!;
+
+describe('correlation rules', () => {
+  it('parses durations', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('2h')).toBe(7_200_000);
+    expect(parseDuration('1d')).toBe(86_400_000);
+    expect(parseDuration('10 minutes')).toBeUndefined();
+  });
+
+  it('reports every problem at once with advice', () => {
+    const r = compile({
+      correlations: [
+        { ...base, id: 'a-rule', type: 'sometimes', rules: ['nope'], timespan: '0s', condition: { gte: 'x' } },
+        { ...base, id: 'b-rule', type: 'value_count', rules: ['rbac.denied'], timespan: '5m', condition: { gte: 2 } },
+        { ...base, id: 'c-rule', type: 'temporal', rules: ['c-rule', 'rbac.denied'], timespan: '5m' },
+      ],
+    });
+    const lines = r.problems.map(formatProblem);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/a-rule: type: type must be one of event_count, value_count, temporal, temporal_ordered/),
+        expect.stringMatching(/a-rule: rules\[0\]: "nope" is neither a signal kind/),
+        expect.stringMatching(/a-rule: timespan: timespan \("0s"\) must be a duration of at least 1s/),
+        expect.stringMatching(/a-rule: condition: condition is one comparison/),
+        expect.stringMatching(/b-rule: field: value_count needs field/),
+        expect.stringMatching(/c-rule: rules\[0\]: "c-rule" is neither/),
+      ]),
+    );
+  });
+
+  it('rejects correlations that refer to each other in a cycle', () => {
+    const r = compile({
+      correlations: [
+        { ...base, id: 'x-rule', type: 'temporal', rules: ['y-rule', 'rbac.denied'], timespan: '5m' },
+        { ...base, id: 'y-rule', type: 'temporal', rules: ['x-rule', 'rbac.denied'], timespan: '5m' },
+      ],
+    });
+    expect(r.problems.map(formatProblem).join('\n')).toMatch(/cycle/);
+  });
+});
+
+describe('CorrelationEngine', () => {
+  it('groups by alias across references that name the field differently', () => {
+    const { correlations, problems } = compile({
+      correlations: [
+        {
+          ...base,
+          id: 'same-target',
+          type: 'temporal',
+          rules: ['secret.read', 'mtls.failed'],
+          group_by: ['ns'],
+          aliases: { ns: { 'secret.read': 'target.namespace', 'mtls.failed': 'attributes.destinationNamespace' } },
+          timespan: '10m',
+        },
+      ],
+    });
+    expect(problems).toEqual([]);
+    const e = new CorrelationEngine(correlations);
+    expect(e.process(sig('0s', 'secret.read', 'sa:a/one', { target: { namespace: 'payments' } }))).toEqual([]);
+    const f = e.process(sig('1m', 'mtls.failed', 'sa:b/two', { attributes: { destinationNamespace: 'payments' } }));
+    expect(f.map((x) => [x.correlation.id, x.group, x.signals.length])).toEqual([['same-target', 'payments', 2]]);
+  });
+
+  it('fires once per timespan per group, then stays quiet while signals keep coming', () => {
+    const { correlations } = compile({ correlations: [{ ...base, id: 'many-denials', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 3 }, timespan: '1m' }] });
+    const e = new CorrelationEngine(correlations);
+    const fired = ['0s', '10s', '20s', '30s', '40s', '90s', '95s', '100s'].map((at) => e.process(sig(at, 'rbac.denied')).length);
+    expect(fired).toEqual([0, 0, 1, 0, 0, 1, 0, 0]);
+  });
+
+  it('bounds state per group and in total, and counts what it evicts or drops', () => {
+    const { correlations } = compile({ correlations: [{ ...base, id: 'bounded', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' }] });
+    const e = new CorrelationEngine(correlations, { maxGroups: 10, maxPerGroup: 5, allowedLatenessMs: 60_000 });
+    for (let i = 0; i < 20; i++) e.process(sig(`${i}s`, 'rbac.denied', 'sa:a/hot'));
+    expect(e.stats.evictedEntries).toBe(15);
+    for (let i = 0; i < 25; i++) e.process(sig('30s', 'rbac.denied', `sa:a/actor-${i}`));
+    expect(e.size).toBe(10);
+    expect(e.stats.evictedGroups).toBe(16);
+    // Later than one timespan plus the allowed lateness behind the newest event of its group: dropped.
+    e.process(sig('3h', 'rbac.denied', 'sa:a/late'));
+    e.process(sig('1h', 'rbac.denied', 'sa:a/late'));
+    expect(e.stats.lateDropped).toBe(1);
+    expect(e.stats.ungrouped).toBe(0);
+  });
+
+  it('filters with where: and skips signals without a group value', () => {
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'allowed-reads', type: 'event_count', rules: ['secret.read'], condition: { gte: 2 }, timespan: '5m', where: { field: 'outcome', eq: 'allowed' }, group_by: ['target.namespace'] }],
+    });
+    const e = new CorrelationEngine(correlations);
+    e.process(sig('0s', 'secret.read', 'sa:a/b', { outcome: 'denied', target: { namespace: 'x' } }));
+    e.process(sig('1s', 'secret.read', 'sa:a/b', { target: {} }));
+    expect(e.stats.ungrouped).toBe(1);
+    expect(e.process(sig('2s', 'secret.read', 'sa:a/b', { target: { namespace: 'x' } }))).toEqual([]);
+    expect(e.process(sig('3s', 'secret.read', 'sa:a/c', { target: { namespace: 'x' } }))).toHaveLength(1);
+  });
+});

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { CorrelationEngine } from './correlation/engine.js';
+import { signalFromSpec } from './correlation/rule-tests.js';
+import { compileCorrelations } from './correlation/rules.js';
+import { IncidentManager, InvalidTransitionError } from './incidents.js';
+import type { Signal } from './signal.js';
+
+let n = 0;
+const sig = (at: string, kind: string, actor: string, extra: Record<string, unknown> = {}): Signal => signalFromSpec({ at, kind, actor, ...extra }, n++, [])!;
+
+function setup(policy = {}) {
+  const clock = { t: Date.UTC(2026, 0, 1), now() { return this.t; } };
+  const { correlations } = compileCorrelations(
+    [{ file: 'c.yaml', doc: { correlations: [{ id: 'two-denials', title: 'Two denials', description: 'test; false positives: none', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 2 }, timespan: '5m', severity: 'medium', mitre: ['T1613'] }] } }],
+    new Set(),
+  );
+  const m = new IncidentManager(new CorrelationEngine(correlations), clock, policy);
+  return { m, clock };
+}
+
+describe('IncidentManager', () => {
+  it('opens on a severe signal, attaches later signals of the actor, ignores redelivery', () => {
+    const { m } = setup();
+    const first = sig('0s', 'secret.list_cluster_wide', 'sa:web/web', { severity: 'high' });
+    const [opened] = m.process([first]).incidents;
+    expect(opened).toMatchObject({ status: 'open', severity: 'high', signalCount: 1, version: 1 });
+    const r = m.process([sig('10s', 'secret.read', 'sa:web/web', { severity: 'low' }), first]);
+    expect(r.incidents).toHaveLength(1);
+    expect(r.incidents[0]).toMatchObject({ id: opened!.id, signalCount: 2, version: 2, severity: 'high' });
+    expect(m.stats.duplicates).toBe(1);
+  });
+
+  it('keeps low signals that open nothing, and puts them first in an incident opened later', () => {
+    const { m } = setup();
+    expect(m.process([sig('0s', 'rbac.permission_enumeration', 'sa:web/web')]).incidents).toEqual([]);
+    const [inc] = m.process([sig('1m', 'secret.list_cluster_wide', 'sa:web/web', { severity: 'high' })]).incidents;
+    expect(inc!.timeline.map((e) => e.kind)).toEqual(['rbac.permission_enumeration', 'secret.list_cluster_wide']);
+  });
+
+  it('opens through a correlation and never rates an incident below its worst signal', () => {
+    const { m } = setup();
+    m.process([sig('0s', 'rbac.denied', 'user:eve', { severity: 'low' })]);
+    const [inc] = m.process([sig('1m', 'rbac.denied', 'user:eve', { severity: 'low' })]).incidents;
+    expect(inc).toMatchObject({ severity: 'medium', correlations: [expect.objectContaining({ ruleId: 'two-denials' })] });
+    const [after] = m.process([sig('2m', 'pod.exec', 'user:eve', { severity: 'critical', outcome: 'denied' })]).incidents;
+    expect(after!.severity).toBe('critical');
+  });
+
+  it('merges two incidents when a signal shares the binding of one and the actor of the other', () => {
+    const { m, clock } = setup();
+    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/one', { severity: 'high', entities: ['binding:ClusterRoleBinding/too-broad'] })]).incidents[0]!;
+    clock.t += 1000;
+    const b = m.process([sig('5s', 'secret.list_cluster_wide', 'sa:b/two', { severity: 'high' })]).incidents[0]!;
+    expect(a.id).not.toBe(b.id);
+    const r = m.process([sig('10s', 'secret.read', 'sa:b/two', { entities: ['binding:ClusterRoleBinding/too-broad'] })]).incidents;
+    const merged = r.find((i) => i.id === b.id)!;
+    const survivor = r.find((i) => i.id === a.id)!;
+    expect(merged).toMatchObject({ status: 'resolved', resolution: 'merged', mergedInto: a.id });
+    expect(survivor.signalCount).toBe(3);
+    expect(m.openIncidents().map((i) => i.id)).toEqual([a.id]);
+  });
+
+  it('resolves after a quiet period and at the lifetime cap, and never reuses a resolved incident', () => {
+    const { m, clock } = setup({ quietPeriodMs: 60_000, maxLifetimeMs: 10 * 60_000 });
+    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]).incidents[0]!;
+    clock.t += 59_000;
+    expect(m.sweep()).toEqual([]);
+    clock.t += 1_000;
+    expect(m.sweep().map((i) => [i.id, i.resolution])).toEqual([[a.id, 'quiet']]);
+    const b = m.process([sig('2m', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]).incidents[0]!;
+    expect(b.id).not.toBe(a.id);
+    // A trickle every 30s keeps it from going quiet, but not past its lifetime.
+    for (let i = 0; i < 20; i++) {
+      clock.t += 30_000;
+      m.process([sig(`${3 + i}m`, 'secret.read', 'sa:a/a')]);
+      const swept = m.sweep();
+      if (swept.length) {
+        expect(swept[0]).toMatchObject({ id: b.id, resolution: 'lifetime' });
+        expect(i).toBe(19);
+      }
+    }
+  });
+
+  it('allows open → acknowledged → resolved only', () => {
+    const { m } = setup();
+    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]).incidents[0]!;
+    const ack = m.transition(a, 'acknowledged', 'looking', 'sre');
+    expect(ack).toMatchObject({ status: 'acknowledged', version: a.version + 1, notes: [{ status: 'acknowledged', note: 'looking', by: 'sre' }] });
+    expect(() => m.transition(ack, 'acknowledged', '')).toThrow(InvalidTransitionError);
+    const done = m.transition(ack, 'resolved', 'fixed');
+    expect(done).toMatchObject({ status: 'resolved', resolution: 'manual' });
+    expect(() => m.transition(done, 'open' as never, '')).toThrow(/cannot become open/);
+  });
+
+  it('bounds the timeline, keeping the beginning and the latest, and counts everything', () => {
+    const { m } = setup({ limits: { maxTimeline: 10, maxEntities: 5 } });
+    m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]);
+    let last;
+    for (let i = 1; i < 50; i++) last = m.process([sig(`${i}s`, 'secret.read', 'sa:a/a', { target: { namespace: `ns-${i}`, resource: 'secrets', name: 's' } })]).incidents[0];
+    expect(last!.signalCount).toBe(50);
+    expect(last!.timeline).toHaveLength(10);
+    expect(last!.timeline[0]!.kind).toBe('secret.list_cluster_wide');
+    expect(last!.timeline[9]!.target.namespace).toBe('ns-49');
+    expect(last!.entities.length).toBeLessThanOrEqual(5);
+    expect(last!.countsByKind).toEqual({ 'secret.list_cluster_wide': 1, 'secret.read': 49 });
+  });
+
+  it('restores open incidents so new signals of the actor join them after a restart', () => {
+    const { m } = setup();
+    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]).incidents[0]!;
+    const { m: m2 } = setup();
+    m2.restore([structuredClone(a)]);
+    const r = m2.process([sig('1m', 'secret.read', 'sa:a/a')]).incidents;
+    expect(r.map((i) => [i.id, i.signalCount])).toEqual([[a.id, 2]]);
+  });
+});
