@@ -84,14 +84,26 @@ async function correlationCase(): Promise<void> {
   const ACTORS = 20_000;
   const M = Number(process.env.BENCH_SIGNALS ?? 400_000);
   const r = rng(3);
-  const kinds = ['rbac.denied', 'rbac.denied', 'rbac.denied', 'secret.read', 'secret.list', 'pod.exec', 'mtls.failed', 'admission.denied', 'rbac.permission_enumeration'];
+  // A realistic mix: most actors only ever raise low-severity observations of one or two kinds
+  // (their own secrets, the odd denial); 1% are compromised and walk an attack path.
+  const noise = ['secret.read', 'secret.read', 'secret.list', 'rbac.denied', 'pod.default_sa', 'admission.psa_violation'];
+  const attack = ['rbac.permission_enumeration', 'secret.list_cluster_wide', 'secret.read_cross_namespace', 'rbac.denied', 'pod.exec', 'rbac.escalation_attempt', 'admission.denied', 'mtls.failed'];
   const signals: import('../correlator/signal.js').Signal[] = [];
   for (let i = 0; i < M; i++) {
     const a = Math.floor(r() * ACTORS);
-    const kind = kinds[Math.floor(r() * kinds.length)]!;
+    const bad = a % 100 === 0;
+    const kind = bad ? attack[Math.floor(r() * attack.length)]! : noise[(a + Math.floor(r() * 2)) % noise.length]!;
+    const ns = `ns-${a % 300}`;
     signals.push(
       signalFromSpec(
-        { at: `${Math.floor(i / 50)}s`, kind, actor: `sa:ns-${a % 300}/sa-${a}`, outcome: kind === 'rbac.denied' ? 'denied' : 'allowed', target: { namespace: `ns-${Math.floor(r() * 40)}`, resource: ['pods', 'secrets', 'nodes', 'configmaps', 'services'][Math.floor(r() * 5)] } },
+        {
+          at: `${Math.floor(i / 200)}s`,
+          kind,
+          actor: `sa:${ns}/sa-${a}`,
+          severity: kind === 'secret.list_cluster_wide' || kind === 'secret.read_cross_namespace' ? 'high' : 'low',
+          outcome: kind === 'rbac.denied' || kind === 'pod.exec' || kind === 'rbac.escalation_attempt' || kind === 'admission.denied' ? 'denied' : 'allowed',
+          target: { namespace: bad ? `ns-${Math.floor(r() * 40)}` : ns, resource: bad ? ['pods', 'secrets', 'nodes', 'configmaps'][Math.floor(r() * 4)] : 'secrets' },
+        },
         i,
         [],
       )!,

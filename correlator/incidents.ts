@@ -92,6 +92,8 @@ export class IncidentManager {
   private readonly open = new Map<string, Incident>();
   private readonly byKey = new Map<string, string>();
   private readonly keysOf = new Map<string, Set<string>>();
+  /** What each open incident's remediation plan was computed from. */
+  private readonly planKeys = new Map<string, string>();
   private readonly seen: RecentKeys;
   private readonly dirty = new Set<Incident>();
   /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later. */
@@ -240,6 +242,7 @@ export class IncidentManager {
     this.open.delete(inc.id);
     for (const k of this.keysOf.get(inc.id) ?? []) if (this.byKey.get(k) === inc.id) this.byKey.delete(k);
     this.keysOf.delete(inc.id);
+    this.planKeys.delete(inc.id);
     for (const d of this.dirty) if (d.id === inc.id) this.dirty.delete(d);
     this.stats.resolved++;
   }
@@ -377,8 +380,17 @@ export class IncidentManager {
     inc.rootCause = analyzeRootCause(inc.actor, inc.timeline, { correlations: inc.correlations.length, actorShare: share });
     const attackKeys = new Set(inc.timeline.map((e) => `${e.target.namespace ?? ''}|${e.target.apiGroup ?? ''}|${e.target.resource ?? ''}|${e.target.verb ?? ''}`));
     const usage: PermissionUse[] = (this.usage?.usage(inc.actor.key) ?? []).filter((u) => !attackKeys.has(`${u.namespace ?? ''}|${u.apiGroup}|${u.resource}|${u.verb}`));
-    const { remediations: _old, ...rest } = inc;
-    inc.remediations = planRemediations({ incident: rest, usage });
+    // Planning renders manifests (YAML): redo it only when what the plan depends on changed — the
+    // incident's shape (kinds, outcomes, targets, bindings, policies, pods), the usage, or the
+    // order of magnitude of the signal count that the rationales quote.
+    const shape = new Set<string>();
+    for (const e of inc.timeline) shape.add(`${e.kind}|${e.outcome}|${e.actor}|${e.target.namespace ?? ''}|${e.target.resource === 'secrets' || e.target.resource === 'pods' ? (e.target.name ?? '') : ''}|${e.attributes.binding ?? ''}|${e.attributes.admissionPolicies ?? ''}|${e.attributes.actorPod ?? ''}`);
+    const planKey = `${[...shape].sort().join('\n')}#${usage.length}#${Math.floor(Math.log2(inc.signalCount + 1))}#${inc.entities.length}`;
+    if (this.planKeys.get(inc.id) !== planKey) {
+      const { remediations: _old, ...rest } = inc;
+      inc.remediations = planRemediations({ incident: rest, usage });
+      this.planKeys.set(inc.id, planKey);
+    }
     inc.title = `${describeActor(inc.actor)}: ${this.story(inc)}`.slice(0, 200);
   }
 

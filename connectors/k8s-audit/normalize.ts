@@ -154,6 +154,21 @@ export function podFacts(spec: Record<string, unknown>): PodFacts {
   };
 }
 
+// A cluster has few distinct usernames (controllers, kubelets, service accounts) and sends them
+// millions of times: parse each once. Bounded; the actors are frozen because they are shared.
+const ACTORS = new Map<string, Actor>();
+const MAX_CACHED_ACTORS = 10_000;
+
+function cachedActor(username: string): Actor {
+  let a = ACTORS.get(username);
+  if (!a) {
+    if (ACTORS.size >= MAX_CACHED_ACTORS) ACTORS.clear();
+    a = Object.freeze(actorFromUsername(username));
+    ACTORS.set(username, a);
+  }
+  return a;
+}
+
 const firstExtra = (u: UserInfo | undefined, key: string): string | undefined => {
   const v = u?.extra?.[key];
   return Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
@@ -175,7 +190,7 @@ export class AuditDerived {
 
   /** The identity that acted: the impersonated one when impersonation was used. */
   get actor(): Actor {
-    return (this._actor ??= actorFromUsername((this.ev.impersonatedUser ?? this.ev.user).username ?? ''));
+    return (this._actor ??= cachedActor((this.ev.impersonatedUser ?? this.ev.user).username ?? ''));
   }
 
   /** HTTP status code of the response. */

@@ -51,21 +51,36 @@ interface Group {
   entries: Entry[];
   maxT: number;
   lastFire: number;
-  /** Insertion sequence, for an approximate LRU that avoids a Map re-insert on every signal. */
-  seq: number;
 }
 
 interface Target {
   c: CompiledCorrelation;
+  /** Position of the correlation in the engine, indexing a group slot's per-correlation windows. */
+  ci: number;
   ref: number;
+  /** Correlations grouped by the same fields share a spec id (0 for the default: the actor). */
+  spec: number;
 }
+
+/** The windows of one group value: one slot per correlation, and its place in the LRU order. */
+interface Slot {
+  windows: (Group | undefined)[];
+  seq: number;
+}
+
+const SCRATCH: string[] = [];
 
 /** Runs compiled correlations over a stream of signals. Pure: no I/O, no clock (event time only). */
 export class CorrelationEngine {
   private readonly byKind = new Map<string, Target[]>();
   private readonly byRule = new Map<string, Target[]>();
   private readonly byCorrelation = new Map<string, Target[]>();
-  private readonly groups = new Map<string, Group>();
+  /**
+   * Group value → windows. Keyed by the value itself for the default grouping (the actor key, a
+   * string the signal already holds, whose hash V8 has cached), so one lookup serves every
+   * correlation of a signal; other groupings prefix their spec id.
+   */
+  private readonly groups = new Map<string, Slot>();
   readonly stats: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
   private readonly limits: CorrelationLimits;
   private seq = 0;
@@ -75,16 +90,21 @@ export class CorrelationEngine {
     limits: Partial<CorrelationLimits> = {},
   ) {
     this.limits = { ...DEFAULT_CORRELATION_LIMITS, ...limits };
-    for (const c of correlations)
+    const specs = new Map<string, number>([['actor.key', 0]]);
+    correlations.forEach((c, ci) => {
+      const specKey = c.groupBy.map((g) => g.name).join('\u0000') + (c.groupBy.some((g) => g.aliased) ? `\u0000${c.id}` : '');
+      if (!specs.has(specKey)) specs.set(specKey, specs.size);
+      const spec = specs.get(specKey)!;
       c.refs.forEach((name, ref) => {
         const index = c.refKinds[ref] === 'kind' ? this.byKind : c.refKinds[ref] === 'rule' ? this.byRule : this.byCorrelation;
         const list = index.get(name) ?? [];
-        list.push({ c, ref });
+        list.push({ c, ci, ref, spec });
         index.set(name, list);
       });
+    });
   }
 
-  /** Number of (correlation, group) windows held. */
+  /** Number of group values (actors, by default) with windows held. */
   get size(): number {
     return this.groups.size;
   }
@@ -102,32 +122,37 @@ export class CorrelationEngine {
   private add(target: Target, subject: Signal, t: number, signals: Signal | Signal[], out: Firing[] | undefined): Firing[] | undefined {
     const { c, ref } = target;
     if (c.where && !c.where(subject)) return out;
-    let key = c.id;
+    let key = target.spec === 0 ? '' : String(target.spec);
+    let group = '';
     for (const g of c.groupBy) {
       const v = g.get(ref, subject);
       if (v === undefined || v === null || v === '') {
         this.stats.ungrouped++;
         return out;
       }
-      key += `\u0000${String(v)}`;
+      group = group === '' ? String(v) : `${group}\u0000${String(v)}`;
     }
-    let st = this.groups.get(key);
-    if (st) {
+    key = key === '' ? group : `${key}\u0000${group}`;
+    let slot = this.groups.get(key);
+    if (slot) {
       // Least recently used first out: re-inserting moves the key to the end of the Map's order.
-      // Only groups in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
-      if (this.seq - st.seq > this.limits.maxGroups >> 1) {
+      // Only slots in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
+      if (this.seq - slot.seq > this.limits.maxGroups >> 1) {
         this.groups.delete(key);
-        this.groups.set(key, st);
-        st.seq = ++this.seq;
+        this.groups.set(key, slot);
+        slot.seq = ++this.seq;
       }
     } else {
-      st = { entries: [], maxT: -Infinity, lastFire: -Infinity, seq: ++this.seq };
-      this.groups.set(key, st);
+      slot = { windows: [], seq: ++this.seq };
+      this.groups.set(key, slot);
       if (this.groups.size > this.limits.maxGroups) {
-        this.groups.delete(this.groups.keys().next().value as string);
+        const oldest = this.groups.keys().next().value as string;
+        this.groups.delete(oldest);
         this.stats.evictedGroups++;
       }
     }
+    let st = slot.windows[target.ci];
+    if (!st) st = slot.windows[target.ci] = { entries: [], maxT: -Infinity, lastFire: -Infinity };
     const horizon = c.timespanMs + this.limits.allowedLatenessMs;
     if (t < st.maxT - horizon) {
       this.stats.lateDropped++;
@@ -146,7 +171,9 @@ export class CorrelationEngine {
       this.stats.evictedEntries += es.length - drop - this.limits.maxPerGroup;
       drop = es.length - this.limits.maxPerGroup;
     }
-    if (drop > 0) es.splice(0, drop);
+    // shift() moves in place; splice() would allocate an array of the removed entries.
+    if (drop === 1) es.shift();
+    else if (drop > 1) es.splice(0, drop);
 
     // Once fired, a group stays quiet for one timespan: later signals join the incident directly.
     if (t - st.lastFire < c.timespanMs) return out;
@@ -164,7 +191,7 @@ export class CorrelationEngine {
           sigs.push(y);
         }
     }
-    const firing: Firing = { correlation: c, group: key.slice(c.id.length + 1), signals: sigs, time: t, trigger: subject };
+    const firing: Firing = { correlation: c, group, signals: sigs, time: t, trigger: subject };
     (out ??= []).push(firing);
     const deps = this.byCorrelation.get(c.id);
     if (deps) for (const d of deps) out = this.add(d, subject, t, sigs, out);
@@ -194,12 +221,16 @@ export class CorrelationEngine {
       case 'event_count':
         return holds(c.condition, to - from);
       case 'value_count': {
-        const values = new Set<string>();
+        // Windows are short: a linear distinct count over a reused scratch array allocates nothing.
+        const seen = SCRATCH;
+        seen.length = 0;
         for (let i = from; i < to; i++) {
           const v = es[i]!.v;
-          if (v !== undefined && v !== null) values.add(typeof v === 'string' ? v : JSON.stringify(v));
+          if (v === undefined || v === null) continue;
+          const k = typeof v === 'string' ? v : JSON.stringify(v);
+          if (!seen.includes(k)) seen.push(k);
         }
-        return holds(c.condition, values.size);
+        return holds(c.condition, seen.length);
       }
       case 'temporal': {
         // References are few (lint keeps them under 31): a bit set counts the distinct ones without allocating.

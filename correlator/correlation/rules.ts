@@ -39,7 +39,7 @@ export interface CompiledCorrelation {
   /** For each reference: what it names. */
   refKinds: ('kind' | 'rule' | 'correlation')[];
   /** Grouping fields; each maps a reference index to a getter (aliases make them differ per reference). */
-  groupBy: { name: string; get: (ref: number, signal: unknown) => unknown }[];
+  groupBy: { name: string; aliased: boolean; get: (ref: number, signal: unknown) => unknown }[];
   timespanMs: number;
   condition: CountCondition;
   /** value_count: the field whose distinct values are counted. */
@@ -171,10 +171,10 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
     const groupBy: CompiledCorrelation['groupBy'] = [];
     for (const name of groupNames) {
       const alias = aliases.get(name);
-      if (alias) groupBy.push({ name, get: (ref, s) => alias.get(ref)?.(s) });
+      if (alias) groupBy.push({ name, aliased: true, get: (ref, s) => alias.get(ref)?.(s) });
       else {
         const g = compileField(name, file, item, 'group_by', problems);
-        if (g) groupBy.push({ name, get: (_ref, s) => g(s) });
+        if (g) groupBy.push({ name, aliased: false, get: (_ref, s) => g(s) });
       }
     }
     let field: CompiledCorrelation['field'];

@@ -6,7 +6,7 @@
 import { isSeverity, SEVERITIES, type Severity } from '../severity.js';
 import { isSignalKind, type SignalKind } from '../signal-kinds.js';
 import type { MatchedCondition } from '../signal.js';
-import { compileGetter, FieldPathError, parseFieldPath, type Getter } from './field-path.js';
+import { compileGetter, FieldPathError, parseFieldPath } from './field-path.js';
 import type { Problem } from './problems.js';
 import type { SourceSchema } from './source-event.js';
 
@@ -84,6 +84,26 @@ function problem(ctx: Pick<Ctx, 'file' | 'item' | 'problems'>, field: string, me
 
 const NEVER: CompiledNode = { t: 'leaf', test: () => false, explain: () => false };
 
+/**
+ * Evaluation generation: the detector bumps it once per event, and macros cache their result for
+ * the current generation, so a macro shared by twenty rules is evaluated once per event.
+ */
+export const evaluation = { generation: 0 };
+
+function cachedMacro(inner: CompiledNode): CompiledNode {
+  let gen = -1;
+  let val = false;
+  return {
+    ...inner,
+    test: (raw, derived) => {
+      if (gen === evaluation.generation) return val;
+      val = inner.test(raw, derived);
+      gen = evaluation.generation;
+      return val;
+    },
+  };
+}
+
 /** Resolves a field path to a getter over raw or derived fields, depending on the source schema. */
 function fieldGetter(ctx: Ctx, path: string, at: string): ((raw: unknown, derived: object) => unknown) | undefined {
   let segs;
@@ -103,8 +123,8 @@ function fieldGetter(ctx: Ctx, path: string, at: string): ((raw: unknown, derive
     const rest = compileGetter(segs.slice(1));
     return (_raw, derived) => rest((derived as Record<string, unknown>)[root]);
   }
-  const g: Getter = compileGetter(segs);
-  return (raw) => g(raw);
+  // A one-argument getter called with (raw, derived) ignores the second: no wrapper needed.
+  return compileGetter(segs) as (raw: unknown, derived: object) => unknown;
 }
 
 /** Expands `{list: name}` or an array (whose items may be `{list: name}`) into values. */
@@ -144,7 +164,11 @@ function strings(ctx: Ctx, v: unknown, at: string): string[] | undefined {
 }
 
 function anyOf(pred: (x: unknown) => boolean): (v: unknown) => boolean {
-  return (v) => (Array.isArray(v) ? v.some(pred) : pred(v));
+  return (v) => {
+    if (!Array.isArray(v)) return pred(v);
+    for (let i = 0; i < v.length; i++) if (pred(v[i])) return true;
+    return false;
+  };
 }
 
 function num(x: unknown): number | undefined {
@@ -348,8 +372,8 @@ function compileNode(ctx: Ctx, node: unknown, at: string, depth = 0): CompiledNo
       return NEVER;
     }
     // A macro is compiled once per source schema: field roots resolve differently per source.
-    const cached = m.bySource.get(ctx.source);
-    if (cached) return cached;
+    const known = m.bySource.get(ctx.source);
+    if (known) return known;
     if (m.compiling) {
       problem(ctx, `${at}.macro`, `macro "${String(name)}" refers to itself`);
       return NEVER;
@@ -357,8 +381,9 @@ function compileNode(ctx: Ctx, node: unknown, at: string, depth = 0): CompiledNo
     m.compiling = true;
     const inner = compileNode({ ...ctx, file: m.file, item: `macro ${String(name)}` }, m.raw, 'condition', depth + 1);
     m.compiling = false;
-    m.bySource.set(ctx.source, inner);
-    return inner;
+    const cached = cachedMacro(inner);
+    m.bySource.set(ctx.source, cached);
+    return cached;
   }
   return compileLeaf(ctx, node, at);
 }
@@ -589,6 +614,9 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
   return { rules, disabled: [...disabled], problems };
 }
 
+/** Plain objects have no derived fields; one shared empty object avoids an allocation per call. */
+const NO_DERIVED: object = Object.freeze({});
+
 /**
  * Compiles one condition over plain objects (no derived fields, no macros or lists), e.g. the
  * `where:` filter of a correlation rule over signals. Problems are appended to `problems`.
@@ -596,12 +624,12 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
 export function compileCondition(node: unknown, file: string, item: string, at: string, problems: Problem[]): (value: unknown) => boolean {
   const ctx: Ctx = { file, item, problems, lists: new Map(), macros: new Map(), schemas: new Map(), source: '' };
   const compiled = compileNode(ctx, node, at);
-  return (value) => compiled.test(value, {});
+  return (value) => compiled.test(value, NO_DERIVED);
 }
 
 /** Compiles a field path into a getter over plain objects, reporting a bad path as a problem. */
 export function compileField(path: string, file: string, item: string, at: string, problems: Problem[]): ((value: unknown) => unknown) | undefined {
   const ctx: Ctx = { file, item, problems, lists: new Map(), macros: new Map(), schemas: new Map(), source: '' };
   const g = fieldGetter(ctx, path, at);
-  return g && ((value) => g(value, {}));
+  return g && ((value) => g(value, NO_DERIVED));
 }

@@ -5,7 +5,7 @@
  */
 import { severityRank, type Severity } from '../severity.js';
 import { signalId, type MatchedCondition, type Signal } from '../signal.js';
-import type { CompiledNode, CompiledRule } from './compile.js';
+import { evaluation, type CompiledNode, type CompiledRule } from './compile.js';
 import type { SourceEvent, SourceSchema } from './source-event.js';
 import { compileGetter, parseFieldPath } from './field-path.js';
 import { boundedRedactedCopy, redactText, REDACTED, type Bounds } from '../redact.js';
@@ -86,6 +86,7 @@ export class Detector {
     const idx = this.index.get(ev.source);
     if (!idx) return [];
     const candidates = idx.get ? (idx.byValue.get(idx.get(ev.raw)) ?? idx.anyValue) : idx.anyValue;
+    evaluation.generation++;
     let out: Signal[] | undefined;
     for (let i = 0; i < candidates.length; i++) {
       const rule = candidates[i]!;

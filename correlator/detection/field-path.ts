@@ -67,6 +67,9 @@ export function hasWildcard(segs: Segment[]): boolean {
 /** Reads a path from a value; `undefined` when any step is missing. Wildcards return an array. */
 export type Getter = (root: unknown) => unknown;
 
+/** Keys that exist on every object through its prototype: only these need an own-property check. */
+const PROTO_KEYS = new Set([...Object.getOwnPropertyNames(Object.prototype), ...Object.getOwnPropertyNames(Array.prototype)]);
+
 function step(v: unknown, seg: Segment): unknown {
   if (v === null || typeof v !== 'object') return undefined;
   if ('key' in seg) return Object.hasOwn(v, seg.key) ? (v as Record<string, unknown>)[seg.key] : undefined;
@@ -74,21 +77,36 @@ function step(v: unknown, seg: Segment): unknown {
   return undefined;
 }
 
+/**
+ * One step as a closure. Keys that no prototype has are read directly (a plain object or array can
+ * only have them as own properties); the rest go through {@link step}'s own-property check, so a
+ * rule can never reach `constructor` or `__proto__`.
+ */
+function stepFn(seg: Segment): (v: unknown) => unknown {
+  if ('key' in seg && !PROTO_KEYS.has(seg.key)) {
+    const k = seg.key;
+    return (v) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined);
+  }
+  return (v) => step(v, seg);
+}
+
 /** Compiles segments into a getter. Paths without wildcards become a straight chain of property reads. */
 export function compileGetter(segs: Segment[]): Getter {
   if (!hasWildcard(segs)) {
-    if (segs.length === 1) {
-      const s0 = segs[0]!;
-      return (root) => step(root, s0);
+    const fns = segs.map(stepFn);
+    if (fns.length === 1) return fns[0]!;
+    if (fns.length === 2) {
+      const [a, b] = fns as [(v: unknown) => unknown, (v: unknown) => unknown];
+      return (root) => b(a(root));
     }
-    if (segs.length === 2) {
-      const [s0, s1] = segs as [Segment, Segment];
-      return (root) => step(step(root, s0), s1);
+    if (fns.length === 3) {
+      const [a, b, c] = fns as [(v: unknown) => unknown, (v: unknown) => unknown, (v: unknown) => unknown];
+      return (root) => c(b(a(root)));
     }
     return (root) => {
       let v = root;
-      for (const s of segs) {
-        v = step(v, s);
+      for (const f of fns) {
+        v = f(v);
         if (v === undefined) return undefined;
       }
       return v;
