@@ -14,5 +14,12 @@ export function topics(prefix = 'kubevigil') {
   return {
     signals: { name: `${prefix}.signals` } as Topic<Signal>,
     incidents: { name: `${prefix}.incidents` } as Topic<Incident>,
+    /** Kafka only: the raw bytes of messages that could not be decoded, with `x-kubevigil-dlq-*` headers. */
+    deadLetter: { name: `${prefix}.dead-letter` } as Topic<unknown>,
   };
+}
+
+/** The Kafka consumer group id of a role's group, scoped by the same prefix as the topics. */
+export function consumerGroupId(prefix: string, group: string): string {
+  return `${prefix}.${group}`;
 }

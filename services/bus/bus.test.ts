@@ -1,0 +1,224 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createServer } from 'node:net';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  trace,
+  TraceFlags,
+  type Context,
+  type ContextManager,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+} from '@opentelemetry/api';
+import { Kafka, logLevel, type Admin, type IHeaders, type KafkaMessage } from 'kafkajs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { KubevigilError } from '../../correlator/errors.js';
+import { busContract, Received, testPrefix, type TestValue } from './bus.contract.js';
+import { createKafkaBus, DLQ_HEADERS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
+import { MemoryBus } from './memory.js';
+import { topics, type Topic } from './topics.js';
+
+const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean) ?? [];
+
+function kafkaBus(prefix: string, extra: Partial<KafkaBusOptions> = {}): KafkaBus {
+  return createKafkaBus({ brokers, clientId: 'kubevigil-test', topicPrefix: prefix, partitions: 4, retryBackoffMs: { initial: 50, max: 500 }, ...extra });
+}
+
+busContract('MemoryBus', async () => new MemoryBus());
+
+describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/with-services.sh sets it)', () => {
+  busContract('KafkaBus', async (prefix) => {
+    // Small chunks, so that close stops between chunks of one fetched batch and the rest goes to the next consumer.
+    const bus = kafkaBus(prefix, { maxBatchMessages: 8 });
+    await bus.start();
+    return bus;
+  });
+
+  const client = new Kafka({ clientId: 'kubevigil-test-raw', brokers: brokers.length ? brokers : ['127.0.0.1:9'], logLevel: logLevel.NOTHING });
+  let admin: Admin;
+  const open: KafkaBus[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    admin = client.admin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin.disconnect();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((b) => b.close()));
+    for (const c of cleanups.splice(0)) await c();
+  });
+
+  /** Reads `count` raw messages of a topic from the beginning with a plain kafkajs consumer. */
+  async function readRaw(topic: string, count: number): Promise<KafkaMessage[]> {
+    const consumer = client.consumer({ groupId: `${topic}.raw-reader`, maxWaitTimeInMs: 200 });
+    cleanups.push(() => consumer.disconnect());
+    const got: KafkaMessage[] = [];
+    let done!: () => void;
+    const enough = new Promise<void>((r) => (done = r));
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push(message);
+        if (got.length >= count) done();
+      },
+    });
+    await Promise.race([enough, new Promise((_, reject) => setTimeout(() => reject(new Error(`read ${got.length} of ${count} messages of ${topic}`)), 20_000))]);
+    return got;
+  }
+
+  const header = (h: IHeaders | undefined, name: string) => h?.[name]?.toString();
+
+  it('start() creates the topics: partitions as configured, incidents compacted', async () => {
+    const prefix = testPrefix('topics');
+    const bus = kafkaBus(prefix);
+    open.push(bus);
+    await bus.start();
+    await bus.start();
+    expect(bus.isConnected()).toBe(true);
+    expect(await bus.checkReady()).toBe(true);
+
+    const names = [bus.topics.signals.name, bus.topics.incidents.name, bus.topics.deadLetter.name];
+    const meta = await admin.fetchTopicMetadata({ topics: names });
+    expect(Object.fromEntries(meta.topics.map((t) => [t.name, t.partitions.length]))).toEqual(Object.fromEntries(names.map((n) => [n, 4])));
+    const configs = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [bus.topics.incidents.name, bus.topics.signals.name].map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['cleanup.policy'] })),
+    });
+    const policy = Object.fromEntries(configs.resources.map((r) => [r.resourceName, r.configEntries[0]?.configValue]));
+    expect(policy).toEqual({ [bus.topics.incidents.name]: 'compact', [bus.topics.signals.name]: 'delete' });
+  });
+
+  it('moves an undecodable message to the dead-letter topic and keeps the partition flowing', async () => {
+    const prefix = testPrefix('dlq');
+    const bus = kafkaBus(prefix);
+    open.push(bus);
+    await bus.start();
+    const signals = bus.topics.signals.name;
+    const got = new Received<{ n: number }>();
+    bus.subscribe(bus.topics.signals as unknown as Topic<{ n: number }>, 'dlq', got.handler);
+
+    const producer = client.producer();
+    cleanups.push(() => producer.disconnect());
+    await producer.connect();
+    const [sent] = await producer.send({
+      topic: signals,
+      acks: -1,
+      messages: [
+        { key: 'sa:p/poison', value: Buffer.from([0x7b, 0xff, 0x00, 0x6e]), headers: { 'x-origin': 'test' } },
+        { key: 'sa:p/poison', value: '42' },
+        { key: 'sa:p/poison', value: '{"n":1}', headers: { 'content-type': 'application/json' } },
+      ],
+    });
+    await got.count(1);
+    expect(got.messages).toEqual([{ key: 'sa:p/poison', value: { n: 1 } }]);
+
+    const dead = await readRaw(bus.topics.deadLetter.name, 2);
+    const base = BigInt(sent!.baseOffset!);
+    expect(dead.map((m) => m.key?.toString())).toEqual(['sa:p/poison', 'sa:p/poison']);
+    expect(dead[0]!.value).toEqual(Buffer.from([0x7b, 0xff, 0x00, 0x6e]));
+    expect(header(dead[0]!.headers, DLQ_HEADERS.reason)).toMatch(/not JSON/);
+    expect(header(dead[0]!.headers, 'x-origin')).toBe('test');
+    expect(header(dead[1]!.headers, DLQ_HEADERS.reason)).toMatch(/JSON number, not an object/);
+    for (const [i, m] of dead.entries()) {
+      expect(header(m.headers, DLQ_HEADERS.topic)).toBe(signals);
+      expect(header(m.headers, DLQ_HEADERS.partition)).toBe(String(sent!.partition));
+      expect(header(m.headers, DLQ_HEADERS.offset)).toBe(String(base + BigInt(i)));
+    }
+    expect(bus.stats.deadLettered).toBe(2);
+  });
+
+  it('carries W3C trace context and the content type in headers, and handles in the producer trace', async () => {
+    const als = new AsyncLocalStorage<Context>();
+    const manager: ContextManager = {
+      active: () => als.getStore() ?? ROOT_CONTEXT,
+      with: (ctx, fn, thisArg, ...args) => als.run(ctx, () => fn.call(thisArg, ...args)),
+      bind: (_ctx, target) => target,
+      enable() {
+        return this;
+      },
+      disable() {
+        return this;
+      },
+    };
+    expect(context.setGlobalContextManager(manager)).toBe(true);
+    expect(propagation.setGlobalPropagator(new TraceparentPropagator())).toBe(true);
+    cleanups.push(async () => {
+      context.disable();
+      propagation.disable();
+    });
+
+    const prefix = testPrefix('trace');
+    const bus = kafkaBus(prefix);
+    open.push(bus);
+    await bus.start();
+    const topic = bus.topics.signals as unknown as Topic<TestValue>;
+    const seen: (string | undefined)[] = [];
+    const got = new Received<TestValue>();
+    bus.subscribe(topic, 'trace', async (batch) => {
+      seen.push(trace.getSpanContext(context.active())?.traceId);
+      got.record(batch);
+    });
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const parent = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: 'b7ad6b7169203331', traceFlags: TraceFlags.SAMPLED, isRemote: true });
+    await context.with(parent, () => bus.publish(topic, [{ key: 'sa:t/trace', value: { k: 'sa:t/trace', seq: 0 } }]));
+    await got.count(1);
+    expect(seen).toEqual([traceId]);
+
+    const [raw] = await readRaw(topic.name, 1);
+    expect(header(raw!.headers, 'content-type')).toBe('application/json');
+    expect(header(raw!.headers, 'traceparent')).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  });
+
+  it('fails a publish fast with a retryable BUS_UNAVAILABLE when no broker answers', async () => {
+    const port = await closedPort();
+    const bus = createKafkaBus({ brokers: [`127.0.0.1:${port}`], clientId: 'kubevigil-test', topicPrefix: testPrefix('down'), publishTimeoutMs: 2000 });
+    open.push(bus);
+    const started = Date.now();
+    const err = await bus.publish(topics('x').signals as unknown as Topic<TestValue>, [{ key: 'k', value: { k: 'k', seq: 0 } }]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - started;
+
+    expect(err).toBeInstanceOf(KubevigilError);
+    expect(err).toMatchObject({ code: 'BUS_UNAVAILABLE', retryable: true });
+    expect((err as KubevigilError).retryAfterSeconds).toBeGreaterThan(0);
+    expect((err as Error).message).toContain(`127.0.0.1:${port}`);
+    expect(elapsed).toBeLessThan(3000);
+    expect(bus.isConnected()).toBe(false);
+    expect(await bus.checkReady(1000)).toBe(false);
+    await expect(bus.start()).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retryable: true });
+  });
+});
+
+/** A port nothing listens on: bound once to get a free number, then closed. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The W3C `traceparent` header, enough of it for the test (the SDK's propagator is not a dependency). */
+class TraceparentPropagator implements TextMapPropagator {
+  inject(ctx: Context, carrier: unknown, setter: TextMapSetter): void {
+    const sc = trace.getSpanContext(ctx);
+    if (sc && trace.isSpanContextValid(sc)) setter.set(carrier, 'traceparent', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`);
+  }
+  extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
+    const raw = getter.get(carrier, 'traceparent');
+    const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(Array.isArray(raw) ? (raw[0] ?? '') : (raw ?? ''));
+    if (!m) return ctx;
+    return trace.setSpanContext(ctx, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16), isRemote: true });
+  }
+  fields(): string[] {
+    return ['traceparent'];
+  }
+}
