@@ -16,6 +16,10 @@ import {
   type IncidentQuery,
   type IncidentSignal,
   type IncidentStore,
+  type NotificationOutbox,
+  type OutboxEntry,
+  type OutboxItem,
+  type OutboxQuery,
 } from './store.js';
 
 interface StoredIncident {
@@ -46,6 +50,7 @@ export class MemoryStore implements IncidentStore {
   private readonly signalsByIncident = new Map<string, Map<string, StoredSignal>>();
   private readonly state = new Map<string, string>();
   private closed = false;
+  readonly outbox: NotificationOutbox = new MemoryOutbox(() => this.assertOpen());
 
   async upsert(incidents: Incident[], signals: IncidentSignal[] = []): Promise<void> {
     this.assertOpen();
@@ -135,5 +140,114 @@ export class MemoryStore implements IncidentStore {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError('MemoryStore');
+  }
+}
+
+/** The {@link NotificationOutbox} of a {@link MemoryStore}. */
+class MemoryOutbox implements NotificationOutbox {
+  private readonly items = new Map<number, OutboxItem>();
+  private readonly keys = new Set<string>();
+  private seq = 0;
+
+  constructor(private readonly assertOpen: () => void) {}
+
+  async enqueue(entries: OutboxEntry[], now: number): Promise<number> {
+    this.assertOpen();
+    let added = 0;
+    for (const e of entries) {
+      const key = JSON.stringify([e.incidentId, e.version, e.sink]);
+      if (this.keys.has(key)) continue;
+      this.keys.add(key);
+      const seq = ++this.seq;
+      this.items.set(seq, { ...e, seq, status: 'pending', attempts: 0, createdAt: now, leaseUntil: 0 });
+      added++;
+    }
+    return added;
+  }
+
+  async lanesDue(now: number): Promise<string[]> {
+    this.assertOpen();
+    return [...new Set(this.due(now).map((i) => i.lane))];
+  }
+
+  async claim(lane: string, now: number, limit: number, leaseMs: number): Promise<OutboxItem[]> {
+    this.assertOpen();
+    const claimed = this.due(now)
+      .filter((i) => i.lane === lane)
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, limit);
+    for (const i of claimed) {
+      i.leaseUntil = now + leaseMs;
+      i.attempts++;
+    }
+    return claimed.map((i) => ({ ...i }));
+  }
+
+  async complete(seq: number, now: number, note?: string): Promise<void> {
+    this.finish(seq, now, 'done', undefined, note);
+  }
+
+  async retry(seq: number, dueAt: number, error: string): Promise<void> {
+    const i = this.pending(seq);
+    if (!i) return;
+    Object.assign(i, { dueAt, leaseUntil: 0, lastError: error });
+  }
+
+  async release(seq: number, dueAt: number): Promise<void> {
+    const i = this.pending(seq);
+    if (!i) return;
+    Object.assign(i, { dueAt, leaseUntil: 0, attempts: Math.max(0, i.attempts - 1) });
+  }
+
+  async fail(seq: number, now: number, error: string): Promise<void> {
+    this.finish(seq, now, 'failed', error);
+  }
+
+  async nextDue(): Promise<number | undefined> {
+    this.assertOpen();
+    let next: number | undefined;
+    for (const i of this.items.values()) {
+      if (i.status !== 'pending') continue;
+      const at = Math.max(i.dueAt, i.leaseUntil);
+      if (next === undefined || at < next) next = at;
+    }
+    return next;
+  }
+
+  async list(q: OutboxQuery): Promise<OutboxItem[]> {
+    this.assertOpen();
+    return [...this.items.values()]
+      .filter((i) => (q.status === undefined || i.status === q.status) && (q.incidentId === undefined || i.incidentId === q.incidentId) && (q.sink === undefined || i.sink === q.sink))
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, q.limit)
+      .map((i) => ({ ...i }));
+  }
+
+  async prune(finishedBefore: number): Promise<number> {
+    this.assertOpen();
+    let removed = 0;
+    for (const [seq, i] of this.items) {
+      if (i.status === 'pending' || i.finishedAt === undefined || i.finishedAt >= finishedBefore) continue;
+      this.items.delete(seq);
+      this.keys.delete(JSON.stringify([i.incidentId, i.version, i.sink]));
+      removed++;
+    }
+    return removed;
+  }
+
+  private due(now: number): OutboxItem[] {
+    return [...this.items.values()].filter((i) => i.status === 'pending' && i.dueAt <= now && i.leaseUntil <= now);
+  }
+
+  private pending(seq: number): OutboxItem | undefined {
+    this.assertOpen();
+    const i = this.items.get(seq);
+    return i?.status === 'pending' ? i : undefined;
+  }
+
+  private finish(seq: number, now: number, status: 'done' | 'failed', error?: string, note?: string): void {
+    const i = this.pending(seq);
+    if (!i) return;
+    Object.assign(i, { status, finishedAt: now, leaseUntil: 0 }, error === undefined ? {} : { lastError: error }, note === undefined ? {} : { note });
   }
 }

@@ -21,6 +21,11 @@ import {
   type IncidentQuery,
   type IncidentSignal,
   type IncidentStore,
+  type NotificationOutbox,
+  type OutboxEntry,
+  type OutboxItem,
+  type OutboxQuery,
+  type OutboxStatus,
 } from './store.js';
 
 /**
@@ -63,6 +68,27 @@ const MIGRATIONS: readonly string[] = [
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
   );
+  `,
+  `
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sink TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    last_error TEXT,
+    note TEXT,
+    UNIQUE (incident_id, version, sink)
+  );
+  CREATE INDEX outbox_pending ON outbox (status, lane, seq);
+  CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
   `,
 ];
 
@@ -149,6 +175,7 @@ export class SqliteStore implements IncidentStore {
   private readonly listStatements = new Map<string, Database.Statement<unknown[], ListRow>>();
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly writeBatch: (incidents: Incident[], signals: IncidentSignal[]) => void;
+  readonly outbox: NotificationOutbox;
 
   /** Opens (creating it and its parent directory when missing) and migrates the database at `path`. */
   constructor(readonly path: string) {
@@ -170,6 +197,7 @@ export class SqliteStore implements IncidentStore {
     // process on the same file) makes the batch wait up to busy_timeout rather than fail with
     // SQLITE_BUSY when a read lock would have to be upgraded.
     this.writeBatch = (incidents, signals) => tx.immediate(incidents, signals);
+    this.outbox = new SqliteOutbox(this.db, () => this.assertOpen());
   }
 
   async upsert(incidents: Incident[], signals: IncidentSignal[] = []): Promise<void> {
@@ -291,4 +319,152 @@ function listSql(c: CheckedQuery): { sql: string; params: unknown[] } {
 /** Opens the SQLite store at `path` (`:memory:` for a private in-memory database). */
 export function openSqliteStore(path: string): SqliteStore {
   return new SqliteStore(path);
+}
+
+interface OutboxRow {
+  seq: number;
+  incidentId: string;
+  version: number;
+  sink: string;
+  lane: string;
+  payload: string;
+  status: OutboxStatus;
+  attempts: number;
+  dueAt: number;
+  leaseUntil: number;
+  createdAt: number;
+  finishedAt: number | null;
+  lastError: string | null;
+  note: string | null;
+}
+
+const OUTBOX_COLUMNS = `seq, incident_id AS incidentId, version, sink, lane, payload, status, attempts, due_at AS dueAt,
+  lease_until AS leaseUntil, created_at AS createdAt, finished_at AS finishedAt, last_error AS lastError, note`;
+
+function outboxItem(r: OutboxRow): OutboxItem {
+  const { finishedAt, lastError, note, ...rest } = r;
+  return {
+    ...rest,
+    ...(finishedAt === null ? {} : { finishedAt }),
+    ...(lastError === null ? {} : { lastError }),
+    ...(note === null ? {} : { note }),
+  };
+}
+
+/** The {@link NotificationOutbox} of a {@link SqliteStore}: the `outbox` table. */
+class SqliteOutbox implements NotificationOutbox {
+  private readonly stmt;
+  private readonly enqueueTx: (entries: OutboxEntry[], now: number) => number;
+  private readonly claimTx: (lane: string, now: number, limit: number, leaseUntil: number) => OutboxRow[];
+  private readonly listStatements = new Map<string, Database.Statement<unknown[], OutboxRow>>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly assertOpen: () => void,
+  ) {
+    this.stmt = {
+      insert: db.prepare<[OutboxEntry & { now: number }]>(
+        `INSERT INTO outbox (incident_id, version, sink, lane, payload, due_at, created_at)
+         VALUES (@incidentId, @version, @sink, @lane, @payload, @dueAt, @now)
+         ON CONFLICT (incident_id, version, sink) DO NOTHING`,
+      ),
+      lanesDue: db.prepare<[number, number], { lane: string }>(
+        `SELECT DISTINCT lane FROM outbox WHERE status = 'pending' AND due_at <= ? AND lease_until <= ? ORDER BY lane`,
+      ),
+      claim: db.prepare<[number, string, number, number, number], OutboxRow>(
+        `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+         WHERE seq IN (SELECT seq FROM outbox WHERE status = 'pending' AND lane = ? AND due_at <= ? AND lease_until <= ?
+                       ORDER BY seq LIMIT ?)
+         RETURNING ${OUTBOX_COLUMNS}`,
+      ),
+      finish: db.prepare<{ seq: number; status: OutboxStatus; now: number; error: string | null; note: string | null }>(
+        `UPDATE outbox SET status = @status, finished_at = @now, lease_until = 0,
+           last_error = coalesce(@error, last_error), note = coalesce(@note, note)
+         WHERE seq = @seq AND status = 'pending'`,
+      ),
+      retry: db.prepare<[number, string, number]>(
+        `UPDATE outbox SET due_at = ?, lease_until = 0, last_error = ? WHERE seq = ? AND status = 'pending'`,
+      ),
+      release: db.prepare<[number, number]>(
+        `UPDATE outbox SET due_at = ?, lease_until = 0, attempts = max(0, attempts - 1) WHERE seq = ? AND status = 'pending'`,
+      ),
+      nextDue: db.prepare<[], { at: number | null }>(`SELECT min(max(due_at, lease_until)) AS at FROM outbox WHERE status = 'pending'`),
+      prune: db.prepare<[number]>(`DELETE FROM outbox WHERE status != 'pending' AND finished_at < ?`),
+    };
+    const enqueue = db.transaction((entries: OutboxEntry[], now: number) => {
+      let added = 0;
+      for (const e of entries) added += this.stmt.insert.run({ ...e, now }).changes;
+      return added;
+    });
+    this.enqueueTx = (entries, now) => enqueue.immediate(entries, now);
+    const claim = db.transaction((lane: string, now: number, limit: number, leaseUntil: number) =>
+      this.stmt.claim.all(leaseUntil, lane, now, now, limit),
+    );
+    // Immediate: two processes claiming from one file must not both read the same due items.
+    this.claimTx = (lane, now, limit, leaseUntil) => claim.immediate(lane, now, limit, leaseUntil);
+  }
+
+  async enqueue(entries: OutboxEntry[], now: number): Promise<number> {
+    this.assertOpen();
+    if (entries.length === 0) return 0;
+    return this.enqueueTx(entries, now);
+  }
+
+  async lanesDue(now: number): Promise<string[]> {
+    this.assertOpen();
+    return this.stmt.lanesDue.all(now, now).map((r) => r.lane);
+  }
+
+  async claim(lane: string, now: number, limit: number, leaseMs: number): Promise<OutboxItem[]> {
+    this.assertOpen();
+    // RETURNING gives rows in no defined order.
+    return this.claimTx(lane, now, limit, now + leaseMs)
+      .sort((a, b) => a.seq - b.seq)
+      .map(outboxItem);
+  }
+
+  async complete(seq: number, now: number, note?: string): Promise<void> {
+    this.assertOpen();
+    this.stmt.finish.run({ seq, status: 'done', now, error: null, note: note ?? null });
+  }
+
+  async retry(seq: number, dueAt: number, error: string): Promise<void> {
+    this.assertOpen();
+    this.stmt.retry.run(dueAt, error, seq);
+  }
+
+  async release(seq: number, dueAt: number): Promise<void> {
+    this.assertOpen();
+    this.stmt.release.run(dueAt, seq);
+  }
+
+  async fail(seq: number, now: number, error: string): Promise<void> {
+    this.assertOpen();
+    this.stmt.finish.run({ seq, status: 'failed', now, error, note: null });
+  }
+
+  async nextDue(): Promise<number | undefined> {
+    this.assertOpen();
+    return this.stmt.nextDue.get()?.at ?? undefined;
+  }
+
+  async list(q: OutboxQuery): Promise<OutboxItem[]> {
+    this.assertOpen();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [['status', q.status], ['incident_id', q.incidentId], ['sink', q.sink]] as const) {
+      if (value === undefined) continue;
+      where.push(`${column} = ?`);
+      params.push(value);
+    }
+    const sql = `SELECT ${OUTBOX_COLUMNS} FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+    let stmt = this.listStatements.get(sql);
+    if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare<unknown[], OutboxRow>(sql)));
+    return stmt.all(...params, q.limit).map(outboxItem);
+  }
+
+  async prune(finishedBefore: number): Promise<number> {
+    this.assertOpen();
+    return this.stmt.prune.run(finishedBefore).changes;
+  }
 }

@@ -7,7 +7,7 @@ import { actorFromUsername } from '../../correlator/entities.js';
 import { timelineEntry, type Incident, type IncidentStatus } from '../../correlator/incident.js';
 import type { Severity } from '../../correlator/severity.js';
 import { signalId, type Signal } from '../../correlator/signal.js';
-import { StoreClosedError, StoreQueryError, UnknownIncidentError, encodeCursor, type IncidentQuery, type IncidentStore } from './store.js';
+import { StoreClosedError, StoreQueryError, UnknownIncidentError, encodeCursor, type IncidentQuery, type IncidentStore, type OutboxEntry, type OutboxItem } from './store.js';
 
 /** A fixed instant the test data is placed around (2025-06-01T12:00:00Z). */
 export const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -469,6 +469,102 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
       });
     });
 
+    describe('outbox', () => {
+      const entry = (incidentId: string, version: number, sink = 'slack:C0SEC', over: Partial<OutboxEntry> = {}): OutboxEntry => ({
+        incidentId,
+        version,
+        sink,
+        lane: sink,
+        payload: JSON.stringify({ incidentId, version }),
+        dueAt: T0,
+        ...over,
+      });
+
+      it('enqueues once per (incident, version, sink), whatever is sent again', async () => {
+        expect(await store.outbox.enqueue([entry('inc-1', 1), entry('inc-1', 1, 'webhook:a1'), entry('inc-1', 1)], T0)).toBe(2);
+        expect(await store.outbox.enqueue([entry('inc-1', 1, 'slack:C0SEC', { payload: 'changed' }), entry('inc-1', 2)], T0 + 5)).toBe(1);
+        const items = await store.outbox.list({ limit: 10 });
+        expect(items.map((i) => [i.incidentId, i.version, i.sink, i.status, i.attempts])).toEqual([
+          ['inc-1', 1, 'slack:C0SEC', 'pending', 0],
+          ['inc-1', 1, 'webhook:a1', 'pending', 0],
+          ['inc-1', 2, 'slack:C0SEC', 'pending', 0],
+        ]);
+        expect(items[0]).toMatchObject({ payload: JSON.stringify({ incidentId: 'inc-1', version: 1 }), createdAt: T0, leaseUntil: 0, dueAt: T0 });
+        expect(items[0]!.seq).toBeLessThan(items[1]!.seq);
+        expect(items[0]).not.toHaveProperty('finishedAt');
+      });
+
+      it('claims due items of one lane in insertion order, and leases them', async () => {
+        await store.outbox.enqueue(
+          [entry('inc-1', 1, 'slack:C0SEC', { dueAt: T0 + 2000 }), entry('inc-2', 1, 'slack:C0SEC', { dueAt: T0 + 1000 }), entry('inc-3', 1, 'slack:C0OPS'), entry('inc-4', 1, 'slack:C0SEC', { dueAt: T0 + 9000 })],
+          T0,
+        );
+        expect((await store.outbox.lanesDue(T0)).sort()).toEqual(['slack:C0OPS']);
+        expect((await store.outbox.lanesDue(T0 + 2000)).sort()).toEqual(['slack:C0OPS', 'slack:C0SEC']);
+        const claimed = await store.outbox.claim('slack:C0SEC', T0 + 2000, 10, 30_000);
+        expect(claimed.map((i) => i.incidentId)).toEqual(['inc-1', 'inc-2']);
+        expect(claimed.every((i) => i.attempts === 1 && i.leaseUntil === T0 + 32_000)).toBe(true);
+        // Leased items are nobody else's until the lease ends, then due again (a deliverer that died).
+        expect(await store.outbox.claim('slack:C0SEC', T0 + 2000, 10, 30_000)).toEqual([]);
+        expect(await store.outbox.lanesDue(T0 + 2000)).toEqual(['slack:C0OPS']);
+        expect(await store.outbox.nextDue()).toBe(T0);
+        await store.outbox.complete((await store.outbox.claim('slack:C0OPS', T0, 10, 30_000))[0]!.seq, T0 + 1);
+        expect(await store.outbox.nextDue()).toBe(T0 + 9000);
+        const again = await store.outbox.claim('slack:C0SEC', T0 + 32_000, 1, 30_000);
+        expect(again.map((i) => [i.incidentId, i.attempts])).toEqual([['inc-1', 2]]);
+      });
+
+      it('marks done, retries with a later due time, releases untried, and fails', async () => {
+        await store.outbox.enqueue([entry('inc-1', 1), entry('inc-2', 1), entry('inc-3', 1), entry('inc-4', 1)], T0);
+        const [a, b, c, d] = (await store.outbox.claim('slack:C0SEC', T0, 10, 60_000)) as [OutboxItem, OutboxItem, OutboxItem, OutboxItem];
+        await store.outbox.complete(a.seq, T0 + 10);
+        await store.outbox.retry(b.seq, T0 + 30_000, 'ratelimited: retry after 30s');
+        await store.outbox.release(c.seq, T0 + 1000);
+        await store.outbox.fail(d.seq, T0 + 20, 'channel_not_found');
+        // Finished items stay finished: a late retry or second completion changes nothing.
+        await store.outbox.retry(a.seq, T0 + 99_000, 'late');
+        await store.outbox.complete(d.seq, T0 + 30, 'superseded');
+        const byId = new Map((await store.outbox.list({ limit: 10 })).map((i) => [i.incidentId, i]));
+        expect(byId.get('inc-1')).toMatchObject({ status: 'done', finishedAt: T0 + 10, attempts: 1, leaseUntil: 0 });
+        expect(byId.get('inc-1')).not.toHaveProperty('lastError');
+        expect(byId.get('inc-2')).toMatchObject({ status: 'pending', dueAt: T0 + 30_000, attempts: 1, leaseUntil: 0, lastError: 'ratelimited: retry after 30s' });
+        expect(byId.get('inc-3')).toMatchObject({ status: 'pending', dueAt: T0 + 1000, attempts: 0, leaseUntil: 0 });
+        expect(byId.get('inc-4')).toMatchObject({ status: 'failed', finishedAt: T0 + 20, lastError: 'channel_not_found' });
+        expect(byId.get('inc-4')).not.toHaveProperty('note');
+        expect(await store.outbox.nextDue()).toBe(T0 + 1000);
+        expect(await store.outbox.lanesDue(T0 + 29_999)).toEqual(['slack:C0SEC']);
+        expect((await store.outbox.claim('slack:C0SEC', T0 + 29_999, 10, 1000)).map((i) => i.incidentId)).toEqual(['inc-3']);
+      });
+
+      it('keeps a note on items finished without their own delivery', async () => {
+        await store.outbox.enqueue([entry('inc-1', 1), entry('inc-1', 2)], T0);
+        const [older] = await store.outbox.claim('slack:C0SEC', T0, 1, 1000);
+        await store.outbox.complete(older!.seq, T0, 'superseded');
+        expect(await store.outbox.list({ limit: 10, status: 'done' })).toEqual([expect.objectContaining({ version: 1, note: 'superseded' })]);
+      });
+
+      it('lists by status, incident and sink, and prunes only long-finished items', async () => {
+        await store.outbox.enqueue([entry('inc-1', 1), entry('inc-1', 1, 'webhook:a1'), entry('inc-2', 1), entry('inc-3', 1)], T0);
+        const [first, second] = await store.outbox.claim('slack:C0SEC', T0, 2, 1000);
+        await store.outbox.complete(first!.seq, T0 + 100);
+        await store.outbox.fail(second!.seq, T0 + 200, 'invalid_auth');
+        expect((await store.outbox.list({ limit: 10, status: 'pending' })).map((i) => [i.incidentId, i.sink])).toEqual([['inc-1', 'webhook:a1'], ['inc-3', 'slack:C0SEC']]);
+        expect((await store.outbox.list({ limit: 10, incidentId: 'inc-1' })).map((i) => i.sink)).toEqual(['slack:C0SEC', 'webhook:a1']);
+        expect((await store.outbox.list({ limit: 10, sink: 'webhook:a1' })).map((i) => i.incidentId)).toEqual(['inc-1']);
+        expect(await store.outbox.list({ limit: 1 })).toHaveLength(1);
+        expect(await store.outbox.prune(T0 + 150)).toBe(1);
+        expect(await store.outbox.prune(T0 + 150)).toBe(0);
+        expect((await store.outbox.list({ limit: 10 })).map((i) => i.status)).toEqual(['pending', 'failed', 'pending']);
+      });
+
+      it('answers nothing due when empty', async () => {
+        expect(await store.outbox.nextDue()).toBeUndefined();
+        expect(await store.outbox.lanesDue(T0)).toEqual([]);
+        expect(await store.outbox.claim('slack:C0SEC', T0, 10, 1000)).toEqual([]);
+        expect(await store.outbox.enqueue([], T0)).toBe(0);
+      });
+    });
+
     describe('close', () => {
       it('is idempotent, and later calls reject with STORE_CLOSED', async () => {
         await store.close();
@@ -476,6 +572,8 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
         await expect(store.get('inc-1')).rejects.toBeInstanceOf(StoreClosedError);
         await expect(store.upsert([makeIncident('inc-1')])).rejects.toMatchObject({ code: 'STORE_CLOSED', retryable: false });
         await expect(store.getState('k')).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.outbox.enqueue([], T0)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.outbox.nextDue()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
       });
     });
   });

@@ -61,6 +61,8 @@ export interface IncidentStore {
   getState(key: string): Promise<string | undefined>;
   /** Saves a component's state, replacing any earlier value. */
   setState(key: string, value: string): Promise<void>;
+  /** The notifiers' durable outbox, kept in the same database. */
+  readonly outbox: NotificationOutbox;
   /** Releases the store; idempotent. Later calls reject with {@link StoreClosedError}. */
   close(): Promise<void>;
 }
@@ -188,4 +190,73 @@ export function checkSignalLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1) {
     throw new StoreQueryError('BAD_QUERY', 'limit', `limit (${limit}) must be a positive integer`);
   }
+}
+
+/** Where a notification stands: waiting (or being delivered), delivered, or given up on. */
+export type OutboxStatus = 'pending' | 'done' | 'failed';
+
+/** A notification to deliver: one incident version to one sink. */
+export interface OutboxEntry {
+  incidentId: string;
+  version: number;
+  /** The destination, stable across restarts (`slack:C0123ABC`, `webhook:3f2a…`). */
+  sink: string;
+  /** Deliveries in one lane are paced together (one Slack channel, one webhook URL). */
+  lane: string;
+  /** What to deliver, as the notifier serialized it. */
+  payload: string;
+  /** Not before this time (ms since epoch). */
+  dueAt: number;
+}
+
+/** An outbox entry with its delivery state. */
+export interface OutboxItem extends OutboxEntry {
+  /** Assigned by the store, increasing in insertion order. */
+  seq: number;
+  status: OutboxStatus;
+  /** Claims so far, the current one included. */
+  attempts: number;
+  createdAt: number;
+  /** A claim holds the item until this time; 0 when unclaimed. */
+  leaseUntil: number;
+  finishedAt?: number;
+  lastError?: string;
+  /** Why it finished without a delivery of its own (`superseded`, `digest`), when it did. */
+  note?: string;
+}
+
+/** Filters of {@link NotificationOutbox.list}. */
+export interface OutboxQuery {
+  status?: OutboxStatus;
+  incidentId?: string;
+  sink?: string;
+  limit: number;
+}
+
+/**
+ * A durable queue of notifications, so a restart neither loses nor repeats one: entries are
+ * idempotent per (incident id, version, sink); a claim leases items, so an item whose deliverer
+ * died is offered again once its lease ends.
+ */
+export interface NotificationOutbox {
+  /** Adds entries; one whose (incidentId, version, sink) is already in the outbox is left as it is. Resolves with how many were added. */
+  enqueue(entries: OutboxEntry[], now: number): Promise<number>;
+  /** Lanes with a pending, unleased item due at `now`. */
+  lanesDue(now: number): Promise<string[]>;
+  /** Leases up to `limit` due items of a lane until `now + leaseMs`, counting an attempt on each; in insertion order, so one incident's versions stay in order. */
+  claim(lane: string, now: number, limit: number, leaseMs: number): Promise<OutboxItem[]>;
+  /** Marks a pending item delivered (or, with a note, finished without its own delivery). */
+  complete(seq: number, now: number, note?: string): Promise<void>;
+  /** A failed attempt: the item waits until `dueAt`, its attempt counted. */
+  retry(seq: number, dueAt: number, error: string): Promise<void>;
+  /** Hands a claimed item back untried, due at `dueAt`, its attempt not counted. */
+  release(seq: number, dueAt: number): Promise<void>;
+  /** Gives up on a pending item. */
+  fail(seq: number, now: number, error: string): Promise<void>;
+  /** The earliest time a pending item can be claimed (due and unleased), or undefined when none is pending. */
+  nextDue(): Promise<number | undefined>;
+  /** Items by insertion order. */
+  list(q: OutboxQuery): Promise<OutboxItem[]>;
+  /** Deletes items that finished (done or failed) before `finishedBefore`; resolves with how many. */
+  prune(finishedBefore: number): Promise<number>;
 }

@@ -1,0 +1,19 @@
+/**
+ * Every Redis key kubevigil uses, built here and nowhere else. Per-partition keys share a hash tag
+ * (`{p3}`), so a partition's checkpoint is one MULTI on one Redis Cluster slot.
+ */
+export function redisKeys(prefix = 'kubevigil') {
+  const p = (partition: number) => `${prefix}:corr:{p${partition}}`;
+  return {
+    /** The last signal offset whose effects the checkpoint holds. */
+    offset: (partition: number) => `${p(partition)}:offset`,
+    /** Correlation windows per group (actor). */
+    slots: (partition: number) => `${p(partition)}:slots`,
+    /** Open incidents of the partition. */
+    incidents: (partition: number) => `${p(partition)}:incidents`,
+    /** Recent signals per actor that joined no incident yet. */
+    prologue: (partition: number) => `${p(partition)}:prologue`,
+    /** Signal ids processed, in ten-minute buckets that expire. */
+    seen: (partition: number, bucket: number) => `${p(partition)}:seen:${bucket}`,
+  };
+}
