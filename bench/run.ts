@@ -201,7 +201,7 @@ async function e2eCase(): Promise<void> {
   const observed = new Map<string, number>();
   const latencies: number[] = [];
   await kv.bus.subscribe(t.signals, 'bench-observed', async (batch) => {
-    for (const m of batch) observed.set(m.value.id, m.value.observedTime);
+    for (const m of batch) if ('observedTime' in m.value) observed.set(m.value.id, m.value.observedTime);
   });
   const seen = new Set<string>();
   kv.bus.subscribe(t.incidents, 'bench-latency', async (batch) => {
@@ -215,7 +215,7 @@ async function e2eCase(): Promise<void> {
         }
   });
   const seconds = await post(`${kv.url}/ingest/k8s-audit`);
-  await kv.bus.drained();
+  await kv.drained();
   await kv.stop();
   rmSync(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);

@@ -98,6 +98,8 @@ export class IncidentManager {
   private readonly dirty = new Set<Incident>();
   /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later. */
   private readonly prologue = new Map<string, Signal[]>();
+  /** Actors whose prologue changed since the last checkpoint, when tracking is on (distributed mode). */
+  private changedPrologue?: Set<string>;
   readonly stats: IncidentStats = { opened: 0, merged: 0, duplicates: 0, resolved: 0 };
   private readonly policy: IncidentPolicy;
 
@@ -119,6 +121,36 @@ export class IncidentManager {
       for (const e of inc.timeline) this.seen.add(e.signalId);
       this.index(inc, [inc.actor.key, ...inc.entities.filter((e) => MERGE_TYPES.has(entityType(e) ?? ''))]);
     }
+  }
+
+  /** The correlation engine this manager feeds. */
+  get correlation(): CorrelationEngine {
+    return this.engine;
+  }
+
+  /** Starts recording prologue changes, so a checkpoint writes only those. */
+  trackChanges(): void {
+    this.changedPrologue ??= new Set();
+    this.engine.trackChanges();
+  }
+
+  /** Prologues changed since the last call (null when emptied). */
+  takePrologueChanges(): Map<string, Signal[] | null> {
+    const out = new Map<string, Signal[] | null>();
+    for (const k of this.changedPrologue ?? []) out.set(k, this.prologue.get(k) ?? null);
+    this.changedPrologue?.clear();
+    return out;
+  }
+
+  /** Restores prologues and the ids already processed, from a checkpoint. */
+  restoreSeen(prologues: Iterable<[string, Signal[]]>, seenIds: Iterable<string>): void {
+    for (const [k, list] of prologues) this.prologue.set(k, list);
+    for (const id of seenIds) this.seen.add(id);
+  }
+
+  /** True when this signal id was processed already (redelivery). */
+  hasSeen(id: string): boolean {
+    return this.seen.has(id);
   }
 
   /** Open and acknowledged incidents. */
@@ -271,6 +303,7 @@ export class IncidentManager {
     list.push(s);
     if (list.length > this.policy.lookbackSignals) list.shift();
     this.prologue.set(key, list);
+    this.changedPrologue?.add(key);
   }
 
   private openWith(opening: Signal[], f: Firing | undefined, attached: { incidentId: string; signal: Signal }[]): Incident {
@@ -279,7 +312,7 @@ export class IncidentManager {
     const actorKey = (f?.trigger ?? opening[0]!).actor.key;
     const earliest = Math.min(...opening.map((s) => s.eventTime));
     const before = (this.prologue.get(actorKey) ?? []).filter((p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !opening.some((o) => o.id === p.id));
-    this.prologue.delete(actorKey);
+    if (this.prologue.delete(actorKey)) this.changedPrologue?.add(actorKey);
     const signals = [...before, ...opening];
     const first = signals.reduce((a, b) => (b.eventTime < a.eventTime ? b : a));
     const id = `inc_${createHash('sha256').update(opening.map((s) => s.id).sort().join(',')).digest('hex').slice(0, 20)}`;

@@ -19,10 +19,12 @@ echo "== rules test"
 rules_out=$(node bin/kubevigil.js rules test) || { echo "$rules_out"; echo "rule tests failed"; exit 1; }
 echo "$rules_out" | tail -n 1 | sed 's/^/rule tests: /'
 
-echo "== vitest"
+echo "== vitest (with a real Kafka broker and Redis server, started and stopped by scripts/with-services.sh)"
 mkdir -p .cache
+rm -f .cache/vitest.json
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json || status=$?
+bash scripts/with-services.sh npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json || status=$?
+if [ ! -f .cache/vitest.json ]; then echo "vitest did not run (could Kafka or Redis not start? see above)"; exit 1; fi
 
 node -e '
   const r = JSON.parse(require("fs").readFileSync(".cache/vitest.json", "utf8"));

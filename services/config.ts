@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { ConfigError } from '../correlator/errors.js';
 import { isSeverity, SEVERITIES, type Severity } from '../correlator/severity.js';
+import { loadNotifierConfig, NOTIFIER_SETTINGS, type NotifierConfig } from './notifier/config.js';
 
 /** The settings of one kubevigil process. */
 export interface Config {
@@ -23,7 +24,21 @@ export interface Config {
   recentSignals: number;
   minSeverity: Severity;
   logLevel: string;
+  /** Roles this process runs (all by default). */
+  roles: Set<Role>;
+  /** Distributed mode: Kafka bootstrap brokers and Redis; both unset means embedded. */
+  kafkaBrokers: string[];
+  redisUrl?: string;
+  topicPrefix: string;
+  partitions: number;
+  kafkaSessionTimeoutMs: number;
+  notifier: NotifierConfig;
 }
+
+/** The roles a kubevigil process can run. */
+export const ROLES = ['ingest', 'correlator', 'notifier', 'api'] as const;
+/** One role. */
+export type Role = (typeof ROLES)[number];
 
 /** One documented setting: its variable, default and meaning (the README's table is built from this). */
 export interface SettingDoc {
@@ -32,8 +47,8 @@ export interface SettingDoc {
   help: string;
 }
 
-/** Every setting, for `kubevigil config` and the README. */
-export const SETTINGS: SettingDoc[] = [
+/** Every setting of the core, for `kubevigil config` and the README (the notifier's are appended below). */
+const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_HOST', default: '127.0.0.1', help: 'Address to listen on. Beyond loopback, KUBEVIGIL_INGEST_TOKEN and KUBEVIGIL_API_TOKEN are required unless --insecure.' },
   { env: 'KUBEVIGIL_PORT', default: '8080', help: 'HTTP port for ingest, API, health and metrics.' },
   { env: 'KUBEVIGIL_DATA_DIR', default: './data', help: 'Where embedded state is kept.' },
@@ -47,7 +62,16 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
   { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
   { env: 'KUBEVIGIL_LOG_LEVEL', default: 'info', help: 'pino log level: trace, debug, info, warn, error, fatal.' },
+  { env: 'KUBEVIGIL_ROLES', default: 'all', help: 'Comma-separated roles of this process: ingest, correlator, notifier, api (same as --role).' },
+  { env: 'KAFKA_BROKERS', default: '(none)', help: 'Comma-separated host:port of Kafka brokers: distributed mode (needs REDIS_URL for the correlator role).' },
+  { env: 'REDIS_URL', default: '(none)', help: 'redis://host:port of the Redis that holds correlator state in distributed mode.' },
+  { env: 'KUBEVIGIL_TOPIC_PREFIX', default: 'kubevigil', help: 'Prefix of Kafka topics, consumer groups and Redis keys.' },
+  { env: 'KUBEVIGIL_PARTITIONS', default: '12', help: 'Partitions of the topics kubevigil creates: the most correlators that can share the work.' },
+  { env: 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS', default: '30000', help: 'How long a correlator that died keeps its partitions before another takes them over (6000 at least).' },
 ];
+
+/** Every setting, for `kubevigil config` and the README. */
+export const SETTINGS: SettingDoc[] = [...CORE_SETTINGS, ...NOTIFIER_SETTINGS];
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -68,7 +92,7 @@ function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max
 }
 
 /** Reads and validates the configuration; throws {@link ConfigError} listing every problem. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecure?: boolean; host?: string; port?: string } = {}): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecure?: boolean; host?: string; port?: string; role?: string } = {}): Config {
   const problems: string[] = [];
   const host = flags.host ?? env.KUBEVIGIL_HOST ?? '127.0.0.1';
   if (host !== 'localhost' && host !== '0.0.0.0' && host !== '::' && isIP(host) === 0)
@@ -90,6 +114,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   const logLevel = env.KUBEVIGIL_LOG_LEVEL ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel))
     problems.push(`KUBEVIGIL_LOG_LEVEL (${JSON.stringify(logLevel)}) must be one of trace, debug, info, warn, error, fatal, silent`);
+  const roleText = flags.role ?? env.KUBEVIGIL_ROLES ?? 'all';
+  const roleList = roleText === 'all' || roleText === '' ? [...ROLES] : roleText.split(',').map((r) => r.trim());
+  const badRoles = roleList.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (badRoles.length || roleList.length === 0) problems.push(`roles (${JSON.stringify(roleText)}) must be "all" or a comma-separated list of ${ROLES.join(', ')}`);
+  const roles = new Set(roleList.filter((r): r is Role => (ROLES as readonly string[]).includes(r)));
+  const kafkaBrokers = (env.KAFKA_BROKERS ?? '').split(',').map((b) => b.trim()).filter(Boolean);
+  for (const b of kafkaBrokers) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`KAFKA_BROKERS entry ${JSON.stringify(b)} must be host:port, e.g. 127.0.0.1:9092`);
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL (${JSON.stringify(redisUrl)}) must start with redis:// or rediss://`);
+  if (kafkaBrokers.length && roles.has('correlator') && !redisUrl) problems.push('KAFKA_BROKERS is set and this process runs the correlator role, but REDIS_URL is not: distributed correlators keep their state in Redis');
+  if (!kafkaBrokers.length && roleText !== 'all' && roles.size < ROLES.length) problems.push(`running only some roles (${roleText}) needs KAFKA_BROKERS: in embedded mode every role runs in one process`);
+  const topicPrefix = env.KUBEVIGIL_TOPIC_PREFIX || 'kubevigil';
+  if (!/^[a-zA-Z0-9._-]{1,100}$/.test(topicPrefix)) problems.push(`KUBEVIGIL_TOPIC_PREFIX (${JSON.stringify(topicPrefix)}) may use letters, digits, ".", "_" and "-" only`);
+  let notifier: NotifierConfig | undefined;
+  try {
+    notifier = loadNotifierConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems);
+  }
   const config: Config = {
     host,
     port,
@@ -104,6 +148,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     recentSignals: int(env, 'KUBEVIGIL_RECENT_SIGNALS', 10_000, 0, 1_000_000, '10000 is plenty for a look at what fired', problems),
     minSeverity: isSeverity(minSeverity) ? minSeverity : 'info',
     logLevel,
+    roles,
+    kafkaBrokers,
+    redisUrl,
+    topicPrefix,
+    partitions: int(env, 'KUBEVIGIL_PARTITIONS', 12, 1, 1000, '12 lets up to 12 correlators share the work', problems),
+    kafkaSessionTimeoutMs: int(env, 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS', 30_000, 6000, 300_000, 'the broker refuses less than 6000 by default', problems),
+    notifier: notifier!,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

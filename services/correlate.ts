@@ -43,6 +43,11 @@ export class Correlator implements IncidentCommands {
     return open.length;
   }
 
+  /** The incidents held open (for the open-incidents gauge). */
+  openIncidents(): Incident[] {
+    return this.manager.openIncidents();
+  }
+
   /** Handles one bus batch; resolves once its effects are durable. */
   handle(signals: Signal[]): Promise<void> {
     return this.serialize(async () => {

@@ -9,11 +9,12 @@ import type { IngestOutcome, IngestSink, SignalPublisher } from '../correlator/p
 import type { Signal } from '../correlator/signal.js';
 import type { Bus } from './bus/bus.js';
 import type { Topic } from './bus/topics.js';
+import type { SignalsMessage } from './correlate-partitioned.js';
 import type { Metrics } from './metrics.js';
 import type { UsageProfiler } from './usage.js';
 
 /** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
-export function busPublisher(bus: Bus, topic: Topic<Signal>): SignalPublisher {
+export function busPublisher(bus: Bus, topic: Topic<SignalsMessage>): SignalPublisher {
   return { publish: (signals) => bus.publish(topic, signals.map((s) => ({ key: s.actor.key, value: s }))) };
 }
 

@@ -1,26 +1,39 @@
 /**
- * `kubevigil serve`: wires every stage of one process — rules, detection, bus, receivers, API —
- * starts them, and stops them in reverse order on SIGTERM/SIGINT.
+ * `kubevigil serve`: wires the stages of one process and stops them in reverse order on SIGTERM.
+ *
+ * - Embedded (no `KAFKA_BROKERS`): every role in one process — in-memory bus, SQLite store in the
+ *   data directory, one correlator.
+ * - Distributed: Kafka carries signals (keyed by actor) and incidents (keyed by id, compacted);
+ *   each process runs the roles it is given. Correlators form a consumer group and checkpoint their
+ *   per-partition state in Redis; the API role keeps its own store fed by the incidents topic.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CorrelationEngine } from '../correlator/correlation/engine.js';
 import { Detector } from '../correlator/detection/engine.js';
 import { RuleSetError } from '../correlator/detection/problems.js';
-import { IncidentManager } from '../correlator/incidents.js';
+import { KubevigilError } from '../correlator/errors.js';
+import type { Incident, IncidentStatus } from '../correlator/incident.js';
+import { IncidentManager, InvalidTransitionError } from '../correlator/incidents.js';
 import { systemClock, type Clock } from '../correlator/ports.js';
 import { IncidentStream } from './api/stream.js';
+import type { Bus } from './bus/bus.js';
+import { createKafkaBus, type KafkaBus } from './bus/kafka.js';
 import { MemoryBus } from './bus/memory.js';
 import { topics } from './bus/topics.js';
 import type { Config } from './config.js';
-import { Correlator } from './correlate.js';
+import { Correlator, type IncidentCommands } from './correlate.js';
+import { isCommand, PartitionedCorrelator, type IncidentCommand } from './correlate-partitioned.js';
 import { createApp } from './http/app.js';
 import { busPublisher, IngestPipeline } from './ingest.js';
 import type { Logger } from './logging.js';
 import { Metrics } from './metrics.js';
+import { startNotifier } from './notifier/index.js';
 import { RecentSignals } from './recent-signals.js';
 import { loadRules, SCHEMAS } from './rules.js';
+import { connectRedis, RedisCorrelatorState, type CorrelatorStateStore } from './store/correlator-state.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { IncidentStore } from './store/store.js';
 import { UsageProfiler } from './usage.js';
@@ -29,11 +42,16 @@ import { UsageProfiler } from './usage.js';
 export interface Running {
   /** The bound address (useful with port 0). */
   url: string;
-  bus: MemoryBus;
+  bus: Bus;
   recent: RecentSignals;
   metrics: Metrics;
   store: IncidentStore;
-  correlator: Correlator;
+  /** The embedded correlator (undefined in distributed mode or without the role). */
+  correlator?: Correlator;
+  /** The distributed correlator (Kafka mode with the correlator role). */
+  partitioned?: PartitionedCorrelator;
+  /** Resolves when everything queued in the embedded bus has been handled (tests await this instead of sleeping). */
+  drained(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -42,51 +60,192 @@ export interface ServeOptions {
   processMetrics?: boolean;
   /** A store to use instead of SQLite in the data directory. */
   store?: IncidentStore;
+  /** Correlator state instead of Redis (distributed mode tests). */
+  correlatorState?: CorrelatorStateStore;
   clock?: Clock;
   /** node-cron schedule of the incident sweeper; `false` disables it (tests sweep by hand). */
   sweepSchedule?: string | false;
 }
 
-/** Starts every role in this process on the embedded defaults. */
+/**
+ * Lifecycle commands in distributed mode: checked against the local copy (404/409 at once), then
+ * sent on the signals topic keyed by the incident's actor, so the correlator that owns the actor's
+ * partition applies it in order with the signals; answered when the new version comes back.
+ */
+class BusCommands implements IncidentCommands {
+  private readonly waiters = new Map<string, { to: IncidentStatus; resolve: (i: Incident) => void }>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly t: ReturnType<typeof topics>,
+    private readonly store: IncidentStore,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  /** Called with every incident version the API role receives. */
+  seen(incidents: Incident[]): void {
+    for (const i of incidents) {
+      const w = this.waiters.get(i.id);
+      if (w && i.status === w.to) {
+        this.waiters.delete(i.id);
+        w.resolve(i);
+      }
+    }
+  }
+
+  async transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined> {
+    const current = await this.store.get(id);
+    if (!current) return undefined;
+    if (!(current.status === 'open' && (to === 'acknowledged' || to === 'resolved')) && !(current.status === 'acknowledged' && to === 'resolved'))
+      throw new InvalidTransitionError(current.status, to);
+    const done = new Promise<Incident>((resolve) => this.waiters.set(id, { to, resolve }));
+    const cmd: IncidentCommand = { command: 'transition', incidentId: id, to, note, ...(by ? { by } : {}) };
+    await this.bus.publish(this.t.signals, [{ key: current.actor.key, value: cmd }]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.waiters.delete(id);
+        reject(new KubevigilError('COMMAND_PENDING', `the correlator did not confirm within ${this.timeoutMs / 1000}s; the command is queued and will apply`, true, 5));
+      }, this.timeoutMs);
+    });
+    try {
+      return await Promise.race([done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Starts the configured roles in this process. */
 export async function serve(config: Config, logger: Logger, opts: ServeOptions = {}): Promise<Running> {
   const compiled = loadRules(config.rulesPaths);
   if (compiled.problems.length) throw new RuleSetError(compiled.problems);
   const detector = new Detector(compiled.rules, SCHEMAS, { minSeverity: config.minSeverity });
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
   for (const s of SCHEMAS) metrics.rulesLoaded.set({ source: s.name }, compiled.rules.filter((r) => r.source === s.name).length);
+  const roles = config.roles;
+  const distributed = config.kafkaBrokers.length > 0;
+  const clock = opts.clock ?? systemClock;
+  const t = topics(config.topicPrefix);
+  const stops: (() => Promise<void>)[] = [];
 
-  const t = topics();
-  const bus = new MemoryBus({
-    capacity: config.busCapacity,
-    onError: (err, topic, group, attempt) => logger.error({ err, topic, group, attempt }, 'bus handler failed'),
-  });
+  let bus: Bus;
+  let kafka: KafkaBus | undefined;
+  if (distributed) {
+    kafka = createKafkaBus({
+      brokers: config.kafkaBrokers,
+      clientId: `kubevigil-${hostname()}-${process.pid}`,
+      topicPrefix: config.topicPrefix,
+      partitions: config.partitions,
+      sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+      logger,
+    });
+    await kafka.start();
+    bus = kafka;
+  } else bus = new MemoryBus({ capacity: config.busCapacity, onError: (err, topic, group, attempt) => logger.error({ err, topic, group, attempt }, 'bus handler failed') });
+  stops.push(() => bus.close());
+
+  const store = opts.store ?? openSqliteStore(join(config.dataDir, 'kubevigil.db'));
+  stops.push(() => store.close());
   const recent = new RecentSignals(config.recentSignals);
-  const unsubscribe = bus.subscribe(t.signals, 'recent', async (batch) => {
-    recent.add(batch.map((m) => m.value));
-    for (const { value: s } of batch)
+  const usage = new UsageProfiler();
+  const stream = new IncidentStream();
+  stops.push(async () => stream.close());
+  const publishIncidents = (incidents: Incident[]) => bus.publish(t.incidents, incidents.map((i) => ({ key: i.id, value: i })));
+
+  // Correlator role.
+  let correlator: Correlator | undefined;
+  let partitioned: PartitionedCorrelator | undefined;
+  let redisState: CorrelatorStateStore | undefined;
+  if (roles.has('correlator')) {
+    if (distributed) {
+      redisState = opts.correlatorState ?? new RedisCorrelatorState(connectRedis(config.redisUrl!), config.topicPrefix, () => clock.now());
+      const state = redisState;
+      stops.push(() => state.close());
+      const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage });
+      partitioned = p;
+      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.handle(batch));
+      stops.unshift(unsub);
+      if (opts.sweepSchedule !== false) {
+        const timer = setInterval(() => p.sweep().catch((err: unknown) => logger.error({ err }, 'incident sweep failed')), 60_000);
+        timer.unref();
+        stops.unshift(async () => clearInterval(timer));
+      }
+    } else {
+      const manager = new IncidentManager(new CorrelationEngine(compiled.correlations), clock, {}, usage);
+      const c = new Correlator(manager, store, publishIncidents, logger, metrics);
+      correlator = c;
+      const resumed = await c.restore();
+      if (resumed) logger.info({ resumed }, 'open incidents resumed');
+      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => c.handle(batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value]))));
+      stops.unshift(async () => {
+        await c.stop();
+        await unsub();
+      });
+      if (opts.sweepSchedule !== false) c.startSweeper(opts.sweepSchedule ?? '* * * * *');
+    }
+  }
+
+  // API role: its store is the correlator's in embedded mode, fed by the incidents topic otherwise.
+  let commands: IncidentCommands | undefined = correlator;
+  if (roles.has('api')) {
+    const busCommands = distributed ? new BusCommands(bus, t, store) : undefined;
+    if (busCommands) commands = busCommands;
+    const group = distributed ? `api-${hostname()}-${process.pid}` : 'api-stream';
+    const unsub = bus.subscribe(t.incidents, group, async (batch) => {
+      const incidents = batch.map((m) => m.value);
+      if (distributed) await store.upsert(incidents);
+      busCommands?.seen(incidents);
+      stream.publish(incidents);
+      if (correlator) {
+        metrics.openIncidents.reset();
+        for (const i of correlator.openIncidents()) metrics.openIncidents.inc({ severity: i.severity });
+      }
+    });
+    stops.unshift(unsub);
+  }
+
+  // Notifier role.
+  if (roles.has('notifier')) {
+    const notifier = startNotifier({ config: config.notifier, store, logger, registry: metrics.registry });
+    const unsub = bus.subscribe(t.incidents, 'notifier', (batch) => notifier.handle(batch.map((m) => m.value)));
+    stops.unshift(async () => {
+      await unsub();
+      await notifier.stop();
+    });
+  }
+
+  // Ingest role: receivers publish signals to the bus.
+  const unsubscribeRecent = bus.subscribe(t.signals, distributed ? `recent-${hostname()}-${process.pid}` : 'recent', async (batch) => {
+    const signals = batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value]));
+    recent.add(signals);
+    for (const s of signals)
       if (s.severity === 'high' || s.severity === 'critical')
         logger.warn({ signal: { id: s.id, kind: s.kind, severity: s.severity, rule: s.rule.id, actor: s.actor.key }, attacker: { title: s.title } }, 'signal');
   });
-
-  const store = opts.store ?? openSqliteStore(join(config.dataDir, 'kubevigil.db'));
-  const usage = new UsageProfiler();
-  const clock = opts.clock ?? systemClock;
-  const manager = new IncidentManager(new CorrelationEngine(compiled.correlations), clock, {}, usage);
-  const stream = new IncidentStream();
-  const correlator = new Correlator(manager, store, (incidents) => bus.publish(t.incidents, incidents.map((i) => ({ key: i.id, value: i }))), logger, metrics);
-  const resumed = await correlator.restore();
-  const unsubscribeCorrelator = bus.subscribe(t.signals, 'correlator', (batch) => correlator.handle(batch.map((m) => m.value)));
-  const unsubscribeStream = bus.subscribe(t.incidents, 'api-stream', async (batch) => {
-    stream.publish(batch.map((m) => m.value));
-    const open = manager.openIncidents();
-    metrics.openIncidents.reset();
-    for (const i of open) metrics.openIncidents.inc({ severity: i.severity });
-  });
-  if (opts.sweepSchedule !== false) correlator.startSweeper(opts.sweepSchedule ?? '* * * * *');
-
+  stops.unshift(unsubscribeRecent);
   const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage);
+
   let ready = false;
-  const app = createApp({ config, metrics, logger, sink, recent, rules: compiled.rules, correlations: compiled.correlations, store, commands: correlator, stream, ready: () => ready });
+  const checkReady = async (): Promise<boolean> => {
+    if (!ready) return false;
+    if (kafka && !(await kafka.checkReady())) return false;
+    if (redisState && !(await redisState.ready())) return false;
+    return true;
+  };
+  const app = createApp({
+    config,
+    metrics,
+    logger,
+    sink: roles.has('ingest') ? sink : undefined,
+    recent,
+    rules: compiled.rules,
+    correlations: compiled.correlations,
+    store,
+    commands: roles.has('api') ? commands : undefined,
+    stream,
+    ready: checkReady,
+  });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);
@@ -98,26 +257,23 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   ready = true;
-  logger.info({ url, rules: compiled.rules.length, correlations: compiled.correlations.length, disabled: compiled.disabled.length, resumedIncidents: resumed }, 'kubevigil listening');
+  logger.info({ url, roles: [...roles], mode: distributed ? 'distributed' : 'embedded', rules: compiled.rules.length, correlations: compiled.correlations.length, disabled: compiled.disabled.length }, 'kubevigil listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       ready = false;
-      // Reverse order of start: stop taking requests, drain the bus, then close subscribers.
+      // Stop taking requests first, then let the bus drain into the stages, then close them in reverse order.
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      stream.close();
-      await bus.drained();
-      await correlator.stop();
-      await unsubscribe();
-      await unsubscribeCorrelator();
-      await unsubscribeStream();
-      await bus.close();
-      await store.close();
+      if (bus instanceof MemoryBus) await bus.drained();
+      for (const s of stops) await s();
       logger.info('kubevigil stopped');
     })());
-  return { url, bus, recent, metrics, store, correlator, stop };
+  const drained = async () => {
+    if (bus instanceof MemoryBus) await bus.drained();
+  };
+  return { url, bus, recent, metrics, store, correlator, partitioned, drained, stop };
 }

@@ -39,7 +39,7 @@ async function send(kv: Running, events: AuditEvent[]): Promise<void> {
     });
     expect(res.status).toBe(200);
   }
-  await kv.bus.drained();
+  await kv.drained();
 }
 
 const api = (kv: Running, path: string, init: RequestInit = {}) => fetch(`${kv.url}${path}`, { ...init, headers: { authorization: `Bearer ${API}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });

@@ -40,7 +40,7 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
     const body = (await res.json()) as { accepted: number; signals: number };
     expect(body.accepted).toBe(37);
     expect(body.signals).toBeGreaterThanOrEqual(11);
-    await kv.bus.drained();
+    await kv.drained();
 
     const api = await fetch(`${kv.url}/api/v1/signals?kind=rbac.denied&limit=1000`, { headers: { authorization: `Bearer ${API}` } });
     expect(api.status).toBe(200);

@@ -70,6 +70,11 @@ interface Slot {
 
 const SCRATCH: string[] = [];
 
+/** A group's windows in a form that survives JSON: per correlation id, its entries and firing state. */
+export interface SlotState {
+  windows: Record<string, { entries: { t: number; ref: number; v?: unknown; signals: Signal | Signal[] }[]; maxT: number; lastFire: number }>;
+}
+
 /** Runs compiled correlations over a stream of signals. Pure: no I/O, no clock (event time only). */
 export class CorrelationEngine {
   private readonly byKind = new Map<string, Target[]>();
@@ -84,6 +89,8 @@ export class CorrelationEngine {
   readonly stats: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
   private readonly limits: CorrelationLimits;
   private seq = 0;
+  /** Group keys changed since the last {@link takeDirty}, when tracking is on (distributed mode). */
+  private dirty?: Set<string>;
 
   constructor(
     readonly correlations: readonly CompiledCorrelation[],
@@ -102,6 +109,55 @@ export class CorrelationEngine {
         index.set(name, list);
       });
     });
+  }
+
+  /** Starts recording which groups change, so only those are checkpointed. */
+  trackChanges(): void {
+    this.dirty ??= new Set();
+  }
+
+  /** The groups changed since the last call, with their state (null when the group is gone). */
+  takeDirty(): Map<string, SlotState | null> {
+    const out = new Map<string, SlotState | null>();
+    for (const k of this.dirty ?? []) out.set(k, this.exportSlot(k) ?? null);
+    this.dirty?.clear();
+    return out;
+  }
+
+  /** One group's state, for a checkpoint. */
+  exportSlot(key: string): SlotState | undefined {
+    const slot = this.groups.get(key);
+    if (!slot) return undefined;
+    const windows: SlotState['windows'] = {};
+    slot.windows.forEach((w, ci) => {
+      if (w && w.entries.length) windows[this.correlations[ci]!.id] = { entries: w.entries.map((e) => ({ t: e.t, ref: e.ref, ...(e.v === undefined ? {} : { v: e.v }), signals: e.signals })), maxT: w.maxT, lastFire: w.lastFire };
+    });
+    return Object.keys(windows).length ? { windows } : undefined;
+  }
+
+  /** Restores one group from a checkpoint; windows of correlations that no longer exist are dropped. */
+  importSlot(key: string, state: SlotState): void {
+    const slot: Slot = { windows: [], seq: ++this.seq };
+    for (const [id, w] of Object.entries(state.windows)) {
+      const ci = this.correlations.findIndex((c) => c.id === id);
+      if (ci < 0) continue;
+      slot.windows[ci] = { entries: w.entries.map((e) => ({ t: e.t, ref: e.ref, v: e.v, signals: e.signals })), maxT: w.maxT, lastFire: w.lastFire ?? -Infinity };
+    }
+    this.groups.set(key, slot);
+  }
+
+  /** Forgets groups whose newest event is older than `watermark` minus one timespan and the lateness. */
+  expire(watermark: number): number {
+    let n = 0;
+    for (const [key, slot] of this.groups) {
+      const live = slot.windows.some((w, ci) => w && w.maxT >= watermark - this.correlations[ci]!.timespanMs - this.limits.allowedLatenessMs);
+      if (!live) {
+        this.groups.delete(key);
+        this.dirty?.add(key);
+        n++;
+      }
+    }
+    return n;
   }
 
   /** Number of group values (actors, by default) with windows held. */
@@ -148,9 +204,11 @@ export class CorrelationEngine {
       if (this.groups.size > this.limits.maxGroups) {
         const oldest = this.groups.keys().next().value as string;
         this.groups.delete(oldest);
+        this.dirty?.add(oldest);
         this.stats.evictedGroups++;
       }
     }
+    this.dirty?.add(key);
     let st = slot.windows[target.ci];
     if (!st) st = slot.windows[target.ci] = { entries: [], maxT: -Infinity, lastFire: -Infinity };
     const horizon = c.timespanMs + this.limits.allowedLatenessMs;

@@ -5,6 +5,9 @@ import type { Topic } from './topics.js';
 export interface BusMessage<T> {
   key: string;
   value: T;
+  /** Where the message came from, for consumers that keep per-partition state (Kafka only). */
+  partition?: number;
+  offset?: string;
 }
 
 /** Handles a batch of messages; a rejection means they were not processed and will be offered again. */

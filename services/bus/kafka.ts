@@ -434,7 +434,7 @@ export class KafkaBus implements Bus {
       for (const message of chunk) {
         const d = decode(message);
         if (d.kind === 'ok') {
-          good.push({ key: message.key?.toString('utf8') ?? '', value: d.value });
+          good.push({ key: message.key?.toString('utf8') ?? '', value: d.value, partition: batch.partition, offset: message.offset });
           contexts.push(d.ctx);
         } else if (d.kind === 'dead') {
           dead.push({ message, reason: d.reason });

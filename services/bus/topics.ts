@@ -1,6 +1,6 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
 import type { Incident } from '../../correlator/incident.js';
-import type { Signal } from '../../correlator/signal.js';
+import type { SignalsMessage } from '../correlate-partitioned.js';
 
 /** A topic and the type of the values it carries. */
 export interface Topic<T> {
@@ -12,7 +12,7 @@ export interface Topic<T> {
 /** Topic names with an optional prefix (tests give each run its own). */
 export function topics(prefix = 'kubevigil') {
   return {
-    signals: { name: `${prefix}.signals` } as Topic<Signal>,
+    signals: { name: `${prefix}.signals` } as Topic<SignalsMessage>,
     incidents: { name: `${prefix}.incidents` } as Topic<Incident>,
     /** Kafka only: the raw bytes of messages that could not be decoded, with `x-kubevigil-dlq-*` headers. */
     deadLetter: { name: `${prefix}.dead-letter` } as Topic<unknown>,

@@ -38,7 +38,7 @@ export async function demo(o: DemoOptions): Promise<Incident[]> {
       const res = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', headers, body });
       if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
     }
-    await kv.bus.drained();
+    await kv.drained();
     const api = (path: string) => fetch(`${kv.url}${path}`, { headers: config.apiToken ? { authorization: `Bearer ${config.apiToken}` } : {} }).then((r) => r.json());
     const page = (await api('/api/v1/incidents?severity=medium&status=open,acknowledged')) as { items: { id: string }[] };
     const incidents = (await Promise.all(page.items.map((i) => api(`/api/v1/incidents/${i.id}`)))) as Incident[];

@@ -25,15 +25,17 @@ export interface AppDeps {
   config: Config;
   metrics: Metrics;
   logger: Logger;
-  sink: IngestSink;
+  /** The ingest stage; absent when this process does not run the ingest role. */
+  sink?: IngestSink;
   recent: RecentSignals;
   rules: readonly CompiledRule[];
   correlations: readonly CompiledCorrelation[];
   store: IncidentStore;
-  commands: IncidentCommands;
+  /** Lifecycle commands; absent when this process does not run the API role. */
+  commands?: IncidentCommands;
   stream: IncidentStream;
-  /** Readiness: false while starting or draining. */
-  ready: () => boolean;
+  /** Readiness: false while starting or draining, or when the broker or Redis cannot be reached. */
+  ready: () => Promise<boolean>;
 }
 
 /** Builds the express application. */
@@ -51,9 +53,9 @@ export function createApp(deps: AppDeps): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', (_req, res) => {
-    if (deps.ready()) res.json({ status: 'ready' });
-    else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down');
+  app.get('/readyz', async (_req, res) => {
+    if (await deps.ready()) res.json({ status: 'ready' });
+    else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down, or cannot reach Kafka or Redis');
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -61,7 +63,8 @@ export function createApp(deps: AppDeps): Express {
 
   const ingestAuth = requireBearer(config.ingestToken, 'ingest');
   app.use('/ingest', ingestAuth);
-  app.use(
+  if (deps.sink)
+    app.use(
     auditReceiver({
       sink: deps.sink,
       maxBodyBytes: config.maxBodyBytes,
@@ -78,7 +81,7 @@ export function createApp(deps: AppDeps): Express {
   });
   const apiAuth = requireBearer(config.apiToken, 'api');
   app.use('/api', apiAuth);
-  app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
+  if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
   app.get('/api/v1/signals', (req: Request, res: Response) => {
     const q = req.query;
     const limitRaw = typeof q.limit === 'string' ? Number(q.limit) : 100;

@@ -1,0 +1,197 @@
+/**
+ * The distributed correlator role: one incident manager per signals partition it owns, its state
+ * checkpointed (Redis) before the partition's offsets are committed. Signals are keyed by actor, so
+ * an actor's signals — and lifecycle commands about its incidents — arrive in order on one
+ * partition. On takeover (a gap in offsets, or first sight of a partition) the state is reloaded
+ * from the checkpoint, and messages the checkpoint already accounts for are skipped: nothing is
+ * lost and nothing is applied twice.
+ *
+ * Order per batch: process → publish changed incidents (idempotent per id and version) →
+ * checkpoint with the batch's last offset → the bus commits. A failure anywhere keeps the changes
+ * pending and fails the batch, which the bus retries without committing.
+ */
+import { CorrelationEngine, type SlotState } from '../correlator/correlation/engine.js';
+import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
+import type { Incident, IncidentStatus } from '../correlator/incident.js';
+import { IncidentManager, InvalidTransitionError, type IncidentPolicy } from '../correlator/incidents.js';
+import type { Clock, UsageSource } from '../correlator/ports.js';
+import type { Signal } from '../correlator/signal.js';
+import type { BusMessage } from './bus/bus.js';
+import type { IncidentPublisher } from './correlate.js';
+import type { Logger } from './logging.js';
+import type { Metrics } from './metrics.js';
+import type { CorrelatorStateStore, PartitionCheckpoint } from './store/correlator-state.js';
+
+/** A lifecycle change requested through the API, routed to the partition that owns the incident. */
+export interface IncidentCommand {
+  command: 'transition';
+  incidentId: string;
+  to: IncidentStatus;
+  note: string;
+  by?: string;
+}
+
+/** What the signals topic carries. */
+export type SignalsMessage = Signal | IncidentCommand;
+
+/** Distinguishes commands from signals on the signals topic. */
+export function isCommand(m: SignalsMessage): m is IncidentCommand {
+  return (m as IncidentCommand).command === 'transition';
+}
+
+interface Part {
+  manager: IncidentManager;
+  lastOffset?: bigint;
+  pending: PartitionCheckpoint;
+}
+
+const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
+const restoreSignal = (s: Signal): Signal => ({ ...s, excerpt: s.excerpt ?? {}, matched: s.matched ?? [] });
+
+/** Options of {@link PartitionedCorrelator}. */
+export interface PartitionedCorrelatorOptions {
+  correlations: readonly CompiledCorrelation[];
+  state: CorrelatorStateStore;
+  publish: IncidentPublisher;
+  clock: Clock;
+  logger: Logger;
+  metrics?: Metrics;
+  policy?: Partial<IncidentPolicy>;
+  usage?: UsageSource;
+}
+
+/** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
+export class PartitionedCorrelator {
+  private readonly parts = new Map<number, Part>();
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Takeovers (state loaded from a checkpoint) and messages skipped as already applied. */
+  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0 };
+
+  constructor(private readonly o: PartitionedCorrelatorOptions) {}
+
+  /** Handles one bus batch (one partition's messages in offset order for Kafka). */
+  handle(batch: BusMessage<SignalsMessage>[]): Promise<void> {
+    return this.serialize(async () => {
+      const byPartition = new Map<number, BusMessage<SignalsMessage>[]>();
+      for (const m of batch) {
+        const p = m.partition ?? 0;
+        let list = byPartition.get(p);
+        if (!list) byPartition.set(p, (list = []));
+        list.push(m);
+      }
+      for (const [p, msgs] of byPartition) await this.handlePartition(p, msgs);
+    });
+  }
+
+  /** Resolves quiet incidents in every owned partition. */
+  sweep(): Promise<Incident[]> {
+    return this.serialize(async () => {
+      const out: Incident[] = [];
+      for (const [p, part] of this.parts) {
+        const resolved = part.manager.sweep();
+        if (!resolved.length && !this.hasPending(part)) continue;
+        part.pending.incidents.push(...resolved);
+        await this.flush(p, part);
+        out.push(...resolved);
+      }
+      return out;
+    });
+  }
+
+  /** Partitions whose state is loaded here. */
+  get partitions(): number[] {
+    return [...this.parts.keys()];
+  }
+
+  private async handlePartition(p: number, msgs: BusMessage<SignalsMessage>[]): Promise<void> {
+    const first = msgs[0]?.offset !== undefined ? BigInt(msgs[0].offset) : undefined;
+    let part = this.parts.get(p);
+    // A gap means another correlator processed this partition meanwhile: our copy is stale.
+    if (!part || (first !== undefined && part.lastOffset !== undefined && first > part.lastOffset + 1n)) part = await this.load(p);
+    const fresh = msgs.filter((m) => {
+      if (m.offset === undefined || part.lastOffset === undefined || BigInt(m.offset) > part.lastOffset) return true;
+      this.stats.skipped++;
+      return false;
+    });
+    const m = part.manager;
+    const signals: Signal[] = [];
+    const changed = new Map<string, Incident>();
+    const flushSignals = () => {
+      if (!signals.length) return;
+      const r = m.process(signals);
+      for (const inc of r.incidents) changed.set(inc.id, inc);
+      part.pending.seen.push(...signals.map((s) => s.id));
+      this.o.metrics?.correlatedSignals.inc(signals.length);
+      signals.length = 0;
+    };
+    for (const msg of fresh) {
+      if (!isCommand(msg.value)) {
+        signals.push(msg.value);
+        continue;
+      }
+      flushSignals();
+      const cmd = msg.value;
+      const inc = m.get(cmd.incidentId);
+      if (!inc) {
+        this.stats.commandsRejected++;
+        continue;
+      }
+      try {
+        const next = m.transition(inc, cmd.to, cmd.note, cmd.by);
+        changed.set(next.id, next);
+      } catch (e) {
+        if (!(e instanceof InvalidTransitionError)) throw e;
+        this.stats.commandsRejected++;
+        this.o.logger.info({ incident: cmd.incidentId, to: cmd.to, reason: e.message }, 'incident command rejected');
+      }
+    }
+    flushSignals();
+    part.pending.incidents.push(...changed.values());
+    const last = msgs[msgs.length - 1]?.offset;
+    if (last !== undefined) part.pending.offset = last;
+    await this.flush(p, part);
+    if (last !== undefined) part.lastOffset = BigInt(last);
+  }
+
+  private hasPending(part: Part): boolean {
+    const c = part.pending;
+    return c.incidents.length > 0 || c.seen.length > 0 || c.offset !== undefined || c.slots.size > 0 || c.prologue.size > 0;
+  }
+
+  /** Publishes then checkpoints everything pending for a partition; on failure it stays pending. */
+  private async flush(p: number, part: Part): Promise<void> {
+    const c = part.pending;
+    for (const [k, v] of part.manager.correlation.takeDirty()) c.slots.set(k, v);
+    for (const [k, v] of part.manager.takePrologueChanges()) c.prologue.set(k, v);
+    // Latest version per incident only.
+    const latest = new Map<string, Incident>();
+    for (const i of c.incidents) latest.set(i.id, structuredClone(i));
+    c.incidents = [...latest.values()];
+    if (c.incidents.length) await this.o.publish(c.incidents);
+    await this.o.state.save(p, c);
+    for (const inc of c.incidents) this.o.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
+    part.pending = emptyCheckpoint();
+  }
+
+  private async load(p: number): Promise<Part> {
+    const st = await this.o.state.load(p);
+    const engine = new CorrelationEngine(this.o.correlations);
+    const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
+    for (const [key, slot] of st.slots)
+      engine.importSlot(key, { windows: Object.fromEntries(Object.entries(slot.windows).map(([id, w]) => [id, { ...w, entries: w.entries.map((e) => ({ ...e, signals: Array.isArray(e.signals) ? e.signals.map(restoreSignal) : restoreSignal(e.signals) })) }])) } as SlotState);
+    manager.restore(st.incidents);
+    manager.restoreSeen(st.prologue, st.seen);
+    manager.trackChanges();
+    const part: Part = { manager, pending: emptyCheckpoint(), ...(st.offset !== undefined ? { lastOffset: BigInt(st.offset) } : {}) };
+    this.parts.set(p, part);
+    this.stats.loads++;
+    this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length }, 'correlator state loaded');
+    return part;
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+}
