@@ -60,6 +60,16 @@ describe('IncidentManager', () => {
     expect(m.openIncidents().map((i) => i.id)).toEqual([a.id]);
   });
 
+  it('does not merge incidents through bootstrap bindings every identity has', () => {
+    const { m, clock } = setup();
+    const basic = ['binding:ClusterRoleBinding/system:basic-user'];
+    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/one', { severity: 'high', entities: basic })]).incidents[0]!;
+    clock.t += 1000;
+    const b = m.process([sig('5s', 'secret.list_cluster_wide', 'sa:b/two', { severity: 'high', entities: basic })]).incidents[0]!;
+    expect(b.id).not.toBe(a.id);
+    expect(m.openIncidents()).toHaveLength(2);
+  });
+
   it('resolves after a quiet period and at the lifetime cap, and never reuses a resolved incident', () => {
     const { m, clock } = setup({ quietPeriodMs: 60_000, maxLifetimeMs: 10 * 60_000 });
     const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]).incidents[0]!;

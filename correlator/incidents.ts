@@ -62,15 +62,22 @@ export class InvalidTransitionError extends KubevigilError {
 }
 
 const TRANSITIONS: Record<IncidentStatus, IncidentStatus[]> = { open: ['acknowledged', 'resolved'], acknowledged: ['resolved'], resolved: [] };
-const MERGE_TYPES = new Set(['sa', 'user', 'node', 'pod', 'binding']);
+// Pods and bindings join incidents; nodes, namespaces, secrets and IPs are shared by unrelated workloads.
+const MERGE_TYPES = new Set(['pod', 'binding']);
 const SENSITIVE_ALLOWED = new Set(['secret.read_cross_namespace', 'secret.list_cluster_wide', 'pod.exec', 'pod.attach', 'pod.privileged', 'pod.host_namespace', 'pod.hostpath', 'token.request_other_sa', 'node.proxy', 'rbac.cluster_admin_binding']);
 
-/** Merge keys of a signal: its actor and the pods and bindings it involves. */
+/**
+ * Merge keys of a signal: its actor and the pods and bindings it involves. The bootstrap bindings
+ * (`system:basic-user`, `system:discovery`, …) grant every authenticated identity a little; they
+ * would join unrelated attacks, so they are not merge keys.
+ */
 function mergeKeys(s: Signal): string[] {
   const keys = [s.actor.key];
   for (const e of s.entities) {
     const t = entityType(e);
-    if (t && MERGE_TYPES.has(t) && e !== 'user:system:anonymous') keys.push(e);
+    if (!t || !MERGE_TYPES.has(t) || e === 'user:system:anonymous') continue;
+    if (t === 'binding' && /^binding:ClusterRoleBinding\/system:/.test(e)) continue;
+    keys.push(e);
   }
   return keys;
 }
@@ -119,7 +126,7 @@ export class IncidentManager {
       if (inc.status === 'resolved') continue;
       this.open.set(inc.id, inc);
       for (const e of inc.timeline) this.seen.add(e.signalId);
-      this.index(inc, [inc.actor.key, ...inc.entities.filter((e) => MERGE_TYPES.has(entityType(e) ?? ''))]);
+      this.index(inc, [inc.actor.key, ...inc.entities.filter((e) => MERGE_TYPES.has(entityType(e) ?? '') && !/^binding:ClusterRoleBinding\/system:/.test(e))]);
     }
   }
 

@@ -16,8 +16,9 @@ import { replay } from './replay.js';
 const USAGE = `kubevigil — security event correlation for Kubernetes
 
 Usage:
-  kubevigil serve [--host H] [--port P] [--insecure]
-        Run every role in one process (audit webhook, detection, API) on the embedded defaults.
+  kubevigil serve [--host H] [--port P] [--insecure] [--role ingest,correlator,notifier,api]
+        Run every role in one process on the embedded defaults; with KAFKA_BROKERS and REDIS_URL,
+        run the given roles of a distributed deployment.
   kubevigil replay FILE|DIR|- … [--format table|json] [--follow] [--min-severity S] [--rules PATH]…
         Run detection offline over audit logs (JSON lines or EventLists) and print the signals.
   kubevigil rules lint [--rules PATH]…     Check every rule file; report every problem at once.
@@ -32,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'serve': {
-      const { values } = parseArgs({ args: rest, options: { host: { type: 'string' }, port: { type: 'string' }, insecure: { type: 'boolean' } } });
+      const { values } = parseArgs({ args: rest, options: { host: { type: 'string' }, port: { type: 'string' }, insecure: { type: 'boolean' }, role: { type: 'string' } } });
       const config = loadConfig(process.env, values);
       const logger = createLogger(config.logLevel);
       const running = await serve(config, logger);

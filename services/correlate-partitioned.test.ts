@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
+import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
+import type { Incident } from '../correlator/incident.js';
+import type { Signal } from '../correlator/signal.js';
+import type { BusMessage } from './bus/bus.js';
+import { PartitionedCorrelator, type SignalsMessage } from './correlate-partitioned.js';
+import { createLogger } from './logging.js';
+import { loadDetector, loadRules } from './rules.js';
+import { MemoryCorrelatorState } from './store/correlator-state.js';
+
+const rules = loadRules();
+const detector = loadDetector();
+
+function seedSignals(): Signal[] {
+  return attackEvents(SEED_SCENARIO).flatMap((e) => detector.detect(normalizeAuditEvent(e, e.stageTimestamp ? Date.parse(e.stageTimestamp) : 0)));
+}
+
+function correlator(state: MemoryCorrelatorState, published: Incident[]) {
+  return new PartitionedCorrelator({
+    correlations: rules.correlations,
+    state,
+    publish: async (incs) => {
+      published.push(...incs);
+    },
+    clock: { now: () => SEED_SCENARIO.start },
+    logger: createLogger('silent'),
+  });
+}
+
+const asMessages = (signals: Signal[], from = 0): BusMessage<SignalsMessage>[] => signals.map((s, i) => ({ key: s.actor.key, value: s, partition: 3, offset: String(from + i) }));
+const latest = (published: Incident[]) => {
+  const m = new Map<string, Incident>();
+  for (const i of published) if ((m.get(i.id)?.version ?? -1) <= i.version) m.set(i.id, i);
+  return [...m.values()].filter((i) => i.resolution !== 'merged');
+};
+
+describe('PartitionedCorrelator', () => {
+  const signals = seedSignals();
+
+  it('produces the same incident when a second correlator takes the partition over half way', async () => {
+    const single: Incident[] = [];
+    await correlator(new MemoryCorrelatorState(), single).handle(asMessages(signals));
+
+    const state = new MemoryCorrelatorState();
+    const split: Incident[] = [];
+    const cut = Math.floor(signals.length / 2);
+    await correlator(state, split).handle(asMessages(signals.slice(0, cut)));
+    const b = correlator(state, split);
+    // The new owner gets everything since the last committed offset again, part of it already applied.
+    await b.handle(asMessages(signals.slice(cut - 2), cut - 2));
+    expect(b.stats).toMatchObject({ loads: 1, skipped: 2 });
+
+    const [one] = latest(single);
+    const [two] = latest(split);
+    expect(latest(split)).toHaveLength(1);
+    expect(two!.id).toBe(one!.id);
+    expect(two!.signalCount).toBe(one!.signalCount);
+    expect(two!.correlations.map((c) => c.ruleId).sort()).toEqual(one!.correlations.map((c) => c.ruleId).sort());
+    expect(two!.severity).toBe(one!.severity);
+  });
+
+  it('fails the batch while the state store is down, and applies it once when it is back', async () => {
+    const state = new MemoryCorrelatorState();
+    const published: Incident[] = [];
+    const c = correlator(state, published);
+    await c.handle(asMessages(signals.slice(0, 3)));
+    state.down = true;
+    await expect(c.handle(asMessages(signals.slice(3), 3))).rejects.toThrow(/STATE_UNAVAILABLE|Redis save/);
+    state.down = false;
+    await c.handle(asMessages(signals.slice(3), 3)); // the bus redelivers the same batch
+    const [inc] = latest(published);
+    expect(inc!.signalCount).toBe(signals.length);
+    const reloaded = await state.load(3);
+    expect(reloaded.offset).toBe(String(signals.length - 1));
+    expect(reloaded.incidents.map((i) => i.signalCount)).toEqual([signals.length]);
+  });
+
+  it('applies lifecycle commands in order with the signals, and rejects invalid ones', async () => {
+    const state = new MemoryCorrelatorState();
+    const published: Incident[] = [];
+    const c = correlator(state, published);
+    await c.handle(asMessages(signals));
+    const id = latest(published)[0]!.id;
+    const cmd = (to: 'acknowledged' | 'resolved', offset: number): BusMessage<SignalsMessage> => ({ key: 'sa:frontend/frontend', partition: 3, offset: String(offset), value: { command: 'transition', incidentId: id, to, note: 'n' } });
+    await c.handle([cmd('acknowledged', signals.length), cmd('acknowledged', signals.length + 1), cmd('resolved', signals.length + 2)]);
+    expect(c.stats.commandsRejected).toBe(1);
+    const final = latest(published).find((i) => i.id === id)!;
+    expect(final.status).toBe('resolved');
+    expect((await state.load(3)).incidents).toEqual([]);
+  });
+});
