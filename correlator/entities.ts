@@ -80,3 +80,22 @@ export function actorFromUsername(username: string): Actor {
   }
   return { key: userKey(username), type: 'user', name: username };
 }
+
+const SPIFFE = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/;
+
+/** A mesh identity (`spiffe://<trust-domain>/ns/<ns>/sa/<sa>`) as the service account it names, or undefined. */
+export function actorFromSpiffe(id: string): Actor | undefined {
+  const m = SPIFFE.exec(id);
+  if (!m) return undefined;
+  return { key: saKey(m[1]!, m[2]!), type: 'serviceaccount', name: `system:serviceaccount:${m[1]}:${m[2]}`, namespace: m[1]! };
+}
+
+/** A workload known only by pod name (mesh logs, alert labels, trace resources). */
+export function actorFromPod(ns: string, name: string): Actor {
+  return { key: podKey(ns, name), type: 'pod', name, namespace: ns };
+}
+
+/** A workload known only by its address; identity resolution may later name its service account. */
+export function actorFromIp(addr: string): Actor {
+  return { key: ipKey(addr), type: 'ip', name: addr };
+}

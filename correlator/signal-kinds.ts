@@ -35,6 +35,12 @@ export const SIGNAL_KINDS = {
   'audit.tampering': 'Events deleted, or audit configuration touched: covering tracks.',
   'mtls.failed': 'A connection that failed mutual TLS (plaintext or bad certificate).',
   'mesh.authz_denied': 'A mesh proxy denied a call by AuthorizationPolicy.',
+  'service.auth_failed': 'A service-to-service call answered 401/403 (trace span, proxy log or an alert on their rate).',
+  'alert.auth_failures': 'An alert on a spike of API 401/403 responses.',
+  'alert.restart_storm': 'An alert on pods restarting repeatedly (crash loops, OOM kills).',
+  'alert.certificate_expiry': 'An alert on a certificate about to expire or expired.',
+  'alert.policy_violation': 'An alert on policy violations (Gatekeeper audit, Kyverno reports).',
+  'alert.security': 'Another security-relevant alert mapped by a rule.',
 } as const;
 
 /** A signal kind, one of the keys of {@link SIGNAL_KINDS}. */

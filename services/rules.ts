@@ -14,8 +14,7 @@ import { Detector, type DetectorOptions } from '../correlator/detection/engine.j
 import { RuleSetError, type Problem } from '../correlator/detection/problems.js';
 import { loadRuleTestFile, runRuleTests, type Decoder, type RuleTestResult } from '../correlator/detection/rule-tests.js';
 import type { SourceSchema } from '../correlator/detection/source-event.js';
-import { AUDIT_SCHEMA, normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
-import { decodeAuditValue } from '../connectors/k8s-audit/parse.js';
+import { SOURCES } from './sources.js';
 
 /** The shipped detection pack. */
 export const SHIPPED_DETECTIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../rules/detections');
@@ -23,7 +22,7 @@ export const SHIPPED_DETECTIONS = resolve(dirname(fileURLToPath(import.meta.url)
 export const SHIPPED_CORRELATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../rules/correlations');
 
 /** Every source schema detection knows about. */
-export const SCHEMAS: SourceSchema[] = [AUDIT_SCHEMA];
+export const SCHEMAS: SourceSchema[] = [...SOURCES.values()].map((s) => s.schema);
 
 const isRuleFile = (f: string) => /\.ya?ml$/.test(f) && !/\.test\.ya?ml$/.test(f);
 
@@ -98,9 +97,9 @@ export function loadDetector(extraPaths: string[] = [], opts: DetectorOptions = 
 
 /** Decodes test inputs per source with the same code the receivers use. */
 export const decodeForTests: Decoder = (source, value) => {
-  if (source !== 'k8s-audit') return { events: [], invalid: [`unknown source ${source}`] };
-  const batch = decodeAuditValue(value);
-  return { events: batch.events.map((e) => normalizeAuditEvent(e, 0)), invalid: batch.invalid.map((i) => i.reason) };
+  const s = SOURCES.get(source);
+  if (!s) return { events: [], invalid: [`unknown source ${source}; known: ${[...SOURCES.keys()].join(', ')}`] };
+  return s.decode(value, 0);
 };
 
 /** Reads an events file: JSON lines, a JSON array/EventList, or YAML. */

@@ -116,7 +116,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
       ],
     });
     await got.count(1);
-    expect(got.messages).toEqual([{ key: 'sa:p/poison', value: { n: 1 } }]);
+    expect(got.messages).toEqual([{ key: 'sa:p/poison', value: { n: 1 }, partition: expect.any(Number), offset: '2' }]);
 
     const dead = await readRaw(bus.topics.deadLetter.name, 2);
     const base = BigInt(sent!.baseOffset!);
