@@ -12,6 +12,9 @@ import type { Topic } from './bus/topics.js';
 import type { SignalsMessage } from './correlate-partitioned.js';
 import type { Metrics } from './metrics.js';
 import type { UsageProfiler } from './usage.js';
+import type { IdentityResolver } from '../correlator/identity.js';
+import { identityFacts } from '../connectors/k8s-audit/identity.js';
+import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
 
 /** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
 export function busPublisher(bus: Bus, topic: Topic<SignalsMessage>): SignalPublisher {
@@ -25,6 +28,7 @@ export class IngestPipeline implements IngestSink {
     private readonly publisher: SignalPublisher,
     private readonly metrics?: Metrics,
     private readonly usage?: UsageProfiler,
+    private readonly identity?: IdentityResolver,
   ) {}
 
   /** Detects over all events, then publishes every signal of the batch in one call. */
@@ -33,9 +37,19 @@ export class IngestPipeline implements IngestSink {
     const end = this.metrics?.detectSeconds.startTimer({ source });
     const signals: Signal[] = [];
     for (const ev of events) {
+      if (this.identity && ev.source === 'k8s-audit') for (const f of identityFacts(ev.raw as AuditEvent, ev.observedTime)) this.identity.learn(f);
       const found = this.detector.detect(ev);
       for (const s of found) signals.push(s);
     }
+    // Other sources name workloads by IP or pod: resolve them to the service account the audit log knows.
+    if (this.identity)
+      for (const s of signals) {
+        const r = s.source === 'k8s-audit' ? undefined : this.identity.resolve(s.actor);
+        if (r) {
+          s.entities = [...new Set([...s.entities, ...r.via])];
+          s.actor = r.actor;
+        }
+      }
     end?.();
     this.usage?.observe(events);
     this.metrics?.ingestBatchSize.observe({ source }, events.length);

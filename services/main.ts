@@ -16,6 +16,7 @@ import { Detector } from '../correlator/detection/engine.js';
 import { RuleSetError } from '../correlator/detection/problems.js';
 import { KubevigilError } from '../correlator/errors.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
+import { IdentityResolver } from '../correlator/identity.js';
 import { IncidentManager, InvalidTransitionError } from '../correlator/incidents.js';
 import { systemClock, type Clock } from '../correlator/ports.js';
 import { IncidentStream } from './api/stream.js';
@@ -224,7 +225,8 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
         logger.warn({ signal: { id: s.id, kind: s.kind, severity: s.severity, rule: s.rule.id, actor: s.actor.key }, attacker: { title: s.title } }, 'signal');
   });
   stops.unshift(unsubscribeRecent);
-  const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage);
+  const identity = new IdentityResolver(clock);
+  const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage, identity);
 
   let ready = false;
   const checkReady = async (): Promise<boolean> => {
