@@ -2,6 +2,7 @@
  * Configuration from environment variables and command-line flags, validated all at once: every
  * problem is reported with the variable, the value and advice, not just the first one.
  */
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../correlator/errors.js';
 import { isSeverity, SEVERITIES, type Severity } from '../correlator/severity.js';
@@ -13,7 +14,13 @@ export interface Config {
   port: number;
   dataDir: string;
   ingestToken?: string;
+  /** Per-source ingest tokens (audit, alertmanager, loki, otlp); each also accepts `ingestToken`. */
+  sourceTokens: Record<string, string | undefined>;
   apiToken?: string;
+  /** A token that may only read the API. */
+  apiReadToken?: string;
+  /** TLS listener; with a client CA, ingest requires a verified client certificate (mutual TLS). */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** Allow listening beyond loopback without tokens. */
   insecure: boolean;
   /** Extra rule files or directories, loaded after the shipped pack. */
@@ -53,7 +60,12 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_PORT', default: '8080', help: 'HTTP port for ingest, API, health and metrics.' },
   { env: 'KUBEVIGIL_DATA_DIR', default: './data', help: 'Where embedded state is kept.' },
   { env: 'KUBEVIGIL_INGEST_TOKEN', default: '(none)', help: 'Bearer token senders must present on /ingest/*.' },
-  { env: 'KUBEVIGIL_API_TOKEN', default: '(none)', help: 'Bearer token for /api/*.' },
+  { env: 'KUBEVIGIL_API_TOKEN', default: '(none)', help: 'Bearer token for /api/* (read and write).' },
+  { env: 'KUBEVIGIL_API_READ_TOKEN', default: '(none)', help: 'Bearer token that may only read /api/* (GET); PATCH answers 403.' },
+  { env: 'KUBEVIGIL_INGEST_TOKEN_AUDIT', default: '(none)', help: 'Token for /ingest/k8s-audit only (also _ALERTMANAGER, _LOKI, _OTLP for the other receivers); KUBEVIGIL_INGEST_TOKEN works everywhere.' },
+  { env: 'KUBEVIGIL_TLS_CERT_FILE', default: '(none)', help: 'PEM certificate: serve HTTPS (with KUBEVIGIL_TLS_KEY_FILE).' },
+  { env: 'KUBEVIGIL_TLS_KEY_FILE', default: '(none)', help: 'PEM private key of the certificate.' },
+  { env: 'KUBEVIGIL_TLS_CLIENT_CA_FILE', default: '(none)', help: 'PEM CA: /ingest/* then requires a client certificate it signed (mutual TLS, as the apiserver webhook kubeconfig presents).' },
   { env: 'KUBEVIGIL_INSECURE', default: 'false', help: 'true: allow listening beyond loopback without tokens (same as --insecure).' },
   { env: 'KUBEVIGIL_RULES_DIR', default: '(none)', help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.' },
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
@@ -103,11 +115,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   const insecure = flags.insecure === true || insecureRaw === 'true' || insecureRaw === '1';
   const ingestToken = env.KUBEVIGIL_INGEST_TOKEN || undefined;
   const apiToken = env.KUBEVIGIL_API_TOKEN || undefined;
-  for (const [name, tok] of [['KUBEVIGIL_INGEST_TOKEN', ingestToken], ['KUBEVIGIL_API_TOKEN', apiToken]] as const)
+  const apiReadToken = env.KUBEVIGIL_API_READ_TOKEN || undefined;
+  const sourceTokens: Record<string, string | undefined> = {
+    'k8s-audit': env.KUBEVIGIL_INGEST_TOKEN_AUDIT || undefined,
+    alertmanager: env.KUBEVIGIL_INGEST_TOKEN_ALERTMANAGER || undefined,
+    loki: env.KUBEVIGIL_INGEST_TOKEN_LOKI || undefined,
+    otlp: env.KUBEVIGIL_INGEST_TOKEN_OTLP || undefined,
+  };
+  const tokenVars: [string, string | undefined][] = [
+    ['KUBEVIGIL_INGEST_TOKEN', ingestToken],
+    ['KUBEVIGIL_API_TOKEN', apiToken],
+    ['KUBEVIGIL_API_READ_TOKEN', apiReadToken],
+    ...Object.entries({ AUDIT: sourceTokens['k8s-audit'], ALERTMANAGER: sourceTokens.alertmanager, LOKI: sourceTokens.loki, OTLP: sourceTokens.otlp }).map(([k, v]) => [`KUBEVIGIL_INGEST_TOKEN_${k}`, v] as [string, string | undefined]),
+  ];
+  for (const [name, tok] of tokenVars)
     if (tok !== undefined && tok.length < 16) problems.push(`${name} is ${tok.length} characters; use at least 16 random characters (e.g. openssl rand -hex 24)`);
-  if (!isLoopback(host) && !insecure && (!ingestToken || !apiToken))
+  const certFile = env.KUBEVIGIL_TLS_CERT_FILE || undefined;
+  const keyFile = env.KUBEVIGIL_TLS_KEY_FILE || undefined;
+  const clientCaFile = env.KUBEVIGIL_TLS_CLIENT_CA_FILE || undefined;
+  if (!!certFile !== !!keyFile) problems.push('KUBEVIGIL_TLS_CERT_FILE and KUBEVIGIL_TLS_KEY_FILE go together: set both to serve HTTPS, or neither');
+  if (clientCaFile && !certFile) problems.push('KUBEVIGIL_TLS_CLIENT_CA_FILE needs KUBEVIGIL_TLS_CERT_FILE and KUBEVIGIL_TLS_KEY_FILE: mutual TLS needs a TLS listener');
+  for (const [name, f] of [['KUBEVIGIL_TLS_CERT_FILE', certFile], ['KUBEVIGIL_TLS_KEY_FILE', keyFile], ['KUBEVIGIL_TLS_CLIENT_CA_FILE', clientCaFile]] as const)
+    if (f && !existsSync(f)) problems.push(`${name} (${JSON.stringify(f)}) does not exist; give the path of a PEM file`);
+  const ingestAuthenticated = !!ingestToken || !!clientCaFile || Object.values(sourceTokens).every(Boolean);
+  if (!isLoopback(host) && !insecure && (!ingestAuthenticated || !apiToken))
     problems.push(
-      `KUBEVIGIL_HOST is ${host}, beyond loopback, but ${[!ingestToken && 'KUBEVIGIL_INGEST_TOKEN', !apiToken && 'KUBEVIGIL_API_TOKEN'].filter(Boolean).join(' and ')} ${!ingestToken && !apiToken ? 'are' : 'is'} not set; set them, or pass --insecure if something else (a mesh, a proxy) authenticates callers`,
+      `KUBEVIGIL_HOST is ${host}, beyond loopback, but ${[!ingestAuthenticated && 'KUBEVIGIL_INGEST_TOKEN', !apiToken && 'KUBEVIGIL_API_TOKEN'].filter(Boolean).join(' and ')} ${!ingestAuthenticated && !apiToken ? 'are' : 'is'} not set; set them, or pass --insecure if something else (a mesh, a proxy) authenticates callers`,
     );
   const minSeverity = env.KUBEVIGIL_MIN_SEVERITY ?? 'info';
   if (!isSeverity(minSeverity)) problems.push(`KUBEVIGIL_MIN_SEVERITY (${JSON.stringify(minSeverity)}) must be one of ${SEVERITIES.join(', ')}`);
@@ -139,7 +172,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     port,
     dataDir: env.KUBEVIGIL_DATA_DIR || './data',
     ingestToken,
+    sourceTokens,
     apiToken,
+    apiReadToken,
+    ...(certFile && keyFile ? { tls: { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
     insecure,
     rulesPaths: (env.KUBEVIGIL_RULES_DIR ?? '').split(':').filter((p) => p !== ''),
     maxBodyBytes: int(env, 'KUBEVIGIL_MAX_BODY_BYTES', 12 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'the apiserver sends batches of up to --audit-webhook-batch-max-size events (400 by default); 12 MiB suits most clusters', problems),

@@ -7,7 +7,9 @@
  *   each process runs the roles it is given. Correlators form a consumer group and checkpoint their
  *   per-partition state in Redis; the API role keeps its own store fed by the incidents topic.
  */
-import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -248,16 +250,26 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     stream,
     ready: checkReady,
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
+  const server: Server = config.tls
+    ? createHttpsServer({
+        cert: readFileSync(config.tls.certFile),
+        key: readFileSync(config.tls.keyFile),
+        // Ask for a client certificate but let the TLS handshake succeed without one: the ingest
+        // routes refuse unverified clients with a clear 401, while the API keeps bearer tokens.
+        ...(config.tls.clientCaFile ? { ca: readFileSync(config.tls.clientCaFile), requestCert: true, rejectUnauthorized: false } : {}),
+        minVersion: 'TLSv1.2',
+      }, app)
+    : createHttpServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 65_000;
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${host}:${addr.port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   ready = true;
   logger.info({ url, roles: [...roles], mode: distributed ? 'distributed' : 'embedded', rules: compiled.rules.length, correlations: compiled.correlations.length, disabled: compiled.disabled.length }, 'kubevigil listening');
 

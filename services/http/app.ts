@@ -18,7 +18,7 @@ import type { IncidentStore } from '../store/store.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
-import { requireBearer } from './auth.js';
+import { requireAuth } from './auth.js';
 
 /** What the app needs from the rest of the process. */
 export interface AppDeps {
@@ -45,8 +45,13 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use((_req, res, next) => {
+    // The API serves JSON only: no sniffing, no framing, no caching, no cross-origin reads (CORS stays off).
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
     next();
   });
 
@@ -61,8 +66,9 @@ export function createApp(deps: AppDeps): Express {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  const ingestAuth = requireBearer(config.ingestToken, 'ingest');
-  app.use('/ingest', ingestAuth);
+  // Each receiver accepts the general ingest token or its own; with a client CA, a verified client certificate too is required.
+  const ingestAuth = (source: string) => requireAuth({ realm: `${source} ingest`, write: [config.ingestToken, config.sourceTokens[source]], clientCert: !!config.tls?.clientCaFile });
+  app.use('/ingest/k8s-audit', ingestAuth('k8s-audit'));
   if (deps.sink)
     app.use(
     auditReceiver({
@@ -79,8 +85,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/api/v1/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });
-  const apiAuth = requireBearer(config.apiToken, 'api');
-  app.use('/api', apiAuth);
+  app.use('/api', requireAuth({ realm: 'api', write: [config.apiToken], read: [config.apiReadToken] }));
   if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
   app.get('/api/v1/signals', (req: Request, res: Response) => {
     const q = req.query;
