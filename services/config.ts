@@ -40,6 +40,9 @@ export interface Config {
   partitions: number;
   kafkaSessionTimeoutMs: number;
   notifier: NotifierConfig;
+  /** Requests each receiver processes at once, and its sustained request rate (0: unlimited). */
+  ingestMaxInFlight: number;
+  ingestRate: number;
 }
 
 /** The roles a kubevigil process can run. */
@@ -70,6 +73,8 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_RULES_DIR', default: '(none)', help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.' },
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
+  { env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT', default: '32', help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.' },
+  { env: 'KUBEVIGIL_INGEST_RATE', default: '0', help: 'Requests per second each receiver accepts (bursts of twice that); 0 means no rate limit.' },
   { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
   { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
   { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
@@ -191,6 +196,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     partitions: int(env, 'KUBEVIGIL_PARTITIONS', 12, 1, 1000, '12 lets up to 12 correlators share the work', problems),
     kafkaSessionTimeoutMs: int(env, 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS', 30_000, 6000, 300_000, 'the broker refuses less than 6000 by default', problems),
     notifier: notifier!,
+    ingestMaxInFlight: int(env, 'KUBEVIGIL_INGEST_MAX_INFLIGHT', 32, 1, 10_000, '32 suits most clusters', problems),
+    ingestRate: int(env, 'KUBEVIGIL_INGEST_RATE', 0, 0, 1_000_000, '0 (no limit) unless a sender misbehaves', problems),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

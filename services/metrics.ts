@@ -51,6 +51,12 @@ export class Metrics {
     labelNames: ['component', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly ingestRejected = new Counter({
+    name: 'kubevigil_ingest_rejected_total',
+    help: 'Ingest requests turned away to protect the process, by source and reason (in_flight, rate, bus_full).',
+    labelNames: ['source', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly rulesLoaded = new Gauge({
     name: 'kubevigil_detection_rules',
     help: 'Detection rules loaded and enabled.',

@@ -19,6 +19,7 @@ import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
 import { requireAuth } from './auth.js';
+import { ingestLimits } from './limits.js';
 
 /** What the app needs from the rest of the process. */
 export interface AppDeps {
@@ -69,6 +70,9 @@ export function createApp(deps: AppDeps): Express {
   // Each receiver accepts the general ingest token or its own; with a client CA, a verified client certificate too is required.
   const ingestAuth = (source: string) => requireAuth({ realm: `${source} ingest`, write: [config.ingestToken, config.sourceTokens[source]], clientCert: !!config.tls?.clientCaFile });
   app.use('/ingest/k8s-audit', ingestAuth('k8s-audit'));
+  const limits = (source: string, status: 429 | 503) =>
+    ingestLimits({ maxInFlight: config.ingestMaxInFlight, ratePerSecond: config.ingestRate, burst: Math.max(1, config.ingestRate * 2), status, retryAfterSeconds: 1 }, (reason) => metrics.ingestRejected.inc({ source, reason }));
+  app.use('/ingest/k8s-audit', limits('k8s-audit', 503));
   if (deps.sink)
     app.use(
     auditReceiver({
