@@ -4,6 +4,7 @@
  * retries them with the next batch, so nothing acknowledged is lost. A node-cron sweeper resolves
  * quiet incidents.
  */
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { schedule, type ScheduledTask } from 'node-cron';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
 import type { IncidentManager } from '../correlator/incidents.js';
@@ -11,6 +12,8 @@ import type { Signal } from '../correlator/signal.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import type { IncidentSignal, IncidentStore } from './store/store.js';
+
+const tracer = trace.getTracer('kubevigil');
 
 /** Where changed incidents are announced (the incidents topic). */
 export type IncidentPublisher = (incidents: Incident[]) => Promise<void>;
@@ -50,11 +53,22 @@ export class Correlator implements IncidentCommands {
 
   /** Handles one bus batch; resolves once its effects are durable. */
   handle(signals: Signal[]): Promise<void> {
-    return this.serialize(async () => {
-      const { incidents, attached } = this.manager.process(signals);
-      this.metrics?.correlatedSignals.inc(signals.length);
-      await this.commit(incidents, attached);
-    });
+    return this.serialize(() =>
+      tracer.startActiveSpan('kubevigil.correlate', { attributes: { 'kubevigil.signals': signals.length } }, async (span) => {
+        try {
+          const { incidents, attached } = this.manager.process(signals);
+          this.metrics?.correlatedSignals.inc(signals.length);
+          span.setAttribute('kubevigil.incidents_changed', incidents.length);
+          await this.commit(incidents, attached);
+        } catch (e) {
+          span.recordException(e as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          throw e;
+        } finally {
+          span.end();
+        }
+      }),
+    );
   }
 
   async transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined> {
@@ -100,7 +114,7 @@ export class Correlator implements IncidentCommands {
     if (this.pendingIncidents.size === 0) return;
     const batch = [...this.pendingIncidents.values()];
     try {
-      await this.store.upsert(batch, this.pendingSignals);
+      await tracer.startActiveSpan('kubevigil.store', { attributes: { 'kubevigil.incidents': batch.length } }, (span) => this.store.upsert(batch, this.pendingSignals).finally(() => span.end()));
     } catch (err) {
       this.metrics?.storeFailures.inc();
       this.logger.error({ err, incidents: batch.length }, 'store write failed; changes kept and retried');

@@ -2,6 +2,7 @@
  * The ingest stage: detection over a batch of normalized source events, then publication of the
  * resulting signals to the bus. Receivers call it and answer their sender only after it resolves.
  */
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Detector } from '../correlator/detection/engine.js';
 import type { SourceEvent } from '../correlator/detection/source-event.js';
 import { KubevigilError } from '../correlator/errors.js';
@@ -15,6 +16,8 @@ import type { UsageProfiler } from './usage.js';
 import type { IdentityResolver } from '../correlator/identity.js';
 import { identityFacts } from '../connectors/k8s-audit/identity.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
+
+const tracer = trace.getTracer('kubevigil');
 
 /** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
 export function busPublisher(bus: Bus, topic: Topic<SignalsMessage>): SignalPublisher {
@@ -31,9 +34,25 @@ export class IngestPipeline implements IngestSink {
     private readonly identity?: IdentityResolver,
   ) {}
 
-  /** Detects over all events, then publishes every signal of the batch in one call. */
-  async ingest(events: readonly SourceEvent[]): Promise<IngestOutcome> {
+  /** Detects over all events, then publishes every signal of the batch in one call (in a span per batch). */
+  ingest(events: readonly SourceEvent[]): Promise<IngestOutcome> {
     const source = events[0]?.source ?? 'unknown';
+    return tracer.startActiveSpan('kubevigil.ingest', { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': events.length } }, async (span) => {
+      try {
+        const out = await this.run(source, events);
+        span.setAttribute('kubevigil.signals', out.signals);
+        return out;
+      } catch (e) {
+        span.recordException(e as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+        throw e;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async run(source: string, events: readonly SourceEvent[]): Promise<IngestOutcome> {
     const end = this.metrics?.detectSeconds.startTimer({ source });
     const signals: Signal[] = [];
     for (const ev of events) {
@@ -55,7 +74,8 @@ export class IngestPipeline implements IngestSink {
     this.metrics?.ingestBatchSize.observe({ source }, events.length);
     if (signals.length) {
       try {
-        await this.publisher.publish(signals);
+        // The bus carries this span's context (Kafka headers), so correlation continues the trace.
+        await tracer.startActiveSpan('kubevigil.publish', { kind: SpanKind.PRODUCER, attributes: { 'kubevigil.signals': signals.length } }, (span) => this.publisher.publish(signals).finally(() => span.end()));
       } catch (e) {
         this.metrics?.publishFailures.inc({ topic: 'signals', reason: e instanceof KubevigilError ? e.code : 'error' });
         throw e;
