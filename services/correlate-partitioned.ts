@@ -63,39 +63,39 @@ export interface PartitionedCorrelatorOptions {
 /** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
 export class PartitionedCorrelator {
   private readonly parts = new Map<number, Part>();
-  private chain: Promise<unknown> = Promise.resolve();
+  /** One chain per partition: partitions are independent and may be processed concurrently. */
+  private readonly chains = new Map<number, Promise<unknown>>();
   /** Takeovers (state loaded from a checkpoint) and messages skipped as already applied. */
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0 };
 
   constructor(private readonly o: PartitionedCorrelatorOptions) {}
 
   /** Handles one bus batch (one partition's messages in offset order for Kafka). */
-  handle(batch: BusMessage<SignalsMessage>[]): Promise<void> {
-    return this.serialize(async () => {
-      const byPartition = new Map<number, BusMessage<SignalsMessage>[]>();
-      for (const m of batch) {
-        const p = m.partition ?? 0;
-        let list = byPartition.get(p);
-        if (!list) byPartition.set(p, (list = []));
-        list.push(m);
-      }
-      for (const [p, msgs] of byPartition) await this.handlePartition(p, msgs);
-    });
+  async handle(batch: BusMessage<SignalsMessage>[]): Promise<void> {
+    const byPartition = new Map<number, BusMessage<SignalsMessage>[]>();
+    for (const m of batch) {
+      const p = m.partition ?? 0;
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push(m);
+    }
+    await Promise.all([...byPartition].map(([p, msgs]) => this.serialize(p, () => this.handlePartition(p, msgs))));
   }
 
   /** Resolves quiet incidents in every owned partition. */
-  sweep(): Promise<Incident[]> {
-    return this.serialize(async () => {
-      const out: Incident[] = [];
-      for (const [p, part] of this.parts) {
+  async sweep(): Promise<Incident[]> {
+    const out: Incident[] = [];
+    for (const p of [...this.parts.keys()])
+      await this.serialize(p, async () => {
+        const part = this.parts.get(p);
+        if (!part) return;
         const resolved = part.manager.sweep();
-        if (!resolved.length && !this.hasPending(part)) continue;
+        if (!resolved.length && !this.hasPending(part)) return;
         part.pending.incidents.push(...resolved);
         await this.flush(p, part);
         out.push(...resolved);
-      }
-      return out;
-    });
+      });
+    return out;
   }
 
   /** Partitions whose state is loaded here. */
@@ -189,9 +189,9 @@ export class PartitionedCorrelator {
     return part;
   }
 
-  private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
+  private serialize<T>(partition: number, fn: () => Promise<T>): Promise<T> {
+    const run = (this.chains.get(partition) ?? Promise.resolve()).then(fn, fn);
+    this.chains.set(partition, run.catch(() => undefined));
     return run;
   }
 }

@@ -141,6 +141,8 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       topicPrefix: config.topicPrefix,
       partitions: config.partitions,
       sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+      // Partitions are independent (the correlator keeps per-partition state): process up to four at once.
+      partitionsConsumedConcurrently: Math.min(4, config.partitions),
       logger,
     });
     await kafka.start();
