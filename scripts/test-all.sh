@@ -19,6 +19,9 @@ echo "== rules test"
 rules_out=$(node bin/kubevigil.js rules test) || { echo "$rules_out"; echo "rule tests failed"; exit 1; }
 echo "$rules_out" | tail -n 1 | sed 's/^/rule tests: /'
 
+echo "== Prometheus and Alertmanager from Debian's packages (the real webhook sender in tests)"
+bash scripts/prometheus.sh install
+
 echo "== vitest (with a real Kafka broker and Redis server, started and stopped by scripts/with-services.sh)"
 mkdir -p .cache
 rm -f .cache/vitest.json

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../correlator/errors.js';
 import { isSeverity, SEVERITIES, type Severity } from '../correlator/severity.js';
+import { parseActorConventions, type ActorConvention } from '../connectors/alertmanager/normalize.js';
 import { loadNotifierConfig, NOTIFIER_SETTINGS, type NotifierConfig } from './notifier/config.js';
 
 /** The settings of one kubevigil process. */
@@ -43,6 +44,8 @@ export interface Config {
   /** Requests each receiver processes at once, and its sustained request rate (0: unlimited). */
   ingestMaxInFlight: number;
   ingestRate: number;
+  /** Label conventions naming an alert's actor, in order. */
+  alertmanagerActorConventions: ActorConvention[];
 }
 
 /** The roles a kubevigil process can run. */
@@ -75,6 +78,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
   { env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT', default: '32', help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.' },
   { env: 'KUBEVIGIL_INGEST_RATE', default: '0', help: 'Requests per second each receiver accepts (bursts of twice that); 0 means no rate limit.' },
+  { env: 'KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS', default: 'istio-source,pod,service-account,instance', help: 'Which alert labels name the actor, in order: istio-source (source_principal / source_workload), pod (namespace+pod), service-account, instance (IP).' },
   { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
   { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
   { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
@@ -165,6 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   if (!kafkaBrokers.length && roleText !== 'all' && roles.size < ROLES.length) problems.push(`running only some roles (${roleText}) needs KAFKA_BROKERS: in embedded mode every role runs in one process`);
   const topicPrefix = env.KUBEVIGIL_TOPIC_PREFIX || 'kubevigil';
   if (!/^[a-zA-Z0-9._-]{1,100}$/.test(topicPrefix)) problems.push(`KUBEVIGIL_TOPIC_PREFIX (${JSON.stringify(topicPrefix)}) may use letters, digits, ".", "_" and "-" only`);
+  const conventions = parseActorConventions(env.KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS ?? 'istio-source,pod,service-account,instance');
+  for (const p of conventions.problems) problems.push(`KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS: ${p}`);
   let notifier: NotifierConfig | undefined;
   try {
     notifier = loadNotifierConfig(env);
@@ -197,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     kafkaSessionTimeoutMs: int(env, 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS', 30_000, 6000, 300_000, 'the broker refuses less than 6000 by default', problems),
     notifier: notifier!,
     ingestMaxInFlight: int(env, 'KUBEVIGIL_INGEST_MAX_INFLIGHT', 32, 1, 10_000, '32 suits most clusters', problems),
+    alertmanagerActorConventions: conventions.conventions,
     ingestRate: int(env, 'KUBEVIGIL_INGEST_RATE', 0, 0, 1_000_000, '0 (no limit) unless a sender misbehaves', problems),
   };
   if (problems.length) throw new ConfigError(problems);

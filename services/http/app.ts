@@ -3,6 +3,7 @@
  * Routes are mounted here and nowhere else.
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { alertmanagerReceiver } from '../../connectors/alertmanager/receiver.js';
 import { auditReceiver } from '../../connectors/k8s-audit/receiver.js';
 import { sendProblem } from '../../connectors/shared/http.js';
 import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
@@ -73,16 +74,22 @@ export function createApp(deps: AppDeps): Express {
   const limits = (source: string, status: 429 | 503) =>
     ingestLimits({ maxInFlight: config.ingestMaxInFlight, ratePerSecond: config.ingestRate, burst: Math.max(1, config.ingestRate * 2), status, retryAfterSeconds: 1 }, (reason) => metrics.ingestRejected.inc({ source, reason }));
   app.use('/ingest/k8s-audit', limits('k8s-audit', 503));
+  app.use('/ingest/alertmanager', ingestAuth('alertmanager'), limits('alertmanager', 503));
+  const stats = (source: string) => ({
+    events: (outcome: 'accepted' | 'duplicate' | 'invalid', n: number) => n && metrics.ingestEvents.inc({ source, outcome }, n),
+    request: (code: number) => metrics.ingestRequests.inc({ source, code: String(code) }),
+  });
+  if (deps.sink)
+    app.use(
+      alertmanagerReceiver({ sink: deps.sink, maxBodyBytes: config.maxBodyBytes, dedupEntries: config.dedupEntries, normalize: { actorConventions: config.alertmanagerActorConventions }, stats: stats('alertmanager') }),
+    );
   if (deps.sink)
     app.use(
     auditReceiver({
       sink: deps.sink,
       maxBodyBytes: config.maxBodyBytes,
       dedupEntries: config.dedupEntries,
-      stats: {
-        events: (outcome, n) => n && metrics.ingestEvents.inc({ source: 'k8s-audit', outcome }, n),
-        request: (code) => metrics.ingestRequests.inc({ source: 'k8s-audit', code: String(code) }),
-      },
+      stats: stats('k8s-audit'),
     }),
   );
 
