@@ -5,11 +5,16 @@
  */
 export class RecentKeys {
   private readonly keys = new Set<string>();
+  // Insertion order in a ring: finding the oldest key through the Set's iterator would walk past
+  // every deleted entry, which makes eviction slow once the set is full.
+  private readonly ring: (string | undefined)[];
+  private next = 0;
   /** Keys forgotten to stay within the bound. */
   evicted = 0;
 
   constructor(readonly capacity: number) {
     if (!(capacity >= 1)) throw new RangeError(`capacity must be at least 1 (got ${capacity})`);
+    this.ring = new Array<string | undefined>(capacity);
   }
 
   has(key: string): boolean {
@@ -19,12 +24,13 @@ export class RecentKeys {
   /** Remembers a key; evicts the oldest when full. */
   add(key: string): void {
     if (this.keys.has(key)) return;
-    if (this.keys.size >= this.capacity) {
-      // Sets iterate in insertion order: the first key is the oldest.
-      const oldest = this.keys.values().next().value as string;
+    const oldest = this.ring[this.next];
+    if (oldest !== undefined) {
       this.keys.delete(oldest);
       this.evicted++;
     }
+    this.ring[this.next] = key;
+    this.next = (this.next + 1) % this.capacity;
     this.keys.add(key);
   }
 
