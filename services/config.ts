@@ -7,6 +7,9 @@ import { isIP } from 'node:net';
 import { ConfigError } from '../correlator/errors.js';
 import { isSeverity, SEVERITIES, type Severity } from '../correlator/severity.js';
 import { parseActorConventions, type ActorConvention } from '../connectors/alertmanager/normalize.js';
+import { checkPollerOptions, type LokiQuery } from '../connectors/loki/poller.js';
+import { validate as validateCron } from 'node-cron';
+import { splitTraceQLQueries } from '../connectors/otlp/tempo-poller.js';
 import { loadNotifierConfig, NOTIFIER_SETTINGS, type NotifierConfig } from './notifier/config.js';
 
 /** The settings of one kubevigil process. */
@@ -46,6 +49,10 @@ export interface Config {
   ingestRate: number;
   /** Label conventions naming an alert's actor, in order. */
   alertmanagerActorConventions: ActorConvention[];
+  /** LogQL queries polled from a Loki server (the push endpoint needs no setting). */
+  lokiPoller?: { url: string; queries: LokiQuery[]; schedule?: string; tenant?: string; token?: string };
+  /** TraceQL queries polled from Tempo's search API (the OTLP endpoint needs no setting). */
+  tempoPoller?: { url: string; queries: string[]; schedule?: string; tenant?: string; token?: string };
 }
 
 /** The roles a kubevigil process can run. */
@@ -79,6 +86,16 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT', default: '32', help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.' },
   { env: 'KUBEVIGIL_INGEST_RATE', default: '0', help: 'Requests per second each receiver accepts (bursts of twice that); 0 means no rate limit.' },
   { env: 'KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS', default: 'istio-source,pod,service-account,instance', help: 'Which alert labels name the actor, in order: istio-source (source_principal / source_workload), pod (namespace+pod), service-account, instance (IP).' },
+  { env: 'LOKI_URL', default: '(none)', help: 'Loki (or gateway) base URL to poll with LogQL, in addition to the push endpoint /loki/api/v1/push.' },
+  { env: 'LOKI_QUERIES', default: '(none)', help: 'JSON list of {name, query} LogQL log queries to poll, e.g. [{"name":"istio","query":"{container=\\"istio-proxy\\"}"}].' },
+  { env: 'LOKI_POLL_SCHEDULE', default: '*/30 * * * * *', help: 'node-cron schedule of the Loki poller.' },
+  { env: 'LOKI_TENANT', default: '(none)', help: 'X-Scope-OrgID for the poller.' },
+  { env: 'LOKI_TOKEN', default: '(none)', help: 'Bearer token the poller sends to Loki.' },
+  { env: 'TEMPO_URL', default: '(none)', help: 'Tempo base URL to poll with TraceQL (/api/search), in addition to the OTLP endpoint /v1/traces.' },
+  { env: 'TEMPO_QUERIES', default: '(none)', help: 'TraceQL queries, one per line or ";"-separated, e.g. { span.http.response.status_code = 403 }.' },
+  { env: 'TEMPO_POLL_SCHEDULE', default: '* * * * *', help: 'node-cron schedule of the Tempo poller.' },
+  { env: 'TEMPO_TENANT', default: '(none)', help: 'X-Scope-OrgID for the Tempo poller.' },
+  { env: 'TEMPO_TOKEN', default: '(none)', help: 'Bearer token the poller sends to Tempo.' },
   { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
   { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
   { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
@@ -171,6 +188,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   if (!/^[a-zA-Z0-9._-]{1,100}$/.test(topicPrefix)) problems.push(`KUBEVIGIL_TOPIC_PREFIX (${JSON.stringify(topicPrefix)}) may use letters, digits, ".", "_" and "-" only`);
   const conventions = parseActorConventions(env.KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS ?? 'istio-source,pod,service-account,instance');
   for (const p of conventions.problems) problems.push(`KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS: ${p}`);
+  let lokiPoller: Config['lokiPoller'];
+  if (env.LOKI_URL) {
+    let queries: LokiQuery[] = [];
+    try {
+      const parsed = JSON.parse(env.LOKI_QUERIES ?? '[]') as unknown;
+      if (!Array.isArray(parsed) || !parsed.every((q) => q && typeof q.name === 'string' && typeof q.query === 'string')) throw new Error('not a list of {name, query}');
+      queries = parsed as LokiQuery[];
+    } catch (e) {
+      problems.push(`LOKI_QUERIES must be a JSON list of {"name": …, "query": …} (${(e as Error).message})`);
+    }
+    const schedule = env.LOKI_POLL_SCHEDULE || undefined;
+    problems.push(...checkPollerOptions({ url: env.LOKI_URL, queries, ...(schedule ? { schedule } : {}) }));
+    lokiPoller = { url: env.LOKI_URL, queries, ...(schedule ? { schedule } : {}), ...(env.LOKI_TENANT ? { tenant: env.LOKI_TENANT } : {}), ...(env.LOKI_TOKEN ? { token: env.LOKI_TOKEN } : {}) };
+  } else if (env.LOKI_QUERIES) problems.push('LOKI_QUERIES is set but LOKI_URL is not: the poller needs the Loki base URL');
+  let tempoPoller: Config['tempoPoller'];
+  if (env.TEMPO_URL) {
+    const queries = splitTraceQLQueries(env.TEMPO_QUERIES ?? '');
+    if (!/^https?:\/\//.test(env.TEMPO_URL)) problems.push(`TEMPO_URL (${env.TEMPO_URL}) must be an http(s) URL such as http://tempo.monitoring:3200`);
+    if (queries.length === 0) problems.push('TEMPO_QUERIES is empty; give at least one TraceQL query, e.g. { span.http.response.status_code = 403 }');
+    const schedule = env.TEMPO_POLL_SCHEDULE || undefined;
+    if (schedule && !validateCron(schedule)) problems.push(`TEMPO_POLL_SCHEDULE (${schedule}) is not a cron expression; every minute is "* * * * *"`);
+    tempoPoller = { url: env.TEMPO_URL, queries, ...(schedule ? { schedule } : {}), ...(env.TEMPO_TENANT ? { tenant: env.TEMPO_TENANT } : {}), ...(env.TEMPO_TOKEN ? { token: env.TEMPO_TOKEN } : {}) };
+  } else if (env.TEMPO_QUERIES) problems.push('TEMPO_QUERIES is set but TEMPO_URL is not: the poller needs the Tempo base URL');
   let notifier: NotifierConfig | undefined;
   try {
     notifier = loadNotifierConfig(env);
@@ -204,6 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     notifier: notifier!,
     ingestMaxInFlight: int(env, 'KUBEVIGIL_INGEST_MAX_INFLIGHT', 32, 1, 10_000, '32 suits most clusters', problems),
     alertmanagerActorConventions: conventions.conventions,
+    ...(lokiPoller ? { lokiPoller } : {}),
+    ...(tempoPoller ? { tempoPoller } : {}),
     ingestRate: int(env, 'KUBEVIGIL_INGEST_RATE', 0, 0, 1_000_000, '0 (no limit) unless a sender misbehaves', problems),
   };
   if (problems.length) throw new ConfigError(problems);

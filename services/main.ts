@@ -31,6 +31,8 @@ import { Correlator, type IncidentCommands } from './correlate.js';
 import { isCommand, PartitionedCorrelator, type IncidentCommand } from './correlate-partitioned.js';
 import { createApp } from './http/app.js';
 import { busPublisher, IngestPipeline } from './ingest.js';
+import { LokiPoller } from '../connectors/loki/poller.js';
+import { TempoPoller } from '../connectors/otlp/tempo-poller.js';
 import type { Logger } from './logging.js';
 import { Metrics } from './metrics.js';
 import { startNotifier } from './notifier/index.js';
@@ -231,6 +233,39 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   stops.unshift(unsubscribeRecent);
   const identity = new IdentityResolver(clock);
   const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage, identity);
+
+  if (roles.has('ingest') && config.lokiPoller) {
+    const lp = config.lokiPoller;
+    const poller = new LokiPoller({
+      url: lp.url,
+      queries: lp.queries,
+      sink,
+      state: { get: (k) => store.getState(k), set: (k, v) => store.setState(k, v) },
+      ...(lp.tenant ? { tenant: lp.tenant } : {}),
+      ...(lp.schedule ? { schedule: lp.schedule } : {}),
+      ...(lp.token ? { headers: { authorization: `Bearer ${lp.token}` } } : {}),
+    });
+    poller.start();
+    stops.unshift(() => poller.stop());
+  }
+
+  if (roles.has('ingest') && config.tempoPoller) {
+    const tp = config.tempoPoller;
+    const headers: Record<string, string> = {};
+    if (tp.tenant) headers['X-Scope-OrgID'] = tp.tenant;
+    if (tp.token) headers.authorization = `Bearer ${tp.token}`;
+    const poller = new TempoPoller({
+      url: tp.url,
+      queries: tp.queries,
+      sink,
+      state: { get: (k) => store.getState(k), set: (k, v) => store.setState(k, v) },
+      headers,
+      ...(tp.schedule ? { schedule: tp.schedule } : {}),
+      onError: (err: unknown) => logger.warn({ err }, 'tempo poll failed'),
+    });
+    poller.start();
+    stops.unshift(() => poller.stop());
+  }
 
   let ready = false;
   const checkReady = async (): Promise<boolean> => {

@@ -5,6 +5,8 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { alertmanagerReceiver } from '../../connectors/alertmanager/receiver.js';
 import { auditReceiver } from '../../connectors/k8s-audit/receiver.js';
+import { lokiReceiver } from '../../connectors/loki/receiver.js';
+import { otlpReceiver } from '../../connectors/otlp/receiver.js';
 import { sendProblem } from '../../connectors/shared/http.js';
 import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import type { CompiledRule } from '../../correlator/detection/compile.js';
@@ -75,10 +77,29 @@ export function createApp(deps: AppDeps): Express {
     ingestLimits({ maxInFlight: config.ingestMaxInFlight, ratePerSecond: config.ingestRate, burst: Math.max(1, config.ingestRate * 2), status, retryAfterSeconds: 1 }, (reason) => metrics.ingestRejected.inc({ source, reason }));
   app.use('/ingest/k8s-audit', limits('k8s-audit', 503));
   app.use('/ingest/alertmanager', ingestAuth('alertmanager'), limits('alertmanager', 503));
+  app.use('/loki/api/v1/push', ingestAuth('loki'), limits('loki', 429));
+  app.use('/v1/traces', ingestAuth('otlp'), limits('otlp', 429));
   const stats = (source: string) => ({
     events: (outcome: 'accepted' | 'duplicate' | 'invalid', n: number) => n && metrics.ingestEvents.inc({ source, outcome }, n),
     request: (code: number) => metrics.ingestRequests.inc({ source, code: String(code) }),
   });
+  if (deps.sink)
+    app.use(
+      otlpReceiver({
+        sink: deps.sink,
+        maxBodyBytes: config.maxBodyBytes,
+        stats: { spans: (o, n) => n && metrics.ingestEvents.inc({ source: 'otlp', outcome: o }, n), request: (c) => metrics.ingestRequests.inc({ source: 'otlp', code: String(c) }) },
+      }),
+    );
+  if (deps.sink)
+    app.use(
+      lokiReceiver({
+        sink: deps.sink,
+        maxBodyBytes: config.maxBodyBytes,
+        dedupEntries: config.dedupEntries,
+        stats: { lines: (o, n) => n && metrics.ingestEvents.inc({ source: 'loki', outcome: o }, n), request: (c) => metrics.ingestRequests.inc({ source: 'loki', code: String(c) }) },
+      }),
+    );
   if (deps.sink)
     app.use(
       alertmanagerReceiver({ sink: deps.sink, maxBodyBytes: config.maxBodyBytes, dedupEntries: config.dedupEntries, normalize: { actorConventions: config.alertmanagerActorConventions }, stats: stats('alertmanager') }),
