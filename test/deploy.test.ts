@@ -1,0 +1,655 @@
+/**
+ * The deployment files in deploy/ validated by parsing (no cluster here): every YAML document is a
+ * known kind, the pods meet Pod Security "restricted", kustomizations name files that exist, the
+ * audit policy never logs secrets above Metadata, the alerts and the dashboard use metrics the code
+ * defines, and the settings the manifests give kubevigil pass its own configuration check.
+ * kubectl, promtool and amtool, when installed, check the same files the way the real tools read them.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { loadConfig } from '../services/config.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DEPLOY = join(ROOT, 'deploy');
+const IMAGE = 'ghcr.io/kubevigil/kubevigil:0.1.0';
+const NAMESPACE = 'kubevigil-system';
+/** Where every sender reaches kubevigil (both overlays name that Service "kubevigil"). */
+const SERVICE_HOST = 'kubevigil.kubevigil-system.svc:8080';
+
+/** A parsed YAML mapping; manifests are navigated with {@link get}. */
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** The value at a dotted path (or a list of keys, for keys that contain dots), or undefined. */
+function get(o: unknown, path: string | string[]): unknown {
+  let cur: unknown = o;
+  for (const k of typeof path === 'string' ? path.split('.') : path) {
+    if (!isObj(cur)) return undefined;
+    cur = cur[k];
+  }
+  return cur;
+}
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function walk(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((f) => {
+      const p = join(dir, f);
+      return statSync(p).isDirectory() ? walk(p) : [p];
+    });
+}
+
+const FILES = walk(DEPLOY).map((p) => relative(DEPLOY, p));
+const YAML_FILES = FILES.filter((f) => /\.ya?ml$/.test(f));
+
+/** One parsed YAML document and the file it came from (relative to deploy/). */
+interface Doc {
+  file: string;
+  index: number;
+  value: Obj;
+}
+
+function loadDocs(file: string): Doc[] {
+  const docs = parseAllDocuments(readFileSync(join(DEPLOY, file), 'utf8'));
+  const list = Array.isArray(docs) ? docs : [docs];
+  return list.flatMap((d, index) => {
+    if (d.errors.length) throw new Error(`${file} document ${index}: ${d.errors.map((e) => e.message).join('; ')}`);
+    const value: unknown = d.toJS();
+    if (value === null || value === undefined) return []; // an empty document (a trailing ---)
+    if (!isObj(value)) throw new Error(`${file} document ${index} is not a mapping`);
+    return [{ file, index, value }];
+  });
+}
+
+const DOCS: Doc[] = YAML_FILES.flatMap(loadDocs);
+const kindOf = (d: Doc) => `${str(d.value.apiVersion)} ${str(d.value.kind)}`;
+const docsOfKind = (kind: string, fileFilter: (f: string) => boolean = () => true) => DOCS.filter((d) => d.value.kind === kind && fileFilter(d.file));
+
+/** apiVersion + kind pairs the Kubernetes manifests may use. */
+const KNOWN_KINDS = new Set([
+  'v1 Namespace',
+  'v1 ServiceAccount',
+  'v1 Secret',
+  'v1 ConfigMap',
+  'v1 Service',
+  'v1 PersistentVolumeClaim',
+  'apps/v1 Deployment',
+  'networking.k8s.io/v1 NetworkPolicy',
+  'policy/v1 PodDisruptionBudget',
+  'kustomize.config.k8s.io/v1beta1 Kustomization',
+  'audit.k8s.io/v1 Policy',
+  'monitoring.coreos.com/v1 PrometheusRule',
+  'monitoring.coreos.com/v1 PodMonitor',
+]);
+
+/** Configuration files of other programs, each with a check of what it must say. */
+const OTHER_CONFIGS: Record<string, (doc: Obj) => void> = {
+  'kube-apiserver/webhook-kubeconfig.yaml': (kc) => {
+    expect(kindOf({ file: '', index: 0, value: kc })).toBe('v1 Config');
+    const cluster = arr(kc.clusters).find(isObj);
+    const user = arr(kc.users).find(isObj);
+    const context = arr(kc.contexts).find((c) => get(c, 'name') === kc['current-context']);
+    expect(get(cluster, 'cluster.server')).toBe(`https://${SERVICE_HOST}/ingest/k8s-audit`);
+    expect(str(get(cluster, 'cluster.certificate-authority'))).toMatch(/^\/etc\/kubernetes\//);
+    expect(str(get(user, 'user.token'))).not.toBe('');
+    expect(get(context, 'context.cluster')).toBe(get(cluster, 'name'));
+    expect(get(context, 'context.user')).toBe(get(user, 'name'));
+  },
+  'integrations/alertmanager-route.yaml': (am) => {
+    // First child route, matches everything, and lets the alert continue to the existing routes.
+    const first = arr(get(am, 'route.routes'))[0];
+    expect(get(first, 'receiver')).toBe('kubevigil');
+    expect(get(first, 'continue')).toBe(true);
+    expect(get(first, 'matchers')).toBeUndefined();
+    expect(get(first, 'match')).toBeUndefined();
+    const receiver = arr(am.receivers).find((r) => get(r, 'name') === 'kubevigil');
+    const hook = arr(get(receiver, 'webhook_configs'))[0];
+    expect(str(get(hook, 'url'))).toMatch(new RegExp(`^https?://${SERVICE_HOST.replace(/\./g, '\\.')}/ingest/alertmanager$`));
+    expect(get(hook, 'http_config.authorization.type')).toBe('Bearer');
+    expect(str(get(hook, 'http_config.authorization.credentials_file'))).not.toBe('');
+    expect(get(hook, 'send_resolved')).toBe(true);
+  },
+  'integrations/promtail-mesh-logs.yaml': (pt) => {
+    const urls = arr(pt.clients).map((c) => str(get(c, 'url')));
+    expect(urls).toContain(`http://${SERVICE_HOST}/loki/api/v1/push`);
+    expect(urls.some((u) => !u.includes('kubevigil'))).toBe(true); // the real Loki alongside
+    const kv = arr(pt.clients).find((c) => str(get(c, 'url')).includes('kubevigil'));
+    expect(str(get(kv, 'bearer_token_file'))).not.toBe('');
+    const relabels = arr(get(arr(pt.scrape_configs)[0], 'relabel_configs'));
+    expect(relabels.some((r) => get(r, 'action') === 'keep' && str(get(r, 'regex')).includes('istio-proxy'))).toBe(true);
+  },
+  'integrations/otel-collector.yaml': (oc) => {
+    const exporters = get(oc, 'exporters');
+    expect(get(exporters, 'otlphttp/kubevigil.traces_endpoint')).toBe(`http://${SERVICE_HOST}/v1/traces`);
+    expect(str(get(exporters, 'otlphttp/kubevigil.headers.Authorization'))).toMatch(/^Bearer \$\{env:KUBEVIGIL_INGEST_TOKEN\}$/);
+    expect(get(exporters, 'otlp/tempo')).toBeDefined();
+    expect(get(oc, 'service.pipelines.traces.exporters')).toEqual(['otlp/tempo', 'otlphttp/kubevigil']);
+  },
+};
+
+describe('deploy/: every YAML document parses and is of a known kind', () => {
+  it('finds the files the deployment consists of', () => {
+    for (const f of [
+      'README.md',
+      'base/kustomization.yaml',
+      'base/secret.template.yaml',
+      'embedded/kustomization.yaml',
+      'distributed/kustomization.yaml',
+      'kube-apiserver/audit-policy.yaml',
+      'kube-apiserver/webhook-kubeconfig.yaml',
+      'kube-apiserver/README.md',
+      'integrations/alertmanager-route.yaml',
+      'integrations/alloy-mesh-logs.alloy',
+      'integrations/promtail-mesh-logs.yaml',
+      'integrations/otel-collector.yaml',
+      'integrations/prometheusrule.yaml',
+      'integrations/kubevigil-dashboard.json',
+    ])
+      expect(FILES, f).toContain(f);
+  });
+
+  it.each(YAML_FILES)('%s', (file) => {
+    const docs = loadDocs(file);
+    expect(docs.length).toBeGreaterThan(0);
+    const other = OTHER_CONFIGS[file];
+    if (other) {
+      expect(docs).toHaveLength(1);
+      other(docs[0]!.value);
+      return;
+    }
+    for (const d of docs) {
+      expect(KNOWN_KINDS, `${file} document ${d.index}: ${kindOf(d)} is not a known apiVersion/kind (add it to KNOWN_KINDS, or the file to OTHER_CONFIGS)`).toContain(kindOf(d));
+      if (d.value.kind !== 'Kustomization' && d.value.kind !== 'Policy') expect(str(get(d.value, 'metadata.name')), `${file} document ${d.index} has no metadata.name`).not.toBe('');
+    }
+  });
+
+  it('grants kubevigil no API permissions: no RBAC objects, no mounted token', () => {
+    expect(DOCS.filter((d) => /^rbac\.authorization\.k8s\.io\//.test(str(d.value.apiVersion))).map((d) => d.file)).toEqual([]);
+    const sas = docsOfKind('ServiceAccount');
+    expect(sas).toHaveLength(1);
+    expect(sas[0]!.value.automountServiceAccountToken).toBe(false);
+  });
+
+  it('labels the namespace for Pod Security "restricted"', () => {
+    const ns = docsOfKind('Namespace');
+    expect(ns).toHaveLength(1);
+    expect(get(ns[0]!.value, 'metadata.name')).toBe(NAMESPACE);
+    const labels = get(ns[0]!.value, 'metadata.labels');
+    for (const mode of ['enforce', 'audit', 'warn']) expect(get(labels, [`pod-security.kubernetes.io/${mode}`])).toBe('restricted');
+  });
+});
+
+describe('deploy/: kustomizations', () => {
+  const kustomizations = docsOfKind('Kustomization');
+
+  it('exist for base and both overlays', () => {
+    expect(kustomizations.map((k) => k.file).sort()).toEqual(['base/kustomization.yaml', 'distributed/kustomization.yaml', 'embedded/kustomization.yaml']);
+  });
+
+  it.each(kustomizations.map((k) => [k.file, k] as const))('%s names only files that exist', (_file, k) => {
+    const dir = join(DEPLOY, dirname(k.file));
+    const refs = [...arr(k.value.resources).map(str), ...arr(k.value.patches).map((p) => str(get(p, 'path')))];
+    expect(refs.length).toBeGreaterThan(0);
+    for (const r of refs) {
+      const p = join(dir, r);
+      expect(existsSync(p), `${k.file}: ${r} does not exist`).toBe(true);
+      if (statSync(p).isDirectory()) expect(existsSync(join(p, 'kustomization.yaml')), `${k.file}: ${r} has no kustomization.yaml`).toBe(true);
+    }
+    expect(k.value.namespace).toBe(NAMESPACE);
+  });
+
+  it('keep the Secret template out of every kustomization (apply -k must not overwrite real tokens)', () => {
+    for (const k of kustomizations) expect(arr(k.value.resources).map(str)).not.toContain('secret.template.yaml');
+    const secret = docsOfKind('Secret');
+    expect(secret.map((s) => s.file)).toEqual(['base/secret.template.yaml']);
+    expect(get(secret[0]!.value, 'stringData.KUBEVIGIL_INGEST_TOKEN')).toBeDefined();
+    expect(get(secret[0]!.value, 'stringData.KUBEVIGIL_API_TOKEN')).toBeDefined();
+    expect(get(secret[0]!.value, 'stringData.SLACK_BOT_TOKEN')).toBeDefined();
+    expect(get(secret[0]!.value, 'data')).toBeUndefined();
+  });
+});
+
+/** The pod template of a Deployment document. */
+const podSpec = (d: Doc): Obj => {
+  const s = get(d.value, 'spec.template.spec');
+  if (!isObj(s)) throw new Error(`${d.file}: Deployment without spec.template.spec`);
+  return s;
+};
+const containers = (d: Doc): Obj[] => arr(podSpec(d).containers).filter(isObj);
+const deployments = docsOfKind('Deployment');
+
+describe('deploy/: every Deployment runs kubevigil locked down', () => {
+  it('has the embedded Deployment and one per distributed role', () => {
+    expect(deployments.map((d) => `${d.file}:${str(get(d.value, 'metadata.name'))}`).sort()).toEqual([
+      'distributed/api.yaml:kubevigil-api',
+      'distributed/correlator.yaml:kubevigil-correlator',
+      'distributed/ingest.yaml:kubevigil-ingest',
+      'distributed/notifier.yaml:kubevigil-notifier',
+      'embedded/deployment.yaml:kubevigil',
+    ]);
+  });
+
+  it.each(deployments.map((d) => [`${d.file} ${str(get(d.value, 'metadata.name'))}`, d] as const))('%s', (_name, d) => {
+    const pod = podSpec(d);
+    expect(pod.serviceAccountName).toBe('kubevigil');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    // Service links would set KUBEVIGIL_PORT=tcp://… from the Service named "kubevigil".
+    expect(pod.enableServiceLinks).toBe(false);
+    expect(get(pod, 'securityContext.runAsNonRoot')).toBe(true);
+    expect(get(pod, 'securityContext.seccompProfile.type')).toBe('RuntimeDefault');
+    const volumes = arr(pod.volumes).filter(isObj);
+    const selector = get(d.value, 'spec.selector.matchLabels');
+    expect(isObj(selector) && Object.keys(selector).length > 0).toBe(true);
+    for (const [k, v] of Object.entries(selector as Obj)) expect(get(d.value, 'spec.template.metadata.labels')).toHaveProperty([k], v);
+    expect(containers(d).length).toBeGreaterThan(0);
+    for (const c of containers(d)) {
+      const sc = get(c, 'securityContext');
+      expect(c.image).toBe(IMAGE);
+      expect(arr(c.command).slice(0, 3)).toEqual(['node', 'bin/kubevigil.js', 'serve']);
+      expect(get(sc, 'runAsNonRoot')).toBe(true);
+      expect(get(sc, 'runAsUser')).toBe(10001);
+      expect(get(sc, 'readOnlyRootFilesystem')).toBe(true);
+      expect(get(sc, 'allowPrivilegeEscalation')).toBe(false);
+      expect(arr(get(sc, 'capabilities.drop'))).toContain('ALL');
+      expect(get(sc, 'capabilities.add')).toBeUndefined();
+      expect(get(sc, 'privileged')).not.toBe(true);
+      expect(get(sc, 'seccompProfile.type')).toBe('RuntimeDefault');
+      expect(get(c, 'livenessProbe.httpGet.path')).toBe('/healthz');
+      expect(get(c, 'readinessProbe.httpGet.path')).toBe('/readyz');
+      for (const r of ['cpu', 'memory']) {
+        expect(get(c, `resources.requests.${r}`), `${r} request`).toBeDefined();
+        expect(get(c, `resources.limits.${r}`), `${r} limit`).toBeDefined();
+      }
+      expect(arr(c.env)).toContainEqual({ name: 'KUBEVIGIL_HOST', value: '0.0.0.0' });
+      expect(arr(c.envFrom)).toContainEqual({ configMapRef: { name: 'kubevigil' } });
+      expect(arr(c.envFrom)).toContainEqual({ secretRef: { name: 'kubevigil' } });
+      expect(arr(c.ports)).toContainEqual(expect.objectContaining({ name: 'http', containerPort: 8080 }));
+      // The root filesystem is read-only: /tmp and the data directory are volumes.
+      const mounts = arr(c.volumeMounts).filter(isObj);
+      const volumeAt = (path: string) => volumes.find((v) => v.name === mounts.find((m) => m.mountPath === path)?.name);
+      expect(get(volumeAt('/tmp'), 'emptyDir'), '/tmp is an emptyDir').toBeDefined();
+      expect(volumeAt('/data'), '/data is a volume').toBeDefined();
+    }
+  });
+
+  it('runs embedded as one replica, recreated, on a PersistentVolumeClaim', () => {
+    const d = deployments.find((x) => x.file === 'embedded/deployment.yaml')!;
+    expect(get(d.value, 'spec.replicas')).toBe(1);
+    expect(get(d.value, 'spec.strategy.type')).toBe('Recreate');
+    const claim = arr(podSpec(d).volumes).map((v) => get(v, 'persistentVolumeClaim.claimName')).find(Boolean);
+    expect(docsOfKind('PersistentVolumeClaim', (f) => f.startsWith('embedded/')).map((p) => get(p.value, 'metadata.name'))).toContain(claim);
+  });
+
+  it('runs the distributed roles with their replica counts, budgets and Services', () => {
+    const dist = deployments.filter((d) => d.file.startsWith('distributed/'));
+    const roles = Object.fromEntries(dist.map((d) => [str(arr(containers(d)[0]!.command)[4]), get(d.value, 'spec.replicas')]));
+    expect(roles).toEqual({ ingest: 2, correlator: 2, api: 2, notifier: 1 });
+    for (const d of dist) expect(arr(containers(d)[0]!.command).slice(3)).toEqual(['--role', get(d.value, ['metadata', 'labels', 'app.kubernetes.io/component'])]);
+    const pdbRoles = docsOfKind('PodDisruptionBudget').map((p) => get(p.value, 'spec.selector.matchLabels')).map((l) => (isObj(l) ? l['app.kubernetes.io/component'] : undefined));
+    expect(pdbRoles.sort()).toEqual(['api', 'correlator', 'ingest']);
+    const services = docsOfKind('Service', (f) => f.startsWith('distributed/')).map((s) => [get(s.value, 'metadata.name'), (get(s.value, 'spec.selector') as Obj)['app.kubernetes.io/component']]);
+    expect(services).toEqual([
+      ['kubevigil', 'ingest'],
+      ['kubevigil-api', 'api'],
+    ]);
+  });
+
+  it('gives every role a NetworkPolicy; correlators take no ingress but metrics scrapes', () => {
+    const policies = docsOfKind('NetworkPolicy');
+    const base = policies.find((p) => p.file === 'base/networkpolicy-default-deny.yaml')!;
+    expect(get(base.value, 'spec.podSelector')).toEqual({});
+    expect(get(base.value, 'spec.policyTypes')).toEqual(['Ingress', 'Egress']);
+    const forRole = (role: string) => policies.find((p) => get(p.value, ['spec', 'podSelector', 'matchLabels', 'app.kubernetes.io/component']) === role);
+    for (const role of ['embedded', 'ingest', 'correlator', 'api', 'notifier']) {
+      const p = forRole(role);
+      expect(p, role).toBeDefined();
+      expect(get(p!.value, 'spec.policyTypes')).toEqual(['Ingress', 'Egress']);
+      // Every ingress rule opens port 8080 only, every egress rule names its ports.
+      for (const r of arr(get(p!.value, 'spec.ingress'))) expect(arr(get(r, 'ports'))).toEqual([{ protocol: 'TCP', port: 8080 }]);
+      for (const r of arr(get(p!.value, 'spec.egress'))) expect(arr(get(r, 'ports')).length).toBeGreaterThan(0);
+    }
+    const correlatorIngress = arr(get(forRole('correlator')!.value, 'spec.ingress'));
+    expect(correlatorIngress).toHaveLength(1);
+    expect(get(arr(get(correlatorIngress[0], 'from'))[0], 'namespaceSelector.matchLabels')).toEqual({ 'kubernetes.io/metadata.name': 'monitoring' });
+    const egressPorts = (role: string) => arr(get(forRole(role)!.value, 'spec.egress')).flatMap((r) => arr(get(r, 'ports')).map((p) => get(p, 'port')));
+    expect(egressPorts('correlator')).toEqual(expect.arrayContaining([53, 9092, 6379]));
+    expect(egressPorts('ingest')).not.toContain(6379);
+    expect(egressPorts('notifier')).toEqual(expect.arrayContaining([53, 9092, 443]));
+    expect(egressPorts('embedded')).toEqual(expect.arrayContaining([53, 443]));
+  });
+});
+
+/** The ConfigMap an overlay produces: base data, then each ConfigMap patch's data on top. */
+function overlayConfigMap(overlay: string): Record<string, string> {
+  const base = docsOfKind('ConfigMap', (f) => f === 'base/configmap.yaml')[0]!;
+  const data: Record<string, string> = { ...(base.value.data as Record<string, string>) };
+  const k = docsOfKind('Kustomization', (f) => f === `${overlay}/kustomization.yaml`)[0]!;
+  for (const p of arr(k.value.patches)) {
+    const patch = parse(readFileSync(join(DEPLOY, overlay, str(get(p, 'path'))), 'utf8')) as Obj;
+    if (patch.kind === 'ConfigMap' && get(patch, 'metadata.name') === 'kubevigil') Object.assign(data, patch.data as Record<string, string>);
+  }
+  return data;
+}
+
+describe('deploy/: the settings the manifests give kubevigil pass its configuration check', () => {
+  const template = (docsOfKind('Secret')[0]!.value.stringData ?? {}) as Record<string, string>;
+  const filled = { ...template, KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(48), KUBEVIGIL_API_TOKEN: 'a'.repeat(48) };
+  const cases = deployments.map((d) => {
+    const c = containers(d)[0]!;
+    const env = Object.fromEntries(arr(c.env).map((e) => [str(get(e, 'name')), str(get(e, 'value'))]));
+    const args = arr(c.command).map(str);
+    const role = args.includes('--role') ? args[args.indexOf('--role') + 1] : undefined;
+    return [`${d.file} ${str(get(d.value, 'metadata.name'))}`, { overlay: d.file.split('/')[0]!, env, role }] as const;
+  });
+
+  it.each(cases)('%s', (_name, { overlay, env, role }) => {
+    const all = { ...overlayConfigMap(overlay), ...filled, ...env };
+    const config = loadConfig(all, role ? { role } : {});
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.port).toBe(8080);
+    expect(config.dataDir).toBe('/data');
+    if (overlay === 'distributed') {
+      expect(config.kafkaBrokers.length).toBeGreaterThan(0);
+      expect(config.redisUrl).toMatch(/^redis/);
+      expect([...config.roles]).toEqual([role]);
+    } else {
+      expect(config.kafkaBrokers).toEqual([]);
+      expect(config.roles.size).toBe(4);
+    }
+    // The template's placeholders are refused: nobody runs with a token everyone can read here.
+    expect(() => loadConfig({ ...overlayConfigMap(overlay), ...template, ...env }, role ? { role } : {})).toThrow(/KUBEVIGIL_INGEST_TOKEN is \d+ characters/);
+  });
+
+  it('sizes the V8 heap below each container memory limit', () => {
+    const bytes = (q: string) => Number(q.replace(/Mi$/, '')) * 2 ** 20 || Number(q.replace(/Gi$/, '')) * 2 ** 30;
+    for (const d of deployments)
+      for (const c of containers(d)) {
+        const opts = str(get(arr(c.env).find((e) => get(e, 'name') === 'NODE_OPTIONS'), 'value'));
+        const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(opts)?.[1]);
+        const limit = bytes(str(get(c, 'resources.limits.memory')));
+        expect(heapMiB * 2 ** 20, d.file).toBeLessThanOrEqual(limit * 0.8);
+        expect(heapMiB * 2 ** 20, d.file).toBeGreaterThanOrEqual(limit * 0.5);
+      }
+  });
+});
+
+/** A request as kube-apiserver's audit policy evaluator sees it. */
+interface AuditRequest {
+  user: string;
+  groups: string[];
+  verb: string;
+  group?: string;
+  resource?: string;
+  subresource?: string;
+  namespace?: string;
+  path?: string;
+}
+
+/**
+ * The level of the first matching rule, with the semantics of k8s.io/apiserver's policy checker
+ * (users, userGroups, verbs, namespaces, resources with "*", "*\/sub" and "res/*" forms, and
+ * nonResourceURLs with a trailing "*").
+ */
+function auditLevel(rules: Obj[], r: AuditRequest): string {
+  const has = (list: unknown, v: string) => arr(list).includes(v);
+  for (const rule of rules) {
+    if (arr(rule.users).length && !has(rule.users, r.user)) continue;
+    if (arr(rule.userGroups).length && !r.groups.some((g) => has(rule.userGroups, g))) continue;
+    if (arr(rule.verbs).length && !has(rule.verbs, r.verb)) continue;
+    if (arr(rule.namespaces).length || arr(rule.resources).length) {
+      if (r.resource === undefined) continue;
+      if (arr(rule.namespaces).length && !has(rule.namespaces, r.namespace ?? '')) continue;
+      if (arr(rule.resources).length) {
+        const combined = r.subresource ? `${r.resource}/${r.subresource}` : r.resource;
+        const matches = arr(rule.resources).some((gr) => {
+          if (str(get(gr, 'group')) !== (r.group ?? '')) return false;
+          const res = arr(get(gr, 'resources')).map(str);
+          if (res.length === 0) return true;
+          return res.some((x) => x === combined || x === '*' || (!!r.subresource && x.startsWith('*/') && x.slice(2) === r.subresource) || (x.endsWith('/*') && x.slice(0, -2) === r.resource));
+        });
+        if (!matches) continue;
+      }
+      return str(rule.level);
+    }
+    if (arr(rule.nonResourceURLs).length) {
+      if (r.resource !== undefined || r.path === undefined) continue;
+      const path = r.path;
+      if (!arr(rule.nonResourceURLs).map(str).some((u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.slice(0, -1))))) continue;
+    }
+    return str(rule.level);
+  }
+  return 'None';
+}
+
+describe('deploy/kube-apiserver/audit-policy.yaml', () => {
+  const policy = docsOfKind('Policy')[0]!.value;
+  const rules = arr(policy.rules).filter(isObj);
+  const LEVELS = ['None', 'Metadata', 'Request', 'RequestResponse'];
+  const node = { user: 'system:node:worker-1', groups: ['system:nodes', 'system:authenticated'] };
+  const sa = (ns: string, name: string) => ({ user: `system:serviceaccount:${ns}:${name}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'] });
+  const alice = { user: 'alice@example.com', groups: ['developers', 'system:authenticated'] };
+  const admin = { user: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] };
+  const controllers = { user: 'system:kube-controller-manager', groups: ['system:authenticated'] };
+
+  it('omits RequestReceived and uses only valid levels, ending with a catch-all at Metadata', () => {
+    expect(arr(policy.omitStages)).toContain('RequestReceived');
+    for (const r of rules) expect(LEVELS).toContain(r.level);
+    const last = rules[rules.length - 1]!;
+    expect(Object.keys(last)).toEqual(['level']);
+    expect(last.level).toBe('Metadata');
+  });
+
+  it('never logs secrets above Metadata, whoever asks and however', () => {
+    // Structurally: no rule that could match a secret request raises it above Metadata unless an
+    // earlier rule that matches every secret request at Metadata or None comes first.
+    const matchesAllSecrets = (r: Obj) =>
+      !arr(r.users).length && !arr(r.userGroups).length && !arr(r.verbs).length && !arr(r.namespaces).length &&
+      arr(r.resources).some((gr) => str(get(gr, 'group')) === '' && arr(get(gr, 'resources')).includes('secrets'));
+    const couldMatchSecrets = (r: Obj) =>
+      !arr(r.nonResourceURLs).length &&
+      (!arr(r.resources).length || arr(r.resources).some((gr) => str(get(gr, 'group')) === '' && (arr(get(gr, 'resources')).length === 0 || arr(get(gr, 'resources')).some((x) => x === 'secrets' || x === '*' || x === 'secrets/*'))));
+    const guard = rules.findIndex(matchesAllSecrets);
+    expect(guard, 'a rule for all secrets').toBeGreaterThanOrEqual(0);
+    expect(['None', 'Metadata']).toContain(rules[guard]!.level);
+    rules.slice(0, guard).forEach((r, i) => {
+      if (couldMatchSecrets(r)) expect(['None', 'Metadata'], `rule ${i} comes before the secrets rule and could log secrets at ${str(r.level)}`).toContain(r.level);
+    });
+    // And by evaluation, for every verb and identity.
+    for (const who of [node, sa('frontend', 'frontend'), alice, admin, controllers, sa('kube-system', 'generic-garbage-collector')])
+      for (const verb of ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'])
+        for (const namespace of ['payments', 'kube-system', ''])
+          expect(auditLevel(rules, { ...who, verb, resource: 'secrets', namespace }), `${who.user} ${verb} secrets in "${namespace}"`).toBe('Metadata');
+  });
+
+  it('logs what the shipped rules read at the level they need', () => {
+    const cases: [AuditRequest, string][] = [
+      [{ ...sa('kube-system', 'replicaset-controller'), verb: 'create', resource: 'pods', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'create', resource: 'pods', subresource: 'exec', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'create', resource: 'pods', subresource: 'attach', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'create', resource: 'pods', subresource: 'portforward', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'payments' }, 'Request'],
+      ...['deployments', 'daemonsets', 'statefulsets', 'replicasets'].map((resource): [AuditRequest, string] => [{ ...alice, verb: 'patch', group: 'apps', resource, namespace: 'payments' }, 'Request']),
+      ...['jobs', 'cronjobs'].map((resource): [AuditRequest, string] => [{ ...alice, verb: 'create', group: 'batch', resource, namespace: 'payments' }, 'Request']),
+      [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' }, 'Request'],
+      [{ ...alice, verb: 'update', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' }, 'RequestResponse'],
+      [{ ...sa('frontend', 'frontend'), verb: 'patch', group: 'rbac.authorization.k8s.io', resource: 'rolebindings', namespace: 'payments' }, 'RequestResponse'],
+      [{ ...alice, verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'patch', group: 'security.istio.io', resource: 'peerauthentications', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'delete', group: 'security.istio.io', resource: 'authorizationpolicies', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'update', resource: 'configmaps', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'get', resource: 'configmaps', namespace: 'payments' }, 'Metadata'],
+      [{ ...sa('frontend', 'frontend'), verb: 'create', group: 'authorization.k8s.io', resource: 'selfsubjectrulesreviews' }, 'Metadata'],
+      [{ ...sa('monitoring', 'prometheus'), verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' }, 'Metadata'],
+      [{ ...alice, verb: 'get', resource: 'nodes', subresource: 'proxy' }, 'Metadata'],
+      [{ ...alice, verb: 'delete', resource: 'events', namespace: 'payments' }, 'Metadata'],
+      [{ user: 'system:anonymous', groups: ['system:unauthenticated'], verb: 'get', path: '/api/v1' }, 'Metadata'],
+      // The noise nobody needs.
+      [{ ...node, verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-node-lease' }, 'None'],
+      [{ user: 'system:kube-proxy', groups: ['system:authenticated'], verb: 'watch', group: 'discovery.k8s.io', resource: 'endpointslices' }, 'None'],
+      [{ ...node, verb: 'create', resource: 'events', namespace: 'payments' }, 'None'],
+      [{ ...node, verb: 'get', resource: 'pods', namespace: 'payments' }, 'None'],
+      [{ ...node, verb: 'patch', resource: 'pods', subresource: 'status', namespace: 'payments' }, 'Metadata'],
+      [{ ...controllers, verb: 'list', group: 'apps', resource: 'deployments' }, 'None'],
+      [{ ...alice, verb: 'get', path: '/apis/apps/v1' }, 'None'],
+      [{ user: 'system:anonymous', groups: ['system:unauthenticated'], verb: 'get', path: '/healthz' }, 'None'],
+    ];
+    for (const [req, want] of cases)
+      expect(auditLevel(rules, req), `${req.user} ${req.verb} ${[req.group, req.resource, req.subresource].filter(Boolean).join('/') || req.path}`).toBe(want);
+  });
+});
+
+/** Metric names the code defines: `name: 'kubevigil_…'` in services/**\/*.ts, plus prom-client's process metrics under the same prefix. */
+async function knownMetrics(): Promise<{ names: Set<string>; histograms: Set<string> }> {
+  const names = new Set<string>();
+  const histograms = new Set<string>();
+  const sources = walk(join(ROOT, 'services'))
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .map((f) => readFileSync(f, 'utf8'));
+  for (const src of sources) {
+    for (const m of src.matchAll(/name:\s*['"](kubevigil_[a-z0-9_]+)['"]/g)) names.add(m[1]!);
+    for (const m of src.matchAll(/new Histogram(?:<[^>]*>)?\(\{\s*name:\s*['"](kubevigil_[a-z0-9_]+)['"]/g)) histograms.add(m[1]!);
+  }
+  // services/metrics.ts turns on prom-client's default metrics with the kubevigil_ prefix.
+  const metricsSource = readFileSync(join(ROOT, 'services/metrics.ts'), 'utf8');
+  if (/collectDefaultMetrics\([^)]*prefix:\s*'kubevigil_'/.test(metricsSource)) {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'kubevigil_' });
+    for (const m of await registry.getMetricsAsJSON()) {
+      names.add(m.name);
+      if (String(m.type) === 'histogram') histograms.add(m.name);
+    }
+    registry.clear();
+  }
+  return { names, histograms };
+}
+
+/** The kubevigil_… series names an expression reads. */
+const metricsIn = (expr: string) => [...expr.matchAll(/\bkubevigil_[a-z0-9_]+/g)].map((m) => m[0]);
+
+function checkNames(exprs: string[], known: { names: Set<string>; histograms: Set<string> }) {
+  const used = new Set(exprs.flatMap(metricsIn));
+  for (const name of used) {
+    const base = name.replace(/_(bucket|sum|count)$/, '');
+    const ok = known.names.has(name) || (base !== name && known.histograms.has(base));
+    expect(ok, `${name} is not a metric defined in services/ (name: '${name}')`).toBe(true);
+  }
+  return used;
+}
+
+describe('deploy/integrations: alerts and dashboard use the metrics kubevigil exposes', () => {
+  it('finds the metric definitions', async () => {
+    const known = await knownMetrics();
+    expect(known.names).toContain('kubevigil_ingest_requests_total');
+    expect(known.names).toContain('kubevigil_notifier_failed_total');
+    expect(known.histograms).toContain('kubevigil_detect_batch_seconds');
+  });
+
+  it('PrometheusRule: every expression names existing metrics, and the health alerts are there', async () => {
+    const rule = docsOfKind('PrometheusRule')[0]!.value;
+    const alerts = arr(get(rule, 'spec.groups')).flatMap((g) => arr(get(g, 'rules'))).filter(isObj);
+    expect(alerts.length).toBeGreaterThan(0);
+    for (const a of alerts) {
+      expect(str(a.alert), 'alerts only (no recording rules)').toMatch(/^Kubevigil[A-Za-z]+$/);
+      expect(str(a.expr)).not.toBe('');
+      expect(['critical', 'warning', 'info']).toContain(get(a, 'labels.severity'));
+      expect(str(get(a, 'annotations.summary'))).not.toBe('');
+    }
+    const used = checkNames(alerts.map((a) => str(a.expr)), await knownMetrics());
+    for (const m of ['kubevigil_ingest_requests_total', 'kubevigil_bus_publish_failed_total', 'kubevigil_store_write_failed_total', 'kubevigil_notifier_failed_total', 'kubevigil_signals_emitted_total'])
+      expect(used, m).toContain(m);
+    expect(alerts.some((a) => /code="503"/.test(str(a.expr)))).toBe(true);
+    expect(alerts.some((a) => /kube_pod_status_ready|\bup\b/.test(str(a.expr))), 'a readiness alert').toBe(true);
+  });
+
+  it('dashboard: parses, has unique panel ids, and every query names existing metrics', async () => {
+    const dash = JSON.parse(readFileSync(join(DEPLOY, 'integrations/kubevigil-dashboard.json'), 'utf8')) as Obj;
+    expect(dash.title).toBe('kubevigil');
+    expect(str(dash.uid)).toMatch(/^[a-z0-9-]{1,40}$/);
+    const panels = arr(dash.panels).filter(isObj);
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const targets = panels.flatMap((p) => arr(p.targets)).filter(isObj);
+    expect(targets.length).toBeGreaterThan(10);
+    for (const p of panels.filter((x) => x.type !== 'row')) {
+      expect(get(p, 'datasource.uid')).toBe('${datasource}');
+      expect(p.gridPos).toBeDefined();
+    }
+    const queries = [...targets.map((t) => str(t.expr)), ...arr(get(dash, 'templating.list')).map((v) => str(get(v, 'definition')))];
+    const used = checkNames(queries, await knownMetrics());
+    for (const m of [
+      'kubevigil_ingest_events_total',
+      'kubevigil_ingest_requests_total',
+      'kubevigil_signals_emitted_total',
+      'kubevigil_detect_batch_seconds_bucket',
+      'kubevigil_incidents_open',
+      'kubevigil_correlator_signals_total',
+      'kubevigil_store_write_failed_total',
+      'kubevigil_notifier_failed_total',
+    ])
+      expect(used, m).toContain(m);
+    expect(queries.some((q) => /histogram_quantile\(0\.99, sum by \(le\) \(rate\(kubevigil_detect_batch_seconds_bucket/.test(q))).toBe(true);
+    expect(queries.some((q) => /sum by \(kind\) \(rate\(kubevigil_signals_emitted_total/.test(q))).toBe(true);
+    expect(queries.some((q) => /by \([^)]*outcome[^)]*\) \(rate\(kubevigil_ingest_events_total/.test(q))).toBe(true);
+  });
+
+  it('Alloy snippet tees the proxies to kubevigil and to Loki', () => {
+    const alloy = readFileSync(join(DEPLOY, 'integrations/alloy-mesh-logs.alloy'), 'utf8');
+    const code = alloy.replace(/^\s*\/\/.*$/gm, '');
+    expect(code.split('{').length).toBe(code.split('}').length);
+    expect(code).toContain(`url               = "http://${SERVICE_HOST}/loki/api/v1/push"`);
+    expect(code).toMatch(/forward_to = \[loki\.write\.loki\.receiver, loki\.relabel\.mesh_only\.receiver\]/);
+    expect(code).toMatch(/regex\s+= "istio-proxy\|envoy"/);
+  });
+});
+
+/** A command-line tool on PATH, or undefined (the checks below are skipped without it). */
+function tool(name: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+const KUBECTL = tool('kubectl');
+const PROMTOOL = tool('promtool');
+const AMTOOL = tool('amtool');
+
+describe('deploy/: the real tools read the files', () => {
+  it.skipIf(!KUBECTL).each(['embedded', 'distributed'])('kubectl kustomize deploy/%s', (overlay) => {
+    const r = spawnSync(KUBECTL!, ['kustomize', join(DEPLOY, overlay)], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const built = parseAllDocuments(r.stdout);
+    const objs = (Array.isArray(built) ? built : [built]).map((d) => d.toJS() as Obj);
+    const namespaced = objs.filter((o) => o.kind !== 'Namespace');
+    for (const o of namespaced) expect(get(o, 'metadata.namespace'), `${str(o.kind)} ${str(get(o, 'metadata.name'))}`).toBe(NAMESPACE);
+    expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const cm = objs.find((o) => o.kind === 'ConfigMap');
+    expect(cm?.data).toEqual(overlayConfigMap(overlay));
+  });
+
+  it.skipIf(!PROMTOOL)('promtool check rules on the PrometheusRule', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubevigil-deploy-'));
+    try {
+      const rule = docsOfKind('PrometheusRule')[0]!.value;
+      writeFileSync(join(dir, 'rules.yaml'), stringify({ groups: get(rule, 'spec.groups') }));
+      const r = spawnSync(PROMTOOL!, ['check', 'rules', join(dir, 'rules.yaml')], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.stdout + r.stderr).toContain('SUCCESS');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!AMTOOL)('amtool check-config on the Alertmanager route', () => {
+    const r = spawnSync(AMTOOL!, ['check-config', join(DEPLOY, 'integrations/alertmanager-route.yaml')], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout + r.stderr).toContain('SUCCESS');
+    expect(r.status).toBe(0);
+  });
+});
