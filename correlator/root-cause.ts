@@ -54,6 +54,9 @@ const ATTEMPT: Partial<Record<SignalKind, string>> = {
   'secret.read_cross_namespace': 'secret reads in other namespaces',
   'secret.list_cluster_wide': 'listing secrets cluster-wide',
   'node.proxy': 'the kubelet API via nodes/proxy',
+  'service.auth_failed': 'calls to other services',
+  'mtls.failed': 'plaintext connections',
+  'mesh.authz_denied': 'calls the mesh policy forbids',
 };
 
 const ids = (es: TimelineEntry[], max = 20) => es.slice(0, max).map((e) => e.signalId);
@@ -120,8 +123,10 @@ export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: 
     for (const p of (e.attributes.admissionPolicies ?? '').split(',').filter(Boolean)) byPolicy.set(`${engine}/${p}`, [...(byPolicy.get(`${engine}/${p}`) ?? []), e]);
   }
   for (const [p, es] of byPolicy) evidence.push({ type: 'blocked-by', entity: `policy:${p}`, detail: `${p.replace('/', ' policy ')} denied ${phrase(es.map((e) => e.kind === 'admission.denied' ? ('pod.privileged' as SignalKind) : e.kind))}`, signalIds: ids(es) });
-  const rbacDenied = denied.filter((e) => !e.attributes.admissionEngine && e.kind !== 'rbac.denied');
-  const rbacDeniedAll = denied.filter((e) => !e.attributes.admissionEngine);
+  // Only the API server's denials are RBAC's; mesh, alert and trace denials are reported below.
+  const apiDenied = denied.filter((e) => e.source === 'k8s-audit' && !e.attributes.admissionEngine);
+  const rbacDenied = apiDenied.filter((e) => e.kind !== 'rbac.denied');
+  const rbacDeniedAll = apiDenied;
   if (rbacDeniedAll.length)
     evidence.push({ type: 'blocked-by', detail: `RBAC denied ${rbacDeniedAll.length} request(s)${rbacDenied.length ? `: ${phrase(rbacDenied.map((e) => e.kind))}` : ''}`, signalIds: ids(rbacDeniedAll) });
 
@@ -136,7 +141,13 @@ export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: 
   const mtls = sorted.filter((e) => e.kind === 'mtls.failed');
   if (mtls.length) {
     const to = uniq(mtls.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
-    evidence.push({ type: 'mesh', detail: `${mtls.length} connection(s)${to.length ? ` to ${to.join(', ')}` : ''} failed mutual TLS (plaintext or untrusted identity refused)`, signalIds: ids(mtls) });
+    const sources = uniq(mtls.map((e) => e.source));
+    evidence.push({ type: 'mesh', detail: `${mtls.length} connection(s)${to.length ? ` to ${to.join(', ')}` : ''} failed mutual TLS (plaintext or untrusted identity refused), reported by ${sources.join(' and ')}`, signalIds: ids(mtls) });
+  }
+  const services = sorted.filter((e) => (e.kind === 'service.auth_failed' || e.kind === 'mesh.authz_denied') && e.outcome === 'denied');
+  if (services.length) {
+    const to = uniq(services.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
+    evidence.push({ type: 'blocked-by', detail: `${services.length} call(s) to other services${to.length ? ` in ${to.join(', ')}` : ''} were refused (401/403 or mesh policy)`, signalIds: ids(services) });
   }
 
   // Summary sentence.
@@ -152,7 +163,7 @@ export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: 
   if (otherAllowed.length) parts.push(`was allowed ${phrase(otherAllowed.map((e) => e.kind))}`);
   let sentence = `${who} ${parts.length ? parts.join(' and ') : 'triggered ' + phrase(sorted.map((e) => e.kind)).slice(0, 200)}`;
   if (enablingBinding) sentence += ` through ${enablingBinding.kind} ${enablingBinding.name}${enablingBinding.roleName ? ` (${enablingBinding.roleKind} ${enablingBinding.roleName})` : ''}`;
-  const deniedKinds = denied.filter((e) => e.kind !== 'admission.denied' && e.kind !== 'rbac.denied').map((e) => e.kind);
+  const deniedKinds = denied.filter((e) => e.kind !== 'admission.denied' && e.kind !== 'rbac.denied' && e.kind !== 'mtls.failed').map((e) => e.kind);
   if (deniedKinds.length) sentence += `; it was denied ${phrase(deniedKinds)}`;
   if (byPolicy.size) sentence += ` (admission: ${[...byPolicy.keys()].join(', ')})`;
   if (mtls.length) sentence += `; ${mtls.length} of its connections failed mTLS`;

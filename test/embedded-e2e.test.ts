@@ -12,6 +12,7 @@ import { attackEvents, interleave, SEED_SCENARIO, type AttackScenario } from '..
 import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
 import type { Incident } from '../correlator/incident.js';
+import { fourSourceAttack } from '../services/cli/scenario.js';
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
@@ -84,6 +85,30 @@ describe('embedded kubevigil, end to end through the audit webhook', () => {
       expect(inc.mitre).toContain('T1552.007');
       const signals = (await (await api(kv, `/api/v1/incidents/${inc.id}/signals`)).json()) as { items: unknown[] };
       expect(signals.items).toHaveLength(inc.signalCount);
+    } finally {
+      await kv.stop();
+    }
+  });
+
+  it('keeps one incident when the attack shows in all four sources: audit, mesh logs, an alert and traces', async () => {
+    const { kv } = await start();
+    try {
+      const background = syntheticAuditEvents(1500, { start: SEED_SCENARIO.start - 60_000, stepMs: 150, suspiciousShare: 0 });
+      for (const d of fourSourceAttack(SEED_SCENARIO, background)) {
+        const res = await fetch(`${kv.url}${d.path}`, { method: 'POST', headers: { 'content-type': d.contentType, authorization: `Bearer ${INGEST}` }, body: d.body });
+        expect(res.status, d.path).toBeLessThan(300);
+      }
+      await kv.drained();
+      const found = await incidents(kv);
+      const inc = expectOneIncidentFor(found, SEED_SCENARIO);
+      expect([...inc.sources].sort()).toEqual(['alertmanager', 'k8s-audit', 'loki', 'otlp']);
+      expect(new Set(inc.timeline.map((e) => e.source))).toEqual(new Set(['alertmanager', 'k8s-audit', 'loki', 'otlp']));
+      // The mesh line named an IP and the spans a pod: both were resolved to the service account.
+      expect(inc.timeline.filter((e) => e.source !== 'k8s-audit').every((e) => e.actor === 'sa:frontend/frontend')).toBe(true);
+      expect(inc.entities).toEqual(expect.arrayContaining([`pod:${SEED_SCENARIO.namespace}/${SEED_SCENARIO.pod}`, `ip:${SEED_SCENARIO.podIP}`, `pod:${SEED_SCENARIO.targetNamespace}/${SEED_SCENARIO.targetPod}`, `binding:ClusterRoleBinding/${SEED_SCENARIO.binding}`]));
+      // Spans keep their trace ids so the incident links to the trace in Tempo.
+      expect(inc.timeline.filter((e) => e.source === 'otlp').every((e) => /^[0-9a-f]{32}$/.test(e.attributes.traceId ?? ''))).toBe(true);
+      expect(inc.rootCause.evidence.map((e) => e.type)).toContain('mesh');
     } finally {
       await kv.stop();
     }
