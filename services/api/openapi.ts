@@ -117,6 +117,30 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/ingest/alertmanager': {
+        post: {
+          summary: 'Alertmanager webhook (payload version 4; Grafana version 1 tolerated); deduplicated per (fingerprint, startsAt, status)',
+          security: [{ ingestToken: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['alerts'], properties: { version: str, status: str, alerts: { type: 'array', items: { type: 'object' } } } } } } },
+          responses: { '200': { description: '{accepted, duplicates, invalid, signals, errors?, warnings?}' }, '400': problem, '401': problem, '413': problem, '415': problem, '503': problem },
+        },
+      },
+      '/loki/api/v1/push': {
+        post: {
+          summary: "Loki push API (JSON, gzip JSON, snappy-compressed protobuf PushRequest; X-Scope-OrgID) so Promtail, Alloy or Fluent Bit can send a copy of their streams",
+          security: [{ ingestToken: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { streams: { type: 'array', items: { type: 'object' } } } } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } } },
+          responses: { '204': { description: 'accepted' }, '400': { description: 'bad input (plain text, as Loki answers)' }, '401': problem, '413': { description: 'too large' }, '415': { description: 'unsupported content type' }, '429': { description: 'slow down (Retry-After)' } },
+        },
+      },
+      '/v1/traces': {
+        post: {
+          summary: 'OTLP/HTTP traces (JSON or protobuf, gzip); errors are google.rpc.Status per the OTLP specification',
+          security: [{ ingestToken: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { resourceSpans: { type: 'array', items: { type: 'object' } } } } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } } },
+          responses: { '200': { description: 'ExportTraceServiceResponse, with partialSuccess when spans were rejected' }, '400': { description: 'google.rpc.Status' }, '401': problem, '413': { description: 'google.rpc.Status' }, '415': { description: 'google.rpc.Status' }, '429': { description: 'Retry-After' }, '503': { description: 'Retry-After' } },
+        },
+      },
       '/api/v1/signals': {
         get: {
           summary: 'Recent signals, newest first',
