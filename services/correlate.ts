@@ -6,6 +6,7 @@
  */
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { schedule, type ScheduledTask } from 'node-cron';
+import type { CorrelationStats } from '../correlator/correlation/engine.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
 import type { IncidentManager } from '../correlator/incidents.js';
 import type { Signal } from '../correlator/signal.js';
@@ -44,6 +45,11 @@ export class Correlator implements IncidentCommands {
     const open = await this.store.open();
     this.manager.restore(open);
     return open.length;
+  }
+
+  /** The correlation engine's counters of what its bounds cost. */
+  engineStats(): CorrelationStats {
+    return this.manager.correlation.stats;
   }
 
   /** The incidents held open (for the open-incidents gauge). */

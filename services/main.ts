@@ -232,6 +232,19 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   });
   stops.unshift(unsubscribeRecent);
   const identity = new IdentityResolver(clock);
+  metrics.trackDrops('identity', 'evicted', () => identity.stats.evicted);
+  metrics.trackDrops('usage-profile', 'bound', () => usage.dropped);
+  metrics.trackDrops('incident-stream', 'slow_listener', () => stream.dropped);
+  if (bus instanceof MemoryBus) {
+    const memoryBus = bus;
+    metrics.trackDrops('bus', 'handler_failed', () => memoryBus.dropped);
+  }
+  if (correlator) {
+    const engine = correlator.engineStats();
+    metrics.trackDrops('correlation', 'group_evicted', () => engine.evictedGroups);
+    metrics.trackDrops('correlation', 'window_full', () => engine.evictedEntries);
+    metrics.trackDrops('correlation', 'too_late', () => engine.lateDropped);
+  }
   const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage, identity);
 
   if (roles.has('ingest') && config.lokiPoller) {

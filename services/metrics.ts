@@ -45,12 +45,8 @@ export class Metrics {
     labelNames: ['topic', 'reason'] as const,
     registers: [this.registry],
   });
-  readonly dropped = new Counter({
-    name: 'kubevigil_dropped_total',
-    help: 'Items dropped to stay within a bound, by component and reason.',
-    labelNames: ['component', 'reason'] as const,
-    registers: [this.registry],
-  });
+  private readonly dropSources: { component: string; reason: string; read: () => number; last: number }[] = [];
+  readonly dropped: Counter<'component' | 'reason'>;
   readonly ingestRejected = new Counter({
     name: 'kubevigil_ingest_rejected_total',
     help: 'Ingest requests turned away to protect the process, by source and reason (in_flight, rate, bus_full).',
@@ -87,7 +83,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Counts what a component dropped to stay within a bound. Components keep their own plain
+   * counters (they are pure or hot); the difference is added at scrape time.
+   */
+  trackDrops(component: string, reason: string, read: () => number): void {
+    this.dropSources.push({ component, reason, read, last: read() });
+  }
+
   constructor(opts: { processMetrics?: boolean } = {}) {
+    const sources = this.dropSources;
+    this.dropped = new Counter({
+      name: 'kubevigil_dropped_total',
+      help: 'Items dropped or evicted to stay within a bound, by component and reason.',
+      labelNames: ['component', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const s of sources) {
+          const now = s.read();
+          if (now > s.last) this.inc({ component: s.component, reason: s.reason }, now - s.last);
+          s.last = now;
+        }
+      },
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'kubevigil_' });
   }
 }
