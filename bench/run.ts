@@ -149,6 +149,69 @@ async function correlationCase(): Promise<void> {
   console.log(`  engine + incidents + root cause ${Math.round(rate(mg)).toLocaleString('en-US').padStart(11)} signals/s   ratio ${(rate(mg) / rate(b)).toFixed(3)}`);
 }
 
+
+/** Audit batches of 400 events as the apiserver webhook sends them. */
+function eventListBodies(events: import('../connectors/k8s-audit/parse.js').AuditEvent[]): string[] {
+  const bodies: string[] = [];
+  for (let i = 0; i < events.length; i += 400) bodies.push(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + 400) }));
+  return bodies;
+}
+
+/** POSTs every body with `concurrency` requests in flight; resolves with the seconds it took. */
+async function postAll(url: string, bodies: string[], concurrency = 4): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[next++] });
+      if (res.status >= 300) throw new Error(`${url} answered ${res.status}`);
+      await res.arrayBuffer();
+    }
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/**
+ * Receipt → incident update latency: remembers each signal's receive time from the signals topic and
+ * measures when an incident version first contains it.
+ */
+function trackLatency(bus: import('../services/bus/bus.js').Bus, t: ReturnType<typeof import('../services/bus/topics.js').topics>) {
+  const observed = new Map<string, number>();
+  const latencies: number[] = [];
+  const seen = new Set<string>();
+  const state = { lastUpdate: 0 };
+  const stops = [
+    bus.subscribe(t.signals, 'bench-observed', async (batch) => {
+      for (const m of batch) if ('observedTime' in m.value) observed.set(m.value.id, m.value.observedTime);
+    }),
+    bus.subscribe(t.incidents, 'bench-latency', async (batch) => {
+      const now = Date.now();
+      state.lastUpdate = now;
+      for (const m of batch)
+        for (const e of m.value.timeline)
+          if (!seen.has(e.signalId)) {
+            seen.add(e.signalId);
+            const o = observed.get(e.signalId);
+            if (o !== undefined) latencies.push(now - o);
+          }
+    }),
+  ];
+  return {
+    state,
+    stop: async () => {
+      for (const s of stops) await s();
+    },
+    percentile(p: number): number {
+      const sorted = [...latencies].sort((a, b) => a - b);
+      return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+    },
+    get count() {
+      return latencies.length;
+    },
+  };
+}
+
 /**
  * Case "e2e": audit batches of 400 events over HTTP into an embedded kubevigil (SQLite store), 4
  * requests in flight; latency from receipt of a suspicious event to the stored incident update that
@@ -164,23 +227,7 @@ async function e2eCase(): Promise<void> {
   const { serve } = await import('../services/main.js');
   const { topics } = await import('../services/bus/topics.js');
   const E = Number(process.env.BENCH_E2E_EVENTS ?? 100_000);
-  const events = syntheticAuditEvents(E, { suspiciousShare: 0.01, seed: 11, stepMs: 2 });
-  const bodies: string[] = [];
-  for (let i = 0; i < events.length; i += 400) bodies.push(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + 400) }));
-  const post = async (url: string) => {
-    let next = 0;
-    const worker = async () => {
-      while (next < bodies.length) {
-        const body = bodies[next++]!;
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-        if (res.status !== 200) throw new Error(`status ${res.status}`);
-        await res.arrayBuffer();
-      }
-    };
-    const t0 = process.hrtime.bigint();
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    return Number(process.hrtime.bigint() - t0) / 1e9;
-  };
+  const bodies = eventListBodies(syntheticAuditEvents(E, { suspiciousShare: 0.01, seed: 11, stepMs: 2 }));
 
   // Baseline: bare express + JSON parsing of the same bodies.
   const app = express();
@@ -191,35 +238,20 @@ async function e2eCase(): Promise<void> {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const port = (server.address() as import('node:net').AddressInfo).port;
-  await post(`http://127.0.0.1:${port}/ingest`);
-  const baseSeconds = await post(`http://127.0.0.1:${port}/ingest`);
+  await postAll(`http://127.0.0.1:${port}/ingest`, bodies);
+  const baseSeconds = await postAll(`http://127.0.0.1:${port}/ingest`, bodies);
   server.close();
 
   const dir = mkdtempSync(join(tmpdir(), 'kv-bench-'));
   const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_DEDUP_ENTRIES: '1000000' }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
-  const t = topics();
-  const observed = new Map<string, number>();
-  const latencies: number[] = [];
-  await kv.bus.subscribe(t.signals, 'bench-observed', async (batch) => {
-    for (const m of batch) if ('observedTime' in m.value) observed.set(m.value.id, m.value.observedTime);
-  });
-  const seen = new Set<string>();
-  kv.bus.subscribe(t.incidents, 'bench-latency', async (batch) => {
-    const now = Date.now();
-    for (const m of batch)
-      for (const e of m.value.timeline)
-        if (!seen.has(e.signalId)) {
-          seen.add(e.signalId);
-          const o = observed.get(e.signalId);
-          if (o !== undefined) latencies.push(now - o);
-        }
-  });
-  const seconds = await post(`${kv.url}/ingest/k8s-audit`);
+  const latency = trackLatency(kv.bus, topics());
+  const seconds = await postAll(`${kv.url}/ingest/k8s-audit`, bodies);
   await kv.drained();
+  await latency.stop();
   await kv.stop();
   rmSync(dir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+  const pct = (p: number) => latency.percentile(p);
+  const latencies = { length: latency.count };
   console.log(`e2e (embedded, HTTP → detect → bus → correlate → SQLite): ${E} audit events in batches of 400, 4 in flight`);
   console.log(`  bare express + JSON.parse (baseline) ${Math.round(E / baseSeconds).toLocaleString('en-US').padStart(10)} events/s`);
   console.log(`  kubevigil                            ${Math.round(E / seconds).toLocaleString('en-US').padStart(10)} events/s   ratio ${(baseSeconds / seconds).toFixed(2)}   target ≥ 20,000/s`);
@@ -262,7 +294,7 @@ async function kafkaCase(): Promise<void> {
   await admin.disconnect();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  let t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint();
   for (let i = 0; i < signalBodies.length; i += 500) await producer.send({ topic: `${prefix}.raw`, acks: -1, messages: signalBodies.slice(i, i + 500) });
   const produceSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   await producer.disconnect();
@@ -296,43 +328,14 @@ async function kafkaCase(): Promise<void> {
     createLogger('silent'),
     { processMetrics: false, sweepSchedule: false },
   );
-  const t = topics(prefix);
-  const observed = new Map<string, number>();
-  const latencies: number[] = [];
-  const seen = new Set<string>();
-  let lastUpdate = 0;
-  const unsubA = kv.bus.subscribe(t.signals, 'bench-observed', async (batch) => {
-    for (const m of batch) if ('observedTime' in m.value) observed.set(m.value.id, m.value.observedTime);
-  });
-  const unsubB = kv.bus.subscribe(t.incidents, 'bench-latency', async (batch) => {
-    const now = Date.now();
-    lastUpdate = now;
-    for (const m of batch)
-      for (const e of m.value.timeline)
-        if (!seen.has(e.signalId)) {
-          seen.add(e.signalId);
-          const o = observed.get(e.signalId);
-          if (o !== undefined) latencies.push(now - o);
-        }
-  });
-  const bodies: string[] = [];
-  for (let i = 0; i < events.length; i += 400) bodies.push(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + 400) }));
-  let next = 0;
-  t0 = process.hrtime.bigint();
+  const latency = trackLatency(kv.bus, topics(prefix));
+  const bodies = eventListBodies(events);
   const wallStart = Date.now();
-  const worker = async () => {
-    while (next < bodies.length) {
-      const res = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[next++] });
-      await res.arrayBuffer();
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
-  const ingestSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const ingestSeconds = await postAll(`${kv.url}/ingest/k8s-audit`, bodies);
   // Wait for the correlator to catch up: until incident updates stop for two seconds.
-  while (Date.now() - lastUpdate < 2000 || lastUpdate === 0) await new Promise((r) => setTimeout(r, 200));
-  const endToEnd = (lastUpdate - wallStart) / 1000;
-  await unsubA();
-  await unsubB();
+  while (Date.now() - latency.state.lastUpdate < 2000 || latency.state.lastUpdate === 0) await new Promise((r) => setTimeout(r, 200));
+  const endToEnd = (latency.state.lastUpdate - wallStart) / 1000;
+  await latency.stop();
   await kv.stop();
   rmSync(dir, { recursive: true, force: true });
   // Correlator capacity: the same signals pre-produced on a fresh signals topic, drained by a
@@ -362,8 +365,8 @@ async function kafkaCase(): Promise<void> {
   rmSync(dir2, { recursive: true, force: true });
   const drainRate = (signalBodies.length - already) / drainSeconds;
 
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+  const pct = (p: number) => latency.percentile(p);
+  const latencies = { length: latency.count };
   const rawConsume = signalBodies.length / consumeSeconds;
   console.log(`kafka (ingest → Kafka → partitioned correlator + Redis → incidents topic): ${E} audit events, ${signalBodies.length} signals`);
   console.log(`  raw kafkajs produce (acks=all, idempotent) ${Math.round(signalBodies.length / produceSeconds).toLocaleString('en-US').padStart(10)} msgs/s`);

@@ -37,6 +37,9 @@ STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+PROCESS_PATTERN='kafka\.Kafka'
+# shellcheck source=lib/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
 # Java and Maven come from Debian when missing (CI machines are fresh; we run as root there).
 ensure_tools() {
@@ -114,15 +117,6 @@ ports_free() {
 }
 
 # The pid of our broker when it runs (and really is a Kafka broker, not a recycled pid).
-running_pid() {
-  [ -f "$PID_FILE" ] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-  echo "$pid"
-}
-
 brokers() {
   [ -f "$ENV_FILE" ] || return 1
   sed -n 's/^KAFKA_BROKERS=//p' "$ENV_FILE"
@@ -270,28 +264,6 @@ cmd_wait() {
     fi
     sleep 0.5
   done
-}
-
-cmd_stop() {
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local waited=0
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "still running after ${STOP_TIMEOUT}s; sending SIGKILL to $pid"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  rm -f "$PID_FILE"
-  log "stopped (pid $pid)"
 }
 
 cmd_status() {

@@ -26,6 +26,9 @@ STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-10}"
 
 log() { echo "redis.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+PROCESS_PATTERN='redis-server'
+# shellcheck source=lib/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
 ensure_redis() {
   command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
@@ -47,15 +50,6 @@ port_free() {
     const s = require("node:net").createServer().once("error", () => process.exit(1));
     s.listen(Number(process.argv[1]), "127.0.0.1", () => s.close(() => process.exit(0)));
   ' "$1"
-}
-
-running_pid() {
-  [ -f "$PID_FILE" ] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'redis-server' || return 1
-  echo "$pid"
 }
 
 url() {
@@ -103,28 +97,6 @@ cmd_wait() {
     [ $((SECONDS - start)) -lt "$WAIT_TIMEOUT" ] || die "no PONG from $u within ${WAIT_TIMEOUT}s (REDIS_WAIT_TIMEOUT); see $LOG_FILE"
     sleep 0.2
   done
-}
-
-cmd_stop() {
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local waited=0
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "still running after ${STOP_TIMEOUT}s; sending SIGKILL to $pid"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  rm -f "$PID_FILE"
-  log "stopped (pid $pid)"
 }
 
 cmd_status() {
