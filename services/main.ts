@@ -166,7 +166,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   let redisState: CorrelatorStateStore | undefined;
   if (roles.has('correlator')) {
     if (distributed) {
-      redisState = opts.correlatorState ?? new RedisCorrelatorState(connectRedis(config.redisUrl!), config.topicPrefix, () => clock.now());
+      redisState = opts.correlatorState ?? new RedisCorrelatorState(connectRedis(config.redisUrl!, (err) => logger.debug({ err }, 'redis connection error')), config.topicPrefix, () => clock.now());
       const state = redisState;
       stops.push(() => state.close());
       const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage });

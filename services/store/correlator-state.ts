@@ -142,8 +142,12 @@ function unavailable(op: string, cause: unknown): KubevigilError {
 }
 
 /** Opens a Redis connection that fails fast (no offline queue) so a Redis outage pauses the correlator visibly. */
-export function connectRedis(url: string): Redis {
-  return new Redis(url, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(2000, 100 * n) });
+export function connectRedis(url: string, onError: (err: Error) => void = () => {}): Redis {
+  const r = new Redis(url, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(2000, 100 * n) });
+  // Connection errors surface through the commands that fail (and readiness); this keeps ioredis
+  // from reporting them as unhandled while it reconnects.
+  r.on('error', onError);
+  return r;
 }
 
 /** In-memory {@link CorrelatorStateStore} with the same semantics, for tests and single-process runs. */
