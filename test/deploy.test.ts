@@ -47,7 +47,10 @@ function walk(dir: string): string[] {
     });
 }
 
-const FILES = walk(DEPLOY).map((p) => relative(DEPLOY, p));
+// deploy/compose/ holds docker-compose's configs (Prometheus, Loki…), checked by test/compose.test.ts.
+const FILES = walk(DEPLOY)
+  .map((p) => relative(DEPLOY, p))
+  .filter((f) => !f.startsWith('compose/'));
 const YAML_FILES = FILES.filter((f) => /\.ya?ml$/.test(f));
 
 /** One parsed YAML document and the file it came from (relative to deploy/). */
