@@ -16,4 +16,6 @@ export default tseslint.config(
     },
   },
   { files: ['bench/**', 'scripts/**'], rules: { 'no-console': 'off' } },
+  // Tests may print what they measured (memory, latencies) next to their assertions.
+  { files: ['test/**'], rules: { 'no-console': 'off' } },
 );

@@ -3,6 +3,12 @@
  * (kube-apiserver on any non-2xx, Alertmanager HA pairs). The oldest key is forgotten first; the
  * bound keeps memory flat whatever the sender does.
  */
+import { createHash } from 'node:crypto';
+/** Keys come from senders: long ones are kept as a digest, so 100,000 of them cannot hold gigabytes. */
+function compact(key: string): string {
+  return key.length > 128 ? `#${createHash('sha256').update(key).digest('base64')}` : key;
+}
+
 export class RecentKeys {
   private readonly keys = new Set<string>();
   // Insertion order in a ring: finding the oldest key through the Set's iterator would walk past
@@ -18,11 +24,12 @@ export class RecentKeys {
   }
 
   has(key: string): boolean {
-    return this.keys.has(key);
+    return this.keys.has(compact(key));
   }
 
   /** Remembers a key; evicts the oldest when full. */
   add(key: string): void {
+    key = compact(key);
     if (this.keys.has(key)) return;
     const oldest = this.ring[this.next];
     if (oldest !== undefined) {

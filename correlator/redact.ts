@@ -32,7 +32,9 @@ const SECRET_KEYS = new Set([
 
 // JWTs (service-account tokens), bearer headers, and key=value credentials in URIs or text.
 const PATTERNS: [RegExp, string][] = [
-  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, REDACTED],
+  // The lookbehind lets a token start only where the previous character cannot belong to one, which
+  // keeps the scan linear on input such as "eyJ-eyJ-eyJ-…" (without it, quadratic).
+  [/(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, REDACTED],
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
   [/\b(token|access_token|password|passwd|secret|api[_-]?key)=([^&\s"']+)/gi, `$1=${REDACTED}`],
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, REDACTED],
@@ -43,8 +45,12 @@ export function isSecretKey(key: string): boolean {
   return SECRET_KEYS.has(key.toLowerCase());
 }
 
+/** Longest text {@link redactText} scans; longer text is cut first (nothing longer is ever kept). */
+export const MAX_REDACT_LENGTH = 64 * 1024;
+
 /** Replaces tokens, credentials and private keys inside free text. */
 export function redactText(s: string): string {
+  if (s.length > MAX_REDACT_LENGTH) s = truncate(s, MAX_REDACT_LENGTH);
   // Fast path: most strings (names, verbs, URIs) contain none of the trigger substrings.
   if (!/eyJ|bearer|basic|token|pass|secret|api|PRIVATE KEY/i.test(s)) return s;
   let out = s;
@@ -63,9 +69,12 @@ export interface Bounds {
 /** Defaults that keep one excerpt to a few kilobytes. */
 export const EXCERPT_BOUNDS: Bounds = { maxString: 512, maxArray: 16, maxKeys: 32, maxDepth: 5 };
 
-/** Truncates a string to `max` characters, saying how much was cut. */
+/**
+ * Truncates a string to `max` characters, saying how much was cut. The result is a copy: a V8
+ * slice would keep the whole original (an attacker's megabytes) alive for as long as it lives.
+ */
 export function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max)}…[+${s.length - max} chars]`;
+  return s.length <= max ? s : Buffer.from(`${s.slice(0, max)}…[+${s.length - max} chars]`, 'utf8').toString('utf8');
 }
 
 /**
@@ -74,7 +83,8 @@ export function truncate(s: string, max: number): string {
  */
 export function boundedRedactedCopy(value: unknown, bounds: Bounds = EXCERPT_BOUNDS, depth = 0): unknown {
   if (value === null || typeof value === 'number' || typeof value === 'boolean') return value;
-  if (typeof value === 'string') return truncate(redactText(value), bounds.maxString);
+  // Cut before redacting: redaction scans the text, and the excerpt keeps only maxString anyway.
+  if (typeof value === 'string') return redactText(truncate(value, bounds.maxString));
   if (typeof value !== 'object') return undefined;
   if (depth >= bounds.maxDepth) return '[…]';
   if (Array.isArray(value)) {

@@ -18,6 +18,7 @@ import { identityFacts } from '../connectors/k8s-audit/identity.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
 
 const tracer = trace.getTracer('kubevigil');
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
 export function busPublisher(bus: Bus, topic: Topic<SignalsMessage>): SignalPublisher {
@@ -60,6 +61,13 @@ export class IngestPipeline implements IngestSink {
       const found = this.detector.detect(ev);
       for (const s of found) signals.push(s);
     }
+    // A sender's clock far in the future would push correlation windows ahead and make every later
+    // signal of that actor "late": such times are replaced by the receive time, and the fact kept.
+    for (const s of signals)
+      if (s.eventTime > s.observedTime + MAX_CLOCK_SKEW_MS) {
+        s.attributes = { ...s.attributes, reportedEventTime: String(s.eventTime) };
+        s.eventTime = s.observedTime;
+      }
     // Other sources name workloads by IP or pod: resolve them to the service account the audit log knows.
     if (this.identity)
       for (const s of signals) {

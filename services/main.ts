@@ -43,6 +43,12 @@ import { openSqliteStore } from './store/sqlite.js';
 import type { IncidentStore } from './store/store.js';
 import { UsageProfiler } from './usage.js';
 
+/**
+ * A slow client must not hold a receiver's in-flight slot for long: a whole request (headers and
+ * body) gets 15 s, headers 10 s, and the deadlines are checked every second.
+ */
+const SERVER_TIMEOUTS = { requestTimeout: 15_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
+
 /** A running kubevigil process. */
 export interface Running {
   /** The bound address (useful with port 0). */
@@ -308,14 +314,13 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
         // routes refuse unverified clients with a clear 401, while the API keeps bearer tokens.
         ...(config.tls.clientCaFile ? { ca: readFileSync(config.tls.clientCaFile), requestCert: true, rejectUnauthorized: false } : {}),
         minVersion: 'TLSv1.2',
+        ...SERVER_TIMEOUTS,
       }, app)
-    : createHttpServer(app);
+    : createHttpServer(SERVER_TIMEOUTS, app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
   server.keepAliveTimeout = 65_000;
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

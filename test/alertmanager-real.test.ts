@@ -21,7 +21,7 @@ import { GaugeEndpoint, missingBinaries, startPrometheusStack, waitFor, type Pro
 
 const missing = missingBinaries();
 if (missing.length)
-  // eslint-disable-next-line no-console -- the reason a whole suite is skipped belongs in the test output
+   
   console.warn(`alertmanager-real: skipped, ${missing.join(' and ')} missing; run: bash scripts/prometheus.sh install`);
 
 function alertmanagerDetector(): Detector {

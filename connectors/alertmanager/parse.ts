@@ -5,6 +5,7 @@
  * own, so one bad alert is reported while the others are kept. Only a body that is not a webhook
  * payload at all (not an object, no `alerts` list) is refused as a whole.
  */
+import { describeValue } from '../shared/describe.js';
 import { KubevigilError } from '../../correlator/errors.js';
 
 /** One alert of a webhook payload (`template.Alert` in Alertmanager). */
@@ -71,7 +72,7 @@ export const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
-const show = (v: unknown): string => (JSON.stringify(v) ?? String(v)).slice(0, 60);
+const show = (v: unknown): string => describeValue(v);
 
 /** A map of strings, or why it is not one. */
 function stringMap(v: unknown, field: string): { map: Record<string, string> } | { problem: string } {

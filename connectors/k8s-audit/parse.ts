@@ -6,6 +6,7 @@
  */
 
 import { KubevigilError } from '../../correlator/errors.js';
+import { describeValue } from '../shared/describe.js';
 
 /** The fields of an audit Event that kubevigil reads (audit.k8s.io/v1, v1beta1 tolerated). */
 export interface AuditEvent {
@@ -90,7 +91,7 @@ export function auditEventProblem(v: unknown): string | undefined {
   if (!isObj(v)) return `expected an audit Event object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`;
   if (typeof v.auditID !== 'string' || v.auditID === '') return 'auditID is required and must be a non-empty string';
   if (typeof v.stage !== 'string' || !AUDIT_STAGES.has(v.stage))
-    return `stage must be one of ${[...AUDIT_STAGES].join(', ')} (got ${JSON.stringify(v.stage)?.slice(0, 40)})`;
+    return `stage must be one of ${[...AUDIT_STAGES].join(', ')} (got ${describeValue(v.stage)})`;
   if (typeof v.verb !== 'string') return 'verb is required and must be a string';
   const u = checkUser(v.user, 'user');
   if (u) return u;

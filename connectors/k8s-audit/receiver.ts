@@ -7,6 +7,7 @@
  * seen by (auditID, stage).
  */
 import express, { type Request, type Response, type Router } from 'express';
+import { KubevigilError } from '../../correlator/errors.js';
 import type { IngestSink } from '../../correlator/ports.js';
 import type { SourceEvent } from '../../correlator/detection/source-event.js';
 import { RecentKeys } from '../../correlator/recent-keys.js';
@@ -96,6 +97,8 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
       try {
         signals = (await opts.sink.ingest(fresh)).signals;
       } catch (e) {
+        // A bug is not backpressure: only retryable errors become 503, the rest a logged 500.
+        if (!(e instanceof KubevigilError && e.retryable)) throw e;
         // Not acknowledged: the apiserver will re-send the batch, and nothing was remembered as seen.
         const retryAfter = (e as { retryAfterSeconds?: number }).retryAfterSeconds ?? 1;
         reply(res, 503);

@@ -8,6 +8,7 @@
  * longer than the limit are truncated (Loki's `max_line_size_truncate`) rather than refused, so one
  * oversized line cannot make a sender drop the rest of its batch.
  */
+import { describeValue } from '../shared/describe.js';
 import protobuf from 'protobufjs';
 import snappy from 'snappyjs';
 import { checkLabels, formatLabelSet, LABEL_LIMITS, parseLabelSet } from './labels.js';
@@ -62,7 +63,7 @@ export const DEFAULT_TENANT = 'fake';
 
 const NS = /^\d{1,19}$/;
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const show = (v: unknown) => (JSON.stringify(v) ?? String(v)).slice(0, 60);
+const show = (v: unknown) => describeValue(v);
 
 class Collector {
   entries: LokiEntry[] = [];

@@ -14,6 +14,7 @@
  * `resourceSpans` that is not a list) throw {@link OtlpPayloadError}; a bad span is reported in
  * `invalid` and the rest of the batch still counts, as OTLP partial success expects.
  */
+import { cut } from '../shared/describe.js';
 import { ExportTraceServiceRequest } from './schema.js';
 
 /** An attribute value as rules see it: OTLP's AnyValue without the wrapper. */
@@ -191,7 +192,7 @@ function anyValue(v: unknown, at: string, lim: ParseLimits, depth: number): Attr
   let x: unknown;
   if ((x = field(v, 'stringValue', 'string_value')) !== undefined) {
     if (typeof x !== 'string') throw new SpanError(`${at}.stringValue: expected a string, got ${describe(x)}`);
-    return x.length > lim.maxStringLength ? x.slice(0, lim.maxStringLength) : x;
+    return cut(x, lim.maxStringLength);
   }
   if ((x = field(v, 'intValue', 'int_value')) !== undefined) {
     if (typeof x === 'number' && Number.isInteger(x)) return x;
@@ -259,7 +260,7 @@ function keyValues(list: unknown, at: string, lim: ParseLimits, depth = 0): Reco
 /** A value written as rules see it (rule tests), bounded like decoded values. */
 function plain(v: unknown, lim: ParseLimits, depth: number): AttrValue {
   if (v === null || typeof v === 'number' || typeof v === 'boolean') return v;
-  if (typeof v === 'string') return v.length > lim.maxStringLength ? v.slice(0, lim.maxStringLength) : v;
+  if (typeof v === 'string') return cut(v, lim.maxStringLength);
   if (depth >= lim.maxDepth) return '[…]';
   if (Array.isArray(v)) return v.slice(0, lim.maxArrayItems).map((x) => plain(x, lim, depth + 1));
   if (isObj(v)) {
@@ -324,17 +325,17 @@ function parseSpan(s: unknown, at: string, ctx: Context, lim: ParseLimits): Otlp
   const span: OtlpSpan = {
     traceId,
     spanId,
-    name: name.length > lim.maxStringLength ? name.slice(0, lim.maxStringLength) : name,
+    name: cut(name, lim.maxStringLength),
     kind,
     startTimeUnixNano: start,
     endTimeUnixNano: end,
-    status: st.message ? { code, message: st.message.slice(0, lim.maxStringLength) } : { code },
+    status: st.message ? { code, message: cut(st.message, lim.maxStringLength) } : { code },
     attributes: keyValues(s.attributes, `${at}.attributes`, lim),
     resource: ctx.resource,
     scope: ctx.scope,
   };
   if (parentSpanId) span.parentSpanId = parentSpanId;
-  if (typeof traceState === 'string' && traceState !== '') span.traceState = traceState.slice(0, 512);
+  if (typeof traceState === 'string' && traceState !== '') span.traceState = cut(traceState, 512);
   const events = s.events;
   if (events !== undefined && events !== null) {
     if (!Array.isArray(events)) throw new SpanError(`${at}.events: expected a list, got ${describe(events)}`);

@@ -21,6 +21,8 @@ export const OPERATORS = ['eq', 'in', 'contains', 'startswith', 'endswith', 'reg
 type Op = (typeof OPERATORS)[number];
 const OP_SET = new Set<string>(OPERATORS);
 
+const REGEX_INPUT_MAX = 64 * 1024;
+
 /** Evaluates a compiled node against an event's raw and derived fields. */
 type Test = (raw: unknown, derived: object) => boolean;
 
@@ -231,7 +233,9 @@ function compileOp(ctx: Ctx, op: Op, expected: unknown, at: string): { pred: (v:
     case 'regex': {
       const re = compileRegex(ctx, expected, at);
       if (!re) return undefined;
-      return { pred: anyOf((x) => typeof x === 'string' && re.test(x)), shown: expected };
+      // Regexes see at most the first 64 KiB of a value: a rule's backtracking cannot be made to
+      // run for seconds on an attacker's megabyte-long field.
+      return { pred: anyOf((x) => typeof x === 'string' && re.test(x.length > REGEX_INPUT_MAX ? x.slice(0, REGEX_INPUT_MAX) : x)), shown: expected };
     }
     case 'exists': {
       if (typeof expected !== 'boolean') {
@@ -406,10 +410,13 @@ function compileTemplate(ctx: Ctx, template: string, at: string): (raw: unknown,
       if (typeof p === 'string') s += p;
       else {
         const v = p(raw, derived);
-        s += v === undefined || v === null || v === '' ? '?' : Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v);
+        // Each value is cut before it is joined, so a huge field costs nothing to render.
+        const text = v === undefined || v === null || v === '' ? '?' : Array.isArray(v) ? v.slice(0, 20).map(String).join(',') : typeof v === 'object' ? '[object]' : String(v);
+        s += text.length > 300 ? text.slice(0, 300) : text;
+        if (s.length > 300) break;
       }
     }
-    return s.length > 300 ? `${s.slice(0, 300)}…` : s;
+    return s.length > 300 ? Buffer.from(`${s.slice(0, 300)}…`, 'utf8').toString('utf8') : s;
   };
 }
 

@@ -149,7 +149,15 @@ export function createApp(deps: AppDeps): Express {
     sendProblem(res, 404, 'Not Found', `no route for ${req.method} ${req.path.slice(0, 200)}; see the README for the endpoints`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    deps.logger.error({ err, path: req.path }, 'request failed');
+    // Errors express or its body parser raise for bad requests carry a 4xx status: they are the
+    // client's (a bad percent-encoding in a path, an unsupported charset or encoding), not ours.
+    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
+    const status = e?.status ?? e?.statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      if (!res.headersSent) sendProblem(res, status, status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Content Too Large' : 'Bad Request', `the request could not be read: ${(e.message ?? 'invalid request').slice(0, 200)}`);
+      return;
+    }
+    deps.logger.error({ err, path: req.path.slice(0, 200) }, 'request failed');
     if (!res.headersSent) sendProblem(res, 500, 'Internal Server Error', 'the request failed inside kubevigil; the error is logged');
   });
   return app;

@@ -25,7 +25,12 @@ export type LimitRejected = (reason: 'in_flight' | 'rate') => void;
 
 /** Middleware enforcing {@link IngestLimits}. `now` is injectable for tests. */
 export function ingestLimits(l: IngestLimits, onReject: LimitRejected = () => {}, now: () => number = Date.now): RequestHandler {
+  // Two counts: requests still uploading their body, and requests whose body has arrived (being
+  // processed). Only the second is the in-flight bound, so slow uploads cannot lock out senders;
+  // uploads have their own, larger bound (and the server's request timeout ends them).
   let inFlight = 0;
+  let uploading = 0;
+  const maxUploads = l.maxInFlight * 4;
   let tokens = l.burst;
   let last = now();
   return (req, res, next) => {
@@ -41,19 +46,27 @@ export function ingestLimits(l: IngestLimits, onReject: LimitRejected = () => {}
       }
       tokens -= 1;
     }
-    if (inFlight >= l.maxInFlight) {
+    if (inFlight >= l.maxInFlight || uploading >= maxUploads) {
       onReject('in_flight');
       res.setHeader('Retry-After', String(l.retryAfterSeconds));
-      sendProblem(res, l.status, l.status === 429 ? 'Too Many Requests' : 'Service Unavailable', `${l.maxInFlight} requests are already being processed; retry after ${l.retryAfterSeconds}s`);
+      sendProblem(res, l.status, l.status === 429 ? 'Too Many Requests' : 'Service Unavailable', `${inFlight >= l.maxInFlight ? `${l.maxInFlight} requests are already being processed` : `${maxUploads} requests are already uploading`}; retry after ${l.retryAfterSeconds}s`);
       return;
     }
-    inFlight++;
-    let done = false;
+    let state: 'uploading' | 'processing' | 'done' = 'uploading';
+    uploading++;
+    const uploaded = () => {
+      if (state !== 'uploading') return;
+      uploading--;
+      inFlight++;
+      state = 'processing';
+    };
+    const bodiless = req.headers['content-length'] === '0' || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined);
+    if (bodiless || req.readableEnded) uploaded();
+    else req.once('end', uploaded);
     const release = () => {
-      if (!done) {
-        done = true;
-        inFlight--;
-      }
+      if (state === 'uploading') uploading--;
+      else if (state === 'processing') inFlight--;
+      state = 'done';
     };
     res.on('finish', release);
     res.on('close', release);
