@@ -23,6 +23,13 @@ describe('IdentityResolver', () => {
     expect(r.resolve(actorFromIp('10.0.0.1'))?.actor).toMatchObject({ key: 'pod:b/new', type: 'pod' });
   });
 
+  it('does not let a late, older fact undo a newer one', () => {
+    const r = new IdentityResolver({ now: () => 300 });
+    r.learn({ ip: '10.0.3.17', pod: { namespace: 'b', name: 'new' }, time: 200 });
+    r.learn({ ip: '10.0.3.17', pod: { namespace: 'a', name: 'old' }, time: 100 });
+    expect(r.resolve(actorFromIp('10.0.3.17'))?.actor.key).toBe('pod:b/new');
+  });
+
   it('stays within its bound', () => {
     const r = new IdentityResolver({ now: () => 0 }, { maxEntries: 3 });
     for (let i = 0; i < 10; i++) r.learn({ ip: `10.0.0.${i}`, pod: { namespace: 'n', name: `p${i}` }, time: 0 });

@@ -79,6 +79,8 @@ export class IdentityResolver {
       if (time > e.time) e.time = time;
       return;
     }
+    // A late batch must not undo what a newer fact says (IPs move between pods).
+    if (e && time < e.time) return;
     if (!e && m.size >= this.opts.maxEntries) {
       m.delete(m.keys().next().value as string);
       this.stats.evicted++;

@@ -82,6 +82,18 @@ function mergeKeys(s: Signal): string[] {
   return keys;
 }
 
+/** The merge keys of an incident: every actor of its timeline, and its pods and bindings (as {@link mergeKeys}). */
+function mergeKeysOf(inc: Incident): string[] {
+  const keys = new Set([inc.actor.key, ...inc.timeline.map((e) => e.actor)]);
+  for (const e of inc.entities) {
+    const t = entityType(e);
+    if (t && MERGE_TYPES.has(t) && !(t === 'binding' && /^binding:ClusterRoleBinding\/system:/.test(e))) keys.add(e);
+  }
+  keys.delete('user:system:anonymous');
+  keys.add(inc.actor.key);
+  return [...keys];
+}
+
 function emptyRadius(): BlastRadius {
   return { namespaces: [], workloads: [], secrets: [], bindings: [], policies: [] };
 }
@@ -126,7 +138,7 @@ export class IncidentManager {
       if (inc.status === 'resolved') continue;
       this.open.set(inc.id, inc);
       for (const e of inc.timeline) this.seen.add(e.signalId);
-      this.index(inc, [inc.actor.key, ...inc.entities.filter((e) => MERGE_TYPES.has(entityType(e) ?? '') && !/^binding:ClusterRoleBinding\/system:/.test(e))]);
+      this.index(inc, mergeKeysOf(inc));
     }
   }
 
@@ -208,6 +220,8 @@ export class IncidentManager {
   /** Resolves incidents that went quiet or reached their lifetime cap. */
   sweep(): Incident[] {
     const now = this.clock.now();
+    // Windows nobody has fed for longer than their timespan are forgotten (and, distributed, deleted from the checkpoint).
+    this.engine.expire(now);
     const out: Incident[] = [];
     for (const inc of [...this.open.values()]) {
       const quiet = now - inc.updatedAt >= this.policy.quietPeriodMs;
@@ -270,8 +284,9 @@ export class IncidentManager {
     const now = this.clock.now();
     const merged: Incident = { ...from, status: 'resolved', resolution: 'merged', mergedInto: into.id, resolvedAt: now, updatedAt: now };
     merged.notes = [...from.notes, { time: now, status: 'resolved', note: `merged into ${into.id}` }];
+    const keys = mergeKeysOf(from);
     this.close(merged);
-    this.index(into, from.entities.concat(from.actor.key));
+    this.index(into, keys);
     this.dirty.add(into);
     this.dirty.add(merged);
   }

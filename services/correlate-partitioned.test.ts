@@ -66,7 +66,7 @@ describe('PartitionedCorrelator', () => {
     const c = correlator(state, published);
     await c.handle(asMessages(signals.slice(0, 3)));
     state.down = true;
-    await expect(c.handle(asMessages(signals.slice(3), 3))).rejects.toThrow(/STATE_UNAVAILABLE|Redis save/);
+    await expect(c.handle(asMessages(signals.slice(3), 3))).rejects.toThrow(/of correlator state failed/);
     state.down = false;
     await c.handle(asMessages(signals.slice(3), 3)); // the bus redelivers the same batch
     const [inc] = latest(published);
@@ -88,5 +88,26 @@ describe('PartitionedCorrelator', () => {
     const final = latest(published).find((i) => i.id === id)!;
     expect(final.status).toBe('resolved');
     expect((await state.load(3)).incidents).toEqual([]);
+  });
+
+  it('notices that another correlator moved the partition on: no stale sweeps, reload on return', async () => {
+    const state = new MemoryCorrelatorState();
+    const fromA: Incident[] = [];
+    const a = correlator(state, fromA);
+    const cut = Math.floor(signals.length / 2);
+    await a.handle(asMessages(signals.slice(0, cut)));
+    // The partition moves to B, which goes on from the committed offset.
+    const b = correlator(state, []);
+    await b.handle(asMessages(signals.slice(cut, signals.length - 1), cut));
+    // A's copy is stale: its sweep must not resolve (or delete) what B now owns.
+    const before = fromA.length;
+    expect(await a.sweep()).toEqual([]);
+    expect(fromA.length).toBe(before);
+    expect(a.partitions).toEqual([]);
+    // The partition comes back to A: it reloads the checkpoint and carries on from there.
+    await a.handle(asMessages(signals.slice(signals.length - 1), signals.length - 1));
+    expect(a.stats.loads).toBe(2);
+    const [inc] = latest(fromA);
+    expect(inc!.signalCount).toBe(signals.length);
   });
 });

@@ -89,6 +89,11 @@ export class PartitionedCorrelator {
       await this.serialize(p, async () => {
         const part = this.parts.get(p);
         if (!part) return;
+        // A partition the bus gave to another correlator: its state is not ours to sweep any more.
+        if (!(await this.current(p, part))) {
+          this.parts.delete(p);
+          return;
+        }
         const resolved = part.manager.sweep();
         if (!resolved.length && !this.hasPending(part)) return;
         part.pending.incidents.push(...resolved);
@@ -104,10 +109,10 @@ export class PartitionedCorrelator {
   }
 
   private async handlePartition(p: number, msgs: BusMessage<SignalsMessage>[]): Promise<void> {
-    const first = msgs[0]?.offset !== undefined ? BigInt(msgs[0].offset) : undefined;
     let part = this.parts.get(p);
-    // A gap means another correlator processed this partition meanwhile: our copy is stale.
-    if (!part || (first !== undefined && part.lastOffset !== undefined && first > part.lastOffset + 1n)) part = await this.load(p);
+    // Our copy is stale when the checkpoint moved on without us (another correlator owned the
+    // partition meanwhile, or wrote a checkpoint and died before committing): reload it.
+    if (!part || !(await this.current(p, part))) part = await this.load(p);
     const fresh = msgs.filter((m) => {
       if (m.offset === undefined || part.lastOffset === undefined || BigInt(m.offset) > part.lastOffset) return true;
       this.stats.skipped++;
@@ -153,6 +158,13 @@ export class PartitionedCorrelator {
     if (last !== undefined) part.lastOffset = BigInt(last);
   }
 
+  /** True when the checkpoint still ends where this correlator's copy of the partition does. */
+  private async current(p: number, part: Part): Promise<boolean> {
+    if (this.hasPending(part)) return true; // our own unsaved changes: the checkpoint lags us, by design
+    const stored = await this.o.state.offset(p);
+    return (stored === undefined ? undefined : BigInt(stored)) === part.lastOffset;
+  }
+
   private hasPending(part: Part): boolean {
     const c = part.pending;
     return c.incidents.length > 0 || c.seen.length > 0 || c.offset !== undefined || c.slots.size > 0 || c.prologue.size > 0;
@@ -177,8 +189,10 @@ export class PartitionedCorrelator {
     const st = await this.o.state.load(p);
     const engine = new CorrelationEngine(this.o.correlations);
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
-    for (const [key, slot] of st.slots)
-      engine.importSlot(key, { windows: Object.fromEntries(Object.entries(slot.windows).map(([id, w]) => [id, { ...w, entries: w.entries.map((e) => ({ ...e, signals: Array.isArray(e.signals) ? e.signals.map(restoreSignal) : restoreSignal(e.signals) })) }])) } as SlotState);
+    for (const [key, slot] of st.slots) {
+      if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
+      engine.importSlot(key, { ...slot, signals: Object.fromEntries(Object.entries(slot.signals).map(([id, s]) => [id, restoreSignal(s)])) } satisfies SlotState);
+    }
     manager.restore(st.incidents);
     manager.restoreSeen(st.prologue, st.seen);
     manager.trackChanges();

@@ -70,9 +70,14 @@ interface Slot {
 
 const SCRATCH: string[] = [];
 
-/** A group's windows in a form that survives JSON: per correlation id, its entries and firing state. */
+/**
+ * A group's windows in a form that survives JSON: per correlation id, its entries and firing state.
+ * Every signal is written once in `signals` and referenced by id: one signal usually sits in the
+ * windows of several correlations.
+ */
 export interface SlotState {
-  windows: Record<string, { entries: { t: number; ref: number; v?: unknown; signals: Signal | Signal[] }[]; maxT: number; lastFire: number }>;
+  signals: Record<string, Signal>;
+  windows: Record<string, { entries: { t: number; ref: number; v?: unknown; ids: string | string[] }[]; maxT: number; lastFire: number }>;
 }
 
 /** Runs compiled correlations over a stream of signals. Pure: no I/O, no clock (event time only). */
@@ -129,19 +134,38 @@ export class CorrelationEngine {
     const slot = this.groups.get(key);
     if (!slot) return undefined;
     const windows: SlotState['windows'] = {};
+    const signals: SlotState['signals'] = {};
+    const ref = (s: Signal) => {
+      signals[s.id] = s;
+      return s.id;
+    };
     slot.windows.forEach((w, ci) => {
-      if (w && w.entries.length) windows[this.correlations[ci]!.id] = { entries: w.entries.map((e) => ({ t: e.t, ref: e.ref, ...(e.v === undefined ? {} : { v: e.v }), signals: e.signals })), maxT: w.maxT, lastFire: w.lastFire };
+      if (w && w.entries.length)
+        windows[this.correlations[ci]!.id] = {
+          entries: w.entries.map((e) => ({ t: e.t, ref: e.ref, ...(e.v === undefined ? {} : { v: e.v }), ids: Array.isArray(e.signals) ? e.signals.map(ref) : ref(e.signals) })),
+          maxT: w.maxT,
+          lastFire: w.lastFire,
+        };
     });
-    return Object.keys(windows).length ? { windows } : undefined;
+    return Object.keys(windows).length ? { signals, windows } : undefined;
   }
 
   /** Restores one group from a checkpoint; windows of correlations that no longer exist are dropped. */
   importSlot(key: string, state: SlotState): void {
     const slot: Slot = { windows: [], seq: ++this.seq };
+    const sig = (id: string): Signal[] => (state.signals[id] ? [state.signals[id]] : []);
     for (const [id, w] of Object.entries(state.windows)) {
       const ci = this.correlations.findIndex((c) => c.id === id);
       if (ci < 0) continue;
-      slot.windows[ci] = { entries: w.entries.map((e) => ({ t: e.t, ref: e.ref, v: e.v, signals: e.signals })), maxT: w.maxT, lastFire: w.lastFire ?? -Infinity };
+      slot.windows[ci] = {
+        entries: w.entries.flatMap((e) => {
+          const signals = Array.isArray(e.ids) ? e.ids.flatMap(sig) : sig(e.ids);
+          if (!signals.length) return [];
+          return [{ t: e.t, ref: e.ref, v: e.v, signals: Array.isArray(e.ids) ? signals : signals[0]! }];
+        }),
+        maxT: w.maxT,
+        lastFire: w.lastFire ?? -Infinity,
+      };
     }
     this.groups.set(key, slot);
   }

@@ -34,6 +34,8 @@ export interface PartitionState {
 /** Persistence of per-partition correlator state. */
 export interface CorrelatorStateStore {
   load(partition: number): Promise<PartitionState>;
+  /** The offset the partition's checkpoint accounts for (to notice that another correlator moved it on). */
+  offset(partition: number): Promise<string | undefined>;
   save(partition: number, cp: PartitionCheckpoint): Promise<void>;
   /** True when the backing store answers. */
   ready(): Promise<boolean>;
@@ -80,6 +82,14 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<Signal[]>(v).map(restoreSignal)]),
       seen: (seen as string[][]).flat(),
     };
+  }
+
+  async offset(partition: number): Promise<string | undefined> {
+    try {
+      return (await this.redis.get(this.keys.offset(partition))) ?? undefined;
+    } catch (e) {
+      throw unavailable('offset read', e);
+    }
   }
 
   async save(partition: number, cp: PartitionCheckpoint): Promise<void> {
@@ -172,6 +182,11 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
       prologue: [...s.prologue].map(([k, v]) => [k, parse<Signal[]>(v).map(restoreSignal)]),
       seen: [...s.seen],
     };
+  }
+
+  async offset(partition: number): Promise<string | undefined> {
+    if (this.down) throw unavailable('offset read', new Error('down'));
+    return this.parts.get(partition)?.offset;
   }
 
   async save(partition: number, cp: PartitionCheckpoint): Promise<void> {
