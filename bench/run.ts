@@ -377,7 +377,70 @@ async function kafkaCase(): Promise<void> {
   console.log(`  receipt → incident update: p50 ${pct(50)} ms, p99 ${pct(99)} ms over ${latencies.length} signals   target p99 < 1000 ms`);
 }
 
-const CASES: Record<string, () => void | Promise<void>> = { detection: detectionCase, correlation: correlationCase, e2e: e2eCase, kafka: kafkaCase };
+/**
+ * Case "receivers": the Alertmanager, Loki and OTLP receivers of an embedded kubevigil over HTTP
+ * (4 requests in flight), each against the same bodies POSTed to a bare express server that only
+ * parses them (the baseline).
+ */
+async function receiversCase(): Promise<void> {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const express = (await import('express')).default;
+  const { loadConfig } = await import('../services/config.js');
+  const { createLogger } = await import('../services/logging.js');
+  const { serve } = await import('../services/main.js');
+  const { alertWebhook, meshPush, spans } = await import('../services/cli/scenario.js');
+  const { SEED_SCENARIO } = await import('../connectors/k8s-audit/scenario.js');
+  const N = Number(process.env.BENCH_RECEIVER_REQUESTS ?? 400);
+  // Each request carries 100 items: alerts, log lines or spans, all distinct so none is deduplicated.
+  const alerts = (i: number) => {
+    const body = JSON.parse(alertWebhook({ ...SEED_SCENARIO, start: SEED_SCENARIO.start + i * 1000 }).body) as { alerts: Record<string, unknown>[] };
+    const a = body.alerts[0]!;
+    body.alerts = Array.from({ length: 100 }, (_, j) => ({ ...a, fingerprint: `${i.toString(16)}f${j.toString(16)}`.padStart(16, '0'), startsAt: new Date(SEED_SCENARIO.start + i * 1000 + j).toISOString() }));
+    return JSON.stringify(body);
+  };
+  const lines = (i: number) => {
+    const body = JSON.parse(meshPush({ ...SEED_SCENARIO, start: SEED_SCENARIO.start + i * 1000 }).body) as { streams: { values: string[][] }[] };
+    const v = body.streams[0]!.values[0]!;
+    body.streams[0]!.values = Array.from({ length: 100 }, (_, j) => [String(BigInt(v[0]!) + BigInt(i * 1000 + j)), v[1]!]);
+    return JSON.stringify(body);
+  };
+  const spanBodies = (i: number) => {
+    const body = JSON.parse(spans({ ...SEED_SCENARIO, start: SEED_SCENARIO.start + i * 1000 }).body) as { resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[] };
+    const sp = body.resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+    body.resourceSpans[0]!.scopeSpans[0]!.spans = Array.from({ length: 100 }, (_, j) => ({ ...sp, spanId: (i * 100 + j).toString(16).padStart(16, '0') }));
+    return JSON.stringify(body);
+  };
+  const cases: [string, string, (i: number) => string, string][] = [
+    ['alertmanager', '/ingest/alertmanager', alerts, 'alerts'],
+    ['loki', '/loki/api/v1/push', lines, 'lines'],
+    ['otlp', '/v1/traces', spanBodies, 'spans'],
+  ];
+  const app = express();
+  app.post('/any', express.json({ limit: '16mb' }), (_req, res) => {
+    res.status(204).end();
+  });
+  const server = await new Promise<import('node:http').Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/any`;
+  const dir = mkdtempSync(join(tmpdir(), 'kv-rbench-'));
+  const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_DEDUP_ENTRIES: '1000000' }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
+  console.log(`receivers: ${N} requests of 100 items each per receiver, 4 in flight, detection on`);
+  for (const [name, path, make, unit] of cases) {
+    const bodies = Array.from({ length: N }, (_, i) => make(i));
+    const baseSeconds = await postAll(base, bodies);
+    const seconds = await postAll(`${kv.url}${path}`, bodies);
+    await kv.drained();
+    console.log(`  ${name.padEnd(13)} ${Math.round((N * 100) / seconds).toLocaleString('en-US').padStart(10)} ${unit}/s   bare express + JSON.parse ${Math.round((N * 100) / baseSeconds).toLocaleString('en-US').padStart(10)}/s   ratio ${(baseSeconds / seconds).toFixed(2)}`);
+  }
+  server.close();
+  await kv.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const CASES: Record<string, () => void | Promise<void>> = { detection: detectionCase, correlation: correlationCase, e2e: e2eCase, receivers: receiversCase, kafka: kafkaCase };
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
 for (const name of wanted) {
   const run = CASES[name];
