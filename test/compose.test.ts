@@ -10,7 +10,7 @@
  * check the Prometheus and Alertmanager files the way the real programs read them.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -19,32 +19,12 @@ import { LOKI_SOURCE } from '../connectors/loki/source.js';
 import { parseLogLine } from '../connectors/mesh/parse.js';
 import { loadConfig } from '../services/config.js';
 import { loadDetector } from '../services/rules.js';
+import { arr, get, isObj, str, walk, type Obj } from './helpers/config-files.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const COMPOSE_DIR = join(ROOT, 'deploy/compose');
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-function get(o: unknown, path: string | string[]): unknown {
-  let cur: unknown = o;
-  for (const k of typeof path === 'string' ? path.split('.') : path) {
-    if (!isObj(cur)) return undefined;
-    cur = cur[k];
-  }
-  return cur;
-}
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-function walk(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((f) => {
-      const p = join(dir, f);
-      return statSync(p).isDirectory() ? walk(p) : [p];
-    });
-}
 
 /** One YAML document, parsed strictly (errors throw, naming the file). */
 function readYamlFile(file: string): Obj {

@@ -6,7 +6,7 @@
  * kubectl, promtool and amtool, when installed, check the same files the way the real tools read them.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { loadConfig } from '../services/config.js';
+import { arr, get, isObj, str, walk, type Obj } from './helpers/config-files.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEPLOY = join(ROOT, 'deploy');
@@ -22,30 +23,6 @@ const NAMESPACE = 'kubevigil-system';
 /** Where every sender reaches kubevigil (both overlays name that Service "kubevigil"). */
 const SERVICE_HOST = 'kubevigil.kubevigil-system.svc:8080';
 
-/** A parsed YAML mapping; manifests are navigated with {@link get}. */
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-/** The value at a dotted path (or a list of keys, for keys that contain dots), or undefined. */
-function get(o: unknown, path: string | string[]): unknown {
-  let cur: unknown = o;
-  for (const k of typeof path === 'string' ? path.split('.') : path) {
-    if (!isObj(cur)) return undefined;
-    cur = cur[k];
-  }
-  return cur;
-}
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-function walk(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((f) => {
-      const p = join(dir, f);
-      return statSync(p).isDirectory() ? walk(p) : [p];
-    });
-}
 
 // deploy/compose/ holds docker-compose's configs (Prometheus, Loki…), checked by test/compose.test.ts.
 const FILES = walk(DEPLOY)
