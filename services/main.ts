@@ -41,6 +41,7 @@ import { loadRules, SCHEMAS } from './rules.js';
 import { connectRedis, RedisCorrelatorState, type CorrelatorStateStore } from './store/correlator-state.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { IncidentStore } from './store/store.js';
+import { startTracing, tracingFromEnv } from './tracing.js';
 import { UsageProfiler } from './usage.js';
 
 /**
@@ -76,6 +77,8 @@ export interface ServeOptions {
   clock?: Clock;
   /** node-cron schedule of the incident sweeper; `false` disables it (tests sweep by hand). */
   sweepSchedule?: string | false;
+  /** Environment read for OTEL_* settings (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -136,6 +139,9 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   for (const s of SCHEMAS) metrics.rulesLoaded.set({ source: s.name }, compiled.rules.filter((r) => r.source === s.name).length);
   const roles = config.roles;
   const distributed = config.kafkaBrokers.length > 0;
+  // Tracing first, so every stage's spans reach the exporter; stopped (flushed) last.
+  const tracing = tracingFromEnv(opts.env ?? process.env);
+  const stopTracing = tracing ? startTracing(tracing, logger) : undefined;
   const clock = opts.clock ?? systemClock;
   const t = topics(config.topicPrefix);
   const stops: (() => Promise<void>)[] = [];
@@ -151,6 +157,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       sessionTimeoutMs: config.kafkaSessionTimeoutMs,
       // Partitions are independent (the correlator keeps per-partition state): process up to four at once.
       partitionsConsumedConcurrently: Math.min(4, config.partitions),
+      onLag: (topic, group, partition, lag) => metrics.busLag.set({ topic, group, partition: String(partition) }, lag),
       logger,
     });
     await kafka.start();
@@ -244,6 +251,9 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   if (bus instanceof MemoryBus) {
     const memoryBus = bus;
     metrics.trackDrops('bus', 'handler_failed', () => memoryBus.dropped);
+    metrics.onScrape(() => {
+      for (const l of memoryBus.lag()) metrics.busLag.set({ topic: l.topic, group: l.group, partition: '0' }, l.queued);
+    });
   }
   if (correlator) {
     const engine = correlator.engineStats();
@@ -339,6 +349,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       });
       if (bus instanceof MemoryBus) await bus.drained();
       for (const s of stops) await s();
+      await stopTracing?.();
       logger.info('kubevigil stopped');
     })());
   const drained = async () => {

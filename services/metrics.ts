@@ -53,6 +53,12 @@ export class Metrics {
     labelNames: ['source', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly busLag = new Gauge({
+    name: 'kubevigil_bus_lag_messages',
+    help: 'Messages a consumer group is behind, per topic and partition (embedded bus: partition "0").',
+    labelNames: ['topic', 'group', 'partition'] as const,
+    registers: [this.registry],
+  });
   readonly rulesLoaded = new Gauge({
     name: 'kubevigil_detection_rules',
     help: 'Detection rules loaded and enabled.',
@@ -82,6 +88,19 @@ export class Metrics {
     help: 'Store writes that failed (the changes are kept and retried).',
     registers: [this.registry],
   });
+
+  private readonly scrapeHooks: (() => void)[] = [];
+
+  /** Runs before each scrape (gauges read from components). */
+  onScrape(fn: () => void): void {
+    this.scrapeHooks.push(fn);
+  }
+
+  /** The exposition text, after the scrape hooks ran. */
+  async scrape(): Promise<string> {
+    for (const h of this.scrapeHooks) h();
+    return this.registry.metrics();
+  }
 
   /**
    * Counts what a component dropped to stay within a bound. Components keep their own plain

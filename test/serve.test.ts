@@ -53,6 +53,7 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
     expect(metrics).toMatch(/kubevigil_ingest_events_total\{source="k8s-audit",outcome="accepted"\} 37/);
     expect(metrics).toMatch(/kubevigil_signals_emitted_total\{source="k8s-audit",kind="rbac.denied",severity="low"\} 11/);
     expect(metrics).toMatch(/kubevigil_ingest_requests_total\{source="k8s-audit",code="200"\} 1/);
+    expect(metrics).toMatch(/kubevigil_bus_lag_messages\{topic="kubevigil.signals",group="correlator",partition="0"\} 0/);
 
     // The same batch again (the apiserver re-sends on any failure): nothing new.
     const again = await ingest(JSON.stringify(lines));

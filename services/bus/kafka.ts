@@ -86,6 +86,8 @@ export interface KafkaBusOptions {
    * batch is not committed, so the next owner of the partition gets it again.
    */
   closeTimeoutMs?: number;
+  /** Called with each fetched batch's consumer lag (messages behind the partition's end). */
+  onLag?: (topic: string, group: string, partition: number, lag: number) => void;
   /** Called each time a handler rejects (the batch is retried, never skipped). */
   onHandlerError?: (err: unknown, topic: string, group: string, attempt: number) => void;
 }
@@ -425,6 +427,7 @@ export class KafkaBus implements Bus {
   /** One fetched batch of one partition: decode, handle, park the undecodable, commit — chunk by chunk. */
   private async onBatch(sub: Subscription, p: EachBatchPayload): Promise<void> {
     const { batch } = p;
+    this.opts.onLag?.(batch.topic, sub.group, batch.partition, Number(batch.offsetLag()));
     for (let i = 0; i < batch.messages.length; i += this.maxBatchMessages) {
       if (sub.stopping || !p.isRunning() || p.isStale()) return;
       const chunk = batch.messages.slice(i, i + this.maxBatchMessages);

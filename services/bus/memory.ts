@@ -62,6 +62,11 @@ export class MemoryBus implements Bus {
     };
   }
 
+  /** Messages queued and not yet handled, per topic and consumer group (the embedded bus's lag). */
+  lag(): { topic: string; group: string; queued: number }[] {
+    return [...this.subs.entries()].flatMap(([topic, subs]) => subs.map((s) => ({ topic, group: s.group, queued: s.queued })));
+  }
+
   /** Resolves when every queue is empty (tests await this instead of sleeping). */
   async drained(): Promise<void> {
     await Promise.all([...this.subs.values()].flat().map((s) => this.idle(s)));

@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps): Express {
     else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down, or cannot reach Kafka or Redis');
   });
   app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    res.type(metrics.registry.contentType).send(await metrics.scrape());
   });
 
   // Each receiver accepts the general ingest token or its own; with a client CA, a verified client certificate too is required.
