@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
@@ -10,11 +13,16 @@ const API = 'api-token-0123456789abcdef-api';
 
 describe('kubevigil serve (embedded, every role in one process)', () => {
   let kv: Running;
+  // A data directory of its own: the default ./data would leave this test's incidents in the checkout.
+  const dir = mkdtempSync(join(tmpdir(), 'kv-serve-'));
   beforeAll(async () => {
-    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_LOG_LEVEL: 'silent' });
+    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_LOG_LEVEL: 'silent' });
     kv = await serve(config, createLogger('silent'), { processMetrics: false });
   });
-  afterAll(() => kv.stop());
+  afterAll(async () => {
+    await kv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   const ingest = (body: string, token = INGEST) =>
     fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
