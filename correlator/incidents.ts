@@ -115,6 +115,10 @@ export class IncidentManager {
   private readonly planKeys = new Map<string, string>();
   private readonly seen: RecentKeys;
   private readonly dirty = new Set<Incident>();
+  /** Signal ids per timeline array, see {@link timelineIds}. */
+  private readonly idsByTimeline = new WeakMap<Incident['timeline'], Set<string>>();
+  /** Entity keys per entities array, see {@link addEntity}. */
+  private readonly entitySets = new WeakMap<string[], Set<string>>();
   /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later. */
   private readonly prologue = new Map<string, Signal[]>();
   /** Actors whose prologue changed since the last checkpoint, when tracking is on (distributed mode). */
@@ -272,7 +276,7 @@ export class IncidentManager {
     for (const e of from.timeline) this.addEntry(into, e);
     into.signalCount += from.signalCount - from.timeline.length;
     for (const [k, n] of Object.entries(from.countsByKind)) into.countsByKind[k as keyof typeof into.countsByKind] = (into.countsByKind[k as keyof typeof into.countsByKind] ?? 0) + (n ?? 0);
-    for (const e of from.entities) if (!into.entities.includes(e) && into.entities.length < this.policy.limits.maxEntities) into.entities.push(e);
+    for (const e of from.entities) this.addEntity(into, e);
     into.correlations.push(...from.correlations);
     for (const r of from.rules) if (!into.rules.includes(r)) into.rules.push(r);
     for (const m of from.mitre) if (!into.mitre.includes(m)) into.mitre.push(m);
@@ -371,8 +375,9 @@ export class IncidentManager {
 
   private attach(inc: Incident, signals: Signal[], attached: { incidentId: string; signal: Signal }[]): void {
     const keys: string[] = [];
+    const ids = this.timelineIds(inc.timeline);
     for (const s of signals) {
-      if (inc.timeline.some((e) => e.signalId === s.id)) continue;
+      if (ids.has(s.id)) continue;
       attached.push({ incidentId: inc.id, signal: s });
       this.addEntry(inc, timelineEntry(s));
       inc.countsByKind[s.kind] = (inc.countsByKind[s.kind] ?? 0) + 1;
@@ -383,7 +388,8 @@ export class IncidentManager {
       if (!inc.sources.includes(s.source)) inc.sources.push(s.source);
       if (!inc.rules.includes(s.rule.id)) inc.rules.push(s.rule.id);
       for (const m of s.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
-      for (const e of [s.actor.key, ...s.entities]) if (!inc.entities.includes(e) && inc.entities.length < this.policy.limits.maxEntities) inc.entities.push(e);
+      this.addEntity(inc, s.actor.key);
+      for (const e of s.entities) this.addEntity(inc, e);
       keys.push(...mergeKeys(s));
     }
     inc.updatedAt = this.clock.now();
@@ -398,7 +404,26 @@ export class IncidentManager {
     let i = tl.length;
     while (i > 0 && tl[i - 1]!.time > e.time) i--;
     tl.splice(i, 0, e);
-    if (tl.length > this.policy.limits.maxTimeline) tl.splice(Math.floor(this.policy.limits.maxTimeline / 2), 1);
+    const ids = this.timelineIds(tl);
+    ids.add(e.signalId);
+    if (tl.length > this.policy.limits.maxTimeline) ids.delete(tl.splice(Math.floor(this.policy.limits.maxTimeline / 2), 1)[0]!.signalId);
+  }
+
+  /** Adds an entity key once, up to the bound; a set beside the array keeps it O(1). */
+  private addEntity(inc: Incident, e: string): void {
+    const list = inc.entities;
+    let set = this.entitySets.get(list);
+    if (!set) this.entitySets.set(list, (set = new Set(list)));
+    if (set.has(e) || list.length >= this.policy.limits.maxEntities) return;
+    set.add(e);
+    list.push(e);
+  }
+
+  /** The signal ids of a timeline, kept beside the array (copies of an incident share it) so attaching is O(1) per signal. */
+  private timelineIds(tl: Incident['timeline']): Set<string> {
+    let ids = this.idsByTimeline.get(tl);
+    if (!ids) this.idsByTimeline.set(tl, (ids = new Set(tl.map((e) => e.signalId))));
+    return ids;
   }
 
   private finalize(): Incident[] {
@@ -437,10 +462,11 @@ export class IncidentManager {
     const usage: PermissionUse[] = (this.usage?.usage(inc.actor.key) ?? []).filter((u) => !attackKeys.has(`${u.namespace ?? ''}|${u.apiGroup}|${u.resource}|${u.verb}`));
     // Planning renders manifests (YAML): redo it only when what the plan depends on changed — the
     // incident's shape (kinds, outcomes, targets, bindings, policies, pods), the usage, or the
-    // order of magnitude of the signal count that the rationales quote.
+    // order of magnitude of the signal count that the rationales quote, and the blast radius (not
+    // every IP or node seen, which would replan on almost every signal).
     const shape = new Set<string>();
     for (const e of inc.timeline) shape.add(`${e.kind}|${e.outcome}|${e.actor}|${e.target.namespace ?? ''}|${e.target.resource === 'secrets' || e.target.resource === 'pods' ? (e.target.name ?? '') : ''}|${e.attributes.binding ?? ''}|${e.attributes.admissionPolicies ?? ''}|${e.attributes.actorPod ?? ''}`);
-    const planKey = `${[...shape].sort().join('\n')}#${usage.length}#${Math.floor(Math.log2(inc.signalCount + 1))}#${inc.entities.length}`;
+    const planKey = `${[...shape].sort().join('\n')}#${usage.length}#${Math.floor(Math.log2(inc.signalCount + 1))}#${[r.namespaces, r.workloads, r.secrets, r.bindings, r.policies].map((l) => l.length).join('/')}`;
     if (this.planKeys.get(inc.id) !== planKey) {
       const { remediations: _old, ...rest } = inc;
       inc.remediations = planRemediations({ incident: rest, usage });

@@ -55,6 +55,18 @@ export interface Signal {
   excerpt: Record<string, unknown>;
 }
 
+const NO_MATCHED: MatchedCondition[] = Object.freeze([]) as unknown as MatchedCondition[];
+const NO_EXCERPT: Record<string, unknown> = Object.freeze({});
+
+/**
+ * The signal without its evidence (matched conditions and source excerpt): what correlation windows,
+ * prologues and checkpoints keep. The evidence stays with the stored signal; holding it in every
+ * window would double the correlator's memory and its checkpoints for nothing it reads.
+ */
+export function withoutEvidence(s: Signal): Signal {
+  return s.excerpt === NO_EXCERPT && s.matched === NO_MATCHED ? s : { ...s, matched: NO_MATCHED, excerpt: NO_EXCERPT };
+}
+
 /** Deterministic signal id: 32 hex characters of SHA-256 over rule id, source and the event's own key. */
 export function signalId(ruleId: string, source: SourceName, eventKey: string): string {
   return createHash('sha256').update(`${ruleId}\u0000${source}\u0000${eventKey}`).digest('hex').slice(0, 32);

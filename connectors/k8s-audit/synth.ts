@@ -129,9 +129,11 @@ function podCreate(r: () => number, t: number, ns: string): AuditEvent {
   return ev;
 }
 
-/** One suspicious event from a compromised workload's service account. */
-function suspicious(r: () => number, t: number): AuditEvent {
-  const user = { ...sa('frontend', 'frontend'), extra: { 'authentication.kubernetes.io/pod-name': ['frontend-7d9c-xk2p'], 'authentication.kubernetes.io/node-name': ['node-a1'] } };
+/** One suspicious event from a compromised workload's service account (number `attacker`, 0 being frontend/frontend). */
+function suspicious(r: () => number, t: number, attacker = 0): AuditEvent {
+  const name = attacker === 0 ? 'frontend' : `frontend-${attacker}`;
+  const pod = attacker === 0 ? 'frontend-7d9c-xk2p' : `${name}-7d9c-${attacker.toString(36).padStart(5, '0')}`;
+  const user = { ...sa('frontend', name), extra: { 'authentication.kubernetes.io/pod-name': [pod], 'authentication.kubernetes.io/node-name': [NODES[attacker % NODES.length]!] } };
   const p = r();
   if (p < 0.3) return base(r, t, 'list', user, { resource: 'secrets', apiVersion: 'v1' }, '/api/v1/secrets?limit=500', 200, 'curl/8.5.0');
   if (p < 0.55) return base(r, t, 'get', user, { resource: 'secrets', namespace: 'payments', name: 'db-credentials', apiVersion: 'v1' }, '/api/v1/namespaces/payments/secrets/db-credentials', 200, 'curl/8.5.0');
@@ -139,13 +141,17 @@ function suspicious(r: () => number, t: number): AuditEvent {
   return base(r, t, 'create', user, { resource: 'clusterrolebindings', apiGroup: 'rbac.authorization.k8s.io', apiVersion: 'v1' }, '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', 403, 'kubectl/v1.30.2');
 }
 
-/** `n` events starting at `start` (ms), `stepMs` apart, `suspiciousShare` of them suspicious. */
-export function syntheticAuditEvents(n: number, opts: { seed?: number; start?: number; stepMs?: number; suspiciousShare?: number } = {}): AuditEvent[] {
+/**
+ * `n` events starting at `start` (ms), `stepMs` apart, `suspiciousShare` of them suspicious, spread
+ * over `attackers` compromised service accounts (default 1).
+ */
+export function syntheticAuditEvents(n: number, opts: { seed?: number; start?: number; stepMs?: number; suspiciousShare?: number; attackers?: number } = {}): AuditEvent[] {
   const r = rng(opts.seed ?? 42);
   const start = opts.start ?? Date.UTC(2026, 10, 29, 12, 0, 0);
   const step = opts.stepMs ?? 5;
   const share = opts.suspiciousShare ?? 0.01;
   const out: AuditEvent[] = [];
-  for (let i = 0; i < n; i++) out.push(r() < share ? suspicious(r, start + i * step) : benign(r, start + i * step));
+  const attackers = Math.max(1, opts.attackers ?? 1);
+  for (let i = 0; i < n; i++) out.push(r() < share ? suspicious(r, start + i * step, attackers > 1 ? Math.floor(r() * attackers) : 0) : benign(r, start + i * step));
   return out;
 }
