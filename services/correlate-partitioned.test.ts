@@ -3,7 +3,7 @@ import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
 import type { Signal } from '../correlator/signal.js';
-import type { BusMessage } from './bus/bus.js';
+import { RewindError, type BusMessage } from './bus/bus.js';
 import { PartitionedCorrelator, type SignalsMessage } from './correlate-partitioned.js';
 import { createLogger } from './logging.js';
 import { loadDetector, loadRules } from './rules.js';
@@ -88,6 +88,45 @@ describe('PartitionedCorrelator', () => {
     const final = latest(published).find((i) => i.id === id)!;
     expect(final.status).toBe('resolved');
     expect((await state.load(3)).incidents).toEqual([]);
+  });
+
+  it('applies batches in memory and makes them durable in one checkpoint per flush', async () => {
+    const state = new MemoryCorrelatorState();
+    const published: Incident[] = [];
+    const c = correlator(state, published);
+    const third = Math.ceil(signals.length / 3);
+    for (let i = 0; i < signals.length; i += third) await c.apply(asMessages(signals.slice(i, i + third), i));
+    // Nothing is published or checkpointed before the flush: the bus commits nothing yet either.
+    expect(published).toEqual([]);
+    expect((await state.load(3)).offset).toBeUndefined();
+    await c.flush(3);
+    expect((await state.load(3)).offset).toBe(String(signals.length - 1));
+    const [inc] = latest(published);
+    expect(inc!.signalCount).toBe(signals.length);
+    // One version per incident and flush, not one per batch.
+    expect(new Set(published.map((i) => `${i.id}@${i.version}`)).size).toBe(published.length);
+    expect(published.filter((i) => i.id === inc!.id)).toHaveLength(1);
+  });
+
+  it('refuses to overwrite a checkpoint that moved on, and rebuilds from it after the rewind', async () => {
+    const state = new MemoryCorrelatorState();
+    const fromA: Incident[] = [];
+    const a = correlator(state, fromA);
+    const cut = Math.floor(signals.length / 2);
+    await a.handle(asMessages(signals.slice(0, cut)));
+    // A pauses with changes applied but not flushed; meanwhile B owned the partition and saved.
+    await a.apply(asMessages(signals.slice(cut, cut + 1), cut));
+    await correlator(state, []).handle(asMessages(signals.slice(cut, signals.length - 1), cut));
+    const saved = await state.load(3);
+    await expect(a.flush(3)).rejects.toBeInstanceOf(RewindError);
+    expect(a.stats.stale).toBe(1);
+    expect(a.partitions).toEqual([]);
+    expect(await state.load(3)).toEqual(saved);
+    // The bus offers everything since A's last commit again: A reloads B's checkpoint and skips what it holds.
+    await a.handle(asMessages(signals.slice(cut), cut));
+    expect(a.stats.skipped).toBe(signals.length - 1 - cut);
+    const [inc] = latest(fromA);
+    expect(inc!.signalCount).toBe(signals.length);
   });
 
   it('notices that another correlator moved the partition on: no stale sweeps, reload on return', async () => {

@@ -6,17 +6,20 @@
  * from the checkpoint, and messages the checkpoint already accounts for are skipped: nothing is
  * lost and nothing is applied twice.
  *
- * Order per batch: process → publish changed incidents (idempotent per id and version) →
- * checkpoint with the batch's last offset → the bus commits. A failure anywhere keeps the changes
- * pending and fails the batch, which the bus retries without committing.
+ * Batches are applied in memory ({@link PartitionedCorrelator.apply}); the bus asks for a flush
+ * when it caught up with the partition, or every second or 20,000 messages of a backlog: publish
+ * changed incidents (idempotent per id and version) → checkpoint with the last applied offset, only
+ * if the stored checkpoint is still the one this state grew from → the bus commits. A failed flush
+ * keeps the changes pending and is retried; a checkpoint that moved on drops this copy and rewinds.
  */
+import { KubevigilError } from '../correlator/errors.js';
 import { CorrelationEngine, type SlotState } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
 import { IncidentManager, InvalidTransitionError, type IncidentPolicy } from '../correlator/incidents.js';
 import type { Clock, UsageSource } from '../correlator/ports.js';
-import type { Signal } from '../correlator/signal.js';
-import type { BusMessage } from './bus/bus.js';
+import { withoutEvidence, type Signal } from '../correlator/signal.js';
+import { RewindError, type BusMessage } from './bus/bus.js';
 import type { IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
@@ -41,12 +44,14 @@ export function isCommand(m: SignalsMessage): m is IncidentCommand {
 
 interface Part {
   manager: IncidentManager;
-  lastOffset?: bigint;
+  /** The offset the stored checkpoint accounts for: what the next save expects to find there. */
+  savedOffset?: string;
+  /** The last offset applied to this state, saved or still pending. */
+  appliedOffset?: bigint;
   pending: PartitionCheckpoint;
 }
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
-const restoreSignal = (s: Signal): Signal => ({ ...s, excerpt: s.excerpt ?? {}, matched: s.matched ?? [] });
 
 /** Options of {@link PartitionedCorrelator}. */
 export interface PartitionedCorrelatorOptions {
@@ -65,21 +70,35 @@ export class PartitionedCorrelator {
   private readonly parts = new Map<number, Part>();
   /** One chain per partition: partitions are independent and may be processed concurrently. */
   private readonly chains = new Map<number, Promise<unknown>>();
-  /** Takeovers (state loaded from a checkpoint) and messages skipped as already applied. */
-  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0 };
+  /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on. */
+  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0 };
 
   constructor(private readonly o: PartitionedCorrelatorOptions) {}
 
-  /** Handles one bus batch (one partition's messages in offset order for Kafka). */
+  /**
+   * Applies a bus batch in memory; {@link flush} makes it durable. This is the handler of a
+   * checkpointed subscription (see {@link Checkpointing}): one checkpoint then covers many batches.
+   */
+  async apply(batch: BusMessage<SignalsMessage>[]): Promise<void> {
+    await Promise.all([...byPartition(batch)].map(([p, msgs]) => this.serialize(p, () => this.applyPartition(p, msgs))));
+  }
+
+  /**
+   * Publishes the partition's changed incidents, then checkpoints its state (the offset included)
+   * if the checkpoint is still the one this state grew from. When it moved on, the state here is
+   * dropped and {@link RewindError} asks the bus for everything since its last commit again.
+   */
+  flush(partition: number): Promise<void> {
+    return this.serialize(partition, async () => {
+      const part = this.parts.get(partition);
+      if (part) await this.flushPart(partition, part);
+    });
+  }
+
+  /** Applies and flushes a batch: a handler for a bus without checkpointing, and for tests. */
   async handle(batch: BusMessage<SignalsMessage>[]): Promise<void> {
-    const byPartition = new Map<number, BusMessage<SignalsMessage>[]>();
-    for (const m of batch) {
-      const p = m.partition ?? 0;
-      let list = byPartition.get(p);
-      if (!list) byPartition.set(p, (list = []));
-      list.push(m);
-    }
-    await Promise.all([...byPartition].map(([p, msgs]) => this.serialize(p, () => this.handlePartition(p, msgs))));
+    await this.apply(batch);
+    await Promise.all([...byPartition(batch).keys()].map((p) => this.flush(p)));
   }
 
   /** Resolves quiet incidents in every owned partition. */
@@ -95,9 +114,13 @@ export class PartitionedCorrelator {
           return;
         }
         const resolved = part.manager.sweep();
-        if (!resolved.length && !this.hasPending(part)) return;
         part.pending.incidents.push(...resolved);
-        await this.flush(p, part);
+        try {
+          await this.flushPart(p, part);
+        } catch (e) {
+          if (e instanceof RewindError) return; // the partition is gone: nothing it resolved counts
+          throw e;
+        }
         out.push(...resolved);
       });
     return out;
@@ -108,13 +131,14 @@ export class PartitionedCorrelator {
     return [...this.parts.keys()];
   }
 
-  private async handlePartition(p: number, msgs: BusMessage<SignalsMessage>[]): Promise<void> {
+  private async applyPartition(p: number, msgs: BusMessage<SignalsMessage>[]): Promise<void> {
     let part = this.parts.get(p);
     // Our copy is stale when the checkpoint moved on without us (another correlator owned the
     // partition meanwhile, or wrote a checkpoint and died before committing): reload it.
     if (!part || !(await this.current(p, part))) part = await this.load(p);
+    const applied = part.appliedOffset;
     const fresh = msgs.filter((m) => {
-      if (m.offset === undefined || part.lastOffset === undefined || BigInt(m.offset) > part.lastOffset) return true;
+      if (m.offset === undefined || applied === undefined || BigInt(m.offset) > applied) return true;
       this.stats.skipped++;
       return false;
     });
@@ -126,12 +150,11 @@ export class PartitionedCorrelator {
       const r = m.process(signals);
       for (const inc of r.incidents) changed.set(inc.id, inc);
       part.pending.seen.push(...signals.map((s) => s.id));
-      this.o.metrics?.correlatedSignals.inc(signals.length);
       signals.length = 0;
     };
     for (const msg of fresh) {
       if (!isCommand(msg.value)) {
-        signals.push(msg.value);
+        signals.push(withoutEvidence(msg.value));
         continue;
       }
       flushSignals();
@@ -152,17 +175,18 @@ export class PartitionedCorrelator {
     }
     flushSignals();
     part.pending.incidents.push(...changed.values());
-    const last = msgs[msgs.length - 1]?.offset;
-    if (last !== undefined) part.pending.offset = last;
-    await this.flush(p, part);
-    if (last !== undefined) part.lastOffset = BigInt(last);
+    const last = fresh[fresh.length - 1]?.offset;
+    if (last !== undefined) {
+      part.pending.offset = last;
+      part.appliedOffset = BigInt(last);
+    }
   }
 
-  /** True when the checkpoint still ends where this correlator's copy of the partition does. */
+  /** True when the checkpoint still ends where this correlator's copy of the partition started. */
   private async current(p: number, part: Part): Promise<boolean> {
-    if (this.hasPending(part)) return true; // our own unsaved changes: the checkpoint lags us, by design
-    const stored = await this.o.state.offset(p);
-    return (stored === undefined ? undefined : BigInt(stored)) === part.lastOffset;
+    // With changes pending, the save itself checks (atomically) that nobody moved the checkpoint on.
+    if (this.hasPending(part)) return true;
+    return (await this.o.state.offset(p)) === part.savedOffset;
   }
 
   private hasPending(part: Part): boolean {
@@ -171,16 +195,27 @@ export class PartitionedCorrelator {
   }
 
   /** Publishes then checkpoints everything pending for a partition; on failure it stays pending. */
-  private async flush(p: number, part: Part): Promise<void> {
+  private async flushPart(p: number, part: Part): Promise<void> {
     const c = part.pending;
     for (const [k, v] of part.manager.correlation.takeDirty()) c.slots.set(k, v);
     for (const [k, v] of part.manager.takePrologueChanges()) c.prologue.set(k, v);
+    if (!this.hasPending(part)) return;
     // Latest version per incident only.
     const latest = new Map<string, Incident>();
     for (const i of c.incidents) latest.set(i.id, structuredClone(i));
     c.incidents = [...latest.values()];
     if (c.incidents.length) await this.o.publish(c.incidents);
-    await this.o.state.save(p, c);
+    try {
+      await this.o.state.save(p, c, part.savedOffset);
+    } catch (e) {
+      if (!(e instanceof KubevigilError) || e.code !== 'STATE_STALE') throw e;
+      this.stats.stale++;
+      this.parts.delete(p);
+      this.o.logger.warn({ partition: p, reason: e.message }, 'correlator state moved on without this process; rebuilding it from the checkpoint');
+      throw new RewindError(e.message, { cause: e });
+    }
+    if (c.offset !== undefined) part.savedOffset = c.offset;
+    this.o.metrics?.correlatedSignals.inc(c.seen.length);
     for (const inc of c.incidents) this.o.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
     part.pending = emptyCheckpoint();
   }
@@ -191,12 +226,12 @@ export class PartitionedCorrelator {
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
     for (const [key, slot] of st.slots) {
       if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
-      engine.importSlot(key, { ...slot, signals: Object.fromEntries(Object.entries(slot.signals).map(([id, s]) => [id, restoreSignal(s)])) } satisfies SlotState);
+      engine.importSlot(key, { ...slot, signals: Object.fromEntries(Object.entries(slot.signals).map(([id, s]) => [id, withoutEvidence(s)])) } satisfies SlotState);
     }
     manager.restore(st.incidents);
     manager.restoreSeen(st.prologue, st.seen);
     manager.trackChanges();
-    const part: Part = { manager, pending: emptyCheckpoint(), ...(st.offset !== undefined ? { lastOffset: BigInt(st.offset) } : {}) };
+    const part: Part = { manager, pending: emptyCheckpoint(), ...(st.offset !== undefined ? { savedOffset: st.offset, appliedOffset: BigInt(st.offset) } : {}) };
     this.parts.set(p, part);
     this.stats.loads++;
     this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length }, 'correlator state loaded');
@@ -208,4 +243,16 @@ export class PartitionedCorrelator {
     this.chains.set(partition, run.catch(() => undefined));
     return run;
   }
+}
+
+/** Messages grouped by partition, in their order. */
+function byPartition(batch: BusMessage<SignalsMessage>[]): Map<number, BusMessage<SignalsMessage>[]> {
+  const out = new Map<number, BusMessage<SignalsMessage>[]>();
+  for (const m of batch) {
+    const p = m.partition ?? 0;
+    let list = out.get(p);
+    if (!list) out.set(p, (list = []));
+    list.push(m);
+  }
+  return out;
 }

@@ -63,9 +63,9 @@ export class Correlator implements IncidentCommands {
       tracer.startActiveSpan('kubevigil.correlate', { attributes: { 'kubevigil.signals': signals.length } }, async (span) => {
         try {
           const { incidents, attached } = this.manager.process(signals);
-          this.metrics?.correlatedSignals.inc(signals.length);
           span.setAttribute('kubevigil.incidents_changed', incidents.length);
           await this.commit(incidents, attached);
+          this.metrics?.correlatedSignals.inc(signals.length);
         } catch (e) {
           span.recordException(e as Error);
           span.setStatus({ code: SpanStatusCode.ERROR });

@@ -20,7 +20,7 @@ import { KubevigilError } from '../correlator/errors.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
 import { IdentityResolver } from '../correlator/identity.js';
 import { IncidentManager, InvalidTransitionError } from '../correlator/incidents.js';
-import { systemClock, type Clock } from '../correlator/ports.js';
+import { systemClock, type Clock, type SignalPublisher } from '../correlator/ports.js';
 import { IncidentStream } from './api/stream.js';
 import type { Bus } from './bus/bus.js';
 import { createKafkaBus, type KafkaBus } from './bus/kafka.js';
@@ -184,7 +184,8 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       stops.push(() => state.close());
       const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage });
       partitioned = p;
-      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.handle(batch));
+      // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
+      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { flush: (partition) => p.flush(partition) });
       stops.unshift(unsub);
       if (opts.sweepSchedule !== false) {
         const timer = setInterval(() => p.sweep().catch((err: unknown) => logger.error({ err }, 'incident sweep failed')), 60_000);
@@ -235,15 +236,14 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     });
   }
 
-  // Ingest role: receivers publish signals to the bus.
-  const unsubscribeRecent = bus.subscribe(t.signals, distributed ? `recent-${hostname()}-${process.pid}` : 'recent', async (batch) => {
-    const signals = batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value]));
-    recent.add(signals);
-    for (const s of signals)
-      if (s.severity === 'high' || s.severity === 'critical')
-        logger.warn({ signal: { id: s.id, kind: s.kind, severity: s.severity, rule: s.rule.id, actor: s.actor.key }, attacker: { title: s.title } }, 'signal');
-  });
-  stops.unshift(unsubscribeRecent);
+  // API role: the recent signals behind GET /api/v1/signals. Only processes that serve the API read
+  // the signals topic a second time; a correlator or ingest process does not pay for it.
+  if (roles.has('api')) {
+    const unsubscribeRecent = bus.subscribe(t.signals, distributed ? `recent-${hostname()}-${process.pid}` : 'recent', async (batch) => {
+      recent.add(batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value])));
+    });
+    stops.unshift(unsubscribeRecent);
+  }
   const identity = new IdentityResolver(clock);
   metrics.trackDrops('identity', 'evicted', () => identity.stats.evicted);
   metrics.trackDrops('usage-profile', 'bound', () => usage.dropped);
@@ -261,7 +261,18 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     metrics.trackDrops('correlation', 'window_full', () => engine.evictedEntries);
     metrics.trackDrops('correlation', 'too_late', () => engine.lateDropped);
   }
-  const sink = new IngestPipeline(detector, busPublisher(bus, t.signals), metrics, usage, identity);
+  // Ingest role: receivers publish signals to the bus; the serious ones are logged once, by the
+  // process that detected them, after the bus acknowledged them.
+  const toBus = busPublisher(bus, t.signals);
+  const publisher: SignalPublisher = {
+    publish: async (signals) => {
+      await toBus.publish(signals);
+      for (const s of signals)
+        if (s.severity === 'high' || s.severity === 'critical')
+          logger.warn({ signal: { id: s.id, kind: s.kind, severity: s.severity, rule: s.rule.id, actor: s.actor.key }, attacker: { title: s.title } }, 'signal');
+    },
+  };
+  const sink = new IngestPipeline(detector, publisher, metrics, usage, identity);
 
   if (roles.has('ingest') && config.lokiPoller) {
     const lp = config.lokiPoller;
@@ -308,7 +319,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     metrics,
     logger,
     sink: roles.has('ingest') ? sink : undefined,
-    recent,
+    recent: roles.has('api') ? recent : undefined,
     rules: compiled.rules,
     correlations: compiled.correlations,
     store,

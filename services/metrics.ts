@@ -68,7 +68,7 @@ export class Metrics {
 
   readonly correlatedSignals = new Counter({
     name: 'kubevigil_correlator_signals_total',
-    help: 'Signals processed by the correlator.',
+    help: 'Signals processed by the correlator, counted once their effects are stored (incidents and, distributed, the checkpoint).',
     registers: [this.registry],
   });
   readonly incidentUpdates = new Counter({

@@ -4,7 +4,7 @@
  * batch in flight and loses nothing, and independent consumer groups.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Bus, BusMessage } from './bus.js';
+import { RewindError, type Bus, type BusMessage } from './bus.js';
 import { topics, type Topic } from './topics.js';
 
 /** Values the contract sends: which key, which position in that key's sequence. */
@@ -35,6 +35,11 @@ export class Received<T> {
 
   record(batch: BusMessage<T>[]): void {
     this.batches.push(batch);
+    this.poke();
+  }
+
+  /** Re-checks the waiters' conditions, for conditions on more than the messages (e.g. flushes). */
+  poke(): void {
     this.waiters = this.waiters.filter((w) => {
       if (!w.check()) return true;
       w.resolve();
@@ -177,6 +182,84 @@ export function busContract(name: string, make: MakeBus): void {
 
       const handled = [...before.messages, ...after.messages.filter((m) => m.value.seq !== -1)];
       expect(ids(handled)).toEqual(ids(messagesFor(['sa:d/drain'], 20)));
+    });
+
+    it('checkpointed: flushes what it handled before committing, so a restart gets nothing again', async () => {
+      const prefix = testPrefix('flush');
+      const first = await bus(prefix);
+      const topic = topicOf(prefix);
+      const got = new Received<TestValue>();
+      const flushedAt: number[] = [];
+      first.subscribe(topic, 'flush', got.handler, {
+        flush: async () => {
+          flushedAt.push(got.messages.length);
+          got.poke();
+        },
+      });
+      const sent = messagesFor(['sa:f/one'], 30);
+      await first.publish(topic, sent);
+      await got.count(sent.length);
+      await got.until(() => flushedAt.includes(sent.length), 'a flush after the last message');
+      expect(ids(got.messages)).toEqual(ids(sent));
+      await first.close();
+
+      const second = await bus(prefix);
+      const after = new Received<TestValue>();
+      second.subscribe(topic, 'flush', after.handler, { flush: async () => {} });
+      await second.publish(topic, [{ key: 'sa:f/one', value: { k: 'sa:f/one', seq: -1 } }]);
+      await after.until((r) => r.messages.some((m) => m.value.seq === -1), 'the sentinel');
+      expect(after.messages.map((m) => m.value.seq)).toEqual([-1]);
+    });
+
+    it('checkpointed: retries a failing flush without offering the messages again', async () => {
+      const prefix = testPrefix('flush-retry');
+      const b = await bus(prefix);
+      const topic = topicOf(prefix);
+      const got = new Received<TestValue>();
+      let failures = 0;
+      let flushed = 0;
+      b.subscribe(topic, 'flush-retry', got.handler, {
+        flush: async () => {
+          if (failures < 2) {
+            failures++;
+            throw new Error('state store unavailable (test)');
+          }
+          flushed = got.messages.length;
+          got.poke();
+        },
+      });
+      const sent = messagesFor(['sa:f/two'], 12);
+      await b.publish(topic, sent);
+      await got.until(() => flushed === sent.length, 'a successful flush of every message');
+      expect(failures).toBe(2);
+      expect(ids(got.messages)).toEqual(ids(sent));
+    });
+
+    it('checkpointed: a rewind offers everything since the last flush again', async () => {
+      const prefix = testPrefix('rewind');
+      const b = await bus(prefix);
+      const topic = topicOf(prefix);
+      const got = new Received<TestValue>();
+      let rewound = false;
+      let flushed = false;
+      b.subscribe(topic, 'rewind', got.handler, {
+        flush: async () => {
+          if (!rewound) {
+            rewound = true;
+            throw new RewindError('state moved on (test)');
+          }
+          flushed = true;
+          got.poke();
+        },
+      });
+      const sent = messagesFor(['sa:f/three'], 10);
+      await b.publish(topic, sent);
+      await got.until(() => flushed, 'a flush after the rewind');
+      // Every message was handled before the rewind and once more after it.
+      const seqs = got.messages.map((m) => m.value.seq);
+      for (let seq = 0; seq < 10; seq++) expect(seqs.filter((x) => x === seq).length, `deliveries of #${seq}`).toBeGreaterThanOrEqual(2);
+      const last = got.messages.slice(-10).map((m) => m.value.seq);
+      expect(last).toEqual([...Array(10).keys()]);
     });
 
     it('gives every consumer group all the messages', async () => {

@@ -13,11 +13,37 @@ export interface BusMessage<T> {
 /** Handles a batch of messages; a rejection means they were not processed and will be offered again. */
 export type BusHandler<T> = (batch: BusMessage<T>[]) => Promise<void>;
 
+/**
+ * How a consumer that keeps state between batches makes it durable (as Kafka Streams does with its
+ * commit interval). With it, a handler's resolution means "applied in memory"; the bus then calls
+ * `flush` for the partition when it has caught up with the partition's end, when `intervalMs` passed
+ * since the oldest unflushed message, or when `maxMessages` are unflushed, and before it stops; it
+ * commits the partition's offsets only after `flush` resolved. A rejected flush is retried with
+ * backoff, and no more messages of that partition are handled meanwhile. A flush rejected with
+ * {@link RewindError} means the consumer dropped its unflushed state: the bus offers everything
+ * since the last commit again.
+ */
+export interface Checkpointing {
+  flush(partition: number): Promise<void>;
+  /** Longest a backlog is handled without a flush (default 1000 ms). */
+  intervalMs?: number;
+  /** Most messages handled without a flush (default 20,000). */
+  maxMessages?: number;
+}
+
+/** A flush that cannot succeed from the consumer's current state: redeliver from the last commit. */
+export class RewindError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RewindError';
+  }
+}
+
 /** Publishes and subscribes; `publish` resolves only once the bus has taken responsibility for the messages. */
 export interface Bus {
   publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void>;
-  /** Subscribes a consumer group; returns a function that stops it. */
-  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>): () => Promise<void>;
+  /** Subscribes a consumer group, checkpointed when `checkpointing` is given; returns a function that stops it. */
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, checkpointing?: Checkpointing): () => Promise<void>;
   /** Delivers what is queued, then stops. */
   close(): Promise<void>;
 }

@@ -34,7 +34,7 @@ import {
 import { pino } from 'pino';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Logger } from '../logging.js';
-import type { Bus, BusHandler, BusMessage } from './bus.js';
+import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing } from './bus.js';
 import { consumerGroupId, topics, type Topic } from './topics.js';
 
 /** Headers a dead-lettered message carries besides its original ones. */
@@ -111,12 +111,25 @@ interface Subscription {
   group: string;
   groupId: string;
   handler: BusHandler<unknown>;
+  checkpointing?: Checkpointing;
+  /** Per partition, the messages handled but not yet flushed and committed (checkpointed subscriptions). */
+  unflushed: Map<number, Unflushed>;
+  /** Per partition, the batch or flush in progress: a flush at stop waits for it. */
+  busy: Map<number, Promise<void>>;
   consumer?: Consumer;
   stopping: boolean;
   /** Cancels backoff sleeps when the subscription stops. */
   abort: AbortController;
   supervisor?: Promise<void>;
   stopped?: Promise<void>;
+}
+
+interface Unflushed {
+  /** Offset of the first message handled since the last commit: where a rewind starts again. */
+  first: string;
+  last: string;
+  count: number;
+  since: number;
 }
 
 interface DeadLetter {
@@ -234,13 +247,16 @@ export class KafkaBus implements Bus {
     }
   }
 
-  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>): () => Promise<void> {
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, checkpointing?: Checkpointing): () => Promise<void> {
     if (this.closed) throw new KubevigilError('BUS_CLOSED', `cannot subscribe ${group} to ${topic.name}: the bus is closed`, false);
     const sub: Subscription = {
       topic: topic.name,
       group,
       groupId: consumerGroupId(this.prefix, group),
       handler: handler as BusHandler<unknown>,
+      ...(checkpointing ? { checkpointing } : {}),
+      unflushed: new Map(),
+      busy: new Map(),
       stopping: false,
       abort: new AbortController(),
     };
@@ -415,9 +431,11 @@ export class KafkaBus implements Bus {
     sub.stopped ??= (async () => {
       sub.stopping = true;
       sub.abort.abort();
-      // disconnect() waits for the batch in flight (which commits), then leaves the group.
       const ms = this.opts.closeTimeoutMs ?? 15_000;
       const stopping = (async () => {
+        // What was handled but not flushed is flushed and committed while the consumer is still a
+        // group member; disconnect() then waits for the batch in flight and leaves the group.
+        await this.flushOnStop(sub);
         await sub.consumer?.disconnect();
         await sub.supervisor;
         await sub.consumer?.disconnect();
@@ -430,8 +448,23 @@ export class KafkaBus implements Bus {
     return sub.stopped;
   }
 
-  /** One fetched batch of one partition: decode, handle, park the undecodable, commit — chunk by chunk. */
+  /** One fetched batch of one partition, run exclusively of a flush at stop for the same partition. */
   private async onBatch(sub: Subscription, p: EachBatchPayload): Promise<void> {
+    if (sub.stopping) return;
+    const partition = p.batch.partition;
+    const before = sub.busy.get(partition);
+    let done!: () => void;
+    sub.busy.set(partition, new Promise<void>((r) => (done = r)));
+    try {
+      await before;
+      await this.runBatch(sub, p);
+    } finally {
+      done();
+    }
+  }
+
+  /** Decode, handle, park the undecodable, then commit (or, checkpointed, flush when due and commit) — chunk by chunk. */
+  private async runBatch(sub: Subscription, p: EachBatchPayload): Promise<void> {
     const { batch } = p;
     this.opts.onLag?.(batch.topic, sub.group, batch.partition, Number(batch.offsetLag()));
     for (let i = 0; i < batch.messages.length; i += this.maxBatchMessages) {
@@ -450,10 +483,77 @@ export class KafkaBus implements Bus {
         }
       }
       if (!(await this.process(sub, p, good, contexts, dead))) return;
-      const last = chunk[chunk.length - 1]!;
-      await this.commit(p, last.offset);
-      p.resolveOffset(last.offset);
+      const first = chunk[0]!.offset;
+      const last = chunk[chunk.length - 1]!.offset;
+      if (!sub.checkpointing) {
+        await this.commit(p, last);
+        p.resolveOffset(last);
+      } else {
+        p.resolveOffset(last);
+        const u = sub.unflushed.get(batch.partition);
+        if (!u) sub.unflushed.set(batch.partition, { first, last, count: chunk.length, since: Date.now() });
+        else {
+          if (BigInt(last) > BigInt(u.last)) u.last = last;
+          u.count += chunk.length;
+        }
+        const caughtUp = i + this.maxBatchMessages >= batch.messages.length && batch.offsetLag() === '0';
+        if (this.flushDue(sub.checkpointing, sub.unflushed.get(batch.partition)!, caughtUp) && !(await this.flush(sub, p))) return;
+      }
       if (p.isRunning()) await p.heartbeat();
+    }
+  }
+
+  private flushDue(cp: Checkpointing, u: Unflushed, caughtUp: boolean): boolean {
+    return caughtUp || u.count >= (cp.maxMessages ?? 20_000) || Date.now() - u.since >= (cp.intervalMs ?? 1000);
+  }
+
+  /**
+   * Flushes a checkpointed partition and commits what the flush made durable, retrying a failing
+   * flush with backoff; after a {@link RewindError} the partition is offered again from the first
+   * unflushed message. False when the batch must stop (rewound, partition lost, consumer stopping).
+   */
+  private async flush(sub: Subscription, p: EachBatchPayload): Promise<boolean> {
+    const { topic, partition } = p.batch;
+    const u = sub.unflushed.get(partition);
+    if (!u) return true;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sub.checkpointing!.flush(partition);
+        sub.unflushed.delete(partition);
+        await this.commit(p, u.last);
+        return true;
+      } catch (e) {
+        this.stats.batchFailures++;
+        if (e instanceof RewindError) {
+          sub.unflushed.delete(partition);
+          this.log.warn({ err: e, topic, partition, group: sub.groupId, offset: u.first }, 'consumer dropped its unflushed state; offering the partition again from its last commit');
+          sub.consumer?.seek({ topic, partition, offset: u.first });
+          return false;
+        }
+        this.opts.onHandlerError?.(e, topic, sub.group, attempt);
+        this.log.warn({ err: e, topic, partition, group: sub.groupId, attempt, offset: u.last }, 'checkpoint flush failed; retrying it');
+        if (sub.stopping || !p.isRunning() || p.isStale()) return false;
+        await delay(this.delayFor(attempt), undefined, { signal: sub.abort.signal }).catch(() => undefined);
+        if (sub.stopping || !p.isRunning() || p.isStale()) return false;
+        await p.heartbeat();
+      }
+    }
+  }
+
+  /** At stop, one attempt per partition to flush and commit what was handled (else the next owner gets it again). */
+  private async flushOnStop(sub: Subscription): Promise<void> {
+    const consumer = sub.consumer;
+    if (!sub.checkpointing || !consumer) return;
+    for (const [partition, u] of [...sub.unflushed]) {
+      await sub.busy.get(partition);
+      if (sub.unflushed.get(partition) !== u) continue;
+      try {
+        await sub.checkpointing.flush(partition);
+        sub.unflushed.delete(partition);
+        await consumer.commitOffsets([{ topic: sub.topic, partition, offset: (BigInt(u.last) + 1n).toString() }]);
+      } catch (e) {
+        this.log.warn({ err: e, topic: sub.topic, partition, group: sub.groupId }, 'flush at stop failed; the next owner of the partition gets its uncommitted messages again');
+      }
     }
   }
 

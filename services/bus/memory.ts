@@ -4,12 +4,16 @@
  * when a queue is full, so ingest answers 503 instead of buffering without limit.
  */
 import { BackpressureError } from '../../correlator/errors.js';
-import type { Bus, BusHandler, BusMessage } from './bus.js';
+import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing } from './bus.js';
 import type { Topic } from './topics.js';
 
 interface Subscription {
   group: string;
   handler: BusHandler<unknown>;
+  checkpointing?: Checkpointing;
+  /** Batches handled since the last flush (checkpointed subscriptions), offered again on a rewind. */
+  unflushed: BusMessage<unknown>[][];
+  unflushedSince: number;
   queue: BusMessage<unknown>[][];
   queued: number;
   running: boolean;
@@ -50,8 +54,9 @@ export class MemoryBus implements Bus {
     }
   }
 
-  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>): () => Promise<void> {
-    const sub: Subscription = { group, handler: handler as BusHandler<unknown>, queue: [], queued: 0, running: false, stopped: false, idle: [] };
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, checkpointing?: Checkpointing): () => Promise<void> {
+    const sub: Subscription = { group, handler: handler as BusHandler<unknown>, unflushed: [], unflushedSince: 0, queue: [], queued: 0, running: false, stopped: false, idle: [] };
+    if (checkpointing) sub.checkpointing = checkpointing;
     const list = this.subs.get(topic.name) ?? [];
     list.push(sub);
     this.subs.set(topic.name, list);
@@ -87,21 +92,60 @@ export class MemoryBus implements Bus {
     s.running = true;
     while (s.queue.length > 0 && !s.stopped) {
       const batch = s.queue.shift()!;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await s.handler(batch);
-          break;
-        } catch (e) {
-          this.opts.onError?.(e, topic, s.group, attempt);
-          if (attempt >= this.maxAttempts) {
-            this.dropped += batch.length;
-            break;
-          }
-        }
-      }
+      if (await this.handle(topic, s, batch)) await this.checkpoint(topic, s);
       s.queued -= batch.length;
     }
+    // Caught up: what was handled is flushed before the subscription counts as idle.
+    await this.checkpoint(topic, s, true);
     s.running = false;
     for (const r of s.idle.splice(0)) r();
+  }
+
+  /** Handles one batch, retried up to `maxAttempts`; false when it was dropped. */
+  private async handle(topic: string, s: Subscription, batch: BusMessage<unknown>[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await s.handler(batch);
+        if (s.checkpointing) {
+          if (s.unflushed.length === 0) s.unflushedSince = Date.now();
+          s.unflushed.push(batch);
+        }
+        return true;
+      } catch (e) {
+        this.opts.onError?.(e, topic, s.group, attempt);
+        if (attempt >= this.maxAttempts) {
+          this.dropped += batch.length;
+          return false;
+        }
+      }
+    }
+  }
+
+  /** Flushes a checkpointed subscription when due (or `force`d); a rewind offers the unflushed batches again. */
+  private async checkpoint(topic: string, s: Subscription, force = false): Promise<void> {
+    const cp = s.checkpointing;
+    if (!cp || s.unflushed.length === 0) return;
+    const count = s.unflushed.reduce((n, b) => n + b.length, 0);
+    const due = force || s.queue.length === 0 || count >= (cp.maxMessages ?? 20_000) || Date.now() - s.unflushedSince >= (cp.intervalMs ?? 1000);
+    if (!due) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await cp.flush(0);
+        s.unflushed = [];
+        return;
+      } catch (e) {
+        this.opts.onError?.(e, topic, s.group, attempt);
+        if (attempt >= this.maxAttempts) {
+          this.dropped += count;
+          s.unflushed = [];
+          return;
+        }
+        if (e instanceof RewindError) {
+          const again = s.unflushed;
+          s.unflushed = [];
+          for (const b of again) await this.handle(topic, s, b);
+        }
+      }
+    }
   }
 }

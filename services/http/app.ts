@@ -31,7 +31,8 @@ export interface AppDeps {
   logger: Logger;
   /** The ingest stage; absent when this process does not run the ingest role. */
   sink?: IngestSink;
-  recent: RecentSignals;
+  /** Recent signals; absent in a process without the api role. */
+  recent?: RecentSignals;
   rules: readonly CompiledRule[];
   correlations: readonly CompiledCorrelation[];
   store: IncidentStore;
@@ -119,7 +120,8 @@ export function createApp(deps: AppDeps): Express {
   });
   app.use('/api', requireAuth({ realm: 'api', write: [config.apiToken], read: [config.apiReadToken] }));
   if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
-  app.get('/api/v1/signals', (req: Request, res: Response) => {
+  const recent = deps.recent;
+  if (recent) app.get('/api/v1/signals', (req: Request, res: Response) => {
     const q = req.query;
     const limitRaw = typeof q.limit === 'string' ? Number(q.limit) : 100;
     if (!Number.isInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) {
@@ -134,7 +136,7 @@ export function createApp(deps: AppDeps): Express {
     const kind = typeof q.kind === 'string' ? q.kind : undefined;
     const actor = typeof q.actor === 'string' ? q.actor : undefined;
     const min = minSev ? severityRank(minSev) : 0;
-    const items = deps.recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
+    const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
     res.json({ items });
   });
   app.get('/api/v1/rules', (_req, res) => {

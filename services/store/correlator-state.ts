@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import type { SlotState } from '../../correlator/correlation/engine.js';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Incident } from '../../correlator/incident.js';
-import type { Signal } from '../../correlator/signal.js';
+import { withoutEvidence, type Signal } from '../../correlator/signal.js';
 import { redisKeys } from './redis-keys.js';
 
 /** What changed in one partition since its last checkpoint. */
@@ -36,7 +36,11 @@ export interface CorrelatorStateStore {
   load(partition: number): Promise<PartitionState>;
   /** The offset the partition's checkpoint accounts for (to notice that another correlator moved it on). */
   offset(partition: number): Promise<string | undefined>;
-  save(partition: number, cp: PartitionCheckpoint): Promise<void>;
+  /**
+   * Applies a checkpoint atomically if the stored offset still equals `expected` (undefined: none
+   * stored); throws {@link KubevigilError} `STATE_STALE` otherwise, `STATE_UNAVAILABLE` on failure.
+   */
+  save(partition: number, cp: PartitionCheckpoint, expected: string | undefined): Promise<void>;
   /** True when the backing store answers. */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -49,10 +53,60 @@ const SEEN_TTL_MS = 2 * 3_600_000;
 const STATE_TTL_MS = 7 * 86_400_000;
 
 // Windows and prologues keep signals only for correlation and timelines: their excerpts and
-// matched conditions stay in the incident store, not in every checkpoint.
-const slim = (_k: string, v: unknown) => (_k === 'excerpt' || _k === 'matched' ? undefined : v);
+// matched conditions stay in the incident store, not in every checkpoint. A signal usually sits in
+// a window across several checkpoints (and in several windows): its JSON is made once and reused
+// while the engine holds the same object.
+const signalJson = new WeakMap<Signal, string>();
+function slotJson(v: SlotState): string {
+  let out = '{"signals":{';
+  let sep = '';
+  for (const id in v.signals) {
+    const s = v.signals[id]!;
+    let json = signalJson.get(s);
+    if (json === undefined) signalJson.set(s, (json = JSON.stringify(withoutEvidence(s))));
+    out += `${sep}${JSON.stringify(id)}:${json}`;
+    sep = ',';
+  }
+  return `${out}},"windows":${JSON.stringify(v.windows)}}`;
+}
 const parse = <T>(s: string): T => JSON.parse(s) as T;
-const restoreSignal = (s: Signal): Signal => ({ ...s, excerpt: s.excerpt ?? {}, matched: s.matched ?? [] });
+
+/**
+ * Writes one checkpoint atomically, and only if the partition's stored offset is still the one the
+ * writer's state started from: a correlator that lost its partition (to a rebalance, a long pause)
+ * cannot overwrite what the new owner saved. KEYS: offset, slots, incidents, prologue, seen bucket.
+ * ARGV: expected offset ('' for none), new offset ('' to keep), state TTL, seen TTL, seven counts
+ * (slots set/deleted, incidents set/deleted, prologues set/deleted, seen ids), then the items.
+ * Returns 1 when applied, 0 when the offset moved on.
+ */
+const CHECKPOINT_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[1] then return 0 end
+local at = 12
+local function each(cmd, key, n, width)
+  local done = 0
+  while done < n do
+    local k = math.min(n - done, 500)
+    redis.call(cmd, key, unpack(ARGV, at + done * width, at + (done + k) * width - 1))
+    done = done + k
+  end
+  at = at + n * width
+end
+each('HSET', KEYS[2], tonumber(ARGV[5]), 2)
+each('HDEL', KEYS[2], tonumber(ARGV[6]), 1)
+each('HSET', KEYS[3], tonumber(ARGV[7]), 2)
+each('HDEL', KEYS[3], tonumber(ARGV[8]), 1)
+each('HSET', KEYS[4], tonumber(ARGV[9]), 2)
+each('HDEL', KEYS[4], tonumber(ARGV[10]), 1)
+local seen = tonumber(ARGV[11])
+each('SADD', KEYS[5], seen, 1)
+if seen > 0 then redis.call('PEXPIRE', KEYS[5], ARGV[4]) end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2]) end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+`;
+
+type CheckpointingRedis = Redis & { kubevigilCheckpoint(...keysAndArgs: (string | number)[]): Promise<number> };
 
 /** Redis-backed {@link CorrelatorStateStore}. */
 export class RedisCorrelatorState implements CorrelatorStateStore {
@@ -64,6 +118,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     private readonly now: () => number = Date.now,
   ) {
     this.keys = redisKeys(prefix);
+    if (!('kubevigilCheckpoint' in redis)) redis.defineCommand('kubevigilCheckpoint', { numberOfKeys: 5, lua: CHECKPOINT_LUA });
   }
 
   async load(partition: number): Promise<PartitionState> {
@@ -79,7 +134,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       ...(typeof offset === 'string' ? { offset } : {}),
       slots: Object.entries(slots as Record<string, string>).map(([key, v]) => [key, parse<SlotState>(v)]),
       incidents: Object.values(incidents as Record<string, string>).map((v) => parse<Incident>(v)),
-      prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<Signal[]>(v).map(restoreSignal)]),
+      prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<Signal[]>(v).map(withoutEvidence)]),
       seen: (seen as string[][]).flat(),
     };
   }
@@ -92,44 +147,36 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     }
   }
 
-  async save(partition: number, cp: PartitionCheckpoint): Promise<void> {
+  async save(partition: number, cp: PartitionCheckpoint, expected: string | undefined): Promise<void> {
     const k = this.keys;
-    const m = this.redis.multi();
-    const slotsSet: Record<string, string> = {};
+    const slotsSet: string[] = [];
     const slotsDel: string[] = [];
     for (const [key, v] of cp.slots) {
-      if (v) slotsSet[key] = JSON.stringify(v, slim);
+      if (v) slotsSet.push(key, slotJson(v));
       else slotsDel.push(key);
     }
-    if (Object.keys(slotsSet).length) m.hset(k.slots(partition), slotsSet);
-    if (slotsDel.length) m.hdel(k.slots(partition), ...slotsDel);
-    const open = cp.incidents.filter((i) => i.status !== 'resolved');
-    const closed = cp.incidents.filter((i) => i.status === 'resolved').map((i) => i.id);
-    if (open.length) m.hset(k.incidents(partition), Object.fromEntries(open.map((i) => [i.id, JSON.stringify(i)])));
-    if (closed.length) m.hdel(k.incidents(partition), ...closed);
-    const proSet: Record<string, string> = {};
+    const incSet: string[] = [];
+    const incDel: string[] = [];
+    for (const i of cp.incidents) {
+      if (i.status === 'resolved') incDel.push(i.id);
+      else incSet.push(i.id, JSON.stringify(i));
+    }
+    const proSet: string[] = [];
     const proDel: string[] = [];
     for (const [key, v] of cp.prologue) {
-      if (v) proSet[key] = JSON.stringify(v, slim);
+      if (v) proSet.push(key, JSON.stringify(v.map(withoutEvidence)));
       else proDel.push(key);
     }
-    if (Object.keys(proSet).length) m.hset(k.prologue(partition), proSet);
-    if (proDel.length) m.hdel(k.prologue(partition), ...proDel);
-    if (cp.seen.length) {
-      const seenKey = k.seen(partition, Math.floor(this.now() / BUCKET_MS));
-      m.sadd(seenKey, ...cp.seen);
-      m.pexpire(seenKey, SEEN_TTL_MS + BUCKET_MS);
-    }
-    if (cp.offset !== undefined) m.set(k.offset(partition), cp.offset);
-    for (const key of [k.slots(partition), k.incidents(partition), k.prologue(partition), k.offset(partition)]) m.pexpire(key, STATE_TTL_MS);
-    let res;
+    const keys = [k.offset(partition), k.slots(partition), k.incidents(partition), k.prologue(partition), k.seen(partition, Math.floor(this.now() / BUCKET_MS))];
+    const counts = [slotsSet.length / 2, slotsDel.length, incSet.length / 2, incDel.length, proSet.length / 2, proDel.length, cp.seen.length];
+    const args = [expected ?? '', cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...incSet, ...incDel, ...proSet, ...proDel, ...cp.seen];
+    let applied: number;
     try {
-      res = await m.exec();
+      applied = await (this.redis as CheckpointingRedis).kubevigilCheckpoint(...keys, ...args);
     } catch (e) {
       throw unavailable('save', e);
     }
-    if (!res) throw unavailable('save', new Error('transaction aborted'));
-    for (const [err] of res) if (err) throw unavailable('save', err);
+    if (applied !== 1) throw stale(partition, expected, await this.offset(partition).catch(() => '?'));
   }
 
   async ready(): Promise<boolean> {
@@ -143,6 +190,14 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
   async close(): Promise<void> {
     this.redis.disconnect();
   }
+}
+
+function stale(partition: number, expected: string | undefined, found: string | undefined): KubevigilError {
+  return new KubevigilError(
+    'STATE_STALE',
+    `correlator state of partition ${partition} moved on without this process (expected offset ${expected ?? 'none'}, found ${found ?? 'none'}): another correlator owns or owned it; this copy is dropped and rebuilt from the checkpoint`,
+    false,
+  );
 }
 
 function unavailable(op: string, cause: unknown): KubevigilError {
@@ -179,7 +234,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
       ...(s.offset !== undefined ? { offset: s.offset } : {}),
       slots: [...s.slots].map(([k, v]) => [k, parse<SlotState>(v)]),
       incidents: [...s.incidents.values()].map((v) => parse<Incident>(v)),
-      prologue: [...s.prologue].map(([k, v]) => [k, parse<Signal[]>(v).map(restoreSignal)]),
+      prologue: [...s.prologue].map(([k, v]) => [k, parse<Signal[]>(v).map(withoutEvidence)]),
       seen: [...s.seen],
     };
   }
@@ -189,11 +244,12 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     return this.parts.get(partition)?.offset;
   }
 
-  async save(partition: number, cp: PartitionCheckpoint): Promise<void> {
+  async save(partition: number, cp: PartitionCheckpoint, expected: string | undefined): Promise<void> {
     if (this.down) throw unavailable('save', new Error('down'));
     const s = this.part(partition);
+    if (s.offset !== expected) throw stale(partition, expected, s.offset);
     for (const [k, v] of cp.slots) {
-      if (v) s.slots.set(k, JSON.stringify(v, slim));
+      if (v) s.slots.set(k, slotJson(v));
       else s.slots.delete(k);
     }
     for (const i of cp.incidents) {
@@ -201,7 +257,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
       else s.incidents.set(i.id, JSON.stringify(i));
     }
     for (const [k, v] of cp.prologue) {
-      if (v) s.prologue.set(k, JSON.stringify(v, slim));
+      if (v) s.prologue.set(k, JSON.stringify(v.map(withoutEvidence)));
       else s.prologue.delete(k);
     }
     for (const id of cp.seen) s.seen.add(id);
