@@ -188,8 +188,10 @@ export class IncidentManager {
   /**
    * Processes a batch of signals; returns the incidents that changed (new, updated, merged away),
    * each finalized once: title, severity, root cause and remediations recomputed, version bumped.
+   * With `defer`, changed incidents stay pending and none is returned: {@link finalize} returns them
+   * later, once for many batches (call it before any {@link transition}).
    */
-  process(signals: readonly Signal[]): { incidents: Incident[]; attached: { incidentId: string; signal: Signal }[] } {
+  process(signals: readonly Signal[], opts: { defer?: boolean } = {}): { incidents: Incident[]; attached: { incidentId: string; signal: Signal }[] } {
     const attached: { incidentId: string; signal: Signal }[] = [];
     for (const s of signals) {
       if (this.seen.has(s.id)) {
@@ -198,14 +200,15 @@ export class IncidentManager {
       }
       this.seen.add(s.id);
       const firings = this.engine.process(s);
-      let inc = this.find(mergeKeys(s));
-      if (inc) this.attach(inc, [s], attached);
+      const keys = mergeKeys(s);
+      let inc = this.find(keys);
+      if (inc) this.attach(inc, [s], attached, keys);
       // Building blocks last: they only enrich an incident that a real correlation (or the signal) opened.
       for (const f of firings.sort((a, b) => Number(a.correlation.buildingBlock) - Number(b.correlation.buildingBlock))) inc = this.onFiring(f, inc, attached);
       if (!inc && severityRank(s.severity) >= severityRank(this.policy.openOnSeverity)) inc = this.openWith([s], undefined, attached);
       if (!inc) this.remember(s);
     }
-    return { incidents: this.finalize(), attached };
+    return { incidents: opts.defer ? [] : this.finalize(), attached };
   }
 
   /** Acknowledges or resolves an incident; throws {@link InvalidTransitionError}. */
@@ -373,7 +376,8 @@ export class IncidentManager {
     return inc;
   }
 
-  private attach(inc: Incident, signals: Signal[], attached: { incidentId: string; signal: Signal }[]): void {
+  /** Attaches signals not in the timeline yet; `known` are the merge keys of a single signal, when the caller has them. */
+  private attach(inc: Incident, signals: Signal[], attached: { incidentId: string; signal: Signal }[], known?: string[]): void {
     const keys: string[] = [];
     const ids = this.timelineIds(inc.timeline);
     for (const s of signals) {
@@ -390,7 +394,7 @@ export class IncidentManager {
       for (const m of s.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
       this.addEntity(inc, s.actor.key);
       for (const e of s.entities) this.addEntity(inc, e);
-      keys.push(...mergeKeys(s));
+      keys.push(...(known && signals.length === 1 ? known : mergeKeys(s)));
     }
     inc.updatedAt = this.clock.now();
     this.index(inc, keys);
@@ -426,7 +430,8 @@ export class IncidentManager {
     return ids;
   }
 
-  private finalize(): Incident[] {
+  /** Finalizes the incidents changed since the last call (see {@link process}) and returns them. */
+  finalize(): Incident[] {
     const out: Incident[] = [];
     for (const inc of this.dirty) {
       if (inc.status !== 'resolved') this.derive(inc);

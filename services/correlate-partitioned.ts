@@ -145,10 +145,11 @@ export class PartitionedCorrelator {
     const m = part.manager;
     const signals: Signal[] = [];
     const changed = new Map<string, Incident>();
+    // Incidents are finalized (derived, version bumped) once per flush, not once per batch; only a
+    // lifecycle command needs them final before it applies.
     const flushSignals = () => {
       if (!signals.length) return;
-      const r = m.process(signals);
-      for (const inc of r.incidents) changed.set(inc.id, inc);
+      m.process(signals, { defer: true });
       part.pending.seen.push(...signals.map((s) => s.id));
       signals.length = 0;
     };
@@ -158,6 +159,7 @@ export class PartitionedCorrelator {
         continue;
       }
       flushSignals();
+      for (const inc of m.finalize()) changed.set(inc.id, inc);
       const cmd = msg.value;
       const inc = m.get(cmd.incidentId);
       if (!inc) {
@@ -197,6 +199,7 @@ export class PartitionedCorrelator {
   /** Publishes then checkpoints everything pending for a partition; on failure it stays pending. */
   private async flushPart(p: number, part: Part): Promise<void> {
     const c = part.pending;
+    c.incidents.push(...part.manager.finalize());
     for (const [k, v] of part.manager.correlation.takeDirty()) c.slots.set(k, v);
     for (const [k, v] of part.manager.takePrologueChanges()) c.prologue.set(k, v);
     if (!this.hasPending(part)) return;

@@ -68,7 +68,7 @@ interface Slot {
   seq: number;
 }
 
-const SCRATCH: string[] = [];
+const SCRATCH = new Set<string>();
 
 /**
  * A group's windows in a form that survives JSON: per correlation id, its entries and firing state.
@@ -283,8 +283,14 @@ export class CorrelationEngine {
   /** Index range [from, to) of a window of at most one timespan that contains `x` and satisfies the condition. */
   private satisfyingWindow(c: CompiledCorrelation, es: Entry[], x: Entry): [number, number] | undefined {
     const span = c.timespanMs;
+    // Entries are in event-time order: the first one inside the timespan by binary search.
     let lo = 0;
-    while (lo < es.length && es[lo]!.t < x.t - span) lo++;
+    let hi = es.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (es[mid]!.t < x.t - span) lo = mid + 1;
+      else hi = mid;
+    }
     if (es[es.length - 1] === x) {
       // In order (the common case): the window ending at x holds every candidate.
       return this.satisfied(c, es, lo, es.length) ? [lo, es.length] : undefined;
@@ -303,16 +309,15 @@ export class CorrelationEngine {
       case 'event_count':
         return holds(c.condition, to - from);
       case 'value_count': {
-        // Windows are short: a linear distinct count over a reused scratch array allocates nothing.
+        // A reused set: distinct values without allocating, linear however full the window is.
         const seen = SCRATCH;
-        seen.length = 0;
+        seen.clear();
         for (let i = from; i < to; i++) {
           const v = es[i]!.v;
           if (v === undefined || v === null) continue;
-          const k = typeof v === 'string' ? v : JSON.stringify(v);
-          if (!seen.includes(k)) seen.push(k);
+          seen.add(typeof v === 'string' ? v : JSON.stringify(v));
         }
-        return holds(c.condition, seen.length);
+        return holds(c.condition, seen.size);
       }
       case 'temporal': {
         // References are few (lint keeps them under 31): a bit set counts the distinct ones without allocating.

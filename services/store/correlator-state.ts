@@ -58,16 +58,15 @@ const STATE_TTL_MS = 7 * 86_400_000;
 // while the engine holds the same object.
 const signalJson = new WeakMap<Signal, string>();
 function slotJson(v: SlotState): string {
-  let out = '{"signals":{';
-  let sep = '';
+  const parts: string[] = [];
   for (const id in v.signals) {
     const s = v.signals[id]!;
     let json = signalJson.get(s);
     if (json === undefined) signalJson.set(s, (json = JSON.stringify(withoutEvidence(s))));
-    out += `${sep}${JSON.stringify(id)}:${json}`;
-    sep = ',';
+    parts.push(`${JSON.stringify(id)}:${json}`);
   }
-  return `${out}},"windows":${JSON.stringify(v.windows)}}`;
+  // One join makes one flat string (a chain of += would be flattened again when written).
+  return `{"signals":{${parts.join(',')}},"windows":${JSON.stringify(v.windows)}}`;
 }
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
