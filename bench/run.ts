@@ -447,7 +447,57 @@ async function receiversCase(): Promise<void> {
   await kv.stop();
 }
 
-const CASES: Record<string, () => void | Promise<void>> = { detection: detectionCase, correlation: correlationCase, e2e: e2eCase, receivers: receiversCase, kafka: kafkaCase };
+/**
+ * Case "pathological": 64 KB strings built to make regexes backtrack ("eyJ-" repeated for the JWT
+ * redaction pattern, "cert" for certificate alert rules) in the fields that reach redaction, titles
+ * and rule regexes; decode + normalize + detect of one such event against JSON.parse of the same
+ * bytes. Linear work keeps the ratio near the ordinary one; a quadratic regex (one once stalled the
+ * process for 37 s) would make it thousands.
+ */
+async function pathologicalCase(): Promise<void> {
+  const { attackEvents, SEED_SCENARIO } = await import('../connectors/k8s-audit/scenario.js');
+  const { alertWebhook } = await import('../services/cli/scenario.js');
+  const { decodeForTests } = await import('../services/rules.js');
+  const detector = loadDetector();
+  const n = 64 * 1024;
+  const jwtish = 'eyJ-'.repeat(n / 4);
+  const cert = 'cert'.repeat(n / 4);
+  const exec = attackEvents(SEED_SCENARIO).find((e) => e.objectRef?.subresource === 'exec')!;
+  const alert = JSON.parse(alertWebhook(SEED_SCENARIO).body) as { alerts: { labels: Record<string, string>; annotations: Record<string, string> }[] };
+  const withAlert = (f: (a: { labels: Record<string, string>; annotations: Record<string, string> }) => void) => {
+    const body = structuredClone(alert);
+    f(body.alerts[0]!);
+    return body;
+  };
+  const cases: [string, string, unknown][] = [
+    ['audit userAgent "eyJ-" × 16k', 'k8s-audit', { ...exec, userAgent: jwtish }],
+    ['audit requestURI "eyJ-" × 16k', 'k8s-audit', { ...exec, requestURI: `${exec.requestURI}&command=${jwtish}` }],
+    ['alert summary "eyJ-" × 16k', 'alertmanager', withAlert((a) => (a.annotations.summary = jwtish))],
+    ['alertname "cert" × 16k', 'alertmanager', withAlert((a) => (a.labels.alertname = cert))],
+  ];
+  console.log(`pathological: one event with a 64 KB adversarial string, decode + normalize + detect (median of ${ROUNDS}) vs JSON.parse of the same bytes`);
+  for (const [name, source, value] of cases) {
+    const text = JSON.stringify(value);
+    const parse = () => (JSON.parse(text) ? 1 : 0);
+    const ours = () => {
+      const { events } = decodeForTests(source, JSON.parse(text));
+      let signals = 0;
+      for (const e of events) signals += detector.detect(e).length;
+      return signals;
+    };
+    parse();
+    const signals = ours();
+    const base: number[] = [];
+    const mine: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      base.push(timeIt(parse).seconds);
+      mine.push(timeIt(ours).seconds);
+    }
+    console.log(`  ${name.padEnd(32)} ${(median(mine) * 1000).toFixed(2).padStart(8)} ms  JSON.parse ${(median(base) * 1000).toFixed(3).padStart(7)} ms  ratio ${(median(mine) / median(base)).toFixed(0).padStart(5)}×  (${signals} signal(s))`);
+  }
+}
+
+const CASES: Record<string, () => void | Promise<void>> = { detection: detectionCase, correlation: correlationCase, e2e: e2eCase, receivers: receiversCase, kafka: kafkaCase, pathological: pathologicalCase };
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
 for (const name of wanted) {
   const run = CASES[name];
