@@ -185,7 +185,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage });
       partitioned = p;
       // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
-      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { flush: (partition) => p.flush(partition) });
+      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { checkpointing: { flush: (partition) => p.flush(partition) } });
       stops.unshift(unsub);
       if (opts.sweepSchedule !== false) {
         const timer = setInterval(() => p.sweep().catch((err: unknown) => logger.error({ err }, 'incident sweep failed')), 60_000);
@@ -213,16 +213,23 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     const busCommands = distributed ? new BusCommands(bus, t, store) : undefined;
     if (busCommands) commands = busCommands;
     const group = distributed ? `api-${hostname()}-${process.pid}` : 'api-stream';
-    const unsub = bus.subscribe(t.incidents, group, async (batch) => {
-      const incidents = batch.map((m) => m.value);
-      if (distributed) await store.upsert(incidents);
-      busCommands?.seen(incidents);
-      stream.publish(incidents);
-      if (correlator) {
-        metrics.openIncidents.reset();
-        for (const i of correlator.openIncidents()) metrics.openIncidents.inc({ severity: i.severity });
-      }
-    });
+    // Distributed, every API replica reads all incidents into its own store: a group of its own,
+    // deleted when it stops.
+    const unsub = bus.subscribe(
+      t.incidents,
+      group,
+      async (batch) => {
+        const incidents = batch.map((m) => m.value);
+        if (distributed) await store.upsert(incidents);
+        busCommands?.seen(incidents);
+        stream.publish(incidents);
+        if (correlator) {
+          metrics.openIncidents.reset();
+          for (const i of correlator.openIncidents()) metrics.openIncidents.inc({ severity: i.severity });
+        }
+      },
+      { ephemeral: distributed },
+    );
     stops.unshift(unsub);
   }
 
@@ -239,9 +246,14 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   // API role: the recent signals behind GET /api/v1/signals. Only processes that serve the API read
   // the signals topic a second time; a correlator or ingest process does not pay for it.
   if (roles.has('api')) {
-    const unsubscribeRecent = bus.subscribe(t.signals, distributed ? `recent-${hostname()}-${process.pid}` : 'recent', async (batch) => {
-      recent.add(batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value])));
-    });
+    const unsubscribeRecent = bus.subscribe(
+      t.signals,
+      distributed ? `recent-${hostname()}-${process.pid}` : 'recent',
+      async (batch) => {
+        recent.add(batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value])));
+      },
+      { ephemeral: distributed },
+    );
     stops.unshift(unsubscribeRecent);
   }
   const identity = new IdentityResolver(clock);

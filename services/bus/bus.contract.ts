@@ -191,9 +191,11 @@ export function busContract(name: string, make: MakeBus): void {
       const got = new Received<TestValue>();
       const flushedAt: number[] = [];
       first.subscribe(topic, 'flush', got.handler, {
-        flush: async () => {
-          flushedAt.push(got.messages.length);
-          got.poke();
+        checkpointing: {
+          flush: async () => {
+            flushedAt.push(got.messages.length);
+            got.poke();
+          },
         },
       });
       const sent = messagesFor(['sa:f/one'], 30);
@@ -205,7 +207,7 @@ export function busContract(name: string, make: MakeBus): void {
 
       const second = await bus(prefix);
       const after = new Received<TestValue>();
-      second.subscribe(topic, 'flush', after.handler, { flush: async () => {} });
+      second.subscribe(topic, 'flush', after.handler, { checkpointing: { flush: async () => {} } });
       await second.publish(topic, [{ key: 'sa:f/one', value: { k: 'sa:f/one', seq: -1 } }]);
       await after.until((r) => r.messages.some((m) => m.value.seq === -1), 'the sentinel');
       expect(after.messages.map((m) => m.value.seq)).toEqual([-1]);
@@ -219,13 +221,15 @@ export function busContract(name: string, make: MakeBus): void {
       let failures = 0;
       let flushed = 0;
       b.subscribe(topic, 'flush-retry', got.handler, {
-        flush: async () => {
-          if (failures < 2) {
-            failures++;
-            throw new Error('state store unavailable (test)');
-          }
-          flushed = got.messages.length;
-          got.poke();
+        checkpointing: {
+          flush: async () => {
+            if (failures < 2) {
+              failures++;
+              throw new Error('state store unavailable (test)');
+            }
+            flushed = got.messages.length;
+            got.poke();
+          },
         },
       });
       const sent = messagesFor(['sa:f/two'], 12);
@@ -243,13 +247,15 @@ export function busContract(name: string, make: MakeBus): void {
       let rewound = false;
       let flushed = false;
       b.subscribe(topic, 'rewind', got.handler, {
-        flush: async () => {
-          if (!rewound) {
-            rewound = true;
-            throw new RewindError('state moved on (test)');
-          }
-          flushed = true;
-          got.poke();
+        checkpointing: {
+          flush: async () => {
+            if (!rewound) {
+              rewound = true;
+              throw new RewindError('state moved on (test)');
+            }
+            flushed = true;
+            got.poke();
+          },
         },
       });
       const sent = messagesFor(['sa:f/three'], 10);

@@ -175,22 +175,39 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     expect(header(raw!.headers, 'traceparent')).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
   });
 
+  it('deletes an ephemeral consumer group when its subscription stops, and keeps the others', async () => {
+    const prefix = testPrefix('ephemeral');
+    const bus = kafkaBus(prefix);
+    open.push(bus);
+    await bus.start();
+    const topic = bus.topics.signals as unknown as Topic<TestValue>;
+    const mine = new Received<TestValue>();
+    const shared = new Received<TestValue>();
+    const stop = bus.subscribe(topic, 'replica-1', mine.handler, { ephemeral: true });
+    bus.subscribe(topic, 'shared', shared.handler);
+    await bus.publish(topic, [{ key: 'sa:e/one', value: { k: 'sa:e/one', seq: 0 } }]);
+    await Promise.all([mine.count(1), shared.count(1)]);
+    const groupIds = async () => (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));
+    expect((await groupIds()).sort()).toEqual([`${prefix}.replica-1`, `${prefix}.shared`]);
+    await stop();
+    expect(await groupIds()).toEqual([`${prefix}.shared`]);
+  });
+
   it('fails a publish fast with a retryable BUS_UNAVAILABLE when no broker answers', async () => {
     const port = await closedPort();
     const bus = createKafkaBus({ brokers: [`127.0.0.1:${port}`], clientId: 'kubevigil-test', topicPrefix: testPrefix('down'), publishTimeoutMs: 2000 });
     open.push(bus);
-    const started = Date.now();
     const err = await bus.publish(topics('x').signals as unknown as Topic<TestValue>, [{ key: 'k', value: { k: 'k', seq: 0 } }]).then(
       () => undefined,
       (e: unknown) => e,
     );
-    const elapsed = Date.now() - started;
 
     expect(err).toBeInstanceOf(KubevigilError);
     expect(err).toMatchObject({ code: 'BUS_UNAVAILABLE', retryable: true });
     expect((err as KubevigilError).retryAfterSeconds).toBeGreaterThan(0);
     expect((err as Error).message).toContain(`127.0.0.1:${port}`);
-    expect(elapsed).toBeLessThan(3000);
+    // Failed by its own deadline, not by kafkajs retrying for as long as it likes.
+    expect((err as Error).message).toContain('within 2000 ms');
     expect(bus.isConnected()).toBe(false);
     expect(await bus.checkReady(1000)).toBe(false);
     await expect(bus.start()).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retryable: true });

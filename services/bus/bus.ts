@@ -39,11 +39,22 @@ export class RewindError extends Error {
   }
 }
 
+/** How a subscription runs. */
+export interface SubscribeOptions {
+  /** Makes a stateful consumer's effects durable before offsets are committed (see {@link Checkpointing}). */
+  checkpointing?: Checkpointing;
+  /**
+   * A consumer group of this process alone (e.g. an API replica's view of the incidents): it is
+   * deleted when the subscription stops, so restarts and rollouts do not pile groups up on Kafka.
+   */
+  ephemeral?: boolean;
+}
+
 /** Publishes and subscribes; `publish` resolves only once the bus has taken responsibility for the messages. */
 export interface Bus {
   publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void>;
-  /** Subscribes a consumer group, checkpointed when `checkpointing` is given; returns a function that stops it. */
-  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, checkpointing?: Checkpointing): () => Promise<void>;
+  /** Subscribes a consumer group; returns a function that stops it. */
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, options?: SubscribeOptions): () => Promise<void>;
   /** Delivers what is queued, then stops. */
   close(): Promise<void>;
 }

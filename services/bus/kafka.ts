@@ -34,7 +34,7 @@ import {
 import { pino } from 'pino';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Logger } from '../logging.js';
-import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing } from './bus.js';
+import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
 import { consumerGroupId, topics, type Topic } from './topics.js';
 
 /** Headers a dead-lettered message carries besides its original ones. */
@@ -112,6 +112,8 @@ interface Subscription {
   groupId: string;
   handler: BusHandler<unknown>;
   checkpointing?: Checkpointing;
+  /** Deleted from Kafka when the subscription stops. */
+  ephemeral: boolean;
   /** Per partition, the messages handled but not yet flushed and committed (checkpointed subscriptions). */
   unflushed: Map<number, Unflushed>;
   /** Per partition, the batch or flush in progress: a flush at stop waits for it. */
@@ -247,14 +249,15 @@ export class KafkaBus implements Bus {
     }
   }
 
-  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, checkpointing?: Checkpointing): () => Promise<void> {
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, options: SubscribeOptions = {}): () => Promise<void> {
     if (this.closed) throw new KubevigilError('BUS_CLOSED', `cannot subscribe ${group} to ${topic.name}: the bus is closed`, false);
     const sub: Subscription = {
       topic: topic.name,
       group,
       groupId: consumerGroupId(this.prefix, group),
       handler: handler as BusHandler<unknown>,
-      ...(checkpointing ? { checkpointing } : {}),
+      ...(options.checkpointing ? { checkpointing: options.checkpointing } : {}),
+      ephemeral: options.ephemeral ?? false,
       unflushed: new Map(),
       busy: new Map(),
       stopping: false,
@@ -443,6 +446,12 @@ export class KafkaBus implements Bus {
       await withDeadline(stopping, ms, `stopping consumer group ${sub.groupId}`).catch((e: unknown) =>
         this.log.warn({ err: e, topic: sub.topic, group: sub.groupId }, 'Kafka consumer did not stop cleanly; its uncommitted messages go to the next consumer'),
       );
+      if (sub.ephemeral && !this.closed)
+        await withDeadline(
+          this.getAdmin().then((a) => a.deleteGroups([sub.groupId])),
+          this.opts.closeTimeoutMs ?? 15_000,
+          `deleting consumer group ${sub.groupId}`,
+        ).catch((e: unknown) => this.log.warn({ err: e, group: sub.groupId }, 'could not delete the ephemeral consumer group; Kafka expires it after offsets.retention.minutes'));
       this.subs.delete(sub);
     })();
     return sub.stopped;

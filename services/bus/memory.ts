@@ -4,7 +4,7 @@
  * when a queue is full, so ingest answers 503 instead of buffering without limit.
  */
 import { BackpressureError } from '../../correlator/errors.js';
-import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing } from './bus.js';
+import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
 import type { Topic } from './topics.js';
 
 interface Subscription {
@@ -54,9 +54,10 @@ export class MemoryBus implements Bus {
     }
   }
 
-  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, checkpointing?: Checkpointing): () => Promise<void> {
+  /** Groups live only as long as their subscription here, so `ephemeral` changes nothing. */
+  subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, options: SubscribeOptions = {}): () => Promise<void> {
     const sub: Subscription = { group, handler: handler as BusHandler<unknown>, unflushed: [], unflushedSince: 0, queue: [], queued: 0, running: false, stopped: false, idle: [] };
-    if (checkpointing) sub.checkpointing = checkpointing;
+    if (options.checkpointing) sub.checkpointing = options.checkpointing;
     const list = this.subs.get(topic.name) ?? [];
     list.push(sub);
     this.subs.set(topic.name, list);
