@@ -276,7 +276,9 @@ export class IncidentManager {
 
   private merge(into: Incident, from: Incident): void {
     this.stats.merged++;
-    for (const e of from.timeline) this.addEntry(into, e);
+    // A signal in both timelines (a firing attached it to each) is added, and counted, once.
+    const ids = this.timelineIds(into.timeline);
+    for (const e of from.timeline) if (!ids.has(e.signalId)) this.addEntry(into, e);
     into.signalCount += from.signalCount - from.timeline.length;
     for (const [k, n] of Object.entries(from.countsByKind)) into.countsByKind[k as keyof typeof into.countsByKind] = (into.countsByKind[k as keyof typeof into.countsByKind] ?? 0) + (n ?? 0);
     for (const e of from.entities) this.addEntity(into, e);

@@ -16,14 +16,16 @@ function seedSignals(): Signal[] {
   return attackEvents(SEED_SCENARIO).flatMap((e) => detector.detect(normalizeAuditEvent(e, e.stageTimestamp ? Date.parse(e.stageTimestamp) : 0)));
 }
 
-function correlator(state: MemoryCorrelatorState, published: Incident[]) {
+function correlator(state: MemoryCorrelatorState, published: Incident[], clock = { now: () => SEED_SCENARIO.start }, failPublishes = 0) {
+  let failures = failPublishes;
   return new PartitionedCorrelator({
     correlations: rules.correlations,
     state,
     publish: async (incs) => {
+      if (failures-- > 0) throw new Error('incidents topic unavailable (test)');
       published.push(...incs);
     },
-    clock: { now: () => SEED_SCENARIO.start },
+    clock,
     logger: createLogger('silent'),
   });
 }
@@ -103,9 +105,69 @@ describe('PartitionedCorrelator', () => {
     expect((await state.load(3)).offset).toBe(String(signals.length - 1));
     const [inc] = latest(published);
     expect(inc!.signalCount).toBe(signals.length);
-    // One version per incident and flush, not one per batch.
-    expect(new Set(published.map((i) => `${i.id}@${i.version}`)).size).toBe(published.length);
-    expect(published.filter((i) => i.id === inc!.id)).toHaveLength(1);
+    // Finalized once per flush, not once per batch: a new incident's first published version is 1.
+    expect(published.filter((i) => i.id === inc!.id).map((i) => i.version)).toEqual([1]);
+  });
+
+  it('checkpoints before it publishes; a new owner publishes the last checkpoint again on load', async () => {
+    const state = new MemoryCorrelatorState();
+    const lost: Incident[] = [];
+    // The checkpoint lands, the publish fails, and the correlator dies before a retry.
+    await expect(correlator(state, lost, undefined, 1).handle(asMessages(signals))).rejects.toThrow(/incidents topic unavailable/);
+    expect(lost).toEqual([]);
+    expect((await state.load(3)).offset).toBe(String(signals.length - 1));
+    const published: Incident[] = [];
+    const b = correlator(state, published);
+    await b.handle(asMessages(signals.slice(-1), signals.length - 1)); // redelivered after the last commit
+    expect(b.stats.skipped).toBe(1);
+    const [inc] = latest(published);
+    expect(inc!.signalCount).toBe(signals.length);
+  });
+
+  it('a sweep that finds the checkpoint moved on makes the next flush rewind instead of committing', async () => {
+    const state = new MemoryCorrelatorState();
+    const a = correlator(state, []);
+    const cut = Math.floor(signals.length / 2);
+    await a.handle(asMessages(signals.slice(0, cut)));
+    await a.apply(asMessages(signals.slice(cut, cut + 2), cut)); // applied, not flushed
+    await correlator(state, []).handle(asMessages(signals.slice(cut, cut + 1), cut)); // another owner saved
+    expect(await a.sweep()).toEqual([]);
+    expect(a.partitions).toEqual([]);
+    // The bus still holds a's two unflushed messages: they must be offered again, not committed.
+    await expect(a.flush(3)).rejects.toBeInstanceOf(RewindError);
+    await a.flush(3); // once rewound, nothing is pending
+  });
+
+  it('of two correlators that both hold a partition, the first to checkpoint wins, also for a sweep', async () => {
+    const state = new MemoryCorrelatorState();
+    let now = SEED_SCENARIO.start;
+    const clock = { now: () => now };
+    const fromA: Incident[] = [];
+    const a = correlator(state, fromA, clock);
+    const cut = signals.length - 1;
+    await a.handle(asMessages(signals.slice(0, cut)));
+    // B takes the partition over and applies a signal; before B flushes, A (which lost the
+    // partition without noticing) sweeps an hour later and resolves the incident.
+    const fromB: Incident[] = [];
+    const b = correlator(state, fromB, clock);
+    await b.apply(asMessages(signals.slice(cut), cut));
+    const loaded = fromB.length; // what B published on load: A's last checkpoint again
+    now += 3_600_000;
+    const resolved = await a.sweep();
+    expect(resolved.map((i) => i.status)).toEqual(['resolved']);
+    // B's copy is now stale: it must not publish an open version of the incident A resolved.
+    await expect(b.flush(3)).rejects.toBeInstanceOf(RewindError);
+    expect(fromB.length).toBe(loaded);
+    // Offered the message again, B rebuilds from A's checkpoint: one story, no conflicting versions.
+    await b.handle(asMessages(signals.slice(cut), cut));
+    // Every id@version published means one content, whoever published it.
+    const byVersion = new Map<string, string>();
+    for (const i of [...fromA, ...fromB]) {
+      const seen = byVersion.get(`${i.id}@${i.version}`);
+      if (seen !== undefined) expect(JSON.stringify(i), `${i.id}@${i.version}`).toBe(seen);
+      byVersion.set(`${i.id}@${i.version}`, JSON.stringify(i));
+    }
+    expect([...byVersion.keys()].some((k) => k.endsWith('@' + String(resolved[0]!.version)))).toBe(true);
   });
 
   it('refuses to overwrite a checkpoint that moved on, and rebuilds from it after the rewind', async () => {
@@ -118,7 +180,9 @@ describe('PartitionedCorrelator', () => {
     await a.apply(asMessages(signals.slice(cut, cut + 1), cut));
     await correlator(state, []).handle(asMessages(signals.slice(cut, signals.length - 1), cut));
     const saved = await state.load(3);
+    const before = fromA.length;
     await expect(a.flush(3)).rejects.toBeInstanceOf(RewindError);
+    expect(fromA.length, 'a stale copy publishes nothing').toBe(before);
     expect(a.stats.stale).toBe(1);
     expect(a.partitions).toEqual([]);
     expect(await state.load(3)).toEqual(saved);

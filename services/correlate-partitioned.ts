@@ -7,10 +7,12 @@
  * lost and nothing is applied twice.
  *
  * Batches are applied in memory ({@link PartitionedCorrelator.apply}); the bus asks for a flush
- * when it caught up with the partition, or every second or 20,000 messages of a backlog: publish
- * changed incidents (idempotent per id and version) → checkpoint with the last applied offset, only
- * if the stored checkpoint is still the one this state grew from → the bus commits. A failed flush
- * keeps the changes pending and is retried; a checkpoint that moved on drops this copy and rewinds.
+ * when it caught up with the partition, or every second or 20,000 messages of a backlog:
+ * checkpoint (windows, incidents, prologues, processed ids, last applied offset, and the changed
+ * incidents as the outbox), only if the stored generation is still the one this state grew from →
+ * publish the changed incidents (idempotent per id and version) → the bus commits. A failed flush
+ * keeps the changes pending (or unpublished) and is retried; a checkpoint that moved on drops this
+ * copy and rewinds. A new owner publishes the outbox again on load.
  */
 import { KubevigilError } from '../correlator/errors.js';
 import { CorrelationEngine, type SlotState } from '../correlator/correlation/engine.js';
@@ -44,11 +46,13 @@ export function isCommand(m: SignalsMessage): m is IncidentCommand {
 
 interface Part {
   manager: IncidentManager;
-  /** The offset the stored checkpoint accounts for: what the next save expects to find there. */
-  savedOffset?: string;
+  /** The checkpoint generation this state was loaded from or last saved: what the next save expects. */
+  generation: number;
   /** The last offset applied to this state, saved or still pending. */
   appliedOffset?: bigint;
   pending: PartitionCheckpoint;
+  /** Incidents of the last checkpoint not yet published (a publish failed after the save). */
+  unpublished: Incident[];
 }
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
@@ -70,6 +74,11 @@ export class PartitionedCorrelator {
   private readonly parts = new Map<number, Part>();
   /** One chain per partition: partitions are independent and may be processed concurrently. */
   private readonly chains = new Map<number, Promise<unknown>>();
+  /**
+   * Partitions whose state was dropped with changes the bus has not committed (a sweep found the
+   * checkpoint moved on): the next flush asks the bus to offer them again instead of committing.
+   */
+  private readonly rewind = new Set<number>();
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on. */
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0 };
 
@@ -84,15 +93,34 @@ export class PartitionedCorrelator {
   }
 
   /**
-   * Publishes the partition's changed incidents, then checkpoints its state (the offset included)
-   * if the checkpoint is still the one this state grew from. When it moved on, the state here is
-   * dropped and {@link RewindError} asks the bus for everything since its last commit again.
+   * Checkpoints the partition's state (the offset included) if the checkpoint is still the one this
+   * state grew from, then publishes the incidents it changed. When the checkpoint moved on, the
+   * state here is dropped and {@link RewindError} asks the bus for everything since its last
+   * commit again.
    */
   flush(partition: number): Promise<void> {
     return this.serialize(partition, async () => {
+      if (this.rewind.delete(partition)) throw new RewindError(`correlator state of partition ${partition} was dropped: it moved on without this process`);
       const part = this.parts.get(partition);
-      if (part) await this.flushPart(partition, part);
+      if (!part) return;
+      try {
+        await this.flushPart(partition, part);
+      } catch (e) {
+        if (e instanceof RewindError) this.rewind.delete(partition);
+        throw e;
+      }
     });
+  }
+
+  /** Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages go to the new owner. */
+  assigned(partitions: readonly number[]): void {
+    const keep = new Set(partitions);
+    for (const p of [...this.parts.keys()])
+      if (!keep.has(p))
+        void this.serialize(p, async () => {
+          this.parts.delete(p);
+          this.rewind.delete(p);
+        });
   }
 
   /** Applies and flushes a batch: a handler for a bus without checkpointing, and for tests. */
@@ -113,12 +141,15 @@ export class PartitionedCorrelator {
           this.parts.delete(p);
           return;
         }
+        // Deferred changes first, so that what the sweep resolves is derived from the latest state.
+        part.pending.incidents.push(...part.manager.finalize());
         const resolved = part.manager.sweep();
         part.pending.incidents.push(...resolved);
         try {
           await this.flushPart(p, part);
         } catch (e) {
-          if (e instanceof RewindError) return; // the partition is gone: nothing it resolved counts
+          // The partition moved on: nothing resolved here counts, and the next flush rewinds.
+          if (e instanceof RewindError) return;
           throw e;
         }
         out.push(...resolved);
@@ -188,7 +219,7 @@ export class PartitionedCorrelator {
   private async current(p: number, part: Part): Promise<boolean> {
     // With changes pending, the save itself checks (atomically) that nobody moved the checkpoint on.
     if (this.hasPending(part)) return true;
-    return (await this.o.state.offset(p)) === part.savedOffset;
+    return (await this.o.state.generation(p)) === part.generation;
   }
 
   private hasPending(part: Part): boolean {
@@ -196,8 +227,12 @@ export class PartitionedCorrelator {
     return c.incidents.length > 0 || c.seen.length > 0 || c.offset !== undefined || c.slots.size > 0 || c.prologue.size > 0;
   }
 
-  /** Publishes then checkpoints everything pending for a partition; on failure it stays pending. */
+  /**
+   * Checkpoints everything pending for a partition, then publishes the incidents it changed (the
+   * checkpoint's outbox); on failure the changes stay pending, or unpublished, and are retried.
+   */
   private async flushPart(p: number, part: Part): Promise<void> {
+    if (part.unpublished.length) await this.publish(part);
     const c = part.pending;
     c.incidents.push(...part.manager.finalize());
     for (const [k, v] of part.manager.correlation.takeDirty()) c.slots.set(k, v);
@@ -207,20 +242,27 @@ export class PartitionedCorrelator {
     const latest = new Map<string, Incident>();
     for (const i of c.incidents) latest.set(i.id, structuredClone(i));
     c.incidents = [...latest.values()];
-    if (c.incidents.length) await this.o.publish(c.incidents);
     try {
-      await this.o.state.save(p, c, part.savedOffset);
+      part.generation = await this.o.state.save(p, c, part.generation);
     } catch (e) {
       if (!(e instanceof KubevigilError) || e.code !== 'STATE_STALE') throw e;
       this.stats.stale++;
       this.parts.delete(p);
+      this.rewind.add(p);
       this.o.logger.warn({ partition: p, reason: e.message }, 'correlator state moved on without this process; rebuilding it from the checkpoint');
       throw new RewindError(e.message, { cause: e });
     }
-    if (c.offset !== undefined) part.savedOffset = c.offset;
     this.o.metrics?.correlatedSignals.inc(c.seen.length);
-    for (const inc of c.incidents) this.o.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
     part.pending = emptyCheckpoint();
+    part.unpublished = c.incidents;
+    await this.publish(part);
+  }
+
+  private async publish(part: Part): Promise<void> {
+    const incidents = part.unpublished;
+    if (incidents.length) await this.o.publish(incidents);
+    part.unpublished = [];
+    for (const inc of incidents) this.o.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
   }
 
   private async load(p: number): Promise<Part> {
@@ -234,7 +276,9 @@ export class PartitionedCorrelator {
     manager.restore(st.incidents);
     manager.restoreSeen(st.prologue, st.seen);
     manager.trackChanges();
-    const part: Part = { manager, pending: emptyCheckpoint(), ...(st.offset !== undefined ? { savedOffset: st.offset, appliedOffset: BigInt(st.offset) } : {}) };
+    // The last checkpoint's incidents may not have been published (its writer died in between).
+    const part: Part = { manager, generation: st.generation, pending: emptyCheckpoint(), unpublished: st.outbox, ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}) };
+    if (part.unpublished.length) await this.publish(part);
     this.parts.set(p, part);
     this.stats.loads++;
     this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length }, 'correlator state loaded');

@@ -185,7 +185,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage });
       partitioned = p;
       // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
-      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { checkpointing: { flush: (partition) => p.flush(partition) } });
+      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { checkpointing: { flush: (partition) => p.flush(partition), assigned: (partitions) => p.assigned(partitions) } });
       stops.unshift(unsub);
       if (opts.sweepSchedule !== false) {
         const timer = setInterval(() => p.sweep().catch((err: unknown) => logger.error({ err }, 'incident sweep failed')), 60_000);

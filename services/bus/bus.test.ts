@@ -175,6 +175,37 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     expect(header(raw!.headers, 'traceparent')).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
   });
 
+  it('checkpointed: commits nothing whose flush never succeeded, so the next consumer gets it all again', async () => {
+    const prefix = testPrefix('unflushed');
+    const first = kafkaBus(prefix, { maxBatchMessages: 4, closeTimeoutMs: 3000 });
+    open.push(first);
+    await first.start();
+    const topic = first.topics.signals as unknown as Topic<TestValue>;
+    const got = new Received<TestValue>();
+    let flushes = 0;
+    first.subscribe(topic, 'unflushed', got.handler, {
+      checkpointing: {
+        flush: async () => {
+          flushes++;
+          got.poke();
+          throw new Error('state store down (test)');
+        },
+      },
+    });
+    const sent = Array.from({ length: 10 }, (_, seq) => ({ key: 'sa:u/one', value: { k: 'sa:u/one', seq } }));
+    await first.publish(topic, sent);
+    await got.until(() => got.messages.length === sent.length && flushes >= 2, 'every message handled and flushes failing');
+    await first.close();
+
+    const second = kafkaBus(prefix);
+    open.push(second);
+    await second.start();
+    const again = new Received<TestValue>();
+    second.subscribe(topic, 'unflushed', again.handler, { checkpointing: { flush: async () => {} } });
+    await again.count(sent.length);
+    expect(again.messages.map((m) => m.value.seq)).toEqual(sent.map((m) => m.value.seq));
+  });
+
   it('deletes an ephemeral consumer group when its subscription stops, and keeps the others', async () => {
     const prefix = testPrefix('ephemeral');
     const bus = kafkaBus(prefix);

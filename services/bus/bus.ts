@@ -29,6 +29,11 @@ export interface Checkpointing {
   intervalMs?: number;
   /** Most messages handled without a flush (default 20,000). */
   maxMessages?: number;
+  /**
+   * Called with the partitions assigned after each rebalance: state and unflushed work of other
+   * partitions belong to their new owner, who gets their uncommitted messages again.
+   */
+  assigned?(partitions: number[]): void;
 }
 
 /** A flush that cannot succeed from the consumer's current state: redeliver from the last commit. */

@@ -412,7 +412,14 @@ export class KafkaBus implements Bus {
       if (sub.consumer === consumer) this.connected = true;
     };
     consumer.on(CONNECT, up);
-    consumer.on(GROUP_JOIN, up);
+    consumer.on(GROUP_JOIN, (event) => {
+      up();
+      if (sub.consumer !== consumer || !sub.checkpointing) return;
+      // Work not flushed for a partition that went elsewhere is the new owner's now.
+      const mine = event.payload.memberAssignment[sub.topic] ?? [];
+      for (const p of sub.unflushed.keys()) if (!mine.includes(p)) sub.unflushed.delete(p);
+      sub.checkpointing.assigned?.(mine);
+    });
     consumer.on(FETCH, up);
     consumer.on(REQUEST_TIMEOUT, () => {
       this.connected = false;

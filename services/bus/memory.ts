@@ -136,15 +136,15 @@ export class MemoryBus implements Bus {
         return;
       } catch (e) {
         this.opts.onError?.(e, topic, s.group, attempt);
-        if (attempt >= this.maxAttempts) {
-          this.dropped += count;
-          s.unflushed = [];
-          return;
-        }
-        if (e instanceof RewindError) {
+        if (e instanceof RewindError && attempt < this.maxAttempts) {
+          // The consumer dropped its state: everything since the last flush is offered again.
           const again = s.unflushed;
           s.unflushed = [];
           for (const b of again) await this.handle(topic, s, b);
+        } else if (attempt >= this.maxAttempts) {
+          this.dropped += count;
+          s.unflushed = [];
+          return;
         }
       }
     }

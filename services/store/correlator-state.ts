@@ -1,8 +1,15 @@
 /**
  * Where a distributed correlator keeps the state of each signals partition it owns: correlation
  * windows, open incidents, prologues, the ids already processed and the offset they account for.
- * A checkpoint is written atomically (Redis MULTI) before the partition's offsets are committed to
- * Kafka, so whoever owns the partition next resumes exactly where the state ends.
+ * A checkpoint is written atomically (one Lua script) before the partition's offsets are committed
+ * to Kafka, so whoever owns the partition next resumes exactly where the state ends.
+ *
+ * Every checkpoint bumps the partition's generation and is applied only if the generation is still
+ * the one the writer loaded or last wrote: of two correlators that both believe they own a
+ * partition (a rebalance, a long pause), the first to write wins and the other must reload.
+ * The incidents a checkpoint changed are also kept as its outbox: they are published after the
+ * checkpoint, and a new owner publishes the outbox again on load, so a crash between the two loses
+ * no update and a stale copy publishes nothing the checkpoint does not hold.
  */
 import { Redis } from 'ioredis';
 import type { SlotState } from '../../correlator/correlation/engine.js';
@@ -16,7 +23,7 @@ export interface PartitionCheckpoint {
   /** The last offset applied; absent for changes outside the stream (sweeps, commands already counted). */
   offset?: string;
   slots: Map<string, SlotState | null>;
-  /** Changed incidents; resolved ones are removed from the partition's open set. */
+  /** Changed incidents, the checkpoint's outbox; resolved ones leave the partition's open set. */
   incidents: Incident[];
   prologue: Map<string, Signal[] | null>;
   seen: string[];
@@ -24,23 +31,29 @@ export interface PartitionCheckpoint {
 
 /** A partition's state as loaded on takeover. */
 export interface PartitionState {
+  /** 0 for a partition never checkpointed. */
+  generation: number;
   offset?: string;
   slots: [string, SlotState][];
   incidents: Incident[];
   prologue: [string, Signal[]][];
   seen: string[];
+  /** The incidents of the last checkpoint, to publish again (idempotent per id and version). */
+  outbox: Incident[];
 }
 
 /** Persistence of per-partition correlator state. */
 export interface CorrelatorStateStore {
+  /** Reads a partition's state atomically. */
   load(partition: number): Promise<PartitionState>;
-  /** The offset the partition's checkpoint accounts for (to notice that another correlator moved it on). */
-  offset(partition: number): Promise<string | undefined>;
+  /** The partition's current generation (to notice that another correlator wrote since). */
+  generation(partition: number): Promise<number>;
   /**
-   * Applies a checkpoint atomically if the stored offset still equals `expected` (undefined: none
-   * stored); throws {@link KubevigilError} `STATE_STALE` otherwise, `STATE_UNAVAILABLE` on failure.
+   * Applies a checkpoint atomically if the partition's generation still equals `expected`, and
+   * returns the new generation; throws {@link KubevigilError} `STATE_STALE` otherwise,
+   * `STATE_UNAVAILABLE` when the store fails.
    */
-  save(partition: number, cp: PartitionCheckpoint, expected: string | undefined): Promise<void>;
+  save(partition: number, cp: PartitionCheckpoint, expected: number): Promise<number>;
   /** True when the backing store answers. */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -71,17 +84,16 @@ function slotJson(v: SlotState): string {
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
 /**
- * Writes one checkpoint atomically, and only if the partition's stored offset is still the one the
- * writer's state started from: a correlator that lost its partition (to a rebalance, a long pause)
- * cannot overwrite what the new owner saved. KEYS: offset, slots, incidents, prologue, seen bucket.
- * ARGV: expected offset ('' for none), new offset ('' to keep), state TTL, seen TTL, seven counts
- * (slots set/deleted, incidents set/deleted, prologues set/deleted, seen ids), then the items.
- * Returns 1 when applied, 0 when the offset moved on.
+ * Writes one checkpoint atomically, if the partition's generation is still the writer's.
+ * KEYS: generation, offset, slots, incidents, prologue, outbox, seen bucket.
+ * ARGV: expected generation, new offset ('' to keep), state TTL, seen TTL, six counts (slots set,
+ * slots deleted, prologues set, prologues deleted, seen ids, incidents), then the items (incidents
+ * as id, JSON, 1 if still open). Returns the new generation, or -1 when the generation moved on.
  */
 const CHECKPOINT_LUA = `
-local cur = redis.call('GET', KEYS[1])
-if (cur or '') ~= ARGV[1] then return 0 end
-local at = 12
+local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
+if gen ~= tonumber(ARGV[1]) then return -1 end
+local at = 11
 local function each(cmd, key, n, width)
   local done = 0
   while done < n do
@@ -91,18 +103,24 @@ local function each(cmd, key, n, width)
   end
   at = at + n * width
 end
-each('HSET', KEYS[2], tonumber(ARGV[5]), 2)
-each('HDEL', KEYS[2], tonumber(ARGV[6]), 1)
-each('HSET', KEYS[3], tonumber(ARGV[7]), 2)
-each('HDEL', KEYS[3], tonumber(ARGV[8]), 1)
-each('HSET', KEYS[4], tonumber(ARGV[9]), 2)
-each('HDEL', KEYS[4], tonumber(ARGV[10]), 1)
-local seen = tonumber(ARGV[11])
-each('SADD', KEYS[5], seen, 1)
-if seen > 0 then redis.call('PEXPIRE', KEYS[5], ARGV[4]) end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2]) end
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-return 1
+each('HSET', KEYS[3], tonumber(ARGV[5]), 2)
+each('HDEL', KEYS[3], tonumber(ARGV[6]), 1)
+each('HSET', KEYS[5], tonumber(ARGV[7]), 2)
+each('HDEL', KEYS[5], tonumber(ARGV[8]), 1)
+local seen = tonumber(ARGV[9])
+each('SADD', KEYS[7], seen, 1)
+if seen > 0 then redis.call('PEXPIRE', KEYS[7], ARGV[4]) end
+redis.call('DEL', KEYS[6])
+for i = 1, tonumber(ARGV[10]) do
+  local id, json = ARGV[at], ARGV[at + 1]
+  redis.call('HSET', KEYS[6], id, json)
+  if ARGV[at + 2] == '1' then redis.call('HSET', KEYS[4], id, json) else redis.call('HDEL', KEYS[4], id) end
+  at = at + 3
+end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[1], gen + 1)
+for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return gen + 1
 `;
 
 type CheckpointingRedis = Redis & { kubevigilCheckpoint(...keysAndArgs: (string | number)[]): Promise<number> };
@@ -117,36 +135,44 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     private readonly now: () => number = Date.now,
   ) {
     this.keys = redisKeys(prefix);
-    if (!('kubevigilCheckpoint' in redis)) redis.defineCommand('kubevigilCheckpoint', { numberOfKeys: 5, lua: CHECKPOINT_LUA });
+    if (!('kubevigilCheckpoint' in redis)) redis.defineCommand('kubevigilCheckpoint', { numberOfKeys: 7, lua: CHECKPOINT_LUA });
   }
 
   async load(partition: number): Promise<PartitionState> {
     const k = this.keys;
     const buckets = Array.from({ length: Math.ceil(SEEN_TTL_MS / BUCKET_MS) + 1 }, (_, i) => Math.floor(this.now() / BUCKET_MS) - i);
-    const pipe = this.redis.pipeline().get(k.offset(partition)).hgetall(k.slots(partition)).hgetall(k.incidents(partition)).hgetall(k.prologue(partition));
-    for (const b of buckets) pipe.smembers(k.seen(partition, b));
-    const res = await pipe.exec();
-    if (!res) throw unavailable('load', new Error('no reply'));
+    // One transaction: no checkpoint lands between reading the generation and the state.
+    const tx = this.redis.multi().get(k.generation(partition)).get(k.offset(partition)).hgetall(k.slots(partition)).hgetall(k.incidents(partition)).hgetall(k.prologue(partition)).hgetall(k.outbox(partition));
+    for (const b of buckets) tx.smembers(k.seen(partition, b));
+    let res;
+    try {
+      res = await tx.exec();
+    } catch (e) {
+      throw unavailable('load', e);
+    }
+    if (!res) throw unavailable('load', new Error('transaction aborted'));
     for (const [err] of res) if (err) throw unavailable('load', err);
-    const [offset, slots, incidents, prologue, ...seen] = res.map(([, v]) => v);
+    const [generation, offset, slots, incidents, prologue, outbox, ...seen] = res.map(([, v]) => v);
     return {
+      generation: Number(generation ?? 0),
       ...(typeof offset === 'string' ? { offset } : {}),
       slots: Object.entries(slots as Record<string, string>).map(([key, v]) => [key, parse<SlotState>(v)]),
       incidents: Object.values(incidents as Record<string, string>).map((v) => parse<Incident>(v)),
       prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<Signal[]>(v).map(withoutEvidence)]),
       seen: (seen as string[][]).flat(),
+      outbox: Object.values(outbox as Record<string, string>).map((v) => parse<Incident>(v)),
     };
   }
 
-  async offset(partition: number): Promise<string | undefined> {
+  async generation(partition: number): Promise<number> {
     try {
-      return (await this.redis.get(this.keys.offset(partition))) ?? undefined;
+      return Number((await this.redis.get(this.keys.generation(partition))) ?? 0);
     } catch (e) {
-      throw unavailable('offset read', e);
+      throw unavailable('generation read', e);
     }
   }
 
-  async save(partition: number, cp: PartitionCheckpoint, expected: string | undefined): Promise<void> {
+  async save(partition: number, cp: PartitionCheckpoint, expected: number): Promise<number> {
     const k = this.keys;
     const slotsSet: string[] = [];
     const slotsDel: string[] = [];
@@ -154,28 +180,24 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       if (v) slotsSet.push(key, slotJson(v));
       else slotsDel.push(key);
     }
-    const incSet: string[] = [];
-    const incDel: string[] = [];
-    for (const i of cp.incidents) {
-      if (i.status === 'resolved') incDel.push(i.id);
-      else incSet.push(i.id, JSON.stringify(i));
-    }
     const proSet: string[] = [];
     const proDel: string[] = [];
     for (const [key, v] of cp.prologue) {
       if (v) proSet.push(key, JSON.stringify(v.map(withoutEvidence)));
       else proDel.push(key);
     }
-    const keys = [k.offset(partition), k.slots(partition), k.incidents(partition), k.prologue(partition), k.seen(partition, Math.floor(this.now() / BUCKET_MS))];
-    const counts = [slotsSet.length / 2, slotsDel.length, incSet.length / 2, incDel.length, proSet.length / 2, proDel.length, cp.seen.length];
-    const args = [expected ?? '', cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...incSet, ...incDel, ...proSet, ...proDel, ...cp.seen];
-    let applied: number;
+    const incidents = cp.incidents.flatMap((i) => [i.id, JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
+    const keys = [k.generation(partition), k.offset(partition), k.slots(partition), k.incidents(partition), k.prologue(partition), k.outbox(partition), k.seen(partition, Math.floor(this.now() / BUCKET_MS))];
+    const counts = [slotsSet.length / 2, slotsDel.length, proSet.length / 2, proDel.length, cp.seen.length, cp.incidents.length];
+    const args = [expected, cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...proSet, ...proDel, ...cp.seen, ...incidents];
+    let generation: number;
     try {
-      applied = await (this.redis as CheckpointingRedis).kubevigilCheckpoint(...keys, ...args);
+      generation = await (this.redis as CheckpointingRedis).kubevigilCheckpoint(...keys, ...args);
     } catch (e) {
       throw unavailable('save', e);
     }
-    if (applied !== 1) throw stale(partition, expected, await this.offset(partition).catch(() => '?'));
+    if (generation < 0) throw stale(partition, expected, await this.generation(partition).catch(() => undefined));
+    return generation;
   }
 
   async ready(): Promise<boolean> {
@@ -191,10 +213,10 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
   }
 }
 
-function stale(partition: number, expected: string | undefined, found: string | undefined): KubevigilError {
+function stale(partition: number, expected: number, found: number | undefined): KubevigilError {
   return new KubevigilError(
     'STATE_STALE',
-    `correlator state of partition ${partition} moved on without this process (expected offset ${expected ?? 'none'}, found ${found ?? 'none'}): another correlator owns or owned it; this copy is dropped and rebuilt from the checkpoint`,
+    `correlator state of partition ${partition} moved on without this process (generation ${expected} expected, ${found ?? 'unknown'} found): another correlator owns or owned it; this copy is dropped and rebuilt from the checkpoint`,
     false,
   );
 }
@@ -216,13 +238,13 @@ export function connectRedis(url: string, onError: (err: Error) => void = () => 
 
 /** In-memory {@link CorrelatorStateStore} with the same semantics, for tests and single-process runs. */
 export class MemoryCorrelatorState implements CorrelatorStateStore {
-  private readonly parts = new Map<number, { offset?: string; slots: Map<string, string>; incidents: Map<string, string>; prologue: Map<string, string>; seen: Set<string> }>();
+  private readonly parts = new Map<number, { generation: number; offset?: string; slots: Map<string, string>; incidents: Map<string, string>; prologue: Map<string, string>; seen: Set<string>; outbox: string[] }>();
   /** Set to make saves fail, as if the backing store were down. */
   down = false;
 
   private part(p: number) {
     let s = this.parts.get(p);
-    if (!s) this.parts.set(p, (s = { slots: new Map(), incidents: new Map(), prologue: new Map(), seen: new Set() }));
+    if (!s) this.parts.set(p, (s = { generation: 0, slots: new Map(), incidents: new Map(), prologue: new Map(), seen: new Set(), outbox: [] }));
     return s;
   }
 
@@ -230,30 +252,35 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     if (this.down) throw unavailable('load', new Error('down'));
     const s = this.part(partition);
     return {
+      generation: s.generation,
       ...(s.offset !== undefined ? { offset: s.offset } : {}),
       slots: [...s.slots].map(([k, v]) => [k, parse<SlotState>(v)]),
       incidents: [...s.incidents.values()].map((v) => parse<Incident>(v)),
       prologue: [...s.prologue].map(([k, v]) => [k, parse<Signal[]>(v).map(withoutEvidence)]),
       seen: [...s.seen],
+      outbox: s.outbox.map((v) => parse<Incident>(v)),
     };
   }
 
-  async offset(partition: number): Promise<string | undefined> {
-    if (this.down) throw unavailable('offset read', new Error('down'));
-    return this.parts.get(partition)?.offset;
+  async generation(partition: number): Promise<number> {
+    if (this.down) throw unavailable('generation read', new Error('down'));
+    return this.parts.get(partition)?.generation ?? 0;
   }
 
-  async save(partition: number, cp: PartitionCheckpoint, expected: string | undefined): Promise<void> {
+  async save(partition: number, cp: PartitionCheckpoint, expected: number): Promise<number> {
     if (this.down) throw unavailable('save', new Error('down'));
     const s = this.part(partition);
-    if (s.offset !== expected) throw stale(partition, expected, s.offset);
+    if (s.generation !== expected) throw stale(partition, expected, s.generation);
     for (const [k, v] of cp.slots) {
       if (v) s.slots.set(k, slotJson(v));
       else s.slots.delete(k);
     }
+    s.outbox = [];
     for (const i of cp.incidents) {
+      const json = JSON.stringify(i);
+      s.outbox.push(json);
       if (i.status === 'resolved') s.incidents.delete(i.id);
-      else s.incidents.set(i.id, JSON.stringify(i));
+      else s.incidents.set(i.id, json);
     }
     for (const [k, v] of cp.prologue) {
       if (v) s.prologue.set(k, JSON.stringify(v.map(withoutEvidence)));
@@ -261,6 +288,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     }
     for (const id of cp.seen) s.seen.add(id);
     if (cp.offset !== undefined) s.offset = cp.offset;
+    return ++s.generation;
   }
 
   async ready(): Promise<boolean> {

@@ -13,6 +13,10 @@ export function redisKeys(prefix = 'kubevigil') {
     incidents: (partition: number) => `${p(partition)}:incidents`,
     /** Recent signals per actor that joined no incident yet. */
     prologue: (partition: number) => `${p(partition)}:prologue`,
+    /** Bumped by every checkpoint: a writer whose copy is not the latest is refused. */
+    generation: (partition: number) => `${p(partition)}:gen`,
+    /** The incidents the last checkpoint changed, published after it (again by a new owner on load). */
+    outbox: (partition: number) => `${p(partition)}:outbox`,
     /** Signal ids processed, in ten-minute buckets that expire. */
     seen: (partition: number, bucket: number) => `${p(partition)}:seen:${bucket}`,
   };
