@@ -7,7 +7,7 @@
  * lost and nothing is applied twice.
  *
  * Batches are applied in memory ({@link PartitionedCorrelator.apply}); the bus asks for a flush
- * when it caught up with the partition, or every second or 20,000 messages of a backlog:
+ * when it caught up with the partition, or every 5 s or 50,000 messages of a backlog:
  * checkpoint (windows, incidents, prologues, processed ids, last applied offset, and the changed
  * incidents as the outbox), only if the stored generation is still the one this state grew from →
  * publish the changed incidents (idempotent per id and version) → the bus commits. A failed flush

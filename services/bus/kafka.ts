@@ -34,7 +34,7 @@ import {
 import { pino } from 'pino';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Logger } from '../logging.js';
-import { RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
+import { CHECKPOINT_DEFAULTS, RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
 import { consumerGroupId, topics, type Topic } from './topics.js';
 
 /** Headers a dead-lettered message carries besides its original ones. */
@@ -520,7 +520,7 @@ export class KafkaBus implements Bus {
   }
 
   private flushDue(cp: Checkpointing, u: Unflushed, caughtUp: boolean): boolean {
-    return caughtUp || u.count >= (cp.maxMessages ?? 20_000) || Date.now() - u.since >= (cp.intervalMs ?? 1000);
+    return caughtUp || u.count >= (cp.maxMessages ?? CHECKPOINT_DEFAULTS.maxMessages) || Date.now() - u.since >= (cp.intervalMs ?? CHECKPOINT_DEFAULTS.intervalMs);
   }
 
   /**

@@ -67,19 +67,25 @@ const STATE_TTL_MS = 7 * 86_400_000;
 
 // Windows and prologues keep signals only for correlation and timelines: their excerpts and
 // matched conditions stay in the incident store, not in every checkpoint. A signal usually sits in
-// a window across several checkpoints (and in several windows): its JSON is made once and reused
-// while the engine holds the same object.
-const signalJson = new WeakMap<Signal, string>();
-function slotJson(v: SlotState): string {
-  const parts: string[] = [];
+// a window across several checkpoints (and in several windows): its JSON is encoded once, as the
+// bytes of its `"id":{…}` member, and a slot's JSON is those bytes concatenated, never a string
+// built and re-encoded per checkpoint.
+const signalBytes = new WeakMap<Signal, Buffer>();
+const SLOT_HEAD = Buffer.from('{"signals":{');
+const SLOT_MID = Buffer.from('},"windows":');
+const SLOT_TAIL = Buffer.from('}');
+const COMMA = Buffer.from(',');
+function slotJson(v: SlotState): Buffer {
+  const parts: Buffer[] = [SLOT_HEAD];
   for (const id in v.signals) {
     const s = v.signals[id]!;
-    let json = signalJson.get(s);
-    if (json === undefined) signalJson.set(s, (json = JSON.stringify(withoutEvidence(s))));
-    parts.push(`${JSON.stringify(id)}:${json}`);
+    let bytes = signalBytes.get(s);
+    if (bytes === undefined) signalBytes.set(s, (bytes = Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(withoutEvidence(s))}`)));
+    if (parts.length > 1) parts.push(COMMA);
+    parts.push(bytes);
   }
-  // One join makes one flat string (a chain of += would be flattened again when written).
-  return `{"signals":{${parts.join(',')}},"windows":${JSON.stringify(v.windows)}}`;
+  parts.push(SLOT_MID, Buffer.from(JSON.stringify(v.windows)), SLOT_TAIL);
+  return Buffer.concat(parts);
 }
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
@@ -123,7 +129,7 @@ for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 return gen + 1
 `;
 
-type CheckpointingRedis = Redis & { kubevigilCheckpoint(...keysAndArgs: (string | number)[]): Promise<number> };
+type CheckpointingRedis = Redis & { kubevigilCheckpoint(...keysAndArgs: (string | number | Buffer)[]): Promise<number> };
 
 /** Redis-backed {@link CorrelatorStateStore}. */
 export class RedisCorrelatorState implements CorrelatorStateStore {
@@ -174,7 +180,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
 
   async save(partition: number, cp: PartitionCheckpoint, expected: number): Promise<number> {
     const k = this.keys;
-    const slotsSet: string[] = [];
+    const slotsSet: (string | Buffer)[] = [];
     const slotsDel: string[] = [];
     for (const [key, v] of cp.slots) {
       if (v) slotsSet.push(key, slotJson(v));
@@ -272,7 +278,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     const s = this.part(partition);
     if (s.generation !== expected) throw stale(partition, expected, s.generation);
     for (const [k, v] of cp.slots) {
-      if (v) s.slots.set(k, slotJson(v));
+      if (v) s.slots.set(k, slotJson(v).toString());
       else s.slots.delete(k);
     }
     s.outbox = [];
