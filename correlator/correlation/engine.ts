@@ -69,6 +69,7 @@ interface Slot {
 }
 
 const SCRATCH = new Set<string>();
+const SCRATCH_FEW: string[] = [];
 
 /**
  * A group's windows in a form that survives JSON: per correlation id, its entries and firing state.
@@ -283,9 +284,10 @@ export class CorrelationEngine {
   /** Index range [from, to) of a window of at most one timespan that contains `x` and satisfies the condition. */
   private satisfyingWindow(c: CompiledCorrelation, es: Entry[], x: Entry): [number, number] | undefined {
     const span = c.timespanMs;
-    // Entries are in event-time order: the first one inside the timespan by binary search.
+    // Entries are in event-time order: the first one inside the timespan by binary search (most
+    // often the very first entry is, and then there is nothing to search).
     let lo = 0;
-    let hi = es.length;
+    let hi = es.length > 0 && es[0]!.t >= x.t - span ? 0 : es.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (es[mid]!.t < x.t - span) lo = mid + 1;
@@ -309,7 +311,19 @@ export class CorrelationEngine {
       case 'event_count':
         return holds(c.condition, to - from);
       case 'value_count': {
-        // A reused set: distinct values without allocating, linear however full the window is.
+        // Distinct values without allocating: a reused array while the range is short (cheapest
+        // for the few values most windows hold), a reused set beyond, linear however full.
+        if (to - from <= 16) {
+          const few = SCRATCH_FEW;
+          few.length = 0;
+          for (let i = from; i < to; i++) {
+            const v = es[i]!.v;
+            if (v === undefined || v === null) continue;
+            const k = typeof v === 'string' ? v : JSON.stringify(v);
+            if (!few.includes(k)) few.push(k);
+          }
+          return holds(c.condition, few.length);
+        }
         const seen = SCRATCH;
         seen.clear();
         for (let i = from; i < to; i++) {
