@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,9 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
 import type { Signal } from '../correlator/signal.js';
+import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
+import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
+import { loadDetector } from '../services/rules.js';
 import { readShared } from './helpers/fixtures.js';
 
 const INGEST = 'ingest-token-0123456789abcdef';
@@ -75,5 +79,39 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
     const nf = await fetch(`${kv.url}/nope`);
     expect(nf.status).toBe(404);
     expect(nf.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+});
+
+const { KAFKA_BROKERS, REDIS_URL } = process.env;
+
+describe.skipIf(!KAFKA_BROKERS || !REDIS_URL)('kubevigil serve --role ingest,correlator (no api role; needs KAFKA_BROKERS and REDIS_URL)', () => {
+  let kv: Running;
+  const dir = mkdtempSync(join(tmpdir(), 'kv-serve-roles-'));
+  const logs: { msg: string; signal?: { id: string; severity: string } }[] = [];
+  beforeAll(async () => {
+    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_ROLES: 'ingest,correlator', KAFKA_BROKERS, REDIS_URL, KUBEVIGIL_TOPIC_PREFIX: `kvtest-roles-${Date.now().toString(36)}`, KUBEVIGIL_PARTITIONS: '2' });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as (typeof logs)[number]);
+        done();
+      },
+    });
+    kv = await serve(config, createLogger('info', sink), { processMetrics: false });
+  });
+  afterAll(async () => {
+    await kv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves no recent signals, and logs each serious signal once, from the process that detected it', async () => {
+    const events = attackEvents(SEED_SCENARIO);
+    const res = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', body: JSON.stringify(events), headers: { 'content-type': 'application/json', authorization: `Bearer ${INGEST}` } });
+    expect(res.status).toBe(200);
+    // Without the api role, nothing reads the signals topic a second time for GET /api/v1/signals.
+    expect((await fetch(`${kv.url}/api/v1/signals`, { headers: { authorization: `Bearer ${API}` } })).status).toBe(404);
+    const serious = events.flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0))).filter((s) => s.severity === 'high' || s.severity === 'critical');
+    expect(serious.length).toBeGreaterThan(0);
+    const logged = logs.filter((l) => l.msg === 'signal').map((l) => l.signal!.id);
+    expect(logged.sort()).toEqual(serious.map((s) => s.id).sort());
   });
 });
