@@ -1,6 +1,6 @@
 /**
  * Every Redis key kubevigil uses, built here and nowhere else. Per-partition keys share a hash tag
- * (`{p3}`), so a partition's checkpoint is one MULTI on one Redis Cluster slot.
+ * (`{p3}`), so a partition's checkpoint (one Lua script) and its load (one MULTI) touch one Redis Cluster slot.
  */
 export function redisKeys(prefix = 'kubevigil') {
   const p = (partition: number) => `${prefix}:corr:{p${partition}}`;
