@@ -44,6 +44,11 @@ export interface Checkpointing {
  */
 export const CHECKPOINT_DEFAULTS = { intervalMs: 5000, maxMessages: 50_000 } as const;
 
+/** Whether a checkpointed consumer flushes now: caught up, or `count` messages since `since` (ms) reach a bound. */
+export function flushDue(cp: Checkpointing, caughtUp: boolean, count: number, since: number): boolean {
+  return caughtUp || count >= (cp.maxMessages ?? CHECKPOINT_DEFAULTS.maxMessages) || Date.now() - since >= (cp.intervalMs ?? CHECKPOINT_DEFAULTS.intervalMs);
+}
+
 /** A flush that cannot succeed from the consumer's current state: redeliver from the last commit. */
 export class RewindError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -34,7 +34,7 @@ import {
 import { pino } from 'pino';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Logger } from '../logging.js';
-import { CHECKPOINT_DEFAULTS, RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
+import { flushDue, RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
 import { consumerGroupId, topics, type Topic } from './topics.js';
 
 /** Headers a dead-lettered message carries besides its original ones. */
@@ -513,14 +513,11 @@ export class KafkaBus implements Bus {
           u.count += chunk.length;
         }
         const caughtUp = i + this.maxBatchMessages >= batch.messages.length && batch.offsetLag() === '0';
-        if (this.flushDue(sub.checkpointing, sub.unflushed.get(batch.partition)!, caughtUp) && !(await this.flush(sub, p))) return;
+        const pending = sub.unflushed.get(batch.partition)!;
+        if (flushDue(sub.checkpointing, caughtUp, pending.count, pending.since) && !(await this.flush(sub, p))) return;
       }
       if (p.isRunning()) await p.heartbeat();
     }
-  }
-
-  private flushDue(cp: Checkpointing, u: Unflushed, caughtUp: boolean): boolean {
-    return caughtUp || u.count >= (cp.maxMessages ?? CHECKPOINT_DEFAULTS.maxMessages) || Date.now() - u.since >= (cp.intervalMs ?? CHECKPOINT_DEFAULTS.intervalMs);
   }
 
   /**

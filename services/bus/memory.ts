@@ -4,7 +4,7 @@
  * when a queue is full, so ingest answers 503 instead of buffering without limit.
  */
 import { BackpressureError } from '../../correlator/errors.js';
-import { CHECKPOINT_DEFAULTS, RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
+import { flushDue, RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
 import type { Topic } from './topics.js';
 
 interface Subscription {
@@ -127,8 +127,7 @@ export class MemoryBus implements Bus {
     const cp = s.checkpointing;
     if (!cp || s.unflushed.length === 0) return;
     const count = s.unflushed.reduce((n, b) => n + b.length, 0);
-    const due = force || s.queue.length === 0 || count >= (cp.maxMessages ?? CHECKPOINT_DEFAULTS.maxMessages) || Date.now() - s.unflushedSince >= (cp.intervalMs ?? CHECKPOINT_DEFAULTS.intervalMs);
-    if (!due) return;
+    if (!flushDue(cp, force || s.queue.length === 0, count, s.unflushedSince)) return;
     for (let attempt = 1; ; attempt++) {
       try {
         await cp.flush(0);
