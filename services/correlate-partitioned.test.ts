@@ -4,10 +4,10 @@ import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
 import type { Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
-import { PartitionedCorrelator, type SignalsMessage } from './correlate-partitioned.js';
+import { PartitionedCorrelator, type SignalSource, type SignalsMessage } from './correlate-partitioned.js';
 import { createLogger } from './logging.js';
 import { loadDetector, loadRules } from './rules.js';
-import { MemoryCorrelatorState } from './store/correlator-state.js';
+import { isRef, MemoryCorrelatorState, type StoredSignal } from './store/correlator-state.js';
 
 const rules = loadRules();
 const detector = loadDetector();
@@ -16,9 +16,10 @@ function seedSignals(): Signal[] {
   return attackEvents(SEED_SCENARIO).flatMap((e) => detector.detect(normalizeAuditEvent(e, e.stageTimestamp ? Date.parse(e.stageTimestamp) : 0)));
 }
 
-function correlator(state: MemoryCorrelatorState, published: Incident[], clock = { now: () => SEED_SCENARIO.start }, failPublishes = 0) {
+function correlator(state: MemoryCorrelatorState, published: Incident[], clock = { now: () => SEED_SCENARIO.start }, failPublishes = 0, source?: SignalSource) {
   let failures = failPublishes;
   return new PartitionedCorrelator({
+    ...(source ? { source } : {}),
     correlations: rules.correlations,
     state,
     publish: async (incs) => {
@@ -31,6 +32,29 @@ function correlator(state: MemoryCorrelatorState, published: Incident[], clock =
 }
 
 const asMessages = (signals: Signal[], from = 0): BusMessage<SignalsMessage>[] => signals.map((s, i) => ({ key: s.actor.key, value: s, partition: 3, offset: String(from + i) }));
+/** Partition 3 of the signals topic as Kafka keeps it: readable by offset. Records every read. */
+class TopicPartition implements SignalSource {
+  readonly reads: { partition: number; offsets: string[] }[] = [];
+  constructor(private readonly messages: Map<string, SignalsMessage>) {}
+  async read(partition: number, offsets: readonly string[]): Promise<Map<string, SignalsMessage>> {
+    this.reads.push({ partition, offsets: [...offsets] });
+    const out = new Map<string, SignalsMessage>();
+    for (const o of offsets) {
+      const m = partition === 3 ? this.messages.get(o) : undefined;
+      // A copy, as a fresh decode of the message would be.
+      if (m) out.set(o, structuredClone(m));
+    }
+    return out;
+  }
+}
+const topicOf = (msgs: BusMessage<SignalsMessage>[]) => new TopicPartition(new Map(msgs.map((m) => [m.offset!, m.value])));
+
+/** Every signal a checkpoint holds in windows and prologues. */
+async function storedSignals(state: MemoryCorrelatorState): Promise<StoredSignal[]> {
+  const st = await state.load(3);
+  return [...st.slots.flatMap(([, slot]) => Object.values(slot.signals)), ...st.prologue.flatMap(([, list]) => list)];
+}
+
 const latest = (published: Incident[]) => {
   const m = new Map<string, Incident>();
   for (const i of published) if ((m.get(i.id)?.version ?? -1) <= i.version) m.set(i.id, i);
@@ -60,6 +84,78 @@ describe('PartitionedCorrelator', () => {
     expect(two!.signalCount).toBe(one!.signalCount);
     expect(two!.correlations.map((c) => c.ruleId).sort()).toEqual(one!.correlations.map((c) => c.ruleId).sort());
     expect(two!.severity).toBe(one!.severity);
+  });
+
+  describe('with the signals topic as source: window signals are checkpointed by offset', () => {
+    const msgs = asMessages(signals);
+    /** The first message that makes an incident: a correlation over the signals before it fires there. */
+    async function firstFiring(): Promise<number> {
+      const published: Incident[] = [];
+      const c = correlator(new MemoryCorrelatorState(), published);
+      for (let i = 0; i < msgs.length; i++) {
+        await c.handle([msgs[i]!]);
+        if (published.length) return i;
+      }
+      throw new Error('the seed scenario opens no incident');
+    }
+
+    it('a new owner reads the referenced signals back and fires the same correlation as one process', async () => {
+      const single: Incident[] = [];
+      await correlator(new MemoryCorrelatorState(), single).handle(msgs);
+      const cut = await firstFiring();
+      const [one] = latest(single);
+      // Precondition: the firing needs signals from before the takeover, which only the windows hold.
+      const before = new Set(signals.slice(0, cut).map((s) => s.id));
+      expect(one!.timeline.filter((e) => before.has(e.signalId)).length).toBeGreaterThan(0);
+
+      const state = new MemoryCorrelatorState();
+      const topic = topicOf(msgs);
+      const split: Incident[] = [];
+      await correlator(state, split, undefined, 0, topic).handle(msgs.slice(0, cut));
+      expect(split).toEqual([]);
+      const stored = await storedSignals(state);
+      // The checkpoint holds offsets, not bodies.
+      expect(stored.length).toBeGreaterThan(0);
+      expect(stored.every(isRef)).toBe(true);
+      const referenced = new Set(stored.map((s) => (isRef(s) ? s.$offset : '')));
+
+      const b = correlator(state, split, undefined, 0, topic);
+      await b.handle(msgs.slice(cut));
+      expect(topic.reads).toEqual([{ partition: 3, offsets: expect.arrayContaining([...referenced]) }]);
+      expect(topic.reads[0]!.offsets).toHaveLength(referenced.size);
+      expect(b.stats).toMatchObject({ loads: 1, restored: referenced.size, unrestorable: 0 });
+      const [two] = latest(split);
+      expect(latest(split)).toHaveLength(1);
+      expect({ ...two, version: 0 }).toEqual({ ...one, version: 0 });
+    });
+
+    it('restarts windows without signals the topic no longer has, or has under another id, and goes on', async () => {
+      const cut = await firstFiring();
+      const state = new MemoryCorrelatorState();
+      await correlator(state, [], undefined, 0, topicOf(msgs)).handle(msgs.slice(0, cut));
+      // Windows only: a prologue signal that is gone counts as nothing lost (see restoreSignals).
+      const st = await state.load(3);
+      const referenced = new Set(st.slots.flatMap(([, slot]) => Object.values(slot.signals).map((s) => (isRef(s) ? s.$offset : '')))).size;
+      expect(referenced).toBeGreaterThan(0);
+      // What the windows refer to moved one offset on (a recreated topic): the ids no longer match.
+      const shifted = new Map(msgs.slice(1).map((m, i) => [String(i), m.value]));
+      const published: Incident[] = [];
+      const c = correlator(state, published, undefined, 0, new TopicPartition(shifted));
+      await c.handle(msgs.slice(cut));
+      expect(c.stats).toMatchObject({ loads: 1, restored: 0, unrestorable: referenced });
+      // Processing went on: every signal after the takeover is accounted for.
+      expect((await state.load(3)).offset).toBe(String(msgs.length - 1));
+      expect(latest(published)[0]!.signalCount).toBe(msgs.length - cut);
+
+      // Retention removed them: the same, and the read asked for them all.
+      const state2 = new MemoryCorrelatorState();
+      await correlator(state2, [], undefined, 0, topicOf(msgs)).handle(msgs.slice(0, cut));
+      const empty = new TopicPartition(new Map());
+      const d = correlator(state2, [], undefined, 0, empty);
+      await d.handle(msgs.slice(cut));
+      expect(d.stats).toMatchObject({ loads: 1, restored: 0, unrestorable: referenced });
+      expect(empty.reads[0]!.offsets.length).toBeGreaterThanOrEqual(referenced);
+    });
   });
 
   it('fails the batch while the state store is down, and applies it once when it is back', async () => {

@@ -9,7 +9,8 @@
  * Batches are applied in memory ({@link PartitionedCorrelator.apply}); the bus asks for a flush
  * when it caught up with the partition, or every 5 s or 50,000 messages of a backlog:
  * checkpoint (windows, incidents, prologues, processed ids, last applied offset, and the changed
- * incidents as the outbox), only if the stored generation is still the one this state grew from →
+ * incidents as the outbox; window and prologue signals as their offsets, read back from the topic
+ * by a new owner), only if the stored generation is still the one this state grew from →
  * publish the changed incidents (idempotent per id and version) → the bus commits. A failed flush
  * keeps the changes pending (or unpublished) and is retried; a checkpoint that moved on drops this
  * copy and rewinds. A new owner publishes the outbox again on load.
@@ -25,7 +26,7 @@ import { RewindError, type BusMessage } from './bus/bus.js';
 import type { IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
-import type { CorrelatorStateStore, PartitionCheckpoint } from './store/correlator-state.js';
+import { isRef, rememberOffset, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
 export interface IncidentCommand {
@@ -57,6 +58,15 @@ interface Part {
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
 
+/**
+ * Reads messages of one signals partition back by offset. With a source, checkpoints refer to
+ * window signals by their offsets instead of holding their bodies, and a new owner reads them here.
+ */
+export interface SignalSource {
+  /** The messages at these offsets that still exist (retention may have removed some). */
+  read(partition: number, offsets: readonly string[]): Promise<Map<string, SignalsMessage>>;
+}
+
 /** Options of {@link PartitionedCorrelator}. */
 export interface PartitionedCorrelatorOptions {
   correlations: readonly CompiledCorrelation[];
@@ -67,6 +77,8 @@ export interface PartitionedCorrelatorOptions {
   metrics?: Metrics;
   policy?: Partial<IncidentPolicy>;
   usage?: UsageSource;
+  /** Where window signals are read back from on takeover; without it checkpoints hold them in full. */
+  source?: SignalSource;
 }
 
 /** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
@@ -80,7 +92,7 @@ export class PartitionedCorrelator {
    */
   private readonly rewind = new Set<number>();
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on. */
-  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0 };
+  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0 };
 
   constructor(private readonly o: PartitionedCorrelatorOptions) {}
 
@@ -186,7 +198,8 @@ export class PartitionedCorrelator {
     };
     for (const msg of fresh) {
       if (!isCommand(msg.value)) {
-        signals.push(withoutEvidence(msg.value));
+        const s = withoutEvidence(msg.value);
+        signals.push(this.o.source && msg.offset !== undefined ? rememberOffset(s, msg.offset) : s);
         continue;
       }
       flushSignals();
@@ -267,22 +280,71 @@ export class PartitionedCorrelator {
 
   private async load(p: number): Promise<Part> {
     const st = await this.o.state.load(p);
+    const signalOf = await this.restoreSignals(p, st);
     const engine = new CorrelationEngine(this.o.correlations);
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
     for (const [key, slot] of st.slots) {
       if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
-      engine.importSlot(key, { ...slot, signals: Object.fromEntries(Object.entries(slot.signals).map(([id, s]) => [id, withoutEvidence(s)])) } satisfies SlotState);
+      const signals: SlotState['signals'] = {};
+      // A window entry whose signal cannot be restored is dropped by importSlot.
+      for (const [id, s] of Object.entries(slot.signals)) {
+        const signal = signalOf(s);
+        if (signal) signals[id] = signal;
+      }
+      engine.importSlot(key, { signals, windows: slot.windows });
     }
     manager.restore(st.incidents);
-    manager.restoreSeen(st.prologue, st.seen);
+    manager.restoreSeen(
+      st.prologue.map(([k, list]) => [k, list.flatMap((s) => signalOf(s) ?? [])]),
+      st.seen,
+    );
     manager.trackChanges();
     // The last checkpoint's incidents may not have been published (its writer died in between).
     const part: Part = { manager, generation: st.generation, pending: emptyCheckpoint(), unpublished: st.outbox, ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}) };
     if (part.unpublished.length) await this.publish(part);
     this.parts.set(p, part);
     this.stats.loads++;
-    this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length }, 'correlator state loaded');
+    this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored }, 'correlator state loaded');
     return part;
+  }
+
+  /**
+   * Reads the window and prologue signals a checkpoint refers to back from the signals topic, and
+   * returns how to turn a stored signal into a signal (undefined when it cannot be restored: the
+   * topic's retention removed it, or this correlator has no source). Only window signals count as
+   * missing: windows expire within their timespan, while a prologue may keep an actor's signals for
+   * days, and one older than the quiet period never joins an incident anyway.
+   */
+  private async restoreSignals(p: number, st: PartitionState): Promise<(s: StoredSignal) => Signal | undefined> {
+    const windowRefs = new Map<string, string>(); // offset → id
+    const prologueRefs = new Map<string, string>();
+    for (const [, slot] of st.slots)
+      for (const id in slot.signals ?? {}) {
+        const s = slot.signals[id]!;
+        if (isRef(s)) windowRefs.set(s.$offset, s.id);
+      }
+    for (const [, list] of st.prologue) for (const s of list) if (isRef(s)) prologueRefs.set(s.$offset, s.id);
+    const offsets = new Set([...windowRefs.keys(), ...prologueRefs.keys()]);
+    const read = offsets.size && this.o.source ? await this.o.source.read(p, [...offsets]) : new Map<string, SignalsMessage>();
+    const restored = new Map<string, Signal>();
+    for (const [offset, m] of read) {
+      // A message at a referenced offset with another id (the topic was recreated) restores nothing.
+      if (!isCommand(m) && m.id === (windowRefs.get(offset) ?? prologueRefs.get(offset))) restored.set(offset, rememberOffset(withoutEvidence(m), offset));
+    }
+    const missing = [...windowRefs.keys()].filter((o) => !restored.has(o)).length;
+    this.stats.restored += restored.size;
+    this.stats.unrestorable += missing;
+    if (restored.size) this.o.metrics?.restoredSignals.inc({ result: 'restored' }, restored.size);
+    if (missing) {
+      this.o.metrics?.restoredSignals.inc({ result: 'missing' }, missing);
+      this.o.logger.warn(
+        { partition: p, missing, referenced: windowRefs.size },
+        this.o.source
+          ? 'window signals the checkpoint refers to are no longer on the signals topic (its retention is shorter than the windows); those windows restart without them'
+          : 'the checkpoint refers to window signals by offset but this correlator has no signal source; those windows restart without them',
+      );
+    }
+    return (s) => (isRef(s) ? restored.get(s.$offset) : withoutEvidence(s));
   }
 
   private serialize<T>(partition: number, fn: () => Promise<T>): Promise<T> {

@@ -182,7 +182,10 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       redisState = opts.correlatorState ?? new RedisCorrelatorState(connectRedis(config.redisUrl!, (err) => logger.debug({ err }, 'redis connection error')), config.topicPrefix, () => clock.now());
       const state = redisState;
       stops.push(() => state.close());
-      const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage });
+      const kafkaBus = kafka;
+      // Window signals are checkpointed as offsets on the signals topic and read back from it on takeover.
+      const source = kafkaBus ? { read: (partition: number, offsets: readonly string[]) => kafkaBus.read(t.signals, partition, offsets) } : undefined;
+      const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage, ...(source ? { source } : {}) });
       partitioned = p;
       // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
       const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { checkpointing: { flush: (partition) => p.flush(partition), assigned: (partitions) => p.assigned(partitions) } });

@@ -71,6 +71,12 @@ export class Metrics {
     help: 'Signals processed by the correlator, counted once their effects are stored (incidents and, distributed, the checkpoint).',
     registers: [this.registry],
   });
+  readonly restoredSignals = new Counter({
+    name: 'kubevigil_correlator_restored_signals_total',
+    help: 'Window signals a correlator read back from the signals topic on takeover (result="restored"), or could not (result="missing": the topic retention is shorter than the correlation windows).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly incidentUpdates = new Counter({
     name: 'kubevigil_incident_updates_total',
     help: 'Incident versions written, by status and severity.',

@@ -202,6 +202,10 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
       120_000,
     );
     expect(summary(found)).toEqual(summary(baseline));
+    // The survivor took the dead one's windows over by reading their signals back from the topic.
+    const restored = async (result: string) => Number(new RegExp(`^kubevigil_correlator_restored_signals_total\\{result="${result}"\\} (\\d+)`, 'm').exec(await (await fetch(`${await c1.url}/metrics`)).text())?.[1] ?? 0);
+    expect(await restored('restored')).toBeGreaterThan(0);
+    expect(await restored('missing')).toBe(0);
     for (const p of [front, c1]) p.child.kill('SIGTERM');
   }, 300_000);
 });

@@ -206,6 +206,38 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     expect(again.messages.map((m) => m.value.seq)).toEqual(sent.map((m) => m.value.seq));
   });
 
+  it('reads messages of one partition back by offset, leaving no consumer group behind', async () => {
+    const prefix = testPrefix('read');
+    const bus = kafkaBus(prefix);
+    open.push(bus);
+    await bus.start();
+    const topic = bus.topics.signals as unknown as Topic<TestValue>;
+    await bus.publish(topic, Array.from({ length: 40 }, (_, seq) => ({ key: 'sa:r/one', value: { k: 'sa:r/one', seq } })));
+    // Other partitions have messages too: the read must not mix them in.
+    await bus.publish(topic, Array.from({ length: 40 }, (_, seq) => ({ key: `sa:r/other-${seq}`, value: { k: `sa:r/other-${seq}`, seq: 1000 + seq } })));
+    const offsets = await admin.fetchTopicOffsets(topic.name);
+    // The partition of 'sa:r/one' is the one whose first 40 messages are those: find it by reading it back.
+    let found: Map<string, TestValue> | undefined;
+    let partition = -1;
+    for (const o of offsets) {
+      const got = await bus.read(topic, o.partition, ['0']);
+      if (got.get('0')?.k === 'sa:r/one') {
+        partition = o.partition;
+        found = await bus.read(topic, o.partition, ['17', '3', '39', '100000']);
+      }
+    }
+    expect(partition).toBeGreaterThanOrEqual(0);
+    expect([...found!].sort(([a], [b]) => Number(a) - Number(b))).toEqual([
+      ['3', { k: 'sa:r/one', seq: 3 }],
+      ['17', { k: 'sa:r/one', seq: 17 }],
+      ['39', { k: 'sa:r/one', seq: 39 }],
+    ]);
+    // Offsets past the end: nothing to read, and no consumer is started for it.
+    expect((await bus.read(topic, partition, ['100000', '100001'])).size).toBe(0);
+    const left = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${prefix}.read-`));
+    expect(left).toEqual([]);
+  });
+
   it('deletes an ephemeral consumer group when its subscription stops, and keeps the others', async () => {
     const prefix = testPrefix('ephemeral');
     const bus = kafkaBus(prefix);

@@ -5,6 +5,7 @@
  * after the handler resolved, retry a failing batch with backoff and never skip it, and park
  * messages they cannot decode on the dead-letter topic so that the partition keeps flowing.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   context,
@@ -365,6 +366,77 @@ export class KafkaBus implements Bus {
     );
     this.inflight.add(settled);
     void settled.then(() => this.inflight.delete(settled));
+  }
+
+  /**
+   * Reads the messages at the given offsets of one partition (what is still there: retention may
+   * have removed some, and offsets past the end do not exist yet). A consumer of a group of its own
+   * seeks to the lowest offset, reads up to the highest one or the partition's end, and is deleted
+   * with its group; nothing is committed. Restoring state by reference uses it, so it is rare and
+   * bounded by `timeoutMs`; failures are retryable {@link KubevigilError}s.
+   */
+  async read<T>(topic: Topic<T>, partition: number, offsets: readonly string[], timeoutMs = 20_000): Promise<Map<string, T>> {
+    const wanted = new Set(offsets);
+    const out = new Map<string, T>();
+    if (wanted.size === 0) return out;
+    if (this.closed) throw this.unavailable(`reading ${topic.name}/${partition}`, 0, new Error('the bus is closed'));
+    const sorted = [...wanted].map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let from = sorted[0]!;
+    let to = sorted[sorted.length - 1]!;
+    const groupId = consumerGroupId(this.prefix, `read-${randomUUID()}`);
+    const consumer = this.kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, retry: RETRY });
+    let connected = false;
+    let cancelled = false;
+    let finish!: () => void;
+    const finished = new Promise<void>((r) => (finish = r));
+    const reading = (async () => {
+      const admin = await this.getAdmin();
+      const ends = (await admin.fetchTopicOffsets(topic.name)).find((o) => o.partition === partition);
+      if (!ends) throw new Error(`${topic.name} has no partition ${partition}`);
+      if (BigInt(ends.low) > from) from = BigInt(ends.low);
+      if (BigInt(ends.high) - 1n < to) to = BigInt(ends.high) - 1n;
+      if (from > to || cancelled) return;
+      connected = true;
+      await consumer.connect();
+      // Not from the beginning: the seek below says where; other partitions are paused unread.
+      await consumer.subscribe({ topics: [topic.name], fromBeginning: false });
+      if (cancelled) return;
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch, pause }) => {
+          if (batch.partition !== partition) return void pause();
+          for (const m of batch.messages) {
+            if (BigInt(m.offset) < from || !wanted.has(m.offset)) continue;
+            const d = decode(m);
+            if (d.kind === 'ok') out.set(m.offset, d.value as T);
+          }
+          // `to` exists (it was below the end when the read began), so reading reaches it.
+          if (batch.messages.length && BigInt(batch.lastOffset()) >= to) {
+            pause();
+            finish();
+          }
+        },
+      });
+      consumer.seek({ topic: topic.name, partition, offset: from.toString() });
+      await finished;
+    })();
+    try {
+      await withDeadline(reading, timeoutMs, `reading ${wanted.size} message(s) of ${topic.name}/${partition}`);
+      return out;
+    } catch (e) {
+      throw this.unavailable(`reading ${wanted.size} message(s) of ${topic.name}/${partition} back`, timeoutMs, e);
+    } finally {
+      cancelled = true;
+      finish();
+      // Bounded by the client's own request timeouts and retries; then nothing of the read is left.
+      await reading.catch(() => undefined);
+      if (connected) {
+        await consumer.disconnect().catch(() => undefined);
+        await this.getAdmin()
+          .then((a) => a.deleteGroups([groupId]))
+          .catch((err: unknown) => this.log.debug({ err, group: groupId }, 'could not delete the group of a read; Kafka expires it'));
+      }
+    }
   }
 
   /** Runs the subscription's consumer, creating a new one after a failure kafkajs does not recover from. */

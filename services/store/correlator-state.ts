@@ -1,6 +1,7 @@
 /**
  * Where a distributed correlator keeps the state of each signals partition it owns: correlation
  * windows, open incidents, prologues, the ids already processed and the offset they account for.
+ * Windows and prologues refer to their signals by offset on the signals topic ({@link SignalRef}).
  * A checkpoint is written atomically (one Lua script) before the partition's offsets are committed
  * to Kafka, so whoever owns the partition next resumes exactly where the state ends.
  *
@@ -34,9 +35,10 @@ export interface PartitionState {
   /** 0 for a partition never checkpointed. */
   generation: number;
   offset?: string;
-  slots: [string, SlotState][];
+  /** Windows and prologues hold signals by reference: the caller resolves them ({@link isRef}). */
+  slots: [string, StoredSlot][];
   incidents: Incident[];
-  prologue: [string, Signal[]][];
+  prologue: [string, StoredSignal[]][];
   seen: string[];
   /** The incidents of the last checkpoint, to publish again (idempotent per id and version). */
   outbox: Incident[];
@@ -65,28 +67,50 @@ const SEEN_TTL_MS = 2 * 3_600_000;
 /** A partition nobody touched for a week has nothing worth keeping. */
 const STATE_TTL_MS = 7 * 86_400_000;
 
-// Windows and prologues keep signals only for correlation and timelines: their excerpts and
-// matched conditions stay in the incident store, not in every checkpoint. A signal usually sits in
-// a window across several checkpoints (and in several windows): its JSON is encoded once, as the
-// bytes of its `"id":{…}` member, and a slot's JSON is those bytes concatenated, never a string
-// built and re-encoded per checkpoint.
-const signalBytes = new WeakMap<Signal, Buffer>();
-const SLOT_HEAD = Buffer.from('{"signals":{');
-const SLOT_MID = Buffer.from('},"windows":');
-const SLOT_TAIL = Buffer.from('}');
-const COMMA = Buffer.from(',');
-function slotJson(v: SlotState): Buffer {
-  const parts: Buffer[] = [SLOT_HEAD];
-  for (const id in v.signals) {
-    const s = v.signals[id]!;
-    let bytes = signalBytes.get(s);
-    if (bytes === undefined) signalBytes.set(s, (bytes = Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(withoutEvidence(s))}`)));
-    if (parts.length > 1) parts.push(COMMA);
-    parts.push(bytes);
-  }
-  parts.push(SLOT_MID, Buffer.from(JSON.stringify(v.windows)), SLOT_TAIL);
-  return Buffer.concat(parts);
+// Windows and prologues keep signals only for correlation and timelines, and every signal that
+// came from the signals topic is still there: a checkpoint holds its offset on the partition, not
+// its body (as Kafka Streams restores state from its source topic). Encoding thousands of window
+// signals per checkpoint cost as much as consuming them; an offset costs a few bytes. A new owner
+// reads the referenced offsets back (see `SignalSource` in correlate-partitioned.ts). Signals with
+// no offset (a bus without one) are written in full, without their excerpts and matched conditions.
+
+/** A window or prologue signal in a checkpoint: its offset on the partition's signals topic, and its id to check what is read there. */
+export interface SignalRef {
+  $offset: string;
+  id: string;
 }
+
+/** A signal as a checkpoint holds it: by reference when its offset is known, else in full. */
+export type StoredSignal = Signal | SignalRef;
+
+/** A correlation group's windows as a checkpoint holds them. */
+export interface StoredSlot {
+  signals: Record<string, StoredSignal>;
+  windows: SlotState['windows'];
+}
+
+export const isRef = (s: StoredSignal): s is SignalRef => typeof (s as SignalRef).$offset === 'string';
+
+const sourceOffsets = new WeakMap<Signal, string>();
+
+/** Records where a signal came from on its partition, so that checkpoints refer to it by offset. */
+export function rememberOffset(signal: Signal, offset: string): Signal {
+  sourceOffsets.set(signal, offset);
+  return signal;
+}
+
+/** The form of a signal in a checkpoint. */
+function stored(s: Signal): StoredSignal {
+  const offset = sourceOffsets.get(s);
+  return offset === undefined ? withoutEvidence(s) : { $offset: offset, id: s.id };
+}
+
+function slotJson(v: SlotState): string {
+  const signals: Record<string, StoredSignal> = {};
+  for (const id in v.signals) signals[id] = stored(v.signals[id]!);
+  return JSON.stringify({ signals, windows: v.windows } satisfies StoredSlot);
+}
+const prologueJson = (v: Signal[]): string => JSON.stringify(v.map(stored));
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
 /**
@@ -129,7 +153,7 @@ for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 return gen + 1
 `;
 
-type CheckpointingRedis = Redis & { kubevigilCheckpoint(...keysAndArgs: (string | number | Buffer)[]): Promise<number> };
+type CheckpointingRedis = Redis & { kubevigilCheckpoint(...keysAndArgs: (string | number)[]): Promise<number> };
 
 /** Redis-backed {@link CorrelatorStateStore}. */
 export class RedisCorrelatorState implements CorrelatorStateStore {
@@ -162,9 +186,9 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     return {
       generation: Number(generation ?? 0),
       ...(typeof offset === 'string' ? { offset } : {}),
-      slots: Object.entries(slots as Record<string, string>).map(([key, v]) => [key, parse<SlotState>(v)]),
+      slots: Object.entries(slots as Record<string, string>).map(([key, v]) => [key, parse<StoredSlot>(v)]),
       incidents: Object.values(incidents as Record<string, string>).map((v) => parse<Incident>(v)),
-      prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<Signal[]>(v).map(withoutEvidence)]),
+      prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<StoredSignal[]>(v)]),
       seen: (seen as string[][]).flat(),
       outbox: Object.values(outbox as Record<string, string>).map((v) => parse<Incident>(v)),
     };
@@ -180,7 +204,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
 
   async save(partition: number, cp: PartitionCheckpoint, expected: number): Promise<number> {
     const k = this.keys;
-    const slotsSet: (string | Buffer)[] = [];
+    const slotsSet: string[] = [];
     const slotsDel: string[] = [];
     for (const [key, v] of cp.slots) {
       if (v) slotsSet.push(key, slotJson(v));
@@ -189,7 +213,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     const proSet: string[] = [];
     const proDel: string[] = [];
     for (const [key, v] of cp.prologue) {
-      if (v) proSet.push(key, JSON.stringify(v.map(withoutEvidence)));
+      if (v) proSet.push(key, prologueJson(v));
       else proDel.push(key);
     }
     const incidents = cp.incidents.flatMap((i) => [i.id, JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
@@ -260,9 +284,9 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     return {
       generation: s.generation,
       ...(s.offset !== undefined ? { offset: s.offset } : {}),
-      slots: [...s.slots].map(([k, v]) => [k, parse<SlotState>(v)]),
+      slots: [...s.slots].map(([k, v]) => [k, parse<StoredSlot>(v)]),
       incidents: [...s.incidents.values()].map((v) => parse<Incident>(v)),
-      prologue: [...s.prologue].map(([k, v]) => [k, parse<Signal[]>(v).map(withoutEvidence)]),
+      prologue: [...s.prologue].map(([k, v]) => [k, parse<StoredSignal[]>(v)]),
       seen: [...s.seen],
       outbox: s.outbox.map((v) => parse<Incident>(v)),
     };
@@ -278,7 +302,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     const s = this.part(partition);
     if (s.generation !== expected) throw stale(partition, expected, s.generation);
     for (const [k, v] of cp.slots) {
-      if (v) s.slots.set(k, slotJson(v).toString());
+      if (v) s.slots.set(k, slotJson(v));
       else s.slots.delete(k);
     }
     s.outbox = [];
@@ -289,7 +313,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
       else s.incidents.set(i.id, json);
     }
     for (const [k, v] of cp.prologue) {
-      if (v) s.prologue.set(k, JSON.stringify(v.map(withoutEvidence)));
+      if (v) s.prologue.set(k, prologueJson(v));
       else s.prologue.delete(k);
     }
     for (const id of cp.seen) s.seen.add(id);
