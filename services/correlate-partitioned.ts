@@ -26,7 +26,7 @@ import { RewindError, type BusMessage } from './bus/bus.js';
 import type { IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
-import { isRef, rememberOffset, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
+import { isRef, rememberOffset, signalJson, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
 export interface IncidentCommand {
@@ -248,7 +248,7 @@ export class PartitionedCorrelator {
     if (part.unpublished.length) await this.publish(part);
     const c = part.pending;
     c.incidents.push(...part.manager.finalize());
-    for (const [k, v] of part.manager.correlation.takeDirty()) c.slots.set(k, v);
+    for (const [k, v] of part.manager.correlation.takeDirty(signalJson)) c.slots.set(k, v);
     for (const [k, v] of part.manager.takePrologueChanges()) c.prologue.set(k, v);
     if (!this.hasPending(part)) return;
     // Latest version per incident only.

@@ -69,6 +69,8 @@ interface Slot {
 }
 
 const SCRATCH = new Set<string>();
+/** A number as JSON: -Infinity (a window that never fired) is null, read back as never. */
+const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
 const SCRATCH_FEW: string[] = [];
 
 /**
@@ -78,7 +80,7 @@ const SCRATCH_FEW: string[] = [];
  */
 export interface SlotState {
   signals: Record<string, Signal>;
-  windows: Record<string, { entries: { t: number; ref: number; v?: unknown; ids: string | string[] }[]; maxT: number; lastFire: number }>;
+  windows: Record<string, { entries: { t: number; ref: number; v?: unknown; ids: string | string[] }[]; maxT: number | null; lastFire: number | null }>;
 }
 
 /** Runs compiled correlations over a stream of signals. Pure: no I/O, no clock (event time only). */
@@ -122,33 +124,42 @@ export class CorrelationEngine {
     this.dirty ??= new Set();
   }
 
-  /** The groups changed since the last call, with their state (null when the group is gone). */
-  takeDirty(): Map<string, SlotState | null> {
-    const out = new Map<string, SlotState | null>();
-    for (const k of this.dirty ?? []) out.set(k, this.exportSlot(k) ?? null);
+  /**
+   * The groups changed since the last call, as the JSON text of their {@link SlotState} (null when
+   * the group is gone); `signal` writes each signal's JSON (a checkpoint may refer to it instead).
+   */
+  takeDirty(signal: (s: Signal) => string): Map<string, string | null> {
+    const out = new Map<string, string | null>();
+    for (const k of this.dirty ?? []) out.set(k, this.exportSlot(k, signal) ?? null);
     this.dirty?.clear();
     return out;
   }
 
-  /** One group's state, for a checkpoint. */
-  exportSlot(key: string): SlotState | undefined {
+  /**
+   * One group's state as the JSON text of a {@link SlotState}, for a checkpoint. Written directly:
+   * a noisy group holds hundreds of entries, and objects built only to be stringified cost as much
+   * again as the text.
+   */
+  exportSlot(key: string, signal: (s: Signal) => string): string | undefined {
     const slot = this.groups.get(key);
     if (!slot) return undefined;
-    const windows: SlotState['windows'] = {};
-    const signals: SlotState['signals'] = {};
+    const signals = new Map<string, Signal>();
     const ref = (s: Signal) => {
-      signals[s.id] = s;
-      return s.id;
+      signals.set(s.id, s);
+      return JSON.stringify(s.id);
     };
+    const windows: string[] = [];
     slot.windows.forEach((w, ci) => {
-      if (w && w.entries.length)
-        windows[this.correlations[ci]!.id] = {
-          entries: w.entries.map((e) => ({ t: e.t, ref: e.ref, ...(e.v === undefined ? {} : { v: e.v }), ids: Array.isArray(e.signals) ? e.signals.map(ref) : ref(e.signals) })),
-          maxT: w.maxT,
-          lastFire: w.lastFire,
-        };
+      if (!w || !w.entries.length) return;
+      const entries = w.entries.map(
+        (e) => `{"t":${num(e.t)},"ref":${e.ref}${e.v === undefined ? '' : `,"v":${JSON.stringify(e.v)}`},"ids":${Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals)}}`,
+      );
+      windows.push(`${JSON.stringify(this.correlations[ci]!.id)}:{"entries":[${entries.join(',')}],"maxT":${num(w.maxT)},"lastFire":${num(w.lastFire)}}`);
     });
-    return Object.keys(windows).length ? { signals, windows } : undefined;
+    if (!windows.length) return undefined;
+    const sigs: string[] = [];
+    for (const [id, s] of signals) sigs.push(`${JSON.stringify(id)}:${signal(s)}`);
+    return `{"signals":{${sigs.join(',')}},"windows":{${windows.join(',')}}}`;
   }
 
   /** Restores one group from a checkpoint; windows of correlations that no longer exist are dropped. */
@@ -164,7 +175,7 @@ export class CorrelationEngine {
           if (!signals.length) return [];
           return [{ t: e.t, ref: e.ref, v: e.v, signals: Array.isArray(e.ids) ? signals : signals[0]! }];
         }),
-        maxT: w.maxT,
+        maxT: w.maxT ?? -Infinity,
         lastFire: w.lastFire ?? -Infinity,
       };
     }

@@ -23,7 +23,8 @@ import { redisKeys } from './redis-keys.js';
 export interface PartitionCheckpoint {
   /** The last offset applied; absent for changes outside the stream (sweeps, commands already counted). */
   offset?: string;
-  slots: Map<string, SlotState | null>;
+  /** Changed correlation groups as the JSON of a {@link StoredSlot} (see `CorrelationEngine.takeDirty` and {@link signalJson}); null when gone. */
+  slots: Map<string, string | null>;
   /** Changed incidents, the checkpoint's outbox; resolved ones leave the partition's open set. */
   incidents: Incident[];
   prologue: Map<string, Signal[] | null>;
@@ -105,11 +106,8 @@ function stored(s: Signal): StoredSignal {
   return offset === undefined ? withoutEvidence(s) : { $offset: offset, id: s.id };
 }
 
-function slotJson(v: SlotState): string {
-  const signals: Record<string, StoredSignal> = {};
-  for (const id in v.signals) signals[id] = stored(v.signals[id]!);
-  return JSON.stringify({ signals, windows: v.windows } satisfies StoredSlot);
-}
+/** A signal's JSON in a checkpoint: a {@link SignalRef} when its offset is known, else the signal without evidence. */
+export const signalJson = (s: Signal): string => JSON.stringify(stored(s));
 const prologueJson = (v: Signal[]): string => JSON.stringify(v.map(stored));
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
@@ -207,7 +205,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     const slotsSet: string[] = [];
     const slotsDel: string[] = [];
     for (const [key, v] of cp.slots) {
-      if (v) slotsSet.push(key, slotJson(v));
+      if (v) slotsSet.push(key, v);
       else slotsDel.push(key);
     }
     const proSet: string[] = [];
@@ -302,7 +300,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     const s = this.part(partition);
     if (s.generation !== expected) throw stale(partition, expected, s.generation);
     for (const [k, v] of cp.slots) {
-      if (v) s.slots.set(k, slotJson(v));
+      if (v) s.slots.set(k, v);
       else s.slots.delete(k);
     }
     s.outbox = [];
