@@ -83,6 +83,38 @@ describe('CorrelationEngine', () => {
     expect(fired).toEqual([0, 0, 1, 0, 0, 1, 0, 0]);
   });
 
+  it('checkpoints a group as JSON that restores the same windows, firing state included', () => {
+    const { correlations } = compile({
+      correlations: [
+        { ...base, id: 'many-denials', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 3 }, timespan: '1m' },
+        { ...base, id: 'deny-then-exec', type: 'temporal_ordered', rules: ['rbac.denied', 'pod.exec'], timespan: '10m' },
+        { ...base, id: 'namespaces', type: 'value_count', rules: ['rbac.denied'], field: 'target.namespace', condition: { gte: 3 }, timespan: '10m' },
+      ],
+    });
+    const feed = ['0s', '10s', '20s'].map((at, i) => sig(at, 'rbac.denied', 'sa:a/b', { target: { namespace: `ns-${i % 2}` } }));
+    const later = [sig('30s', 'rbac.denied', 'sa:a/b', { target: { namespace: 'ns-9' } }), sig('40s', 'pod.exec')];
+    const one = new CorrelationEngine(correlations);
+    one.trackChanges();
+    for (const x of feed) one.process(x);
+    const byId = new Map(feed.map((x) => [x.id, x]));
+    // Signals by reference, as a checkpoint writes them when their offsets are known.
+    const dirty = one.takeDirty((x) => JSON.stringify({ ref: x.id }));
+    expect([...dirty.keys()]).toEqual(['sa:a/b']);
+    const state = JSON.parse(dirty.get('sa:a/b')!) as { signals: Record<string, { ref: string }>; windows: Record<string, { maxT: number | null; lastFire: number | null }> };
+    expect(Object.keys(state.signals).sort()).toEqual([...byId.keys()].sort());
+    // The event count fired (its lastFire is a time); the others never did (null, not -Infinity).
+    expect(state.windows['many-denials']!.lastFire).toBe(feed[2]!.eventTime);
+    expect(state.windows['namespaces']!.lastFire).toBeNull();
+
+    const two = new CorrelationEngine(correlations);
+    two.importSlot('sa:a/b', { signals: Object.fromEntries(Object.entries(state.signals).map(([id, r]) => [id, byId.get(r.ref)!])), windows: state.windows });
+    const fired = (e: CorrelationEngine) => later.map((x) => e.process(x).map((f) => [f.correlation.id, f.signals.map((y) => y.id)]));
+    const expected = fired(one);
+    // The restored engine stays quiet for many-denials and completes the other two with the same signals.
+    expect(expected.flat().map(([id]) => id)).toEqual(['namespaces', 'deny-then-exec']);
+    expect(fired(two)).toEqual(expected);
+  });
+
   it('bounds state per group and in total, and counts what it evicts or drops', () => {
     const { correlations } = compile({ correlations: [{ ...base, id: 'bounded', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' }] });
     const e = new CorrelationEngine(correlations, { maxGroups: 10, maxPerGroup: 5, allowedLatenessMs: 60_000 });
