@@ -165,6 +165,11 @@ export class IncidentManager {
     return out;
   }
 
+  /** Marks an actor's prologue changed, so that the next checkpoint writes it again (its stored form aged). */
+  touchPrologue(key: string): void {
+    if (this.prologue.has(key)) this.changedPrologue?.add(key);
+  }
+
   /** Restores prologues and the ids already processed, from a checkpoint. */
   restoreSeen(prologues: Iterable<[string, Signal[]]>, seenIds: Iterable<string>): void {
     for (const [k, list] of prologues) this.prologue.set(k, list);

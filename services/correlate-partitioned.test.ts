@@ -4,7 +4,7 @@ import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
 import type { Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
-import { PartitionedCorrelator, type SignalSource, type SignalsMessage } from './correlate-partitioned.js';
+import { PartitionedCorrelator, type PartitionedCorrelatorOptions, type SignalSource, type SignalsMessage } from './correlate-partitioned.js';
 import { createLogger } from './logging.js';
 import { loadDetector, loadRules } from './rules.js';
 import { isRef, MemoryCorrelatorState, type StoredSignal } from './store/correlator-state.js';
@@ -16,10 +16,10 @@ function seedSignals(): Signal[] {
   return attackEvents(SEED_SCENARIO).flatMap((e) => detector.detect(normalizeAuditEvent(e, e.stageTimestamp ? Date.parse(e.stageTimestamp) : 0)));
 }
 
-function correlator(state: MemoryCorrelatorState, published: Incident[], clock = { now: () => SEED_SCENARIO.start }, failPublishes = 0, source?: SignalSource) {
+function correlator(state: MemoryCorrelatorState, published: Incident[], clock = { now: () => SEED_SCENARIO.start }, failPublishes = 0, extra: Partial<PartitionedCorrelatorOptions> = {}) {
   let failures = failPublishes;
   return new PartitionedCorrelator({
-    ...(source ? { source } : {}),
+    ...extra,
     correlations: rules.correlations,
     state,
     publish: async (incs) => {
@@ -111,7 +111,7 @@ describe('PartitionedCorrelator', () => {
       const state = new MemoryCorrelatorState();
       const topic = topicOf(msgs);
       const split: Incident[] = [];
-      await correlator(state, split, undefined, 0, topic).handle(msgs.slice(0, cut));
+      await correlator(state, split, undefined, 0, { source: topic }).handle(msgs.slice(0, cut));
       expect(split).toEqual([]);
       const stored = await storedSignals(state);
       // The checkpoint holds offsets, not bodies.
@@ -119,7 +119,7 @@ describe('PartitionedCorrelator', () => {
       expect(stored.every(isRef)).toBe(true);
       const referenced = new Set(stored.map((s) => (isRef(s) ? s.$offset : '')));
 
-      const b = correlator(state, split, undefined, 0, topic);
+      const b = correlator(state, split, undefined, 0, { source: topic });
       await b.handle(msgs.slice(cut));
       expect(topic.reads).toEqual([{ partition: 3, offsets: expect.arrayContaining([...referenced]) }]);
       expect(topic.reads[0]!.offsets).toHaveLength(referenced.size);
@@ -132,7 +132,7 @@ describe('PartitionedCorrelator', () => {
     it('restarts windows without signals the topic no longer has, or has under another id, and goes on', async () => {
       const cut = await firstFiring();
       const state = new MemoryCorrelatorState();
-      await correlator(state, [], undefined, 0, topicOf(msgs)).handle(msgs.slice(0, cut));
+      await correlator(state, [], undefined, 0, { source: topicOf(msgs) }).handle(msgs.slice(0, cut));
       // Windows only: a prologue signal that is gone counts as nothing lost (see restoreSignals).
       const st = await state.load(3);
       const referenced = new Set(st.slots.flatMap(([, slot]) => Object.values(slot.signals).map((s) => (isRef(s) ? s.$offset : '')))).size;
@@ -140,7 +140,7 @@ describe('PartitionedCorrelator', () => {
       // What the windows refer to moved one offset on (a recreated topic): the ids no longer match.
       const shifted = new Map(msgs.slice(1).map((m, i) => [String(i), m.value]));
       const published: Incident[] = [];
-      const c = correlator(state, published, undefined, 0, new TopicPartition(shifted));
+      const c = correlator(state, published, undefined, 0, { source: new TopicPartition(shifted) });
       await c.handle(msgs.slice(cut));
       expect(c.stats).toMatchObject({ loads: 1, restored: 0, unrestorable: referenced });
       // Processing went on: every signal after the takeover is accounted for.
@@ -149,13 +149,38 @@ describe('PartitionedCorrelator', () => {
 
       // Retention removed them: the same, and the read asked for them all.
       const state2 = new MemoryCorrelatorState();
-      await correlator(state2, [], undefined, 0, topicOf(msgs)).handle(msgs.slice(0, cut));
+      await correlator(state2, [], undefined, 0, { source: topicOf(msgs) }).handle(msgs.slice(0, cut));
       const empty = new TopicPartition(new Map());
-      const d = correlator(state2, [], undefined, 0, empty);
+      const d = correlator(state2, [], undefined, 0, { source: empty });
       await d.handle(msgs.slice(cut));
       expect(d.stats).toMatchObject({ loads: 1, restored: 0, unrestorable: referenced });
       expect(empty.reads[0]!.offsets.length).toBeGreaterThanOrEqual(referenced);
     });
+  });
+
+  it('refers only to recent offsets: an idle group is written again with its old signals in full', async () => {
+    const distance = 8;
+    // After the attack, other workloads keep the partition busy and leave the attacker's windows idle.
+    const others = Array.from({ length: 40 }, (_, i): Signal => ({ ...signals[i % signals.length]!, id: `other-${i}`, actor: { ...signals[0]!.actor, key: `sa:other/w-${i}`, name: `w-${i}` } }));
+    const all = asMessages([...signals, ...others]);
+    const state = new MemoryCorrelatorState();
+    const topic = topicOf(all);
+    const a = correlator(state, [], undefined, 0, { source: topic, maxRefDistance: distance });
+    for (let i = 0; i < all.length; i += 4) await a.handle(all.slice(i, i + 4));
+    const last = all.length - 1;
+    const stored = await storedSignals(state);
+    const refs = stored.filter(isRef).map((s) => Number(s.$offset));
+    expect(refs.length).toBeGreaterThan(0);
+    expect(Math.min(...refs)).toBeGreaterThanOrEqual(last - distance);
+    // The attacker's window signals are still there, in full now.
+    const attack = new Set(signals.map((s) => s.id));
+    expect(stored.filter((s) => !isRef(s) && attack.has(s.id)).length).toBeGreaterThan(0);
+
+    // A new owner reads only within the distance, and restores every reference.
+    const b = correlator(state, [], undefined, 0, { source: topic, maxRefDistance: distance });
+    await b.handle(all.slice(-1));
+    expect(Math.min(...topic.reads[0]!.offsets.map(Number))).toBeGreaterThanOrEqual(last - distance);
+    expect(b.stats).toMatchObject({ loads: 1, skipped: 1, unrestorable: 0 });
   });
 
   it('fails the batch while the state store is down, and applies it once when it is back', async () => {

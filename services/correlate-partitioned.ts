@@ -26,7 +26,7 @@ import { RewindError, type BusMessage } from './bus/bus.js';
 import type { IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
-import { isRef, rememberOffset, signalJson, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
+import { isRef, rememberOffset, SignalWriter, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
 export interface IncidentCommand {
@@ -54,6 +54,10 @@ interface Part {
   pending: PartitionCheckpoint;
   /** Incidents of the last checkpoint not yet published (a publish failed after the save). */
   unpublished: Incident[];
+  /** Per window group and per prologue (actor), the lowest offset its stored form refers to. */
+  floors: { slots: Map<string, number>; prologues: Map<string, number> };
+  /** The applied offset when stored forms were last checked for references grown too old. */
+  agedAt: number;
 }
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
@@ -79,7 +83,15 @@ export interface PartitionedCorrelatorOptions {
   usage?: UsageSource;
   /** Where window signals are read back from on takeover; without it checkpoints hold them in full. */
   source?: SignalSource;
+  /**
+   * How far back (in messages of the partition) a checkpoint refers to signals by offset; older
+   * ones are written in full, so that a takeover reads at most about this many messages back.
+   */
+  maxRefDistance?: number;
 }
+
+/** At ~50k signals/s read back, a takeover spends about two seconds reading. */
+export const DEFAULT_MAX_REF_DISTANCE = 100_000;
 
 /** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
 export class PartitionedCorrelator {
@@ -94,7 +106,11 @@ export class PartitionedCorrelator {
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on. */
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0 };
 
-  constructor(private readonly o: PartitionedCorrelatorOptions) {}
+  private readonly maxRefDistance: number;
+
+  constructor(private readonly o: PartitionedCorrelatorOptions) {
+    this.maxRefDistance = o.maxRefDistance ?? DEFAULT_MAX_REF_DISTANCE;
+  }
 
   /**
    * Applies a bus batch in memory; {@link flush} makes it durable. This is the handler of a
@@ -248,8 +264,7 @@ export class PartitionedCorrelator {
     if (part.unpublished.length) await this.publish(part);
     const c = part.pending;
     c.incidents.push(...part.manager.finalize());
-    for (const [k, v] of part.manager.correlation.takeDirty(signalJson)) c.slots.set(k, v);
-    for (const [k, v] of part.manager.takePrologueChanges()) c.prologue.set(k, v);
+    this.encodeChanges(part);
     if (!this.hasPending(part)) return;
     // Latest version per incident only.
     const latest = new Map<string, Incident>();
@@ -269,6 +284,39 @@ export class PartitionedCorrelator {
     part.pending = emptyCheckpoint();
     part.unpublished = c.incidents;
     await this.publish(part);
+  }
+
+  /**
+   * Writes the changed window groups and prologues into the pending checkpoint, referring to
+   * signals by offset only within {@link PartitionedCorrelatorOptions.maxRefDistance} of the
+   * applied offset. Every quarter of that distance, groups and prologues whose stored form refers
+   * further back are written again (in full for those signals): an idle group's references never
+   * make a takeover read far back.
+   */
+  private encodeChanges(part: Part): void {
+    const engine = part.manager.correlation;
+    const applied = part.appliedOffset === undefined ? undefined : Number(part.appliedOffset);
+    const oldest = applied === undefined ? Infinity : applied - this.maxRefDistance;
+    if (applied !== undefined && applied - part.agedAt >= this.maxRefDistance / 4) {
+      part.agedAt = applied;
+      for (const [k, floor] of part.floors.slots) if (floor < oldest) engine.touch(k);
+      for (const [k, floor] of part.floors.prologues) if (floor < oldest) part.manager.touchPrologue(k);
+    }
+    const c = part.pending;
+    const { slots, prologues } = part.floors;
+    for (const k of engine.takeDirty()) {
+      const w = new SignalWriter(oldest);
+      const json = engine.exportSlot(k, w.json) ?? null;
+      c.slots.set(k, json);
+      if (json !== null && w.floor !== Infinity) slots.set(k, w.floor);
+      else slots.delete(k);
+    }
+    for (const [k, list] of part.manager.takePrologueChanges()) {
+      const w = new SignalWriter(oldest);
+      c.prologue.set(k, list && w.list(list));
+      if (list && w.floor !== Infinity) prologues.set(k, w.floor);
+      else prologues.delete(k);
+    }
   }
 
   private async publish(part: Part): Promise<void> {
@@ -300,7 +348,15 @@ export class PartitionedCorrelator {
     );
     manager.trackChanges();
     // The last checkpoint's incidents may not have been published (its writer died in between).
-    const part: Part = { manager, generation: st.generation, pending: emptyCheckpoint(), unpublished: st.outbox, ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}) };
+    const part: Part = {
+      manager,
+      generation: st.generation,
+      pending: emptyCheckpoint(),
+      unpublished: st.outbox,
+      floors: { slots: floors(st.slots.map(([k, slot]) => [k, Object.values(slot.signals ?? {})])), prologues: floors(st.prologue) },
+      agedAt: st.offset === undefined ? 0 : Number(st.offset),
+      ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}),
+    };
     if (part.unpublished.length) await this.publish(part);
     this.parts.set(p, part);
     this.stats.loads++;
@@ -352,6 +408,17 @@ export class PartitionedCorrelator {
     this.chains.set(partition, run.catch(() => undefined));
     return run;
   }
+}
+
+/** Per stored group, the lowest offset it refers to (groups that refer to none are left out). */
+function floors(groups: [string, StoredSignal[]][]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, list] of groups) {
+    let floor = Infinity;
+    for (const s of list) if (isRef(s)) floor = Math.min(floor, Number(s.$offset));
+    if (floor !== Infinity) out.set(k, floor);
+  }
+  return out;
 }
 
 /** Messages grouped by partition, in their order. */

@@ -124,15 +124,16 @@ export class CorrelationEngine {
     this.dirty ??= new Set();
   }
 
-  /**
-   * The groups changed since the last call, as the JSON text of their {@link SlotState} (null when
-   * the group is gone); `signal` writes each signal's JSON (a checkpoint may refer to it instead).
-   */
-  takeDirty(signal: (s: Signal) => string): Map<string, string | null> {
-    const out = new Map<string, string | null>();
-    for (const k of this.dirty ?? []) out.set(k, this.exportSlot(k, signal) ?? null);
+  /** The groups changed since the last call (see {@link exportSlot}); a group gone exports nothing. */
+  takeDirty(): string[] {
+    const out = [...(this.dirty ?? [])];
     this.dirty?.clear();
     return out;
+  }
+
+  /** Marks a group changed, so that the next checkpoint writes it again (its stored form aged). */
+  touch(key: string): void {
+    if (this.groups.has(key)) this.dirty?.add(key);
   }
 
   /**

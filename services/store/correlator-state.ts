@@ -23,11 +23,12 @@ import { redisKeys } from './redis-keys.js';
 export interface PartitionCheckpoint {
   /** The last offset applied; absent for changes outside the stream (sweeps, commands already counted). */
   offset?: string;
-  /** Changed correlation groups as the JSON of a {@link StoredSlot} (see `CorrelationEngine.takeDirty` and {@link signalJson}); null when gone. */
+  /** Changed correlation groups as the JSON of a {@link StoredSlot} (see `CorrelationEngine.exportSlot` and {@link SignalWriter}); null when gone. */
   slots: Map<string, string | null>;
   /** Changed incidents, the checkpoint's outbox; resolved ones leave the partition's open set. */
   incidents: Incident[];
-  prologue: Map<string, Signal[] | null>;
+  /** Changed prologues as the JSON of their {@link StoredSignal} lists (see {@link SignalWriter}); null when emptied. */
+  prologue: Map<string, string | null>;
   seen: string[];
 }
 
@@ -68,12 +69,13 @@ const SEEN_TTL_MS = 2 * 3_600_000;
 /** A partition nobody touched for a week has nothing worth keeping. */
 const STATE_TTL_MS = 7 * 86_400_000;
 
-// Windows and prologues keep signals only for correlation and timelines, and every signal that
-// came from the signals topic is still there: a checkpoint holds its offset on the partition, not
-// its body (as Kafka Streams restores state from its source topic). Encoding thousands of window
-// signals per checkpoint cost as much as consuming them; an offset costs a few bytes. A new owner
-// reads the referenced offsets back (see `SignalSource` in correlate-partitioned.ts). Signals with
-// no offset (a bus without one) are written in full, without their excerpts and matched conditions.
+// Windows and prologues keep signals only for correlation and timelines, and the signals that
+// came from the signals topic are still there: a checkpoint holds their offsets on the partition,
+// not their bodies (as Kafka Streams restores state from its source topic). Encoding thousands of
+// window signals per checkpoint cost as much as consuming them; an offset costs a few bytes. A new
+// owner reads the referenced offsets back (see `SignalSource` in correlate-partitioned.ts), so only
+// recent offsets are referred to: that read stays short. Older signals, and signals with no offset,
+// are written in full without their excerpts and matched conditions.
 
 /** A window or prologue signal in a checkpoint: its offset on the partition's signals topic, and its id to check what is read there. */
 export interface SignalRef {
@@ -81,7 +83,7 @@ export interface SignalRef {
   id: string;
 }
 
-/** A signal as a checkpoint holds it: by reference when its offset is known, else in full. */
+/** A signal as a checkpoint holds it: by reference when its offset is recent, else in full. */
 export type StoredSignal = Signal | SignalRef;
 
 /** A correlation group's windows as a checkpoint holds them. */
@@ -92,23 +94,36 @@ export interface StoredSlot {
 
 export const isRef = (s: StoredSignal): s is SignalRef => typeof (s as SignalRef).$offset === 'string';
 
-const sourceOffsets = new WeakMap<Signal, string>();
+const sourceOffsets = new WeakMap<Signal, number>();
 
-/** Records where a signal came from on its partition, so that checkpoints refer to it by offset. */
+/** Records where a signal came from on its partition, so that checkpoints can refer to it by offset. */
 export function rememberOffset(signal: Signal, offset: string): Signal {
-  sourceOffsets.set(signal, offset);
+  sourceOffsets.set(signal, Number(offset));
   return signal;
 }
 
-/** The form of a signal in a checkpoint. */
-function stored(s: Signal): StoredSignal {
-  const offset = sourceOffsets.get(s);
-  return offset === undefined ? withoutEvidence(s) : { $offset: offset, id: s.id };
+/**
+ * Writes the signals of one checkpointed group (a window slot or a prologue): by reference when
+ * their offset is at least `oldest`, else in full; `floor` is the lowest offset referred to.
+ */
+export class SignalWriter {
+  floor = Infinity;
+  constructor(private readonly oldest: number) {}
+
+  /** One signal's JSON. */
+  readonly json = (s: Signal): string => {
+    const offset = sourceOffsets.get(s);
+    if (offset === undefined || offset < this.oldest) return JSON.stringify(withoutEvidence(s));
+    if (offset < this.floor) this.floor = offset;
+    return `{"$offset":"${offset}","id":${JSON.stringify(s.id)}}`;
+  };
+
+  /** A prologue's JSON. */
+  list(signals: readonly Signal[]): string {
+    return `[${signals.map(this.json).join(',')}]`;
+  }
 }
 
-/** A signal's JSON in a checkpoint: a {@link SignalRef} when its offset is known, else the signal without evidence. */
-export const signalJson = (s: Signal): string => JSON.stringify(stored(s));
-const prologueJson = (v: Signal[]): string => JSON.stringify(v.map(stored));
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
 /**
@@ -211,7 +226,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     const proSet: string[] = [];
     const proDel: string[] = [];
     for (const [key, v] of cp.prologue) {
-      if (v) proSet.push(key, prologueJson(v));
+      if (v) proSet.push(key, v);
       else proDel.push(key);
     }
     const incidents = cp.incidents.flatMap((i) => [i.id, JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
@@ -311,7 +326,7 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
       else s.incidents.set(i.id, json);
     }
     for (const [k, v] of cp.prologue) {
-      if (v) s.prologue.set(k, prologueJson(v));
+      if (v) s.prologue.set(k, v);
       else s.prologue.delete(k);
     }
     for (const id of cp.seen) s.seen.add(id);
