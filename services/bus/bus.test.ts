@@ -16,7 +16,7 @@ import { Kafka, logLevel, type Admin, type IHeaders, type KafkaMessage } from 'k
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KubevigilError } from '../../correlator/errors.js';
 import { busContract, Received, testPrefix, type TestValue } from './bus.contract.js';
-import { createKafkaBus, DLQ_HEADERS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
+import { createKafkaBus, DLQ_HEADERS, SIGNALS_RETENTION_MS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
 import { MemoryBus } from './memory.js';
 import { topics, type Topic } from './topics.js';
 
@@ -88,10 +88,13 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     expect(Object.fromEntries(meta.topics.map((t) => [t.name, t.partitions.length]))).toEqual(Object.fromEntries(names.map((n) => [n, 4])));
     const configs = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: [bus.topics.incidents.name, bus.topics.signals.name].map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['cleanup.policy'] })),
+      resources: [bus.topics.incidents.name, bus.topics.signals.name].map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['cleanup.policy', 'retention.ms'] })),
     });
-    const policy = Object.fromEntries(configs.resources.map((r) => [r.resourceName, r.configEntries[0]?.configValue]));
-    expect(policy).toEqual({ [bus.topics.incidents.name]: 'compact', [bus.topics.signals.name]: 'delete' });
+    const config = (topic: string, name: string) => configs.resources.find((r) => r.resourceName === topic)?.configEntries.find((e) => e.configName === name)?.configValue;
+    expect(config(bus.topics.incidents.name, 'cleanup.policy')).toBe('compact');
+    expect(config(bus.topics.signals.name, 'cleanup.policy')).toBe('delete');
+    // Checkpoints refer to signals by offset: the topic keeps them a week whatever the broker default.
+    expect(config(bus.topics.signals.name, 'retention.ms')).toBe(String(SIGNALS_RETENTION_MS));
   });
 
   it('moves an undecodable message to the dead-letter topic and keeps the partition flowing', async () => {

@@ -143,6 +143,8 @@ interface DeadLetter {
 type Decoded = { kind: 'ok'; value: object; ctx: Context } | { kind: 'dead'; reason: string } | { kind: 'skip' };
 
 const TRACER = 'kubevigil.bus';
+/** How long the signals topic keeps messages when kubevigil creates it: seven days. */
+export const SIGNALS_RETENTION_MS = 7 * 86_400_000;
 const RETRY = { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 };
 
 /** Creates a {@link KafkaBus}; call `start()` before subscribing to create the topics. */
@@ -297,7 +299,9 @@ export class KafkaBus implements Bus {
         waitForLeaders: true,
         timeout: 8000,
         topics: [
-          base(this.topics.signals.name),
+          // Checkpoints refer to window signals by offset (see SignalSource): they must outlive the
+          // longest correlation window, whatever the broker's default retention is.
+          { ...base(this.topics.signals.name), configEntries: [{ name: 'retention.ms', value: String(SIGNALS_RETENTION_MS) }] },
           { ...base(this.topics.incidents.name), configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
           base(this.topics.deadLetter.name),
         ],
