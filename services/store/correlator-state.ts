@@ -128,10 +128,12 @@ const parse = <T>(s: string): T => JSON.parse(s) as T;
 
 /**
  * Writes one checkpoint atomically, if the partition's generation is still the writer's.
- * KEYS: generation, offset, slots, incidents, prologue, outbox, seen bucket.
- * ARGV: expected generation, new offset ('' to keep), state TTL, seen TTL, six counts (slots set,
- * slots deleted, prologues set, prologues deleted, seen ids, incidents), then the items (incidents
- * as id, JSON, 1 if still open). Returns the new generation, or -1 when the generation moved on.
+ * KEYS: generation, offset, slots, incidents, prologue, outbox, seen-log bucket.
+ * ARGV: expected generation, new offset ('' to keep), state TTL, seen TTL, four counts (slots set,
+ * slots deleted, prologues set, prologues deleted), the processed ids as one JSON array ('' for
+ * none: one argument, not one per id, which cost as much as the rest of a drain's checkpoint), the
+ * count of incidents, then the items (incidents as id, JSON, 1 if still open). Returns the new
+ * generation, or -1 when the generation moved on.
  */
 const CHECKPOINT_LUA = `
 local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -150,9 +152,10 @@ each('HSET', KEYS[3], tonumber(ARGV[5]), 2)
 each('HDEL', KEYS[3], tonumber(ARGV[6]), 1)
 each('HSET', KEYS[5], tonumber(ARGV[7]), 2)
 each('HDEL', KEYS[5], tonumber(ARGV[8]), 1)
-local seen = tonumber(ARGV[9])
-each('SADD', KEYS[7], seen, 1)
-if seen > 0 then redis.call('PEXPIRE', KEYS[7], ARGV[4]) end
+if ARGV[9] ~= '' then
+  redis.call('RPUSH', KEYS[7], ARGV[9])
+  redis.call('PEXPIRE', KEYS[7], ARGV[4])
+end
 redis.call('DEL', KEYS[6])
 for i = 1, tonumber(ARGV[10]) do
   local id, json = ARGV[at], ARGV[at + 1]
@@ -186,7 +189,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     const buckets = Array.from({ length: Math.ceil(SEEN_TTL_MS / BUCKET_MS) + 1 }, (_, i) => Math.floor(this.now() / BUCKET_MS) - i);
     // One transaction: no checkpoint lands between reading the generation and the state.
     const tx = this.redis.multi().get(k.generation(partition)).get(k.offset(partition)).hgetall(k.slots(partition)).hgetall(k.incidents(partition)).hgetall(k.prologue(partition)).hgetall(k.outbox(partition));
-    for (const b of buckets) tx.smembers(k.seen(partition, b));
+    for (const b of buckets) tx.lrange(k.seenLog(partition, b), 0, -1).smembers(k.seen(partition, b));
     let res;
     try {
       res = await tx.exec();
@@ -202,7 +205,8 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       slots: Object.entries(slots as Record<string, string>).map(([key, v]) => [key, parse<StoredSlot>(v)]),
       incidents: Object.values(incidents as Record<string, string>).map((v) => parse<Incident>(v)),
       prologue: Object.entries(prologue as Record<string, string>).map(([key, v]) => [key, parse<StoredSignal[]>(v)]),
-      seen: (seen as string[][]).flat(),
+      // Per bucket: the checkpoints' JSON arrays of ids, then the set older versions wrote.
+      seen: (seen as string[][]).flatMap((list, i) => (i % 2 === 0 ? list.flatMap((json) => parse<string[]>(json)) : list)),
       outbox: Object.values(outbox as Record<string, string>).map((v) => parse<Incident>(v)),
     };
   }
@@ -230,9 +234,9 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       else proDel.push(key);
     }
     const incidents = cp.incidents.flatMap((i) => [i.id, JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
-    const keys = [k.generation(partition), k.offset(partition), k.slots(partition), k.incidents(partition), k.prologue(partition), k.outbox(partition), k.seen(partition, Math.floor(this.now() / BUCKET_MS))];
-    const counts = [slotsSet.length / 2, slotsDel.length, proSet.length / 2, proDel.length, cp.seen.length, cp.incidents.length];
-    const args = [expected, cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...proSet, ...proDel, ...cp.seen, ...incidents];
+    const keys = [k.generation(partition), k.offset(partition), k.slots(partition), k.incidents(partition), k.prologue(partition), k.outbox(partition), k.seenLog(partition, Math.floor(this.now() / BUCKET_MS))];
+    const counts = [slotsSet.length / 2, slotsDel.length, proSet.length / 2, proDel.length, cp.seen.length ? JSON.stringify(cp.seen) : '', cp.incidents.length];
+    const args = [expected, cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...proSet, ...proDel, ...incidents];
     let generation: number;
     try {
       generation = await (this.redis as CheckpointingRedis).kubevigilCheckpoint(...keys, ...args);

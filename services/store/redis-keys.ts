@@ -17,7 +17,9 @@ export function redisKeys(prefix = 'kubevigil') {
     generation: (partition: number) => `${p(partition)}:gen`,
     /** The incidents the last checkpoint changed, published after it (again by a new owner on load). */
     outbox: (partition: number) => `${p(partition)}:outbox`,
-    /** Signal ids processed, in ten-minute buckets that expire. */
+    /** Signal ids processed, in ten-minute buckets that expire: a list of one JSON array of ids per checkpoint. */
+    seenLog: (partition: number, bucket: number) => `${p(partition)}:seenlog:${bucket}`,
+    /** The same as sets of ids, as checkpoints before 0.2 wrote them: still read until they expire. */
     seen: (partition: number, bucket: number) => `${p(partition)}:seen:${bucket}`,
   };
 }

@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KubevigilError } from '../../correlator/errors.js';
+import type { Incident } from '../../correlator/incident.js';
+import { makeIncident, makeSignal, T0 } from './store.contract.js';
+import { connectRedis, MemoryCorrelatorState, RedisCorrelatorState, rememberOffset, SignalWriter, type CorrelatorStateStore, type PartitionCheckpoint } from './correlator-state.js';
+import { redisKeys } from './redis-keys.js';
+
+const checkpoint = (over: Partial<PartitionCheckpoint> = {}): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [], ...over });
+
+function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
+  describe(`${name} (correlator state)`, () => {
+    it('loads what was checkpointed: windows, prologues, open incidents, processed ids, offset and outbox', async () => {
+      const state = await open();
+      expect(await state.load(2)).toMatchObject({ generation: 0, slots: [], incidents: [], seen: [], outbox: [] });
+      const open1: Incident = makeIncident('inc_open');
+      const gone: Incident = { ...makeIncident('inc_gone'), status: 'resolved' };
+      const recent = rememberOffset(makeSignal('a-1', T0, { id: 'sig-recent' }), '120');
+      const old = rememberOffset(makeSignal('a-2', T0, { id: 'sig-old' }), '3');
+      // Offsets from 100 on are referred to; older signals are written in full.
+      const writer = new SignalWriter(100);
+      const slot = `{"signals":{"sig-recent":${writer.json(recent)},"sig-old":${writer.json(old)}},"windows":{}}`;
+      expect(writer.floor).toBe(120);
+      const g1 = await state.save(2, checkpoint({ offset: '120', slots: new Map([['sa:a/b', slot]]), prologue: new Map([['sa:a/b', new SignalWriter(0).list([recent])]]), incidents: [open1, gone], seen: ['sig-recent', 'sig-old'] }), 0);
+      expect(g1).toBe(1);
+      const g2 = await state.save(2, checkpoint({ offset: '121', seen: ['sig-next'] }), g1);
+
+      const st = await state.load(2);
+      expect(st.generation).toBe(g2);
+      expect(st.offset).toBe('121');
+      expect(st.slots).toHaveLength(1);
+      expect(st.slots[0]![1].signals['sig-recent']).toEqual({ $offset: '120', id: 'sig-recent' });
+      expect(st.slots[0]![1].signals['sig-old']).toMatchObject({ id: 'sig-old', kind: old.kind });
+      expect(st.prologue).toEqual([['sa:a/b', [{ $offset: '120', id: 'sig-recent' }]]]);
+      expect(st.incidents.map((i) => i.id)).toEqual(['inc_open']);
+      expect(st.seen.sort()).toEqual(['sig-next', 'sig-old', 'sig-recent']);
+      // The outbox is the last checkpoint's incidents only.
+      expect(st.outbox).toEqual([]);
+    });
+
+    it('refuses a checkpoint whose writer did not grow from the current generation', async () => {
+      const state = await open();
+      const g = await state.save(1, checkpoint({ offset: '5', seen: ['a'] }), 0);
+      const err = await state.save(1, checkpoint({ offset: '9', seen: ['b'] }), g - 1).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KubevigilError);
+      expect((err as KubevigilError).code).toBe('STATE_STALE');
+      expect(await state.load(1)).toMatchObject({ generation: g, offset: '5', seen: ['a'] });
+      await state.close();
+    });
+  });
+}
+
+contract('MemoryCorrelatorState', async () => new MemoryCorrelatorState());
+
+const url = process.env.REDIS_URL;
+describe.skipIf(!url)('RedisCorrelatorState (needs REDIS_URL; scripts/with-services.sh sets it)', () => {
+  const clients: Redis[] = [];
+  afterAll(() => clients.forEach((c) => c.disconnect()));
+  const prefix = () => `kvt-${randomBytes(4).toString('hex')}`;
+  contract('RedisCorrelatorState', async () => {
+    const r = connectRedis(url!);
+    clients.push(r);
+    // The connection fails fast instead of queueing: wait until it is up.
+    if (r.status !== 'ready') await once(r, 'ready');
+    return new RedisCorrelatorState(r, prefix());
+  });
+
+  it('still reads processed ids that checkpoints before 0.2 kept as sets', async () => {
+    const r = new Redis(url!);
+    clients.push(r);
+    const p = prefix();
+    const now = Date.now();
+    await r.sadd(redisKeys(p).seen(4, Math.floor(now / 600_000)), 'legacy-1', 'legacy-2');
+    const state = new RedisCorrelatorState(r, p, () => now);
+    await state.save(4, checkpoint({ offset: '1', seen: ['new-1'] }), 0);
+    expect((await state.load(4)).seen.sort()).toEqual(['legacy-1', 'legacy-2', 'new-1']);
+  });
+});
