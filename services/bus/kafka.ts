@@ -391,6 +391,7 @@ export class KafkaBus implements Bus {
     const consumer = this.kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, retry: RETRY });
     let connected = false;
     let cancelled = false;
+    let inRange = false;
     let finish!: () => void;
     const finished = new Promise<void>((r) => (finish = r));
     const reading = (async () => {
@@ -410,12 +411,16 @@ export class KafkaBus implements Bus {
         eachBatch: async ({ batch, pause }) => {
           if (batch.partition !== partition) return void pause();
           for (const m of batch.messages) {
-            if (BigInt(m.offset) < from || !wanted.has(m.offset)) continue;
+            const at = BigInt(m.offset);
+            if (at < from || at > to) continue;
+            inRange = true;
+            if (!wanted.has(m.offset)) continue;
             const d = decode(m);
             if (d.kind === 'ok') out.set(m.offset, d.value as T);
           }
-          // `to` exists (it was below the end when the read began), so reading reaches it.
-          if (batch.messages.length && BigInt(batch.lastOffset()) >= to) {
+          // `to` exists (it was below the end when the read began), so reading reaches it. A batch
+          // fetched from the end before the seek took effect lies past `to` and proves nothing.
+          if (inRange && BigInt(batch.lastOffset()) >= to) {
             pause();
             finish();
           }
