@@ -320,9 +320,14 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   const { normalizeAuditEvent } = await import('../connectors/k8s-audit/normalize.js');
   const rounds = Number(process.env.BENCH_KAFKA_ROUNDS ?? 3);
   const detector = loadDetector();
+  const { encodeSignalsMessage } = await import('../services/bus/topics.js');
+  // Encoded as kubevigil's ingest publishes them (evidence last, its position in a header).
   const messages = syntheticAuditEvents(events, { suspiciousShare: 0.3, seed: 22, stepMs: 2, attackers })
     .flatMap((e) => detector.detect(normalizeAuditEvent(e, 0)))
-    .map((s) => ({ key: s.actor.key, value: JSON.stringify(s), headers: { 'content-type': 'application/json' } }));
+    .map((s) => {
+      const { json, headers } = encodeSignalsMessage(s);
+      return { key: s.actor.key, value: json, headers: { 'content-type': 'application/json', ...headers } };
+    });
   const admin = kafka.admin();
   await admin.connect();
   const streams = (r: number) => [

@@ -67,6 +67,53 @@ export function withoutEvidence(s: Signal): Signal {
   return s.excerpt === NO_EXCERPT && s.matched === NO_MATCHED ? s : { ...s, matched: NO_MATCHED, excerpt: NO_EXCERPT };
 }
 
+const EVIDENCE_MEMBER = ',"matched":';
+
+/**
+ * A signal's JSON with its evidence last, and where the evidence starts (a character index):
+ * whoever needs the signal without its evidence parses only what comes before
+ * ({@link parseWithoutEvidence}), which is less than half of a typical signal's JSON.
+ * `evidenceAt` is undefined when the signal has no evidence to put last.
+ */
+export function signalJson(s: Signal): { json: string; evidenceAt?: number } {
+  const { matched, excerpt, ...core } = s;
+  const head = JSON.stringify(core);
+  const m = JSON.stringify(matched) as string | undefined;
+  const e = JSON.stringify(excerpt) as string | undefined;
+  // An empty core ("{}") or missing evidence: nothing to put last.
+  if (head.length < 3 || m === undefined || e === undefined) return { json: JSON.stringify(s) };
+  const at = head.length - 1;
+  return { json: `${head.slice(0, at)}${EVIDENCE_MEMBER}${m},"excerpt":${e}}`, evidenceAt: at };
+}
+
+/**
+ * Parses a signal without its evidence from JSON written by {@link signalJson}: only the members
+ * before `evidenceAt`. A position that is not where the evidence member starts (absent, out of
+ * range) falls back to parsing everything. The cut cannot land inside a string (a quote there is
+ * always escaped), and the prefix closed with one brace only parses when the cut is at a top-level
+ * `matched` member; members after it are not read, which is why {@link signalJson} writes only
+ * the evidence there. Throws what `JSON.parse` throws for JSON that is not valid.
+ */
+export function parseWithoutEvidence(json: string, evidenceAt?: number): unknown {
+  if (evidenceAt !== undefined && Number.isInteger(evidenceAt) && evidenceAt > 1 && json.startsWith(EVIDENCE_MEMBER, evidenceAt)) {
+    let core: unknown;
+    try {
+      core = JSON.parse(`${json.slice(0, evidenceAt)}}`);
+    } catch {
+      core = undefined;
+    }
+    if (core !== null && typeof core === 'object' && !Array.isArray(core)) {
+      const signal = core as Signal;
+      signal.matched = NO_MATCHED;
+      signal.excerpt = NO_EXCERPT;
+      return signal;
+    }
+  }
+  const value: unknown = JSON.parse(json);
+  const s = value as Partial<Signal> | null;
+  return s !== null && typeof s === 'object' && 'excerpt' in s && 'matched' in s ? withoutEvidence(s as Signal) : value;
+}
+
 /** Deterministic signal id: 32 hex characters of SHA-256 over rule id, source and the event's own key. */
 export function signalId(ruleId: string, source: SourceName, eventKey: string): string {
   return createHash('sha256').update(`${ruleId}\u0000${source}\u0000${eventKey}`).digest('hex').slice(0, 32);

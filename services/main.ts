@@ -25,7 +25,7 @@ import { IncidentStream } from './api/stream.js';
 import type { Bus } from './bus/bus.js';
 import { createKafkaBus, type KafkaBus } from './bus/kafka.js';
 import { MemoryBus } from './bus/memory.js';
-import { topics } from './bus/topics.js';
+import { parseSignalsMessageWithoutEvidence, topics } from './bus/topics.js';
 import type { Config } from './config.js';
 import { Correlator, type IncidentCommands } from './correlate.js';
 import { isCommand, PartitionedCorrelator, type IncidentCommand } from './correlate-partitioned.js';
@@ -188,7 +188,11 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage, ...(source ? { source } : {}) });
       partitioned = p;
       // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
-      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), { checkpointing: { flush: (partition) => p.flush(partition), assigned: (partitions) => p.assigned(partitions) } });
+      const unsub = bus.subscribe(t.signals, 'correlator', (batch) => p.apply(batch), {
+        checkpointing: { flush: (partition) => p.flush(partition), assigned: (partitions) => p.assigned(partitions) },
+        // Windows keep signals without their evidence: parse only the part before it.
+        parse: parseSignalsMessageWithoutEvidence,
+      });
       stops.unshift(unsub);
       if (opts.sweepSchedule !== false) {
         const timer = setInterval(() => p.sweep().catch((err: unknown) => logger.error({ err }, 'incident sweep failed')), 60_000);

@@ -18,7 +18,10 @@ import { KubevigilError } from '../../correlator/errors.js';
 import { busContract, Received, testPrefix, type TestValue } from './bus.contract.js';
 import { createKafkaBus, DLQ_HEADERS, SIGNALS_RETENTION_MS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
 import { MemoryBus } from './memory.js';
-import { topics, type Topic } from './topics.js';
+import { EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type Topic } from './topics.js';
+import { withoutEvidence } from '../../correlator/signal.js';
+import type { SignalsMessage } from '../correlate-partitioned.js';
+import { makeSignal, T0 } from '../store/store.contract.js';
 
 const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean) ?? [];
 
@@ -207,6 +210,28 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     second.subscribe(topic, 'unflushed', again.handler, { checkpointing: { flush: async () => {} } });
     await again.count(sent.length);
     expect(again.messages.map((m) => m.value.seq)).toEqual(sent.map((m) => m.value.seq));
+  });
+
+  it('writes a signal with its evidence last, so that a subscriber that does not keep it parses only the rest', async () => {
+    const prefix = testPrefix('lean');
+    const bus = kafkaBus(prefix);
+    open.push(bus);
+    await bus.start();
+    const signal = makeSignal('lean-1', T0, { excerpt: { verb: 'get', note: ',"matched":[]}' } });
+    await bus.publish(bus.topics.signals, [{ key: signal.actor.key, value: signal }]);
+    const [raw] = await readRaw(bus.topics.signals.name, 1);
+    const json = raw!.value!.toString();
+    const at = Number(header(raw!.headers, EVIDENCE_AT_HEADER));
+    expect(JSON.parse(json)).toEqual(signal);
+    expect(json.slice(at)).toMatch(/^,"matched":.*,"excerpt":/);
+
+    const lean = new Received<SignalsMessage>();
+    const full = new Received<SignalsMessage>();
+    bus.subscribe(bus.topics.signals, 'lean', lean.handler, { parse: parseSignalsMessageWithoutEvidence });
+    bus.subscribe(bus.topics.signals, 'full', full.handler);
+    await Promise.all([lean.count(1), full.count(1)]);
+    expect(full.messages[0]!.value).toEqual(signal);
+    expect(lean.messages[0]!.value).toEqual(withoutEvidence(signal));
   });
 
   it('reads messages of one partition back by offset, leaving no consumer group behind', async () => {

@@ -66,6 +66,12 @@ export interface SubscribeOptions {
    * deleted when the subscription stops, so restarts and rollouts do not pile groups up on Kafka.
    */
   ephemeral?: boolean;
+  /**
+   * Kafka only: how a message's JSON becomes its value (default `JSON.parse`), given its headers;
+   * e.g. the correlator reads signals without the evidence it does not keep. A throw sends the
+   * message to the dead-letter topic.
+   */
+  parse?: (json: string, header: (name: string) => string | undefined) => unknown;
 }
 
 /** Publishes and subscribes; `publish` resolves only once the bus has taken responsibility for the messages. */

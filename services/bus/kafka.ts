@@ -115,6 +115,7 @@ interface Subscription {
   checkpointing?: Checkpointing;
   /** Deleted from Kafka when the subscription stops. */
   ephemeral: boolean;
+  parse?: SubscribeOptions['parse'];
   /** Per partition, the messages handled but not yet flushed and committed (checkpointed subscriptions). */
   unflushed: Map<number, Unflushed>;
   /** Per partition, the batch or flush in progress: a flush at stop waits for it. */
@@ -225,7 +226,7 @@ export class KafkaBus implements Bus {
   async publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void> {
     if (messages.length === 0) return;
     if (this.closed) throw this.unavailable(`publishing to ${topic.name}`, 0, new Error('the bus is closed'));
-    const values = messages.map((m) => serialize(topic.name, m));
+    const values = messages.map((m) => serialize(topic, m));
     const tracer = trace.getTracer(TRACER);
     const span = tracer.startSpan(`${topic.name} publish`, {
       kind: SpanKind.PRODUCER,
@@ -233,7 +234,10 @@ export class KafkaBus implements Bus {
     });
     const headers: Record<string, string> = { 'content-type': CONTENT_TYPE };
     propagation.inject(trace.setSpan(context.active(), span), headers);
-    const records: Message[] = messages.map((m, i) => ({ key: m.key, value: values[i]!, headers }));
+    const records: Message[] = messages.map((m, i) => {
+      const v = values[i]!;
+      return { key: m.key, value: v.json, headers: v.headers ? { ...headers, ...v.headers } : headers };
+    });
     const sending = this.send(topic.name, records);
     this.track(sending);
     try {
@@ -261,6 +265,7 @@ export class KafkaBus implements Bus {
       handler: handler as BusHandler<unknown>,
       ...(options.checkpointing ? { checkpointing: options.checkpointing } : {}),
       ephemeral: options.ephemeral ?? false,
+      ...(options.parse ? { parse: options.parse } : {}),
       unflushed: new Map(),
       busy: new Map(),
       stopping: false,
@@ -571,7 +576,7 @@ export class KafkaBus implements Bus {
       const contexts: Context[] = [];
       const dead: DeadLetter[] = [];
       for (const message of chunk) {
-        const d = decode(message);
+        const d = decode(message, sub.parse);
         if (d.kind === 'ok') {
           good.push({ key: message.key?.toString('utf8') ?? '', value: d.value, partition: batch.partition, offset: message.offset });
           contexts.push(d.ctx);
@@ -779,16 +784,16 @@ export class KafkaBus implements Bus {
   }
 }
 
-/** JSON-encodes a value; values JSON cannot represent are a programming error, not a bus outage. */
-function serialize(topic: string, m: BusMessage<unknown>): string {
-  let json: string | undefined;
+/** Encodes a value (as its topic says, else as JSON); values JSON cannot represent are a programming error, not a bus outage. */
+function serialize<T>(topic: Topic<T>, m: BusMessage<T>): { json: string; headers?: Record<string, string> } {
+  let out: { json: string | undefined; headers?: Record<string, string> };
   try {
-    json = JSON.stringify(m.value);
+    out = topic.encode ? topic.encode(m.value) : { json: JSON.stringify(m.value) as string | undefined };
   } catch (e) {
-    throw new KubevigilError('BUS_INVALID_MESSAGE', `message ${JSON.stringify(m.key)} for ${topic} cannot be encoded as JSON: ${describe(e)}`, false);
+    throw new KubevigilError('BUS_INVALID_MESSAGE', `message ${JSON.stringify(m.key)} for ${topic.name} cannot be encoded as JSON: ${describe(e)}`, false);
   }
-  if (json === undefined) throw new KubevigilError('BUS_INVALID_MESSAGE', `message ${JSON.stringify(m.key)} for ${topic} has no JSON value`, false);
-  return json;
+  if (out.json === undefined) throw new KubevigilError('BUS_INVALID_MESSAGE', `message ${JSON.stringify(m.key)} for ${topic.name} has no JSON value`, false);
+  return { json: out.json, ...(out.headers ? { headers: out.headers } : {}) };
 }
 
 const headerGetter: TextMapGetter<IHeaders> = {
@@ -800,7 +805,7 @@ const headerGetter: TextMapGetter<IHeaders> = {
   },
 };
 
-function decode(message: KafkaMessage): Decoded {
+function decode(message: KafkaMessage, parse?: SubscribeOptions['parse']): Decoded {
   // A null value is a tombstone on the compacted incidents topic: nothing to handle, nothing wrong.
   if (message.value === null) return { kind: 'skip' };
   const headers = message.headers ?? {};
@@ -810,7 +815,13 @@ function decode(message: KafkaMessage): Decoded {
     return { kind: 'dead', reason: `content-type ${JSON.stringify(type.slice(0, 100))} is not ${CONTENT_TYPE}` };
   let value: unknown;
   try {
-    value = JSON.parse(message.value.toString('utf8'));
+    const json = message.value.toString('utf8');
+    value = parse
+      ? parse(json, (name) => {
+          const v = headerGetter.get(headers, name);
+          return Array.isArray(v) ? v[0] : v;
+        })
+      : JSON.parse(json);
   } catch (e) {
     return { kind: 'dead', reason: `value is not JSON: ${describe(e).slice(0, 200)}` };
   }

@@ -1,18 +1,41 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
 import type { Incident } from '../../correlator/incident.js';
-import type { SignalsMessage } from '../correlate-partitioned.js';
+import { parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
+import { isCommand, type SignalsMessage } from '../correlate-partitioned.js';
 
 /** A topic and the type of the values it carries. */
 export interface Topic<T> {
   readonly name: string;
   /** Phantom field: ties the value type to the topic at compile time. */
   readonly _value?: T;
+  /** Kafka only: how a value is written when not as plain JSON, with headers that say how to read it cheaply. */
+  readonly encode?: (value: T) => { json: string; headers?: Record<string, string> };
+}
+
+/** Header of a signal message: where its evidence starts in the JSON (see {@link signalJson}). */
+export const EVIDENCE_AT_HEADER = 'x-kubevigil-evidence-at';
+
+/** Writes a signals-topic message: a signal with its evidence last and where it starts in a header; a command as JSON. */
+export function encodeSignalsMessage(m: SignalsMessage): { json: string; headers?: Record<string, string> } {
+  if (isCommand(m)) return { json: JSON.stringify(m) };
+  const { json, evidenceAt } = signalJson(m as Signal);
+  return evidenceAt === undefined ? { json } : { json, headers: { [EVIDENCE_AT_HEADER]: String(evidenceAt) } };
+}
+
+/**
+ * Reads a signals-topic message without the signal's evidence, for consumers that do not keep it
+ * (the correlator): less than half of each message is parsed when the producer said where the
+ * evidence starts, and all of it otherwise.
+ */
+export function parseSignalsMessageWithoutEvidence(json: string, header: (name: string) => string | undefined): unknown {
+  const at = header(EVIDENCE_AT_HEADER);
+  return parseWithoutEvidence(json, at === undefined ? undefined : Number(at));
 }
 
 /** Topic names with an optional prefix (tests give each run its own). */
 export function topics(prefix = 'kubevigil') {
   return {
-    signals: { name: `${prefix}.signals` } as Topic<SignalsMessage>,
+    signals: { name: `${prefix}.signals`, encode: encodeSignalsMessage } as Topic<SignalsMessage>,
     incidents: { name: `${prefix}.incidents` } as Topic<Incident>,
     /** Kafka only: the raw bytes of messages that could not be decoded, with `x-kubevigil-dlq-*` headers. */
     deadLetter: { name: `${prefix}.dead-letter` } as Topic<unknown>,

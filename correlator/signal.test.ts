@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
+import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
+import { loadDetector } from '../services/rules.js';
+import { parseWithoutEvidence, signalJson, withoutEvidence, type Signal } from './signal.js';
+
+const signals: Signal[] = attackEvents(SEED_SCENARIO).flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0)));
+
+describe('signal JSON with the evidence last', () => {
+  it('is the same signal to a plain JSON.parse, and the signal without evidence to parseWithoutEvidence', () => {
+    expect(signals.length).toBeGreaterThan(5);
+    for (const s of signals) {
+      const { json, evidenceAt } = signalJson(s);
+      expect(JSON.parse(json)).toEqual(s);
+      expect(evidenceAt).toBeGreaterThan(0);
+      // Less than half of the JSON is parsed for the correlator.
+      expect(evidenceAt! / json.length).toBeLessThan(0.75);
+      expect(parseWithoutEvidence(json, evidenceAt)).toEqual(withoutEvidence(s));
+    }
+  });
+
+  it('parses everything when the position is missing or wrong, never a wrong signal', () => {
+    const s = signals[0]!;
+    // Attacker-controlled text in the excerpt that looks like the evidence member, and a title too.
+    const tricky: Signal = { ...s, title: 'x","matched":[],"excerpt":{}}', excerpt: { note: ',"matched":[1]}', nested: { a: 1, matched: [2] } } };
+    const { json, evidenceAt } = signalJson(tricky);
+    const lean = withoutEvidence(tricky);
+    expect(parseWithoutEvidence(json, evidenceAt)).toEqual(lean);
+    for (const at of [undefined, NaN, -1, 0, 1, 5, evidenceAt! - 1, evidenceAt! + 1, json.indexOf('matched'), json.lastIndexOf(',"matched"'), json.length, json.length + 10, 2.5])
+      expect(parseWithoutEvidence(json, at)).toEqual(lean);
+  });
+
+  it('leaves other JSON as it is, and throws on JSON that is not valid', () => {
+    const command = { command: 'transition', incidentId: 'inc_1', to: 'resolved', note: 'n' };
+    expect(parseWithoutEvidence(JSON.stringify(command), undefined)).toEqual(command);
+    expect(parseWithoutEvidence(JSON.stringify(command), 3)).toEqual(command);
+    expect(() => parseWithoutEvidence('{"id": "x",', 8)).toThrow(SyntaxError);
+    // A signal without evidence members is written whole, with no position.
+    const { matched: _m, excerpt: _e, ...bare } = signals[0]!;
+    expect(signalJson(bare as Signal)).toEqual({ json: JSON.stringify(bare) });
+  });
+});
