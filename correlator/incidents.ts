@@ -167,7 +167,8 @@ export class IncidentManager {
 
   /** Marks an actor's prologue changed, so that the next checkpoint writes it again (its stored form aged). */
   touchPrologue(key: string): void {
-    if (this.prologue.has(key)) this.changedPrologue?.add(key);
+    // A prologue that is gone is written as gone.
+    this.changedPrologue?.add(key);
   }
 
   /** Restores prologues and the ids already processed, from a checkpoint. */
@@ -334,7 +335,12 @@ export class IncidentManager {
     if (list) this.prologue.delete(key);
     else {
       list = [];
-      if (this.prologue.size >= this.policy.lookbackActors) this.prologue.delete(this.prologue.keys().next().value as string);
+      if (this.prologue.size >= this.policy.lookbackActors) {
+        const evicted = this.prologue.keys().next().value as string;
+        this.prologue.delete(evicted);
+        // Distributed: the checkpoint forgets it too (else its stored form would never age out).
+        this.changedPrologue?.add(evicted);
+      }
     }
     list.push(s);
     if (list.length > this.policy.lookbackSignals) list.shift();

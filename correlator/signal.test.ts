@@ -13,8 +13,8 @@ describe('signal JSON with the evidence last', () => {
       const { json, evidenceAt } = signalJson(s);
       expect(JSON.parse(json)).toEqual(s);
       expect(evidenceAt).toBeGreaterThan(0);
-      // Less than half of the JSON is parsed for the correlator.
-      expect(evidenceAt! / json.length).toBeLessThan(0.75);
+      // About half of the JSON or less is parsed for the correlator (0.38–0.50 for these signals).
+      expect(evidenceAt! / json.length).toBeLessThan(0.55);
       expect(parseWithoutEvidence(json, evidenceAt)).toEqual(withoutEvidence(s));
     }
   });

@@ -72,7 +72,7 @@ const EVIDENCE_MEMBER = ',"matched":';
 /**
  * A signal's JSON with its evidence last, and where the evidence starts (a character index):
  * whoever needs the signal without its evidence parses only what comes before
- * ({@link parseWithoutEvidence}), which is less than half of a typical signal's JSON.
+ * ({@link parseWithoutEvidence}), about half of a typical signal's JSON (0.45 in the benchmark).
  * `evidenceAt` is undefined when the signal has no evidence to put last.
  */
 export function signalJson(s: Signal): { json: string; evidenceAt?: number } {
@@ -92,10 +92,11 @@ export function signalJson(s: Signal): { json: string; evidenceAt?: number } {
  * range) falls back to parsing everything. The cut cannot land inside a string (a quote there is
  * always escaped), and the prefix closed with one brace only parses when the cut is at a top-level
  * `matched` member; members after it are not read, which is why {@link signalJson} writes only
- * the evidence there. Throws what `JSON.parse` throws for JSON that is not valid.
+ * the evidence there, and why a message whose evidence part alone is corrupt is still read.
+ * Otherwise throws what `JSON.parse` throws for JSON that is not valid.
  */
 export function parseWithoutEvidence(json: string, evidenceAt?: number): unknown {
-  if (evidenceAt !== undefined && Number.isInteger(evidenceAt) && evidenceAt > 1 && json.startsWith(EVIDENCE_MEMBER, evidenceAt)) {
+  if (evidenceAt !== undefined && Number.isInteger(evidenceAt) && evidenceAt > 1 && json.startsWith(EVIDENCE_MEMBER, evidenceAt) && json.endsWith('}')) {
     let core: unknown;
     try {
       core = JSON.parse(`${json.slice(0, evidenceAt)}}`);

@@ -174,13 +174,30 @@ describe('PartitionedCorrelator', () => {
     expect(Math.min(...refs)).toBeGreaterThanOrEqual(last - distance);
     // The attacker's window signals are still there, in full now.
     const attack = new Set(signals.map((s) => s.id));
-    expect(stored.filter((s) => !isRef(s) && attack.has(s.id)).length).toBeGreaterThan(0);
+    const windows = (await state.load(3)).slots.flatMap(([, slot]) => Object.values(slot.signals));
+    expect(windows.filter((s) => !isRef(s) && attack.has(s.id)).length).toBeGreaterThan(0);
 
     // A new owner reads only within the distance, and restores every reference.
     const b = correlator(state, [], undefined, 0, { source: topic, maxRefDistance: distance });
     await b.handle(all.slice(-1));
     expect(Math.min(...topic.reads[0]!.offsets.map(Number))).toBeGreaterThanOrEqual(last - distance);
     expect(b.stats).toMatchObject({ loads: 1, skipped: 1, unrestorable: 0 });
+  });
+
+  it('forgets an evicted prologue in the checkpoint too, and skips messages that are not signals', async () => {
+    // Signals that join nothing (no correlation reads their kind, too mild to open an incident) stay in prologues.
+    const quiet = (i: number): Signal => ({ ...signals[0]!, id: `quiet-${i}`, kind: 'test.quiet' as Signal['kind'], severity: 'info', rule: { id: 'test-quiet', title: 't' }, actor: { ...signals[0]!.actor, key: `sa:q/a-${i}`, name: `a-${i}` } });
+    const state = new MemoryCorrelatorState();
+    const c = correlator(state, [], undefined, 0, { source: topicOf([]), policy: { lookbackActors: 2 } });
+    const junk: BusMessage<SignalsMessage> = { key: 'x', partition: 3, offset: '3', value: { hello: 'world' } as never };
+    const msgs = asMessages([0, 1, 2].map(quiet));
+    await c.handle(msgs.slice(0, 2));
+    expect((await state.load(3)).prologue.map(([k]) => k).sort()).toEqual(['sa:q/a-0', 'sa:q/a-1']);
+    // A third actor evicts the first one's prologue, in a later checkpoint.
+    await c.handle([msgs[2]!, junk]);
+    expect(c.stats.invalid).toBe(1);
+    expect((await state.load(3)).prologue.map(([k]) => k).sort()).toEqual(['sa:q/a-1', 'sa:q/a-2']);
+    expect((await state.load(3)).offset).toBe('3');
   });
 
   it('fails the batch while the state store is down, and applies it once when it is back', async () => {

@@ -40,6 +40,24 @@ export interface IncidentCommand {
 /** What the signals topic carries. */
 export type SignalsMessage = Signal | IncidentCommand;
 
+/** The fields correlation relies on, checked before a message from the topic is correlated. */
+function isSignal(v: unknown): v is Signal {
+  const s = v as Partial<Signal> | null;
+  return (
+    s !== null &&
+    typeof s === 'object' &&
+    typeof s.id === 'string' &&
+    typeof s.kind === 'string' &&
+    typeof s.eventTime === 'number' &&
+    typeof s.actor?.key === 'string' &&
+    typeof s.rule?.id === 'string' &&
+    Array.isArray(s.entities) &&
+    Array.isArray(s.mitre) &&
+    s.target !== null &&
+    typeof s.target === 'object'
+  );
+}
+
 /** Distinguishes commands from signals on the signals topic. */
 export function isCommand(m: SignalsMessage): m is IncidentCommand {
   return (m as IncidentCommand).command === 'transition';
@@ -104,7 +122,7 @@ export class PartitionedCorrelator {
    */
   private readonly rewind = new Set<number>();
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on. */
-  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0 };
+  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0 };
 
   private readonly maxRefDistance: number;
 
@@ -214,6 +232,12 @@ export class PartitionedCorrelator {
     };
     for (const msg of fresh) {
       if (!isCommand(msg.value)) {
+        if (!isSignal(msg.value)) {
+          // Not something ingest writes: nothing to correlate, and it must not stop the partition.
+          this.stats.invalid++;
+          this.o.logger.warn({ partition: p, offset: msg.offset }, 'message on the signals topic is neither a signal nor a command; skipped');
+          continue;
+        }
         const s = withoutEvidence(msg.value);
         signals.push(this.o.source && msg.offset !== undefined ? rememberOffset(s, msg.offset) : s);
         continue;
@@ -328,6 +352,7 @@ export class PartitionedCorrelator {
 
   private async load(p: number): Promise<Part> {
     const st = await this.o.state.load(p);
+    const restoredBefore = this.stats.restored;
     const signalOf = await this.restoreSignals(p, st);
     const engine = new CorrelationEngine(this.o.correlations);
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
@@ -360,7 +385,7 @@ export class PartitionedCorrelator {
     if (part.unpublished.length) await this.publish(part);
     this.parts.set(p, part);
     this.stats.loads++;
-    this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored }, 'correlator state loaded');
+    this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored - restoredBefore }, 'correlator state loaded');
     return part;
   }
 
@@ -380,7 +405,10 @@ export class PartitionedCorrelator {
         if (isRef(s)) windowRefs.set(s.$offset, s.id);
       }
     for (const [, list] of st.prologue) for (const s of list) if (isRef(s)) prologueRefs.set(s.$offset, s.id);
-    const offsets = new Set([...windowRefs.keys(), ...prologueRefs.keys()]);
+    // References reach at most about maxRefDistance back (see encodeChanges); anything older (a
+    // checkpoint written otherwise) is not read, so that a takeover never reads far back.
+    const oldest = st.offset === undefined ? -Infinity : Number(st.offset) - 2 * this.maxRefDistance;
+    const offsets = new Set([...windowRefs.keys(), ...prologueRefs.keys()].filter((o) => Number(o) >= oldest));
     const read = offsets.size && this.o.source ? await this.o.source.read(p, [...offsets]) : new Map<string, SignalsMessage>();
     const restored = new Map<string, Signal>();
     for (const [offset, m] of read) {

@@ -184,7 +184,9 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       stops.push(() => state.close());
       const kafkaBus = kafka;
       // Window signals are checkpointed as offsets on the signals topic and read back from it on takeover.
-      const source = kafkaBus ? { read: (partition: number, offsets: readonly string[]) => kafkaBus.read(t.signals, partition, offsets) } : undefined;
+      const source = kafkaBus
+        ? { read: (partition: number, offsets: readonly string[]) => kafkaBus.read(t.signals, partition, offsets, { parse: parseSignalsMessageWithoutEvidence }) }
+        : undefined;
       const p = new PartitionedCorrelator({ correlations: compiled.correlations, state, publish: publishIncidents, clock, logger, metrics, usage, ...(source ? { source } : {}) });
       partitioned = p;
       // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.

@@ -73,7 +73,7 @@ export class Metrics {
   });
   readonly restoredSignals = new Counter({
     name: 'kubevigil_correlator_restored_signals_total',
-    help: 'Window signals a correlator read back from the signals topic on takeover (result="restored"), or could not (result="missing": the topic retention is shorter than the correlation windows).',
+    help: 'Window and prologue signals a correlator read back from the signals topic on takeover (result="restored"), or window signals it could not (result="missing": the topic retention is shorter than the correlation windows).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

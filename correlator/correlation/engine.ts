@@ -133,7 +133,8 @@ export class CorrelationEngine {
 
   /** Marks a group changed, so that the next checkpoint writes it again (its stored form aged). */
   touch(key: string): void {
-    if (this.groups.has(key)) this.dirty?.add(key);
+    // A group that is gone is written as gone.
+    this.dirty?.add(key);
   }
 
   /**
@@ -147,7 +148,7 @@ export class CorrelationEngine {
     const signals = new Map<string, Signal>();
     const ref = (s: Signal) => {
       signals.set(s.id, s);
-      return JSON.stringify(s.id);
+      return JSON.stringify(String(s.id));
     };
     const windows: string[] = [];
     slot.windows.forEach((w, ci) => {
@@ -159,7 +160,7 @@ export class CorrelationEngine {
     });
     if (!windows.length) return undefined;
     const sigs: string[] = [];
-    for (const [id, s] of signals) sigs.push(`${JSON.stringify(id)}:${signal(s)}`);
+    for (const [id, s] of signals) sigs.push(`${JSON.stringify(String(id))}:${signal(s)}`);
     return `{"signals":{${sigs.join(',')}},"windows":{${windows.join(',')}}}`;
   }
 

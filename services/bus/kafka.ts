@@ -381,10 +381,15 @@ export class KafkaBus implements Bus {
    * Reads the messages at the given offsets of one partition (what is still there: retention may
    * have removed some, and offsets past the end do not exist yet). A consumer of a group of its own
    * seeks to the lowest offset, reads up to the highest one or the partition's end, and is deleted
-   * with its group; nothing is committed. Restoring state by reference uses it, so it is rare and
-   * bounded by `timeoutMs`; failures are retryable {@link KubevigilError}s.
+   * with its group; nothing is committed. Restoring state by reference uses it, so it is rare; it
+   * fails after `timeoutMs` (half the session timeout, at most 20 s) with a retryable
+   * {@link KubevigilError}, once the client has let go of the consumer (its own request timeouts
+   * bound that). A new group waits the broker's `group.initial.rebalance.delay.ms` (3 s by default).
    */
-  async read<T>(topic: Topic<T>, partition: number, offsets: readonly string[], timeoutMs = 20_000): Promise<Map<string, T>> {
+  async read<T>(topic: Topic<T>, partition: number, offsets: readonly string[], options: { timeoutMs?: number; parse?: SubscribeOptions['parse'] } = {}): Promise<Map<string, T>> {
+    // A read runs inside a batch of the caller's consumer, which does not heartbeat meanwhile:
+    // it must end well within that consumer's session.
+    const timeoutMs = options.timeoutMs ?? Math.min(20_000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 2));
     const wanted = new Set(offsets);
     const out = new Map<string, T>();
     if (wanted.size === 0) return out;
@@ -393,7 +398,7 @@ export class KafkaBus implements Bus {
     let from = sorted[0]!;
     let to = sorted[sorted.length - 1]!;
     const groupId = consumerGroupId(this.prefix, `read-${randomUUID()}`);
-    const consumer = this.kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, retry: RETRY });
+    const consumer = this.kafka.consumer({ groupId, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024, allowAutoTopicCreation: false, retry: RETRY });
     let connected = false;
     let cancelled = false;
     let inRange = false;
@@ -420,7 +425,7 @@ export class KafkaBus implements Bus {
             if (at < from || at > to) continue;
             inRange = true;
             if (!wanted.has(m.offset)) continue;
-            const d = decode(m);
+            const d = decode(m, options.parse);
             if (d.kind === 'ok') out.set(m.offset, d.value as T);
           }
           // `to` exists (it was below the end when the read began), so reading reaches it. A batch
@@ -434,6 +439,7 @@ export class KafkaBus implements Bus {
       consumer.seek({ topic: topic.name, partition, offset: from.toString() });
       await finished;
     })();
+    this.track(reading);
     try {
       await withDeadline(reading, timeoutMs, `reading ${wanted.size} message(s) of ${topic.name}/${partition}`);
       return out;

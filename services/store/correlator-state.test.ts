@@ -25,10 +25,18 @@ function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
       expect(writer.floor).toBe(120);
       const g1 = await state.save(2, checkpoint({ offset: '120', slots: new Map([['sa:a/b', slot]]), prologue: new Map([['sa:a/b', new SignalWriter(0).list([recent])]]), incidents: [open1, gone], seen: ['sig-recent', 'sig-old'] }), 0);
       expect(g1).toBe(1);
-      const g2 = await state.save(2, checkpoint({ offset: '121', seen: ['sig-next'] }), g1);
+      const g2 = await state.save(2, checkpoint({ offset: '121', seen: ['sig-next'], slots: new Map([['sa:gone', null]]), prologue: new Map([['sa:gone', null]]) }), g1);
+      // Deleting a group and a prologue in the same checkpoint as writing others.
+      const slot2 = `{"signals":{},"windows":{}}`;
+      const g3 = await state.save(2, checkpoint({ slots: new Map<string, string | null>([['sa:c/d', slot2], ['sa:a/b', null]]), prologue: new Map<string, string | null>([['sa:a/b', null], ['sa:c/d', '[]']]) }), g2);
+      expect(g3).toBe(g2 + 1);
+      const after = await state.load(2);
+      expect(after.slots.map(([k]) => k)).toEqual(['sa:c/d']);
+      expect(after.prologue).toEqual([['sa:c/d', []]]);
+      await state.save(2, checkpoint({ slots: new Map<string, string | null>([['sa:a/b', slot], ['sa:c/d', null]]), prologue: new Map<string, string | null>([['sa:a/b', new SignalWriter(0).list([recent])], ['sa:c/d', null]]) }), g3);
 
       const st = await state.load(2);
-      expect(st.generation).toBe(g2);
+      expect(st.generation).toBe(g3 + 1);
       expect(st.offset).toBe('121');
       expect(st.slots).toHaveLength(1);
       expect(st.slots[0]![1].signals['sig-recent']).toEqual({ $offset: '120', id: 'sig-recent' });

@@ -115,7 +115,7 @@ export class SignalWriter {
     const offset = sourceOffsets.get(s);
     if (offset === undefined || offset < this.oldest) return JSON.stringify(withoutEvidence(s));
     if (offset < this.floor) this.floor = offset;
-    return `{"$offset":"${offset}","id":${JSON.stringify(s.id)}}`;
+    return `{"$offset":"${offset}","id":${JSON.stringify(String(s.id))}}`;
   };
 
   /** A prologue's JSON. */
