@@ -64,6 +64,16 @@ const latest = (published: Incident[]) => {
 describe('PartitionedCorrelator', () => {
   const signals = seedSignals();
 
+  /** Correlator A has handled (and checkpointed) the first half of the seed signals. */
+  async function firstHalfByA() {
+    const state = new MemoryCorrelatorState();
+    const fromA: Incident[] = [];
+    const a = correlator(state, fromA);
+    const cut = Math.floor(signals.length / 2);
+    await a.handle(asMessages(signals.slice(0, cut)));
+    return { state, fromA, a, cut };
+  }
+
   it('produces the same incident when a second correlator takes the partition over half way', async () => {
     const single: Incident[] = [];
     await correlator(new MemoryCorrelatorState(), single).handle(asMessages(signals));
@@ -309,11 +319,7 @@ describe('PartitionedCorrelator', () => {
   });
 
   it('refuses to overwrite a checkpoint that moved on, and rebuilds from it after the rewind', async () => {
-    const state = new MemoryCorrelatorState();
-    const fromA: Incident[] = [];
-    const a = correlator(state, fromA);
-    const cut = Math.floor(signals.length / 2);
-    await a.handle(asMessages(signals.slice(0, cut)));
+    const { state, fromA, a, cut } = await firstHalfByA();
     // A pauses with changes applied but not flushed; meanwhile B owned the partition and saved.
     await a.apply(asMessages(signals.slice(cut, cut + 1), cut));
     await correlator(state, []).handle(asMessages(signals.slice(cut, signals.length - 1), cut));
@@ -332,11 +338,7 @@ describe('PartitionedCorrelator', () => {
   });
 
   it('notices that another correlator moved the partition on: no stale sweeps, reload on return', async () => {
-    const state = new MemoryCorrelatorState();
-    const fromA: Incident[] = [];
-    const a = correlator(state, fromA);
-    const cut = Math.floor(signals.length / 2);
-    await a.handle(asMessages(signals.slice(0, cut)));
+    const { state, fromA, a, cut } = await firstHalfByA();
     // The partition moves to B, which goes on from the committed offset.
     const b = correlator(state, []);
     await b.handle(asMessages(signals.slice(cut, signals.length - 1), cut));

@@ -77,12 +77,18 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
 
   const header = (h: IHeaders | undefined, name: string) => h?.[name]?.toString();
 
-  it('start() creates the topics: partitions as configured, incidents compacted', async () => {
-    const prefix = testPrefix('topics');
-    const bus = kafkaBus(prefix);
+  /** A bus on the topics of `prefix`, started, and closed after the test. */
+  async function startedBus(prefix: string, extra: Partial<KafkaBusOptions> = {}): Promise<KafkaBus> {
+    const bus = kafkaBus(prefix, extra);
     open.push(bus);
     await bus.start();
-    await bus.start();
+    return bus;
+  }
+
+  it('start() creates the topics: partitions as configured, incidents compacted', async () => {
+    const prefix = testPrefix('topics');
+    const bus = await startedBus(prefix);
+    await bus.start(); // starting again changes nothing
     expect(bus.isConnected()).toBe(true);
     expect(await bus.checkReady()).toBe(true);
 
@@ -102,9 +108,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
 
   it('moves an undecodable message to the dead-letter topic and keeps the partition flowing', async () => {
     const prefix = testPrefix('dlq');
-    const bus = kafkaBus(prefix);
-    open.push(bus);
-    await bus.start();
+    const bus = await startedBus(prefix);
     const signals = bus.topics.signals.name;
     const got = new Received<{ n: number }>();
     bus.subscribe(bus.topics.signals as unknown as Topic<{ n: number }>, 'dlq', got.handler);
@@ -164,9 +168,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     });
 
     const prefix = testPrefix('trace');
-    const bus = kafkaBus(prefix);
-    open.push(bus);
-    await bus.start();
+    const bus = await startedBus(prefix);
     const topic = bus.topics.signals as unknown as Topic<TestValue>;
     const seen: (string | undefined)[] = [];
     const got = new Received<TestValue>();
@@ -187,9 +189,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
 
   it('checkpointed: commits nothing whose flush never succeeded, so the next consumer gets it all again', async () => {
     const prefix = testPrefix('unflushed');
-    const first = kafkaBus(prefix, { maxBatchMessages: 4, closeTimeoutMs: 3000 });
-    open.push(first);
-    await first.start();
+    const first = await startedBus(prefix, { maxBatchMessages: 4, closeTimeoutMs: 3000 });
     const topic = first.topics.signals as unknown as Topic<TestValue>;
     const got = new Received<TestValue>();
     let flushes = 0;
@@ -207,9 +207,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     await got.until(() => got.messages.length === sent.length && flushes >= 2, 'every message handled and flushes failing');
     await first.close();
 
-    const second = kafkaBus(prefix);
-    open.push(second);
-    await second.start();
+    const second = await startedBus(prefix);
     const again = new Received<TestValue>();
     second.subscribe(topic, 'unflushed', again.handler, { checkpointing: { flush: async () => {} } });
     await again.count(sent.length);
@@ -218,9 +216,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
 
   it('writes a signal with its evidence last, so that a subscriber that does not keep it parses only the rest', async () => {
     const prefix = testPrefix('lean');
-    const bus = kafkaBus(prefix);
-    open.push(bus);
-    await bus.start();
+    const bus = await startedBus(prefix);
     const signal = makeSignal('lean-1', T0, { excerpt: { verb: 'get', note: ',"matched":[]}' } });
     await bus.publish(bus.topics.signals, [{ key: signal.actor.key, value: signal }]);
     const [raw] = await readRaw(bus.topics.signals.name, 1);
@@ -240,9 +236,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
 
   it('reads messages of one partition back by offset, leaving no consumer group behind', async () => {
     const prefix = testPrefix('read');
-    const bus = kafkaBus(prefix);
-    open.push(bus);
-    await bus.start();
+    const bus = await startedBus(prefix);
     const topic = bus.topics.signals as unknown as Topic<TestValue>;
     await bus.publish(topic, Array.from({ length: 40 }, (_, seq) => ({ key: 'sa:r/one', value: { k: 'sa:r/one', seq } })));
     // Other partitions have messages too: the read must not mix them in.
@@ -280,9 +274,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
 
   it('deletes an ephemeral consumer group when its subscription stops, and keeps the others', async () => {
     const prefix = testPrefix('ephemeral');
-    const bus = kafkaBus(prefix);
-    open.push(bus);
-    await bus.start();
+    const bus = await startedBus(prefix);
     const topic = bus.topics.signals as unknown as Topic<TestValue>;
     const mine = new Received<TestValue>();
     const shared = new Received<TestValue>();
