@@ -17,14 +17,14 @@ import {
   labelsFingerprint,
 } from '../connectors/alertmanager/parse.js';
 import { alertmanagerSource, ALERTMANAGER_SOURCE } from '../connectors/alertmanager/source.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 
-const capture = readShared('alertmanager/webhook-v4-am0.27-capture.jsonl')
+const capture = readReal('alertmanager/webhook-v4-am0.27-capture.jsonl')
   .trim()
   .split('\n')
   .map((l) => (JSON.parse(l) as { body: unknown }).body);
-const firing2019 = readShared('alertmanager/webhook-v4-am-2019-alertmonitor-firing.json');
-const resolved2019 = readShared('alertmanager/webhook-v4-am-2019-alertmonitor-resolved.json');
+const firing2019 = readReal('alertmanager/webhook-v4-am-2019-alertmonitor-firing.json');
+const resolved2019 = readReal('alertmanager/webhook-v4-am-2019-alertmonitor-resolved.json');
 
 const alert = (labels: Record<string, string>, extra: Record<string, unknown> = {}) => ({ status: 'firing', labels, annotations: {}, startsAt: '2025-03-01T10:00:00Z', ...extra });
 

@@ -6,7 +6,7 @@ import { alertmanagerReceiver } from '../connectors/alertmanager/receiver.js';
 import type { SourceEvent } from '../correlator/detection/source-event.js';
 import { BackpressureError } from '../correlator/errors.js';
 import type { IngestSink } from '../correlator/ports.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 import { listen, type Listening } from './helpers/http.js';
 
 /** Records what reached it; can refuse like a full bus, or hold each batch until released. */
@@ -27,10 +27,10 @@ class RecordingSink implements IngestSink {
   }
 }
 
-const captureLines = readShared('alertmanager/webhook-v4-am0.27-capture.jsonl').trim().split('\n');
+const captureLines = readReal('alertmanager/webhook-v4-am0.27-capture.jsonl').trim().split('\n');
 const captureBodies = captureLines.map((l) => JSON.stringify((JSON.parse(l) as { body: unknown }).body));
-const firing2019 = readShared('alertmanager/webhook-v4-am-2019-alertmonitor-firing.json');
-const resolved2019 = readShared('alertmanager/webhook-v4-am-2019-alertmonitor-resolved.json');
+const firing2019 = readReal('alertmanager/webhook-v4-am-2019-alertmonitor-firing.json');
+const resolved2019 = readReal('alertmanager/webhook-v4-am-2019-alertmonitor-resolved.json');
 
 const alert = (name: string, extra: Record<string, unknown> = {}) => ({
   status: 'firing',

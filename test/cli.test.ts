@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Signal } from '../correlator/signal.js';
-import { sharedFixture } from './helpers/fixtures.js';
+import { realFixture } from './helpers/fixtures.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../bin/kubevigil.js', import.meta.url).pathname;
@@ -29,7 +29,7 @@ describe('kubevigil CLI', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('replay --format json prints one signal per line, and the summary on stderr', async () => {
-    const r = await kubevigil(['replay', '--format', 'json', sharedFixture('k8s-audit/audit2rbac/demo.log')]);
+    const r = await kubevigil(['replay', '--format', 'json', realFixture('k8s-audit/audit2rbac/demo.log')]);
     expect(r.code).toBe(0);
     const signals = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Signal);
     expect(signals.filter((s) => s.kind === 'rbac.denied')).toHaveLength(11);
@@ -50,7 +50,7 @@ describe('kubevigil CLI', () => {
     expect(r.stdout).toMatch(/^TIME\s+SEVERITY\s+KIND/);
     expect(r.stdout).toContain('rbac.denied');
     expect(r.stdout).not.toContain('\u001b');
-    const d = await kubevigil(['replay', '--format', 'json', sharedFixture('k8s-audit/falco-trace-files')]);
+    const d = await kubevigil(['replay', '--format', 'json', realFixture('k8s-audit/falco-trace-files')]);
     expect(d.stderr).toMatch(/17 events, 0 invalid/);
   });
 

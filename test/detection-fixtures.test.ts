@@ -1,5 +1,5 @@
 /**
- * The shipped detection pack against real audit payloads from public sources (../shared/fixtures,
+ * The shipped detection pack against real audit payloads from public sources (test/fixtures/real,
  * see SOURCES.md there): Falco's k8s-audit trace files with the detection Falco expects of each,
  * the audit2rbac demo log, and logs captured from kind, OpenShift and a webhook backend.
  */
@@ -12,7 +12,7 @@ import { severityRank } from '../correlator/severity.js';
 import type { Signal } from '../correlator/signal.js';
 import { loadDetector } from '../services/rules.js';
 
-const AUDIT_DIR = new URL('../../shared/fixtures/k8s-audit/', import.meta.url);
+const AUDIT_DIR = new URL('./fixtures/real/k8s-audit/', import.meta.url);
 const detector = loadDetector();
 
 function decode(rel: string): DecodedBatch {
@@ -32,9 +32,9 @@ function detect(rel: string): Signal[] {
 const kinds = (signals: Signal[]) => signals.map((s) => s.kind).sort();
 const aboveLow = (signals: Signal[]) => signals.filter((s) => severityRank(s.severity) > severityRank('low')).map((s) => `${s.rule.id} (${s.severity})`);
 
-describe('shared fixtures', () => {
-  it('resolve to ../shared/fixtures/k8s-audit beside the repository', () => {
-    expect(fileURLToPath(AUDIT_DIR)).toMatch(/\/shared\/fixtures\/k8s-audit\/$/);
+describe('real fixtures', () => {
+  it('resolve to test/fixtures/real/k8s-audit inside the repository', () => {
+    expect(fileURLToPath(AUDIT_DIR)).toMatch(/\/test\/fixtures\/real\/k8s-audit\/$/);
     expect(existsSync(fileURLToPath(new URL('falco-trace-files/exec_pod.json', AUDIT_DIR)))).toBe(true);
   });
 });

@@ -25,7 +25,7 @@ import { ExportTraceServiceRequest, ExportTraceServiceResponse, RpcStatus } from
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 import { corruptText, INVALID_UTF8, mutate, nestedText, paths, Rng, spliceInvalidUtf8, truncate, type Json, type JsonPath } from './helpers/fuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261129);
@@ -241,14 +241,14 @@ async function stillServing(phase: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Valid payloads, from the shared real-payload fixtures.
+// Valid payloads, from the real-payload fixtures in test/fixtures/real.
 
-const webhookItems = readShared('k8s-audit/webhook-eventlist-bodies-k8s1.20.jsonl')
+const webhookItems = readReal('k8s-audit/webhook-eventlist-bodies-k8s1.20.jsonl')
   .trim()
   .split('\n')
   .flatMap((l) => (JSON.parse(l) as { items: Json[] }).items);
-const execPod = JSON.parse(readShared('k8s-audit/falco-trace-files/exec_pod.json')) as Record<string, Json>;
-const privilegedPod = JSON.parse(readShared('k8s-audit/falco-trace-files/create_nginx_pod_privileged.json')) as Json;
+const execPod = JSON.parse(readReal('k8s-audit/falco-trace-files/exec_pod.json')) as Record<string, Json>;
+const privilegedPod = JSON.parse(readReal('k8s-audit/falco-trace-files/create_nginx_pod_privileged.json')) as Json;
 const AUDIT_EVENTS: Json[] = [...webhookItems, execPod, privilegedPod];
 
 /** An EventList of the fixture events with auditIDs unique to `tag`, so dedup does not hide them from detection. */
@@ -256,7 +256,7 @@ function auditList(tag: string, events: Json[] = AUDIT_EVENTS): Record<string, J
   return { kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.map((e, j) => ({ ...(e as Record<string, Json>), auditID: `fz-${SEED}-${tag}-${j}` })) };
 }
 
-const amBodies = readShared('alertmanager/webhook-v4-am0.27-capture.jsonl')
+const amBodies = readReal('alertmanager/webhook-v4-am0.27-capture.jsonl')
   .trim()
   .split('\n')
   .map((l) => (JSON.parse(l) as { body: Json }).body);
@@ -268,12 +268,12 @@ function amPayload(tag: string, body: Json = amBodies[0]!): Record<string, Json>
   return b;
 }
 
-const meshLines = readShared('mesh/istio-access-log-text-samples.log')
+const meshLines = readReal('mesh/istio-access-log-text-samples.log')
   .split('\n')
   .filter((l) => l.trim() && !l.startsWith('#'));
 const SIDECAR = { namespace: 'payments', pod: 'postgres-0', container: 'istio-proxy' };
-const lokiDoc = JSON.parse(readShared('loki/push-request-json.docs.json')) as Json;
-const lokiMetaDoc = JSON.parse(readShared('loki/push-request-json-structured-metadata.docs.json')) as Json;
+const lokiDoc = JSON.parse(readReal('loki/push-request-json.docs.json')) as Json;
+const lokiMetaDoc = JSON.parse(readReal('loki/push-request-json-structured-metadata.docs.json')) as Json;
 let nsCounter = 1_764_410_400_000_000_000n;
 const nextNs = () => String((nsCounter += 1000n));
 
@@ -294,8 +294,8 @@ function lokiProto(n = 3): Uint8Array {
   ]);
 }
 
-const otlpExample = JSON.parse(readShared('otlp/otlp-trace-example.json')) as Json;
-const otlpTempoDoc = JSON.parse(readShared('otlp/otlp-http-json-push.tempo-docs.json')) as Json;
+const otlpExample = JSON.parse(readReal('otlp/otlp-trace-example.json')) as Json;
+const otlpTempoDoc = JSON.parse(readReal('otlp/otlp-http-json-push.tempo-docs.json')) as Json;
 let spanCounter = 0;
 const nextSpanId = () => (++spanCounter).toString(16).padStart(16, 'a');
 

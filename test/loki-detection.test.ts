@@ -13,7 +13,7 @@ import { formatProblem, type Problem } from '../correlator/detection/problems.js
 import { loadRuleTestFile, runRuleTests } from '../correlator/detection/rule-tests.js';
 import type { Signal } from '../correlator/signal.js';
 import { readYaml } from '../services/rules.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 
 const rulesFile = fileURLToPath(new URL('../rules/detections/loki-mesh.yaml', import.meta.url));
 const testFile = fileURLToPath(new URL('../rules/detections/loki-mesh.test.yaml', import.meta.url));
@@ -26,8 +26,8 @@ function compileLoki() {
   return { ...compiled, problems: [...problems, ...compiled.problems] };
 }
 
-const sharedLines = (rel: string) =>
-  readShared(rel)
+const realLines = (rel: string) =>
+  readReal(rel)
     .split('\n')
     .filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
@@ -68,7 +68,7 @@ describe('rules/detections/loki-mesh.yaml', () => {
 
   it('turns the real mesh sample lines into the expected signal kinds', () => {
     const kinds = (lines: string[], labels: Record<string, string>) => lines.map((l) => detect(l, labels).map((s) => `${s.kind}/${s.severity}`).join(',') || '-');
-    expect(kinds(sharedLines('mesh/istio-access-log-text-samples.log'), sidecar)).toEqual([
+    expect(kinds(realLines('mesh/istio-access-log-text-samples.log'), sidecar)).toEqual([
       '-', // 418 via upstream (client side)
       '-', // 418 (server side)
       'mesh.authz_denied/medium', // rbac named policy
@@ -84,9 +84,9 @@ describe('rules/detections/loki-mesh.yaml', () => {
       '-', // URX 500
       'mesh.authz_denied/medium', // VM rbac [none]
     ]);
-    expect(kinds(sharedLines('mesh/istio-access-log-json-samples.jsonl'), sidecar)).toEqual(['-', '-', '-']);
-    expect(kinds(sharedLines('mesh/envoy-plain-response-flag-samples.log'), { job: 'envoy' })).toEqual(['-', '-', '-', '-', '-', '-', '-']);
-    expect(kinds(sharedLines('mesh/linkerd-proxy-log-samples.log'), { namespace: 'emojivoto', pod: 'web-5f86686c4d-58p7k', container: 'linkerd-proxy' })).toEqual([
+    expect(kinds(realLines('mesh/istio-access-log-json-samples.jsonl'), sidecar)).toEqual(['-', '-', '-']);
+    expect(kinds(realLines('mesh/envoy-plain-response-flag-samples.log'), { job: 'envoy' })).toEqual(['-', '-', '-', '-', '-', '-', '-']);
+    expect(kinds(realLines('mesh/linkerd-proxy-log-samples.log'), { namespace: 'emojivoto', pod: 'web-5f86686c4d-58p7k', container: 'linkerd-proxy' })).toEqual([
       'mesh.authz_denied/medium',
       '-',
       'mesh.authz_denied/medium',
@@ -97,7 +97,7 @@ describe('rules/detections/loki-mesh.yaml', () => {
       'mtls.failed/medium',
       '-',
     ]);
-    expect(kinds(sharedLines('admission/gatekeeper-controller-log-denies.jsonl'), { namespace: 'gatekeeper-system' })).toEqual([
+    expect(kinds(realLines('admission/gatekeeper-controller-log-denies.jsonl'), { namespace: 'gatekeeper-system' })).toEqual([
       'admission.denied/low',
       'admission.denied/low',
       'admission.denied/low',
@@ -105,7 +105,7 @@ describe('rules/detections/loki-mesh.yaml', () => {
   });
 
   it('builds signals with deterministic ids, the rule that matched and a redacted excerpt', () => {
-    const line = sharedLines('mesh/istio-access-log-text-samples.log')[2]!;
+    const line = realLines('mesh/istio-access-log-text-samples.log')[2]!;
     const [a] = detect(line, sidecar);
     const [b] = detect(line, sidecar);
     expect(a).toBeDefined();

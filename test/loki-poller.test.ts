@@ -9,7 +9,7 @@ import { cursorKey, LokiPoller, type LokiPollerOptions } from '../connectors/lok
 import type { SourceEvent } from '../correlator/detection/source-event.js';
 import { BackpressureError, ConfigError } from '../correlator/errors.js';
 import type { IngestSink } from '../correlator/ports.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 import { startLokiStandin, type LokiStandin, type StandinEntry } from './helpers/loki-standin.js';
 
 class RecordingSink implements IngestSink {
@@ -22,7 +22,7 @@ class RecordingSink implements IngestSink {
   }
 }
 
-const meshLines = readShared('mesh/istio-access-log-text-samples.log')
+const meshLines = readReal('mesh/istio-access-log-text-samples.log')
   .split('\n')
   .filter((l) => l.trim() && !l.startsWith('#'));
 const NOW = Date.parse('2026-11-29T10:10:00Z');
@@ -151,7 +151,7 @@ describe('LokiPoller', () => {
     expect(reports[3]!.detected).toBe(1);
 
     const metric = await poller({ queries: [{ name: 'm', query: '{a="b"}' }] });
-    loki.respondOnceWith(readShared('loki/query_range-matrix-response.docs.json'));
+    loki.respondOnceWith(readReal('loki/query_range-matrix-response.docs.json'));
     expect((await metric.pollOnce())[0]!.error).toMatchObject({ reason: 'bad_query', message: expect.stringMatching(/returned matrix, not log lines/) });
 
     loki.failNext(1, 500);
@@ -195,7 +195,7 @@ describe('LokiPoller', () => {
 
   it('reads the documented response shapes: newest-first values, and categorize-labels structured metadata', async () => {
     const p = poller({ queries: [{ name: 'docs', query: '{job="varlogs"}' }], lookbackMs: 100 * 365 * 86_400_000 });
-    loki.respondOnceWith(readShared('loki/query_range-streams-response.docs.json'));
+    loki.respondOnceWith(readReal('loki/query_range-streams-response.docs.json'));
     const [r] = await p.pollOnce();
     expect(r).toMatchObject({ received: 2, detected: 0 });
     expect(JSON.parse(state.get(cursorKey('docs'))!).ts).toBe('1569266497240578000');
@@ -206,7 +206,7 @@ describe('LokiPoller', () => {
     expect(sink.events[0]!.raw.labels).toEqual(sidecar);
 
     const q = poller({ queries: [{ name: 'cat', query: '{test="test"}' }], lookbackMs: 100 * 365 * 86_400_000 });
-    loki.respondOnceWith(readShared('loki/query_range-streams-categorize-labels.marshal_test.json'));
+    loki.respondOnceWith(readReal('loki/query_range-streams-categorize-labels.marshal_test.json'));
     expect((await q.pollOnce())[0]).toMatchObject({ received: 3 });
   });
 

@@ -13,7 +13,7 @@ import { lokiReceiver } from '../connectors/loki/receiver.js';
 import type { SourceEvent } from '../correlator/detection/source-event.js';
 import { BackpressureError, KubevigilError } from '../correlator/errors.js';
 import type { IngestSink } from '../correlator/ports.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 import { listen, type Listening } from './helpers/http.js';
 
 /** A sink that records what reached it and can be told to refuse, like a full bus. */
@@ -27,7 +27,7 @@ class RecordingSink implements IngestSink {
   }
 }
 
-const meshLines = readShared('mesh/istio-access-log-text-samples.log')
+const meshLines = readReal('mesh/istio-access-log-text-samples.log')
   .split('\n')
   .filter((l) => l.trim() && !l.startsWith('#'));
 const sidecar = { namespace: 'payments', pod: 'postgres-0', container: 'istio-proxy' };
@@ -67,7 +67,7 @@ describe('POST /loki/api/v1/push', () => {
 
   it('accepts the documented JSON push bodies (with and without structured metadata) with 204', async () => {
     for (const f of ['loki/push-request-json.docs.json', 'loki/push-request-json-structured-metadata.docs.json']) {
-      const res = await post(readShared(f));
+      const res = await post(readReal(f));
       expect(res.status).toBe(204);
       expect(await res.text()).toBe('');
     }
@@ -105,7 +105,7 @@ describe('POST /loki/api/v1/push', () => {
   it('accepts snappy-compressed protobuf PushRequests, with or without Content-Type and Content-Encoding: snappy', async () => {
     const pb = encodePushProtobuf([
       { labels: sidecar, entries: [{ time: NS, line: meshLines[5]!, metadata: { trace_id: 'abc' } }] },
-      { labels: { namespace: 'gatekeeper-system', pod: 'gatekeeper-controller-manager-0' }, entries: readShared('admission/gatekeeper-controller-log-denies.jsonl').trim().split('\n').map((line, i) => ({ time: `17226224439484184${i}0`, line })) },
+      { labels: { namespace: 'gatekeeper-system', pod: 'gatekeeper-controller-manager-0' }, entries: readReal('admission/gatekeeper-controller-log-denies.jsonl').trim().split('\n').map((line, i) => ({ time: `17226224439484184${i}0`, line })) },
     ]);
     expect((await post(pb, { 'content-type': 'application/x-protobuf' })).status).toBe(204);
     expect(sink.events).toHaveLength(4);

@@ -23,7 +23,7 @@ import { MemoryStore } from '../services/store/memory.js';
 import { openSqliteStore } from '../services/store/sqlite.js';
 import { makeIncident, T0 } from '../services/store/store.contract.js';
 import type { IncidentStore } from '../services/store/store.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 import { startSlackStandin, STANDIN_LIMITS, validateBlocks, type SlackStandin, type StandinCall } from './helpers/slack-standin.js';
 
 const API = 'https://kubevigil.example.com';
@@ -168,7 +168,7 @@ function entry(i: number): TimelineEntry {
 describe('the Slack stand-in', () => {
   it("accepts Slack's own Block Kit examples", () => {
     for (const kind of ['section', 'context', 'header', 'divider', 'actions']) {
-      const examples = JSON.parse(readShared(`slack/block-kit/${kind}-examples.json`)) as { test: string; block: unknown }[];
+      const examples = JSON.parse(readReal(`slack/block-kit/${kind}-examples.json`)) as { test: string; block: unknown }[];
       for (const e of examples) expect(() => validateBlocks([e.block]), `${kind} ${e.test}`).not.toThrow();
     }
   });

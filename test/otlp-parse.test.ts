@@ -1,5 +1,5 @@
 /**
- * OTLP and Tempo payloads → spans → source events: the real examples in ../shared/fixtures/otlp,
+ * OTLP and Tempo payloads → spans → source events: the real examples in test/fixtures/real/otlp,
  * every id flavour, every AnyValue type, protobuf from the hand-written schema, bounds, and the
  * derived fields span rules rely on.
  */
@@ -8,9 +8,9 @@ import { normalizeSpan, type OtlpDerived } from '../connectors/otlp/normalize.js
 import { decodeOtlpJson, decodeOtlpProtobuf, decodeOtlpValue, normalizeSpanId, normalizeTraceId, OtlpPayloadError, spanTimeMs, type OtlpSpan } from '../connectors/otlp/parse.js';
 import { ExportTraceServiceRequest } from '../connectors/otlp/schema.js';
 import { OTLP_SOURCE } from '../connectors/otlp/source.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 
-const fixture = (f: string) => decodeOtlpJson(readShared(`otlp/${f}`));
+const fixture = (f: string) => decodeOtlpJson(readReal(`otlp/${f}`));
 
 describe('the real payloads', () => {
   it('OTLP/JSON with int64 times as strings (opentelemetry-proto examples/trace.json)', () => {
@@ -55,9 +55,9 @@ describe('the real payloads', () => {
   });
 
   it("Tempo's search answers: trace ids trimmed of leading zeros become 32 hex characters", () => {
-    const tags = JSON.parse(readShared('otlp/api-search-tags-response.docs.json')) as { traces: { traceID: string }[] };
+    const tags = JSON.parse(readReal('otlp/api-search-tags-response.docs.json')) as { traces: { traceID: string }[] };
     expect(tags.traces.map((t) => normalizeTraceId(t.traceID))).toEqual(['0000000000000000d6e9329d67b6146a', '00000000000000001b1ba462b409200d']);
-    const ql = JSON.parse(readShared('otlp/api-search-traceql-response.docs.json')) as { traces: { traceID: string; spanSet: { spans: { spanID: string }[] } }[] };
+    const ql = JSON.parse(readReal('otlp/api-search-traceql-response.docs.json')) as { traces: { traceID: string; spanSet: { spans: { spanID: string }[] } }[] };
     expect(normalizeTraceId(ql.traces[0]!.traceID)).toBe('5b8efff798038103d269b633813fc700');
     expect(normalizeSpanId(ql.traces[0]!.spanSet.spans[0]!.spanID)).toBe('eee19b7ec3c1b100');
   });

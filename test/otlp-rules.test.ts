@@ -1,6 +1,6 @@
 /**
  * The span rules (rules/detections/otlp.yaml) compiled against the OTLP source alone and run through
- * their own rule tests, plus the real payloads in ../shared/fixtures/otlp through a real Detector.
+ * their own rule tests, plus the real payloads in test/fixtures/real/otlp through a real Detector.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { compileRules } from '../correlator/detection/compile.js';
 import { Detector } from '../correlator/detection/engine.js';
 import { formatProblem, type Problem } from '../correlator/detection/problems.js';
 import { loadRuleTestFile, runRuleTests } from '../correlator/detection/rule-tests.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 
 const RULES = fileURLToPath(new URL('../rules/detections/otlp.yaml', import.meta.url));
 const TESTS = fileURLToPath(new URL('../rules/detections/otlp.test.yaml', import.meta.url));
@@ -45,7 +45,7 @@ describe('span rules', () => {
   it('raise nothing on the real Tempo and OTLP examples (errors there are a 500 and a database error)', () => {
     const detector = otlpDetector();
     for (const f of ['otlp-trace-example.json', 'otlp-http-json-push.tempo-docs.json', 'api-v2-traces-response.docs.json', 'tempo-gogo-jsonpb-trace.servicegraphs-testdata.json']) {
-      const { events, invalid } = OTLP_SOURCE.decode(JSON.parse(readShared(`otlp/${f}`)), 0);
+      const { events, invalid } = OTLP_SOURCE.decode(JSON.parse(readReal(`otlp/${f}`)), 0);
       expect(invalid, f).toEqual([]);
       expect(events.length, f).toBeGreaterThan(0);
       expect(events.flatMap((e) => detector.detect(e)), f).toEqual([]);

@@ -1,6 +1,6 @@
 /**
  * The Tempo poller against a stand-in serving Tempo's documented answers (shapes checked against
- * ../shared/fixtures/otlp): TraceQL search with a persisted cursor, trace fetches, ids normalized,
+ * test/fixtures/real/otlp): TraceQL search with a persisted cursor, trace fetches, ids normalized,
  * no duplicates across polls or restarts, errors counted and retried rather than thrown.
  */
 import { readFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import type { SourceEvent } from '../correlator/detection/source-event.js';
 import { BackpressureError } from '../correlator/errors.js';
 import type { IngestOutcome, IngestSink } from '../correlator/ports.js';
 import type { Signal } from '../correlator/signal.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 import { startTempoStandin, type TempoStandin } from './helpers/tempo-standin.js';
 
 function otlpDetector(): Detector {
@@ -135,10 +135,10 @@ function shape(v: unknown): unknown {
 
 describe('the Tempo stand-in', () => {
   it('answers in the shapes of the documented Tempo responses, and 400 on a bad query or parameters', async () => {
-    const v2 = JSON.parse(readShared('otlp/api-v2-traces-response.docs.json')) as { trace: Record<string, unknown> };
+    const v2 = JSON.parse(readReal('otlp/api-v2-traces-response.docs.json')) as { trace: Record<string, unknown> };
     tempo.addTempoTrace(v2.trace);
     const search = (await (await fetch(`${tempo.url}/api/search?q=${encodeURIComponent('{ resource.service.name = "my.service" }')}&start=1689969000&end=1689970100&limit=20`)).json()) as Record<string, unknown>;
-    expect(shape(search)).toEqual(shape(JSON.parse(readShared('otlp/api-search-traceql-response.docs.json'))));
+    expect(shape(search)).toEqual(shape(JSON.parse(readReal('otlp/api-search-traceql-response.docs.json'))));
     expect(search).toMatchObject({ traces: [{ traceID: '5b8efff798038103d269b633813fc700', rootServiceName: 'my.service', rootTraceName: 'I am a span!', spanSet: { spans: [{ spanID: 'eee19b7ec3c1b100' }], matched: 1 } }] });
     const trace = await (await fetch(`${tempo.url}/api/v2/traces/5B8EFFF798038103D269B633813FC700`)).json();
     expect(trace).toEqual(v2);

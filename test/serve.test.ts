@@ -10,7 +10,7 @@ import type { Signal } from '../correlator/signal.js';
 import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import { loadDetector } from '../services/rules.js';
-import { readShared } from './helpers/fixtures.js';
+import { readReal } from './helpers/fixtures.js';
 
 const INGEST = 'ingest-token-0123456789abcdef';
 const API = 'api-token-0123456789abcdef-api';
@@ -46,7 +46,7 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
   });
 
   it('turns a real audit log into signals, served by the API and counted in /metrics', async () => {
-    const lines = readShared('k8s-audit/audit2rbac/demo.log').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const lines = readReal('k8s-audit/audit2rbac/demo.log').trim().split('\n').map((l) => JSON.parse(l) as unknown);
     const res = await ingest(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: lines }));
     expect(res.status).toBe(200);
     const body = (await res.json()) as { accepted: number; signals: number };

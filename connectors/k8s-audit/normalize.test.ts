@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { readShared } from '../../test/helpers/fixtures.js';
+import { readReal } from '../../test/helpers/fixtures.js';
 import { normalizeAuditEvent, parseAdmissionMessage, parseAuthzReason } from './normalize.js';
 import { decodeAuditJson, decodeAuditLines, type AuditEvent } from './parse.js';
 
 const one = (rel: string): AuditEvent => {
-  const b = decodeAuditJson(readShared(rel));
+  const b = decodeAuditJson(readReal(rel));
   expect(b.invalid).toEqual([]);
   return b.events[0]!;
 };
@@ -37,7 +37,7 @@ describe('normalizeAuditEvent', () => {
   });
 
   it('uses the impersonated identity as the actor and keeps the impersonator', () => {
-    const lines = decodeAuditLines(readShared('k8s-audit/audit2rbac/demo.log'));
+    const lines = decodeAuditLines(readReal('k8s-audit/audit2rbac/demo.log'));
     const sa = lines.events.find((e) => e.impersonatedUser?.username === 'system:serviceaccount:ns1:sa1')!;
     const s = normalizeAuditEvent(sa, 0).details();
     expect(s.actor.key).toBe('sa:ns1/sa1');
@@ -46,7 +46,7 @@ describe('normalizeAuditEvent', () => {
   });
 
   it('marks forbidden requests denied and RequestReceived events not final', () => {
-    const [received, complete] = decodeAuditLines(readShared('k8s-audit/log-backend-openshift-403-forbid.jsonl')).events.map((e) => normalizeAuditEvent(e, 5));
+    const [received, complete] = decodeAuditLines(readReal('k8s-audit/log-backend-openshift-403-forbid.jsonl')).events.map((e) => normalizeAuditEvent(e, 5));
     expect(received!.final).toBe(false);
     expect(complete!.final).toBe(true);
     expect(complete!.details().outcome).toBe('denied');
@@ -78,7 +78,7 @@ describe('normalizeAuditEvent', () => {
 });
 
 describe('parseAdmissionMessage on real denial messages', () => {
-  const text = readShared('admission/denial-messages.txt');
+  const text = readReal('admission/denial-messages.txt');
   const lineWith = (needle: string) => text.split('\n').find((l) => l.includes(needle))!;
 
   it('extracts Gatekeeper constraint names, in both message formats', () => {

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
-import { readShared, sharedFixture } from '../../test/helpers/fixtures.js';
+import { readReal, realFixture } from '../../test/helpers/fixtures.js';
 import { AuditPayloadError, decodeAuditJson, decodeAuditLines, decodeAuditValue } from './parse.js';
 
 describe('decoding real audit payloads', () => {
   it('decodes every Falco trace file, v1beta1 and v1, with no invalid event', () => {
-    const dir = sharedFixture('k8s-audit/falco-trace-files');
+    const dir = realFixture('k8s-audit/falco-trace-files');
     let total = 0;
     for (const f of readdirSync(dir)) {
-      const b = decodeAuditLines(readShared(`k8s-audit/falco-trace-files/${f}`));
+      const b = decodeAuditLines(readReal(`k8s-audit/falco-trace-files/${f}`));
       expect(b.invalid, f).toEqual([]);
       total += b.events.length;
     }
@@ -22,7 +22,7 @@ describe('decoding real audit payloads', () => {
     ['k8s-audit/psa-audit-violations-kind-v1.30.jsonl', 1],
     ['k8s-audit/audit2rbac/demo.log', 37],
   ])('decodes %s', (rel, count) => {
-    const b = decodeAuditLines(readShared(rel));
+    const b = decodeAuditLines(readReal(rel));
     expect(b.invalid).toEqual([]);
     expect(b.events).toHaveLength(count);
   });

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceEvent } from '../../correlator/detection/source-event.js';
 import { BackpressureError } from '../../correlator/errors.js';
 import type { IngestSink } from '../../correlator/ports.js';
-import { readShared } from '../../test/helpers/fixtures.js';
+import { readReal } from '../../test/helpers/fixtures.js';
 import { listen, type Listening } from '../../test/helpers/http.js';
 import { auditReceiver } from './receiver.js';
 
@@ -19,7 +19,7 @@ class RecordingSink implements IngestSink {
   }
 }
 
-const webhookBodies = readShared('k8s-audit/webhook-eventlist-bodies-k8s1.20.jsonl').trim().split('\n');
+const webhookBodies = readReal('k8s-audit/webhook-eventlist-bodies-k8s1.20.jsonl').trim().split('\n');
 
 function event(auditID: string, extra: Record<string, unknown> = {}) {
   return { auditID, stage: 'ResponseComplete', verb: 'get', requestURI: '/api/v1/namespaces/a/pods/p', user: { username: 'alice' }, ...extra };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readShared } from '../../test/helpers/fixtures.js';
+import { readReal } from '../../test/helpers/fixtures.js';
 import { formatLabelSet, parseLabelSet } from './labels.js';
 import { nsToMs } from './normalize.js';
 import { decodePushJson, decodePushProtobuf, encodePushProtobuf, PushDecodeError, snappyLength } from './push.js';
@@ -31,7 +31,7 @@ describe('label sets', () => {
 
 describe('push bodies', () => {
   it('decodes the documented JSON bodies', () => {
-    const d = decodePushJson(JSON.parse(readShared('loki/push-request-json-structured-metadata.docs.json')), 'team-a');
+    const d = decodePushJson(JSON.parse(readReal('loki/push-request-json-structured-metadata.docs.json')), 'team-a');
     expect(d).toEqual({ streams: 1, truncated: 0, entries: [{ line: 'fizzbuzz', labels: { foo: 'bar2' }, metadata: { trace_id: '0242ac120002', user_id: 'superUser123' }, tenant: 'team-a', time: '1570818238000000000' }] });
   });
 

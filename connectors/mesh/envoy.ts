@@ -1,6 +1,6 @@
 /**
  * Istio and Envoy access logs, in the default TEXT formats (Istio's since 1.9, Envoy's own with or
- * without %RESPONSE_CODE_DETAILS%) and Istio's JSON format (see ../shared/fixtures/mesh/formats.txt).
+ * without %RESPONSE_CODE_DETAILS%) and Istio's JSON format (see test/fixtures/real/mesh/formats.txt).
  *
  * Attribution is the security-critical part: who called whom. In the TEXT format the user agent,
  * authority and path are quoted but not escaped, so a client can put `" "` into its User-Agent and

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { readShared } from '../../test/helpers/fixtures.js';
+import { readReal } from '../../test/helpers/fixtures.js';
 import { emitterFromLabels, peerFromHost, serviceAccountOf, splitHostPort, workloadFromPod } from './identity.js';
 import { parseLogLine, type ParsedLine } from './parse.js';
 import type { AccessLogRecord } from './record.js';
 
 const lines = (rel: string) =>
-  readShared(rel)
+  readReal(rel)
     .split('\n')
     .filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
@@ -153,7 +153,7 @@ describe('plain Envoy access log (mesh/envoy-plain-response-flag-samples.log)', 
   });
 
   it('reads the default format without details (the Envoy docs example)', () => {
-    const line = readShared('mesh/formats.txt').split('\n').find((l) => l.startsWith('[2016-04-15'))!;
+    const line = readReal('mesh/formats.txt').split('\n').find((l) => l.startsWith('[2016-04-15'))!;
     expect(mesh(line, {})).toMatchObject({ kind: 'envoy', method: 'POST', path: '/api/v1/locations', protocol: 'HTTP/2', responseCode: 204, responseFlags: [], forwardedFor: ['10.0.35.28'], userAgent: 'nsq2http' });
   });
 });

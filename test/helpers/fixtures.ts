@@ -1,10 +1,10 @@
-/** Paths to the shared real-payload fixtures (../shared/fixtures beside the repository) and the project's own. */
+/** Paths to the test fixtures: real captures from public sources (test/fixtures/real) and the project's own. */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** Absolute path of a file under ../shared/fixtures. */
-export function sharedFixture(rel: string): string {
-  return fileURLToPath(new URL(`../../../shared/fixtures/${rel}`, import.meta.url));
+/** Absolute path of a real captured payload under test/fixtures/real (provenance in its SOURCES.md). */
+export function realFixture(rel: string): string {
+  return fileURLToPath(new URL(`../fixtures/real/${rel}`, import.meta.url));
 }
 
 /** Absolute path of a file under test/fixtures. */
@@ -12,7 +12,7 @@ export function projectFixture(rel: string): string {
   return fileURLToPath(new URL(`../fixtures/${rel}`, import.meta.url));
 }
 
-/** Text of a shared fixture. */
-export function readShared(rel: string): string {
-  return readFileSync(sharedFixture(rel), 'utf8');
+/** Text of a real captured payload under test/fixtures/real. */
+export function readReal(rel: string): string {
+  return readFileSync(realFixture(rel), 'utf8');
 }

@@ -1,7 +1,7 @@
 /**
  * A local stand-in for Loki's query API (`GET /loki/api/v1/query_range`), for testing the poller
  * where no Loki can run. It holds pushed entries and answers log queries with the documented
- * response shape (../shared/fixtures/loki/query_range-streams-response.docs.json), enforcing what
+ * response shape (test/fixtures/real/loki/query_range-streams-response.docs.json), enforcing what
  * Loki enforces: a parseable stream selector with a non-empty matcher, start ≤ ts < end, `limit`
  * within max_entries_limit_per_query, `direction` forward/backward, the tenant header when
  * multi-tenant; errors as Loki sends them (text/plain 400), 429 with Retry-After when told to.
@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readShared } from './fixtures.js';
+import { readReal } from './fixtures.js';
 
 /** One log entry held by the stand-in. */
 export interface StandinEntry {
@@ -211,7 +211,7 @@ export async function startLokiStandin(opts: LokiStandinOptions = {}): Promise<L
     if (end <= start) return reply(400, 'end timestamp must not be before or equal to start time');
     if (/^\s*(sum|rate|count_over_time|bytes_over_time)\b/.test(q)) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(readShared('loki/query_range-matrix-response.docs.json'));
+      return res.end(readReal('loki/query_range-matrix-response.docs.json'));
     }
     let sel: ReturnType<typeof parseLogQL>;
     try {

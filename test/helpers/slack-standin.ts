@@ -1,14 +1,14 @@
 /**
  * A local stand-in for the Slack Web API (chat.postMessage, chat.update) and an incoming webhook,
  * reached through SLACK_API_URL / SLACK_WEBHOOK_URL. It enforces the documented contract, read
- * from the real API reference in ../shared/fixtures/slack: bearer auth, required arguments, the
+ * from the real API reference in test/fixtures/real/slack: bearer auth, required arguments, the
  * argument groups (text, blocks…), Block Kit limits, `ok:false` answers with HTTP 200 using only
  * the error codes each method documents, 429 with Retry-After when told to, and chat.update only
  * of a message it knows. It records every call, so tests can check what a channel would show.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readShared } from './fixtures.js';
+import { readReal } from './fixtures.js';
 
 interface MethodRef {
   args: Record<string, { required?: boolean }>;
@@ -18,10 +18,10 @@ interface MethodRef {
 
 /** The methods served, with their reference (arguments, documented errors) from the fixtures. */
 const METHODS: Record<string, MethodRef> = {
-  'chat.postMessage': JSON.parse(readShared('slack/slack-api-ref.chat.postMessage.json')) as MethodRef,
-  'chat.update': JSON.parse(readShared('slack/slack-api-ref.chat.update.json')) as MethodRef,
+  'chat.postMessage': JSON.parse(readReal('slack/slack-api-ref.chat.postMessage.json')) as MethodRef,
+  'chat.update': JSON.parse(readReal('slack/slack-api-ref.chat.update.json')) as MethodRef,
 };
-const SAMPLES = JSON.parse(readShared('slack/web-api-responses.samples.json')) as Record<string, { ok: boolean; error?: string }>;
+const SAMPLES = JSON.parse(readReal('slack/web-api-responses.samples.json')) as Record<string, { ok: boolean; error?: string }>;
 
 /** Errors every Web API method may return (Slack's common errors), which the per-method lists leave out. */
 const COMMON_ERRORS = new Set(['invalid_auth', 'not_authed', 'ratelimited', 'fatal_error', 'internal_error', 'service_unavailable', 'invalid_arguments']);

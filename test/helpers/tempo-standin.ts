@@ -1,6 +1,6 @@
 /**
  * A local stand-in for Grafana Tempo's query API, for the poller's tests (Tempo cannot run here).
- * It serves what the real one serves, in the shapes of ../shared/fixtures/otlp
+ * It serves what the real one serves, in the shapes of test/fixtures/real/otlp
  * (api-search-traceql-response.docs.json, api-v2-traces-response.docs.json):
  *
  * - `GET /api/search?q=<TraceQL>&start&end&limit&spss`: `q` required and parsed (a small TraceQL
