@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createDeflate, createGzip } from 'node:zlib';
+import { createDeflate, createGzip, zstdCompressSync } from 'node:zlib';
 import snappy from 'snappyjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
@@ -744,8 +744,11 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       for (const t of types) await f.post(kind, `Content-Type ${JSON.stringify(t.slice(0, 40))}`, text, { 'content-type': t });
       for (const enc of ['br', 'compress', 'zstd', 'gzip, gzip', 'x-gzip', 'GZIP', 'identity', 'gzip', 'deflate', 'snappy', '']) {
         const re = await f.post(kind, `Content-Encoding ${JSON.stringify(enc)} on a plain body`, text, { 'content-type': 'application/json', 'content-encoding': enc });
-        if (['compress', 'zstd'].includes(enc) && re.status !== 415) f.list.push(`[${kind}] Content-Encoding ${enc}: expected 415, got ${re.status}`);
+        if (enc === 'compress' && re.status !== 415) f.list.push(`[${kind}] Content-Encoding ${enc}: expected 415, got ${re.status}`);
       }
+      // Node 24's zlib decodes zstd (as it does br): a real zstd body is read like a gzip one.
+      const zstd = await f.post(kind, 'Content-Encoding zstd on a zstd body', zstdCompressSync(Buffer.from(text)), { 'content-type': 'application/json', 'content-encoding': 'zstd' });
+      if (zstd.status >= 300) f.list.push(`[${kind}] a zstd-compressed body: expected 2xx, got ${zstd.status}`);
     }
     // The API: a PATCH in another charset or encoding, and other methods.
     for (const [label, headers, body] of [

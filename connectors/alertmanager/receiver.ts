@@ -147,7 +147,7 @@ export function alertmanagerReceiver(opts: AlertmanagerReceiverOptions): Router 
       return;
     }
     if (e?.type === 'encoding.unsupported') {
-      problem(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate or none`);
+      problem(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd or none`);
       return;
     }
     if (e?.status && e.status >= 400 && e.status < 500) {

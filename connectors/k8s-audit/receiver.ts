@@ -131,7 +131,7 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
     }
     if (e?.type === 'encoding.unsupported') {
       reply(res, 415);
-      sendProblem(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate or none`);
+      sendProblem(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd or none`);
       return;
     }
     if (e?.status && e.status >= 400 && e.status < 500) {

@@ -143,7 +143,7 @@ export function lokiReceiver(opts: LokiReceiverOptions): Router {
       return;
     }
     if (e?.type === 'encoding.unsupported') {
-      fail(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, snappy (protobuf) or none`);
+      fail(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd, snappy (protobuf) or none`);
       return;
     }
     if (e?.status && e.status >= 400 && e.status < 500) {

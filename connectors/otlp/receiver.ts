@@ -146,7 +146,7 @@ export function otlpReceiver(opts: OtlpReceiverOptions): Router {
       return;
     }
     if (e?.type === 'encoding.unsupported') {
-      fail(res, 415, enc, `${e.message ?? 'unsupported Content-Encoding'}; use gzip or none`);
+      fail(res, 415, enc, `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd or none`);
       return;
     }
     if (e?.status && e.status >= 400 && e.status < 500) {

@@ -1,11 +1,12 @@
 /**
- * The embedded incident store on SQLite (better-sqlite3). Incidents and signals are kept as JSON
+ * The embedded incident store on SQLite (Node's built-in `node:sqlite`: no native addon to build,
+ * so an install on one Node version never breaks on another). Incidents and signals are kept as JSON
  * bodies beside the columns the queries filter and sort on; the schema evolves by numbered
  * migrations recorded in `PRAGMA user_version`.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Incident } from '../../correlator/incident.js';
 import { severityRank } from '../../correlator/severity.js';
@@ -114,9 +115,28 @@ interface ListRow {
   body: string;
 }
 
+/** Runs `fn` in a transaction that takes the write lock first (BEGIN IMMEDIATE); rolls back on a throw. */
+function immediate<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    db.exec('COMMIT');
+    return result;
+  } catch (e) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw e;
+  }
+}
+
+/** The value of a pragma that returns one row of one column. */
+function pragmaValue(db: DatabaseSync, name: string): unknown {
+  const row = db.prepare(`PRAGMA ${name}`).get();
+  return row && Object.values(row)[0];
+}
+
 /** Runs the migrations the database has not yet run, each in its own transaction. */
-function migrate(db: Database.Database, path: string): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
+function migrate(db: DatabaseSync, path: string): void {
+  const current = Number(pragmaValue(db, 'user_version'));
   if (current > MIGRATIONS.length) {
     throw new KubevigilError(
       'STORE_SCHEMA_TOO_NEW',
@@ -126,18 +146,31 @@ function migrate(db: Database.Database, path: string): void {
   }
   MIGRATIONS.forEach((step, i) => {
     if (i < current) return;
-    db.transaction(() => {
+    immediate(db, () => {
       db.exec(step);
       // user_version is part of the database header, so it commits or rolls back with the step.
-      db.pragma(`user_version = ${i + 1}`);
-    }).immediate();
+      db.exec(`PRAGMA user_version = ${i + 1}`);
+    });
   });
 }
 
+/** A prepared statement with its parameter and row types (node:sqlite's own are untyped). */
+interface Statement<P extends unknown[], R = unknown> {
+  run(...params: P): { changes: number | bigint };
+  get(...params: P): R | undefined;
+  all(...params: P): R[];
+}
+
+/** Prepares `sql` on `db`, typed by what the caller binds and reads. */
+function prepare<P extends unknown[], R = unknown>(db: DatabaseSync, sql: string): Statement<P, R> {
+  return db.prepare(sql) as StatementSync as unknown as Statement<P, R>;
+}
+
 /** Every fixed statement, prepared once per connection. */
-function prepareStatements(db: Database.Database) {
+function prepareStatements(db: DatabaseSync) {
   return {
-    upsertIncident: db.prepare<[IncidentRow]>(
+    upsertIncident: prepare<[IncidentRow]>(
+      db,
       `INSERT INTO incidents (id, status, severity_rank, actor, first_seen, last_seen, version, body)
        VALUES (@id, @status, @severityRank, @actor, @firstSeen, @lastSeen, @version, @body)
        ON CONFLICT (id) DO UPDATE SET
@@ -146,24 +179,29 @@ function prepareStatements(db: Database.Database) {
          body = excluded.body
        WHERE excluded.version >= incidents.version`,
     ),
-    deleteNamespaces: db.prepare<[string]>('DELETE FROM incident_namespaces WHERE incident_id = ?'),
-    insertNamespace: db.prepare<[string, string]>(
+    deleteNamespaces: prepare<[string]>(db, 'DELETE FROM incident_namespaces WHERE incident_id = ?'),
+    insertNamespace: prepare<[string, string]>(
+      db,
       'INSERT INTO incident_namespaces (incident_id, namespace) VALUES (?, ?) ON CONFLICT DO NOTHING',
     ),
-    incidentExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM incidents WHERE id = ?'),
-    insertSignal: db.prepare<[string, string, number, string]>(
+    incidentExists: prepare<[string], { one: number }>(db, 'SELECT 1 AS one FROM incidents WHERE id = ?'),
+    insertSignal: prepare<[string, string, number, string]>(
+      db,
       `INSERT INTO signals (incident_id, signal_id, event_time, body) VALUES (?, ?, ?, ?)
        ON CONFLICT (incident_id, signal_id) DO NOTHING`,
     ),
-    getIncident: db.prepare<[string], { body: string }>('SELECT body FROM incidents WHERE id = ?'),
-    openIncidents: db.prepare<[], { body: string }>(
+    getIncident: prepare<[string], { body: string }>(db, 'SELECT body FROM incidents WHERE id = ?'),
+    openIncidents: prepare<[], { body: string }>(
+      db,
       `SELECT body FROM incidents WHERE status IN ('open', 'acknowledged') ORDER BY last_seen DESC, id DESC`,
     ),
-    signalsOf: db.prepare<[string, number], { body: string }>(
+    signalsOf: prepare<[string, number], { body: string }>(
+      db,
       'SELECT body FROM signals WHERE incident_id = ? ORDER BY event_time, signal_id LIMIT ?',
     ),
-    getState: db.prepare<[string], { value: string }>('SELECT value FROM state WHERE key = ?'),
-    setState: db.prepare<[string, string]>(
+    getState: prepare<[string], { value: string }>(db, 'SELECT value FROM state WHERE key = ?'),
+    setState: prepare<[string, string]>(
+      db,
       'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     ),
   };
@@ -171,8 +209,8 @@ function prepareStatements(db: Database.Database) {
 
 /** {@link IncidentStore} in a SQLite file (or `:memory:`). */
 export class SqliteStore implements IncidentStore {
-  private readonly db: Database.Database;
-  private readonly listStatements = new Map<string, Database.Statement<unknown[], ListRow>>();
+  private readonly db: DatabaseSync;
+  private readonly listStatements = new Map<string, Statement<unknown[], ListRow>>();
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly writeBatch: (incidents: Incident[], signals: IncidentSignal[]) => void;
   readonly outbox: NotificationOutbox;
@@ -180,23 +218,22 @@ export class SqliteStore implements IncidentStore {
   /** Opens (creating it and its parent directory when missing) and migrates the database at `path`. */
   constructor(readonly path: string) {
     if (path !== ':memory:' && path !== '') mkdirSync(dirname(resolve(path)), { recursive: true });
-    this.db = new Database(path);
+    this.db = new DatabaseSync(path === '' ? ':memory:' : path);
     try {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.db.exec('PRAGMA journal_mode = WAL');
+      this.db.exec('PRAGMA synchronous = NORMAL');
+      this.db.exec('PRAGMA foreign_keys = ON');
+      this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       migrate(this.db, path);
     } catch (e) {
       this.db.close();
       throw e;
     }
     this.stmt = prepareStatements(this.db);
-    const tx = this.db.transaction((incidents: Incident[], signals: IncidentSignal[]) => this.write(incidents, signals));
     // IMMEDIATE takes the write lock before the first statement, so a concurrent writer (another
     // process on the same file) makes the batch wait up to busy_timeout rather than fail with
     // SQLITE_BUSY when a read lock would have to be upgraded.
-    this.writeBatch = (incidents, signals) => tx.immediate(incidents, signals);
+    this.writeBatch = (incidents, signals) => immediate(this.db, () => this.write(incidents, signals));
     this.outbox = new SqliteOutbox(this.db, () => this.assertOpen());
   }
 
@@ -217,7 +254,7 @@ export class SqliteStore implements IncidentStore {
     const c = checkQuery(q);
     const { sql, params } = listSql(c);
     let stmt = this.listStatements.get(sql);
-    if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare<unknown[], ListRow>(sql)));
+    if (!stmt) this.listStatements.set(sql, (stmt = prepare<unknown[], ListRow>(this.db, sql)));
     // One row more than the page tells whether another page follows without a second query.
     const rows = stmt.all(...params, c.limit + 1);
     const page = rows.slice(0, c.limit);
@@ -248,7 +285,7 @@ export class SqliteStore implements IncidentStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    if (this.db.isOpen) this.db.close();
   }
 
   private write(incidents: Incident[], signals: IncidentSignal[]): void {
@@ -264,7 +301,7 @@ export class SqliteStore implements IncidentStore {
         body: JSON.stringify(inc),
       });
       // No change means the stored version was newer: its namespaces must stay too.
-      if (changes === 0) continue;
+      if (Number(changes) === 0) continue;
       this.stmt.deleteNamespaces.run(inc.id);
       for (const ns of inc.blastRadius.namespaces) this.stmt.insertNamespace.run(inc.id, ns);
     }
@@ -280,7 +317,7 @@ export class SqliteStore implements IncidentStore {
   }
 
   private assertOpen(): void {
-    if (!this.db.open) throw new StoreClosedError(`SqliteStore ${this.path}`);
+    if (!this.db.isOpen) throw new StoreClosedError(`SqliteStore ${this.path}`);
   }
 }
 
@@ -356,52 +393,54 @@ class SqliteOutbox implements NotificationOutbox {
   private readonly stmt;
   private readonly enqueueTx: (entries: OutboxEntry[], now: number) => number;
   private readonly claimTx: (lane: string, now: number, limit: number, leaseUntil: number) => OutboxRow[];
-  private readonly listStatements = new Map<string, Database.Statement<unknown[], OutboxRow>>();
+  private readonly listStatements = new Map<string, Statement<unknown[], OutboxRow>>();
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: DatabaseSync,
     private readonly assertOpen: () => void,
   ) {
     this.stmt = {
-      insert: db.prepare<[OutboxEntry & { now: number }]>(
+      insert: prepare<[OutboxEntry & { now: number }]>(
+      db,
         `INSERT INTO outbox (incident_id, version, sink, lane, payload, due_at, created_at)
          VALUES (@incidentId, @version, @sink, @lane, @payload, @dueAt, @now)
          ON CONFLICT (incident_id, version, sink) DO NOTHING`,
       ),
-      lanesDue: db.prepare<[number, number], { lane: string }>(
+      lanesDue: prepare<[number, number], { lane: string }>(
+      db,
         `SELECT DISTINCT lane FROM outbox WHERE status = 'pending' AND due_at <= ? AND lease_until <= ? ORDER BY lane`,
       ),
-      claim: db.prepare<[number, string, number, number, number], OutboxRow>(
+      claim: prepare<[number, string, number, number, number], OutboxRow>(
+      db,
         `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
          WHERE seq IN (SELECT seq FROM outbox WHERE status = 'pending' AND lane = ? AND due_at <= ? AND lease_until <= ?
                        ORDER BY seq LIMIT ?)
          RETURNING ${OUTBOX_COLUMNS}`,
       ),
-      finish: db.prepare<{ seq: number; status: OutboxStatus; now: number; error: string | null; note: string | null }>(
+      finish: prepare<[{ seq: number; status: OutboxStatus; now: number; error: string | null; note: string | null }]>(db,
         `UPDATE outbox SET status = @status, finished_at = @now, lease_until = 0,
            last_error = coalesce(@error, last_error), note = coalesce(@note, note)
          WHERE seq = @seq AND status = 'pending'`,
       ),
-      retry: db.prepare<[number, string, number]>(
+      retry: prepare<[number, string, number]>(
+      db,
         `UPDATE outbox SET due_at = ?, lease_until = 0, last_error = ? WHERE seq = ? AND status = 'pending'`,
       ),
-      release: db.prepare<[number, number]>(
+      release: prepare<[number, number]>(
+      db,
         `UPDATE outbox SET due_at = ?, lease_until = 0, attempts = max(0, attempts - 1) WHERE seq = ? AND status = 'pending'`,
       ),
-      nextDue: db.prepare<[], { at: number | null }>(`SELECT min(max(due_at, lease_until)) AS at FROM outbox WHERE status = 'pending'`),
-      prune: db.prepare<[number]>(`DELETE FROM outbox WHERE status != 'pending' AND finished_at < ?`),
+      nextDue: prepare<[], { at: number | null }>(db, `SELECT min(max(due_at, lease_until)) AS at FROM outbox WHERE status = 'pending'`),
+      prune: prepare<[number]>(db, `DELETE FROM outbox WHERE status != 'pending' AND finished_at < ?`),
     };
-    const enqueue = db.transaction((entries: OutboxEntry[], now: number) => {
-      let added = 0;
-      for (const e of entries) added += this.stmt.insert.run({ ...e, now }).changes;
-      return added;
-    });
-    this.enqueueTx = (entries, now) => enqueue.immediate(entries, now);
-    const claim = db.transaction((lane: string, now: number, limit: number, leaseUntil: number) =>
-      this.stmt.claim.all(leaseUntil, lane, now, now, limit),
-    );
+    this.enqueueTx = (entries, now) =>
+      immediate(db, () => {
+        let added = 0;
+        for (const e of entries) added += Number(this.stmt.insert.run({ ...e, now }).changes);
+        return added;
+      });
     // Immediate: two processes claiming from one file must not both read the same due items.
-    this.claimTx = (lane, now, limit, leaseUntil) => claim.immediate(lane, now, limit, leaseUntil);
+    this.claimTx = (lane, now, limit, leaseUntil) => immediate(db, () => this.stmt.claim.all(leaseUntil, lane, now, now, limit));
   }
 
   async enqueue(entries: OutboxEntry[], now: number): Promise<number> {
@@ -459,12 +498,12 @@ class SqliteOutbox implements NotificationOutbox {
     }
     const sql = `SELECT ${OUTBOX_COLUMNS} FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
     let stmt = this.listStatements.get(sql);
-    if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare<unknown[], OutboxRow>(sql)));
+    if (!stmt) this.listStatements.set(sql, (stmt = prepare<unknown[], OutboxRow>(this.db, sql)));
     return stmt.all(...params, q.limit).map(outboxItem);
   }
 
   async prune(finishedBefore: number): Promise<number> {
     this.assertOpen();
-    return this.stmt.prune.run(finishedBefore).changes;
+    return Number(this.stmt.prune.run(finishedBefore).changes);
   }
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KubevigilError } from '../../correlator/errors.js';
 import { MemoryStore } from './memory.js';
@@ -19,9 +19,9 @@ storeContract('SqliteStore (file)', async () => openSqliteStore(freshFile()));
 storeContract('SqliteStore (:memory:)', async () => openSqliteStore(':memory:'));
 
 function pragma(file: string, name: string): unknown {
-  const db = new Database(file, { readonly: true });
+  const db = new DatabaseSync(file, { readOnly: true });
   try {
-    return db.pragma(name, { simple: true });
+    return Object.values(db.prepare(`PRAGMA ${name}`).get() ?? {})[0];
   } finally {
     db.close();
   }
@@ -69,8 +69,8 @@ describe('SqliteStore', () => {
 
   it('refuses a database written by a newer schema', () => {
     const file = freshFile();
-    const db = new Database(file);
-    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    const db = new DatabaseSync(file);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
     let error: unknown;
     try {
