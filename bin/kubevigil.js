@@ -11,10 +11,20 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 const supported = major > MIN[0] || (major === MIN[0] && minor >= MIN[1]);
 
 if (supported) {
-  // Runs the TypeScript sources directly through tsx's loader: no build step between a clone and a run.
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import('../services/cli/main.ts');
+  const compiled = new URL('../dist/services/cli/main.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) {
+    await import(compiled.href);
+  } else {
+    // A checkout that was never built (`npm ci` builds it): run the sources through tsx, a development
+    // dependency, and say so if it is not there either.
+    const tsx = await import('tsx/esm/api').catch(() => undefined);
+    if (!tsx) {
+      process.stderr.write('kubevigil: dist/ is missing; run `npm run build` (or `npm ci`, which builds it)\n');
+      process.exit(1);
+    }
+    tsx.register();
+    await import('../services/cli/main.ts');
+  }
 } else {
   const packaged = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
   if (!existsSync(packaged) || process.env.KUBEVIGIL_REEXEC === '1') {

@@ -9,7 +9,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-echo "== typecheck"
+echo "== build (dist/, what bin/kubevigil.js runs) and typecheck (tests, benchmarks, scripts too)"
+npm run build --silent
 npx tsc -p .
 echo "== lint"
 npx eslint .

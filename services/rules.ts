@@ -5,7 +5,6 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { compileCorrelations, type CompiledCorrelation } from '../correlator/correlation/rules.js';
 import { loadCorrelationTests, runCorrelationTests } from '../correlator/correlation/rule-tests.js';
@@ -14,12 +13,13 @@ import { Detector, type DetectorOptions } from '../correlator/detection/engine.j
 import { RuleSetError, type Problem } from '../correlator/detection/problems.js';
 import { loadRuleTestFile, runRuleTests, type Decoder, type RuleTestResult } from '../correlator/detection/rule-tests.js';
 import type { SourceSchema } from '../correlator/detection/source-event.js';
+import { PACKAGE_ROOT } from './package-info.js';
 import { SOURCES } from './sources.js';
 
 /** The shipped detection pack. */
-export const SHIPPED_DETECTIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../rules/detections');
+export const SHIPPED_DETECTIONS = join(PACKAGE_ROOT, 'rules/detections');
 /** The shipped correlation pack. */
-export const SHIPPED_CORRELATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../rules/correlations');
+export const SHIPPED_CORRELATIONS = join(PACKAGE_ROOT, 'rules/correlations');
 
 /** Every source schema detection knows about. */
 export const SCHEMAS: SourceSchema[] = [...SOURCES.values()].map((s) => s.schema);
