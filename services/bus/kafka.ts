@@ -33,6 +33,7 @@ import {
   type Producer,
 } from 'kafkajs';
 import { pino } from 'pino';
+import './kafkajs-timers.js';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Logger } from '../logging.js';
 import { flushDue, RewindError, type Bus, type BusHandler, type BusMessage, type Checkpointing, type SubscribeOptions } from './bus.js';
