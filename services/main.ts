@@ -375,6 +375,8 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     (stopping ??= (async () => {
       ready = false;
       // Stop taking requests first, then let the bus drain into the stages, then close them in reverse order.
+      // Event-stream listeners never finish their request: end them now, or the server never closes.
+      stream.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from './metrics.js';
+import { VERSION } from './package-info.js';
 
 describe('Metrics', () => {
   it('adds what components dropped since the last scrape to kubevigil_dropped_total', async () => {
@@ -11,5 +13,23 @@ describe('Metrics', () => {
     expect(await m.registry.metrics()).toMatch(/kubevigil_dropped_total\{component="correlation",reason="group_evicted"\} 7/);
     evicted = 13;
     expect(await m.registry.metrics()).toMatch(/kubevigil_dropped_total\{component="correlation",reason="group_evicted"\} 8/);
+  });
+
+  it('says which version runs in kubevigil_build_info, and keeps the standard process and Node.js metric names', async () => {
+    const text = await new Metrics({ processMetrics: true }).registry.metrics();
+    expect(text).toContain(`kubevigil_build_info{version="${VERSION}",nodejs_version="${process.versions.node}"} 1`);
+    expect(text).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(text).not.toMatch(/^kubevigil_(process|nodejs)_/m);
+  });
+
+  // promtool comes with Debian's prometheus package, which the test script installs.
+  const promtool = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
+  it.skipIf(!promtool)('passes promtool check metrics: names, units, help and types as Prometheus wants them', async () => {
+    const m = new Metrics({ processMetrics: true });
+    m.trackDrops('correlation', 'group_evicted', () => 1);
+    const r = spawnSync(promtool, ['check', 'metrics'], { input: await m.scrape(), encoding: 'utf8', timeout: 30_000 });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
   });
 });

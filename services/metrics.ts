@@ -3,6 +3,7 @@
  * items with a fixed, bounded label set; names follow Prometheus conventions.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from './package-info.js';
 
 /** All metric families of one process, on their own registry (tests create as many as they like). */
 export class Metrics {
@@ -131,6 +132,20 @@ export class Metrics {
         }
       },
     });
-    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'kubevigil_' });
+    // Which kubevigil answers, on every scrape (join on it: `* on (pod) group_left(version) kubevigil_build_info`).
+    new Gauge({
+      name: 'kubevigil_build_info',
+      help: 'Always 1; the labels say which kubevigil and which Node.js runtime this process runs.',
+      labelNames: ['version', 'nodejs_version'] as const,
+      registers: [this.registry],
+    }).set({ version: VERSION, nodejs_version: process.versions.node }, 1);
+    // Standard names, no prefix (process_cpu_seconds_total, nodejs_eventloop_lag_p99_seconds…), so
+    // the usual Node.js dashboards and alerts work on kubevigil as they are.
+    if (opts.processMetrics) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client also exports per-process totals as gauges named *_total, which promtool rejects
+      // (a _total suffix means a counter); sum(nodejs_active_handles) and the others give the same value.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    }
   }
 }

@@ -3,6 +3,8 @@ import type { Request, Response } from 'express';
 
 /** Sends an `application/problem+json` error that names the problem and the fix. */
 export function sendProblem(res: Response, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): void {
+  // A refused oversized body is left unread: close the connection rather than keep it waiting for the rest.
+  if (status === 413) res.setHeader('Connection', 'close');
   res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title, status, detail, ...extra }));
 }
 

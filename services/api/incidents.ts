@@ -5,11 +5,12 @@
  */
 import express, { type Request, type Response, type Router } from 'express';
 import { sendProblem } from '../../connectors/shared/http.js';
-import { INCIDENT_STATUSES, type Incident, type IncidentStatus } from '../../correlator/incident.js';
+import { INCIDENT_STATUSES, type IncidentStatus } from '../../correlator/incident.js';
 import { InvalidTransitionError } from '../../correlator/incidents.js';
 import { isSeverity, SEVERITIES } from '../../correlator/severity.js';
 import type { IncidentCommands } from '../correlate.js';
 import { MAX_LIST_LIMIT, StoreQueryError, type IncidentQuery, type IncidentStore } from '../store/store.js';
+import { apiIncident, apiIncidentSummary, apiSignal, describeIssues, IncidentPatch } from './schemas.js';
 import type { IncidentStream } from './stream.js';
 
 /** What the incident routes need. */
@@ -59,12 +60,6 @@ function parseQuery(req: Request): IncidentQuery | string {
   return out;
 }
 
-/** Incident list entries leave out the long parts; GET by id has everything. */
-function summary(i: Incident): Omit<Incident, 'timeline' | 'remediations' | 'notes'> & { remediationCount: number } {
-  const { timeline: _t, remediations, notes: _n, ...rest } = i;
-  return { ...rest, remediationCount: remediations.length };
-}
-
 /** The router for `/api/v1/incidents…` and `/api/v1/openapi.json`. */
 export function incidentApi(deps: IncidentApiDeps): Router {
   const r = express.Router();
@@ -76,7 +71,7 @@ export function incidentApi(deps: IncidentApiDeps): Router {
     if (typeof q === 'string') return sendProblem(res, 400, 'Bad Request', q);
     try {
       const page = await deps.store.list(q);
-      res.json({ items: page.items.map(summary), nextCursor: page.nextCursor ?? null });
+      res.json({ items: page.items.map(apiIncidentSummary), nextCursor: page.nextCursor ?? null });
     } catch (e) {
       if (e instanceof StoreQueryError) return sendProblem(res, 400, 'Bad Request', e.message);
       throw e;
@@ -88,7 +83,7 @@ export function incidentApi(deps: IncidentApiDeps): Router {
     if (!ID_RE.test(id)) return sendProblem(res, 404, 'Not Found', `no incident ${JSON.stringify(id.slice(0, 80))}; ids look like inc_ followed by 20 hex digits`);
     const inc = await deps.store.get(id);
     if (!inc) return sendProblem(res, 404, 'Not Found', `no incident ${id}`);
-    res.json(inc);
+    res.json(apiIncident(inc));
   });
 
   r.get('/api/v1/incidents/:id/signals', async (req: Request, res: Response) => {
@@ -97,23 +92,19 @@ export function incidentApi(deps: IncidentApiDeps): Router {
     if (!inc) return sendProblem(res, 404, 'Not Found', `no incident ${JSON.stringify(id.slice(0, 80))}`);
     const limit = typeof req.query.limit === 'string' ? Number(req.query.limit) : 500;
     if (!Number.isInteger(limit) || limit < 1 || limit > 5000) return sendProblem(res, 400, 'Bad Request', 'limit must be an integer from 1 to 5000');
-    res.json({ items: await deps.store.signals(id, limit) });
+    res.json({ items: (await deps.store.signals(id, limit)).map(apiSignal) });
   });
 
   r.patch('/api/v1/incidents/:id', express.json({ limit: '64kb', type: () => true }), async (req: Request, res: Response) => {
     const id = String(req.params.id);
-    const body = req.body as unknown;
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendProblem(res, 400, 'Bad Request', 'send a JSON object such as {"status": "acknowledged", "note": "looking"}');
-    const { status, note, by, ...extra } = body as Record<string, unknown>;
-    if (Object.keys(extra).length) return sendProblem(res, 400, 'Bad Request', `unknown field(s) ${Object.keys(extra).join(', ')}; send status, note and optionally by`);
-    if (status !== 'acknowledged' && status !== 'resolved') return sendProblem(res, 400, 'Bad Request', `status (${JSON.stringify(status)}) must be "acknowledged" or "resolved"`);
-    if (note !== undefined && (typeof note !== 'string' || note.length > 2000)) return sendProblem(res, 400, 'Bad Request', 'note must be a string of at most 2000 characters');
-    if (by !== undefined && (typeof by !== 'string' || by.length > 200)) return sendProblem(res, 400, 'Bad Request', 'by must be a string of at most 200 characters');
+    const parsed = IncidentPatch.safeParse(req.body);
+    if (!parsed.success) return sendProblem(res, 400, 'Bad Request', describeIssues(parsed.error, req.body));
+    const { status, note, by } = parsed.data;
     if (!ID_RE.test(id)) return sendProblem(res, 404, 'Not Found', `no incident ${JSON.stringify(id.slice(0, 80))}`);
     try {
-      const next = await deps.commands.transition(id, status, note ?? '', by as string | undefined);
+      const next = await deps.commands.transition(id, status, note ?? '', by);
       if (!next) return sendProblem(res, 404, 'Not Found', `no incident ${id}`);
-      res.json(next);
+      res.json(apiIncident(next));
     } catch (e) {
       if (e instanceof InvalidTransitionError) return sendProblem(res, 409, 'Conflict', e.message);
       throw e;

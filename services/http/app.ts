@@ -14,6 +14,7 @@ import type { IngestSink } from '../../correlator/ports.js';
 import { isSeverity, severityRank } from '../../correlator/severity.js';
 import { incidentApi } from '../api/incidents.js';
 import { openApiDocument } from '../api/openapi.js';
+import { apiSignal } from '../api/schemas.js';
 import type { IncidentStream } from '../api/stream.js';
 import type { Config } from '../config.js';
 import type { IncidentCommands } from '../correlate.js';
@@ -137,7 +138,7 @@ export function createApp(deps: AppDeps): Express {
     const actor = typeof q.actor === 'string' ? q.actor : undefined;
     const min = minSev ? severityRank(minSev) : 0;
     const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
-    res.json({ items });
+    res.json({ items: items.map(apiSignal) });
   });
   app.get('/api/v1/rules', (_req, res) => {
     const file = (f: string) => f.replace(/^.*\/rules\//, 'rules/');

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Incident } from '../../../correlator/incident.js';
+import { apiIncident } from '../../api/schemas.js';
 import { post } from '../http.js';
 import { outcomeOf, type Claimed, type DeliveryContext, type DeliveryResult, type Outcome, type Sink } from '../sink.js';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign, TIMESTAMP_HEADER } from './signature.js';
@@ -38,7 +39,8 @@ export class WebhookSink implements Sink {
     let requests = 0;
     // In order, one after another; after a failure the rest wait, so a receiver never sees version 3 before 2.
     for (const item of items) {
-      const body = JSON.stringify(item.notification.incident);
+      // The incident as the REST API sends it (RFC 3339 times).
+      const body = JSON.stringify(apiIncident(item.notification.incident));
       const timestamp = Math.floor(ctx.now() / 1000);
       requests++;
       try {

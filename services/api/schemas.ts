@@ -1,0 +1,251 @@
+/**
+ * The API's wire format, declared once with zod: the OpenAPI document's component schemas are
+ * generated from these (openapi.ts), the handlers validate what they take with them, the tests
+ * validate every real response against the generated document, and the functions below turn the
+ * engine's objects (epoch milliseconds) into what the API sends (RFC 3339 strings in UTC, as
+ * Kubernetes and Alertmanager do).
+ */
+import { z } from 'zod';
+import { INCIDENT_STATUSES, type Incident as EngineIncident } from '../../correlator/incident.js';
+import { SEVERITIES } from '../../correlator/severity.js';
+import { SIGNAL_KINDS } from '../../correlator/signal-kinds.js';
+import type { Signal as EngineSignal } from '../../correlator/signal.js';
+
+/** Schemas that become `#/components/schemas/<id>` in the OpenAPI document. */
+export const registry = z.registry<{ id: string; description?: string }>();
+
+const tuple = <T extends string>(values: readonly T[]) => values as unknown as [T, ...T[]];
+
+const Timestamp = z.iso.datetime().describe('RFC 3339 time in UTC, e.g. 2026-11-29T12:00:00.000Z');
+const Strings = z.array(z.string());
+
+export const Severity = z.enum(tuple(SEVERITIES)).register(registry, { id: 'Severity', description: 'info < low < medium < high < critical' });
+export const Status = z.enum(tuple(INCIDENT_STATUSES)).register(registry, { id: 'Status', description: 'open → acknowledged → resolved' });
+const Source = z.enum(['k8s-audit', 'alertmanager', 'loki', 'otlp']);
+const Outcome = z.enum(['allowed', 'denied', 'unknown']);
+const Kind = z.enum(tuple(Object.keys(SIGNAL_KINDS)));
+
+export const Problem = z
+  .object({ type: z.string().optional(), title: z.string(), status: z.int(), detail: z.string(), field: z.string().optional().describe('the input field at fault, when one is') })
+  .register(registry, { id: 'Problem', description: 'An RFC 9457 problem: what is wrong and how to fix it' });
+
+export const Actor = z
+  .object({
+    key: z.string().meta({ examples: ['sa:frontend/frontend'] }),
+    type: z.enum(['serviceaccount', 'user', 'node', 'anonymous', 'pod', 'ip']),
+    name: z.string(),
+    namespace: z.string().optional(),
+  })
+  .register(registry, { id: 'Actor', description: 'The identity that acted, normalized across sources' });
+
+export const Target = z
+  .object({ namespace: z.string(), resource: z.string(), subresource: z.string(), apiGroup: z.string(), name: z.string(), verb: z.string() })
+  .partial()
+  .register(registry, { id: 'Target', description: 'What the action was aimed at' });
+
+const Attributes = z.record(z.string(), z.string());
+
+export const Signal = z
+  .object({
+    id: z.string(),
+    source: Source,
+    kind: Kind,
+    severity: Severity,
+    title: z.string(),
+    eventTime: Timestamp,
+    observedTime: Timestamp,
+    actor: Actor,
+    target: Target,
+    outcome: Outcome,
+    entities: Strings,
+    mitre: Strings,
+    rule: z.object({ id: z.string(), title: z.string() }),
+    matched: z.array(z.object({ field: z.string(), op: z.string(), expected: z.unknown().optional(), actual: z.unknown().optional() })),
+    attributes: Attributes,
+    excerpt: z.record(z.string(), z.unknown()),
+  })
+  .register(registry, { id: 'Signal', description: 'One suspicious (or, for info, noteworthy) event and the rule that matched it' });
+
+export const Remediation = z
+  .object({
+    kind: z.string(),
+    title: z.string(),
+    rationale: z.string(),
+    risk: z.string(),
+    commands: Strings,
+    manifests: z.array(z.string().describe('a complete YAML manifest')),
+  })
+  .register(registry, { id: 'Remediation', description: 'A suggested fix; nothing is applied without a person' });
+
+export const RootCause = z
+  .object({
+    summary: z.string(),
+    confidence: z.number().min(0).max(1),
+    actor: z.string(),
+    evidence: z.array(
+      z.object({
+        type: z.enum(['actor', 'enabler', 'first-signal', 'blocked-by', 'missing-control', 'mesh']),
+        entity: z.string().optional(),
+        detail: z.string(),
+        signalIds: Strings,
+      }),
+    ),
+    enablingBinding: z
+      .object({ kind: z.enum(['ClusterRoleBinding', 'RoleBinding']), name: z.string(), namespace: z.string().optional(), roleKind: z.string().optional(), roleName: z.string().optional() })
+      .optional(),
+  })
+  .register(registry, { id: 'RootCause', description: 'Which identity acted, what enabled it, the evidence and how sure the engine is' });
+
+const TimelineEntry = z
+  .object({
+    signalId: z.string(),
+    time: Timestamp,
+    actor: z.string(),
+    source: Source,
+    kind: Kind,
+    severity: Severity,
+    title: z.string(),
+    outcome: Outcome,
+    ruleId: z.string(),
+    target: Target,
+    attributes: Attributes,
+  })
+  .register(registry, { id: 'TimelineEntry', description: "One signal as the incident's timeline keeps it" });
+
+const incidentCore = {
+  id: z.string().regex(/^inc_[0-9a-f]{20}$/),
+  title: z.string(),
+  status: Status,
+  severity: Severity,
+  actor: Actor,
+  entities: Strings,
+  blastRadius: z.object({ namespaces: Strings, workloads: Strings, secrets: Strings, bindings: Strings, policies: Strings }),
+  firstSeen: Timestamp,
+  lastSeen: Timestamp,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  version: z.int(),
+  signalCount: z.int(),
+  countsByKind: z.record(z.string(), z.int()),
+  sources: z.array(Source),
+  correlations: z.array(z.object({ ruleId: z.string(), title: z.string(), signalIds: Strings, time: Timestamp })),
+  rules: Strings,
+  mitre: Strings,
+  rootCause: RootCause,
+  resolvedAt: Timestamp.optional(),
+  resolution: z.enum(['manual', 'quiet', 'lifetime', 'merged']).optional(),
+  mergedInto: z.string().optional(),
+  maxSignalSeverity: Severity,
+};
+
+export const Incident = z
+  .object({
+    ...incidentCore,
+    timeline: z.array(TimelineEntry),
+    remediations: z.array(Remediation),
+    notes: z.array(z.object({ time: Timestamp, status: Status, note: z.string(), by: z.string().optional() })),
+  })
+  .register(registry, { id: 'Incident', description: 'One attack or failure: its signals, root cause and fixes' });
+
+export const IncidentSummary = z
+  .object({ ...incidentCore, remediationCount: z.int() })
+  .register(registry, { id: 'IncidentSummary', description: 'An incident as lists show it: without timeline, remediations and notes' });
+
+export const IncidentPage = z
+  .object({ items: z.array(IncidentSummary), nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last page') })
+  .register(registry, { id: 'IncidentPage' });
+
+export const SignalPage = z.object({ items: z.array(Signal) }).register(registry, { id: 'SignalPage' });
+
+export const IncidentPatch = z
+  .strictObject(
+    {
+      status: z.enum(['acknowledged', 'resolved'], { error: 'must be "acknowledged" or "resolved"' }),
+      note: z.string({ error: 'must be a string' }).max(2000, { error: 'must be at most 2000 characters' }).optional(),
+      by: z.string({ error: 'must be a string' }).max(200, { error: 'must be at most 200 characters' }).optional(),
+    },
+    { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field(s) ${iss.keys.join(', ')}; send status, note and optionally by` : 'send a JSON object such as {"status": "acknowledged", "note": "looking"}') },
+  )
+  .register(registry, { id: 'IncidentPatch', description: 'Acknowledge or resolve, with a note' });
+
+export const IngestResult = z
+  .object({
+    accepted: z.int(),
+    duplicates: z.int(),
+    invalid: z.int(),
+    signals: z.int(),
+    errors: z.array(z.object({ index: z.int(), auditID: z.string().optional(), fingerprint: z.string().optional(), reason: z.string() })).optional(),
+    warnings: Strings.optional(),
+  })
+  .register(registry, { id: 'IngestResult', description: 'What was taken from a batch; invalid items are reported, not refused' });
+
+export const OtlpResponse = z
+  .object({ partialSuccess: z.object({ rejectedSpans: z.string(), errorMessage: z.string() }).optional() })
+  .register(registry, { id: 'ExportTraceServiceResponse', description: 'OTLP/HTTP response; partialSuccess when spans were rejected' });
+
+export const RpcStatus = z
+  .object({ code: z.int(), message: z.string(), details: z.array(z.unknown()).optional() })
+  .register(registry, { id: 'RpcStatus', description: 'google.rpc.Status, the OTLP error body' });
+
+export const Health = z.object({ status: z.enum(['ok', 'ready']) }).register(registry, { id: 'Health' });
+
+export const RuleList = z
+  .object({
+    items: z.array(
+      z.object({ type: z.literal('detection'), id: z.string(), title: z.string(), description: z.string(), source: z.string(), severity: Severity, kind: z.string(), mitre: Strings, file: z.string() }),
+    ),
+    correlations: z.array(
+      z.object({ type: z.string(), id: z.string(), title: z.string(), description: z.string(), rules: Strings, timespanMs: z.int(), severity: Severity, mitre: Strings, file: z.string() }),
+    ),
+  })
+  .register(registry, { id: 'RuleList', description: 'The loaded detection and correlation rules' });
+
+/** One line naming each problem of a failed zod parse, field first: `status (\"x\"): must be …; note: …`. */
+export function describeIssues(error: z.ZodError, input: unknown): string {
+  return error.issues
+    .map((i) => {
+      if (i.path.length === 0) return i.message;
+      const value = i.path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), input);
+      const shown = value === undefined ? '' : ` (${JSON.stringify(value)?.slice(0, 80)})`;
+      return `${i.path.join('.')}${shown} ${i.message}`;
+    })
+    .join('; ');
+}
+
+/** An RFC 3339 UTC string for epoch milliseconds; a time outside JavaScript's range becomes the epoch rather than failing the response. */
+export function rfc3339(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
+}
+
+/** A signal as the API sends it. */
+export function apiSignal(s: EngineSignal): z.infer<typeof Signal> {
+  return { ...s, eventTime: rfc3339(s.eventTime), observedTime: rfc3339(s.observedTime) } as z.infer<typeof Signal>;
+}
+
+function apiCore(i: EngineIncident) {
+  return {
+    firstSeen: rfc3339(i.firstSeen),
+    lastSeen: rfc3339(i.lastSeen),
+    createdAt: rfc3339(i.createdAt),
+    updatedAt: rfc3339(i.updatedAt),
+    correlations: i.correlations.map((c) => ({ ...c, time: rfc3339(c.time) })),
+    ...(i.resolvedAt === undefined ? {} : { resolvedAt: rfc3339(i.resolvedAt) }),
+  };
+}
+
+/** An incident as the API, the event stream and webhooks send it. */
+export function apiIncident(i: EngineIncident): z.infer<typeof Incident> {
+  return {
+    ...i,
+    ...apiCore(i),
+    timeline: i.timeline.map((e) => ({ ...e, time: rfc3339(e.time) })),
+    notes: i.notes.map((n) => ({ ...n, time: rfc3339(n.time) })),
+  } as z.infer<typeof Incident>;
+}
+
+/** An incident as lists and the event stream send it: without the long parts. */
+export function apiIncidentSummary(i: EngineIncident): z.infer<typeof IncidentSummary> {
+  const { timeline: _t, remediations, notes: _n, ...rest } = i;
+  return { ...rest, ...apiCore(i), remediationCount: remediations.length } as z.infer<typeof IncidentSummary>;
+}
