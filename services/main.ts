@@ -359,10 +359,18 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
         ...SERVER_TIMEOUTS,
       }, app)
     : createHttpServer(SERVER_TIMEOUTS, app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (e) {
+    // Nothing listens (the port is taken, the address is not ours): stop what was started (bus,
+    // store, correlator, notifier, pollers, timers, tracing), so the caller can exit or retry.
+    for (const s of stops) await s().catch((err: unknown) => logger.debug({ err }, 'cleanup after a failed listen failed'));
+    await stopTracing?.().catch(() => {});
+    throw e;
+  }
   server.keepAliveTimeout = 65_000;
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

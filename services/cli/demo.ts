@@ -44,7 +44,8 @@ export async function demo(o: DemoOptions): Promise<Incident[]> {
     const incidents = (await Promise.all(page.items.map((i) => api(`/api/v1/incidents/${i.id}`)))) as Incident[];
     if (o.format === 'json') o.out(JSON.stringify(incidents, null, 2));
     else {
-      o.out(`Sent the attack (${attackEvents(SEED_SCENARIO).length} audit events among ${background.length} benign ones, 3 mesh log lines, 1 alert, 3 spans) to ${kv.url} through the audit webhook, Loki push, Alertmanager webhook and OTLP endpoints.`);
+      o.out(`Sent the attack (${attackEvents(SEED_SCENARIO).length} audit events among ${background.length} benign ones, 3 mesh log lines, 1 alert, 3 spans) to ${kv.url}`);
+      o.out('through the audit webhook, Loki push, Alertmanager webhook and OTLP endpoints.');
       o.out(`${incidents.length} incident(s) of severity medium or above:\n`);
       for (const inc of incidents) o.out(`${renderIncident(inc)}\n`);
       if (o.keep) o.out(`kubevigil keeps running at ${kv.url} (data in ${dir}); Ctrl-C to stop.`);

@@ -3,7 +3,7 @@
  * terminal, JSON lines otherwise); progress and the summary go to stderr in JSON mode so stdout
  * stays machine-readable.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { AuditFileFollower, readAuditFile } from '../../connectors/k8s-audit/file.js';
 import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
@@ -11,6 +11,7 @@ import type { DecodedBatch } from '../../connectors/k8s-audit/parse.js';
 import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
 import { terminalSafe } from './terminal.js';
+import { RecentKeys } from '../../correlator/recent-keys.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { Detector } from '../../correlator/detection/engine.js';
 import { RuleSetError } from '../../correlator/detection/problems.js';
@@ -19,6 +20,7 @@ import type { Incident } from '../../correlator/incident.js';
 import { loadRules, SCHEMAS } from '../rules.js';
 import { UsageProfiler } from '../usage.js';
 import { renderIncident } from './render.js';
+import { CliError, describeSystemError, isSystemError, UsageError } from './errors.js';
 
 /** Options of {@link replay}. */
 export interface ReplayOptions {
@@ -34,11 +36,23 @@ export interface ReplayOptions {
 
 const AUDIT_FILE = /\.(json|jsonl|ndjson|log)(\.\d+)?$/;
 
+/** How many (auditID, stage) keys replay remembers to drop repeats: as many as the audit webhook does. */
+const DEDUP_ENTRIES = 100_000;
+
+function stat(p: string): Stats {
+  try {
+    return statSync(p);
+  } catch (e) {
+    if (isSystemError(e)) throw new CliError(`cannot read ${p}: ${describeSystemError(e)}; give an audit log file, a directory of them, or - for stdin`);
+    throw e;
+  }
+}
+
 /** Files named by the inputs; directories are walked (sorted) for audit-looking files. */
 function expand(inputs: string[]): string[] {
   return inputs.flatMap((p): string[] => {
     if (p === '-') return ['-'];
-    if (!statSync(p).isDirectory()) return [p];
+    if (!stat(p).isDirectory()) return [p];
     return readdirSync(p)
       .sort()
       .map((f) => join(p, f))
@@ -70,10 +84,7 @@ function targetOf(s: Signal): string {
 export async function replay(o: ReplayOptions): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));
-  if (o.minSeverity !== undefined && !isSeverity(o.minSeverity)) {
-    err(`--min-severity ${o.minSeverity} is not known; use one of ${SEVERITIES.join(', ')}`);
-    return 2;
-  }
+  if (o.minSeverity !== undefined && !isSeverity(o.minSeverity)) throw new UsageError(`--min-severity ${o.minSeverity} is not known; use one of ${SEVERITIES.join(', ')}`, 'replay');
   const rules = loadRules(o.rulesPaths);
   if (rules.problems.length) throw new RuleSetError(rules.problems);
   const detector = new Detector(rules.rules, SCHEMAS, { minSeverity: isSeverity(o.minSeverity) ? o.minSeverity : 'info' });
@@ -86,6 +97,10 @@ export async function replay(o: ReplayOptions): Promise<number> {
   const totalBytes = files.reduce((n, f) => n + (f === '-' ? 0 : statSync(f).size), 0);
   const byKind = new Map<string, number>();
   const bySeverity = new Map<string, number>(SEVERITIES.map((s) => [s, 0]));
+  // The apiserver's log and webhook backends repeat events (retries, overlapping files): drop an
+  // (auditID, stage) already seen, with the same bounded memory of keys as the audit webhook.
+  const seen = new RecentKeys(DEDUP_ENTRIES);
+  let duplicates = 0;
   let events = 0;
   let invalid = 0;
   let signals = 0;
@@ -97,7 +112,14 @@ export async function replay(o: ReplayOptions): Promise<number> {
     events += batch.events.length;
     invalid += batch.invalid.length;
     for (const bad of batch.invalid.slice(0, 5)) err(`${where}: invalid event ${bad.index}: ${terminalSafe(bad.reason, 300)}`);
-    const normalized = batch.events.map((ev) => normalizeAuditEvent(ev, now));
+    const fresh = batch.events.filter((ev) => {
+      const key = `${ev.auditID}/${ev.stage}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    duplicates += batch.events.length - fresh.length;
+    const normalized = fresh.map((ev) => normalizeAuditEvent(ev, now));
     usage.observe(normalized);
     for (const ev of normalized) {
       const found = detector.detect(ev);
@@ -152,7 +174,7 @@ export async function replay(o: ReplayOptions): Promise<number> {
     const kinds = [...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${String(n).padStart(7)}  ${k}`);
     const say = o.format === 'json' ? err : out;
     const live = [...incidents.values()].filter((i) => i.resolution !== 'merged').length;
-    say(`\n${events} events, ${invalid} invalid, ${signals} signals${sev ? ` (${sev})` : ''}, ${live} incident(s)`);
+    say(`\n${events} events, ${invalid} invalid, ${duplicates} duplicates dropped, ${signals} signals${sev ? ` (${sev})` : ''}, ${live} incident(s)`);
     for (const k of kinds) say(k);
   };
 
