@@ -12,8 +12,8 @@ fi
 echo "== build (dist/, what bin/kubevigil.js runs) and typecheck (tests, benchmarks, scripts too)"
 npm run build --silent
 npx tsc -p .
-echo "== lint"
-npx eslint .
+echo "== lint (eslint, and the layers: dependency-cruiser)"
+npm run lint --silent
 echo "== rules lint"
 node bin/kubevigil.js rules lint
 echo "== rules test"

@@ -10,6 +10,7 @@ import { parseActorConventions, type ActorConvention } from '../connectors/alert
 import { checkPollerOptions, type LokiQuery } from '../connectors/loki/poller.js';
 import { validate as validateCron } from 'node-cron';
 import { splitTraceQLQueries } from '../connectors/otlp/tempo-poller.js';
+import type { SettingDoc } from './settings-doc.js';
 import { loadNotifierConfig, NOTIFIER_SETTINGS, type NotifierConfig } from './notifier/config.js';
 
 /** The settings of one kubevigil process. */
@@ -60,12 +61,6 @@ export const ROLES = ['ingest', 'correlator', 'notifier', 'api'] as const;
 /** One role. */
 export type Role = (typeof ROLES)[number];
 
-/** One documented setting: its variable, default and meaning (the README's table is built from this). */
-export interface SettingDoc {
-  env: string;
-  default: string;
-  help: string;
-}
 
 /** Every setting of the core, for `kubevigil config` and the README (the notifier's are appended below). */
 const CORE_SETTINGS: SettingDoc[] = [

@@ -23,22 +23,11 @@ import { IncidentManager, InvalidTransitionError, type IncidentPolicy } from '..
 import type { Clock, UsageSource } from '../correlator/ports.js';
 import { withoutEvidence, type Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
+import { isCommand, type SignalsMessage } from './bus/topics.js';
 import type { IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { isRef, rememberOffset, SignalWriter, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
-
-/** A lifecycle change requested through the API, routed to the partition that owns the incident. */
-export interface IncidentCommand {
-  command: 'transition';
-  incidentId: string;
-  to: IncidentStatus;
-  note: string;
-  by?: string;
-}
-
-/** What the signals topic carries. */
-export type SignalsMessage = Signal | IncidentCommand;
 
 /** The fields correlation relies on, checked before a message from the topic is correlated. */
 function isSignal(v: unknown): v is Signal {
@@ -56,11 +45,6 @@ function isSignal(v: unknown): v is Signal {
     s.target !== null &&
     typeof s.target === 'object'
   );
-}
-
-/** Distinguishes commands from signals on the signals topic. */
-export function isCommand(m: SignalsMessage): m is IncidentCommand {
-  return (m as IncidentCommand).command === 'transition';
 }
 
 interface Part {

@@ -18,9 +18,8 @@ import { KubevigilError } from '../../correlator/errors.js';
 import { busContract, Received, testPrefix, type TestValue } from './bus.contract.js';
 import { createKafkaBus, DLQ_HEADERS, SIGNALS_RETENTION_MS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
 import { MemoryBus } from './memory.js';
-import { EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type Topic } from './topics.js';
+import { EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type SignalsMessage, type Topic } from './topics.js';
 import { withoutEvidence } from '../../correlator/signal.js';
-import type { SignalsMessage } from '../correlate-partitioned.js';
 import { makeSignal, T0 } from '../store/store.contract.js';
 
 const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean) ?? [];

@@ -1,7 +1,23 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
-import type { Incident } from '../../correlator/incident.js';
+import type { Incident, IncidentStatus } from '../../correlator/incident.js';
 import { parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
-import { isCommand, type SignalsMessage } from '../correlate-partitioned.js';
+
+/** A lifecycle change requested through the API, routed to the partition that owns the incident. */
+export interface IncidentCommand {
+  command: 'transition';
+  incidentId: string;
+  to: IncidentStatus;
+  note: string;
+  by?: string;
+}
+
+/** What the signals topic carries. */
+export type SignalsMessage = Signal | IncidentCommand;
+
+/** Distinguishes commands from signals on the signals topic. */
+export function isCommand(m: SignalsMessage): m is IncidentCommand {
+  return (m as IncidentCommand).command === 'transition';
+}
 
 /** A topic and the type of the values it carries. */
 export interface Topic<T> {

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../../correlator/errors.js';
 import { isSeverity, SEVERITIES, type Severity } from '../../correlator/severity.js';
-import type { SettingDoc } from '../config.js';
+import type { SettingDoc } from '../settings-doc.js';
 
 /** One Slack route: incidents matching every condition go to `channel`. */
 export interface SlackRoute {

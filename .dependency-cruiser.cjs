@@ -1,0 +1,46 @@
+/**
+ * The layers, checked by `npm run lint` (dependency-cruiser):
+ *   correlator/  the pure core: no I/O, imports nothing from connectors/ or services/
+ *   connectors/  one folder per protocol: imports the core, never services/
+ *   services/    the wiring: may import both
+ * and no import cycles anywhere in the product.
+ */
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'core-stays-pure',
+      comment: 'correlator/ is the pure core: it declares ports (correlator/ports.ts) and services/ implements them.',
+      severity: 'error',
+      from: { path: '^correlator/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^(services|connectors)/' },
+    },
+    {
+      name: 'connectors-below-services',
+      comment: 'connectors/ parse and receive; wiring them to buses, stores and config is the job of services/.',
+      severity: 'error',
+      from: { path: '^connectors/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^services/' },
+    },
+    {
+      name: 'product-not-tests',
+      comment: 'The product never imports test code or test helpers.',
+      severity: 'error',
+      from: { path: '^(correlator|connectors|services)/', pathNot: '(\\.test|\\.contract)\\.ts$' },
+      to: { path: '(^test/|\\.test\\.ts$|\\.contract\\.ts$)' },
+    },
+    {
+      name: 'no-cycles',
+      comment: 'A cycle means two modules are one: move the shared part down a layer.',
+      severity: 'error',
+      from: { path: '^(correlator|connectors|services)/' },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};
