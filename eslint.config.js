@@ -18,6 +18,7 @@ export default tseslint.config(
   { files: ['bench/**', 'scripts/**'], rules: { 'no-console': 'off' } },
   // The launcher is plain JavaScript run by Node before any TypeScript loads.
   { files: ['bin/**/*.js'], languageOptions: { globals: { process: 'readonly', URL: 'readonly' } } },
+  { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } } },
   // Tests may print what they measured (memory, latencies) next to their assertions.
   { files: ['test/**'], rules: { 'no-console': 'off' } },
 );

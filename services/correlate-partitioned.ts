@@ -18,7 +18,7 @@
 import { KubevigilError } from '../correlator/errors.js';
 import { CorrelationEngine, type SlotState } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
-import type { Incident, IncidentStatus } from '../correlator/incident.js';
+import type { Incident } from '../correlator/incident.js';
 import { IncidentManager, InvalidTransitionError, type IncidentPolicy } from '../correlator/incidents.js';
 import type { Clock, UsageSource } from '../correlator/ports.js';
 import { withoutEvidence, type Signal } from '../correlator/signal.js';
