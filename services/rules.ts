@@ -15,6 +15,7 @@ import { loadRuleTestFile, runRuleTests, type Decoder, type RuleTestResult } fro
 import type { SourceSchema } from '../correlator/detection/source-event.js';
 import { PACKAGE_ROOT } from './package-info.js';
 import { SOURCES } from './sources.js';
+import { isObj } from '../correlator/json-guards.js';
 
 /** The shipped detection pack. */
 export const SHIPPED_DETECTIONS = join(PACKAGE_ROOT, 'rules/detections');
@@ -60,7 +61,6 @@ export interface RuleFiles {
   correlation: RuleFileInput[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Reads the shipped packs and the extra paths, in load order. */
 export function readRuleFiles(extraPaths: string[] = [], problems: Problem[] = [], includeShipped = true): RuleFiles {

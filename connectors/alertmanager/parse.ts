@@ -7,6 +7,7 @@
  */
 import { describeValue } from '../shared/describe.js';
 import { KubevigilError } from '../../correlator/errors.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** One alert of a webhook payload (`template.Alert` in Alertmanager). */
 export interface AlertmanagerAlert {
@@ -70,7 +71,6 @@ export const KNOWN_VERSIONS: ReadonlySet<string> = new Set(['4', '1']);
 /** Go's zero time, which Alertmanager sends as `endsAt` of a firing alert. */
 export const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
 const show = (v: unknown): string => describeValue(v);
 

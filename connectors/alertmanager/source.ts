@@ -3,8 +3,8 @@ import type { SourceEvent } from '../../correlator/detection/source-event.js';
 import type { SourceDescriptor } from '../shared/source.js';
 import { ALERTMANAGER_SCHEMA, normalizeAlert, type AlertNormalizeOptions } from './normalize.js';
 import { AlertmanagerPayloadError, decodeAlert, decodeAlertmanagerValue, emptyGroup } from './parse.js';
+import { isObj } from '../../correlator/json-guards.js';
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** An Alertmanager source whose actors follow the given label conventions. */
 export function alertmanagerSource(opts: AlertNormalizeOptions = {}): SourceDescriptor {

@@ -5,9 +5,9 @@
  */
 import type { IdentityFact } from '../../correlator/identity.js';
 import type { AuditEvent } from './parse.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 const SA = 'system:serviceaccount:';
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The identity facts of one audit event (usually none). */
 export function identityFacts(ev: AuditEvent, time: number): IdentityFact[] {

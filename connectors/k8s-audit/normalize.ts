@@ -21,6 +21,7 @@ import type { EventDetails, SourceEvent, SourceSchema } from '../../correlator/d
 import { boundedRedactedCopy, truncate } from '../../correlator/redact.js';
 import type { Outcome, Target } from '../../correlator/signal.js';
 import type { AuditEvent, UserInfo } from './parse.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** The binding that allowed a request, parsed from the RBAC authorizer's reason. */
 export interface AuthzReason {
@@ -107,7 +108,6 @@ export function parseAdmissionMessage(message: string): Omit<AdmissionInfo, 'den
   return { engine: 'webhook', webhook, policies: [webhook], message };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The pod spec a request object carries: a Pod, a workload template, or a CronJob's job template. */
 export function findPodSpec(obj: unknown): Record<string, unknown> | undefined {

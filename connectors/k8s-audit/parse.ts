@@ -7,6 +7,7 @@
 
 import { KubevigilError } from '../../correlator/errors.js';
 import { describeValue } from '../shared/describe.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** The fields of an audit Event that kubevigil reads (audit.k8s.io/v1, v1beta1 tolerated). */
 export interface AuditEvent {
@@ -75,7 +76,6 @@ export class AuditPayloadError extends KubevigilError {
   }
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function checkUser(u: unknown, field: string): string | undefined {
   if (!isObj(u)) return `${field} must be an object with username`;

@@ -18,6 +18,7 @@ import type { IngestSink } from '../../correlator/ports.js';
 import { formatLabelSet } from './labels.js';
 import { normalizeLokiEntry, type LokiSourceEvent } from './normalize.js';
 import { DEFAULT_TENANT, type LokiEntry } from './push.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** Where cursors are kept (the incident store's getState/setState). */
 export interface LokiPollerState {
@@ -109,7 +110,6 @@ export const cursorKey = (name: string): string => `loki.poller.cursor.${name}`;
 
 const msToNs = (ms: number): bigint => BigInt(Math.max(0, Math.trunc(ms))) * 1_000_000n;
 const entryHash = (labels: string, line: string) => createHash('sha256').update(labels).update('\u0000').update(line).digest('hex').slice(0, 24);
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isStringMap = (v: unknown): v is Record<string, string> => isObj(v) && Object.values(v).every((x) => typeof x === 'string');
 
 /** Validates poller options; every problem is listed. */

@@ -12,6 +12,7 @@ import { describeValue } from '../shared/describe.js';
 import protobuf from 'protobufjs';
 import snappy from 'snappyjs';
 import { checkLabels, formatLabelSet, LABEL_LIMITS, parseLabelSet } from './labels.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** One log line as kubevigil keeps it. */
 export interface LokiEntry {
@@ -62,7 +63,6 @@ export const DEFAULT_PUSH_LIMITS: PushLimits = { maxLineLength: 256 * 1024, maxE
 export const DEFAULT_TENANT = 'fake';
 
 const NS = /^\d{1,19}$/;
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const show = (v: unknown) => describeValue(v);
 
 class Collector {

@@ -3,8 +3,8 @@ import type { SourceDescriptor } from '../shared/source.js';
 import { checkLabels } from './labels.js';
 import { LOKI_SCHEMA, normalizeLokiEntry } from './normalize.js';
 import { decodePushJson, DEFAULT_TENANT, PushDecodeError, type LokiEntry } from './push.js';
+import { isObj } from '../../correlator/json-guards.js';
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isStringMap = (v: unknown): v is Record<string, string> => isObj(v) && Object.values(v).every((x) => typeof x === 'string');
 
 /** `"1570818238000000000"` (Loki's nanoseconds) or an RFC 3339 time → nanoseconds; undefined when neither. */

@@ -6,6 +6,7 @@
  */
 import { emitterFromLabels, mergePeer, peerFromEmitter, peerFromHost, splitHostPort, withPrincipal, isIp, type MeshPeer } from './identity.js';
 import { clip, tlsFailureIn, type AccessLogRecord } from './record.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 const MAX_LINE = 32 * 1024;
 const MAX_FIELDS = 32;
@@ -79,7 +80,6 @@ function parseText(line: string): LinkerdLine | undefined {
   return { level: m[2]!, spans, target, message, fields, ...(wall ? { wall } : {}) };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** True when a JSON object is a linkerd2-proxy JSON log entry. */
 export function isLinkerdJson(o: Record<string, unknown>): boolean {

@@ -8,6 +8,7 @@ import { parseEnvoyJson, parseEnvoyText } from './envoy.js';
 import { parseGatekeeper, type GatekeeperDecision } from './gatekeeper.js';
 import { parseLinkerd } from './linkerd.js';
 import type { AccessLogRecord } from './record.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** What a line was recognized as. */
 export type ParsedLine = { format: 'istio' | 'envoy' | 'linkerd'; mesh: AccessLogRecord } | { format: 'gatekeeper'; gatekeeper: GatekeeperDecision };
@@ -16,7 +17,6 @@ export type ParsedLine = { format: 'istio' | 'envoy' | 'linkerd'; mesh: AccessLo
 const MAX_JSON_LINE = 64 * 1024;
 const CRI_PREFIX = /^\d{4}-\d{2}-\d{2}T[^\s]+ (?:stdout|stderr) [FP] /;
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function parseJson(s: string): Record<string, unknown> | undefined {
   if (s.length > MAX_JSON_LINE) return undefined;

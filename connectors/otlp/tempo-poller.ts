@@ -18,6 +18,7 @@ import type { SourceEvent } from '../../correlator/detection/source-event.js';
 import { RecentKeys } from '../../correlator/recent-keys.js';
 import { normalizeSpan } from './normalize.js';
 import { decodeOtlpValue, normalizeSpanId, normalizeTraceId, OtlpPayloadError, type ParseLimits, DEFAULT_LIMITS } from './parse.js';
+import { isObj } from '../../correlator/json-guards.js';
 
 /** Where cursors are kept (the service's store in production; a Map in tests). */
 export interface PollerState {
@@ -113,7 +114,6 @@ class PollError extends Error {
 }
 
 const MAX_PERSISTED_SEEN = 10_000;
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Splits `TEMPO_QUERIES` into TraceQL queries: one per line or `;`-separated (outside quoted strings). */
 export function splitTraceQLQueries(text: string): string[] {

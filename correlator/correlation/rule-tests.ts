@@ -21,6 +21,7 @@ import { isSignalKind, type SignalKind } from '../signal-kinds.js';
 import { signalId, type Outcome, type Signal, type SourceName, type Target } from '../signal.js';
 import { CorrelationEngine } from './engine.js';
 import { parseDuration, type CompiledCorrelation } from './rules.js';
+import { isObj } from '../json-guards.js';
 
 /** An expected incident: every field given must match. */
 export interface IncidentExpectation {
@@ -48,7 +49,6 @@ export interface CorrelationTestResult {
   failures: string[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const BASE_TIME = Date.UTC(2026, 0, 1);
 
 function actorOf(key: string): Actor {

@@ -16,6 +16,7 @@ import { compileCondition, compileField } from '../detection/compile.js';
 import type { Problem } from '../detection/problems.js';
 import { isSeverity, SEVERITIES, type Severity } from '../severity.js';
 import { isSignalKind } from '../signal-kinds.js';
+import { isObj } from '../json-guards.js';
 
 /** Correlation types (Sigma names). */
 export const CORRELATION_TYPES = ['event_count', 'value_count', 'temporal', 'temporal_ordered'] as const;
@@ -62,7 +63,6 @@ const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_
 const ID_RE = /^[a-z0-9][a-z0-9-]{2,80}$/;
 const MITRE_RE = /^T\d{4}(\.\d{3})?$/;
 const KEYS = new Set(['id', 'title', 'description', 'type', 'rules', 'group_by', 'timespan', 'condition', 'field', 'aliases', 'where', 'severity', 'mitre', 'enabled', 'building_block']);
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Parses `30s`, `10m`, `1h`, `2d` into milliseconds; undefined when malformed. */
 export function parseDuration(s: unknown): number | undefined {

@@ -9,6 +9,7 @@ import type { MatchedCondition } from '../signal.js';
 import { compileGetter, FieldPathError, parseFieldPath } from './field-path.js';
 import type { Problem } from './problems.js';
 import type { SourceSchema } from './source-event.js';
+import { isObj } from '../json-guards.js';
 
 /** A parsed rule file as read from YAML, before validation. */
 export interface RuleFileInput {
@@ -67,7 +68,6 @@ const MITRE_RE = /^T\d{4}(\.\d{3})?$/;
 const RULE_KEYS = new Set(['id', 'title', 'description', 'source', 'severity', 'kind', 'mitre', 'tags', 'condition', 'exceptions', 'output', 'enabled']);
 const FILE_KEYS = new Set(['apiVersion', 'kind', 'lists', 'macros', 'rules', 'exceptions', 'overrides']);
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isScalar = (v: unknown): v is string | number | boolean => ['string', 'number', 'boolean'].includes(typeof v);
 
 interface Ctx {

@@ -7,6 +7,7 @@ import type { Detector } from './engine.js';
 import type { Problem } from './problems.js';
 import type { SourceEvent } from './source-event.js';
 import type { Signal } from '../signal.js';
+import { isObj } from '../json-guards.js';
 
 /** One expected signal; every field given must match, `count` (default 1) says how many. */
 export interface Expectation {
@@ -51,7 +52,6 @@ export interface RuleTestResult {
 /** Turns one raw input value into normalized source events (per source; wired by the caller). */
 export type Decoder = (source: string, value: unknown) => { events: SourceEvent[]; invalid: string[] };
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 const EXPECT_KEYS = new Set(['rule', 'count', 'severity', 'kind', 'actor', 'outcome', 'title', 'target', 'entities', 'attributes']);
 
