@@ -305,6 +305,13 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       ...(lp.tenant ? { tenant: lp.tenant } : {}),
       ...(lp.schedule ? { schedule: lp.schedule } : {}),
       ...(lp.token ? { headers: { authorization: `Bearer ${lp.token}` } } : {}),
+      stats: {
+        lines: (outcome, n) => n && metrics.pollerItems.inc({ source: 'loki', outcome }, n),
+        error: (reason) => metrics.pollerErrors.inc({ source: 'loki', reason }),
+        poll: (ok) => metrics.pollerPolls.inc({ source: 'loki', outcome: ok ? 'ok' : 'error' }),
+      },
+      // Loki's answer may quote the query or the attacker's log lines: under its own key.
+      onError: (query, reason, message) => logger.warn({ source: 'loki', query, reason, upstream: { message: message.slice(0, 500) } }, 'loki poll failed'),
     });
     poller.start();
     stops.unshift(() => poller.stop());
@@ -322,7 +329,12 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       state: { get: (k) => store.getState(k), set: (k, v) => store.setState(k, v) },
       headers,
       ...(tp.schedule ? { schedule: tp.schedule } : {}),
-      onError: (err: unknown) => logger.warn({ err }, 'tempo poll failed'),
+      stats: {
+        polls: (outcome) => metrics.pollerPolls.inc({ source: 'otlp', outcome }),
+        spans: (outcome, n) => n && metrics.pollerItems.inc({ source: 'otlp', outcome }, n),
+        errors: (reason, n = 1) => metrics.pollerErrors.inc({ source: 'otlp', reason }, n),
+      },
+      onError: (reason, detail) => logger.warn({ source: 'otlp', reason, upstream: { message: detail.slice(0, 500) } }, 'tempo poll failed'),
     });
     poller.start();
     stops.unshift(() => poller.stop());

@@ -84,6 +84,24 @@ export class Metrics {
     labelNames: ['status', 'severity'] as const,
     registers: [this.registry],
   });
+  readonly pollerPolls = new Counter({
+    name: 'kubevigil_poller_polls_total',
+    help: 'Polls of a source (Loki LogQL, Tempo TraceQL) by outcome (ok, error).',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly pollerErrors = new Counter({
+    name: 'kubevigil_poller_errors_total',
+    help: 'Poller errors by source and reason (unreachable, server, bad_query, rate_limited, invalid_response, sink, state…).',
+    labelNames: ['source', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly pollerItems = new Counter({
+    name: 'kubevigil_poller_items_total',
+    help: 'Log lines or spans a poller read, by source and outcome (received, detected, accepted, duplicate).',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
   readonly openIncidents = new Gauge({
     name: 'kubevigil_incidents_open',
     help: 'Open and acknowledged incidents held by the correlator, by severity.',

@@ -70,6 +70,8 @@ export interface LokiPollerOptions {
   /** Largest response body read, in bytes (default 32 MiB). */
   maxResponseBytes?: number;
   stats?: LokiPollerStats;
+  /** Told about each failed query poll with its reason and message, for logs; the poller itself only counts. */
+  onError?: (query: string, reason: LokiPollError, message: string) => void;
   now?: () => number;
   fetch?: typeof fetch;
 }
@@ -200,6 +202,7 @@ export class LokiPoller {
         this.lastErrors.set(q.name, { at: this.now(), reason: err.reason, message: err.message });
         this.opts.stats?.error(err.reason);
         this.opts.stats?.poll(false);
+        this.opts.onError?.(q.name, err.reason, err.message);
         if (err.reason === 'rate_limited') this.backoffUntil = this.now() + (err.retryAfterSeconds ?? 30) * 1000;
       }
       reports.push(report);
