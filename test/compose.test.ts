@@ -513,6 +513,8 @@ describe('kubevigil is reached on its documented port and endpoints', () => {
     // kubevigil posts incidents to this Alertmanager; the route must not send them back.
     expect(env('kubevigil').KUBEVIGIL_ALERTMANAGER_URL).toBe('http://alertmanager:9093');
     expect(arr(get(first, 'matchers'))).toEqual(['alertname!="KubevigilIncident"']);
+    // A child route matched every other alert: a last catch-all keeps the top-level receiver's share.
+    expect(arr(get(alertmanager, 'route.routes')).at(-1)).toEqual({ receiver: get(alertmanager, 'route.receiver') });
     const receiver = arr(alertmanager.receivers).find((r) => get(r, 'name') === 'kubevigil');
     const hooks = arr(get(receiver, 'webhook_configs'));
     expect(hooks).toHaveLength(1);

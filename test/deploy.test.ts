@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { loadConfig } from '../services/config.js';
+import { loadConfig, SETTINGS } from '../services/config.js';
 import { arr, get, isObj, str, walk, type Obj } from './helpers/config-files.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -84,12 +84,15 @@ const OTHER_CONFIGS: Record<string, (doc: Obj) => void> = {
     expect(get(context, 'context.user')).toBe(get(user, 'name'));
   },
   'integrations/alertmanager-route.yaml': (am) => {
-    // First child route, matches everything, and lets the alert continue to the existing routes.
-    const first = arr(get(am, 'route.routes'))[0];
+    // First child route, matches every alert but kubevigil's own incidents, and lets the alert
+    // continue to the existing routes; a last catch-all keeps the top-level receiver's share.
+    const routes = arr(get(am, 'route.routes'));
+    const first = routes[0];
     expect(get(first, 'receiver')).toBe('kubevigil');
     expect(get(first, 'continue')).toBe(true);
-    expect(get(first, 'matchers')).toBeUndefined();
+    expect(get(first, 'matchers')).toEqual(['alertname!="KubevigilIncident"']);
     expect(get(first, 'match')).toBeUndefined();
+    expect(routes.at(-1)).toEqual({ receiver: get(am, 'route.receiver') });
     const receiver = arr(am.receivers).find((r) => get(r, 'name') === 'kubevigil');
     const hook = arr(get(receiver, 'webhook_configs'))[0];
     expect(str(get(hook, 'url'))).toMatch(new RegExp(`^https?://${SERVICE_HOST.replace(/\./g, '\\.')}/ingest/alertmanager$`));
@@ -631,5 +634,229 @@ describe('deploy/: the real tools read the files', () => {
     const r = spawnSync(AMTOOL!, ['check-config', join(DEPLOY, 'integrations/alertmanager-route.yaml')], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stdout + r.stderr).toContain('SUCCESS');
     expect(r.status).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Runbooks: every alert of both rule files links its own section of docs/runbooks.md.
+
+const RUNBOOKS = 'docs/runbooks.md';
+const RUNBOOK_BASE = `https://github.com/kubevigil/kubevigil/blob/main/${RUNBOOKS}#`;
+const RULE_FILES = ['deploy/integrations/prometheusrule.yaml', 'deploy/compose/prometheus/rules/kubevigil.rules.yml'] as const;
+
+/** The alerting rules of a rule file: a PrometheusRule's spec.groups or a plain Prometheus rules file's groups. */
+function alertsIn(file: string): Obj[] {
+  const doc = parse(readFileSync(join(ROOT, file), 'utf8')) as Obj;
+  const groups = doc.kind === 'PrometheusRule' ? get(doc, 'spec.groups') : doc.groups;
+  return arr(groups)
+    .flatMap((g) => arr(get(g, 'rules')))
+    .filter(isObj)
+    .filter((r) => typeof r.alert === 'string');
+}
+
+/** Markdown with its fenced code blocks blanked (a `# comment` in a shell block is no heading). */
+const withoutCodeBlocks = (md: string) => md.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[ \t]*$/gm, '');
+
+/**
+ * The headings of a Markdown file with the anchors GitHub gives them (github-slugger): the text
+ * lower-cased, everything but letters, digits, spaces, hyphens and underscores dropped, spaces made
+ * hyphens; a repeated anchor gets -1, -2… in order of appearance.
+ */
+function githubHeadings(md: string): { level: number; text: string; anchor: string }[] {
+  const seen = new Map<string, number>();
+  return [...withoutCodeBlocks(md).matchAll(/^(#{1,6})[ \t]+(.+?)[ \t#]*$/gm)].map((m) => {
+    const text = m[2]!;
+    const base = text.toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    return { level: m[1]!.length, text, anchor: n === 0 ? base : `${base}-${n}` };
+  });
+}
+
+describe(`${RUNBOOKS}: a runbook for every alert`, () => {
+  const md = readFileSync(join(ROOT, RUNBOOKS), 'utf8');
+  const headings = githubHeadings(md);
+  const sections = new Map(headings.filter((h) => h.level === 2).map((h) => [h.anchor, h.text]));
+  /** The text of the `## ` section with this heading (code blocks included), up to the next `## `. */
+  const section = (heading: string) => {
+    const start = md.search(new RegExp(`^## ${heading}[ \\t]*$`, 'm'));
+    if (start < 0) return '';
+    const next = md.slice(start + 3).search(/^## /m);
+    return next < 0 ? md.slice(start) : md.slice(start, start + 3 + next);
+  };
+
+  it('the anchor function gives what GitHub gives', () => {
+    expect(githubHeadings('## KubevigilDown\n```sh\n# not a heading\n```\n## Before you start\n### Check\n## Check').map((h) => h.anchor)).toEqual(['kubevigildown', 'before-you-start', 'check', 'check-1']);
+    expect(githubHeadings('## 8. Verify: an incident in Slack')[0]!.anchor).toBe('8-verify-an-incident-in-slack');
+  });
+
+  it('both rule files list the same alerts', () => {
+    const [rule, compose] = RULE_FILES.map((f) => alertsIn(f).map((a) => str(a.alert)));
+    expect(rule!.length).toBeGreaterThanOrEqual(13);
+    expect(new Set(rule).size, 'alert names are unique').toBe(rule!.length);
+    expect(compose).toEqual(rule);
+  });
+
+  it.each(RULE_FILES)('%s: every alert has a runbook_url into its own section', (file) => {
+    for (const a of alertsIn(file)) {
+      const name = str(a.alert);
+      const url = str(get(a, 'annotations.runbook_url'));
+      expect(url, `${name} has no runbook_url`).not.toBe('');
+      expect(url.startsWith(RUNBOOK_BASE), `${name}: ${url} does not point into ${RUNBOOKS}`).toBe(true);
+      const anchor = url.slice(RUNBOOK_BASE.length);
+      expect(sections.get(anchor), `${name}: #${anchor} is no "## " heading of ${RUNBOOKS}`).toBe(name);
+    }
+  });
+
+  it('every section says what the alert means, what is lost, how to diagnose and mitigate, with the metrics of its expression', () => {
+    for (const a of alertsIn(RULE_FILES[0])) {
+      const name = str(a.alert);
+      const text = section(name);
+      for (const part of ['**What it means.**', '**Impact.**', '**Diagnose.**', '**Mitigate.**']) expect(text, `${name}: ${part}`).toContain(part);
+      for (const m of metricsIn(str(a.expr))) expect(text, `${name}: its expression reads ${m}`).toContain(m);
+    }
+  });
+
+  it('names only metrics kubevigil defines and settings it reads', async () => {
+    checkNames([md], await knownMetrics());
+    const settings = new Set(SETTINGS.map((s) => s.env));
+    const named = new Set([...md.matchAll(/\b(?:KUBEVIGIL|SLACK|KAFKA|REDIS|LOKI|TEMPO)_[A-Z0-9_]+\b/g)].map((m) => m[0]));
+    expect(named.size).toBeGreaterThan(10);
+    for (const n of named) expect(settings, `${RUNBOOKS} names ${n}, which is not a setting (services/config.ts SETTINGS)`).toContain(n);
+  });
+
+  it('links only to headings and files that exist', () => {
+    for (const m of md.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = m[1]!;
+      if (/^[a-z]+:/.test(target)) continue;
+      const [path, anchor] = target.split('#') as [string, string | undefined];
+      const file = path ? resolve(ROOT, 'docs', path) : join(ROOT, RUNBOOKS);
+      expect(existsSync(file), `${RUNBOOKS} links to ${target}`).toBe(true);
+      if (anchor && file.endsWith('.md')) expect(githubHeadings(readFileSync(file, 'utf8')).map((h) => h.anchor), `${RUNBOOKS} links to ${target}`).toContain(anchor);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Alertmanager → kubevigil: the README's snippet, deploy/integrations and the compose stack agree.
+
+/** The README's fenced yaml block with the kubevigil receiver. */
+function readmeAlertmanagerSnippet(): string {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/^```ya?ml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!).filter((b) => /\/ingest\/alertmanager/.test(b) && /webhook_configs:/.test(b));
+  expect(blocks, 'README.md has one yaml block with the Alertmanager receiver').toHaveLength(1);
+  return blocks[0]!;
+}
+
+const ALERTMANAGER_CONFIGS: [string, () => string][] = [
+  ['README.md', readmeAlertmanagerSnippet],
+  ['deploy/integrations/alertmanager-route.yaml', () => readFileSync(join(DEPLOY, 'integrations/alertmanager-route.yaml'), 'utf8')],
+  ['deploy/compose/alertmanager/alertmanager.yml', () => readFileSync(join(DEPLOY, 'compose/alertmanager/alertmanager.yml'), 'utf8')],
+];
+
+/** The kubevigil route (first child), the catch-all (last child) and the kubevigil webhook of a configuration. */
+function kubevigilParts(am: Obj) {
+  const routes = arr(get(am, 'route.routes'));
+  const receiver = arr(am.receivers).find((r) => get(r, 'name') === 'kubevigil');
+  const hooks = arr(get(receiver, 'webhook_configs'));
+  expect(hooks).toHaveLength(1);
+  return { route: routes[0], last: routes.at(-1), rootReceiver: get(am, 'route.receiver'), hook: hooks[0] as Obj };
+}
+
+describe('Alertmanager → kubevigil: README.md, deploy/integrations and the compose stack give the same settings', () => {
+  const parsed = ALERTMANAGER_CONFIGS.map(([file, text]) => [file, parse(text()) as Obj] as const);
+
+  it.each(parsed)('%s: first route for every alert but KubevigilIncident, continuing; last a catch-all to the top-level receiver', (_file, am) => {
+    const { route, last, rootReceiver } = kubevigilParts(am);
+    expect(get(route, 'receiver')).toBe('kubevigil');
+    expect(get(route, 'matchers')).toEqual(['alertname!="KubevigilIncident"']);
+    expect(get(route, 'match')).toBeUndefined();
+    expect(get(route, 'continue')).toBe(true);
+    expect(last).toEqual({ receiver: rootReceiver });
+  });
+
+  it.each(parsed)('%s: webhook to /ingest/alertmanager on port 8080 of the Service "kubevigil", bearer token from a file, resolved alerts too', (_file, am) => {
+    const { hook } = kubevigilParts(am);
+    const url = new URL(str(hook.url));
+    expect(url.pathname).toBe('/ingest/alertmanager');
+    expect(url.port).toBe('8080');
+    expect(url.hostname.split('.')[0]).toBe('kubevigil');
+    expect(get(hook, 'send_resolved')).toBe(true);
+    expect(get(hook, 'http_config.authorization.type')).toBe('Bearer');
+    expect(str(get(hook, 'http_config.authorization.credentials_file'))).toMatch(/^\//);
+    expect(get(hook, 'http_config.authorization.credentials')).toBeUndefined();
+  });
+
+  it('the three agree: the same kubevigil route, and the same webhook but for the host and token path of the compose stack', () => {
+    const [readme, integration, compose] = parsed.map(([, am]) => kubevigilParts(am));
+    expect(readme!.route).toEqual(integration!.route);
+    expect(compose!.route).toEqual(integration!.route);
+    expect(readme!.hook).toEqual(integration!.hook);
+    expect(str(integration!.hook.url)).toBe(`http://${SERVICE_HOST}/ingest/alertmanager`);
+    const portable = (h: Obj) => ({ ...h, url: new URL(str(h.url)).pathname, http_config: { authorization: { type: get(h, 'http_config.authorization.type') } } });
+    expect(portable(compose!.hook)).toEqual(portable(integration!.hook));
+  });
+});
+
+describe('deploy/: the real tools on the Alertmanager configurations and the alerts', () => {
+  /** The receivers amtool routes an alert with these labels to. */
+  const routesOf = (file: string, labels: string[]) => {
+    const r = spawnSync(AMTOOL!, ['config', 'routes', 'test', `--config.file=${file}`, ...labels], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    return r.stdout.trim().split(',').sort();
+  };
+
+  it.skipIf(!AMTOOL).each(ALERTMANAGER_CONFIGS)('amtool: %s sends kubevigil every alert but its own and leaves every other receiver as it was', (_file, text) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubevigil-am-'));
+    try {
+      const am = parse(text()) as Obj;
+      // The same configuration without the kubevigil route and the catch-all it brings.
+      const before = structuredClone(am);
+      const routes = arr(get(before, 'route.routes'));
+      (before.route as Obj).routes = routes.slice(1, -1);
+      const withFile = join(dir, 'with.yml');
+      const withoutFile = join(dir, 'without.yml');
+      writeFileSync(withFile, text());
+      writeFileSync(withoutFile, stringify(before));
+      const check = spawnSync(AMTOOL!, ['check-config', withFile], { encoding: 'utf8', timeout: 60_000 });
+      expect(check.stdout + check.stderr).toContain('SUCCESS');
+      for (const labels of [['alertname=IstioMTLSFailures'], ['alertname=IstioMTLSFailures', 'severity=critical'], ['alertname=KubeAPIErrorsHigh', 'severity=warning', 'namespace=payments']]) {
+        const expected = [...new Set([...routesOf(withoutFile, labels), 'kubevigil'])].sort();
+        expect(routesOf(withFile, labels), labels.join(' ')).toEqual(expected);
+      }
+      for (const labels of [['alertname=KubevigilIncident'], ['alertname=KubevigilIncident', 'severity=critical', 'namespace=payments']]) {
+        const got = routesOf(withFile, labels);
+        expect(got, labels.join(' ')).not.toContain('kubevigil');
+        expect(got, labels.join(' ')).toEqual(routesOf(withoutFile, labels));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!PROMTOOL)('promtool test rules: KubevigilDetectionSlow fires when batches take longer than the largest bucket, not when they are fast', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubevigil-rules-'));
+    try {
+      const rule = alertsIn(RULE_FILES[0]).find((a) => a.alert === 'KubevigilDetectionSlow')!;
+      // Annotations are templates: leave them out, the test is about the expression and its labels.
+      writeFileSync(join(dir, 'rules.yaml'), stringify({ groups: [{ name: 'detection', rules: [{ ...rule, annotations: undefined }] }] }));
+      const buckets = (perMinute: Record<string, number>) =>
+        ['0.0005', '0.001', '0.005', '0.01', '0.05', '0.1', '0.5', '+Inf'].map((le) => ({
+          series: `kubevigil_detect_batch_seconds_bucket{namespace="${NAMESPACE}", source="k8s-audit", le="${le}"}`,
+          values: `0+${perMinute[le] ?? 0}x40`,
+        }));
+      const slow = buckets({ '+Inf': 60 }); // every batch beyond 0.5 s
+      const fast = buckets({ '0.001': 60, '0.005': 60, '0.01': 60, '0.05': 60, '0.1': 60, '0.5': 60, '+Inf': 60 });
+      const test = (input: object[], alerts: object[]) => ({ interval: '1m', input_series: input, alert_rule_test: [{ eval_time: '30m', alertname: 'KubevigilDetectionSlow', exp_alerts: alerts }] });
+      writeFileSync(
+        join(dir, 'test.yaml'),
+        stringify({ rule_files: ['rules.yaml'], evaluation_interval: '1m', tests: [test(slow, [{ exp_labels: { severity: 'warning', namespace: NAMESPACE } }]), test(fast, [])] }),
+      );
+      const r = spawnSync(PROMTOOL!, ['test', 'rules', join(dir, 'test.yaml')], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.stdout + r.stderr).toContain('SUCCESS');
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
