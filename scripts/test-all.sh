@@ -23,6 +23,9 @@ echo "$rules_out" | tail -n 1 | sed 's/^/rule tests: /'
 echo "== Prometheus and Alertmanager from Debian's packages (the real webhook sender in tests)"
 bash scripts/prometheus.sh install
 
+echo "== helm, built from source from the Go module proxy (lints and renders charts/kubevigil in tests; cached after the first build)"
+bash scripts/helm.sh install
+
 echo "== vitest (with a real Kafka broker and Redis server, started and stopped by scripts/with-services.sh)"
 mkdir -p .cache
 rm -f .cache/vitest.json
