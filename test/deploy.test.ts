@@ -10,10 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { loadConfig, SETTINGS } from '../services/config.js';
+import { Metrics } from '../services/metrics.js';
 import { arr, get, isObj, str, walk, type Obj } from './helpers/config-files.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -501,22 +501,18 @@ async function knownMetrics(): Promise<{ names: Set<string>; histograms: Set<str
     for (const m of src.matchAll(/name:\s*['"](kubevigil_[a-z0-9_]+)['"]/g)) names.add(m[1]!);
     for (const m of src.matchAll(/new Histogram(?:<[^>]*>)?\(\{\s*name:\s*['"](kubevigil_[a-z0-9_]+)['"]/g)) histograms.add(m[1]!);
   }
-  // services/metrics.ts turns on prom-client's default metrics with the kubevigil_ prefix.
-  const metricsSource = readFileSync(join(ROOT, 'services/metrics.ts'), 'utf8');
-  if (/collectDefaultMetrics\([^)]*prefix:\s*'kubevigil_'/.test(metricsSource)) {
-    const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'kubevigil_' });
-    for (const m of await registry.getMetricsAsJSON()) {
-      names.add(m.name);
-      if (String(m.type) === 'histogram') histograms.add(m.name);
-    }
-    registry.clear();
+  // The process and Node.js metrics a running kubevigil exposes, under their standard names.
+  const registry = new Metrics({ processMetrics: true }).registry;
+  for (const m of await registry.getMetricsAsJSON()) {
+    names.add(m.name);
+    if (String(m.type) === 'histogram') histograms.add(m.name);
   }
+  registry.clear();
   return { names, histograms };
 }
 
-/** The kubevigil_… series names an expression reads. */
-const metricsIn = (expr: string) => [...expr.matchAll(/\bkubevigil_[a-z0-9_]+/g)].map((m) => m[0]);
+/** The series names an expression reads: kubevigil's own, and the standard process_… and nodejs_… ones. */
+const metricsIn = (expr: string) => [...expr.matchAll(/\b(?:kubevigil|process|nodejs)_[a-z0-9_]+/g)].map((m) => m[0]);
 
 function checkNames(exprs: string[], known: { names: Set<string>; histograms: Set<string> }) {
   const used = new Set(exprs.flatMap(metricsIn));
