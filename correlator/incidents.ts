@@ -24,6 +24,7 @@ import { RecentKeys } from './recent-keys.js';
 import { planRemediations, type PermissionUse } from './remediation/planner.js';
 import { analyzeRootCause, describeActor } from './root-cause.js';
 import { maxSeverity, SEVERITIES, severityRank, type Severity } from './severity.js';
+import { hasTrait } from './signal-kinds.js';
 import type { Signal } from './signal.js';
 
 /** How incidents open, merge and close. */
@@ -61,10 +62,9 @@ export class InvalidTransitionError extends KubevigilError {
   }
 }
 
-const TRANSITIONS: Record<IncidentStatus, IncidentStatus[]> = { open: ['acknowledged', 'resolved'], acknowledged: ['resolved'], resolved: [] };
+export const TRANSITIONS: Record<IncidentStatus, IncidentStatus[]> = { open: ['acknowledged', 'resolved'], acknowledged: ['resolved'], resolved: [] };
 // Pods and bindings join incidents; nodes, namespaces, secrets and IPs are shared by unrelated workloads.
 const MERGE_TYPES = new Set(['pod', 'binding']);
-const SENSITIVE_ALLOWED = new Set(['secret.read_cross_namespace', 'secret.list_cluster_wide', 'pod.exec', 'pod.attach', 'pod.privileged', 'pod.host_namespace', 'pod.hostpath', 'token.request_other_sa', 'node.proxy', 'rbac.cluster_admin_binding']);
 
 /**
  * Merge keys of a signal: its actor and the pods and bindings it involves. The bootstrap bindings
@@ -469,7 +469,7 @@ export class IncidentManager {
     }
     inc.blastRadius = r;
     const kinds = new Set(inc.timeline.map((e) => e.kind));
-    const sensitiveAllowed = inc.timeline.some((e) => e.outcome === 'allowed' && SENSITIVE_ALLOWED.has(e.kind));
+    const sensitiveAllowed = inc.timeline.some((e) => e.outcome === 'allowed' && hasTrait(e.kind, 'high-impact'));
     let sev = maxSeverity(inc.severity, inc.maxSignalSeverity);
     if (sensitiveAllowed && (kinds.size >= 3 || new Set(inc.correlations.map((c) => c.ruleId)).size >= 2))
       sev = SEVERITIES[Math.min(SEVERITIES.length - 1, severityRank(sev) + 1)]!;

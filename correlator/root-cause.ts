@@ -1,9 +1,11 @@
 /**
- * Root cause from evidence, not prose. The algorithm, in order:
+ * Root cause from evidence, not prose: {@link EVIDENCE_RULES}, run in order, each reading the
+ * timeline for one kind of fact and adding evidence, a part of the summary sentence, and
+ * confidence. Rules ask the kinds' traits (correlator/signal-kinds.ts), never for kind names.
  *
  * 1. **Actor** — the incident's actor and the share of signals it appears in.
  * 2. **First signal** — the earliest event of the timeline: where the story starts.
- * 3. **Enabler** — among the *allowed* sensitive actions (secret reads and lists, exec/attach/
+ * 3. **Enabler** — among the *allowed* actions that need power (secret reads and lists, exec/attach/
  *    port-forward, token requests, nodes/proxy, cluster-admin grants), the RBAC binding named most
  *    often in their `authorization.k8s.io/reason`; a ClusterRoleBinding is reported as cluster-wide.
  * 4. **Blocked by** — denials: admission policies named in denial messages (Gatekeeper constraint,
@@ -18,48 +20,45 @@
  */
 import type { Actor } from './entities.js';
 import type { Evidence, RootCause, TimelineEntry } from './incident.js';
-import type { SignalKind } from './signal-kinds.js';
+import { admissionPhraseOf, hasTrait, phraseOf, type SignalKind } from './signal-kinds.js';
 
-/** Signal kinds whose *allowed* occurrence means the actor had real power. */
-const SENSITIVE: ReadonlySet<SignalKind> = new Set<SignalKind>([
-  'secret.read',
-  'secret.read_cross_namespace',
-  'secret.list_cluster_wide',
-  'secret.list',
-  'pod.exec',
-  'pod.attach',
-  'pod.portforward',
-  'token.request_other_sa',
-  'node.proxy',
-  'rbac.cluster_admin_binding',
-  'rbac.escalation_attempt',
-  'configmap.credentials',
-]);
+type EnablingBinding = NonNullable<RootCause['enablingBinding']>;
 
-const RISKY_ALLOWED: ReadonlySet<SignalKind> = new Set<SignalKind>(['pod.privileged', 'pod.host_namespace', 'pod.hostpath', 'auth.anonymous_allowed']);
-const MESH_WEAKENED: ReadonlySet<SignalKind> = new Set<SignalKind>(['mesh.security_weakened', 'mesh.policy_deleted']);
+/** What the rules read: the timeline in time order, and the facts several rules share. */
+export interface RootCauseInput {
+  actor: Actor;
+  /** The timeline, oldest first. */
+  sorted: readonly TimelineEntry[];
+  first: TimelineEntry | undefined;
+  correlations: number;
+  actorShare: number;
+  /** Allowed actions that need power (trait `needs-power`). */
+  allowedSensitive: readonly TimelineEntry[];
+  denied: readonly TimelineEntry[];
+}
 
-/** What a kind of attempt reads as in a sentence. */
-const ATTEMPT: Partial<Record<SignalKind, string>> = {
-  'pod.exec': 'exec into pods',
-  'pod.attach': 'attach to pods',
-  'pod.portforward': 'port-forward',
-  'rbac.escalation_attempt': 'RBAC escalation',
-  'rbac.cluster_admin_binding': 'a cluster-admin binding',
-  'token.request_other_sa': 'tokens for other service accounts',
-  'pod.privileged': 'a privileged pod',
-  'pod.host_namespace': 'a pod in host namespaces',
-  'pod.hostpath': 'a hostPath mount',
-  'secret.read': 'secret reads',
-  'secret.read_cross_namespace': 'secret reads in other namespaces',
-  'secret.list_cluster_wide': 'listing secrets cluster-wide',
-  'node.proxy': 'the kubelet API via nodes/proxy',
-  'service.auth_failed': 'calls to other services',
-  'mtls.failed': 'plaintext connections',
-  'mesh.authz_denied': 'calls the mesh policy forbids',
-};
+/** The parts of the summary sentence, in sentence order; each part brings its own leading separator. */
+const SUMMARY_PARTS = ['actor', 'actions', 'enabler', 'denied', 'admission', 'mesh', 'missing'] as const;
+type SummaryPart = (typeof SUMMARY_PARTS)[number];
 
-const ids = (es: TimelineEntry[], max = 20) => es.slice(0, max).map((e) => e.signalId);
+/** What one rule found. */
+export interface Finding {
+  evidence?: Evidence[];
+  summary?: Partial<Record<SummaryPart, string>>;
+  /** Added to the confidence. */
+  confidence?: number;
+  enablingBinding?: EnablingBinding;
+}
+
+/** One kind of fact about the incident. */
+export interface EvidenceRule {
+  name: string;
+  analyze(input: RootCauseInput): Finding | undefined;
+}
+
+const BASE_CONFIDENCE = 0.3;
+
+const ids = (es: readonly TimelineEntry[], max = 20) => es.slice(0, max).map((e) => e.signalId);
 const uniq = <T>(xs: T[]) => [...new Set(xs)];
 
 /** How the actor reads in a sentence. */
@@ -70,10 +69,10 @@ export function describeActor(a: Actor): string {
   return `User ${a.name}`;
 }
 
-function parseBinding(b: string, role: string | undefined): RootCause['enablingBinding'] {
+function parseBinding(b: string, role: string | undefined): EnablingBinding | undefined {
   const [kind, ...rest] = b.split('/');
   if (kind !== 'ClusterRoleBinding' && kind !== 'RoleBinding') return undefined;
-  const out: NonNullable<RootCause['enablingBinding']> = kind === 'RoleBinding' && rest.length === 2 ? { kind, namespace: rest[0]!, name: rest[1]! } : { kind, name: rest.join('/') };
+  const out: EnablingBinding = kind === 'RoleBinding' && rest.length === 2 ? { kind, namespace: rest[0]!, name: rest[1]! } : { kind, name: rest.join('/') };
   if (role) {
     const [rk, ...rr] = role.split('/');
     out.roleKind = rk;
@@ -82,99 +81,203 @@ function parseBinding(b: string, role: string | undefined): RootCause['enablingB
   return out;
 }
 
-function phrase(kinds: SignalKind[]): string {
-  const words = uniq(kinds.map((k) => ATTEMPT[k] ?? k));
+/** Kinds in a sentence: their phrases, once each, joined with commas and "and". */
+function phrase(kinds: readonly SignalKind[], of: (k: SignalKind) => string = phraseOf): string {
+  const words = uniq(kinds.map(of));
   return words.length <= 1 ? (words[0] ?? '') : `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
 }
 
-/** Names the root cause of an incident from its timeline. */
-export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: { correlations: number; actorShare: number }): RootCause {
-  const evidence: Evidence[] = [];
-  const sorted = [...timeline].sort((a, b) => a.time - b.time);
-  const first = sorted[0];
-  evidence.push({ type: 'actor', entity: actor.key, detail: `${describeActor(actor)} acted in ${Math.round(opts.actorShare * 100)}% of the incident's signals`, signalIds: ids(sorted, 10) });
-  if (first) evidence.push({ type: 'first-signal', detail: `First: ${first.title}`, signalIds: [first.signalId] });
+const kindsOf = (es: readonly TimelineEntry[]) => es.map((e) => e.kind);
+/** Secrets read or listed: their values left the cluster's control. */
+const exposesSecrets = (k: SignalKind) => hasTrait(k, 'secret-read') || hasTrait(k, 'secret-list');
 
-  // Enabler: the binding behind the allowed sensitive actions.
-  const allowedSensitive = sorted.filter((e) => e.outcome === 'allowed' && SENSITIVE.has(e.kind));
-  const byBinding = new Map<string, TimelineEntry[]>();
-  for (const e of allowedSensitive) {
-    const b = e.attributes.binding;
-    if (b) byBinding.set(b, [...(byBinding.get(b) ?? []), e]);
-  }
-  const top = [...byBinding.entries()].sort((a, b) => b[1].length - a[1].length)[0];
-  const enablingBinding = top ? parseBinding(top[0], top[1][0]!.attributes.role) : undefined;
-  if (top && enablingBinding) {
-    const scope = enablingBinding.kind === 'ClusterRoleBinding' ? 'cluster-wide' : `in namespace ${enablingBinding.namespace}`;
-    const roleTxt = enablingBinding.roleName ? ` (${enablingBinding.roleKind} ${enablingBinding.roleName})` : '';
-    evidence.push({
-      type: 'enabler',
-      entity: `binding:${top[0]}`,
-      detail: `${enablingBinding.kind} ${enablingBinding.name}${roleTxt} allowed ${phrase(top[1].map((e) => e.kind))} ${scope}`,
-      signalIds: ids(top[1]),
-    });
-  }
+// ---------------------------------------------------------------------------------------------
+// The rules
 
-  // Blocked by: admission policies and RBAC.
-  const denied = sorted.filter((e) => e.outcome === 'denied');
-  const byPolicy = new Map<string, TimelineEntry[]>();
-  for (const e of denied) {
-    const engine = e.attributes.admissionEngine;
-    for (const p of (e.attributes.admissionPolicies ?? '').split(',').filter(Boolean)) byPolicy.set(`${engine}/${p}`, [...(byPolicy.get(`${engine}/${p}`) ?? []), e]);
-  }
-  for (const [p, es] of byPolicy) evidence.push({ type: 'blocked-by', entity: `policy:${p}`, detail: `${p.replace('/', ' policy ')} denied ${phrase(es.map((e) => e.kind === 'admission.denied' ? ('pod.privileged' as SignalKind) : e.kind))}`, signalIds: ids(es) });
-  // Only the API server's denials are RBAC's; mesh, alert and trace denials are reported below.
-  const apiDenied = denied.filter((e) => e.source === 'k8s-audit' && !e.attributes.admissionEngine);
-  const rbacDenied = apiDenied.filter((e) => e.kind !== 'rbac.denied');
-  const rbacDeniedAll = apiDenied;
-  if (rbacDeniedAll.length)
-    evidence.push({ type: 'blocked-by', detail: `RBAC denied ${rbacDeniedAll.length} request(s)${rbacDenied.length ? `: ${phrase(rbacDenied.map((e) => e.kind))}` : ''}`, signalIds: ids(rbacDeniedAll) });
+const actorRule: EvidenceRule = {
+  name: 'actor',
+  analyze: ({ actor, sorted, first, actorShare }) => ({
+    evidence: [{ type: 'actor', entity: actor.key, detail: `${describeActor(actor)} acted in ${Math.round(actorShare * 100)}% of the incident's signals`, signalIds: ids(sorted, 10) }],
+    summary: { actor: describeActor(actor) + (first?.attributes.actorPod ? ` (pod ${first.attributes.actorPod})` : '') },
+    confidence: actorShare >= 0.9 ? 0.1 : 0,
+  }),
+};
 
-  // Missing controls: risky things allowed.
-  const risky = sorted.filter((e) => e.outcome === 'allowed' && RISKY_ALLOWED.has(e.kind));
-  if (risky.length) {
+const firstSignal: EvidenceRule = {
+  name: 'first-signal',
+  analyze: ({ first }) => (first ? { evidence: [{ type: 'first-signal', detail: `First: ${first.title}`, signalIds: [first.signalId] }] } : undefined),
+};
+
+/** What the actor was allowed to do, or else everything it triggered. */
+const allowedActions: EvidenceRule = {
+  name: 'allowed-actions',
+  analyze: ({ sorted, allowedSensitive }) => {
+    const parts: string[] = [];
+    const secrets = allowedSensitive.filter((e) => exposesSecrets(e.kind));
+    if (secrets.length) {
+      const nss = uniq(secrets.map((e) => e.target.namespace).filter(Boolean));
+      const listed = secrets.some((e) => hasTrait(e.kind, 'cluster-wide'));
+      parts.push(`${listed ? 'listed secrets cluster-wide and ' : ''}read secrets${nss.length ? ` in ${nss.join(', ')}` : ''}`);
+    }
+    const other = allowedSensitive.filter((e) => !exposesSecrets(e.kind));
+    if (other.length) parts.push(`was allowed ${phrase(kindsOf(other))}`);
+    return { summary: { actions: ` ${parts.length ? parts.join(' and ') : 'triggered ' + phrase(kindsOf(sorted)).slice(0, 200)}` } };
+  },
+};
+
+/** The binding behind the allowed sensitive actions: the one the API server named most often. */
+const enablingBinding: EvidenceRule = {
+  name: 'enabling-binding',
+  analyze: ({ allowedSensitive }) => {
+    const byBinding = new Map<string, TimelineEntry[]>();
+    for (const e of allowedSensitive) {
+      const b = e.attributes.binding;
+      if (b) byBinding.set(b, [...(byBinding.get(b) ?? []), e]);
+    }
+    const top = [...byBinding.entries()].sort((a, b) => b[1].length - a[1].length)[0];
+    const binding = top ? parseBinding(top[0], top[1][0]!.attributes.role) : undefined;
+    if (!top || !binding) return undefined;
+    const scope = binding.kind === 'ClusterRoleBinding' ? 'cluster-wide' : `in namespace ${binding.namespace}`;
+    const roleTxt = binding.roleName ? ` (${binding.roleKind} ${binding.roleName})` : '';
+    return {
+      evidence: [{ type: 'enabler', entity: `binding:${top[0]}`, detail: `${binding.kind} ${binding.name}${roleTxt} allowed ${phrase(kindsOf(top[1]))} ${scope}`, signalIds: ids(top[1]) }],
+      summary: { enabler: ` through ${binding.kind} ${binding.name}${roleTxt}` },
+      confidence: 0.3,
+      enablingBinding: binding,
+    };
+  },
+};
+
+/** Admission policies named in denials. */
+const admissionPolicies: EvidenceRule = {
+  name: 'admission-policies',
+  analyze: ({ denied }) => {
+    const byPolicy = new Map<string, TimelineEntry[]>();
+    for (const e of denied) {
+      const engine = e.attributes.admissionEngine;
+      for (const p of (e.attributes.admissionPolicies ?? '').split(',').filter(Boolean)) byPolicy.set(`${engine}/${p}`, [...(byPolicy.get(`${engine}/${p}`) ?? []), e]);
+    }
+    if (!byPolicy.size) return undefined;
+    return {
+      evidence: [...byPolicy].map(([p, es]): Evidence => ({ type: 'blocked-by', entity: `policy:${p}`, detail: `${p.replace('/', ' policy ')} denied ${phrase(kindsOf(es), admissionPhraseOf)}`, signalIds: ids(es) })),
+      summary: { admission: ` (admission: ${[...byPolicy.keys()].join(', ')})` },
+    };
+  },
+};
+
+/** Denials: the API server's are RBAC's (mesh, alert and trace denials have their own rules); what was denied goes in the sentence. */
+const denials: EvidenceRule = {
+  name: 'denials',
+  analyze: ({ denied }) => {
+    const rbacDenied = denied.filter((e) => e.source === 'k8s-audit' && !e.attributes.admissionEngine);
+    const attempts = rbacDenied.filter((e) => !hasTrait(e.kind, 'authz-refusal'));
+    // A refusal kind names no attempt, and mTLS failures have a part of their own.
+    const deniedKinds = kindsOf(denied).filter((k) => !hasTrait(k, 'admission-refusal') && !hasTrait(k, 'authz-refusal') && !hasTrait(k, 'mtls-failure'));
+    return {
+      evidence: rbacDenied.length ? [{ type: 'blocked-by', detail: `RBAC denied ${rbacDenied.length} request(s)${attempts.length ? `: ${phrase(kindsOf(attempts))}` : ''}`, signalIds: ids(rbacDenied) }] : [],
+      summary: deniedKinds.length ? { denied: `; it was denied ${phrase(deniedKinds)}` } : {},
+    };
+  },
+};
+
+/** Risky things that were allowed: no control stopped them. */
+const missingControls: EvidenceRule = {
+  name: 'missing-controls',
+  analyze: ({ sorted }) => {
+    const risky = sorted.filter((e) => e.outcome === 'allowed' && hasTrait(e.kind, 'missing-control'));
+    if (!risky.length) return undefined;
     const nss = uniq(risky.map((e) => e.target.namespace).filter(Boolean));
-    evidence.push({ type: 'missing-control', detail: `No admission policy stopped ${phrase(risky.map((e) => e.kind))}${nss.length ? ` in ${nss.join(', ')}` : ''}`, signalIds: ids(risky) });
-  }
-  const weakened = sorted.filter((e) => MESH_WEAKENED.has(e.kind) && e.outcome !== 'denied');
-  if (weakened.length) evidence.push({ type: 'missing-control', detail: `Mesh security was weakened: ${uniq(weakened.map((e) => e.title)).slice(0, 3).join('; ')}`, signalIds: ids(weakened) });
-  const mtls = sorted.filter((e) => e.kind === 'mtls.failed');
-  if (mtls.length) {
+    return {
+      evidence: [{ type: 'missing-control', detail: `No admission policy stopped ${phrase(kindsOf(risky))}${nss.length ? ` in ${nss.join(', ')}` : ''}`, signalIds: ids(risky) }],
+      summary: { missing: `; no policy stopped ${phrase(kindsOf(risky))}` },
+    };
+  },
+};
+
+const meshWeakened: EvidenceRule = {
+  name: 'mesh-weakened',
+  analyze: ({ sorted }) => {
+    const weakened = sorted.filter((e) => hasTrait(e.kind, 'mesh-weakening') && e.outcome !== 'denied');
+    if (!weakened.length) return undefined;
+    return { evidence: [{ type: 'missing-control', detail: `Mesh security was weakened: ${uniq(weakened.map((e) => e.title)).slice(0, 3).join('; ')}`, signalIds: ids(weakened) }] };
+  },
+};
+
+const mtlsFailures: EvidenceRule = {
+  name: 'mtls-failures',
+  analyze: ({ sorted }) => {
+    const mtls = sorted.filter((e) => hasTrait(e.kind, 'mtls-failure'));
+    if (!mtls.length) return undefined;
     const to = uniq(mtls.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
     const sources = uniq(mtls.map((e) => e.source));
-    evidence.push({ type: 'mesh', detail: `${mtls.length} connection(s)${to.length ? ` to ${to.join(', ')}` : ''} failed mutual TLS (plaintext or untrusted identity refused), reported by ${sources.join(' and ')}`, signalIds: ids(mtls) });
-  }
-  const services = sorted.filter((e) => (e.kind === 'service.auth_failed' || e.kind === 'mesh.authz_denied') && e.outcome === 'denied');
-  if (services.length) {
-    const to = uniq(services.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
-    evidence.push({ type: 'blocked-by', detail: `${services.length} call(s) to other services${to.length ? ` in ${to.join(', ')}` : ''} were refused (401/403 or mesh policy)`, signalIds: ids(services) });
-  }
+    return {
+      evidence: [{ type: 'mesh', detail: `${mtls.length} connection(s)${to.length ? ` to ${to.join(', ')}` : ''} failed mutual TLS (plaintext or untrusted identity refused), reported by ${sources.join(' and ')}`, signalIds: ids(mtls) }],
+      summary: { mesh: `; ${mtls.length} of its connections failed mTLS` },
+    };
+  },
+};
 
-  // Summary sentence.
-  const who = describeActor(actor) + (first?.attributes.actorPod ? ` (pod ${first.attributes.actorPod})` : '');
-  const parts: string[] = [];
-  const secretsRead = allowedSensitive.filter((e) => e.kind.startsWith('secret.'));
-  if (secretsRead.length) {
-    const nss = uniq(secretsRead.map((e) => e.target.namespace).filter(Boolean));
-    const listed = secretsRead.some((e) => e.kind === 'secret.list_cluster_wide');
-    parts.push(`${listed ? 'listed secrets cluster-wide and ' : ''}read secrets${nss.length ? ` in ${nss.join(', ')}` : ''}`);
-  }
-  const otherAllowed = allowedSensitive.filter((e) => !e.kind.startsWith('secret.'));
-  if (otherAllowed.length) parts.push(`was allowed ${phrase(otherAllowed.map((e) => e.kind))}`);
-  let sentence = `${who} ${parts.length ? parts.join(' and ') : 'triggered ' + phrase(sorted.map((e) => e.kind)).slice(0, 200)}`;
-  if (enablingBinding) sentence += ` through ${enablingBinding.kind} ${enablingBinding.name}${enablingBinding.roleName ? ` (${enablingBinding.roleKind} ${enablingBinding.roleName})` : ''}`;
-  const deniedKinds = denied.filter((e) => e.kind !== 'admission.denied' && e.kind !== 'rbac.denied' && e.kind !== 'mtls.failed').map((e) => e.kind);
-  if (deniedKinds.length) sentence += `; it was denied ${phrase(deniedKinds)}`;
-  if (byPolicy.size) sentence += ` (admission: ${[...byPolicy.keys()].join(', ')})`;
-  if (mtls.length) sentence += `; ${mtls.length} of its connections failed mTLS`;
-  if (risky.length) sentence += `; no policy stopped ${phrase(risky.map((e) => e.kind))}`;
-  sentence += '.';
+const refusedServiceCalls: EvidenceRule = {
+  name: 'refused-service-calls',
+  analyze: ({ sorted }) => {
+    const calls = sorted.filter((e) => hasTrait(e.kind, 'service-call') && e.outcome === 'denied');
+    if (!calls.length) return undefined;
+    const to = uniq(calls.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
+    return { evidence: [{ type: 'blocked-by', detail: `${calls.length} call(s) to other services${to.length ? ` in ${to.join(', ')}` : ''} were refused (401/403 or mesh policy)`, signalIds: ids(calls) }] };
+  },
+};
 
-  let confidence = 0.3;
-  if (enablingBinding) confidence += 0.3;
-  const attackKinds = uniq(sorted.map((e) => e.kind)).length;
-  confidence += Math.min(0.2, Math.max(0, attackKinds - 1) * 0.05);
-  if (opts.actorShare >= 0.9) confidence += 0.1;
-  if (opts.correlations > 0) confidence += 0.1;
-  return { summary: sentence, evidence, confidence: Math.round(Math.min(0.99, confidence) * 100) / 100, actor: actor.key, ...(enablingBinding ? { enablingBinding } : {}) };
+/** Each further distinct kind of signal is another independent piece of evidence. */
+const breadth: EvidenceRule = {
+  name: 'breadth',
+  analyze: ({ sorted }) => ({ confidence: Math.min(0.2, Math.max(0, uniq(kindsOf(sorted)).length - 1) * 0.05) }),
+};
+
+const correlated: EvidenceRule = {
+  name: 'correlated',
+  analyze: ({ correlations }) => ({ confidence: correlations > 0 ? 0.1 : 0 }),
+};
+
+/** The rules in the order their evidence is listed. */
+export const EVIDENCE_RULES: readonly EvidenceRule[] = [
+  actorRule,
+  firstSignal,
+  allowedActions,
+  enablingBinding,
+  admissionPolicies,
+  denials,
+  missingControls,
+  meshWeakened,
+  mtlsFailures,
+  refusedServiceCalls,
+  breadth,
+  correlated,
+];
+
+/** Names the root cause of an incident from its timeline. */
+export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: { correlations: number; actorShare: number }): RootCause {
+  const sorted = [...timeline].sort((a, b) => a.time - b.time);
+  const input: RootCauseInput = {
+    actor,
+    sorted,
+    first: sorted[0],
+    correlations: opts.correlations,
+    actorShare: opts.actorShare,
+    allowedSensitive: sorted.filter((e) => e.outcome === 'allowed' && hasTrait(e.kind, 'needs-power')),
+    denied: sorted.filter((e) => e.outcome === 'denied'),
+  };
+  const evidence: Evidence[] = [];
+  const summary: Partial<Record<SummaryPart, string>> = {};
+  let confidence = BASE_CONFIDENCE;
+  let binding: EnablingBinding | undefined;
+  for (const rule of EVIDENCE_RULES) {
+    const found = rule.analyze(input);
+    if (!found) continue;
+    evidence.push(...(found.evidence ?? []));
+    Object.assign(summary, found.summary);
+    confidence += found.confidence ?? 0;
+    binding ??= found.enablingBinding;
+  }
+  const sentence = `${SUMMARY_PARTS.map((p) => summary[p] ?? '').join('')}.`;
+  return { summary: sentence, evidence, confidence: Math.round(Math.min(0.99, confidence) * 100) / 100, actor: actor.key, ...(binding ? { enablingBinding: binding } : {}) };
 }

@@ -2,46 +2,85 @@
  * The signal kinds that detection may emit and correlation may count. A rule names one of these;
  * `kubevigil rules lint` rejects any other, so a typo cannot silently produce signals no correlation
  * rule ever sees.
+ *
+ * Each kind also says what the rest of the core needs to know about it: its *traits* (below), which
+ * root-cause analysis, incident severity and the remediation planners query with {@link hasTrait},
+ * and its *phrase*, the words a root-cause sentence uses for it. No other module lists kind names,
+ * so a new kind takes part in all of them by declaring its traits here.
  */
-export const SIGNAL_KINDS = {
-  'rbac.denied': 'A request refused by authorization (RBAC/ABAC/webhook), decision forbid or HTTP 403.',
-  'auth.unauthenticated': 'A request rejected for missing or invalid credentials (HTTP 401).',
-  'auth.anonymous_allowed': 'A request from system:anonymous that was allowed.',
-  'auth.impersonation': 'A request made while impersonating another identity.',
-  'rbac.permission_enumeration': 'A SelfSubjectAccessReview / SelfSubjectRulesReview: an identity asking what it may do.',
-  'rbac.cluster_admin_binding': 'A binding that grants cluster-admin (or system:masters-like) power.',
-  'rbac.wildcard_role': 'A Role or ClusterRole granting wildcard verbs or resources.',
-  'rbac.binding_change': 'A create/update/patch of a RoleBinding or ClusterRoleBinding.',
-  'rbac.escalation_attempt': 'An attempt to gain privileges: binding changes, escalate/bind/impersonate verbs.',
-  'token.request_other_sa': 'A TokenRequest for a service account other than the requester.',
-  'secret.read': 'A single secret read (observation; counted by correlation).',
-  'secret.read_cross_namespace': "A secret read by a service account outside its own namespace.",
-  'secret.list_cluster_wide': 'Secrets listed or watched across all namespaces.',
-  'secret.list': 'Secrets listed or watched in one namespace (observation).',
-  'secret.deleted': 'A secret deleted.',
-  'configmap.credentials': 'A ConfigMap created or changed with values that look like credentials.',
-  'pod.exec': 'exec into a container.',
-  'pod.attach': 'attach to a container.',
-  'pod.portforward': 'port-forward to a pod.',
-  'pod.privileged': 'A pod with a privileged container, or privilege escalation capabilities.',
-  'pod.host_namespace': 'A pod sharing the host network, PID or IPC namespace.',
-  'pod.hostpath': 'A pod mounting a sensitive hostPath.',
-  'pod.default_sa': "A workload running as its namespace's default service account.",
-  'node.proxy': 'Access to the nodes/proxy subresource (kubelet API through the apiserver).',
-  'admission.denied': 'A request denied by an admission controller (Gatekeeper, Kyverno, Pod Security, other webhook).',
-  'admission.psa_violation': 'A request that violates the Pod Security audit/warn level (allowed, but flagged).',
-  'mesh.security_weakened': 'A mesh security setting weakened (PeerAuthentication PERMISSIVE/DISABLE).',
-  'mesh.policy_deleted': 'A mesh AuthorizationPolicy or PeerAuthentication deleted.',
-  'audit.tampering': 'Events deleted, or audit configuration touched: covering tracks.',
-  'mtls.failed': 'A connection that failed mutual TLS (plaintext or bad certificate).',
-  'mesh.authz_denied': 'A mesh proxy denied a call by AuthorizationPolicy.',
-  'service.auth_failed': 'A service-to-service call answered 401/403 (trace span, proxy log or an alert on their rate).',
-  'alert.auth_failures': 'An alert on a spike of API 401/403 responses.',
-  'alert.restart_storm': 'An alert on pods restarting repeatedly (crash loops, OOM kills).',
-  'alert.certificate_expiry': 'An alert on a certificate about to expire or expired.',
-  'alert.policy_violation': 'An alert on policy violations (Gatekeeper audit, Kyverno reports).',
-  'alert.security': 'Another security-relevant alert mapped by a rule.',
+
+/** What a trait means; the modules that ask for it are named in brackets. */
+export const KIND_TRAITS = {
+  'needs-power': 'Allowed, it shows the actor had real power: the binding the API server names for it is the enabler (root cause).',
+  'high-impact': "Allowed, it is a sensitive action that raises an incident's severity by a level, given three kinds or two correlations (incidents).",
+  'missing-control': 'Allowed, it shows that no control refused what one should have (root cause).',
+  'mesh-weakening': "It weakens the mesh's security: a policy relaxed or deleted (root cause).",
+  'mtls-gap': 'Mutual TLS failed or was weakened in its target namespace (mesh planners).',
+  'mtls-failure': 'A connection that failed mutual TLS (root cause).',
+  'service-call': 'A call from one service to another; denied, the callee or the mesh refused it (root cause).',
+  'authz-refusal': 'The kind is the authorization refusal itself: what was attempted is in its target, not its kind (root cause).',
+  'admission-refusal': 'The kind is the admission refusal itself (root cause).',
+  'secret-read': "A named secret's value read (root cause, credential and mesh planners).",
+  'secret-list': "Secrets listed or watched: the response carries every secret's data (root cause, credential planner).",
+  'cluster-wide': 'Across every namespace (root cause, credential planner).',
+  'privileged-container': 'A pod with a privileged container (admission planner).',
+  'host-namespace': 'A pod sharing the host network, PID or IPC namespace (admission planner).',
+  'host-path': 'A pod mounting a hostPath volume (admission planner).',
 } as const;
+
+/** A trait of a signal kind, one of the keys of {@link KIND_TRAITS}. */
+export type KindTrait = keyof typeof KIND_TRAITS;
+
+/** What a signal kind is. */
+export interface KindDefinition {
+  description: string;
+  traits: readonly KindTrait[];
+  /** How an attempt of this kind reads in a sentence ("exec into pods"); without one, the kind's name. */
+  phrase?: string;
+  /** How an admission policy's denial of this kind reads, where that differs from {@link phrase}. */
+  admissionPhrase?: string;
+}
+
+export const SIGNAL_KINDS = {
+  'rbac.denied': { description: 'A request refused by authorization (RBAC/ABAC/webhook), decision forbid or HTTP 403.', traits: ['authz-refusal'] },
+  'auth.unauthenticated': { description: 'A request rejected for missing or invalid credentials (HTTP 401).', traits: [] },
+  'auth.anonymous_allowed': { description: 'A request from system:anonymous that was allowed.', traits: ['missing-control'] },
+  'auth.impersonation': { description: 'A request made while impersonating another identity.', traits: [] },
+  'rbac.permission_enumeration': { description: 'A SelfSubjectAccessReview / SelfSubjectRulesReview: an identity asking what it may do.', traits: [] },
+  'rbac.cluster_admin_binding': { description: 'A binding that grants cluster-admin (or system:masters-like) power.', traits: ['needs-power', 'high-impact'], phrase: 'a cluster-admin binding' },
+  'rbac.wildcard_role': { description: 'A Role or ClusterRole granting wildcard verbs or resources.', traits: [] },
+  'rbac.binding_change': { description: 'A create/update/patch of a RoleBinding or ClusterRoleBinding.', traits: [] },
+  'rbac.escalation_attempt': { description: 'An attempt to gain privileges: binding changes, escalate/bind/impersonate verbs.', traits: ['needs-power'], phrase: 'RBAC escalation' },
+  'token.request_other_sa': { description: 'A TokenRequest for a service account other than the requester.', traits: ['needs-power', 'high-impact'], phrase: 'tokens for other service accounts' },
+  'secret.read': { description: 'A single secret read (observation; counted by correlation).', traits: ['needs-power', 'secret-read'], phrase: 'secret reads' },
+  'secret.read_cross_namespace': { description: 'A secret read by a service account outside its own namespace.', traits: ['needs-power', 'high-impact', 'secret-read'], phrase: 'secret reads in other namespaces' },
+  'secret.list_cluster_wide': { description: 'Secrets listed or watched across all namespaces.', traits: ['needs-power', 'high-impact', 'secret-list', 'cluster-wide'], phrase: 'listing secrets cluster-wide' },
+  'secret.list': { description: 'Secrets listed or watched in one namespace (observation).', traits: ['needs-power', 'secret-list'] },
+  'secret.deleted': { description: 'A secret deleted.', traits: [] },
+  'configmap.credentials': { description: 'A ConfigMap created or changed with values that look like credentials.', traits: ['needs-power'] },
+  'pod.exec': { description: 'exec into a container.', traits: ['needs-power', 'high-impact'], phrase: 'exec into pods' },
+  'pod.attach': { description: 'attach to a container.', traits: ['needs-power', 'high-impact'], phrase: 'attach to pods' },
+  'pod.portforward': { description: 'port-forward to a pod.', traits: ['needs-power'], phrase: 'port-forward' },
+  'pod.privileged': { description: 'A pod with a privileged container, or privilege escalation capabilities.', traits: ['high-impact', 'missing-control', 'privileged-container'], phrase: 'a privileged pod' },
+  'pod.host_namespace': { description: 'A pod sharing the host network, PID or IPC namespace.', traits: ['high-impact', 'missing-control', 'host-namespace'], phrase: 'a pod in host namespaces' },
+  'pod.hostpath': { description: 'A pod mounting a sensitive hostPath.', traits: ['high-impact', 'missing-control', 'host-path'], phrase: 'a hostPath mount' },
+  'pod.default_sa': { description: "A workload running as its namespace's default service account.", traits: [] },
+  'node.proxy': { description: 'Access to the nodes/proxy subresource (kubelet API through the apiserver).', traits: ['needs-power', 'high-impact'], phrase: 'the kubelet API via nodes/proxy' },
+  // Admission controllers here refuse pods: a policy's denial reads as the privileged pod it refused.
+  'admission.denied': { description: 'A request denied by an admission controller (Gatekeeper, Kyverno, Pod Security, other webhook).', traits: ['admission-refusal'], admissionPhrase: 'a privileged pod' },
+  'admission.psa_violation': { description: 'A request that violates the Pod Security audit/warn level (allowed, but flagged).', traits: [] },
+  'mesh.security_weakened': { description: 'A mesh security setting weakened (PeerAuthentication PERMISSIVE/DISABLE).', traits: ['mesh-weakening', 'mtls-gap'] },
+  'mesh.policy_deleted': { description: 'A mesh AuthorizationPolicy or PeerAuthentication deleted.', traits: ['mesh-weakening'] },
+  'audit.tampering': { description: 'Events deleted, or audit configuration touched: covering tracks.', traits: [] },
+  'mtls.failed': { description: 'A connection that failed mutual TLS (plaintext or bad certificate).', traits: ['mtls-failure', 'mtls-gap'], phrase: 'plaintext connections' },
+  'mesh.authz_denied': { description: 'A mesh proxy denied a call by AuthorizationPolicy.', traits: ['service-call'], phrase: 'calls the mesh policy forbids' },
+  'service.auth_failed': { description: 'A service-to-service call answered 401/403 (trace span, proxy log or an alert on their rate).', traits: ['service-call'], phrase: 'calls to other services' },
+  'alert.auth_failures': { description: 'An alert on a spike of API 401/403 responses.', traits: [] },
+  'alert.restart_storm': { description: 'An alert on pods restarting repeatedly (crash loops, OOM kills).', traits: [] },
+  'alert.certificate_expiry': { description: 'An alert on a certificate about to expire or expired.', traits: [] },
+  'alert.policy_violation': { description: 'An alert on policy violations (Gatekeeper audit, Kyverno reports).', traits: [] },
+  'alert.security': { description: 'Another security-relevant alert mapped by a rule.', traits: [] },
+} as const satisfies Record<string, KindDefinition>;
 
 /** A signal kind, one of the keys of {@link SIGNAL_KINDS}. */
 export type SignalKind = keyof typeof SIGNAL_KINDS;
@@ -49,4 +88,23 @@ export type SignalKind = keyof typeof SIGNAL_KINDS;
 /** True when `value` is a known signal kind. */
 export function isSignalKind(value: unknown): value is SignalKind {
   return typeof value === 'string' && Object.hasOwn(SIGNAL_KINDS, value);
+}
+
+// Partial: a timeline restored from the store may hold a kind this version no longer knows.
+const DEFINITIONS: Readonly<Partial<Record<string, KindDefinition>>> = SIGNAL_KINDS;
+const TRAITS = new Map<string, ReadonlySet<KindTrait>>(Object.entries(SIGNAL_KINDS).map(([kind, d]) => [kind, new Set<KindTrait>(d.traits)]));
+
+/** True when signals of this kind have the trait. */
+export function hasTrait(kind: SignalKind, trait: KindTrait): boolean {
+  return TRAITS.get(kind)?.has(trait) ?? false;
+}
+
+/** How an attempt of this kind reads in a sentence. */
+export function phraseOf(kind: SignalKind): string {
+  return DEFINITIONS[kind]?.phrase ?? kind;
+}
+
+/** How an admission policy's denial of this kind reads in a sentence. */
+export function admissionPhraseOf(kind: SignalKind): string {
+  return DEFINITIONS[kind]?.admissionPhrase ?? phraseOf(kind);
 }

@@ -1,0 +1,65 @@
+/** rotate-credentials: the secrets read or listed, and the actor's own tokens, treated as stolen. */
+import type { Remediation } from '../../incident.js';
+import { plural, remediation, withRejections } from '../building-blocks.js';
+import { entriesWith, rejectedActor, type PlanContext } from '../context.js';
+import { checkNames, display, refText, type Ref } from '../names.js';
+import { hasTrait } from '../../signal-kinds.js';
+import { secretsRead } from './secrets-read.js';
+
+function rotateSecret(ctx: PlanContext, s: Ref): Remediation {
+  const reads = entriesWith(ctx, 'secret-read', true).filter((e) => e.target.namespace === s.namespace && e.target.name === s.name).length;
+  const consumers = `{range .items[*]}{.metadata.name}{" "}{.spec.volumes[*].secret.secretName}{" "}{.spec.containers[*].env[*].valueFrom.secretKeyRef.name}{" "}{.spec.containers[*].envFrom[*].secretRef.name}{"\\n"}{end}`;
+  return remediation(
+    'rotate-credentials',
+    `Rotate the credential in secret ${refText(s)}`,
+    `Secret ${refText(s)} was read in this incident (${plural(reads, 'allowed read')}), so its value must be treated as stolen. Rotate it at its source, the database or service that issued it (kubevigil cannot know which), then update the secret the way it is managed (the first command prints its labels, owner and the managers that write it: External Secrets, Sealed Secrets, Helm or kubectl; not its annotations, which can hold the value), and restart the workloads that use it (the second command lists pods that mount it or read it from the environment). Deleting or re-creating the secret alone changes nothing: the stolen value stays valid at the source.`,
+    `Consumers keep the old value until restarted and fail against the rotated source in between; the last command restarts every Deployment in ${s.namespace}, so restart only the consumers listed if that is too broad.`,
+    [
+      `kubectl -n ${s.namespace} get secret ${s.name} -o jsonpath='{.metadata.labels}{"\\n"}{.metadata.ownerReferences[*].kind}/{.metadata.ownerReferences[*].name}{"\\n"}{.metadata.managedFields[*].manager}{"\\n"}'`,
+      `kubectl -n ${s.namespace} get pods -o jsonpath='${consumers}' | grep -wF ${s.name}`,
+      `kubectl -n ${s.namespace} rollout restart deployment`,
+    ],
+  );
+}
+
+/** Secrets listed (values included, as list responses carry them) in a namespace, or everywhere when `ns` is undefined. */
+function exposedByList(ns: string | undefined): Remediation {
+  const where = ns ? `namespace ${ns}` : 'the cluster';
+  const scope = ns ? `-n ${ns}` : '-A';
+  return remediation(
+    'rotate-credentials',
+    `Treat every secret in ${where} as exposed`,
+    `The actor listed secrets in ${where} successfully, and a list response carries every secret's data. Rotate them at their sources, most valuable first (database and cloud credentials, API keys, TLS private keys). Service-account token secrets are credentials too: delete those of accounts that do not need a long-lived token.`,
+    'Rotating many credentials at once can break many workloads; go one owner at a time. Deleting a token secret breaks whatever outside the cluster still uses it.',
+    [`kubectl get secrets ${scope} --field-selector type!=kubernetes.io/service-account-token`, `kubectl get secrets ${scope} --field-selector type=kubernetes.io/service-account-token`],
+  );
+}
+
+function actorToken(sa: Ref): Remediation {
+  return remediation(
+    'rotate-credentials',
+    `Revoke the tokens of service account ${refText(sa)}`,
+    `The attacker held ${refText(sa)}'s token. A bound token dies with its pod (see the pod deletion), but legacy token secrets never expire: the first command lists those in ${sa.namespace} and the second the ones attached to the account; delete each that belongs to ${sa.name} (annotation kubernetes.io/service-account.name) with kubectl -n ${sa.namespace} delete secret followed by its name.`,
+    'Anything outside the cluster that uses a deleted legacy token (CI, dashboards) loses access.',
+    [`kubectl -n ${sa.namespace} get secrets --field-selector type=kubernetes.io/service-account-token`, `kubectl -n ${sa.namespace} get serviceaccount ${sa.name} -o jsonpath='{.secrets[*].name}{"\\n"}'`],
+  );
+}
+
+export function rotateCredentials(ctx: PlanContext): Remediation[] {
+  const read = secretsRead(ctx);
+  const lists = entriesWith(ctx, 'secret-list', true);
+  const listedNs = checkNames(lists.filter((e) => !hasTrait(e.kind, 'cluster-wide') && e.target.namespace).map((e) => e.target.namespace!).sort());
+  const out = [
+    ...(lists.some((e) => hasTrait(e.kind, 'cluster-wide')) ? [exposedByList(undefined)] : []),
+    ...listedNs.ok.map((ns) => exposedByList(ns)),
+    ...read.ok.map((s) => rotateSecret(ctx, s)),
+    ...(ctx.sa ? [actorToken(ctx.sa)] : []),
+  ];
+  const seen = new Set(read.ok.map(refText));
+  const unconfirmed = ctx.incident.blastRadius.secrets.map((s) => s.replace(/^secret:/, '')).filter((s) => !seen.has(s));
+  const [first, ...rest] = out;
+  const withUnconfirmed = first && unconfirmed.length > 0
+    ? [{ ...first, rationale: `${first.rationale} The blast radius also names ${unconfirmed.map(display).join(', ')} with no allowed read in the kept timeline (denied, or trimmed from it): check the audit log before rotating them.` }, ...rest]
+    : out;
+  return withRejections(withUnconfirmed, [...read.rejected, ...listedNs.rejected, ...rejectedActor(ctx)], 'rotate-credentials', 'Rotate the credentials the actor read');
+}
