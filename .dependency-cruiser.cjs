@@ -1,7 +1,8 @@
 /**
  * The layers, checked by `npm run lint` (dependency-cruiser):
- *   correlator/  the pure core: no I/O, imports nothing from connectors/ or services/
- *   connectors/  one folder per protocol: imports the core, never services/
+ *   correlator/  the pure core: no I/O, imports nothing from platform/, connectors/ or services/
+ *   platform/    HTTP and error-message helpers shared by receivers and the API: imports the core only
+ *   connectors/  one folder per protocol, and the ingest kit they share (connectors/kit/): never services/
  *   services/    the wiring: may import both
  * and no import cycles anywhere in the product.
  */
@@ -13,6 +14,13 @@ module.exports = {
       comment: 'correlator/ is the pure core: it declares ports (correlator/ports.ts) and services/ implements them.',
       severity: 'error',
       from: { path: '^correlator/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^(services|connectors|platform)/' },
+    },
+    {
+      name: 'platform-below-connectors',
+      comment: 'platform/ knows no source and no service: it is what receivers and the API both build on.',
+      severity: 'error',
+      from: { path: '^platform/', pathNot: '\\.test\\.ts$' },
       to: { path: '^(services|connectors)/' },
     },
     {
@@ -26,14 +34,14 @@ module.exports = {
       name: 'product-not-tests',
       comment: 'The product never imports test code or test helpers.',
       severity: 'error',
-      from: { path: '^(correlator|connectors|services)/', pathNot: '(\\.test|\\.contract)\\.ts$' },
+      from: { path: '^(correlator|platform|connectors|services)/', pathNot: '(\\.test|\\.contract)\\.ts$' },
       to: { path: '(^test/|\\.test\\.ts$|\\.contract\\.ts$)' },
     },
     {
       name: 'no-cycles',
       comment: 'A cycle means two modules are one: move the shared part down a layer.',
       severity: 'error',
-      from: { path: '^(correlator|connectors|services)/' },
+      from: { path: '^(correlator|platform|connectors|services)/' },
       to: { circular: true },
     },
   ],

@@ -12,6 +12,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY connectors ./connectors
 COPY correlator ./correlator
+COPY platform ./platform
 COPY services ./services
 RUN npx tsc -p tsconfig.build.json
 

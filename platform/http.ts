@@ -1,4 +1,4 @@
-/** HTTP helpers every receiver shares: RFC 9457 problem responses and content-type checks. */
+/** HTTP helpers shared by the receivers and the API: RFC 9457 problem responses, media types, strict UTF-8. */
 import type { Request, Response } from 'express';
 
 /** Sends an `application/problem+json` error that names the problem and the fix. */

@@ -66,6 +66,7 @@ let base: string;
 let port: number;
 let dir: string;
 let rssBefore = 0;
+let heapBefore = 0;
 const rssPeaks: { phase: string; rssMb: number }[] = [];
 
 interface ErrorLog {
@@ -472,7 +473,7 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 
 describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, () => {
   beforeAll(async () => {
-    heapMb();
+    heapBefore = heapMb();
     rssBefore = process.memoryUsage().rss;
     dir = mkdtempSync(join(tmpdir(), 'kv-fuzz-'));
     kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_LOG_LEVEL: 'error' }), createLogger('error', logStream), { processMetrics: false, sweepSchedule: false });
@@ -1124,14 +1125,18 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
   });
 
   it('memory stays bounded over the whole suite', async () => {
-    heapMb();
+    const heapAfter = heapMb();
     const after = process.memoryUsage();
     const grewMb = (after.rss - rssBefore) / MB;
     report(
       `[fuzz] memory: rss ${Math.round(rssBefore / MB)} MB before, ${Math.round(after.rss / MB)} MB after (+${grewMb.toFixed(0)} MB); heapUsed ${Math.round(after.heapUsed / MB)} MB; ` +
         `rss after each phase: ${rssPeaks.map((p) => `${p.phase} ${p.rssMb}`).join(', ')}`,
     );
-    expect(grewMb).toBeLessThan(300);
+    // What the suite leaves retained is the heap after GC; the resident size also holds pages the
+    // allocator keeps for reuse after the phases that sent hundreds of megabytes (Node 24 keeps
+    // more of them than Node 20 did: +110 MB there, +270-320 MB here, with the same heap).
+    expect(heapAfter - heapBefore).toBeLessThan(64);
+    expect(grewMb).toBeLessThan(500);
   });
 });
 

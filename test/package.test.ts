@@ -62,7 +62,7 @@ describe('Dockerfile', () => {
     // Only the compiled output comes from the build stage: no TypeScript source in the image.
     const copies = of('COPY').map((c) => c.args);
     expect(copies.filter((c) => c.startsWith('--from=')).map((c) => c.split(/\s+/)[1])).toEqual(['/src/dist']);
-    expect(copies.some((c) => /^(services|correlator|connectors)\b/.test(c))).toBe(false);
+    expect(copies.some((c) => /^(services|correlator|connectors|platform)\b/.test(c))).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@
  * own, so one bad alert is reported while the others are kept. Only a body that is not a webhook
  * payload at all (not an object, no `alerts` list) is refused as a whole.
  */
-import { describeValue } from '../shared/describe.js';
+import { describeValue } from '../../platform/describe.js';
 import { KubevigilError } from '../../correlator/errors.js';
 import { isObj } from '../../correlator/json-guards.js';
 

@@ -9,10 +9,11 @@
  * payload with some bad alerts is a 200 that reports them; 400 only for a body that is not a
  * webhook payload at all, since Alertmanager would not retry it anyway.
  */
-import express, { type Request, type Response, type Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import type { IngestSink } from '../../correlator/ports.js';
-import { RecentKeys } from '../../correlator/recent-keys.js';
-import { decodeUtf8, mediaType, sendProblem } from '../shared/http.js';
+import { decodeUtf8, mediaType, sendProblem } from '../../platform/http.js';
+import { Dedup } from '../kit/dedup.js';
+import { handOff, refused, webhookRouter } from '../kit/webhook.js';
 import { alertKey, normalizeAlert, type AlertNormalizeOptions, type AlertSourceEvent } from './normalize.js';
 import { AlertmanagerPayloadError, decodeAlertmanagerJson, type DecodedPayload } from './parse.js';
 
@@ -46,7 +47,7 @@ const JSON_TYPES = new Set(['application/json', 'text/json', '']);
 /** The express router for the Alertmanager webhook; mount it at the app root. */
 export function alertmanagerReceiver(opts: AlertmanagerReceiverOptions): Router {
   const maxBody = opts.maxBodyBytes ?? 12 * 1024 * 1024;
-  const seen = new RecentKeys(opts.dedupEntries ?? 100_000);
+  const dedup = new Dedup(opts.dedupEntries ?? 100_000);
   // Keys of alerts being handed to the sink right now, so that the same alert arriving from the
   // other member of an HA pair meanwhile waits for the outcome instead of being ingested twice.
   const inflight = new Map<string, Promise<unknown>>();
@@ -54,75 +55,67 @@ export function alertmanagerReceiver(opts: AlertmanagerReceiverOptions): Router 
   const maxErrors = opts.maxReportedErrors ?? 20;
   const noop = () => {};
   const stats: AlertmanagerReceiverStats = opts.stats ?? { events: noop, request: noop };
-  const router = express.Router();
 
   const problem = (res: Response, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): void => {
     stats.request(status);
     sendProblem(res, status, title, detail, extra);
   };
 
-  router.post(
-    ALERTMANAGER_PATH,
-    (req, res, next) => {
+  return webhookRouter({
+    path: ALERTMANAGER_PATH,
+    maxBodyBytes: maxBody,
+    tooLargeAdvice: 'set max_alerts on the Alertmanager webhook receiver or raise KUBEVIGIL_MAX_BODY_BYTES',
+    encodings: 'gzip, deflate, br, zstd or none',
+    fail: (_req: Request, res: Response, status: number, title: string, detail: string) => problem(res, status, title, detail),
+    admit(req) {
       const type = mediaType(req);
-      if (!JSON_TYPES.has(type)) {
-        problem(res, 415, 'Unsupported Media Type', `Content-Type ${JSON.stringify(type)} is not accepted; Alertmanager's webhook sends application/json`);
-        return;
-      }
-      next();
+      return JSON_TYPES.has(type) ? undefined : `Content-Type ${JSON.stringify(type)} is not accepted; Alertmanager's webhook sends application/json`;
     },
-    express.raw({ type: () => true, limit: maxBody, inflate: true }),
-    async (req: Request, res: Response) => {
-      const body = req.body as Buffer | undefined;
-      const text = Buffer.isBuffer(body) ? decodeUtf8(body) : '';
-      if (text === undefined) {
-        problem(res, 400, 'Bad Request', 'the body is not valid UTF-8; an Alertmanager webhook payload is JSON text', { field: '(body)' });
-        return;
-      }
+    async handle(_req, res, body) {
+      const text = decodeUtf8(body);
+      if (text === undefined) return problem(res, 400, 'Bad Request', 'the body is not valid UTF-8; an Alertmanager webhook payload is JSON text', { field: '(body)' });
       let payload: DecodedPayload;
       try {
         payload = decodeAlertmanagerJson(text);
       } catch (e) {
         if (!(e instanceof AlertmanagerPayloadError)) throw e;
-        problem(res, 400, 'Bad Request', e.message, { field: e.field });
-        return;
+        return problem(res, 400, 'Bad Request', e.message, { field: e.field });
       }
 
       const observed = now();
-      const byKey = new Map<string, AlertSourceEvent>();
-      let duplicates = 0;
-      for (const a of payload.alerts) {
-        const key = alertKey(a);
-        if (byKey.has(key)) duplicates++;
-        else byKey.set(key, normalizeAlert(a, payload.group, observed, opts.normalize));
-      }
+      // Within the payload first (an alert listed twice), then against what was handed on before,
+      // once any delivery of the same alerts that is under way has ended.
+      const inPayload = dedup.split(payload.alerts, alertKey);
+      const byKey = new Map(inPayload.fresh.map((a, i) => [inPayload.keys[i]!, normalizeAlert(a, payload.group, observed, opts.normalize)] as const));
       for (;;) {
         const pending = [...byKey.keys()].map((k) => inflight.get(k)).filter((p) => p !== undefined);
         if (pending.length === 0) break;
         await Promise.allSettled(pending);
       }
       const fresh: AlertSourceEvent[] = [];
+      let duplicates = inPayload.duplicates;
       for (const [key, ev] of byKey) {
-        if (seen.has(key)) duplicates++;
+        if (dedup.has(key)) duplicates++;
         else fresh.push(ev);
       }
 
       let signals = 0;
       if (fresh.length) {
-        // A sink that throws instead of rejecting must still end in a 503, not a 500.
-        const handed = (async () => opts.sink.ingest(fresh))();
-        for (const ev of fresh) inflight.set(ev.key, handed);
-        try {
-          signals = (await handed).signals;
-        } catch (e) {
-          const retryAfter = (e as { retryAfterSeconds?: number }).retryAfterSeconds ?? 1;
-          res.setHeader('Retry-After', String(retryAfter));
-          problem(res, 503, 'Service Unavailable', `the alerts could not be handed to the bus (${(e as Error).message}); Alertmanager will retry; retry after ${retryAfter}s`);
-          return;
-        } finally {
+        // Settles only once the outcome is recorded, so a delivery waiting on it sees the keys as seen.
+        const delivery = (async () => {
+          // Alertmanager retries 5xx: any failure, a bug included, is a 503 so the alerts come back.
+          const r = await handOff(opts.sink, fresh).catch((e: unknown) => ({ retryAfterSeconds: 1, backpressure: false, message: (e as Error).message }));
+          if (!refused(r)) dedup.remember(fresh.map((ev) => ev.key));
           for (const ev of fresh) inflight.delete(ev.key);
+          return r;
+        })();
+        for (const ev of fresh) inflight.set(ev.key, delivery);
+        const r = await delivery;
+        if (refused(r)) {
+          res.setHeader('Retry-After', String(r.retryAfterSeconds));
+          return problem(res, 503, 'Service Unavailable', `the alerts could not be handed to the bus (${r.message}); Alertmanager will retry; retry after ${r.retryAfterSeconds}s`);
         }
-        for (const ev of fresh) seen.add(ev.key);
+        signals = r.signals;
       }
       stats.events('accepted', fresh.length);
       stats.events('duplicate', duplicates);
@@ -137,24 +130,5 @@ export function alertmanagerReceiver(opts: AlertmanagerReceiverOptions): Router 
         ...(payload.warnings.length ? { warnings: payload.warnings } : {}),
       });
     },
-  );
-
-  // Body-parser failures (too large, bad gzip) arrive here with their HTTP status.
-  router.use(ALERTMANAGER_PATH, (err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
-    const e = err as { type?: string; status?: number; message?: string };
-    if (e?.type === 'entity.too.large') {
-      problem(res, 413, 'Content Too Large', `the body exceeds ${maxBody} bytes after decompression; set max_alerts on the Alertmanager webhook receiver or raise KUBEVIGIL_MAX_BODY_BYTES`);
-      return;
-    }
-    if (e?.type === 'encoding.unsupported') {
-      problem(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd or none`);
-      return;
-    }
-    if (e?.status && e.status >= 400 && e.status < 500) {
-      problem(res, 400, 'Bad Request', `the body could not be read: ${e.message ?? 'invalid body'} (is Content-Encoding: gzip set on a body that is not gzip?)`);
-      return;
-    }
-    next(err);
   });
-  return router;
 }

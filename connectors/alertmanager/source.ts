@@ -1,6 +1,6 @@
 /** The Alertmanager source: schema and decoder for detection, rule tests and replay. */
 import type { SourceEvent } from '../../correlator/detection/source-event.js';
-import type { SourceDescriptor } from '../shared/source.js';
+import type { SourceDescriptor } from '../kit/source.js';
 import { ALERTMANAGER_SCHEMA, normalizeAlert, type AlertNormalizeOptions } from './normalize.js';
 import { AlertmanagerPayloadError, decodeAlert, decodeAlertmanagerValue, emptyGroup } from './parse.js';
 import { isObj } from '../../correlator/json-guards.js';

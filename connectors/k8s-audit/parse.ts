@@ -6,7 +6,7 @@
  */
 
 import { KubevigilError } from '../../correlator/errors.js';
-import { describeValue } from '../shared/describe.js';
+import { describeValue } from '../../platform/describe.js';
 import { isObj } from '../../correlator/json-guards.js';
 
 /** The fields of an audit Event that kubevigil reads (audit.k8s.io/v1, v1beta1 tolerated). */

@@ -1,5 +1,5 @@
 /** The Kubernetes audit source: schema and decoder for detection and rule tests. */
-import type { SourceDescriptor } from '../shared/source.js';
+import type { SourceDescriptor } from '../kit/source.js';
 import { AUDIT_SCHEMA, normalizeAuditEvent } from './normalize.js';
 import { AuditPayloadError, decodeAuditValue } from './parse.js';
 

@@ -8,7 +8,7 @@
  * longer than the limit are truncated (Loki's `max_line_size_truncate`) rather than refused, so one
  * oversized line cannot make a sender drop the rest of its batch.
  */
-import { describeValue } from '../shared/describe.js';
+import { describeValue } from '../../platform/describe.js';
 import protobuf from 'protobufjs';
 import snappy from 'snappyjs';
 import { checkLabels, formatLabelSet, LABEL_LIMITS, parseLabelSet } from './labels.js';

@@ -10,12 +10,12 @@
  * Every line is counted; only lines a parser recognized go to detection, and the answer waits for
  * them to be on the bus.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { KubevigilError } from '../../correlator/errors.js';
+import type { Request, Response, Router } from 'express';
 import type { IngestSink } from '../../correlator/ports.js';
-import { RecentKeys } from '../../correlator/recent-keys.js';
-import { decodeUtf8, mediaType, sendProblem } from '../shared/http.js';
-import { normalizeLokiEntry, type LokiSourceEvent } from './normalize.js';
+import { decodeUtf8, mediaType, sendProblem } from '../../platform/http.js';
+import { Dedup } from '../kit/dedup.js';
+import { handOff, refused, webhookRouter } from '../kit/webhook.js';
+import { normalizeLokiEntry } from './normalize.js';
 import { DEFAULT_PUSH_LIMITS, DEFAULT_TENANT, decodePushJson, decodePushProtobuf, PushDecodeError, type DecodedPush } from './push.js';
 
 /** Counters the receiver reports through; the service wires them to Prometheus. */
@@ -50,82 +50,60 @@ const TENANT = /^[A-Za-z0-9!._*'()-]{1,150}$/;
 export function lokiReceiver(opts: LokiReceiverOptions): Router {
   const maxBody = opts.maxBodyBytes ?? 12 * 1024 * 1024;
   const limits = { ...DEFAULT_PUSH_LIMITS, maxDecompressedBytes: maxBody, maxLineLength: opts.maxLineLength ?? DEFAULT_PUSH_LIMITS.maxLineLength };
-  const seen = new RecentKeys(opts.dedupEntries ?? 100_000);
+  const dedup = new Dedup(opts.dedupEntries ?? 100_000);
   const now = opts.now ?? Date.now;
   const noop = () => {};
   const stats: LokiReceiverStats = opts.stats ?? { lines: noop, request: noop };
-  const router = express.Router();
 
-  const fail = (res: Response, status: number, title: string, detail: string): void => {
+  const fail = (_req: Request, res: Response, status: number, title: string, detail: string): void => {
     stats.request(status);
     sendProblem(res, status, title, detail);
   };
 
-  router.post(
-    PATH,
-    (req, res, next) => {
+  return webhookRouter({
+    path: PATH,
+    maxBodyBytes: maxBody,
+    tooLargeAdvice: 'send smaller batches (Promtail batchsize, Alloy max_batch_size) or raise KUBEVIGIL_MAX_BODY_BYTES',
+    encodings: 'gzip, deflate, br, zstd, snappy (protobuf) or none',
+    fail,
+    admit(req) {
       const type = mediaType(req);
       // Like Loki: no Content-Type means protobuf.
-      if (type !== JSON_TYPE && type !== PROTO_TYPE && type !== '') {
-        fail(res, 415, 'Unsupported Media Type', `Content-Type ${JSON.stringify(type)} is not accepted; send application/json or application/x-protobuf (snappy-compressed PushRequest)`);
-        return;
-      }
+      if (type !== JSON_TYPE && type !== PROTO_TYPE && type !== '')
+        return `Content-Type ${JSON.stringify(type)} is not accepted; send application/json or application/x-protobuf (snappy-compressed PushRequest)`;
       // Protobuf bodies are raw snappy whatever the header says; some clients set it (loki#3407).
       if (req.headers['content-encoding'] === 'snappy') delete req.headers['content-encoding'];
-      next();
+      return undefined;
     },
-    express.raw({ type: () => true, limit: maxBody, inflate: true }),
-    async (req: Request, res: Response, next: NextFunction) => {
+    async handle(req, res, body, next) {
       const orgId = req.headers['x-scope-orgid'];
       const tenant = typeof orgId === 'string' && orgId !== '' ? orgId : (opts.defaultTenant ?? DEFAULT_TENANT);
-      if (!TENANT.test(tenant)) {
-        fail(res, 400, 'Bad Request', `X-Scope-OrgID ${JSON.stringify(tenant.slice(0, 60))} is not a valid tenant: at most 150 letters, digits and !-_.*'()`);
-        return;
-      }
-      const body = Buffer.isBuffer(req.body) ? (req.body as Buffer) : Buffer.alloc(0);
+      if (!TENANT.test(tenant)) return fail(req, res, 400, 'Bad Request', `X-Scope-OrgID ${JSON.stringify(tenant.slice(0, 60))} is not a valid tenant: at most 150 letters, digits and !-_.*'()`);
       let push: DecodedPush;
       try {
         push = mediaType(req) === JSON_TYPE ? decodeJson(body, tenant, limits) : decodePushProtobuf(body, tenant, limits);
       } catch (e) {
         if (!(e instanceof PushDecodeError)) throw e;
-        if (e.status === 413) fail(res, 413, 'Content Too Large', e.message);
-        else fail(res, 400, 'Bad Request', e.message);
-        return;
+        return e.status === 413 ? fail(req, res, 413, 'Content Too Large', e.message) : fail(req, res, 400, 'Bad Request', e.message);
       }
       const observed = now();
-      const fresh: LokiSourceEvent[] = [];
-      const keys: string[] = [];
-      const inBatch = new Set<string>();
-      let duplicates = 0;
-      for (const entry of push.entries) {
-        const ev = normalizeLokiEntry(entry, observed);
-        if (!ev.understood) continue;
-        const key = ev.key;
-        if (seen.has(key) || inBatch.has(key)) {
-          duplicates++;
-          continue;
-        }
-        inBatch.add(key);
-        keys.push(key);
-        fresh.push(ev);
-      }
+      const understood = push.entries.map((entry) => normalizeLokiEntry(entry, observed)).filter((ev) => ev.understood);
+      const { fresh, keys, duplicates } = dedup.split(understood, (ev) => ev.key);
       if (fresh.length) {
+        let handed;
         try {
-          await opts.sink.ingest(fresh);
+          handed = await handOff(opts.sink, fresh);
         } catch (e) {
-          if (!(e instanceof KubevigilError) || !e.retryable) {
-            stats.request(500);
-            next(e);
-            return;
-          }
+          stats.request(500);
+          return next(e);
+        }
+        if (refused(handed)) {
           // Not acknowledged: the client re-sends the batch, and nothing was remembered as seen.
-          const retryAfter = e.retryAfterSeconds ?? 1;
-          res.setHeader('Retry-After', String(retryAfter));
-          fail(res, 429, 'Too Many Requests', `the batch could not be handed to the bus (${e.message}); retry after ${retryAfter}s`);
-          return;
+          res.setHeader('Retry-After', String(handed.retryAfterSeconds));
+          return fail(req, res, 429, 'Too Many Requests', `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`);
         }
       }
-      for (const k of keys) seen.add(k);
+      dedup.remember(keys);
       stats.lines('received', push.entries.length);
       stats.lines('detected', fresh.length);
       stats.lines('duplicate', duplicates);
@@ -133,26 +111,7 @@ export function lokiReceiver(opts: LokiReceiverOptions): Router {
       stats.request(204);
       res.status(204).end();
     },
-  );
-
-  // Body-parser failures (too large, bad gzip, unknown encoding) arrive here with their HTTP status.
-  router.use(PATH, (err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const e = err as { type?: string; status?: number; message?: string };
-    if (e?.type === 'entity.too.large') {
-      fail(res, 413, 'Content Too Large', `the body exceeds ${maxBody} bytes after decompression; send smaller batches (Promtail batchsize, Alloy max_batch_size) or raise KUBEVIGIL_MAX_BODY_BYTES`);
-      return;
-    }
-    if (e?.type === 'encoding.unsupported') {
-      fail(res, 415, 'Unsupported Media Type', `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd, snappy (protobuf) or none`);
-      return;
-    }
-    if (e?.status && e.status >= 400 && e.status < 500) {
-      fail(res, 400, 'Bad Request', `the body could not be read: ${e.message ?? 'invalid body'} (is Content-Encoding: gzip set on a body that is not gzip?)`);
-      return;
-    }
-    next(err);
   });
-  return router;
 }
 
 function decodeJson(body: Buffer, tenant: string, limits: typeof DEFAULT_PUSH_LIMITS): DecodedPush {

@@ -1,5 +1,5 @@
 /** The Loki source: schema and decoder for detection, rule tests and the CLI. */
-import type { SourceDescriptor } from '../shared/source.js';
+import type { SourceDescriptor } from '../kit/source.js';
 import { checkLabels } from './labels.js';
 import { LOKI_SCHEMA, normalizeLokiEntry } from './normalize.js';
 import { decodePushJson, DEFAULT_TENANT, PushDecodeError, type LokiEntry } from './push.js';

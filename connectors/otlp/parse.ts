@@ -14,7 +14,7 @@
  * `resourceSpans` that is not a list) throw {@link OtlpPayloadError}; a bad span is reported in
  * `invalid` and the rest of the batch still counts, as OTLP partial success expects.
  */
-import { cut } from '../shared/describe.js';
+import { cut } from '../../platform/describe.js';
 import { ExportTraceServiceRequest } from './schema.js';
 
 /** An attribute value as rules see it: OTLP's AnyValue without the wrapper. */

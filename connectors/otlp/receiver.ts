@@ -11,10 +11,11 @@
  * in the request's encoding whose message names the problem. The 200 is sent only after the sink
  * took the batch, so a refused batch leaves no trace and the exporter's retry is processed in full.
  */
-import express, { type Request, type Response, type Router } from 'express';
+import type { Request, Response, Router } from 'express';
+import { KubevigilError } from '../../correlator/errors.js';
 import type { IngestSink } from '../../correlator/ports.js';
-import { BackpressureError, KubevigilError } from '../../correlator/errors.js';
-import { decodeUtf8, mediaType } from '../shared/http.js';
+import { decodeUtf8, mediaType } from '../../platform/http.js';
+import { handOff, refused, webhookRouter, type Refusal } from '../kit/webhook.js';
 import { normalizeSpan } from './normalize.js';
 import { decodeOtlpJson, decodeOtlpProtobuf, DEFAULT_LIMITS, OtlpPayloadError, type ParseLimits, type SpanBatch } from './parse.js';
 import { ExportTraceServiceResponse, RpcStatus } from './schema.js';
@@ -78,26 +79,22 @@ export function otlpReceiver(opts: OtlpReceiverOptions): Router {
   const maxErrors = opts.maxReportedErrors ?? 5;
   const noop = () => {};
   const stats: OtlpReceiverStats = opts.stats ?? { spans: noop, request: noop };
-  const router = express.Router();
 
-  const fail = (res: Response, status: number, enc: Encoding, message: string): void => {
+  // Errors are google.rpc.Status in the request's encoding (JSON when it has none we read).
+  const fail = (req: Request, res: Response, status: number, _title: string, message: string): void => {
     stats.request(status);
-    sendStatus(res, status, enc, message);
+    sendStatus(res, status, encodingOf(req) ?? 'json', message);
   };
 
-  router.post(
-    '/v1/traces',
-    (req, res, next) => {
-      if (!encodingOf(req)) {
-        fail(res, 415, 'json', `Content-Type ${JSON.stringify(mediaType(req) || '(none)')} is not accepted; OTLP/HTTP sends application/x-protobuf or application/json`);
-        return;
-      }
-      next();
-    },
-    express.raw({ type: () => true, limit: maxBody, inflate: true }),
-    async (req: Request, res: Response) => {
+  return webhookRouter({
+    path: '/v1/traces',
+    maxBodyBytes: maxBody,
+    tooLargeAdvice: "lower the exporter's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, the Collector's send_batch_max_size) or raise KUBEVIGIL_MAX_BODY_BYTES",
+    encodings: 'gzip, deflate, br, zstd or none',
+    fail,
+    admit: (req) => (encodingOf(req) ? undefined : `Content-Type ${JSON.stringify(mediaType(req) || '(none)')} is not accepted; OTLP/HTTP sends application/x-protobuf or application/json`),
+    async handle(req, res, body) {
       const enc = encodingOf(req)!;
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       let batch: SpanBatch;
       try {
         if (body.length === 0) batch = { spans: [], invalid: [] };
@@ -109,51 +106,28 @@ export function otlpReceiver(opts: OtlpReceiverOptions): Router {
         }
       } catch (e) {
         if (!(e instanceof OtlpPayloadError)) throw e;
-        fail(res, 400, enc, e.message);
-        return;
+        return fail(req, res, 400, '', e.message);
       }
       const observed = now();
       const events = batch.spans.map((s) => normalizeSpan(s, observed));
       if (events.length) {
-        try {
-          await opts.sink.ingest(events);
-        } catch (e) {
-          const retryAfter = e instanceof KubevigilError ? (e.retryAfterSeconds ?? 1) : 1;
-          const status = e instanceof BackpressureError ? 429 : e instanceof KubevigilError && !e.retryable ? 500 : 503;
-          if (status !== 500) res.setHeader('Retry-After', String(retryAfter));
-          fail(res, status, enc, `the spans could not be handed to the bus (${(e as Error).message})${status === 500 ? '' : `; retry after ${retryAfter}s`}`);
-          return;
+        // Exporters retry 429 and 503 (with Retry-After) and give up on 500: only an error of
+        // kubevigil's own that says it will not pass is a 500; anything unknown may, so 503.
+        const handed = await handOff(opts.sink, events).catch((e: unknown): Refusal | KubevigilError =>
+          e instanceof KubevigilError ? e : { retryAfterSeconds: 1, backpressure: false, message: (e as Error).message },
+        );
+        if (handed instanceof KubevigilError) return fail(req, res, 500, '', `the spans could not be handed to the bus (${handed.message})`);
+        if (refused(handed)) {
+          res.setHeader('Retry-After', String(handed.retryAfterSeconds));
+          return fail(req, res, handed.backpressure ? 429 : 503, '', `the spans could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`);
         }
       }
       stats.spans('accepted', events.length);
       stats.spans('rejected', batch.invalid.length);
       stats.request(200);
-      if (batch.invalid.length === 0) {
-        send(res, 200, enc, {}, ExportTraceServiceResponse.encode({}).finish());
-        return;
-      }
+      if (batch.invalid.length === 0) return send(res, 200, enc, {}, ExportTraceServiceResponse.encode({}).finish());
       const partial = { rejectedSpans: batch.invalid.length, errorMessage: describeInvalid(batch, maxErrors) };
       send(res, 200, enc, { partialSuccess: { ...partial, rejectedSpans: String(partial.rejectedSpans) } }, ExportTraceServiceResponse.encode({ partialSuccess: partial }).finish());
     },
-  );
-
-  // Body-parser failures (too large, bad gzip, unknown Content-Encoding) arrive here with their HTTP status.
-  router.use('/v1/traces', (err: unknown, req: Request, res: Response, next: (e?: unknown) => void) => {
-    const e = err as { type?: string; status?: number; message?: string };
-    const enc = encodingOf(req) ?? 'json';
-    if (e?.type === 'entity.too.large') {
-      fail(res, 413, enc, `the body exceeds ${maxBody} bytes after decompression; lower the exporter's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, the Collector's send_batch_max_size) or raise KUBEVIGIL_MAX_BODY_BYTES`);
-      return;
-    }
-    if (e?.type === 'encoding.unsupported') {
-      fail(res, 415, enc, `${e.message ?? 'unsupported Content-Encoding'}; use gzip, deflate, br, zstd or none`);
-      return;
-    }
-    if (e?.status && e.status >= 400 && e.status < 500) {
-      fail(res, 400, enc, `the body could not be read: ${e.message ?? 'invalid body'} (is Content-Encoding: gzip set on a body that is not gzip?)`);
-      return;
-    }
-    next(err);
   });
-  return router;
 }

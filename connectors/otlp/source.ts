@@ -1,5 +1,5 @@
 /** The OTLP trace source: schema and decoder for detection, rule tests and the Tempo poller. */
-import type { SourceDescriptor } from '../shared/source.js';
+import type { SourceDescriptor } from '../kit/source.js';
 import { OTLP_SCHEMA, normalizeSpan } from './normalize.js';
 import { decodeOtlpValue, OtlpPayloadError } from './parse.js';
 

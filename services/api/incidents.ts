@@ -4,7 +4,7 @@
  * of changes, and the OpenAPI document. Errors are `application/problem+json`.
  */
 import express, { type Request, type Response, type Router } from 'express';
-import { sendProblem } from '../../connectors/shared/http.js';
+import { sendProblem } from '../../platform/http.js';
 import { INCIDENT_STATUSES, type IncidentStatus } from '../../correlator/incident.js';
 import { InvalidTransitionError } from '../../correlator/incidents.js';
 import { isSeverity, SEVERITIES } from '../../correlator/severity.js';

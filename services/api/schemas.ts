@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { INCIDENT_STATUSES, type Incident as EngineIncident } from '../../correlator/incident.js';
 import { SEVERITIES } from '../../correlator/severity.js';
 import { SIGNAL_KINDS } from '../../correlator/signal-kinds.js';
+import { describeValue } from '../../platform/describe.js';
 import type { Signal as EngineSignal } from '../../correlator/signal.js';
 
 /** Schemas that become `#/components/schemas/<id>` in the OpenAPI document. */
@@ -206,7 +207,8 @@ export function describeIssues(error: z.ZodError, input: unknown): string {
     .map((i) => {
       if (i.path.length === 0) return i.message;
       const value = i.path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), input);
-      const shown = value === undefined ? '' : ` (${JSON.stringify(value)?.slice(0, 80)})`;
+      // The value is the client's: quoted short, never serialized whole (deep nesting, huge strings).
+      const shown = value === undefined ? '' : ` (${describeValue(value, 80)})`;
       return `${i.path.join('.')}${shown} ${i.message}`;
     })
     .join('; ');

@@ -8,7 +8,7 @@
  * is disconnected rather than buffered without limit.
  */
 import type { Request, Response } from 'express';
-import { sendProblem } from '../../connectors/shared/http.js';
+import { sendProblem } from '../../platform/http.js';
 import type { Incident } from '../../correlator/incident.js';
 import { apiIncident } from './schemas.js';
 

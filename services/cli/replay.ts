@@ -12,6 +12,7 @@ import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.
 import type { Signal } from '../../correlator/signal.js';
 import { terminalSafe } from './terminal.js';
 import { RecentKeys } from '../../correlator/recent-keys.js';
+import { auditDedupKey } from '../../connectors/k8s-audit/receiver.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { Detector } from '../../correlator/detection/engine.js';
 import { RuleSetError } from '../../correlator/detection/problems.js';
@@ -113,7 +114,7 @@ export async function replay(o: ReplayOptions): Promise<number> {
     invalid += batch.invalid.length;
     for (const bad of batch.invalid.slice(0, 5)) err(`${where}: invalid event ${bad.index}: ${terminalSafe(bad.reason, 300)}`);
     const fresh = batch.events.filter((ev) => {
-      const key = `${ev.auditID}/${ev.stage}`;
+      const key = auditDedupKey(ev);
       if (seen.has(key)) return false;
       seen.add(key);
       return true;

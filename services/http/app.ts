@@ -7,7 +7,7 @@ import { alertmanagerReceiver } from '../../connectors/alertmanager/receiver.js'
 import { auditReceiver } from '../../connectors/k8s-audit/receiver.js';
 import { lokiReceiver } from '../../connectors/loki/receiver.js';
 import { otlpReceiver } from '../../connectors/otlp/receiver.js';
-import { sendProblem } from '../../connectors/shared/http.js';
+import { sendProblem } from '../../platform/http.js';
 import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import type { CompiledRule } from '../../correlator/detection/compile.js';
 import type { IngestSink } from '../../correlator/ports.js';

@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Request, RequestHandler } from 'express';
-import { sendProblem } from '../../connectors/shared/http.js';
+import { sendProblem } from '../../platform/http.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

@@ -5,7 +5,7 @@
  * buffering without limit.
  */
 import type { RequestHandler } from 'express';
-import { sendProblem } from '../../connectors/shared/http.js';
+import { sendProblem } from '../../platform/http.js';
 
 /** Limits of one receiver. */
 export interface IngestLimits {
