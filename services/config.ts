@@ -11,6 +11,7 @@ import { checkPollerOptions, type LokiQuery } from '../connectors/loki/poller.js
 import { validate as validateCron } from 'node-cron';
 import { splitTraceQLQueries } from '../connectors/otlp/tempo-poller.js';
 import type { SettingDoc } from './settings-doc.js';
+import { SOURCE_LIST } from './sources.js';
 import { loadNotifierConfig, NOTIFIER_SETTINGS, type NotifierConfig } from './notifier/config.js';
 
 /** The settings of one kubevigil process. */
@@ -137,17 +138,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   const ingestToken = env.KUBEVIGIL_INGEST_TOKEN || undefined;
   const apiToken = env.KUBEVIGIL_API_TOKEN || undefined;
   const apiReadToken = env.KUBEVIGIL_API_READ_TOKEN || undefined;
-  const sourceTokens: Record<string, string | undefined> = {
-    'k8s-audit': env.KUBEVIGIL_INGEST_TOKEN_AUDIT || undefined,
-    alertmanager: env.KUBEVIGIL_INGEST_TOKEN_ALERTMANAGER || undefined,
-    loki: env.KUBEVIGIL_INGEST_TOKEN_LOKI || undefined,
-    otlp: env.KUBEVIGIL_INGEST_TOKEN_OTLP || undefined,
-  };
+  const sourceTokens: Record<string, string | undefined> = Object.fromEntries(SOURCE_LIST.map((s) => [s.name, env[s.tokenEnv] || undefined]));
   const tokenVars: [string, string | undefined][] = [
     ['KUBEVIGIL_INGEST_TOKEN', ingestToken],
     ['KUBEVIGIL_API_TOKEN', apiToken],
     ['KUBEVIGIL_API_READ_TOKEN', apiReadToken],
-    ...Object.entries({ AUDIT: sourceTokens['k8s-audit'], ALERTMANAGER: sourceTokens.alertmanager, LOKI: sourceTokens.loki, OTLP: sourceTokens.otlp }).map(([k, v]) => [`KUBEVIGIL_INGEST_TOKEN_${k}`, v] as [string, string | undefined]),
+    ...SOURCE_LIST.map((s): [string, string | undefined] => [s.tokenEnv, sourceTokens[s.name]]),
   ];
   for (const [name, tok] of tokenVars)
     if (tok !== undefined && tok.length < 16) problems.push(`${name} is ${tok.length} characters; use at least 16 random characters (e.g. openssl rand -hex 24)`);

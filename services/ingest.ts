@@ -13,8 +13,7 @@ import type { SignalsMessage, Topic } from './bus/topics.js';
 import type { Metrics } from './metrics.js';
 import type { UsageProfiler } from './usage.js';
 import type { IdentityResolver } from '../correlator/identity.js';
-import { identityFacts } from '../connectors/k8s-audit/identity.js';
-import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
+import { learnFrom, SOURCE_REGISTRY } from './sources.js';
 
 const tracer = trace.getTracer('kubevigil');
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
@@ -55,8 +54,10 @@ export class IngestPipeline implements IngestSink {
   private async run(source: string, events: readonly SourceEvent[]): Promise<IngestOutcome> {
     const end = this.metrics?.detectSeconds.startTimer({ source });
     const signals: Signal[] = [];
+    const learning = this.identity ? { identity: this.identity } : undefined;
     for (const ev of events) {
-      if (this.identity && ev.source === 'k8s-audit') for (const f of identityFacts(ev.raw as AuditEvent, ev.observedTime)) this.identity.learn(f);
+      // What the source teaches (identity facts) must be known before the next event's signals are resolved.
+      if (learning) SOURCE_REGISTRY.get(ev.source)?.learn?.(ev, learning);
       const found = this.detector.detect(ev);
       for (const s of found) signals.push(s);
     }
@@ -70,14 +71,14 @@ export class IngestPipeline implements IngestSink {
     // Other sources name workloads by IP or pod: resolve them to the service account the audit log knows.
     if (this.identity)
       for (const s of signals) {
-        const r = s.source === 'k8s-audit' ? undefined : this.identity.resolve(s.actor);
+        const r = SOURCE_REGISTRY.get(s.source)?.authenticatesActors ? undefined : this.identity.resolve(s.actor);
         if (r) {
           s.entities = [...new Set([...s.entities, ...r.via])];
           s.actor = r.actor;
         }
       }
     end?.();
-    this.usage?.observe(events);
+    if (this.usage) learnFrom(events, { usage: this.usage });
     this.metrics?.ingestBatchSize.observe({ source }, events.length);
     if (signals.length) {
       try {

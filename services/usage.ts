@@ -3,7 +3,6 @@
  * (namespace, apiGroup, resource, subresource, verb), as audit2rbac collects them. The remediation
  * planner turns this into a least-privilege Role. Bounded per identity and in total.
  */
-import type { SourceEvent } from '../correlator/detection/source-event.js';
 import type { UsageSource } from '../correlator/ports.js';
 import type { PermissionUse } from '../correlator/remediation/planner.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
@@ -22,20 +21,18 @@ export class UsageProfiler implements UsageSource {
 
   constructor(private readonly limits: UsageLimits = { maxActors: 20_000, maxPermissionsPerActor: 128 }) {}
 
-  /** Records the allowed requests among audit source events. */
-  observe(events: readonly SourceEvent[]): void {
-    for (const ev of events) {
-      if (ev.source !== 'k8s-audit' || !ev.final) continue;
-      const raw = ev.raw as AuditEvent;
+  /** Records a request if a service account made it and it was allowed (the audit source's stage calls this for each final event). */
+  observe(raw: AuditEvent): void {
+    {
       const user = (raw.impersonatedUser ?? raw.user).username;
-      if (!user?.startsWith('system:serviceaccount:')) continue;
+      if (!user?.startsWith('system:serviceaccount:')) return;
       const code = raw.responseStatus?.code;
       const ref = raw.objectRef;
       const resource = ref?.resource;
-      if (code === undefined || code >= 400 || !ref || !resource) continue;
+      if (code === undefined || code >= 400 || !ref || !resource) return;
       const rest = user.slice('system:serviceaccount:'.length);
       const i = rest.indexOf(':');
-      if (i <= 0) continue;
+      if (i <= 0) return;
       const actor = `sa:${rest.slice(0, i)}/${rest.slice(i + 1)}`;
       const key = `${ref.namespace ?? ''}|${ref.apiGroup ?? ''}|${resource}|${ref.subresource ?? ''}|${raw.verb}`;
       let perms = this.byActor.get(actor);

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SEVERITIES } from '../../correlator/severity.js';
+import { SOURCE_LIST } from '../sources.js';
 import { registry } from './schemas.js';
 
 type Json = Record<string, unknown>;
@@ -15,7 +16,6 @@ const str = { type: 'string' };
 
 /** Who may call an operation: nobody needs a token, the ingest token (or the source's own), or an API token. */
 const PUBLIC: Json[] = [];
-const INGEST: Json[] = [{ ingestToken: [] }];
 const READ: Json[] = [{ apiToken: [] }, { apiReadToken: [] }];
 const WRITE: Json[] = [{ apiToken: [] }];
 
@@ -77,70 +77,7 @@ export function openApiDocument(serverUrl = '/'): Json {
           responses: { '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: str } } } },
         },
       },
-      '/ingest/k8s-audit': {
-        post: {
-          operationId: 'ingestAudit',
-          tags: ['ingest'],
-          summary: 'Audit webhook: an EventList, an Event, an array, or JSON lines (gzip, deflate, br or zstd allowed); repeated (auditID, stage) pairs are dropped',
-          security: INGEST,
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: str } } },
-          responses: { '200': json(ref('IngestResult'), 'accepted (invalid events are reported, not refused)'), ...authProblems, '400': problem, '413': problem, '415': problem, '503': problem },
-        },
-      },
-      '/ingest/alertmanager': {
-        post: {
-          operationId: 'ingestAlertmanager',
-          tags: ['ingest'],
-          summary: 'Alertmanager webhook (payload version 4; Grafana version 1 tolerated); deduplicated per (fingerprint, startsAt, status)',
-          security: INGEST,
-          requestBody: {
-            required: true,
-            content: { 'application/json': { schema: { type: 'object', required: ['alerts'], properties: { version: str, status: str, alerts: { type: 'array', items: { type: 'object' } } } } } },
-          },
-          responses: { '200': json(ref('IngestResult'), 'accepted (invalid alerts are reported, not refused)'), ...authProblems, '400': problem, '413': problem, '415': problem, '503': problem },
-        },
-      },
-      '/loki/api/v1/push': {
-        post: {
-          operationId: 'ingestLokiPush',
-          tags: ['ingest'],
-          summary: 'Loki push API (JSON, gzip JSON, snappy-compressed protobuf PushRequest; X-Scope-OrgID) so Promtail, Alloy or Fluent Bit can send a copy of their streams',
-          security: INGEST,
-          requestBody: {
-            required: true,
-            content: { 'application/json': { schema: { type: 'object', properties: { streams: { type: 'array', items: { type: 'object' } } } } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } },
-          },
-          responses: {
-            '204': { description: 'accepted' },
-            '400': problem,
-            ...authProblems,
-            '413': problem,
-            '415': problem,
-            '429': problem,
-          },
-        },
-      },
-      '/v1/traces': {
-        post: {
-          operationId: 'ingestOtlpTraces',
-          tags: ['ingest'],
-          summary: 'OTLP/HTTP traces (JSON or protobuf, gzip); errors are google.rpc.Status per the OTLP specification',
-          security: INGEST,
-          requestBody: {
-            required: true,
-            content: { 'application/json': { schema: { type: 'object', properties: { resourceSpans: { type: 'array', items: { type: 'object' } } } } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } },
-          },
-          responses: {
-            '200': { description: 'ExportTraceServiceResponse, with partialSuccess when spans were rejected', content: { 'application/json': { schema: ref('ExportTraceServiceResponse') }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } } },
-            '400': json(ref('RpcStatus'), 'google.rpc.Status'),
-            ...authProblems,
-            '413': json(ref('RpcStatus'), 'google.rpc.Status'),
-            '415': json(ref('RpcStatus'), 'google.rpc.Status'),
-            '429': json(ref('RpcStatus'), 'slow down (Retry-After)'),
-            '503': json(ref('RpcStatus'), 'unavailable (Retry-After)'),
-          },
-        },
-      },
+      ...Object.fromEntries(SOURCE_LIST.map((source) => [source.path, { post: source.openapi }])),
       '/api/v1/signals': {
         get: {
           operationId: 'listSignals',

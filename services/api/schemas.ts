@@ -10,6 +10,7 @@ import { INCIDENT_STATUSES, type Incident as EngineIncident } from '../../correl
 import { SEVERITIES } from '../../correlator/severity.js';
 import { SIGNAL_KINDS } from '../../correlator/signal-kinds.js';
 import { describeValue } from '../../platform/describe.js';
+import { SOURCE_LIST } from '../sources.js';
 import type { Signal as EngineSignal } from '../../correlator/signal.js';
 
 /** Schemas that become `#/components/schemas/<id>` in the OpenAPI document. */
@@ -22,7 +23,7 @@ const Strings = z.array(z.string());
 
 export const Severity = z.enum(tuple(SEVERITIES)).register(registry, { id: 'Severity', description: 'info < low < medium < high < critical' });
 export const Status = z.enum(tuple(INCIDENT_STATUSES)).register(registry, { id: 'Status', description: 'open → acknowledged → resolved' });
-const Source = z.enum(['k8s-audit', 'alertmanager', 'loki', 'otlp']);
+const Source = z.enum(tuple(SOURCE_LIST.map((s) => s.name)));
 const Outcome = z.enum(['allowed', 'denied', 'unknown']);
 const Kind = z.enum(tuple(Object.keys(SIGNAL_KINDS)));
 

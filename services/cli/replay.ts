@@ -13,6 +13,7 @@ import type { Signal } from '../../correlator/signal.js';
 import { terminalSafe } from './terminal.js';
 import { RecentKeys } from '../../correlator/recent-keys.js';
 import { auditDedupKey } from '../../connectors/k8s-audit/receiver.js';
+import { learnFrom } from '../sources.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { Detector } from '../../correlator/detection/engine.js';
 import { RuleSetError } from '../../correlator/detection/problems.js';
@@ -121,7 +122,7 @@ export async function replay(o: ReplayOptions): Promise<number> {
     });
     duplicates += batch.events.length - fresh.length;
     const normalized = fresh.map((ev) => normalizeAuditEvent(ev, now));
-    usage.observe(normalized);
+    learnFrom(normalized, { usage });
     for (const ev of normalized) {
       const found = detector.detect(ev);
       if (found.length) {

@@ -3,10 +3,6 @@
  * Routes are mounted here and nowhere else.
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { alertmanagerReceiver } from '../../connectors/alertmanager/receiver.js';
-import { auditReceiver } from '../../connectors/k8s-audit/receiver.js';
-import { lokiReceiver } from '../../connectors/loki/receiver.js';
-import { otlpReceiver } from '../../connectors/otlp/receiver.js';
 import { sendProblem } from '../../platform/http.js';
 import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import type { CompiledRule } from '../../correlator/detection/compile.js';
@@ -22,6 +18,7 @@ import type { IncidentStore } from '../store/store.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
+import { SOURCE_LIST } from '../sources.js';
 import { requireAuth } from './auth.js';
 import { ingestLimits } from './limits.js';
 
@@ -72,49 +69,19 @@ export function createApp(deps: AppDeps): Express {
     res.type(metrics.registry.contentType).send(await metrics.scrape());
   });
 
-  // Each receiver accepts the general ingest token or its own; with a client CA, a verified client certificate too is required.
-  const ingestAuth = (source: string) => requireAuth({ realm: `${source} ingest`, write: [config.ingestToken, config.sourceTokens[source]], clientCert: !!config.tls?.clientCaFile });
-  app.use('/ingest/k8s-audit', ingestAuth('k8s-audit'));
-  const limits = (source: string, status: 429 | 503) =>
-    ingestLimits({ maxInFlight: config.ingestMaxInFlight, ratePerSecond: config.ingestRate, burst: Math.max(1, config.ingestRate * 2), status, retryAfterSeconds: 1 }, (reason) => metrics.ingestRejected.inc({ source, reason }));
-  app.use('/ingest/k8s-audit', limits('k8s-audit', 503));
-  app.use('/ingest/alertmanager', ingestAuth('alertmanager'), limits('alertmanager', 503));
-  app.use('/loki/api/v1/push', ingestAuth('loki'), limits('loki', 429));
-  app.use('/v1/traces', ingestAuth('otlp'), limits('otlp', 429));
-  const stats = (source: string) => ({
-    events: (outcome: 'accepted' | 'duplicate' | 'invalid', n: number) => n && metrics.ingestEvents.inc({ source, outcome }, n),
-    request: (code: number) => metrics.ingestRequests.inc({ source, code: String(code) }),
-  });
-  if (deps.sink)
+  // Every source's receiver, in the registry's order: its token (or the general one; with a client
+  // CA a verified certificate too), the overload limits with the status its senders retry, then it.
+  for (const source of SOURCE_LIST) {
+    app.use(source.path, requireAuth({ realm: `${source.name} ingest`, write: [config.ingestToken, config.sourceTokens[source.name]], clientCert: !!config.tls?.clientCaFile }));
     app.use(
-      otlpReceiver({
-        sink: deps.sink,
-        maxBodyBytes: config.maxBodyBytes,
-        stats: { spans: (o, n) => n && metrics.ingestEvents.inc({ source: 'otlp', outcome: o }, n), request: (c) => metrics.ingestRequests.inc({ source: 'otlp', code: String(c) }) },
-      }),
+      source.path,
+      ingestLimits({ maxInFlight: config.ingestMaxInFlight, ratePerSecond: config.ingestRate, burst: Math.max(1, config.ingestRate * 2), status: source.overloadStatus, retryAfterSeconds: 1 }, (reason) =>
+        metrics.ingestRejected.inc({ source: source.name, reason }),
+      ),
     );
-  if (deps.sink)
-    app.use(
-      lokiReceiver({
-        sink: deps.sink,
-        maxBodyBytes: config.maxBodyBytes,
-        dedupEntries: config.dedupEntries,
-        stats: { lines: (o, n) => n && metrics.ingestEvents.inc({ source: 'loki', outcome: o }, n), request: (c) => metrics.ingestRequests.inc({ source: 'loki', code: String(c) }) },
-      }),
-    );
-  if (deps.sink)
-    app.use(
-      alertmanagerReceiver({ sink: deps.sink, maxBodyBytes: config.maxBodyBytes, dedupEntries: config.dedupEntries, normalize: { actorConventions: config.alertmanagerActorConventions }, stats: stats('alertmanager') }),
-    );
-  if (deps.sink)
-    app.use(
-    auditReceiver({
-      sink: deps.sink,
-      maxBodyBytes: config.maxBodyBytes,
-      dedupEntries: config.dedupEntries,
-      stats: stats('k8s-audit'),
-    }),
-  );
+    if (deps.sink)
+      app.use(source.receiver({ sink: deps.sink, maxBodyBytes: config.maxBodyBytes, dedupEntries: config.dedupEntries, metrics, alertmanagerActorConventions: config.alertmanagerActorConventions }));
+  }
 
   app.get('/api/v1/openapi.json', (_req, res) => {
     res.json(openApiDocument());
