@@ -12,19 +12,17 @@
  * remembered, never thrown: a poller must outlive a Loki outage.
  */
 import { createHash } from 'node:crypto';
-import { schedule, validate, type ScheduledTask } from 'node-cron';
+import { validate } from 'node-cron';
 import { ConfigError } from '../../correlator/errors.js';
 import type { IngestSink } from '../../correlator/ports.js';
 import { formatLabelSet } from './labels.js';
 import { normalizeLokiEntry, type LokiSourceEvent } from './normalize.js';
 import { DEFAULT_TENANT, type LokiEntry } from './push.js';
 import { isObj } from '../../correlator/json-guards.js';
+import { CursorStateError, CursorStore, PollSchedule, readBounded, ResponseTooLargeError, type CursorState } from '../kit/poller.js';
 
 /** Where cursors are kept (the incident store's getState/setState). */
-export interface LokiPollerState {
-  get(key: string): Promise<string | undefined>;
-  set(key: string, value: string): Promise<void>;
-}
+export type LokiPollerState = CursorState;
 
 /** One configured query: a name (its cursor's key) and a LogQL log query. */
 export interface LokiQuery {
@@ -139,8 +137,8 @@ export function checkPollerOptions(o: Pick<LokiPollerOptions, 'url' | 'queries' 
 
 /** Runs configured LogQL queries against Loki on a schedule and hands recognized lines to the sink. */
 export class LokiPoller {
-  private task?: ScheduledTask;
-  private running?: Promise<QueryPollReport[]>;
+  private readonly schedule: PollSchedule<QueryPollReport[]>;
+  private readonly cursors: CursorStore<Cursor>;
   private backoffUntil = 0;
   private readonly now: () => number;
   private readonly fetch: typeof fetch;
@@ -156,32 +154,25 @@ export class LokiPoller {
     this.fetch = opts.fetch ?? globalThis.fetch;
     this.limit = opts.limit ?? 1000;
     this.maxPages = opts.maxPages ?? 10;
+    this.schedule = new PollSchedule('loki-poller', opts.schedule ?? '*/30 * * * * *', () => this.pollAll());
+    this.cursors = new CursorStore(opts.state, cursorKey, (v) =>
+      isObj(v) && typeof v.ts === 'string' && /^\d{1,19}$/.test(v.ts) && Array.isArray(v.seen) ? { ts: v.ts, seen: v.seen.filter((x): x is string => typeof x === 'string') } : undefined,
+    );
   }
 
   /** Starts polling on the schedule. */
   start(): void {
-    this.task ??= schedule(
-      this.opts.schedule ?? '*/30 * * * * *',
-      async () => {
-        await this.pollOnce();
-      },
-      { name: 'loki-poller', noOverlap: true },
-    );
+    this.schedule.start();
   }
 
   /** Stops the schedule and waits for a poll in progress. */
   async stop(): Promise<void> {
-    await this.task?.stop();
-    this.task = undefined;
-    await this.running?.catch(() => undefined);
+    await this.schedule.stop();
   }
 
   /** Polls every query once (in order); concurrent calls share the poll in progress. Never rejects. */
   pollOnce(): Promise<QueryPollReport[]> {
-    this.running ??= this.pollAll().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.schedule.pollOnce();
   }
 
   private async pollAll(): Promise<QueryPollReport[]> {
@@ -211,27 +202,18 @@ export class LokiPoller {
   }
 
   private async readCursor(name: string): Promise<Cursor | undefined> {
-    let raw: string | undefined;
     try {
-      raw = await this.opts.state.get(cursorKey(name));
+      return await this.cursors.load(name);
     } catch (e) {
-      throw new PollError('state', `cannot read the cursor of ${name}: ${(e as Error).message}`);
+      throw e instanceof CursorStateError ? new PollError('state', e.message) : e;
     }
-    if (raw === undefined || raw === '') return undefined;
-    try {
-      const v = JSON.parse(raw) as unknown;
-      if (isObj(v) && typeof v.ts === 'string' && /^\d{1,19}$/.test(v.ts) && Array.isArray(v.seen)) return { ts: v.ts, seen: v.seen.filter((s): s is string => typeof s === 'string') };
-    } catch {
-      // A cursor that does not parse is treated as absent: start from the lookback window.
-    }
-    return undefined;
   }
 
   private async writeCursor(name: string, c: Cursor): Promise<void> {
     try {
-      await this.opts.state.set(cursorKey(name), JSON.stringify(c));
+      await this.cursors.save(name, c);
     } catch (e) {
-      throw new PollError('state', `cannot save the cursor of ${name}: ${(e as Error).message}`);
+      throw e instanceof CursorStateError ? new PollError('state', e.message) : e;
     }
   }
 
@@ -322,27 +304,12 @@ export class LokiPoller {
   }
 
   private async readBody(res: Response): Promise<string> {
-    const max = this.opts.maxResponseBytes ?? 32 * 1024 * 1024;
-    if (!res.body) return '';
-    const reader = res.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > max) {
-          await reader.cancel();
-          throw new PollError('invalid_response', `the response exceeds ${max} bytes; lower the poller's limit`);
-        }
-        chunks.push(value);
-      }
+      return await readBounded(res, this.opts.maxResponseBytes ?? 32 * 1024 * 1024);
     } catch (e) {
-      if (e instanceof PollError) throw e;
+      if (e instanceof ResponseTooLargeError) throw new PollError('invalid_response', `${e.message}; lower the poller's limit`);
       throw new PollError('unreachable', `reading the response failed: ${(e as Error).message}`);
     }
-    return Buffer.concat(chunks).toString('utf8');
   }
 
   private parseStreams(body: string, query: string): { entry: LokiEntry; hash: string }[] {

@@ -12,19 +12,16 @@
  * page is followed by another ending where it stopped. Errors are counted, never thrown.
  */
 import { createHash } from 'node:crypto';
-import { schedule, validate, type ScheduledTask } from 'node-cron';
 import type { IngestSink } from '../../correlator/ports.js';
 import type { SourceEvent } from '../../correlator/detection/source-event.js';
 import { RecentKeys } from '../../correlator/recent-keys.js';
 import { normalizeSpan } from './normalize.js';
 import { decodeOtlpValue, normalizeSpanId, normalizeTraceId, OtlpPayloadError, type ParseLimits, DEFAULT_LIMITS } from './parse.js';
 import { isObj } from '../../correlator/json-guards.js';
+import { CursorStateError, CursorStore, PollSchedule, readBounded, ResponseTooLargeError, type CursorState } from '../kit/poller.js';
 
 /** Where cursors are kept (the service's store in production; a Map in tests). */
-export interface PollerState {
-  get(key: string): Promise<string | undefined> | string | undefined;
-  set(key: string, value: string): Promise<void> | void;
-}
+export type PollerState = CursorState;
 
 /** What went wrong, by kind: the labels of the poller's error counter. */
 export type TempoPollErrorKind = 'search' | 'search_rejected' | 'trace' | 'trace_not_found' | 'decode' | 'span_missing' | 'sink' | 'state' | 'truncated' | 'too_large';
@@ -147,12 +144,11 @@ function secondsOf(ns: unknown): number | undefined {
 export class TempoPoller {
   private readonly o: Required<Omit<TempoPollerOptions, 'headers' | 'onError' | 'stats'>> & Pick<TempoPollerOptions, 'headers' | 'onError' | 'stats'>;
   private readonly seen: RecentKeys;
-  private task?: ScheduledTask;
-  private running?: Promise<PollReport>;
+  private readonly schedule: PollSchedule<PollReport>;
+  private readonly cursors: CursorStore<Cursor>;
 
   constructor(opts: TempoPollerOptions) {
     const schedule = opts.schedule ?? '* * * * *';
-    if (!validate(schedule)) throw new RangeError(`TEMPO_POLL_SCHEDULE "${schedule}" is not a cron expression; "* * * * *" polls every minute`);
     if (opts.queries.length === 0) throw new RangeError('TEMPO_QUERIES is empty; give at least one TraceQL query such as { span.http.response.status_code = 403 }');
     this.o = {
       schedule,
@@ -172,26 +168,29 @@ export class TempoPoller {
       url: opts.url.replace(/\/+$/, ''),
     };
     this.seen = new RecentKeys(this.o.dedupEntries);
+    try {
+      this.schedule = new PollSchedule('tempo-poller', schedule, () => this.pollAll());
+    } catch {
+      throw new RangeError(`TEMPO_POLL_SCHEDULE "${schedule}" is not a cron expression; "* * * * *" polls every minute`);
+    }
+    this.cursors = new CursorStore(this.o.state, cursorKey, (c) =>
+      isObj(c) && typeof c.end === 'number' && Array.isArray(c.seen) ? { end: c.end, seen: c.seen.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') } : undefined,
+    );
   }
 
   /** Starts polling on the schedule; a poll still running when the next is due is not doubled. */
   start(): void {
-    this.task ??= schedule(this.o.schedule, () => this.pollOnce(), { noOverlap: true, name: 'tempo-poller' });
+    this.schedule.start();
   }
 
   /** Stops the schedule and waits for a poll in progress. */
   async stop(): Promise<void> {
-    await this.task?.stop();
-    this.task = undefined;
-    await this.running;
+    await this.schedule.stop();
   }
 
   /** Runs every query once; never rejects. */
   pollOnce(): Promise<PollReport> {
-    this.running ??= this.pollAll().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.schedule.pollOnce();
   }
 
   private async pollAll(): Promise<PollReport> {
@@ -214,20 +213,11 @@ export class TempoPoller {
   }
 
   private async loadCursor(query: string): Promise<Cursor | undefined> {
-    let text: string | undefined;
     try {
-      text = await this.o.state.get(cursorKey(query));
+      return await this.cursors.load(query);
     } catch (e) {
-      throw new PollError('state', `cannot read the cursor: ${(e as Error).message}`);
+      throw e instanceof CursorStateError ? new PollError('state', e.message) : e;
     }
-    if (!text) return undefined;
-    try {
-      const c = JSON.parse(text) as unknown;
-      if (isObj(c) && typeof c.end === 'number' && Array.isArray(c.seen)) return { end: c.end, seen: c.seen.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') };
-    } catch {
-      // A cursor that does not parse is treated as absent: the lookback window and dedup cover it.
-    }
-    return undefined;
   }
 
   private async pollQuery(query: string, report: PollReport): Promise<void> {
@@ -316,15 +306,20 @@ export class TempoPoller {
     const next = Math.min(end, complete ? end : (cursor?.end ?? start + this.o.overlapSeconds));
     const keep = [...recent.entries()].filter(([, s]) => s >= next - this.o.overlapSeconds).slice(-MAX_PERSISTED_SEEN);
     try {
-      await this.o.state.set(cursorKey(query), JSON.stringify({ end: next, seen: keep } satisfies Cursor));
+      await this.cursors.save(query, { end: next, seen: keep });
     } catch (e) {
-      this.error(report, 'state', `cannot save the cursor: ${(e as Error).message}`);
+      this.error(report, 'state', (e as Error).message);
     }
   }
 
   private async get(path: string, accept = 'application/json'): Promise<{ status: number; text: string }> {
     const res = await this.o.fetch(`${this.o.url}${path}`, { headers: { accept, ...this.o.headers }, signal: AbortSignal.timeout(this.o.timeoutMs) });
-    const text = await readBounded(res, this.o.maxResponseBytes);
+    let text: string;
+    try {
+      text = await readBounded(res, this.o.maxResponseBytes);
+    } catch (e) {
+      throw e instanceof ResponseTooLargeError ? new PollError('too_large', e.message) : e;
+    }
     return { status: res.status, text };
   }
 
@@ -372,23 +367,3 @@ export class TempoPoller {
   }
 }
 
-/** Reads a response body of at most `max` bytes, cancelling the transfer past it. */
-async function readBounded(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (declared > max) {
-    await res.body?.cancel();
-    throw new PollError('too_large', `the answer is ${declared} bytes, more than ${max}`);
-  }
-  if (!res.body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    size += chunk.length;
-    if (size > max) {
-      // Leaving the loop early cancels the stream.
-      throw new PollError('too_large', `the answer is more than ${max} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
