@@ -145,7 +145,7 @@ describe('POST /loki/api/v1/push', () => {
   });
 
   it('answers 500 (retried by clients) when the sink fails in a way that is not backpressure', async () => {
-    sink.refuse = new KubevigilError('BROKEN', 'store broke', false);
+    sink.refuse = new KubevigilError('BUS_REJECTED', 'store broke', false);
     expect((await post(pushJson(meshLines.slice(2, 3)))).status).toBe(500);
     expect(statuses).toEqual([500]);
   });

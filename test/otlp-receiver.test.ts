@@ -227,7 +227,7 @@ describe('the official OpenTelemetry JS exporters', () => {
   });
 
   it('a refused batch is answered 503 with Retry-After, and the exporter retries it to success exactly once', async () => {
-    sink.refuse.push(new KubevigilError('BUS_DOWN', 'the bus is reconnecting', true, 1));
+    sink.refuse.push(new KubevigilError('BUS_UNAVAILABLE', 'the bus is reconnecting', true, 1));
     const calls = sink.calls;
     const ids = await sendSpans(new ProtoExporter({ url, timeoutMillis: 10_000 }));
     expect(sink.calls - calls).toBe(2);
@@ -370,7 +370,7 @@ describe('bad input is answered as an OTLP server must, and the server keeps ser
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('2');
     expect((await jsonStatus(res)).message).toContain('signal queue is full');
-    sink.refuse.push(new KubevigilError('BUS_DOWN', 'broker unreachable', true, 5));
+    sink.refuse.push(new KubevigilError('BUS_UNAVAILABLE', 'broker unreachable', true, 5));
     res = await post(JSON.stringify(validRequest()), JSON_H);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');

@@ -2,10 +2,12 @@
  * The HTTP surface of one process: health, readiness, metrics, the ingest receivers and the API.
  * Routes are mounted here and nowhere else.
  */
+import { STATUS_CODES } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { sendProblem } from '../../platform/http.js';
 import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import type { CompiledRule } from '../../correlator/detection/compile.js';
+import { KubevigilError } from '../../correlator/errors.js';
 import type { IngestSink } from '../../correlator/ports.js';
 import { isSeverity, severityRank } from '../../correlator/severity.js';
 import { incidentApi } from '../api/incidents.js';
@@ -125,6 +127,15 @@ export function createApp(deps: AppDeps): Express {
     const status = e?.status ?? e?.statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       if (!res.headersSent) sendProblem(res, status, status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Content Too Large' : 'Bad Request', `the request could not be read: ${(e.message ?? 'invalid request').slice(0, 200)}`);
+      return;
+    }
+    // kubevigil's own errors carry their catalogued status: a store closing during shutdown or a
+    // Redis outage is a 503 to retry, not a 500.
+    if (err instanceof KubevigilError && err.status !== 500) {
+      deps.logger.warn({ err, path: req.path.slice(0, 200) }, 'request failed');
+      if (res.headersSent) return;
+      if (err.retryable) res.setHeader('Retry-After', String(err.retryAfterSeconds ?? 1));
+      sendProblem(res, err.status, STATUS_CODES[err.status] ?? 'Error', `${err.message} (${err.code})`);
       return;
     }
     deps.logger.error({ err, path: req.path.slice(0, 200) }, 'request failed');
