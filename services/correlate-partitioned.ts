@@ -16,7 +16,7 @@
  * copy and rewinds. A new owner publishes the outbox again on load.
  */
 import { KubevigilError } from '../correlator/errors.js';
-import { CorrelationEngine, type SlotState } from '../correlator/correlation/engine.js';
+import { CorrelationEngine, type CorrelationStats, type SlotState } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
 import type { Incident } from '../correlator/incident.js';
 import { IncidentManager, InvalidTransitionError, type IncidentPolicy } from '../correlator/incidents.js';
@@ -24,7 +24,7 @@ import type { Clock, UsageSource } from '../correlator/ports.js';
 import { withoutEvidence, type Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
 import { isCommand, type SignalsMessage } from './bus/topics.js';
-import type { IncidentPublisher } from './correlate.js';
+import type { CorrelatorRuntime, IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { isRef, rememberOffset, SignalWriter, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
@@ -96,7 +96,7 @@ export interface PartitionedCorrelatorOptions {
 export const DEFAULT_MAX_REF_DISTANCE = 100_000;
 
 /** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
-export class PartitionedCorrelator {
+export class PartitionedCorrelator implements CorrelatorRuntime {
   private readonly parts = new Map<number, Part>();
   /** One chain per partition: partitions are independent and may be processed concurrently. */
   private readonly chains = new Map<number, Promise<unknown>>();
@@ -109,6 +109,8 @@ export class PartitionedCorrelator {
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0 };
 
   private readonly maxRefDistance: number;
+  /** Engine counters of the partition states dropped or reloaded here, so that {@link engineStats} never decreases. */
+  private readonly retired: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
 
   constructor(private readonly o: PartitionedCorrelatorOptions) {
     this.maxRefDistance = o.maxRefDistance ?? DEFAULT_MAX_REF_DISTANCE;
@@ -148,7 +150,7 @@ export class PartitionedCorrelator {
     for (const p of [...this.parts.keys()])
       if (!keep.has(p))
         void this.serialize(p, async () => {
-          this.parts.delete(p);
+          this.drop(p);
           this.rewind.delete(p);
         });
   }
@@ -168,7 +170,7 @@ export class PartitionedCorrelator {
         if (!part) return;
         // A partition the bus gave to another correlator: its state is not ours to sweep any more.
         if (!(await this.current(p, part))) {
-          this.parts.delete(p);
+          this.drop(p);
           return;
         }
         // Deferred changes first, so that what the sweep resolves is derived from the latest state.
@@ -190,6 +192,26 @@ export class PartitionedCorrelator {
   /** Partitions whose state is loaded here. */
   get partitions(): number[] {
     return [...this.parts.keys()];
+  }
+
+  /** The incidents open in the partitions owned here. */
+  openIncidents(): Incident[] {
+    return [...this.parts.values()].flatMap((part) => part.manager.openIncidents());
+  }
+
+  /** The correlation engines' counters, summed over the partitions, those held before included. */
+  engineStats(): CorrelationStats {
+    const sum = { ...this.retired };
+    for (const part of this.parts.values()) addStats(sum, part.manager.correlation.stats);
+    return sum;
+  }
+
+  /** Forgets a partition's state, keeping its engine's counters. */
+  private drop(p: number): void {
+    const part = this.parts.get(p);
+    if (!part) return;
+    addStats(this.retired, part.manager.correlation.stats);
+    this.parts.delete(p);
   }
 
   private async applyPartition(p: number, msgs: BusMessage<SignalsMessage>[]): Promise<void> {
@@ -283,7 +305,7 @@ export class PartitionedCorrelator {
     } catch (e) {
       if (!(e instanceof KubevigilError) || e.code !== 'STATE_STALE') throw e;
       this.stats.stale++;
-      this.parts.delete(p);
+      this.drop(p);
       this.rewind.add(p);
       this.o.logger.warn({ partition: p, reason: e.message }, 'correlator state moved on without this process; rebuilding it from the checkpoint');
       throw new RewindError(e.message, { cause: e });
@@ -367,6 +389,7 @@ export class PartitionedCorrelator {
       ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}),
     };
     if (part.unpublished.length) await this.publish(part);
+    this.drop(p);
     this.parts.set(p, part);
     this.stats.loads++;
     this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored - restoredBefore }, 'correlator state loaded');
@@ -420,6 +443,10 @@ export class PartitionedCorrelator {
     this.chains.set(partition, run.catch(() => undefined));
     return run;
   }
+}
+
+function addStats(to: CorrelationStats, from: CorrelationStats): void {
+  for (const k of Object.keys(to) as (keyof CorrelationStats)[]) to[k] += from[k];
 }
 
 /** Per stored group, the lowest offset it refers to (groups that refer to none are left out). */

@@ -1,11 +1,10 @@
 /**
  * The correlator role: signals from the bus → incident manager → store → incidents topic. Changes
  * are written before the bus batch is acknowledged; a failed write keeps the changes pending and
- * retries them with the next batch, so nothing acknowledged is lost. A node-cron sweeper resolves
- * quiet incidents.
+ * retries them with the next batch, so nothing acknowledged is lost. The correlator role sweeps it
+ * on a schedule (services/roles/correlator.ts), as it sweeps the distributed correlator.
  */
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import { schedule, type ScheduledTask } from 'node-cron';
 import type { CorrelationStats } from '../correlator/correlation/engine.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
 import type { IncidentManager } from '../correlator/incidents.js';
@@ -24,11 +23,23 @@ export interface IncidentCommands {
   transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined>;
 }
 
+/**
+ * What the correlator role needs of a correlator, embedded or distributed: a sweep on its schedule,
+ * and what its metrics report.
+ */
+export interface CorrelatorRuntime {
+  /** Resolves quiet and over-age incidents now. */
+  sweep(): Promise<Incident[]>;
+  /** The incidents held open here (for the open-incidents gauge). */
+  openIncidents(): Incident[];
+  /** Counters of what the correlation engine's bounds cost; they never decrease. */
+  engineStats(): CorrelationStats;
+}
+
 /** Runs an {@link IncidentManager} against a store. */
-export class Correlator implements IncidentCommands {
+export class Correlator implements IncidentCommands, CorrelatorRuntime {
   private pendingIncidents = new Map<string, Incident>();
   private pendingSignals: IncidentSignal[] = [];
-  private task?: ScheduledTask;
   /** Serializes manager access: bus batches, sweeps and API commands never interleave. */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -96,15 +107,8 @@ export class Correlator implements IncidentCommands {
     });
   }
 
-  /** Sweeps on a cron schedule (default every minute). */
-  startSweeper(cronExpr = '* * * * *'): void {
-    this.task = schedule(cronExpr, () => {
-      this.sweep().catch((err: unknown) => this.logger.error({ err }, 'incident sweep failed'));
-    });
-  }
-
+  /** Resolves once the batch, sweep or command in progress is done. */
   async stop(): Promise<void> {
-    await this.task?.stop();
     await this.chain.catch(() => undefined);
   }
 

@@ -1,0 +1,145 @@
+/**
+ * The correlator role: signals from the bus → incidents. Embedded, one {@link Correlator} over the
+ * store; distributed, a {@link PartitionedCorrelator} per consumer-group member, its per-partition
+ * state checkpointed in Redis and its window signals read back from the signals topic on takeover.
+ * Either way one {@link Sweeper} resolves quiet incidents on the same schedule, and the role reports
+ * the same metrics: signals correlated, incident updates, open incidents, and what the correlation
+ * bounds dropped.
+ */
+import { schedule, type ScheduledTask } from 'node-cron';
+import { CorrelationEngine } from '../../correlator/correlation/engine.js';
+import { IncidentManager } from '../../correlator/incidents.js';
+import { isCommand, parseSignalsMessageWithoutEvidence } from '../bus/topics.js';
+import { Correlator, type CorrelatorRuntime } from '../correlate.js';
+import { PartitionedCorrelator, type SignalSource } from '../correlate-partitioned.js';
+import type { Logger } from '../logging.js';
+import type { Metrics } from '../metrics.js';
+import { connectRedis, RedisCorrelatorState, type CorrelatorStateStore } from '../store/correlator-state.js';
+import type { Component } from './lifecycle.js';
+import { incidentPublisher, type Stage } from './stage.js';
+
+/** Options of the correlator role (test hooks of `serve()`). */
+export interface CorrelatorRoleOptions {
+  /** Correlator state instead of Redis (distributed mode tests). */
+  correlatorState?: CorrelatorStateStore;
+  /** node-cron schedule of the incident sweeper (default every minute); `false` disables it (tests sweep by hand). */
+  sweepSchedule?: string | false;
+}
+
+/** Runs the correlator of this process's mode. */
+export class CorrelatorRole implements Component {
+  readonly name = 'correlator';
+  /** The embedded correlator (embedded mode). */
+  correlator?: Correlator;
+  /** The distributed correlator (Kafka mode). */
+  partitioned?: PartitionedCorrelator;
+  private state?: CorrelatorStateStore;
+  private unsubscribe?: () => Promise<void>;
+  private sweeper?: Sweeper;
+
+  constructor(
+    private readonly s: Stage,
+    private readonly opts: CorrelatorRoleOptions = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const runtime = this.s.distributed ? this.startDistributed() : await this.startEmbedded();
+    reportMetrics(runtime, this.s.metrics);
+    if (this.opts.sweepSchedule !== false) {
+      this.sweeper = new Sweeper(runtime, this.opts.sweepSchedule ?? '* * * * *', this.s.logger);
+      this.sweeper.start();
+    }
+  }
+
+  /** Stops sweeping, then consuming (a distributed correlator checkpoints what it applied), then waits for work in progress. */
+  async stop(): Promise<void> {
+    await this.sweeper?.stop();
+    await this.unsubscribe?.();
+    await this.correlator?.stop();
+    await this.state?.close();
+  }
+
+  ready(): Promise<boolean> {
+    return this.state ? this.state.ready() : Promise.resolve(true);
+  }
+
+  private async startEmbedded(): Promise<CorrelatorRuntime> {
+    const { s } = this;
+    const manager = new IncidentManager(new CorrelationEngine(s.rules.correlations), s.clock, {}, s.usage);
+    const c = new Correlator(manager, s.store, incidentPublisher(s), s.logger, s.metrics);
+    this.correlator = c;
+    const resumed = await c.restore();
+    if (resumed) s.logger.info({ resumed }, 'open incidents resumed');
+    this.unsubscribe = s.bus.subscribe(s.topics.signals, 'correlator', (batch) => c.handle(batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value]))));
+    return c;
+  }
+
+  private startDistributed(): CorrelatorRuntime {
+    const { s } = this;
+    const state = this.opts.correlatorState ?? new RedisCorrelatorState(connectRedis(s.config.redisUrl!, (err) => s.logger.debug({ err }, 'redis connection error')), s.config.topicPrefix, () => s.clock.now());
+    this.state = state;
+    const kafka = s.kafka;
+    // Window signals are checkpointed as offsets on the signals topic and read back from it on takeover.
+    const source: SignalSource | undefined = kafka && { read: (partition, offsets) => kafka.read(s.topics.signals, partition, offsets, { parse: parseSignalsMessageWithoutEvidence }) };
+    const p = new PartitionedCorrelator({ correlations: s.rules.correlations, state, publish: incidentPublisher(s), clock: s.clock, logger: s.logger, metrics: s.metrics, usage: s.usage, ...(source ? { source } : {}) });
+    this.partitioned = p;
+    // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
+    this.unsubscribe = s.bus.subscribe(s.topics.signals, 'correlator', (batch) => p.apply(batch), {
+      checkpointing: { flush: (partition) => p.flush(partition), assigned: (partitions) => p.assigned(partitions) },
+      // Windows keep signals without their evidence: parse only the part before it.
+      parse: parseSignalsMessageWithoutEvidence,
+    });
+    return p;
+  }
+}
+
+/**
+ * The metrics both runtimes report beyond what they count themselves (signals correlated, incident
+ * updates): the incidents open here, by severity, and what the correlation bounds dropped.
+ */
+function reportMetrics(runtime: CorrelatorRuntime, metrics: Metrics): void {
+  metrics.onScrape(() => {
+    metrics.openIncidents.reset();
+    for (const i of runtime.openIncidents()) metrics.openIncidents.inc({ severity: i.severity });
+  });
+  metrics.trackDrops('correlation', 'group_evicted', () => runtime.engineStats().evictedGroups);
+  metrics.trackDrops('correlation', 'window_full', () => runtime.engineStats().evictedEntries);
+  metrics.trackDrops('correlation', 'too_late', () => runtime.engineStats().lateDropped);
+}
+
+/** Resolves quiet and over-age incidents on a node-cron schedule, one sweep at a time. */
+export class Sweeper {
+  private task?: ScheduledTask;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly runtime: Pick<CorrelatorRuntime, 'sweep'>,
+    private readonly cron: string,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.task ??= schedule(this.cron, () => this.sweepNow(), { name: 'incident-sweeper', noOverlap: true });
+  }
+
+  /** Sweeps now (a failure is logged; the next sweep tries again). */
+  sweepNow(): Promise<void> {
+    this.running ??= this.runtime
+      .sweep()
+      .then(
+        () => undefined,
+        (err: unknown) => this.logger.error({ err }, 'incident sweep failed'),
+      )
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  /** Stops the schedule and waits for a sweep in progress. */
+  async stop(): Promise<void> {
+    await this.task?.stop();
+    this.task = undefined;
+    await this.running;
+  }
+}
