@@ -354,4 +354,20 @@ describe('PartitionedCorrelator', () => {
     const [inc] = latest(fromA);
     expect(inc!.signalCount).toBe(signals.length);
   });
+
+  it('reports the incidents open in its partitions, and engine counters that survive a handover', async () => {
+    const { a } = await firstHalfByA();
+    expect(a.openIncidents().map((i) => i.status)).toEqual(['open']);
+    const firings = a.engineStats().firings;
+    expect(firings).toBeGreaterThan(0);
+    // The partition goes to another correlator: its incidents are no longer held here, its counts stay.
+    a.assigned([]);
+    await a.flush(3);
+    expect(a.openIncidents()).toEqual([]);
+    expect(a.engineStats().firings).toBe(firings);
+    // It comes back: a reloaded state counts on from there.
+    await a.handle(asMessages(signals.slice(-1), signals.length - 1));
+    expect(a.openIncidents()).toHaveLength(1);
+    expect(a.engineStats().firings).toBeGreaterThanOrEqual(firings);
+  });
 });
