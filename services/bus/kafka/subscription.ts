@@ -1,0 +1,51 @@
+/** What one subscription holds while its consumer runs; its supervisor, batch runner and checkpoint runner share it. */
+import type { Consumer } from 'kafkajs';
+import type { BusHandler, Checkpointing, SubscribeOptions } from '../bus.js';
+
+/** One consumer group's subscription to one topic. */
+export interface Subscription {
+  topic: string;
+  group: string;
+  groupId: string;
+  handler: BusHandler<unknown>;
+  checkpointing?: Checkpointing;
+  /** Deleted from Kafka when the subscription stops. */
+  ephemeral: boolean;
+  parse?: SubscribeOptions['parse'];
+  /** Per partition, the messages handled but not yet flushed and committed (checkpointed subscriptions). */
+  unflushed: Map<number, Unflushed>;
+  /** Per partition, the batch or flush in progress: a flush at stop waits for it. */
+  busy: Map<number, Promise<void>>;
+  consumer?: Consumer;
+  stopping: boolean;
+  /** Cancels backoff sleeps when the subscription stops. */
+  abort: AbortController;
+  supervisor?: Promise<void>;
+  stopped?: Promise<void>;
+}
+
+/** The messages of one partition handled since its last commit. */
+export interface Unflushed {
+  /** Offset of the first message handled since the last commit: where a rewind starts again. */
+  first: string;
+  last: string;
+  count: number;
+  since: number;
+}
+
+/** A subscription of `groupId` to `topic`, not yet running. */
+export function newSubscription(topic: string, group: string, groupId: string, handler: BusHandler<unknown>, options: SubscribeOptions): Subscription {
+  return {
+    topic,
+    group,
+    groupId,
+    handler,
+    ...(options.checkpointing ? { checkpointing: options.checkpointing } : {}),
+    ephemeral: options.ephemeral ?? false,
+    ...(options.parse ? { parse: options.parse } : {}),
+    unflushed: new Map(),
+    busy: new Map(),
+    stopping: false,
+    abort: new AbortController(),
+  };
+}
