@@ -64,8 +64,12 @@ function detectionCase(): void {
   const baseRate = N / median(base);
   const ourRate = N / median(mine);
   console.log(`detection: ${N} audit events, ${(bytes / N).toFixed(0)} B/event on average, ${detector.rules.length} rules, ${signals} signals`);
-  console.log(`  JSON.parse only           ${Math.round(baseRate).toLocaleString('en-US').padStart(12)} events/s  (${((bytes / median(base)) / 1e6).toFixed(1)} MB/s)`);
-  console.log(`  parse+validate+detect     ${Math.round(ourRate).toLocaleString('en-US').padStart(12)} events/s  (${((bytes / median(mine)) / 1e6).toFixed(1)} MB/s)`);
+  console.log(
+    `  JSON.parse only           ${Math.round(baseRate).toLocaleString('en-US').padStart(12)} events/s  (${(bytes / median(base) / 1e6).toFixed(1)} MB/s)`,
+  );
+  console.log(
+    `  parse+validate+detect     ${Math.round(ourRate).toLocaleString('en-US').padStart(12)} events/s  (${(bytes / median(mine) / 1e6).toFixed(1)} MB/s)`,
+  );
   console.log(`  ratio (ours / JSON.parse) ${(ourRate / baseRate).toFixed(2).padStart(12)}   target ≥ 0.50`);
 }
 
@@ -87,7 +91,16 @@ async function correlationCase(): Promise<void> {
   // A realistic mix: most actors only ever raise low-severity observations of one or two kinds
   // (their own secrets, the odd denial); 1% are compromised and walk an attack path.
   const noise = ['secret.read', 'secret.read', 'secret.list', 'rbac.denied', 'pod.default_sa', 'admission.psa_violation'];
-  const attack = ['rbac.permission_enumeration', 'secret.list_cluster_wide', 'secret.read_cross_namespace', 'rbac.denied', 'pod.exec', 'rbac.escalation_attempt', 'admission.denied', 'mtls.failed'];
+  const attack = [
+    'rbac.permission_enumeration',
+    'secret.list_cluster_wide',
+    'secret.read_cross_namespace',
+    'rbac.denied',
+    'pod.exec',
+    'rbac.escalation_attempt',
+    'admission.denied',
+    'mtls.failed',
+  ];
   const signals: import('../correlator/signal.js').Signal[] = [];
   for (let i = 0; i < M; i++) {
     const a = Math.floor(r() * ACTORS);
@@ -102,7 +115,10 @@ async function correlationCase(): Promise<void> {
           actor: `sa:${ns}/sa-${a}`,
           severity: kind === 'secret.list_cluster_wide' || kind === 'secret.read_cross_namespace' ? 'high' : 'low',
           outcome: kind === 'rbac.denied' || kind === 'pod.exec' || kind === 'rbac.escalation_attempt' || kind === 'admission.denied' ? 'denied' : 'allowed',
-          target: { namespace: bad ? `ns-${Math.floor(r() * 40)}` : ns, resource: bad ? ['pods', 'secrets', 'nodes', 'configmaps'][Math.floor(r() * 4)] : 'secrets' },
+          target: {
+            namespace: bad ? `ns-${Math.floor(r() * 40)}` : ns,
+            resource: bad ? ['pods', 'secrets', 'nodes', 'configmaps'][Math.floor(r() * 4)] : 'secrets',
+          },
         },
         i,
         [],
@@ -145,10 +161,13 @@ async function correlationCase(): Promise<void> {
   const rate = (xs: number[]) => M / median(xs);
   console.log(`correlation: ${M} signals from ${ACTORS} actors, ${rules.correlations.length} correlation rules, ${firings} firings, ${incidents} incidents`);
   console.log(`  Map count per actor (baseline) ${Math.round(rate(b)).toLocaleString('en-US').padStart(12)} signals/s`);
-  console.log(`  correlation engine             ${Math.round(rate(e)).toLocaleString('en-US').padStart(12)} signals/s   ratio ${(rate(e) / rate(b)).toFixed(3)}   target ≥ 500,000/s`);
-  console.log(`  engine + incidents + root cause ${Math.round(rate(mg)).toLocaleString('en-US').padStart(11)} signals/s   ratio ${(rate(mg) / rate(b)).toFixed(3)}`);
+  console.log(
+    `  correlation engine             ${Math.round(rate(e)).toLocaleString('en-US').padStart(12)} signals/s   ratio ${(rate(e) / rate(b)).toFixed(3)}   target ≥ 500,000/s`,
+  );
+  console.log(
+    `  engine + incidents + root cause ${Math.round(rate(mg)).toLocaleString('en-US').padStart(11)} signals/s   ratio ${(rate(mg) / rate(b)).toFixed(3)}`,
+  );
 }
-
 
 /** A kubevigil of its own for a bench case (temp data dir, silent, no sweeper); `stop` removes everything. */
 async function startKubevigil(env: Record<string, string | undefined>) {
@@ -159,7 +178,10 @@ async function startKubevigil(env: Record<string, string | undefined>) {
   const { createLogger } = await import('../services/logging.js');
   const { serve } = await import('../services/main.js');
   const dir = mkdtempSync(join(tmpdir(), 'kv-bench-'));
-  const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_DEDUP_ENTRIES: '1000000', ...env }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
+  const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_DEDUP_ENTRIES: '1000000', ...env }), createLogger('silent'), {
+    processMetrics: false,
+    sweepSchedule: false,
+  });
   const stopServer = kv.stop;
   return Object.assign(kv, {
     stop: async () => {
@@ -172,7 +194,8 @@ async function startKubevigil(env: Record<string, string | undefined>) {
 /** Audit batches of 400 events as the apiserver webhook sends them. */
 function eventListBodies(events: import('../connectors/k8s-audit/parse.js').AuditEvent[]): string[] {
   const bodies: string[] = [];
-  for (let i = 0; i < events.length; i += 400) bodies.push(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + 400) }));
+  for (let i = 0; i < events.length; i += 400)
+    bodies.push(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + 400) }));
   return bodies;
 }
 
@@ -264,8 +287,16 @@ async function e2eCase(): Promise<void> {
   const pct = (p: number) => latency.percentile(p);
   const latencies = { length: latency.count };
   console.log(`e2e (embedded, HTTP → detect → bus → correlate → SQLite): ${E} audit events in batches of 400, 4 in flight`);
-  console.log(`  bare express + JSON.parse (baseline) ${Math.round(E / baseSeconds).toLocaleString('en-US').padStart(10)} events/s`);
-  console.log(`  kubevigil                            ${Math.round(E / seconds).toLocaleString('en-US').padStart(10)} events/s   ratio ${(baseSeconds / seconds).toFixed(2)}   target ≥ 20,000/s`);
+  console.log(
+    `  bare express + JSON.parse (baseline) ${Math.round(E / baseSeconds)
+      .toLocaleString('en-US')
+      .padStart(10)} events/s`,
+  );
+  console.log(
+    `  kubevigil                            ${Math.round(E / seconds)
+      .toLocaleString('en-US')
+      .padStart(10)} events/s   ratio ${(baseSeconds / seconds).toFixed(2)}   target ≥ 20,000/s`,
+  );
   console.log(`  receipt → stored incident update: p50 ${pct(50)} ms, p99 ${pct(99)} ms over ${latencies.length} signals`);
 }
 
@@ -302,9 +333,19 @@ async function kafkaCase(): Promise<void> {
   await latency.stop();
   await kv.stop();
   console.log(`kafka (ingest → Kafka → partitioned correlator + Redis → incidents topic): ${E} audit events, 4 partitions`);
-  console.log(`  kubevigil ingest (HTTP → Kafka acked)       ${Math.round(E / ingestSeconds).toLocaleString('en-US').padStart(10)} events/s   target ≥ 10,000/s`);
-  console.log(`  kubevigil end to end (last incident update) ${Math.round(E / endToEnd).toLocaleString('en-US').padStart(10)} events/s`);
-  console.log(`  receipt → incident update: p50 ${latency.percentile(50)} ms, p99 ${latency.percentile(99)} ms over ${latency.count} signals   target p99 < 1000 ms`);
+  console.log(
+    `  kubevigil ingest (HTTP → Kafka acked)       ${Math.round(E / ingestSeconds)
+      .toLocaleString('en-US')
+      .padStart(10)} events/s   target ≥ 10,000/s`,
+  );
+  console.log(
+    `  kubevigil end to end (last incident update) ${Math.round(E / endToEnd)
+      .toLocaleString('en-US')
+      .padStart(10)} events/s`,
+  );
+  console.log(
+    `  receipt → incident update: p50 ${latency.percentile(50)} ms, p99 ${latency.percentile(99)} ms over ${latency.count} signals   target p99 < 1000 ms`,
+  );
 
   // A denser stream (30% suspicious, ~44k signals), so that a drain spans many fetches.
   for (const attackers of [1, 200]) await drainCase(kafka, `${prefix}a${attackers}`, E, attackers);
@@ -375,7 +416,12 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   };
   /** The correlator alone, until every signal's effects are checkpointed (the counter counts them then). */
   const drain = async (r: number): Promise<number> => {
-    const c = await startKubevigil({ KAFKA_BROKERS: process.env.KAFKA_BROKERS, REDIS_URL: process.env.REDIS_URL, KUBEVIGIL_TOPIC_PREFIX: `${prefix}r${r}`, KUBEVIGIL_ROLES: 'correlator' });
+    const c = await startKubevigil({
+      KAFKA_BROKERS: process.env.KAFKA_BROKERS,
+      REDIS_URL: process.env.REDIS_URL,
+      KUBEVIGIL_TOPIC_PREFIX: `${prefix}r${r}`,
+      KUBEVIGIL_ROLES: 'correlator',
+    });
     const correlatedCount = async () => (await c.metrics.correlatedSignals.get()).values[0]?.value ?? 0;
     // Timed like the baseline: from the first fetched batch (the consumer's lag gauge appears then),
     // not from the group join.
@@ -396,7 +442,9 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   }
   const shape = attackers === 1 ? 'one noisy attacker' : `${attackers} compromised workloads`;
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US').padStart(10);
-  console.log(`kafka drain, ${shape}: ${messages.length} signal messages of ${Math.round(messages.reduce((n, m) => n + m.value.length, 0) / messages.length)} B on 4 partitions, median of ${rounds} alternating rounds`);
+  console.log(
+    `kafka drain, ${shape}: ${messages.length} signal messages of ${Math.round(messages.reduce((n, m) => n + m.value.length, 0) / messages.length)} B on 4 partitions, median of ${rounds} alternating rounds`,
+  );
   console.log(`  raw kafkajs produce (acks=all, idempotent) ${fmt(messages.length / produceSeconds)} msgs/s`);
   console.log(`  raw kafkajs consume, no parsing            ${fmt(median(fetchOnly))} msgs/s      (rounds: ${fetchOnly.map((x) => Math.round(x)).join(', ')})`);
   console.log(`  raw kafkajs consume + JSON.parse           ${fmt(median(raw))} msgs/s      (rounds: ${raw.map((x) => Math.round(x)).join(', ')})`);
@@ -419,7 +467,11 @@ async function receiversCase(): Promise<void> {
   const alerts = (i: number) => {
     const body = JSON.parse(alertWebhook({ ...SEED_SCENARIO, start: SEED_SCENARIO.start + i * 1000 }).body) as { alerts: Record<string, unknown>[] };
     const a = body.alerts[0]!;
-    body.alerts = Array.from({ length: 100 }, (_, j) => ({ ...a, fingerprint: `${i.toString(16)}f${j.toString(16)}`.padStart(16, '0'), startsAt: new Date(SEED_SCENARIO.start + i * 1000 + j).toISOString() }));
+    body.alerts = Array.from({ length: 100 }, (_, j) => ({
+      ...a,
+      fingerprint: `${i.toString(16)}f${j.toString(16)}`.padStart(16, '0'),
+      startsAt: new Date(SEED_SCENARIO.start + i * 1000 + j).toISOString(),
+    }));
     return JSON.stringify(body);
   };
   const lines = (i: number) => {
@@ -429,7 +481,9 @@ async function receiversCase(): Promise<void> {
     return JSON.stringify(body);
   };
   const spanBodies = (i: number) => {
-    const body = JSON.parse(spans({ ...SEED_SCENARIO, start: SEED_SCENARIO.start + i * 1000 }).body) as { resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[] };
+    const body = JSON.parse(spans({ ...SEED_SCENARIO, start: SEED_SCENARIO.start + i * 1000 }).body) as {
+      resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[];
+    };
     const sp = body.resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
     body.resourceSpans[0]!.scopeSpans[0]!.spans = Array.from({ length: 100 }, (_, j) => ({ ...sp, spanId: (i * 100 + j).toString(16).padStart(16, '0') }));
     return JSON.stringify(body);
@@ -454,7 +508,13 @@ async function receiversCase(): Promise<void> {
     const baseSeconds = await postAll(base, bodies);
     const seconds = await postAll(`${kv.url}${path}`, bodies);
     await kv.drained();
-    console.log(`  ${name.padEnd(13)} ${Math.round((N * 100) / seconds).toLocaleString('en-US').padStart(10)} ${unit}/s   bare express + JSON.parse ${Math.round((N * 100) / baseSeconds).toLocaleString('en-US').padStart(10)}/s   ratio ${(baseSeconds / seconds).toFixed(2)}`);
+    console.log(
+      `  ${name.padEnd(13)} ${Math.round((N * 100) / seconds)
+        .toLocaleString('en-US')
+        .padStart(10)} ${unit}/s   bare express + JSON.parse ${Math.round((N * 100) / baseSeconds)
+        .toLocaleString('en-US')
+        .padStart(10)}/s   ratio ${(baseSeconds / seconds).toFixed(2)}`,
+    );
   }
   server.close();
   await kv.stop();
@@ -506,11 +566,20 @@ async function pathologicalCase(): Promise<void> {
       base.push(timeIt(parse).seconds);
       mine.push(timeIt(ours).seconds);
     }
-    console.log(`  ${name.padEnd(32)} ${(median(mine) * 1000).toFixed(2).padStart(8)} ms  JSON.parse ${(median(base) * 1000).toFixed(3).padStart(7)} ms  ratio ${(median(mine) / median(base)).toFixed(0).padStart(5)}×  (${signals} signal(s))`);
+    console.log(
+      `  ${name.padEnd(32)} ${(median(mine) * 1000).toFixed(2).padStart(8)} ms  JSON.parse ${(median(base) * 1000).toFixed(3).padStart(7)} ms  ratio ${(median(mine) / median(base)).toFixed(0).padStart(5)}×  (${signals} signal(s))`,
+    );
   }
 }
 
-const CASES: Record<string, () => void | Promise<void>> = { detection: detectionCase, correlation: correlationCase, e2e: e2eCase, receivers: receiversCase, kafka: kafkaCase, pathological: pathologicalCase };
+const CASES: Record<string, () => void | Promise<void>> = {
+  detection: detectionCase,
+  correlation: correlationCase,
+  e2e: e2eCase,
+  receivers: receiversCase,
+  kafka: kafkaCase,
+  pathological: pathologicalCase,
+};
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
 for (const name of wanted) {
   const run = CASES[name];

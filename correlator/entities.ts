@@ -5,18 +5,7 @@
  */
 
 /** The kinds of entity kubevigil names. */
-export type EntityType =
-  | 'sa'
-  | 'user'
-  | 'group'
-  | 'node'
-  | 'pod'
-  | 'ns'
-  | 'ip'
-  | 'secret'
-  | 'binding'
-  | 'role'
-  | 'policy';
+export type EntityType = 'sa' | 'user' | 'group' | 'node' | 'pod' | 'ns' | 'ip' | 'secret' | 'binding' | 'role' | 'policy';
 
 /** Key of a service account: `sa:<ns>/<name>`. */
 export const saKey = (ns: string, name: string): string => `sa:${ns}/${name}`;
@@ -33,11 +22,9 @@ export const ipKey = (addr: string): string => `ip:${addr}`;
 /** Key of a secret: `secret:<ns>/<name>`. */
 export const secretKey = (ns: string, name: string): string => `secret:${ns}/${name}`;
 /** Key of a (Cluster)RoleBinding: `binding:ClusterRoleBinding/<name>` or `binding:RoleBinding/<ns>/<name>`. */
-export const bindingKey = (kind: string, name: string, ns?: string): string =>
-  ns ? `binding:${kind}/${ns}/${name}` : `binding:${kind}/${name}`;
+export const bindingKey = (kind: string, name: string, ns?: string): string => (ns ? `binding:${kind}/${ns}/${name}` : `binding:${kind}/${name}`);
 /** Key of a (Cluster)Role: `role:ClusterRole/<name>` or `role:Role/<ns>/<name>`. */
-export const roleKey = (kind: string, name: string, ns?: string): string =>
-  ns ? `role:${kind}/${ns}/${name}` : `role:${kind}/${name}`;
+export const roleKey = (kind: string, name: string, ns?: string): string => (ns ? `role:${kind}/${ns}/${name}` : `role:${kind}/${name}`);
 /** Key of an admission or mesh policy: `policy:<engine>/<name>`. */
 export const policyKey = (engine: string, name: string): string => `policy:${engine}/${name}`;
 

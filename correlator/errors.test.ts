@@ -12,7 +12,10 @@ const productSources = (dir: string): string[] =>
 
 describe('the error catalogue', () => {
   it('lists only codes the product raises: no entry outlives its error', () => {
-    const text = ['correlator', 'platform', 'connectors', 'services'].flatMap(productSources).join('\n').replace(/export const ERROR_CATALOGUE = \{[\s\S]*?\n\} as const/, '');
+    const text = ['correlator', 'platform', 'connectors', 'services']
+      .flatMap(productSources)
+      .join('\n')
+      .replace(/export const ERROR_CATALOGUE = \{[\s\S]*?\n\} as const/, '');
     const unused = Object.keys(ERROR_CATALOGUE).filter((code) => !text.includes(`'${code}'`));
     expect(unused).toEqual([]);
   });

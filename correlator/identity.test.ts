@@ -4,10 +4,18 @@ import { IdentityResolver } from './identity.js';
 
 describe('IdentityResolver', () => {
   it('resolves an IP to the pod and service account the audit log tied to it', () => {
-    const clock = { t: 1_000_000, now() { return this.t; } };
+    const clock = {
+      t: 1_000_000,
+      now() {
+        return this.t;
+      },
+    };
     const r = new IdentityResolver(clock, { ttlMs: 60_000 });
     r.learn({ ip: '10.0.3.17', pod: { namespace: 'frontend', name: 'web-1' }, serviceAccount: { namespace: 'frontend', name: 'frontend' }, time: clock.t });
-    expect(r.resolve(actorFromIp('10.0.3.17'))).toEqual({ actor: expect.objectContaining({ key: 'sa:frontend/frontend', type: 'serviceaccount', namespace: 'frontend' }), via: ['ip:10.0.3.17', 'pod:frontend/web-1'] });
+    expect(r.resolve(actorFromIp('10.0.3.17'))).toEqual({
+      actor: expect.objectContaining({ key: 'sa:frontend/frontend', type: 'serviceaccount', namespace: 'frontend' }),
+      via: ['ip:10.0.3.17', 'pod:frontend/web-1'],
+    });
     expect(r.resolve(actorFromPod('frontend', 'web-1'))?.actor.key).toBe('sa:frontend/frontend');
     expect(r.resolve(actorFromIp('10.9.9.9'))).toBeUndefined();
     // IPs are reused: a binding not seen for longer than the TTL no longer holds.

@@ -9,9 +9,33 @@ let n = 0;
 const sig = (at: string, kind: string, actor: string, extra: Record<string, unknown> = {}): Signal => signalFromSpec({ at, kind, actor, ...extra }, n++, [])!;
 
 function setup(policy = {}) {
-  const clock = { t: Date.UTC(2026, 0, 1), now() { return this.t; } };
+  const clock = {
+    t: Date.UTC(2026, 0, 1),
+    now() {
+      return this.t;
+    },
+  };
   const { correlations } = compileCorrelations(
-    [{ file: 'c.yaml', doc: { correlations: [{ id: 'two-denials', title: 'Two denials', description: 'test; false positives: none', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 2 }, timespan: '5m', severity: 'medium', mitre: ['T1613'] }] } }],
+    [
+      {
+        file: 'c.yaml',
+        doc: {
+          correlations: [
+            {
+              id: 'two-denials',
+              title: 'Two denials',
+              description: 'test; false positives: none',
+              type: 'event_count',
+              rules: ['rbac.denied'],
+              condition: { gte: 2 },
+              timespan: '5m',
+              severity: 'medium',
+              mitre: ['T1613'],
+            },
+          ],
+        },
+      },
+    ],
     new Set(),
   );
   const m = new IncidentManager(new CorrelationEngine(correlations), clock, policy);
@@ -48,7 +72,8 @@ describe('IncidentManager', () => {
 
   it('merges two incidents when a signal shares the binding of one and the actor of the other', () => {
     const { m, clock } = setup();
-    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/one', { severity: 'high', entities: ['binding:ClusterRoleBinding/too-broad'] })]).incidents[0]!;
+    const a = m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/one', { severity: 'high', entities: ['binding:ClusterRoleBinding/too-broad'] })])
+      .incidents[0]!;
     clock.t += 1000;
     const b = m.process([sig('5s', 'secret.list_cluster_wide', 'sa:b/two', { severity: 'high' })]).incidents[0]!;
     expect(a.id).not.toBe(b.id);
@@ -106,7 +131,8 @@ describe('IncidentManager', () => {
     const { m } = setup({ limits: { maxTimeline: 10, maxEntities: 5 } });
     m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]);
     let last;
-    for (let i = 1; i < 50; i++) last = m.process([sig(`${i}s`, 'secret.read', 'sa:a/a', { target: { namespace: `ns-${i}`, resource: 'secrets', name: 's' } })]).incidents[0];
+    for (let i = 1; i < 50; i++)
+      last = m.process([sig(`${i}s`, 'secret.read', 'sa:a/a', { target: { namespace: `ns-${i}`, resource: 'secrets', name: 's' } })]).incidents[0];
     expect(last!.signalCount).toBe(50);
     expect(last!.timeline).toHaveLength(10);
     expect(last!.timeline[0]!.kind).toBe('secret.list_cluster_wide');

@@ -221,7 +221,13 @@ export class IncidentManager {
   transition(inc: Incident, to: IncidentStatus, note: string, by?: string): Incident {
     if (!TRANSITIONS[inc.status].includes(to)) throw new InvalidTransitionError(inc.status, to);
     const now = this.clock.now();
-    const next: Incident = { ...inc, status: to, notes: [...inc.notes, { time: now, status: to, note, ...(by ? { by } : {}) }], updatedAt: now, version: inc.version + 1 };
+    const next: Incident = {
+      ...inc,
+      status: to,
+      notes: [...inc.notes, { time: now, status: to, note, ...(by ? { by } : {}) }],
+      updatedAt: now,
+      version: inc.version + 1,
+    };
     if (to === 'resolved') {
       next.resolvedAt = now;
       next.resolution = 'manual';
@@ -241,7 +247,16 @@ export class IncidentManager {
       const old = now - inc.createdAt >= this.policy.maxLifetimeMs;
       if (!quiet && !old) continue;
       const next: Incident = { ...inc, status: 'resolved', resolvedAt: now, resolution: old ? 'lifetime' : 'quiet', updatedAt: now, version: inc.version + 1 };
-      next.notes = [...inc.notes, { time: now, status: 'resolved', note: old ? `resolved at the lifetime cap of ${Math.round(this.policy.maxLifetimeMs / 3_600_000)}h` : `resolved after ${Math.round(this.policy.quietPeriodMs / 60_000)} quiet minutes` }];
+      next.notes = [
+        ...inc.notes,
+        {
+          time: now,
+          status: 'resolved',
+          note: old
+            ? `resolved at the lifetime cap of ${Math.round(this.policy.maxLifetimeMs / 3_600_000)}h`
+            : `resolved after ${Math.round(this.policy.quietPeriodMs / 60_000)} quiet minutes`,
+        },
+      ];
       this.close(next);
       out.push(next);
     }
@@ -286,7 +301,8 @@ export class IncidentManager {
     const ids = this.timelineIds(into.timeline);
     for (const e of from.timeline) if (!ids.has(e.signalId)) this.addEntry(into, e);
     into.signalCount += from.signalCount - from.timeline.length;
-    for (const [k, n] of Object.entries(from.countsByKind)) into.countsByKind[k as keyof typeof into.countsByKind] = (into.countsByKind[k as keyof typeof into.countsByKind] ?? 0) + (n ?? 0);
+    for (const [k, n] of Object.entries(from.countsByKind))
+      into.countsByKind[k as keyof typeof into.countsByKind] = (into.countsByKind[k as keyof typeof into.countsByKind] ?? 0) + (n ?? 0);
     for (const e of from.entities) this.addEntity(into, e);
     into.correlations.push(...from.correlations);
     for (const r of from.rules) if (!into.rules.includes(r)) into.rules.push(r);
@@ -353,11 +369,21 @@ export class IncidentManager {
     // The actor's earlier signals within the quiet period are part of the story (reconnaissance first).
     const actorKey = (f?.trigger ?? opening[0]!).actor.key;
     const earliest = Math.min(...opening.map((s) => s.eventTime));
-    const before = (this.prologue.get(actorKey) ?? []).filter((p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !opening.some((o) => o.id === p.id));
+    const before = (this.prologue.get(actorKey) ?? []).filter(
+      (p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !opening.some((o) => o.id === p.id),
+    );
     if (this.prologue.delete(actorKey)) this.changedPrologue?.add(actorKey);
     const signals = [...before, ...opening];
     const first = signals.reduce((a, b) => (b.eventTime < a.eventTime ? b : a));
-    const id = `inc_${createHash('sha256').update(opening.map((s) => s.id).sort().join(',')).digest('hex').slice(0, 20)}`;
+    const id = `inc_${createHash('sha256')
+      .update(
+        opening
+          .map((s) => s.id)
+          .sort()
+          .join(','),
+      )
+      .digest('hex')
+      .slice(0, 20)}`;
     const inc: Incident = {
       id,
       title: '',
@@ -476,14 +502,21 @@ export class IncidentManager {
     inc.severity = sev;
     const share = inc.timeline.filter((e) => e.actor === inc.actor.key).length / Math.max(1, inc.timeline.length);
     inc.rootCause = analyzeRootCause(inc.actor, inc.timeline, { correlations: inc.correlations.length, actorShare: share });
-    const attackKeys = new Set(inc.timeline.map((e) => `${e.target.namespace ?? ''}|${e.target.apiGroup ?? ''}|${e.target.resource ?? ''}|${e.target.verb ?? ''}`));
-    const usage: PermissionUse[] = (this.usage?.usage(inc.actor.key) ?? []).filter((u) => !attackKeys.has(`${u.namespace ?? ''}|${u.apiGroup}|${u.resource}|${u.verb}`));
+    const attackKeys = new Set(
+      inc.timeline.map((e) => `${e.target.namespace ?? ''}|${e.target.apiGroup ?? ''}|${e.target.resource ?? ''}|${e.target.verb ?? ''}`),
+    );
+    const usage: PermissionUse[] = (this.usage?.usage(inc.actor.key) ?? []).filter(
+      (u) => !attackKeys.has(`${u.namespace ?? ''}|${u.apiGroup}|${u.resource}|${u.verb}`),
+    );
     // Planning renders manifests (YAML): redo it only when what the plan depends on changed — the
     // incident's shape (kinds, outcomes, targets, bindings, policies, pods), the usage, or the
     // order of magnitude of the signal count that the rationales quote, and the blast radius (not
     // every IP or node seen, which would replan on almost every signal).
     const shape = new Set<string>();
-    for (const e of inc.timeline) shape.add(`${e.kind}|${e.outcome}|${e.actor}|${e.target.namespace ?? ''}|${e.target.resource === 'secrets' || e.target.resource === 'pods' ? (e.target.name ?? '') : ''}|${e.attributes.binding ?? ''}|${e.attributes.admissionPolicies ?? ''}|${e.attributes.actorPod ?? ''}`);
+    for (const e of inc.timeline)
+      shape.add(
+        `${e.kind}|${e.outcome}|${e.actor}|${e.target.namespace ?? ''}|${e.target.resource === 'secrets' || e.target.resource === 'pods' ? (e.target.name ?? '') : ''}|${e.attributes.binding ?? ''}|${e.attributes.admissionPolicies ?? ''}|${e.attributes.actorPod ?? ''}`,
+      );
     const planKey = `${[...shape].sort().join('\n')}#${usage.length}#${Math.floor(Math.log2(inc.signalCount + 1))}#${[r.namespaces, r.workloads, r.secrets, r.bindings, r.policies].map((l) => l.length).join('/')}`;
     if (this.planKeys.get(inc.id) !== planKey) {
       const { remediations: _old, ...rest } = inc;

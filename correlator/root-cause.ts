@@ -97,7 +97,14 @@ const exposesSecrets = (k: SignalKind) => hasTrait(k, 'secret-read') || hasTrait
 const actorRule: EvidenceRule = {
   name: 'actor',
   analyze: ({ actor, sorted, first, actorShare }) => ({
-    evidence: [{ type: 'actor', entity: actor.key, detail: `${describeActor(actor)} acted in ${Math.round(actorShare * 100)}% of the incident's signals`, signalIds: ids(sorted, 10) }],
+    evidence: [
+      {
+        type: 'actor',
+        entity: actor.key,
+        detail: `${describeActor(actor)} acted in ${Math.round(actorShare * 100)}% of the incident's signals`,
+        signalIds: ids(sorted, 10),
+      },
+    ],
     summary: { actor: describeActor(actor) + (first?.attributes.actorPod ? ` (pod ${first.attributes.actorPod})` : '') },
     confidence: actorShare >= 0.9 ? 0.1 : 0,
   }),
@@ -140,7 +147,14 @@ const enablingBinding: EvidenceRule = {
     const scope = binding.kind === 'ClusterRoleBinding' ? 'cluster-wide' : `in namespace ${binding.namespace}`;
     const roleTxt = binding.roleName ? ` (${binding.roleKind} ${binding.roleName})` : '';
     return {
-      evidence: [{ type: 'enabler', entity: `binding:${top[0]}`, detail: `${binding.kind} ${binding.name}${roleTxt} allowed ${phrase(kindsOf(top[1]))} ${scope}`, signalIds: ids(top[1]) }],
+      evidence: [
+        {
+          type: 'enabler',
+          entity: `binding:${top[0]}`,
+          detail: `${binding.kind} ${binding.name}${roleTxt} allowed ${phrase(kindsOf(top[1]))} ${scope}`,
+          signalIds: ids(top[1]),
+        },
+      ],
       summary: { enabler: ` through ${binding.kind} ${binding.name}${roleTxt}` },
       confidence: 0.3,
       enablingBinding: binding,
@@ -155,11 +169,17 @@ const admissionPolicies: EvidenceRule = {
     const byPolicy = new Map<string, TimelineEntry[]>();
     for (const e of denied) {
       const engine = e.attributes.admissionEngine;
-      for (const p of (e.attributes.admissionPolicies ?? '').split(',').filter(Boolean)) byPolicy.set(`${engine}/${p}`, [...(byPolicy.get(`${engine}/${p}`) ?? []), e]);
+      for (const p of (e.attributes.admissionPolicies ?? '').split(',').filter(Boolean))
+        byPolicy.set(`${engine}/${p}`, [...(byPolicy.get(`${engine}/${p}`) ?? []), e]);
     }
     if (!byPolicy.size) return undefined;
     return {
-      evidence: [...byPolicy].map(([p, es]): Evidence => ({ type: 'blocked-by', entity: `policy:${p}`, detail: `${p.replace('/', ' policy ')} denied ${phrase(kindsOf(es), admissionPhraseOf)}`, signalIds: ids(es) })),
+      evidence: [...byPolicy].map(([p, es]): Evidence => ({
+        type: 'blocked-by',
+        entity: `policy:${p}`,
+        detail: `${p.replace('/', ' policy ')} denied ${phrase(kindsOf(es), admissionPhraseOf)}`,
+        signalIds: ids(es),
+      })),
       summary: { admission: ` (admission: ${[...byPolicy.keys()].join(', ')})` },
     };
   },
@@ -174,7 +194,15 @@ const denials: EvidenceRule = {
     // A refusal kind names no attempt, and mTLS failures have a part of their own.
     const deniedKinds = kindsOf(denied).filter((k) => !hasTrait(k, 'admission-refusal') && !hasTrait(k, 'authz-refusal') && !hasTrait(k, 'mtls-failure'));
     return {
-      evidence: rbacDenied.length ? [{ type: 'blocked-by', detail: `RBAC denied ${rbacDenied.length} request(s)${attempts.length ? `: ${phrase(kindsOf(attempts))}` : ''}`, signalIds: ids(rbacDenied) }] : [],
+      evidence: rbacDenied.length
+        ? [
+            {
+              type: 'blocked-by',
+              detail: `RBAC denied ${rbacDenied.length} request(s)${attempts.length ? `: ${phrase(kindsOf(attempts))}` : ''}`,
+              signalIds: ids(rbacDenied),
+            },
+          ]
+        : [],
       summary: deniedKinds.length ? { denied: `; it was denied ${phrase(deniedKinds)}` } : {},
     };
   },
@@ -188,7 +216,13 @@ const missingControls: EvidenceRule = {
     if (!risky.length) return undefined;
     const nss = uniq(risky.map((e) => e.target.namespace).filter(Boolean));
     return {
-      evidence: [{ type: 'missing-control', detail: `No admission policy stopped ${phrase(kindsOf(risky))}${nss.length ? ` in ${nss.join(', ')}` : ''}`, signalIds: ids(risky) }],
+      evidence: [
+        {
+          type: 'missing-control',
+          detail: `No admission policy stopped ${phrase(kindsOf(risky))}${nss.length ? ` in ${nss.join(', ')}` : ''}`,
+          signalIds: ids(risky),
+        },
+      ],
       summary: { missing: `; no policy stopped ${phrase(kindsOf(risky))}` },
     };
   },
@@ -199,7 +233,17 @@ const meshWeakened: EvidenceRule = {
   analyze: ({ sorted }) => {
     const weakened = sorted.filter((e) => hasTrait(e.kind, 'mesh-weakening') && e.outcome !== 'denied');
     if (!weakened.length) return undefined;
-    return { evidence: [{ type: 'missing-control', detail: `Mesh security was weakened: ${uniq(weakened.map((e) => e.title)).slice(0, 3).join('; ')}`, signalIds: ids(weakened) }] };
+    return {
+      evidence: [
+        {
+          type: 'missing-control',
+          detail: `Mesh security was weakened: ${uniq(weakened.map((e) => e.title))
+            .slice(0, 3)
+            .join('; ')}`,
+          signalIds: ids(weakened),
+        },
+      ],
+    };
   },
 };
 
@@ -211,7 +255,13 @@ const mtlsFailures: EvidenceRule = {
     const to = uniq(mtls.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
     const sources = uniq(mtls.map((e) => e.source));
     return {
-      evidence: [{ type: 'mesh', detail: `${mtls.length} connection(s)${to.length ? ` to ${to.join(', ')}` : ''} failed mutual TLS (plaintext or untrusted identity refused), reported by ${sources.join(' and ')}`, signalIds: ids(mtls) }],
+      evidence: [
+        {
+          type: 'mesh',
+          detail: `${mtls.length} connection(s)${to.length ? ` to ${to.join(', ')}` : ''} failed mutual TLS (plaintext or untrusted identity refused), reported by ${sources.join(' and ')}`,
+          signalIds: ids(mtls),
+        },
+      ],
       summary: { mesh: `; ${mtls.length} of its connections failed mTLS` },
     };
   },
@@ -223,7 +273,15 @@ const refusedServiceCalls: EvidenceRule = {
     const calls = sorted.filter((e) => hasTrait(e.kind, 'service-call') && e.outcome === 'denied');
     if (!calls.length) return undefined;
     const to = uniq(calls.map((e) => e.target.namespace ?? e.target.name).filter(Boolean));
-    return { evidence: [{ type: 'blocked-by', detail: `${calls.length} call(s) to other services${to.length ? ` in ${to.join(', ')}` : ''} were refused (401/403 or mesh policy)`, signalIds: ids(calls) }] };
+    return {
+      evidence: [
+        {
+          type: 'blocked-by',
+          detail: `${calls.length} call(s) to other services${to.length ? ` in ${to.join(', ')}` : ''} were refused (401/403 or mesh policy)`,
+          signalIds: ids(calls),
+        },
+      ],
+    };
   },
 };
 
@@ -279,5 +337,11 @@ export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: 
     binding ??= found.enablingBinding;
   }
   const sentence = `${SUMMARY_PARTS.map((p) => summary[p] ?? '').join('')}.`;
-  return { summary: sentence, evidence, confidence: Math.round(Math.min(0.99, confidence) * 100) / 100, actor: actor.key, ...(binding ? { enablingBinding: binding } : {}) };
+  return {
+    summary: sentence,
+    evidence,
+    confidence: Math.round(Math.min(0.99, confidence) * 100) / 100,
+    actor: actor.key,
+    ...(binding ? { enablingBinding: binding } : {}),
+  };
 }

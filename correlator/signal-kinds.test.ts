@@ -5,7 +5,11 @@ const kinds = Object.keys(SIGNAL_KINDS) as SignalKind[];
 
 describe('signal kinds as data', () => {
   it('gives every trait to at least one kind, so no trait is dead', () => {
-    for (const trait of Object.keys(KIND_TRAITS) as KindTrait[]) expect(kinds.filter((k) => hasTrait(k, trait)), trait).not.toHaveLength(0);
+    for (const trait of Object.keys(KIND_TRAITS) as KindTrait[])
+      expect(
+        kinds.filter((k) => hasTrait(k, trait)),
+        trait,
+      ).not.toHaveLength(0);
   });
 
   it('answers trait questions from the definitions, and reads a kind without a phrase as its name', () => {

@@ -26,7 +26,21 @@ describe('signal JSON with the evidence last', () => {
     const { json, evidenceAt } = signalJson(tricky);
     const lean = withoutEvidence(tricky);
     expect(parseWithoutEvidence(json, evidenceAt)).toEqual(lean);
-    for (const at of [undefined, NaN, -1, 0, 1, 5, evidenceAt! - 1, evidenceAt! + 1, json.indexOf('matched'), json.lastIndexOf(',"matched"'), json.length, json.length + 10, 2.5])
+    for (const at of [
+      undefined,
+      NaN,
+      -1,
+      0,
+      1,
+      5,
+      evidenceAt! - 1,
+      evidenceAt! + 1,
+      json.indexOf('matched'),
+      json.lastIndexOf(',"matched"'),
+      json.length,
+      json.length + 10,
+      2.5,
+    ])
       expect(parseWithoutEvidence(json, at)).toEqual(lean);
   });
 

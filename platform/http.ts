@@ -5,7 +5,10 @@ import type { Request, Response } from 'express';
 export function sendProblem(res: Response, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): void {
   // A refused oversized body is left unread: close the connection rather than keep it waiting for the rest.
   if (status === 413) res.setHeader('Connection', 'close');
-  res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title, status, detail, ...extra }));
+  res
+    .status(status)
+    .type('application/problem+json')
+    .send(JSON.stringify({ type: 'about:blank', title, status, detail, ...extra }));
 }
 
 /** The media type of a request without parameters, lower-cased ('' when absent). */

@@ -6,7 +6,14 @@ import { settingsTable } from '../scripts/readme-settings.js';
 
 describe('loadConfig', () => {
   it('uses the embedded defaults', () => {
-    expect(loadConfig({})).toMatchObject({ host: '127.0.0.1', port: 8080, dataDir: './data', maxBodyBytes: 12 * 1024 * 1024, minSeverity: 'info', insecure: false });
+    expect(loadConfig({})).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: './data',
+      maxBodyBytes: 12 * 1024 * 1024,
+      minSeverity: 'info',
+      insecure: false,
+    });
   });
 
   it('reports every problem at once with the variable, the value and advice', () => {

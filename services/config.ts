@@ -62,28 +62,55 @@ export const ROLES = ['ingest', 'correlator', 'notifier', 'api'] as const;
 /** One role. */
 export type Role = (typeof ROLES)[number];
 
-
 /** Every setting of the core, for `kubevigil config` and the README (the notifier's are appended below). */
 const CORE_SETTINGS: SettingDoc[] = [
-  { env: 'KUBEVIGIL_HOST', default: '127.0.0.1', help: 'Address to listen on. Beyond loopback, KUBEVIGIL_INGEST_TOKEN and KUBEVIGIL_API_TOKEN are required unless --insecure.' },
+  {
+    env: 'KUBEVIGIL_HOST',
+    default: '127.0.0.1',
+    help: 'Address to listen on. Beyond loopback, KUBEVIGIL_INGEST_TOKEN and KUBEVIGIL_API_TOKEN are required unless --insecure.',
+  },
   { env: 'KUBEVIGIL_PORT', default: '8080', help: 'HTTP port for ingest, API, health and metrics.' },
   { env: 'KUBEVIGIL_DATA_DIR', default: './data', help: 'Where embedded state is kept.' },
   { env: 'KUBEVIGIL_INGEST_TOKEN', default: '(none)', help: 'Bearer token senders must present on /ingest/*.' },
   { env: 'KUBEVIGIL_API_TOKEN', default: '(none)', help: 'Bearer token for /api/* (read and write).' },
   { env: 'KUBEVIGIL_API_READ_TOKEN', default: '(none)', help: 'Bearer token that may only read /api/* (GET); PATCH answers 403.' },
-  { env: 'KUBEVIGIL_INGEST_TOKEN_AUDIT', default: '(none)', help: 'Token for /ingest/k8s-audit only (also _ALERTMANAGER, _LOKI, _OTLP for the other receivers); KUBEVIGIL_INGEST_TOKEN works everywhere.' },
+  {
+    env: 'KUBEVIGIL_INGEST_TOKEN_AUDIT',
+    default: '(none)',
+    help: 'Token for /ingest/k8s-audit only (also _ALERTMANAGER, _LOKI, _OTLP for the other receivers); KUBEVIGIL_INGEST_TOKEN works everywhere.',
+  },
   { env: 'KUBEVIGIL_TLS_CERT_FILE', default: '(none)', help: 'PEM certificate: serve HTTPS (with KUBEVIGIL_TLS_KEY_FILE).' },
   { env: 'KUBEVIGIL_TLS_KEY_FILE', default: '(none)', help: 'PEM private key of the certificate.' },
-  { env: 'KUBEVIGIL_TLS_CLIENT_CA_FILE', default: '(none)', help: 'PEM CA: /ingest/* then requires a client certificate it signed (mutual TLS, as the apiserver webhook kubeconfig presents).' },
+  {
+    env: 'KUBEVIGIL_TLS_CLIENT_CA_FILE',
+    default: '(none)',
+    help: 'PEM CA: /ingest/* then requires a client certificate it signed (mutual TLS, as the apiserver webhook kubeconfig presents).',
+  },
   { env: 'KUBEVIGIL_INSECURE', default: 'false', help: 'true: allow listening beyond loopback without tokens (same as --insecure).' },
-  { env: 'KUBEVIGIL_RULES_DIR', default: '(none)', help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.' },
+  {
+    env: 'KUBEVIGIL_RULES_DIR',
+    default: '(none)',
+    help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.',
+  },
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
-  { env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT', default: '32', help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.' },
+  {
+    env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT',
+    default: '32',
+    help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.',
+  },
   { env: 'KUBEVIGIL_INGEST_RATE', default: '0', help: 'Requests per second each receiver accepts (bursts of twice that); 0 means no rate limit.' },
-  { env: 'KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS', default: 'istio-source,pod,service-account,instance', help: 'Which alert labels name the actor, in order: istio-source (source_principal / source_workload), pod (namespace+pod), service-account, instance (IP).' },
+  {
+    env: 'KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS',
+    default: 'istio-source,pod,service-account,instance',
+    help: 'Which alert labels name the actor, in order: istio-source (source_principal / source_workload), pod (namespace+pod), service-account, instance (IP).',
+  },
   { env: 'LOKI_URL', default: '(none)', help: 'Loki (or gateway) base URL to poll with LogQL, in addition to the push endpoint /loki/api/v1/push.' },
-  { env: 'LOKI_QUERIES', default: '(none)', help: 'JSON list of {name, query} LogQL log queries to poll, e.g. [{"name":"istio","query":"{container=\\"istio-proxy\\"}"}].' },
+  {
+    env: 'LOKI_QUERIES',
+    default: '(none)',
+    help: 'JSON list of {name, query} LogQL log queries to poll, e.g. [{"name":"istio","query":"{container=\\"istio-proxy\\"}"}].',
+  },
   { env: 'LOKI_POLL_SCHEDULE', default: '*/30 * * * * *', help: 'node-cron schedule of the Loki poller.' },
   { env: 'LOKI_TENANT', default: '(none)', help: 'X-Scope-OrgID for the poller.' },
   { env: 'LOKI_TOKEN', default: '(none)', help: 'Bearer token the poller sends to Loki.' },
@@ -101,7 +128,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'REDIS_URL', default: '(none)', help: 'redis://host:port of the Redis that holds correlator state in distributed mode.' },
   { env: 'KUBEVIGIL_TOPIC_PREFIX', default: 'kubevigil', help: 'Prefix of Kafka topics, consumer groups and Redis keys.' },
   { env: 'KUBEVIGIL_PARTITIONS', default: '12', help: 'Partitions of the topics kubevigil creates: the most correlators that can share the work.' },
-  { env: 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS', default: '30000', help: 'How long a correlator that died keeps its partitions before another takes them over (6000 at least).' },
+  {
+    env: 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS',
+    default: '30000',
+    help: 'How long a correlator that died keeps its partitions before another takes them over (6000 at least).',
+  },
 ];
 
 /** Every setting, for `kubevigil config` and the README. */
@@ -146,13 +177,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ...SOURCE_LIST.map((s): [string, string | undefined] => [s.tokenEnv, sourceTokens[s.name]]),
   ];
   for (const [name, tok] of tokenVars)
-    if (tok !== undefined && tok.length < 16) problems.push(`${name} is ${tok.length} characters; use at least 16 random characters (e.g. openssl rand -hex 24)`);
+    if (tok !== undefined && tok.length < 16)
+      problems.push(`${name} is ${tok.length} characters; use at least 16 random characters (e.g. openssl rand -hex 24)`);
   const certFile = env.KUBEVIGIL_TLS_CERT_FILE || undefined;
   const keyFile = env.KUBEVIGIL_TLS_KEY_FILE || undefined;
   const clientCaFile = env.KUBEVIGIL_TLS_CLIENT_CA_FILE || undefined;
   if (!!certFile !== !!keyFile) problems.push('KUBEVIGIL_TLS_CERT_FILE and KUBEVIGIL_TLS_KEY_FILE go together: set both to serve HTTPS, or neither');
-  if (clientCaFile && !certFile) problems.push('KUBEVIGIL_TLS_CLIENT_CA_FILE needs KUBEVIGIL_TLS_CERT_FILE and KUBEVIGIL_TLS_KEY_FILE: mutual TLS needs a TLS listener');
-  for (const [name, f] of [['KUBEVIGIL_TLS_CERT_FILE', certFile], ['KUBEVIGIL_TLS_KEY_FILE', keyFile], ['KUBEVIGIL_TLS_CLIENT_CA_FILE', clientCaFile]] as const)
+  if (clientCaFile && !certFile)
+    problems.push('KUBEVIGIL_TLS_CLIENT_CA_FILE needs KUBEVIGIL_TLS_CERT_FILE and KUBEVIGIL_TLS_KEY_FILE: mutual TLS needs a TLS listener');
+  for (const [name, f] of [
+    ['KUBEVIGIL_TLS_CERT_FILE', certFile],
+    ['KUBEVIGIL_TLS_KEY_FILE', keyFile],
+    ['KUBEVIGIL_TLS_CLIENT_CA_FILE', clientCaFile],
+  ] as const)
     if (f && !existsSync(f)) problems.push(`${name} (${JSON.stringify(f)}) does not exist; give the path of a PEM file`);
   const ingestAuthenticated = !!ingestToken || !!clientCaFile || Object.values(sourceTokens).every(Boolean);
   if (!isLoopback(host) && !insecure && (!ingestAuthenticated || !apiToken))
@@ -167,16 +204,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   const roleText = flags.role ?? env.KUBEVIGIL_ROLES ?? 'all';
   const roleList = roleText === 'all' || roleText === '' ? [...ROLES] : roleText.split(',').map((r) => r.trim());
   const badRoles = roleList.filter((r) => !(ROLES as readonly string[]).includes(r));
-  if (badRoles.length || roleList.length === 0) problems.push(`roles (${JSON.stringify(roleText)}) must be "all" or a comma-separated list of ${ROLES.join(', ')}`);
+  if (badRoles.length || roleList.length === 0)
+    problems.push(`roles (${JSON.stringify(roleText)}) must be "all" or a comma-separated list of ${ROLES.join(', ')}`);
   const roles = new Set(roleList.filter((r): r is Role => (ROLES as readonly string[]).includes(r)));
-  const kafkaBrokers = (env.KAFKA_BROKERS ?? '').split(',').map((b) => b.trim()).filter(Boolean);
-  for (const b of kafkaBrokers) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`KAFKA_BROKERS entry ${JSON.stringify(b)} must be host:port, e.g. 127.0.0.1:9092`);
+  const kafkaBrokers = (env.KAFKA_BROKERS ?? '')
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+  for (const b of kafkaBrokers)
+    if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`KAFKA_BROKERS entry ${JSON.stringify(b)} must be host:port, e.g. 127.0.0.1:9092`);
   const redisUrl = env.REDIS_URL || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL (${JSON.stringify(redisUrl)}) must start with redis:// or rediss://`);
-  if (kafkaBrokers.length && roles.has('correlator') && !redisUrl) problems.push('KAFKA_BROKERS is set and this process runs the correlator role, but REDIS_URL is not: distributed correlators keep their state in Redis');
-  if (!kafkaBrokers.length && roleText !== 'all' && roles.size < ROLES.length) problems.push(`running only some roles (${roleText}) needs KAFKA_BROKERS: in embedded mode every role runs in one process`);
+  if (kafkaBrokers.length && roles.has('correlator') && !redisUrl)
+    problems.push('KAFKA_BROKERS is set and this process runs the correlator role, but REDIS_URL is not: distributed correlators keep their state in Redis');
+  if (!kafkaBrokers.length && roleText !== 'all' && roles.size < ROLES.length)
+    problems.push(`running only some roles (${roleText}) needs KAFKA_BROKERS: in embedded mode every role runs in one process`);
   const topicPrefix = env.KUBEVIGIL_TOPIC_PREFIX || 'kubevigil';
-  if (!/^[a-zA-Z0-9._-]{1,100}$/.test(topicPrefix)) problems.push(`KUBEVIGIL_TOPIC_PREFIX (${JSON.stringify(topicPrefix)}) may use letters, digits, ".", "_" and "-" only`);
+  if (!/^[a-zA-Z0-9._-]{1,100}$/.test(topicPrefix))
+    problems.push(`KUBEVIGIL_TOPIC_PREFIX (${JSON.stringify(topicPrefix)}) may use letters, digits, ".", "_" and "-" only`);
   const conventions = parseActorConventions(env.KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS ?? 'istio-source,pod,service-account,instance');
   for (const p of conventions.problems) problems.push(`KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS: ${p}`);
   let lokiPoller: Config['lokiPoller'];
@@ -184,14 +229,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     let queries: LokiQuery[] = [];
     try {
       const parsed = JSON.parse(env.LOKI_QUERIES ?? '[]') as unknown;
-      if (!Array.isArray(parsed) || !parsed.every((q) => q && typeof q.name === 'string' && typeof q.query === 'string')) throw new Error('not a list of {name, query}');
+      if (!Array.isArray(parsed) || !parsed.every((q) => q && typeof q.name === 'string' && typeof q.query === 'string'))
+        throw new Error('not a list of {name, query}');
       queries = parsed as LokiQuery[];
     } catch (e) {
       problems.push(`LOKI_QUERIES must be a JSON list of {"name": …, "query": …} (${(e as Error).message})`);
     }
     const schedule = env.LOKI_POLL_SCHEDULE || undefined;
     problems.push(...checkPollerOptions({ url: env.LOKI_URL, queries, ...(schedule ? { schedule } : {}) }));
-    lokiPoller = { url: env.LOKI_URL, queries, ...(schedule ? { schedule } : {}), ...(env.LOKI_TENANT ? { tenant: env.LOKI_TENANT } : {}), ...(env.LOKI_TOKEN ? { token: env.LOKI_TOKEN } : {}) };
+    lokiPoller = {
+      url: env.LOKI_URL,
+      queries,
+      ...(schedule ? { schedule } : {}),
+      ...(env.LOKI_TENANT ? { tenant: env.LOKI_TENANT } : {}),
+      ...(env.LOKI_TOKEN ? { token: env.LOKI_TOKEN } : {}),
+    };
   } else if (env.LOKI_QUERIES) problems.push('LOKI_QUERIES is set but LOKI_URL is not: the poller needs the Loki base URL');
   let tempoPoller: Config['tempoPoller'];
   if (env.TEMPO_URL) {
@@ -200,7 +252,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     if (queries.length === 0) problems.push('TEMPO_QUERIES is empty; give at least one TraceQL query, e.g. { span.http.response.status_code = 403 }');
     const schedule = env.TEMPO_POLL_SCHEDULE || undefined;
     if (schedule && !validateCron(schedule)) problems.push(`TEMPO_POLL_SCHEDULE (${schedule}) is not a cron expression; every minute is "* * * * *"`);
-    tempoPoller = { url: env.TEMPO_URL, queries, ...(schedule ? { schedule } : {}), ...(env.TEMPO_TENANT ? { tenant: env.TEMPO_TENANT } : {}), ...(env.TEMPO_TOKEN ? { token: env.TEMPO_TOKEN } : {}) };
+    tempoPoller = {
+      url: env.TEMPO_URL,
+      queries,
+      ...(schedule ? { schedule } : {}),
+      ...(env.TEMPO_TENANT ? { tenant: env.TEMPO_TENANT } : {}),
+      ...(env.TEMPO_TOKEN ? { token: env.TEMPO_TOKEN } : {}),
+    };
   } else if (env.TEMPO_QUERIES) problems.push('TEMPO_QUERIES is set but TEMPO_URL is not: the poller needs the Tempo base URL');
   let notifier: NotifierConfig | undefined;
   try {
@@ -220,7 +278,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ...(certFile && keyFile ? { tls: { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
     insecure,
     rulesPaths: (env.KUBEVIGIL_RULES_DIR ?? '').split(':').filter((p) => p !== ''),
-    maxBodyBytes: int(env, 'KUBEVIGIL_MAX_BODY_BYTES', 12 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'the apiserver sends batches of up to --audit-webhook-batch-max-size events (400 by default); 12 MiB suits most clusters', problems),
+    maxBodyBytes: int(
+      env,
+      'KUBEVIGIL_MAX_BODY_BYTES',
+      12 * 1024 * 1024,
+      1024,
+      1024 * 1024 * 1024,
+      'the apiserver sends batches of up to --audit-webhook-batch-max-size events (400 by default); 12 MiB suits most clusters',
+      problems,
+    ),
     dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
     busCapacity: int(env, 'KUBEVIGIL_BUS_CAPACITY', 100_000, 100, 10_000_000, '100000 suits most clusters', problems),
     recentSignals: int(env, 'KUBEVIGIL_RECENT_SIGNALS', 10_000, 0, 1_000_000, '10000 is plenty for a look at what fired', problems),

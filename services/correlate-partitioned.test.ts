@@ -17,7 +17,13 @@ function seedSignals(): Signal[] {
   return attackEvents(SEED_SCENARIO).flatMap((e) => detector.detect(normalizeAuditEvent(e, e.stageTimestamp ? Date.parse(e.stageTimestamp) : 0)));
 }
 
-function correlator(state: MemoryCorrelatorState, published: Incident[], clock = { now: () => SEED_SCENARIO.start }, failPublishes = 0, extra: Partial<PartitionedCorrelatorOptions> = {}) {
+function correlator(
+  state: MemoryCorrelatorState,
+  published: Incident[],
+  clock = { now: () => SEED_SCENARIO.start },
+  failPublishes = 0,
+  extra: Partial<PartitionedCorrelatorOptions> = {},
+) {
   let failures = failPublishes;
   return new PartitionedCorrelator({
     ...extra,
@@ -32,7 +38,8 @@ function correlator(state: MemoryCorrelatorState, published: Incident[], clock =
   });
 }
 
-const asMessages = (signals: Signal[], from = 0): BusMessage<SignalsMessage>[] => signals.map((s, i) => ({ key: s.actor.key, value: s, partition: 3, offset: String(from + i) }));
+const asMessages = (signals: Signal[], from = 0): BusMessage<SignalsMessage>[] =>
+  signals.map((s, i) => ({ key: s.actor.key, value: s, partition: 3, offset: String(from + i) }));
 /** Partition 3 of the signals topic as Kafka keeps it: readable by offset. Records every read. */
 class TopicPartition implements SignalSource {
   readonly reads: { partition: number; offsets: string[] }[] = [];
@@ -172,7 +179,11 @@ describe('PartitionedCorrelator', () => {
   it('refers only to recent offsets: an idle group is written again with its old signals in full', async () => {
     const distance = 8;
     // After the attack, other workloads keep the partition busy and leave the attacker's windows idle.
-    const others = Array.from({ length: 40 }, (_, i): Signal => ({ ...signals[i % signals.length]!, id: `other-${i}`, actor: { ...signals[0]!.actor, key: `sa:other/w-${i}`, name: `w-${i}` } }));
+    const others = Array.from({ length: 40 }, (_, i): Signal => ({
+      ...signals[i % signals.length]!,
+      id: `other-${i}`,
+      actor: { ...signals[0]!.actor, key: `sa:other/w-${i}`, name: `w-${i}` },
+    }));
     const all = asMessages([...signals, ...others]);
     const state = new MemoryCorrelatorState();
     const topic = topicOf(all);
@@ -197,7 +208,14 @@ describe('PartitionedCorrelator', () => {
 
   it('forgets an evicted prologue in the checkpoint too, and skips messages that are not signals', async () => {
     // Signals that join nothing (no correlation reads their kind, too mild to open an incident) stay in prologues.
-    const quiet = (i: number): Signal => ({ ...signals[0]!, id: `quiet-${i}`, kind: 'test.quiet' as Signal['kind'], severity: 'info', rule: { id: 'test-quiet', title: 't' }, actor: { ...signals[0]!.actor, key: `sa:q/a-${i}`, name: `a-${i}` } });
+    const quiet = (i: number): Signal => ({
+      ...signals[0]!,
+      id: `quiet-${i}`,
+      kind: 'test.quiet' as Signal['kind'],
+      severity: 'info',
+      rule: { id: 'test-quiet', title: 't' },
+      actor: { ...signals[0]!.actor, key: `sa:q/a-${i}`, name: `a-${i}` },
+    });
     const state = new MemoryCorrelatorState();
     const c = correlator(state, [], undefined, 0, { source: topicOf([]), policy: { lookbackActors: 2 } });
     const junk: BusMessage<SignalsMessage> = { key: 'x', partition: 3, offset: '3', value: { hello: 'world' } as never };
@@ -233,7 +251,12 @@ describe('PartitionedCorrelator', () => {
     const c = correlator(state, published);
     await c.handle(asMessages(signals));
     const id = latest(published)[0]!.id;
-    const cmd = (to: 'acknowledged' | 'resolved', offset: number): BusMessage<SignalsMessage> => ({ key: 'sa:frontend/frontend', partition: 3, offset: String(offset), value: { command: 'transition', incidentId: id, to, note: 'n' } });
+    const cmd = (to: 'acknowledged' | 'resolved', offset: number): BusMessage<SignalsMessage> => ({
+      key: 'sa:frontend/frontend',
+      partition: 3,
+      offset: String(offset),
+      value: { command: 'transition', incidentId: id, to, note: 'n' },
+    });
     await c.handle([cmd('acknowledged', signals.length), cmd('acknowledged', signals.length + 1), cmd('resolved', signals.length + 2)]);
     expect(c.stats.commandsRejected).toBe(1);
     const final = latest(published).find((i) => i.id === id)!;

@@ -27,7 +27,15 @@ import { isCommand, type SignalsMessage } from './bus/topics.js';
 import type { CorrelatorRuntime, IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
-import { isRef, rememberOffset, SignalWriter, type CorrelatorStateStore, type PartitionCheckpoint, type PartitionState, type StoredSignal } from './store/correlator-state.js';
+import {
+  isRef,
+  rememberOffset,
+  SignalWriter,
+  type CorrelatorStateStore,
+  type PartitionCheckpoint,
+  type PartitionState,
+  type StoredSignal,
+} from './store/correlator-state.js';
 
 /** The fields correlation relies on, checked before a message from the topic is correlated. */
 function isSignal(v: unknown): v is Signal {
@@ -392,7 +400,10 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     this.drop(p);
     this.parts.set(p, part);
     this.stats.loads++;
-    this.o.logger.info({ partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored - restoredBefore }, 'correlator state loaded');
+    this.o.logger.info(
+      { partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored - restoredBefore },
+      'correlator state loaded',
+    );
     return part;
   }
 
@@ -440,7 +451,10 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
 
   private serialize<T>(partition: number, fn: () => Promise<T>): Promise<T> {
     const run = (this.chains.get(partition) ?? Promise.resolve()).then(fn, fn);
-    this.chains.set(partition, run.catch(() => undefined));
+    this.chains.set(
+      partition,
+      run.catch(() => undefined),
+    );
     return run;
   }
 }

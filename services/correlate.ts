@@ -124,7 +124,9 @@ export class Correlator implements IncidentCommands, CorrelatorRuntime {
     if (this.pendingIncidents.size === 0) return;
     const batch = [...this.pendingIncidents.values()];
     try {
-      await tracer.startActiveSpan('kubevigil.store', { attributes: { 'kubevigil.incidents': batch.length } }, (span) => this.store.upsert(batch, this.pendingSignals).finally(() => span.end()));
+      await tracer.startActiveSpan('kubevigil.store', { attributes: { 'kubevigil.incidents': batch.length } }, (span) =>
+        this.store.upsert(batch, this.pendingSignals).finally(() => span.end()),
+      );
     } catch (err) {
       this.metrics?.storeFailures.inc();
       this.logger.error({ err, incidents: batch.length }, 'store write failed; changes kept and retried');

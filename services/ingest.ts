@@ -20,7 +20,13 @@ const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** Publishes signals on a bus topic, keyed by actor so one actor's signals stay in order. */
 export function busPublisher(bus: Bus, topic: Topic<SignalsMessage>): SignalPublisher {
-  return { publish: (signals) => bus.publish(topic, signals.map((s) => ({ key: s.actor.key, value: s }))) };
+  return {
+    publish: (signals) =>
+      bus.publish(
+        topic,
+        signals.map((s) => ({ key: s.actor.key, value: s })),
+      ),
+  };
 }
 
 /** {@link IngestSink} over a detector and a publisher, counting what passes. */
@@ -36,19 +42,23 @@ export class IngestPipeline implements IngestSink {
   /** Detects over all events, then publishes every signal of the batch in one call (in a span per batch). */
   ingest(events: readonly SourceEvent[]): Promise<IngestOutcome> {
     const source = events[0]?.source ?? 'unknown';
-    return tracer.startActiveSpan('kubevigil.ingest', { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': events.length } }, async (span) => {
-      try {
-        const out = await this.run(source, events);
-        span.setAttribute('kubevigil.signals', out.signals);
-        return out;
-      } catch (e) {
-        span.recordException(e as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
-        throw e;
-      } finally {
-        span.end();
-      }
-    });
+    return tracer.startActiveSpan(
+      'kubevigil.ingest',
+      { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': events.length } },
+      async (span) => {
+        try {
+          const out = await this.run(source, events);
+          span.setAttribute('kubevigil.signals', out.signals);
+          return out;
+        } catch (e) {
+          span.recordException(e as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+          throw e;
+        } finally {
+          span.end();
+        }
+      },
+    );
   }
 
   private async run(source: string, events: readonly SourceEvent[]): Promise<IngestOutcome> {
@@ -83,7 +93,9 @@ export class IngestPipeline implements IngestSink {
     if (signals.length) {
       try {
         // The bus carries this span's context (Kafka headers), so correlation continues the trace.
-        await tracer.startActiveSpan('kubevigil.publish', { kind: SpanKind.PRODUCER, attributes: { 'kubevigil.signals': signals.length } }, (span) => this.publisher.publish(signals).finally(() => span.end()));
+        await tracer.startActiveSpan('kubevigil.publish', { kind: SpanKind.PRODUCER, attributes: { 'kubevigil.signals': signals.length } }, (span) =>
+          this.publisher.publish(signals).finally(() => span.end()),
+        );
       } catch (e) {
         this.metrics?.publishFailures.inc({ topic: 'signals', reason: e instanceof KubevigilError ? e.code : 'error' });
         throw e;

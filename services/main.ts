@@ -126,7 +126,17 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     const { correlator: embedded, partitioned } = correlator ?? {};
     return { url: http.url, bus: bus.bus, recent, metrics, store, correlator: embedded, partitioned, drained: () => bus.drained() };
   });
-  logger.info({ url: running.url, roles: [...roles], mode: distributed ? 'distributed' : 'embedded', rules: rules.rules.length, correlations: rules.correlations.length, disabled: rules.disabled.length }, 'kubevigil listening');
+  logger.info(
+    {
+      url: running.url,
+      roles: [...roles],
+      mode: distributed ? 'distributed' : 'embedded',
+      rules: rules.rules.length,
+      correlations: rules.correlations.length,
+      disabled: rules.disabled.length,
+    },
+    'kubevigil listening',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -163,7 +163,8 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry });
       // prom-client also exports per-process totals as gauges named *_total, which promtool rejects
       // (a _total suffix means a counter); sum(nodejs_active_handles) and the others give the same value.
-      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+        this.registry.removeSingleMetric(name);
     }
   }
 }

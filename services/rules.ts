@@ -61,7 +61,6 @@ export interface RuleFiles {
   correlation: RuleFileInput[];
 }
 
-
 /** Reads the shipped packs and the extra paths, in load order. */
 export function readRuleFiles(extraPaths: string[] = [], problems: Problem[] = [], includeShipped = true): RuleFiles {
   const dirs = [...(includeShipped ? [SHIPPED_DETECTIONS, SHIPPED_CORRELATIONS] : []), ...extraPaths.map((p) => resolve(p))];
@@ -110,7 +109,10 @@ function readEventsFile(path: string): unknown[] {
   try {
     return [JSON.parse(trimmed)];
   } catch {
-    return trimmed.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+    return trimmed
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as unknown);
   }
 }
 
@@ -144,7 +146,9 @@ export function testRules(extraPaths: string[] = [], includeShipped = true): { r
         covered = new Set(tf.tests.flatMap((t) => t.expect.map((e) => e.rule)));
       }
       // Every rule of the file must be exercised by at least one expectation.
-      for (const id of ids) if (!covered.has(id)) problems.push({ file: testFile, item: id, field: 'expect', message: `rule ${id} of ${basename(ruleFile)} has no test that expects it to fire` });
+      for (const id of ids)
+        if (!covered.has(id))
+          problems.push({ file: testFile, item: id, field: 'expect', message: `rule ${id} of ${basename(ruleFile)} has no test that expects it to fire` });
     }
   }
   return { results, problems, untested };

@@ -36,7 +36,10 @@ describe('a source token opens its own receiver only', () => {
   const tokens = Object.fromEntries(SOURCE_LIST.map((s) => [s.name, `only-for-${s.name}-0123456789abcdef`]));
   beforeAll(async () => {
     const env = Object.fromEntries(SOURCE_LIST.map((s) => [s.tokenEnv, tokens[s.name]!]));
-    kv = await serve(loadConfig({ ...env, KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
+    kv = await serve(loadConfig({ ...env, KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir }), createLogger('silent'), {
+      processMetrics: false,
+      sweepSchedule: false,
+    });
   });
   afterAll(async () => {
     await kv.stop();
@@ -46,7 +49,11 @@ describe('a source token opens its own receiver only', () => {
   it('lets each source in with its token, and no other source', async () => {
     for (const s of SOURCE_LIST)
       for (const t of SOURCE_LIST) {
-        const res = await fetch(`${kv.url}${s.path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[t.name]}` } });
+        const res = await fetch(`${kv.url}${s.path}`, {
+          method: 'POST',
+          body: '{}',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[t.name]}` },
+        });
         // Past authentication, an empty object is a bad or empty batch: anything but 401.
         if (s === t) expect(res.status, `${t.name}'s token on ${s.path}`).not.toBe(401);
         else expect(res.status, `${t.name}'s token on ${s.path}`).toBe(401);

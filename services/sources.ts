@@ -83,7 +83,8 @@ export const SOURCE_LIST: readonly Source[] = [
     tokenEnv: 'KUBEVIGIL_INGEST_TOKEN_AUDIT',
     overloadStatus: 503,
     authenticatesActors: true,
-    receiver: (ctx) => auditReceiver({ sink: ctx.sink, maxBodyBytes: ctx.maxBodyBytes, dedupEntries: ctx.dedupEntries, stats: itemStats('k8s-audit', ctx.metrics) }),
+    receiver: (ctx) =>
+      auditReceiver({ sink: ctx.sink, maxBodyBytes: ctx.maxBodyBytes, dedupEntries: ctx.dedupEntries, stats: itemStats('k8s-audit', ctx.metrics) }),
     learn(ev, ctx) {
       const raw = ev.raw as AuditEvent;
       if (ctx.identity) for (const f of identityFacts(raw, ev.observedTime)) ctx.identity.learn(f);
@@ -92,10 +93,18 @@ export const SOURCE_LIST: readonly Source[] = [
     openapi: {
       operationId: 'ingestAudit',
       tags: ['ingest'],
-      summary: 'Audit webhook: an EventList, an Event, an array, or JSON lines (gzip, deflate, br or zstd allowed); repeated (auditID, stage) pairs are dropped',
+      summary:
+        'Audit webhook: an EventList, an Event, an array, or JSON lines (gzip, deflate, br or zstd allowed); repeated (auditID, stage) pairs are dropped',
       security: INGEST_SECURITY,
       requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: str } } },
-      responses: { '200': json('IngestResult', 'accepted (invalid events are reported, not refused)'), '400': problem, '401': problem, '413': problem, '415': problem, '503': problem },
+      responses: {
+        '200': json('IngestResult', 'accepted (invalid events are reported, not refused)'),
+        '400': problem,
+        '401': problem,
+        '413': problem,
+        '415': problem,
+        '503': problem,
+      },
     },
   },
   {
@@ -120,9 +129,20 @@ export const SOURCE_LIST: readonly Source[] = [
       security: INGEST_SECURITY,
       requestBody: {
         required: true,
-        content: { 'application/json': { schema: { type: 'object', required: ['alerts'], properties: { version: str, status: str, alerts: { type: 'array', items: { type: 'object' } } } } } },
+        content: {
+          'application/json': {
+            schema: { type: 'object', required: ['alerts'], properties: { version: str, status: str, alerts: { type: 'array', items: { type: 'object' } } } },
+          },
+        },
       },
-      responses: { '200': json('IngestResult', 'accepted (invalid alerts are reported, not refused)'), '400': problem, '401': problem, '413': problem, '415': problem, '503': problem },
+      responses: {
+        '200': json('IngestResult', 'accepted (invalid alerts are reported, not refused)'),
+        '400': problem,
+        '401': problem,
+        '413': problem,
+        '415': problem,
+        '503': problem,
+      },
     },
   },
   {
@@ -137,16 +157,23 @@ export const SOURCE_LIST: readonly Source[] = [
         sink: ctx.sink,
         maxBodyBytes: ctx.maxBodyBytes,
         dedupEntries: ctx.dedupEntries,
-        stats: { lines: (o, n) => n && ctx.metrics.ingestEvents.inc({ source: 'loki', outcome: o }, n), request: (c) => ctx.metrics.ingestRequests.inc({ source: 'loki', code: String(c) }) },
+        stats: {
+          lines: (o, n) => n && ctx.metrics.ingestEvents.inc({ source: 'loki', outcome: o }, n),
+          request: (c) => ctx.metrics.ingestRequests.inc({ source: 'loki', code: String(c) }),
+        },
       }),
     openapi: {
       operationId: 'ingestLokiPush',
       tags: ['ingest'],
-      summary: 'Loki push API (JSON, gzip JSON, snappy-compressed protobuf PushRequest; X-Scope-OrgID) so Promtail, Alloy or Fluent Bit can send a copy of their streams',
+      summary:
+        'Loki push API (JSON, gzip JSON, snappy-compressed protobuf PushRequest; X-Scope-OrgID) so Promtail, Alloy or Fluent Bit can send a copy of their streams',
       security: INGEST_SECURITY,
       requestBody: {
         required: true,
-        content: { 'application/json': { schema: { type: 'object', properties: { streams: { type: 'array', items: { type: 'object' } } } } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } },
+        content: {
+          'application/json': { schema: { type: 'object', properties: { streams: { type: 'array', items: { type: 'object' } } } } },
+          'application/x-protobuf': { schema: { type: 'string', format: 'binary' } },
+        },
       },
       responses: { '204': { description: 'accepted' }, '400': problem, '401': problem, '413': problem, '415': problem, '429': problem },
     },
@@ -162,7 +189,10 @@ export const SOURCE_LIST: readonly Source[] = [
       otlpReceiver({
         sink: ctx.sink,
         maxBodyBytes: ctx.maxBodyBytes,
-        stats: { spans: (o, n) => n && ctx.metrics.ingestEvents.inc({ source: 'otlp', outcome: o }, n), request: (c) => ctx.metrics.ingestRequests.inc({ source: 'otlp', code: String(c) }) },
+        stats: {
+          spans: (o, n) => n && ctx.metrics.ingestEvents.inc({ source: 'otlp', outcome: o }, n),
+          request: (c) => ctx.metrics.ingestRequests.inc({ source: 'otlp', code: String(c) }),
+        },
       }),
     openapi: {
       operationId: 'ingestOtlpTraces',
@@ -171,10 +201,19 @@ export const SOURCE_LIST: readonly Source[] = [
       security: INGEST_SECURITY,
       requestBody: {
         required: true,
-        content: { 'application/json': { schema: { type: 'object', properties: { resourceSpans: { type: 'array', items: { type: 'object' } } } } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } },
+        content: {
+          'application/json': { schema: { type: 'object', properties: { resourceSpans: { type: 'array', items: { type: 'object' } } } } },
+          'application/x-protobuf': { schema: { type: 'string', format: 'binary' } },
+        },
       },
       responses: {
-        '200': { description: 'ExportTraceServiceResponse, with partialSuccess when spans were rejected', content: { 'application/json': { schema: { $ref: '#/components/schemas/ExportTraceServiceResponse' } }, 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } } } },
+        '200': {
+          description: 'ExportTraceServiceResponse, with partialSuccess when spans were rejected',
+          content: {
+            'application/json': { schema: { $ref: '#/components/schemas/ExportTraceServiceResponse' } },
+            'application/x-protobuf': { schema: { type: 'string', format: 'binary' } },
+          },
+        },
         '400': json('RpcStatus', 'google.rpc.Status'),
         '401': problem,
         '413': json('RpcStatus', 'google.rpc.Status'),

@@ -26,7 +26,13 @@ const capture = readReal('alertmanager/webhook-v4-am0.27-capture.jsonl')
 const firing2019 = readReal('alertmanager/webhook-v4-am-2019-alertmonitor-firing.json');
 const resolved2019 = readReal('alertmanager/webhook-v4-am-2019-alertmonitor-resolved.json');
 
-const alert = (labels: Record<string, string>, extra: Record<string, unknown> = {}) => ({ status: 'firing', labels, annotations: {}, startsAt: '2025-03-01T10:00:00Z', ...extra });
+const alert = (labels: Record<string, string>, extra: Record<string, unknown> = {}) => ({
+  status: 'firing',
+  labels,
+  annotations: {},
+  startsAt: '2025-03-01T10:00:00Z',
+  ...extra,
+});
 
 describe('Alertmanager payload decoding', () => {
   it('reads every delivery captured from Alertmanager 0.27 with all version 4 fields', () => {
@@ -132,7 +138,15 @@ describe('Alertmanager payload decoding', () => {
       alerts: [alert({ alertname: 'A' })],
     });
     expect(p.alerts).toHaveLength(1);
-    expect(p.group).toMatchObject({ receiver: '', groupKey: '', groupLabels: {}, commonLabels: {}, commonAnnotations: { summary: 's' }, truncatedAlerts: 3, version: '5' });
+    expect(p.group).toMatchObject({
+      receiver: '',
+      groupKey: '',
+      groupLabels: {},
+      commonLabels: {},
+      commonAnnotations: { summary: 's' },
+      truncatedAlerts: 3,
+      version: '5',
+    });
     expect(p.warnings).toEqual([
       'receiver must be a string (got number); ignored',
       'groupKey must be a string (got an array); ignored',
@@ -154,21 +168,42 @@ describe('Alertmanager payload decoding', () => {
 
 describe('Alert normalization', () => {
   it('names the actor by the first convention whose labels are present, in the configured order', () => {
-    const istio = { alertname: 'A', source_principal: 'spiffe://td/ns/web/sa/web-sa', source_workload: 'web', source_workload_namespace: 'web', namespace: 'web', pod: 'web-1', instance: '10.1.2.3:15090' };
+    const istio = {
+      alertname: 'A',
+      source_principal: 'spiffe://td/ns/web/sa/web-sa',
+      source_workload: 'web',
+      source_workload_namespace: 'web',
+      namespace: 'web',
+      pod: 'web-1',
+      instance: '10.1.2.3:15090',
+    };
     expect(actorOfAlert(istio)).toMatchObject({ actor: { key: 'sa:web/web-sa', type: 'serviceaccount' }, labels: ['source_principal'] });
-    expect(actorOfAlert({ ...istio, source_principal: 'unknown' })).toMatchObject({ actor: { key: 'pod:web/web', type: 'pod' }, labels: ['source_workload', 'source_workload_namespace'] });
+    expect(actorOfAlert({ ...istio, source_principal: 'unknown' })).toMatchObject({
+      actor: { key: 'pod:web/web', type: 'pod' },
+      labels: ['source_workload', 'source_workload_namespace'],
+    });
     expect(actorOfAlert(istio, ['pod', 'istio-source'])).toMatchObject({ actor: { key: 'pod:web/web-1' }, labels: ['namespace', 'pod'] });
     expect(actorOfAlert(istio, ['instance'])).toMatchObject({ actor: { key: 'ip:10.1.2.3', type: 'ip' }, labels: ['instance'] });
     expect(actorOfAlert({ alertname: 'A', exported_namespace: 'shop', exported_pod: 'cart-0' })).toMatchObject({ actor: { key: 'pod:shop/cart-0' } });
-    expect(actorOfAlert({ alertname: 'A', service_account: 'builder', namespace: 'ci' })).toMatchObject({ actor: { key: 'sa:ci/builder', name: 'system:serviceaccount:ci:builder' } });
-    expect(actorOfAlert({ alertname: 'A', serviceaccount: 'system:serviceaccount:ci:deployer' })).toMatchObject({ actor: { key: 'sa:ci/deployer' }, labels: ['serviceaccount'] });
-    expect(actorOfAlert({ alertname: 'NodeDown', instance: 'node-1.example.com:9100' })).toMatchObject({ actor: { key: 'user:alertmanager/NodeDown', type: 'user' }, labels: [] });
+    expect(actorOfAlert({ alertname: 'A', service_account: 'builder', namespace: 'ci' })).toMatchObject({
+      actor: { key: 'sa:ci/builder', name: 'system:serviceaccount:ci:builder' },
+    });
+    expect(actorOfAlert({ alertname: 'A', serviceaccount: 'system:serviceaccount:ci:deployer' })).toMatchObject({
+      actor: { key: 'sa:ci/deployer' },
+      labels: ['serviceaccount'],
+    });
+    expect(actorOfAlert({ alertname: 'NodeDown', instance: 'node-1.example.com:9100' })).toMatchObject({
+      actor: { key: 'user:alertmanager/NodeDown', type: 'user' },
+      labels: [],
+    });
     expect(actorOfAlert({})).toMatchObject({ actor: { key: 'user:alertmanager/unnamed' } });
   });
 
   it('parses a configured convention list and names the bad entries', () => {
     expect(parseActorConventions('pod, istio-source,pod')).toEqual({ conventions: ['pod', 'istio-source'], problems: [] });
-    expect(parseActorConventions('pod,spiffe').problems).toEqual(['unknown actor convention "spiffe"; use a comma-separated list of istio-source, pod, service-account, instance']);
+    expect(parseActorConventions('pod,spiffe').problems).toEqual([
+      'unknown actor convention "spiffe"; use a comma-separated list of istio-source, pod, service-account, instance',
+    ]);
     expect(parseActorConventions(' ').problems).toHaveLength(1);
   });
 
@@ -182,8 +217,16 @@ describe('Alert normalization', () => {
   });
 
   it('takes the target from the destination workload, else the pod, else the namespace', () => {
-    expect(targetOfAlert({ destination_workload: 'db', destination_workload_namespace: 'pay', namespace: 'x', pod: 'y' })).toEqual({ namespace: 'pay', resource: 'workloads', name: 'db' });
-    expect(targetOfAlert({ destination_workload: 'unknown', destination_workload_namespace: 'unknown', namespace: 'x', pod: 'y' })).toEqual({ namespace: 'x', resource: 'pods', name: 'y' });
+    expect(targetOfAlert({ destination_workload: 'db', destination_workload_namespace: 'pay', namespace: 'x', pod: 'y' })).toEqual({
+      namespace: 'pay',
+      resource: 'workloads',
+      name: 'db',
+    });
+    expect(targetOfAlert({ destination_workload: 'unknown', destination_workload_namespace: 'unknown', namespace: 'x', pod: 'y' })).toEqual({
+      namespace: 'x',
+      resource: 'pods',
+      name: 'y',
+    });
     expect(targetOfAlert({ namespace: 'x' })).toEqual({ namespace: 'x' });
     expect(targetOfAlert({})).toEqual({});
   });
@@ -194,7 +237,17 @@ describe('Alert normalization', () => {
       groupKey: 'g',
       alerts: [
         alert(
-          { alertname: 'IstioMTLSFailures', severity: 'Critical', source_workload: 'web', source_workload_namespace: 'web', destination_workload: 'db', destination_workload_namespace: 'pay', namespace: 'web', pod: 'web-1', instance: '10.1.2.3:15090' },
+          {
+            alertname: 'IstioMTLSFailures',
+            severity: 'Critical',
+            source_workload: 'web',
+            source_workload_namespace: 'web',
+            destination_workload: 'db',
+            destination_workload_namespace: 'pay',
+            namespace: 'web',
+            pod: 'web-1',
+            instance: '10.1.2.3:15090',
+          },
           { annotations: { summary: 'token=abcdefghijklmnop leaked' }, fingerprint: 'f00d', generatorURL: 'http://prom/graph' },
         ),
         alert({ alertname: 'X' }, { status: 'resolved', endsAt: '2025-03-01T10:30:00Z' }),
@@ -229,7 +282,11 @@ describe('Alert normalization', () => {
     expect(ev.details()).toBe(d);
 
     const resolved = normalizeAlert(alerts[1]!, group, 99).details();
-    expect(resolved).toMatchObject({ time: Date.parse('2025-03-01T10:30:00Z'), outcome: 'unknown', attributes: { status: 'resolved', endsAt: '2025-03-01T10:30:00Z' } });
+    expect(resolved).toMatchObject({
+      time: Date.parse('2025-03-01T10:30:00Z'),
+      outcome: 'unknown',
+      attributes: { status: 'resolved', endsAt: '2025-03-01T10:30:00Z' },
+    });
     expect(normalizeAlert(alerts[2]!, group, 99).details().time).toBe(Date.parse('2025-03-01T10:00:00Z'));
   });
 });
@@ -248,6 +305,10 @@ describe('ALERTMANAGER_SOURCE.decode', () => {
   it('follows the configured actor conventions', () => {
     const labels = { alertname: 'A', namespace: 'web', pod: 'web-1', instance: '10.1.2.3:9100' };
     expect(ALERTMANAGER_SOURCE.decode(alert(labels), 0).events[0]!.details().actor.key).toBe('pod:web/web-1');
-    expect(alertmanagerSource({ actorConventions: ['instance'] }).decode(alert(labels), 0).events[0]!.details().actor.key).toBe('ip:10.1.2.3');
+    expect(
+      alertmanagerSource({ actorConventions: ['instance'] })
+        .decode(alert(labels), 0)
+        .events[0]!.details().actor.key,
+    ).toBe('ip:10.1.2.3');
   });
 });

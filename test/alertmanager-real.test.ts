@@ -20,9 +20,7 @@ import { listen, type Listening } from './helpers/http.js';
 import { GaugeEndpoint, missingBinaries, startPrometheusStack, waitFor, type PrometheusStack } from './helpers/prometheus.js';
 
 const missing = missingBinaries();
-if (missing.length)
-   
-  console.warn(`alertmanager-real: skipped, ${missing.join(' and ')} missing; run: bash scripts/prometheus.sh install`);
+if (missing.length) console.warn(`alertmanager-real: skipped, ${missing.join(' and ')} missing; run: bash scripts/prometheus.sh install`);
 
 function alertmanagerDetector(): Detector {
   const file = `${SHIPPED_DETECTIONS}/alertmanager.yaml`;
@@ -127,19 +125,44 @@ describe.skipIf(missing.length > 0)('Alertmanager webhook from the real Promethe
   it('delivers a firing alert with its labels, annotations, fingerprint and group context, and it raises the mTLS signal', async () => {
     gauges.set('kv_test_mtls_failures', MTLS_SERIES, 3);
     const alert = await wait('the firing IstioMTLSFailures webhook', () => sink.alerts('IstioMTLSFailures', 'firing')[0]);
-    expect(alert.labels).toMatchObject({ alertname: 'IstioMTLSFailures', severity: 'critical', team: 'mesh', job: 'kubevigil-test', instance: gauges.url, ...MTLS_SERIES });
+    expect(alert.labels).toMatchObject({
+      alertname: 'IstioMTLSFailures',
+      severity: 'critical',
+      team: 'mesh',
+      job: 'kubevigil-test',
+      instance: gauges.url,
+      ...MTLS_SERIES,
+    });
     expect(alert.annotations.summary).toBe('frontend fails mTLS to payments/postgres');
     expect(alert.fingerprint).toMatch(/^[0-9a-f]{16}$/);
     expect(alert.fingerprint).toBe(labelsFingerprint(alert.labels));
     expect(alert.endsAt).toBe('0001-01-01T00:00:00Z');
     expect(alert.generatorURL).toContain(`:${new URL(stack!.prometheus.url).port}/graph?g0.expr=kv_test_mtls_failures`);
-    expect(alert.group).toMatchObject({ receiver: 'kubevigil', status: 'firing', version: '4', groupLabels: { alertname: 'IstioMTLSFailures' }, truncatedAlerts: 0 });
+    expect(alert.group).toMatchObject({
+      receiver: 'kubevigil',
+      status: 'firing',
+      version: '4',
+      groupLabels: { alertname: 'IstioMTLSFailures' },
+      truncatedAlerts: 0,
+    });
     expect(alert.group.groupKey).toContain('alertname="IstioMTLSFailures"');
     expect([...userAgents].some((ua) => /^Alertmanager\/0\.\d+/.test(ua))).toBe(true);
 
     const signal = sink.signals.find((s) => s.rule.id === 'alertmanager-mtls-failures');
-    expect(signal).toMatchObject({ kind: 'mtls.failed', severity: 'high', source: 'alertmanager', actor: { key: 'sa:frontend/frontend' }, target: { namespace: 'payments', name: 'postgres' } });
-    expect(signal!.attributes).toMatchObject({ alertname: 'IstioMTLSFailures', fingerprint: alert.fingerprint, status: 'firing', destinationNamespace: 'payments', destinationWorkload: 'postgres' });
+    expect(signal).toMatchObject({
+      kind: 'mtls.failed',
+      severity: 'high',
+      source: 'alertmanager',
+      actor: { key: 'sa:frontend/frontend' },
+      target: { namespace: 'payments', name: 'postgres' },
+    });
+    expect(signal!.attributes).toMatchObject({
+      alertname: 'IstioMTLSFailures',
+      fingerprint: alert.fingerprint,
+      status: 'firing',
+      destinationNamespace: 'payments',
+      destinationWorkload: 'postgres',
+    });
   }, 60_000);
 
   it('deduplicates the repeat deliveries of the firing alert (repeat_interval)', async () => {
@@ -160,7 +183,9 @@ describe.skipIf(missing.length > 0)('Alertmanager webhook from the real Promethe
     const keys = sink.events.filter((e) => (e.raw as AlertRecord).labels.alertname === 'IstioMTLSFailures').map((e) => e.key);
     expect(new Set(keys).size).toBe(2);
     const info = sink.signals.filter((s) => s.attributes.status === 'resolved');
-    expect(info.map((s) => [s.rule.id, s.severity, s.kind, s.actor.key])).toEqual([['alertmanager-alert-resolved', 'info', 'alert.security', 'sa:frontend/frontend']]);
+    expect(info.map((s) => [s.rule.id, s.severity, s.kind, s.actor.key])).toEqual([
+      ['alertmanager-alert-resolved', 'info', 'alert.security', 'sa:frontend/frontend'],
+    ]);
   }, 60_000);
 
   it('answers 503 while the bus refuses, and Alertmanager retries until the alert is taken, once', async () => {

@@ -43,7 +43,19 @@ const alert = (name: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 const payload = (alerts: unknown[], extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ receiver: 'kubevigil', status: 'firing', alerts, groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://am:9093', version: '4', groupKey: '{}:{}', truncatedAlerts: 0, ...extra });
+  JSON.stringify({
+    receiver: 'kubevigil',
+    status: 'firing',
+    alerts,
+    groupLabels: {},
+    commonLabels: {},
+    commonAnnotations: {},
+    externalURL: 'http://am:9093',
+    version: '4',
+    groupKey: '{}:{}',
+    truncatedAlerts: 0,
+    ...extra,
+  });
 
 describe('POST /ingest/alertmanager', () => {
   let sink: RecordingSink;
@@ -91,7 +103,10 @@ describe('POST /ingest/alertmanager', () => {
     const first = sink.events[0]!;
     expect(first.observedTime).toBe(1234);
     expect(first.details().actor.key).toBe('user:alertmanager/ServiceHighErrorRate');
-    expect((first.raw as AlertRecord).group).toMatchObject({ receiver: 'faultline', groupKey: '{}:{alertname="ServiceHighErrorRate", service_name="frontend"}' });
+    expect((first.raw as AlertRecord).group).toMatchObject({
+      receiver: 'faultline',
+      groupKey: '{}:{alertname="ServiceHighErrorRate", service_name="frontend"}',
+    });
     expect(requests.every((s) => s === 200)).toBe(true);
   });
 
@@ -133,7 +148,11 @@ describe('POST /ingest/alertmanager', () => {
   });
 
   it('answers 200 for a payload with bad alerts, keeping the good ones and listing the bad', async () => {
-    const res = await post(payload([alert('Good'), { ...alert('NoStart'), startsAt: 5 }, 'junk', { ...alert('BadLabels'), labels: { alertname: 'BadLabels', n: 1 } }], { truncatedAlerts: 2 }));
+    const res = await post(
+      payload([alert('Good'), { ...alert('NoStart'), startsAt: 5 }, 'junk', { ...alert('BadLabels'), labels: { alertname: 'BadLabels', n: 1 } }], {
+        truncatedAlerts: 2,
+      }),
+    );
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({
       accepted: 1,
@@ -216,7 +235,11 @@ describe('POST /ingest/alertmanager', () => {
     app.use(alertmanagerReceiver({ sink: throwing }));
     const other = await listen(app);
     try {
-      const res = await fetch(`${other.url}/ingest/alertmanager`, { method: 'POST', body: payload([alert('A')]), headers: { 'content-type': 'application/json' } });
+      const res = await fetch(`${other.url}/ingest/alertmanager`, {
+        method: 'POST',
+        body: payload([alert('A')]),
+        headers: { 'content-type': 'application/json' },
+      });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('1');
     } finally {

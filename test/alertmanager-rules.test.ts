@@ -60,7 +60,9 @@ describe('rules/detections/alertmanager.yaml', () => {
     const detector = new Detector(detection.rules, schemas);
     const labels = { alertname: 'GatekeeperViolations', severity: 'critical', namespace: 'payments', pod: 'x' };
     const detect = (status: string) =>
-      ALERTMANAGER_SOURCE.decode({ status, labels, startsAt: '2025-03-01T10:00:00Z', endsAt: '2025-03-01T10:09:00Z' }, 0).events.flatMap((e) => detector.detect(e));
+      ALERTMANAGER_SOURCE.decode({ status, labels, startsAt: '2025-03-01T10:00:00Z', endsAt: '2025-03-01T10:09:00Z' }, 0).events.flatMap((e) =>
+        detector.detect(e),
+      );
     expect(detect('firing').map((s) => [s.rule.id, s.severity, s.kind])).toEqual([['alertmanager-policy-violations', 'high', 'alert.policy_violation']]);
     expect(detect('resolved').map((s) => [s.rule.id, s.severity, s.kind])).toEqual([['alertmanager-alert-resolved', 'info', 'alert.security']]);
   });
@@ -71,11 +73,16 @@ describe('alert signals through the correlator', () => {
   const detector = new Detector(detection.rules, schemas);
   const clock = { now: () => Date.parse('2025-03-01T12:00:00Z') };
   const alertSignals = (alerts: unknown[]): Signal[] =>
-    ALERTMANAGER_SOURCE.decode({ version: '4', status: 'firing', alerts }, clock.now())
-      .events.flatMap((e) => detector.detect(e));
+    ALERTMANAGER_SOURCE.decode({ version: '4', status: 'firing', alerts }, clock.now()).events.flatMap((e) => detector.detect(e));
   const mtls = (status: string, severity: string, fingerprint: string, at = '10:00') => ({
     status,
-    labels: { alertname: 'IstioMTLSFailures', severity, source_principal: 'spiffe://cluster.local/ns/frontend/sa/frontend', destination_workload: 'postgres', destination_workload_namespace: 'payments' },
+    labels: {
+      alertname: 'IstioMTLSFailures',
+      severity,
+      source_principal: 'spiffe://cluster.local/ns/frontend/sa/frontend',
+      destination_workload: 'postgres',
+      destination_workload_namespace: 'payments',
+    },
     startsAt: `2025-03-01T${at}:00Z`,
     endsAt: status === 'resolved' ? '2025-03-01T10:30:00Z' : '0001-01-01T00:00:00Z',
     fingerprint,

@@ -17,8 +17,15 @@ const run = promisify(execFile);
 const BIN = new URL('../bin/kubevigil.js', import.meta.url).pathname;
 
 /** Runs bin/kubevigil.js (the compiled dist/ when built); a command that hangs is killed after `timeout` ms. */
-async function kubevigil(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = run(process.execPath, [BIN, ...args], { env: { ...process.env, KUBEVIGIL_RULES_DIR: '', ...opts.env }, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeout ?? 20_000 });
+async function kubevigil(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = run(process.execPath, [BIN, ...args], {
+    env: { ...process.env, KUBEVIGIL_RULES_DIR: '', ...opts.env },
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: opts.timeout ?? 20_000,
+  });
   p.child.stdin!.end(opts.input ?? '');
   try {
     const { stdout, stderr } = await p;
@@ -46,7 +53,10 @@ describe('kubevigil CLI', () => {
   it('replay --format json prints one signal per line, and the summary on stderr', async () => {
     const r = await kubevigil(['replay', '--format', 'json', realFixture('k8s-audit/audit2rbac/demo.log')]);
     expect(r.code).toBe(0);
-    const signals = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Signal);
+    const signals = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Signal);
     expect(signals.filter((s) => s.kind === 'rbac.denied')).toHaveLength(11);
     expect(r.stderr).toMatch(/37 events, 0 invalid, 0 duplicates dropped, \d+ signals/);
   });
@@ -76,10 +86,24 @@ describe('kubevigil CLI', () => {
     expect(twice.code).toBe(0);
     expect(twice.stderr).toMatch(/74 events, 0 invalid, 37 duplicates dropped, \d+ signals/);
     // The same signals and incidents as from one copy (ids are deterministic; observedTime is not).
-    const ids = (stdout: string) => stdout.trim().split('\n').map((l) => { const v = JSON.parse(l) as { id?: string; incident?: { id: string; signalCount: number } }; return v.incident ? `${v.incident.id}:${v.incident.signalCount}` : v.id; });
+    const ids = (stdout: string) =>
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const v = JSON.parse(l) as { id?: string; incident?: { id: string; signalCount: number } };
+          return v.incident ? `${v.incident.id}:${v.incident.signalCount}` : v.id;
+        });
     expect(ids(twice.stdout)).toEqual(ids(once.stdout));
     // The same auditID at another stage is another event.
-    const ev = { auditID: 'a1', stage: 'ResponseComplete', verb: 'get', user: { username: 'alice' }, objectRef: { resource: 'pods', namespace: 'a' }, responseStatus: { code: 403 } };
+    const ev = {
+      auditID: 'a1',
+      stage: 'ResponseComplete',
+      verb: 'get',
+      user: { username: 'alice' },
+      objectRef: { resource: 'pods', namespace: 'a' },
+      responseStatus: { code: 403 },
+    };
     const lines = [ev, ev, { ...ev, stage: 'ResponseStarted' }].map((e) => JSON.stringify(e)).join('\n');
     const stdin = await kubevigil(['replay', '--format', 'json', '-'], { input: `${lines}\n` });
     expect(stdin.stderr).toMatch(/3 events, 0 invalid, 1 duplicates dropped/);
@@ -89,11 +113,32 @@ describe('kubevigil CLI', () => {
     const file = join(dir, 'mine.yaml');
     writeFileSync(
       file,
-      ['rules:', '  - id: BAD', '    title: t', '    source: nowhere', '    severity: huge', '    kind: x', '    mitre: []', '    condition: {field: verb, regex: "("}', 'exceptions:', '  - {rule: no-such, name: n, condition: {field: verb, eq: get}}', ''].join('\n'),
+      [
+        'rules:',
+        '  - id: BAD',
+        '    title: t',
+        '    source: nowhere',
+        '    severity: huge',
+        '    kind: x',
+        '    mitre: []',
+        '    condition: {field: verb, regex: "("}',
+        'exceptions:',
+        '  - {rule: no-such, name: n, condition: {field: verb, eq: get}}',
+        '',
+      ].join('\n'),
     );
     const r = await kubevigil(['rules', 'lint', '--rules', file]);
     expect(r.code).toBe(1);
-    for (const needle of ['id: id must be', 'description: description is required', 'source: source must be one of', 'severity: severity must be one of', 'kind: unknown signal kind', 'mitre: mitre: list at least one', 'condition.regex: invalid regular expression', 'rule: no rule with id "no-such"'])
+    for (const needle of [
+      'id: id must be',
+      'description: description is required',
+      'source: source must be one of',
+      'severity: severity must be one of',
+      'kind: unknown signal kind',
+      'mitre: mitre: list at least one',
+      'condition.regex: invalid regular expression',
+      'rule: no rule with id "no-such"',
+    ])
       expect(r.stdout).toContain(needle);
     expect(r.stdout).toMatch(/\d+ problem\(s\)$/m);
     // KUBEVIGIL_RULES_DIR names the same files without --rules.
@@ -165,17 +210,35 @@ describe('kubevigil CLI', () => {
       [['replay', '--folow', 'x'], 'kubevigil: unknown option --folow for replay; did you mean --follow? (see kubevigil replay --help)'],
       [['replay'], 'kubevigil: replay needs at least one FILE|DIR|- (audit log files, directories of them, or - for stdin) (see kubevigil replay --help)'],
       [['replay', '--format', 'xml', 'x'], 'kubevigil: --format xml is not known; use table or json (see kubevigil replay --help)'],
-      [['replay', '--min-severity', 'huge', 'x'], 'kubevigil: --min-severity huge is not known; use info, low, medium, high or critical (see kubevigil replay --help)'],
+      [
+        ['replay', '--min-severity', 'huge', 'x'],
+        'kubevigil: --min-severity huge is not known; use info, low, medium, high or critical (see kubevigil replay --help)',
+      ],
       [['replay', 'x', '--rules'], 'kubevigil: --rules needs a value (see kubevigil replay --help)'],
       [['rules'], 'kubevigil: rules needs a command: lint or test (see kubevigil rules --help)'],
       [['rules', 'frob'], 'kubevigil: unknown command "frob" for rules; use lint or test (see kubevigil rules --help)'],
       [['rules', 'lint', '--nope'], 'kubevigil: unknown option --nope for rules lint (see kubevigil rules lint --help)'],
-      [['demo', '--background', '-1'], 'kubevigil: --background -1 is not valid; use an integer from 0 to 1000000 (benign events mixed into the attack) (see kubevigil demo --help)'],
-      [['demo', '--background', 'many'], 'kubevigil: --background many is not valid; use an integer from 0 to 1000000 (benign events mixed into the attack) (see kubevigil demo --help)'],
+      [
+        ['demo', '--background', '-1'],
+        'kubevigil: --background -1 is not valid; use an integer from 0 to 1000000 (benign events mixed into the attack) (see kubevigil demo --help)',
+      ],
+      [
+        ['demo', '--background', 'many'],
+        'kubevigil: --background many is not valid; use an integer from 0 to 1000000 (benign events mixed into the attack) (see kubevigil demo --help)',
+      ],
       [['demo', '--format', 'xml'], 'kubevigil: --format xml is not known; use text or json (see kubevigil demo --help)'],
-      [['serve', '--port', '99999'], 'kubevigil: --port 99999 is not valid; use an integer from 0 to 65535 (the port to listen on; 0 picks a free one) (see kubevigil serve --help)'],
-      [['serve', '--host', 'example.com'], 'kubevigil: --host example.com is not an IP address; use one such as 127.0.0.1 or 0.0.0.0 (see kubevigil serve --help)'],
-      [['serve', '--role', 'ingest,cook'], 'kubevigil: --role ingest,cook is not known; use all or a comma-separated list of ingest, correlator, notifier, api (see kubevigil serve --help)'],
+      [
+        ['serve', '--port', '99999'],
+        'kubevigil: --port 99999 is not valid; use an integer from 0 to 65535 (the port to listen on; 0 picks a free one) (see kubevigil serve --help)',
+      ],
+      [
+        ['serve', '--host', 'example.com'],
+        'kubevigil: --host example.com is not an IP address; use one such as 127.0.0.1 or 0.0.0.0 (see kubevigil serve --help)',
+      ],
+      [
+        ['serve', '--role', 'ingest,cook'],
+        'kubevigil: --role ingest,cook is not known; use all or a comma-separated list of ingest, correlator, notifier, api (see kubevigil serve --help)',
+      ],
       [['config', 'extra'], 'kubevigil: config takes no arguments; remove "extra" (see kubevigil config --help)'],
     ];
     const results = await Promise.all(cases.map(([args]) => kubevigil(args)));
@@ -190,7 +253,9 @@ describe('kubevigil CLI', () => {
     const missing = join(dir, 'no-such-audit.log');
     const r = await kubevigil(['replay', '--format', 'json', missing]);
     expect(r.code).toBe(1);
-    expect(oneLine(r.stderr)).toBe(`kubevigil: cannot read ${missing}: no such file or directory (ENOENT); give an audit log file, a directory of them, or - for stdin`);
+    expect(oneLine(r.stderr)).toBe(
+      `kubevigil: cannot read ${missing}: no such file or directory (ENOENT); give an audit log file, a directory of them, or - for stdin`,
+    );
 
     const bad = join(dir, 'one-problem.yaml');
     writeFileSync(bad, 'overrides:\n  - { rule: no-such-rule, enabled: false }\n');
@@ -201,7 +266,9 @@ describe('kubevigil CLI', () => {
 
     const config = await kubevigil(['serve', '--port', '0'], { env: { KUBEVIGIL_DATA_DIR: join(dir, 'data'), KUBEVIGIL_API_TOKEN: 'short' } });
     expect(config.code).toBe(1);
-    expect(oneLine(config.stderr)).toBe('kubevigil: invalid configuration: KUBEVIGIL_API_TOKEN is 5 characters; use at least 16 random characters (e.g. openssl rand -hex 24)');
+    expect(oneLine(config.stderr)).toBe(
+      'kubevigil: invalid configuration: KUBEVIGIL_API_TOKEN is 5 characters; use at least 16 random characters (e.g. openssl rand -hex 24)',
+    );
   });
 
   it('serve exits 1 at once, with one line, when its port is taken', async () => {
@@ -209,7 +276,9 @@ describe('kubevigil CLI', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const { port } = blocker.address() as AddressInfo;
     try {
-      const r = await kubevigil(['serve', '--port', String(port)], { env: { KUBEVIGIL_HOST: '127.0.0.1', KUBEVIGIL_DATA_DIR: join(dir, 'taken'), KUBEVIGIL_LOG_LEVEL: 'error' } });
+      const r = await kubevigil(['serve', '--port', String(port)], {
+        env: { KUBEVIGIL_HOST: '127.0.0.1', KUBEVIGIL_DATA_DIR: join(dir, 'taken'), KUBEVIGIL_LOG_LEVEL: 'error' },
+      });
       expect(r.code).toBe(1);
       expect(oneLine(r.stderr)).toBe(`kubevigil: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE); set KUBEVIGIL_PORT or --port`);
     } finally {

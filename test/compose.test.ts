@@ -26,7 +26,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const COMPOSE_DIR = join(ROOT, 'deploy/compose');
 
-
 /** One YAML document, parsed strictly (errors throw, naming the file). */
 function readYamlFile(file: string): Obj {
   const docs = parseAllDocuments(readFileSync(file, 'utf8'));
@@ -63,7 +62,7 @@ interface AlloyBlock {
 /** The text with // and /* *\/ comments blanked out (strings kept, "http://…" included). */
 function stripAlloyComments(src: string): string {
   let out = '';
-  for (let i = 0; i < src.length; ) {
+  for (let i = 0; i < src.length;) {
     const c = src[i]!;
     if (c === '"' || c === '`') {
       let j = i + 1;
@@ -228,7 +227,13 @@ function mountsOf(name: string): Mount[] {
       const bind = source.startsWith('.') || source.startsWith('/') || source.startsWith('~');
       return { service: name, type: bind ? 'bind' : 'volume', source, target, readOnly: mode.split(',').includes('ro') };
     }
-    return { service: name, type: get(v, 'type') === 'bind' ? 'bind' : 'volume', source: str(get(v, 'source')), target: str(get(v, 'target')), readOnly: get(v, 'read_only') === true };
+    return {
+      service: name,
+      type: get(v, 'type') === 'bind' ? 'bind' : 'volume',
+      source: str(get(v, 'source')),
+      target: str(get(v, 'target')),
+      readOnly: get(v, 'read_only') === true,
+    };
   });
 }
 const MOUNTS = serviceNames.flatMap(mountsOf);
@@ -273,7 +278,19 @@ const servicesWithSecret = (secret: string) => serviceNames.filter((n) => arr(se
 
 describe('docker-compose.yml and deploy/compose/: every file parses', () => {
   it('has the services of the full stack', () => {
-    expect([...serviceNames].sort()).toEqual(['alertmanager', 'alloy', 'grafana', 'kafka', 'kubevigil', 'loki', 'otel-collector', 'prometheus', 'redis', 'tempo', 'tempo-init']);
+    expect([...serviceNames].sort()).toEqual([
+      'alertmanager',
+      'alloy',
+      'grafana',
+      'kafka',
+      'kubevigil',
+      'loki',
+      'otel-collector',
+      'prometheus',
+      'redis',
+      'tempo',
+      'tempo-init',
+    ]);
   });
 
   it('finds the configuration files', () => {
@@ -327,9 +344,13 @@ describe('docker-compose.yml: services', () => {
     }
   });
 
-  it('runs tempo-init with the very image of tempo (it prepares the volume for that image\'s user)', () => {
+  it("runs tempo-init with the very image of tempo (it prepares the volume for that image's user)", () => {
     expect(service('tempo-init').image).toBe(service('tempo').image);
-    expect(mountsOf('tempo-init').map((m) => [m.source, m.target])).toEqual(mountsOf('tempo').filter((m) => m.type === 'volume').map((m) => [m.source, m.target]));
+    expect(mountsOf('tempo-init').map((m) => [m.source, m.target])).toEqual(
+      mountsOf('tempo')
+        .filter((m) => m.type === 'volume')
+        .map((m) => [m.source, m.target]),
+    );
   });
 
   it('mounts only host paths that exist in the repository, all read-only', () => {
@@ -393,7 +414,8 @@ describe('docker-compose.yml: services', () => {
 
   it('publishes every port on loopback only, each host port once', () => {
     const all = serviceNames.flatMap((n) => portsOf(n).map(([address, host]) => ({ n, address, host })));
-    for (const p of all) expect(['127.0.0.1', '${KUBEVIGIL_PUBLISH_ADDRESS:-127.0.0.1}'], `${p.n} publishes port ${p.host} on ${p.address}`).toContain(p.address);
+    for (const p of all)
+      expect(['127.0.0.1', '${KUBEVIGIL_PUBLISH_ADDRESS:-127.0.0.1}'], `${p.n} publishes port ${p.host} on ${p.address}`).toContain(p.address);
     const hostPorts = all.map((p) => p.host);
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
   });
@@ -401,7 +423,8 @@ describe('docker-compose.yml: services', () => {
   it('declares every secret a service lists', () => {
     const declared = (isObj(compose.secrets) ? compose.secrets : {}) as Record<string, Obj>;
     for (const n of serviceNames)
-      for (const s of arr(service(n).secrets)) expect(Object.keys(declared), `${n}: secret ${JSON.stringify(s)}`).toContain(typeof s === 'string' ? s : str(get(s, 'source')));
+      for (const s of arr(service(n).secrets))
+        expect(Object.keys(declared), `${n}: secret ${JSON.stringify(s)}`).toContain(typeof s === 'string' ? s : str(get(s, 'source')));
     expect(get(declared, `${TOKEN_SECRET}.environment`)).toBe('KUBEVIGIL_INGEST_TOKEN');
   });
 });
@@ -412,7 +435,8 @@ describe('the ingest token, the API token and the Grafana password come from the
   it('docker-compose.yml only interpolates them, and requires the three that have no safe empty value', () => {
     for (const n of serviceNames)
       for (const [k, v] of Object.entries(env(n)))
-        if (SECRET_NAME.test(k)) expect(v, `${n}: ${k} must be \${VAR:?…} or \${VAR:-} (empty), never a value`).toMatch(/^\$\{[A-Z_][A-Z0-9_]*(:\?[^}]*|:-)\}$/);
+        if (SECRET_NAME.test(k))
+          expect(v, `${n}: ${k} must be \${VAR:?…} or \${VAR:-} (empty), never a value`).toMatch(/^\$\{[A-Z_][A-Z0-9_]*(:\?[^}]*|:-)\}$/);
     expect(env('kubevigil').KUBEVIGIL_INGEST_TOKEN).toMatch(/^\$\{KUBEVIGIL_INGEST_TOKEN:\?/);
     expect(env('kubevigil').KUBEVIGIL_API_TOKEN).toMatch(/^\$\{KUBEVIGIL_API_TOKEN:\?/);
     expect(env('otel-collector').KUBEVIGIL_INGEST_TOKEN).toMatch(/^\$\{KUBEVIGIL_INGEST_TOKEN:\?/);
@@ -508,7 +532,7 @@ describe('kubevigil is reached on its documented port and endpoints', () => {
     expect(get(arr(get(arr(get(prometheus, 'alerting.alertmanagers'))[0], 'static_configs'))[0], 'targets')).toEqual(['alertmanager:9093']);
   });
 
-  it('Alertmanager: the first route sends every alert but kubevigil\'s own incidents to /ingest/alertmanager and continues', () => {
+  it("Alertmanager: the first route sends every alert but kubevigil's own incidents to /ingest/alertmanager and continues", () => {
     const first = arr(get(alertmanager, 'route.routes'))[0];
     expect(get(first, 'receiver')).toBe('kubevigil');
     expect(get(first, 'continue')).toBe(true);
@@ -549,7 +573,8 @@ describe('kubevigil is reached on its documented port and endpoints', () => {
     const defined = new Set(alloy.map((b) => `${b.name}.${b.label}`));
     for (const b of alloy)
       for (const expr of Object.values(b.attrs))
-        for (const m of expr.matchAll(/\b((?:discovery|local|loki)\.[a-z_.]+?)\.([a-z0-9_]+)\.(receiver|targets|output)\b/g)) expect(defined, `${b.name} "${b.label}" refers to ${m[0]}`).toContain(`${m[1]}.${m[2]}`);
+        for (const m of expr.matchAll(/\b((?:discovery|local|loki)\.[a-z_.]+?)\.([a-z0-9_]+)\.(receiver|targets|output)\b/g))
+          expect(defined, `${b.name} "${b.label}" refers to ${m[0]}`).toContain(`${m[1]}.${m[2]}`);
   });
 
   it('the OpenTelemetry Collector fans traces out to Tempo and to /v1/traces with the token from its environment', () => {
@@ -579,16 +604,34 @@ describe('every host:port a configuration names is a service of the stack listen
   listen('kafka', ...(env('kafka').KAFKA_LISTENERS ?? '').split(','));
   listen('redis', 6379); // redis-server's default port (the command sets none)
   listen('loki', get(loki, 'server.http_listen_port'), get(loki, 'server.grpc_listen_port'));
-  listen('tempo', get(tempo, 'server.http_listen_port'), ...Object.values((get(tempo, 'distributor.receivers.otlp.protocols') ?? {}) as Obj).map((p) => get(p, 'endpoint')));
-  listen('otel-collector', get(otel, 'receivers.otlp.protocols.grpc.endpoint'), get(otel, 'receivers.otlp.protocols.http.endpoint'), get(arr(get(otel, 'service.telemetry.metrics.readers'))[0], 'pull.exporter.prometheus.port'));
-  listen('alloy', arr(service('alloy').command).map(str).find((a) => a.startsWith('--server.http.listen-addr=')));
+  listen(
+    'tempo',
+    get(tempo, 'server.http_listen_port'),
+    ...Object.values((get(tempo, 'distributor.receivers.otlp.protocols') ?? {}) as Obj).map((p) => get(p, 'endpoint')),
+  );
+  listen(
+    'otel-collector',
+    get(otel, 'receivers.otlp.protocols.grpc.endpoint'),
+    get(otel, 'receivers.otlp.protocols.http.endpoint'),
+    get(arr(get(otel, 'service.telemetry.metrics.readers'))[0], 'pull.exporter.prometheus.port'),
+  );
+  listen(
+    'alloy',
+    arr(service('alloy').command)
+      .map(str)
+      .find((a) => a.startsWith('--server.http.listen-addr=')),
+  );
 
   const references: [string, string][] = [
     ...COMPOSE_FILES.filter((f) => /\.ya?ml$/.test(f)).flatMap((f) => strings(yamlIn(f)).map((s): [string, string] => [`deploy/compose/${f}`, s])),
     ...alloy.flatMap(function all(b: AlloyBlock): [string, string][] {
       return [...Object.values(b.attrs).map((s): [string, string] => ['deploy/compose/alloy/config.alloy', s.replace(/^"|"$/g, '')]), ...b.blocks.flatMap(all)];
     }),
-    ...serviceNames.flatMap((n) => Object.values(env(n)).flatMap((v) => v.split(',')).map((s): [string, string] => [`docker-compose.yml ${n}`, s])),
+    ...serviceNames.flatMap((n) =>
+      Object.values(env(n))
+        .flatMap((v) => v.split(','))
+        .map((s): [string, string] => [`docker-compose.yml ${n}`, s]),
+    ),
   ];
 
   it('finds the references', () => {
@@ -605,7 +648,8 @@ describe('every host:port a configuration names is a service of the stack listen
       expect(serviceNames, `${where}: ${s} names no service`).toContain(host);
       expect([...listening.get(host!)!], `${where}: ${s}: ${host} listens on ${[...listening.get(host!)!].join(', ')}`).toContain(Number(port));
     }
-    for (const hp of [KUBEVIGIL, 'alertmanager:9093', 'loki:3100', 'tempo:4317', 'tempo:3200', 'prometheus:9090', 'kafka:9092', 'redis:6379']) expect(found).toContain(hp);
+    for (const hp of [KUBEVIGIL, 'alertmanager:9093', 'loki:3100', 'tempo:4317', 'tempo:3200', 'prometheus:9090', 'kafka:9092', 'redis:6379'])
+      expect(found).toContain(hp);
   });
 });
 
@@ -630,7 +674,10 @@ describe('deploy/compose/: each component', () => {
       writeFileSync(file, `${header.join('\n')}\n${stringify({ groups }, { lineWidth: 0 })}`);
     }
     const generated = readYamlFile(file);
-    expect(generated, `${RULES_FILE} differs from deploy/integrations/prometheusrule.yaml: run KUBEVIGIL_UPDATE_COMPOSE_RULES=1 npx vitest run test/compose.test.ts`).toEqual({ groups });
+    expect(
+      generated,
+      `${RULES_FILE} differs from deploy/integrations/prometheusrule.yaml: run KUBEVIGIL_UPDATE_COMPOSE_RULES=1 npx vitest run test/compose.test.ts`,
+    ).toEqual({ groups });
     expect(readFileSync(file, 'utf8')).toMatch(/^# GENERATED from deploy\/integrations\/prometheusrule\.yaml/);
   });
 
@@ -638,7 +685,8 @@ describe('deploy/compose/: each component', () => {
     const volumeTarget = (n: string) => mountsOf(n).find((m) => m.type === 'volume')!.target;
     expect(get(loki, 'common.path_prefix')).toBe(volumeTarget('loki'));
     for (const p of strings(get(loki, 'common.storage'))) expect(p.startsWith(`${volumeTarget('loki')}/`)).toBe(true);
-    for (const p of [get(tempo, 'storage.trace.wal.path'), get(tempo, 'storage.trace.local.path')]) expect(str(p).startsWith(`${volumeTarget('tempo')}/`), str(p)).toBe(true);
+    for (const p of [get(tempo, 'storage.trace.wal.path'), get(tempo, 'storage.trace.local.path')])
+      expect(str(p).startsWith(`${volumeTarget('tempo')}/`), str(p)).toBe(true);
     expect(get(tempo, 'storage.trace.backend')).toBe('local');
     expect(arr(service('loki').command)).toContain(`-config.file=${mountsOf('loki').find((m) => m.type === 'bind')!.target}`);
     expect(arr(service('tempo').command)).toContain(`-config.file=${mountsOf('tempo').find((m) => m.type === 'bind')!.target}`);
@@ -656,8 +704,11 @@ describe('deploy/compose/: each component', () => {
     const uids = ds.map((d) => str(d.uid));
     expect(new Set(uids).size).toBe(ds.length);
     // Links between data sources name uids that exist.
-    for (const d of ds) for (const [k, v] of Object.entries(isObj(d.jsonData) ? d.jsonData : {})) if (/Uid$/.test(k)) expect(uids, `${str(d.name)}: ${k}`).toContain(v);
-    for (const d of ds) for (const v of [get(d.jsonData, 'tracesToLogsV2.datasourceUid'), get(d.jsonData, 'tracesToMetrics.datasourceUid')].filter(Boolean)) expect(uids).toContain(v);
+    for (const d of ds)
+      for (const [k, v] of Object.entries(isObj(d.jsonData) ? d.jsonData : {})) if (/Uid$/.test(k)) expect(uids, `${str(d.name)}: ${k}`).toContain(v);
+    for (const d of ds)
+      for (const v of [get(d.jsonData, 'tracesToLogsV2.datasourceUid'), get(d.jsonData, 'tracesToMetrics.datasourceUid')].filter(Boolean))
+        expect(uids).toContain(v);
 
     expect(dashboardProviders.apiVersion).toBe(1);
     const provider = arr(dashboardProviders.providers)[0];
@@ -666,8 +717,12 @@ describe('deploy/compose/: each component', () => {
     const host = hostPathOf('grafana', `${dir}/kubevigil-dashboard.json`);
     expect(host).toBe(join(ROOT, 'deploy/integrations/kubevigil-dashboard.json'));
     // The provisioning folders are mounted where Grafana reads them.
-    expect(hostPathOf('grafana', '/etc/grafana/provisioning/datasources/datasources.yaml')).toBe(join(COMPOSE_DIR, 'grafana/provisioning/datasources/datasources.yaml'));
-    expect(hostPathOf('grafana', '/etc/grafana/provisioning/dashboards/dashboards.yaml')).toBe(join(COMPOSE_DIR, 'grafana/provisioning/dashboards/dashboards.yaml'));
+    expect(hostPathOf('grafana', '/etc/grafana/provisioning/datasources/datasources.yaml')).toBe(
+      join(COMPOSE_DIR, 'grafana/provisioning/datasources/datasources.yaml'),
+    );
+    expect(hostPathOf('grafana', '/etc/grafana/provisioning/dashboards/dashboards.yaml')).toBe(
+      join(COMPOSE_DIR, 'grafana/provisioning/dashboards/dashboards.yaml'),
+    );
     // The dashboard picks its Prometheus through a data source variable: the default one here.
     const dash = JSON.parse(readFileSync(host!, 'utf8')) as Obj;
     expect(arr(get(dash, 'templating.list')).find((v) => get(v, 'type') === 'datasource')).toMatchObject({ name: 'datasource', query: 'prometheus' });
@@ -690,7 +745,13 @@ describe('deploy/compose/: each component', () => {
     const detector = loadDetector();
     const signals = events.flatMap((e) => detector.detect(e));
     expect(new Set(signals.map((s) => s.rule.id))).toEqual(
-      new Set(['loki-mesh-authz-denied', 'loki-mesh-mtls-plaintext-refused', 'loki-mesh-service-auth-failed', 'loki-mesh-upstream-tls-failed', 'loki-gatekeeper-denied']),
+      new Set([
+        'loki-mesh-authz-denied',
+        'loki-mesh-mtls-plaintext-refused',
+        'loki-mesh-service-auth-failed',
+        'loki-mesh-upstream-tls-failed',
+        'loki-gatekeeper-denied',
+      ]),
     );
     expect(signals.some((s) => s.actor.key === 'sa:frontend/frontend')).toBe(true);
   });

@@ -23,7 +23,6 @@ const NAMESPACE = 'kubevigil-system';
 /** Where every sender reaches kubevigil (both overlays name that Service "kubevigil"). */
 const SERVICE_HOST = 'kubevigil.kubevigil-system.svc:8080';
 
-
 // deploy/compose/ holds docker-compose's configs (Prometheus, Loki…), checked by test/compose.test.ts.
 const FILES = walk(DEPLOY)
   .map((p) => relative(DEPLOY, p))
@@ -149,8 +148,12 @@ describe('deploy/: every YAML document parses and is of a known kind', () => {
       return;
     }
     for (const d of docs) {
-      expect(KNOWN_KINDS, `${file} document ${d.index}: ${kindOf(d)} is not a known apiVersion/kind (add it to KNOWN_KINDS, or the file to OTHER_CONFIGS)`).toContain(kindOf(d));
-      if (d.value.kind !== 'Kustomization' && d.value.kind !== 'Policy') expect(str(get(d.value, 'metadata.name')), `${file} document ${d.index} has no metadata.name`).not.toBe('');
+      expect(
+        KNOWN_KINDS,
+        `${file} document ${d.index}: ${kindOf(d)} is not a known apiVersion/kind (add it to KNOWN_KINDS, or the file to OTHER_CONFIGS)`,
+      ).toContain(kindOf(d));
+      if (d.value.kind !== 'Kustomization' && d.value.kind !== 'Policy')
+        expect(str(get(d.value, 'metadata.name')), `${file} document ${d.index} has no metadata.name`).not.toBe('');
     }
   });
 
@@ -267,7 +270,9 @@ describe('deploy/: every Deployment runs kubevigil locked down', () => {
     const d = deployments.find((x) => x.file === 'embedded/deployment.yaml')!;
     expect(get(d.value, 'spec.replicas')).toBe(1);
     expect(get(d.value, 'spec.strategy.type')).toBe('Recreate');
-    const claim = arr(podSpec(d).volumes).map((v) => get(v, 'persistentVolumeClaim.claimName')).find(Boolean);
+    const claim = arr(podSpec(d).volumes)
+      .map((v) => get(v, 'persistentVolumeClaim.claimName'))
+      .find(Boolean);
     expect(docsOfKind('PersistentVolumeClaim', (f) => f.startsWith('embedded/')).map((p) => get(p.value, 'metadata.name'))).toContain(claim);
   });
 
@@ -275,10 +280,16 @@ describe('deploy/: every Deployment runs kubevigil locked down', () => {
     const dist = deployments.filter((d) => d.file.startsWith('distributed/'));
     const roles = Object.fromEntries(dist.map((d) => [str(arr(containers(d)[0]!.command)[4]), get(d.value, 'spec.replicas')]));
     expect(roles).toEqual({ ingest: 2, correlator: 2, api: 2, notifier: 1 });
-    for (const d of dist) expect(arr(containers(d)[0]!.command).slice(3)).toEqual(['--role', get(d.value, ['metadata', 'labels', 'app.kubernetes.io/component'])]);
-    const pdbRoles = docsOfKind('PodDisruptionBudget').map((p) => get(p.value, 'spec.selector.matchLabels')).map((l) => (isObj(l) ? l['app.kubernetes.io/component'] : undefined));
+    for (const d of dist)
+      expect(arr(containers(d)[0]!.command).slice(3)).toEqual(['--role', get(d.value, ['metadata', 'labels', 'app.kubernetes.io/component'])]);
+    const pdbRoles = docsOfKind('PodDisruptionBudget')
+      .map((p) => get(p.value, 'spec.selector.matchLabels'))
+      .map((l) => (isObj(l) ? l['app.kubernetes.io/component'] : undefined));
     expect(pdbRoles.sort()).toEqual(['api', 'correlator', 'ingest']);
-    const services = docsOfKind('Service', (f) => f.startsWith('distributed/')).map((s) => [get(s.value, 'metadata.name'), (get(s.value, 'spec.selector') as Obj)['app.kubernetes.io/component']]);
+    const services = docsOfKind('Service', (f) => f.startsWith('distributed/')).map((s) => [
+      get(s.value, 'metadata.name'),
+      (get(s.value, 'spec.selector') as Obj)['app.kubernetes.io/component'],
+    ]);
     expect(services).toEqual([
       ['kubevigil', 'ingest'],
       ['kubevigil-api', 'api'],
@@ -355,7 +366,12 @@ describe('deploy/: the settings the manifests give kubevigil pass its configurat
     const bytes = (q: string) => Number(q.replace(/Mi$/, '')) * 2 ** 20 || Number(q.replace(/Gi$/, '')) * 2 ** 30;
     for (const d of deployments)
       for (const c of containers(d)) {
-        const opts = str(get(arr(c.env).find((e) => get(e, 'name') === 'NODE_OPTIONS'), 'value'));
+        const opts = str(
+          get(
+            arr(c.env).find((e) => get(e, 'name') === 'NODE_OPTIONS'),
+            'value',
+          ),
+        );
         const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(opts)?.[1]);
         const limit = bytes(str(get(c, 'resources.limits.memory')));
         expect(heapMiB * 2 ** 20, d.file).toBeLessThanOrEqual(limit * 0.8);
@@ -396,7 +412,13 @@ function auditLevel(rules: Obj[], r: AuditRequest): string {
           if (str(get(gr, 'group')) !== (r.group ?? '')) return false;
           const res = arr(get(gr, 'resources')).map(str);
           if (res.length === 0) return true;
-          return res.some((x) => x === combined || x === '*' || (!!r.subresource && x.startsWith('*/') && x.slice(2) === r.subresource) || (x.endsWith('/*') && x.slice(0, -2) === r.resource));
+          return res.some(
+            (x) =>
+              x === combined ||
+              x === '*' ||
+              (!!r.subresource && x.startsWith('*/') && x.slice(2) === r.subresource) ||
+              (x.endsWith('/*') && x.slice(0, -2) === r.resource),
+          );
         });
         if (!matches) continue;
       }
@@ -405,7 +427,12 @@ function auditLevel(rules: Obj[], r: AuditRequest): string {
     if (arr(rule.nonResourceURLs).length) {
       if (r.resource !== undefined || r.path === undefined) continue;
       const path = r.path;
-      if (!arr(rule.nonResourceURLs).map(str).some((u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.slice(0, -1))))) continue;
+      if (
+        !arr(rule.nonResourceURLs)
+          .map(str)
+          .some((u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.slice(0, -1))))
+      )
+        continue;
     }
     return str(rule.level);
   }
@@ -417,7 +444,10 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
   const rules = arr(policy.rules).filter(isObj);
   const LEVELS = ['None', 'Metadata', 'Request', 'RequestResponse'];
   const node = { user: 'system:node:worker-1', groups: ['system:nodes', 'system:authenticated'] };
-  const sa = (ns: string, name: string) => ({ user: `system:serviceaccount:${ns}:${name}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'] });
+  const sa = (ns: string, name: string) => ({
+    user: `system:serviceaccount:${ns}:${name}`,
+    groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+  });
   const alice = { user: 'alice@example.com', groups: ['developers', 'system:authenticated'] };
   const admin = { user: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] };
   const controllers = { user: 'system:kube-controller-manager', groups: ['system:authenticated'] };
@@ -434,16 +464,25 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
     // Structurally: no rule that could match a secret request raises it above Metadata unless an
     // earlier rule that matches every secret request at Metadata or None comes first.
     const matchesAllSecrets = (r: Obj) =>
-      !arr(r.users).length && !arr(r.userGroups).length && !arr(r.verbs).length && !arr(r.namespaces).length &&
+      !arr(r.users).length &&
+      !arr(r.userGroups).length &&
+      !arr(r.verbs).length &&
+      !arr(r.namespaces).length &&
       arr(r.resources).some((gr) => str(get(gr, 'group')) === '' && arr(get(gr, 'resources')).includes('secrets'));
     const couldMatchSecrets = (r: Obj) =>
       !arr(r.nonResourceURLs).length &&
-      (!arr(r.resources).length || arr(r.resources).some((gr) => str(get(gr, 'group')) === '' && (arr(get(gr, 'resources')).length === 0 || arr(get(gr, 'resources')).some((x) => x === 'secrets' || x === '*' || x === 'secrets/*'))));
+      (!arr(r.resources).length ||
+        arr(r.resources).some(
+          (gr) =>
+            str(get(gr, 'group')) === '' &&
+            (arr(get(gr, 'resources')).length === 0 || arr(get(gr, 'resources')).some((x) => x === 'secrets' || x === '*' || x === 'secrets/*')),
+        ));
     const guard = rules.findIndex(matchesAllSecrets);
     expect(guard, 'a rule for all secrets').toBeGreaterThanOrEqual(0);
     expect(['None', 'Metadata']).toContain(rules[guard]!.level);
     rules.slice(0, guard).forEach((r, i) => {
-      if (couldMatchSecrets(r)) expect(['None', 'Metadata'], `rule ${i} comes before the secrets rule and could log secrets at ${str(r.level)}`).toContain(r.level);
+      if (couldMatchSecrets(r))
+        expect(['None', 'Metadata'], `rule ${i} comes before the secrets rule and could log secrets at ${str(r.level)}`).toContain(r.level);
     });
     // And by evaluation, for every verb and identity.
     for (const who of [node, sa('frontend', 'frontend'), alice, admin, controllers, sa('kube-system', 'generic-garbage-collector')])
@@ -459,12 +498,21 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
       [{ ...alice, verb: 'create', resource: 'pods', subresource: 'attach', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'create', resource: 'pods', subresource: 'portforward', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'payments' }, 'Request'],
-      ...['deployments', 'daemonsets', 'statefulsets', 'replicasets'].map((resource): [AuditRequest, string] => [{ ...alice, verb: 'patch', group: 'apps', resource, namespace: 'payments' }, 'Request']),
-      ...['jobs', 'cronjobs'].map((resource): [AuditRequest, string] => [{ ...alice, verb: 'create', group: 'batch', resource, namespace: 'payments' }, 'Request']),
+      ...['deployments', 'daemonsets', 'statefulsets', 'replicasets'].map((resource): [AuditRequest, string] => [
+        { ...alice, verb: 'patch', group: 'apps', resource, namespace: 'payments' },
+        'Request',
+      ]),
+      ...['jobs', 'cronjobs'].map((resource): [AuditRequest, string] => [
+        { ...alice, verb: 'create', group: 'batch', resource, namespace: 'payments' },
+        'Request',
+      ]),
       [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' }, 'Request'],
       [{ ...alice, verb: 'update', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' }, 'RequestResponse'],
-      [{ ...sa('frontend', 'frontend'), verb: 'patch', group: 'rbac.authorization.k8s.io', resource: 'rolebindings', namespace: 'payments' }, 'RequestResponse'],
+      [
+        { ...sa('frontend', 'frontend'), verb: 'patch', group: 'rbac.authorization.k8s.io', resource: 'rolebindings', namespace: 'payments' },
+        'RequestResponse',
+      ],
       [{ ...alice, verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'patch', group: 'security.istio.io', resource: 'peerauthentications', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'delete', group: 'security.istio.io', resource: 'authorizationpolicies', namespace: 'payments' }, 'Request'],
@@ -534,7 +582,9 @@ describe('deploy/integrations: alerts and dashboard use the metrics kubevigil ex
 
   it('PrometheusRule: every expression names existing metrics, and the health alerts are there', async () => {
     const rule = docsOfKind('PrometheusRule')[0]!.value;
-    const alerts = arr(get(rule, 'spec.groups')).flatMap((g) => arr(get(g, 'rules'))).filter(isObj);
+    const alerts = arr(get(rule, 'spec.groups'))
+      .flatMap((g) => arr(get(g, 'rules')))
+      .filter(isObj);
     expect(alerts.length).toBeGreaterThan(0);
     for (const a of alerts) {
       expect(str(a.alert), 'alerts only (no recording rules)').toMatch(/^Kubevigil[A-Za-z]+$/);
@@ -542,11 +592,23 @@ describe('deploy/integrations: alerts and dashboard use the metrics kubevigil ex
       expect(['critical', 'warning', 'info']).toContain(get(a, 'labels.severity'));
       expect(str(get(a, 'annotations.summary'))).not.toBe('');
     }
-    const used = checkNames(alerts.map((a) => str(a.expr)), await knownMetrics());
-    for (const m of ['kubevigil_ingest_requests_total', 'kubevigil_bus_publish_failed_total', 'kubevigil_store_write_failed_total', 'kubevigil_notifier_failed_total', 'kubevigil_signals_emitted_total'])
+    const used = checkNames(
+      alerts.map((a) => str(a.expr)),
+      await knownMetrics(),
+    );
+    for (const m of [
+      'kubevigil_ingest_requests_total',
+      'kubevigil_bus_publish_failed_total',
+      'kubevigil_store_write_failed_total',
+      'kubevigil_notifier_failed_total',
+      'kubevigil_signals_emitted_total',
+    ])
       expect(used, m).toContain(m);
     expect(alerts.some((a) => /code="503"/.test(str(a.expr)))).toBe(true);
-    expect(alerts.some((a) => /kube_pod_status_ready|\bup\b/.test(str(a.expr))), 'a readiness alert').toBe(true);
+    expect(
+      alerts.some((a) => /kube_pod_status_ready|\bup\b/.test(str(a.expr))),
+      'a readiness alert',
+    ).toBe(true);
   });
 
   it('dashboard: parses, has unique panel ids, and every query names existing metrics', async () => {
@@ -662,7 +724,10 @@ function githubHeadings(md: string): { level: number; text: string; anchor: stri
   const seen = new Map<string, number>();
   return [...withoutCodeBlocks(md).matchAll(/^(#{1,6})[ \t]+(.+?)[ \t#]*$/gm)].map((m) => {
     const text = m[2]!;
-    const base = text.toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+    const base = text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     return { level: m[1]!.length, text, anchor: n === 0 ? base : `${base}-${n}` };
@@ -682,7 +747,12 @@ describe(`${RUNBOOKS}: a runbook for every alert`, () => {
   };
 
   it('the anchor function gives what GitHub gives', () => {
-    expect(githubHeadings('## KubevigilDown\n```sh\n# not a heading\n```\n## Before you start\n### Check\n## Check').map((h) => h.anchor)).toEqual(['kubevigildown', 'before-you-start', 'check', 'check-1']);
+    expect(githubHeadings('## KubevigilDown\n```sh\n# not a heading\n```\n## Before you start\n### Check\n## Check').map((h) => h.anchor)).toEqual([
+      'kubevigildown',
+      'before-you-start',
+      'check',
+      'check-1',
+    ]);
     expect(githubHeadings('## 8. Verify: an incident in Slack')[0]!.anchor).toBe('8-verify-an-incident-in-slack');
   });
 
@@ -728,7 +798,11 @@ describe(`${RUNBOOKS}: a runbook for every alert`, () => {
       const [path, anchor] = target.split('#') as [string, string | undefined];
       const file = path ? resolve(ROOT, 'docs', path) : join(ROOT, RUNBOOKS);
       expect(existsSync(file), `${RUNBOOKS} links to ${target}`).toBe(true);
-      if (anchor && file.endsWith('.md')) expect(githubHeadings(readFileSync(file, 'utf8')).map((h) => h.anchor), `${RUNBOOKS} links to ${target}`).toContain(anchor);
+      if (anchor && file.endsWith('.md'))
+        expect(
+          githubHeadings(readFileSync(file, 'utf8')).map((h) => h.anchor),
+          `${RUNBOOKS} links to ${target}`,
+        ).toContain(anchor);
     }
   });
 });
@@ -739,7 +813,9 @@ describe(`${RUNBOOKS}: a runbook for every alert`, () => {
 /** The README's fenced yaml block with the kubevigil receiver. */
 function readmeAlertmanagerSnippet(): string {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const blocks = [...readme.matchAll(/^```ya?ml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!).filter((b) => /\/ingest\/alertmanager/.test(b) && /webhook_configs:/.test(b));
+  const blocks = [...readme.matchAll(/^```ya?ml\n([\s\S]*?)^```$/gm)]
+    .map((m) => m[1]!)
+    .filter((b) => /\/ingest\/alertmanager/.test(b) && /webhook_configs:/.test(b));
   expect(blocks, 'README.md has one yaml block with the Alertmanager receiver').toHaveLength(1);
   return blocks[0]!;
 }
@@ -789,7 +865,11 @@ describe('Alertmanager → kubevigil: README.md, deploy/integrations and the com
     expect(compose!.route).toEqual(integration!.route);
     expect(readme!.hook).toEqual(integration!.hook);
     expect(str(integration!.hook.url)).toBe(`http://${SERVICE_HOST}/ingest/alertmanager`);
-    const portable = (h: Obj) => ({ ...h, url: new URL(str(h.url)).pathname, http_config: { authorization: { type: get(h, 'http_config.authorization.type') } } });
+    const portable = (h: Obj) => ({
+      ...h,
+      url: new URL(str(h.url)).pathname,
+      http_config: { authorization: { type: get(h, 'http_config.authorization.type') } },
+    });
     expect(portable(compose!.hook)).toEqual(portable(integration!.hook));
   });
 });
@@ -802,33 +882,40 @@ describe('deploy/: the real tools on the Alertmanager configurations and the ale
     return r.stdout.trim().split(',').sort();
   };
 
-  it.skipIf(!AMTOOL).each(ALERTMANAGER_CONFIGS)('amtool: %s sends kubevigil every alert but its own and leaves every other receiver as it was', (_file, text) => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubevigil-am-'));
-    try {
-      const am = parse(text()) as Obj;
-      // The same configuration without the kubevigil route and the catch-all it brings.
-      const before = structuredClone(am);
-      const routes = arr(get(before, 'route.routes'));
-      (before.route as Obj).routes = routes.slice(1, -1);
-      const withFile = join(dir, 'with.yml');
-      const withoutFile = join(dir, 'without.yml');
-      writeFileSync(withFile, text());
-      writeFileSync(withoutFile, stringify(before));
-      const check = spawnSync(AMTOOL!, ['check-config', withFile], { encoding: 'utf8', timeout: 60_000 });
-      expect(check.stdout + check.stderr).toContain('SUCCESS');
-      for (const labels of [['alertname=IstioMTLSFailures'], ['alertname=IstioMTLSFailures', 'severity=critical'], ['alertname=KubeAPIErrorsHigh', 'severity=warning', 'namespace=payments']]) {
-        const expected = [...new Set([...routesOf(withoutFile, labels), 'kubevigil'])].sort();
-        expect(routesOf(withFile, labels), labels.join(' ')).toEqual(expected);
+  it.skipIf(!AMTOOL).each(ALERTMANAGER_CONFIGS)(
+    'amtool: %s sends kubevigil every alert but its own and leaves every other receiver as it was',
+    (_file, text) => {
+      const dir = mkdtempSync(join(tmpdir(), 'kubevigil-am-'));
+      try {
+        const am = parse(text()) as Obj;
+        // The same configuration without the kubevigil route and the catch-all it brings.
+        const before = structuredClone(am);
+        const routes = arr(get(before, 'route.routes'));
+        (before.route as Obj).routes = routes.slice(1, -1);
+        const withFile = join(dir, 'with.yml');
+        const withoutFile = join(dir, 'without.yml');
+        writeFileSync(withFile, text());
+        writeFileSync(withoutFile, stringify(before));
+        const check = spawnSync(AMTOOL!, ['check-config', withFile], { encoding: 'utf8', timeout: 60_000 });
+        expect(check.stdout + check.stderr).toContain('SUCCESS');
+        for (const labels of [
+          ['alertname=IstioMTLSFailures'],
+          ['alertname=IstioMTLSFailures', 'severity=critical'],
+          ['alertname=KubeAPIErrorsHigh', 'severity=warning', 'namespace=payments'],
+        ]) {
+          const expected = [...new Set([...routesOf(withoutFile, labels), 'kubevigil'])].sort();
+          expect(routesOf(withFile, labels), labels.join(' ')).toEqual(expected);
+        }
+        for (const labels of [['alertname=KubevigilIncident'], ['alertname=KubevigilIncident', 'severity=critical', 'namespace=payments']]) {
+          const got = routesOf(withFile, labels);
+          expect(got, labels.join(' ')).not.toContain('kubevigil');
+          expect(got, labels.join(' ')).toEqual(routesOf(withoutFile, labels));
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
-      for (const labels of [['alertname=KubevigilIncident'], ['alertname=KubevigilIncident', 'severity=critical', 'namespace=payments']]) {
-        const got = routesOf(withFile, labels);
-        expect(got, labels.join(' ')).not.toContain('kubevigil');
-        expect(got, labels.join(' ')).toEqual(routesOf(withoutFile, labels));
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 
   it.skipIf(!PROMTOOL)('promtool test rules: KubevigilDetectionSlow fires when batches take longer than the largest bucket, not when they are fast', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kubevigil-rules-'));
@@ -843,10 +930,18 @@ describe('deploy/: the real tools on the Alertmanager configurations and the ale
         }));
       const slow = buckets({ '+Inf': 60 }); // every batch beyond 0.5 s
       const fast = buckets({ '0.001': 60, '0.005': 60, '0.01': 60, '0.05': 60, '0.1': 60, '0.5': 60, '+Inf': 60 });
-      const test = (input: object[], alerts: object[]) => ({ interval: '1m', input_series: input, alert_rule_test: [{ eval_time: '30m', alertname: 'KubevigilDetectionSlow', exp_alerts: alerts }] });
+      const test = (input: object[], alerts: object[]) => ({
+        interval: '1m',
+        input_series: input,
+        alert_rule_test: [{ eval_time: '30m', alertname: 'KubevigilDetectionSlow', exp_alerts: alerts }],
+      });
       writeFileSync(
         join(dir, 'test.yaml'),
-        stringify({ rule_files: ['rules.yaml'], evaluation_interval: '1m', tests: [test(slow, [{ exp_labels: { severity: 'warning', namespace: NAMESPACE } }]), test(fast, [])] }),
+        stringify({
+          rule_files: ['rules.yaml'],
+          evaluation_interval: '1m',
+          tests: [test(slow, [{ exp_labels: { severity: 'warning', namespace: NAMESPACE } }]), test(fast, [])],
+        }),
       );
       const r = spawnSync(PROMTOOL!, ['test', 'rules', join(dir, 'test.yaml')], { encoding: 'utf8', timeout: 60_000 });
       expect(r.stdout + r.stderr).toContain('SUCCESS');

@@ -111,7 +111,13 @@ async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
 const summary = (incs: Incident[]) =>
   incs
     .filter((i) => i.resolution !== 'merged')
-    .map((i) => ({ actor: i.actor.key, severity: i.severity, signals: i.signalCount, correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(), binding: i.rootCause.enablingBinding?.name }))
+    .map((i) => ({
+      actor: i.actor.key,
+      severity: i.severity,
+      signals: i.signalCount,
+      correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(),
+      binding: i.rootCause.enablingBinding?.name,
+    }))
     .sort((a, b) => a.actor.localeCompare(b.actor));
 
 function scenario(i: number): AttackScenario {
@@ -132,7 +138,10 @@ function scenario(i: number): AttackScenario {
 
 describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
   it('finds the same incidents as the embedded mode with ingest, API and two correlators in separate processes', async () => {
-    const events = interleave(attackEvents(SEED_SCENARIO), syntheticAuditEvents(2000, { start: SEED_SCENARIO.start - 60_000, stepMs: 120, suspiciousShare: 0 }));
+    const events = interleave(
+      attackEvents(SEED_SCENARIO),
+      syntheticAuditEvents(2000, { start: SEED_SCENARIO.start - 60_000, stepMs: 120, suspiciousShare: 0 }),
+    );
     const baseline = await embeddedBaseline(events);
     expect(baseline).toHaveLength(1);
 
@@ -151,17 +160,28 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
 
     // Lifecycle commands travel through Kafka to the owning correlator and back.
     const id = found[0]!.id;
-    const ack = await fetch(`${url}/api/v1/incidents/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'acknowledged', note: 'looking' }) });
+    const ack = await fetch(`${url}/api/v1/incidents/${id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'acknowledged', note: 'looking' }),
+    });
     expect(ack.status).toBe(200);
     expect(((await ack.json()) as Incident).status).toBe('acknowledged');
-    const again = await fetch(`${url}/api/v1/incidents/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'acknowledged' }) });
+    const again = await fetch(`${url}/api/v1/incidents/${id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'acknowledged' }),
+    });
     expect(again.status).toBe(409);
     for (const p of [front, c1, c2]) p.child.kill('SIGTERM');
   }, 180_000);
 
   it('loses and doubles nothing when one of two correlators is killed with SIGKILL mid-stream', async () => {
     const attacks = Array.from({ length: 120 }, (_, i) => attackEvents(scenario(i), i + 1));
-    const events = interleave(attacks.flat().sort((a, b) => Date.parse(a.stageTimestamp!) - Date.parse(b.stageTimestamp!)), syntheticAuditEvents(3000, { start: SEED_SCENARIO.start - 60_000, stepMs: 50, suspiciousShare: 0, seed: 5 }));
+    const events = interleave(
+      attacks.flat().sort((a, b) => Date.parse(a.stageTimestamp!) - Date.parse(b.stageTimestamp!)),
+      syntheticAuditEvents(3000, { start: SEED_SCENARIO.start - 60_000, stepMs: 50, suspiciousShare: 0, seed: 5 }),
+    );
     const baseline = await embeddedBaseline(events);
     expect(baseline.length).toBe(120);
 
@@ -203,7 +223,12 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
     );
     expect(summary(found)).toEqual(summary(baseline));
     // The survivor took the dead one's windows over by reading their signals back from the topic.
-    const restored = async (result: string) => Number(new RegExp(`^kubevigil_correlator_restored_signals_total\\{result="${result}"\\} (\\d+)`, 'm').exec(await (await fetch(`${await c1.url}/metrics`)).text())?.[1] ?? 0);
+    const restored = async (result: string) =>
+      Number(
+        new RegExp(`^kubevigil_correlator_restored_signals_total\\{result="${result}"\\} (\\d+)`, 'm').exec(
+          await (await fetch(`${await c1.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
     expect(await restored('restored')).toBeGreaterThan(0);
     expect(await restored('missing')).toBe(0);
     for (const p of [front, c1]) p.child.kill('SIGTERM');

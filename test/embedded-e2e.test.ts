@@ -43,7 +43,8 @@ async function send(kv: Running, events: AuditEvent[]): Promise<void> {
   await kv.drained();
 }
 
-const api = (kv: Running, path: string, init: RequestInit = {}) => fetch(`${kv.url}${path}`, { ...init, headers: { authorization: `Bearer ${API}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
+const api = (kv: Running, path: string, init: RequestInit = {}) =>
+  fetch(`${kv.url}${path}`, { ...init, headers: { authorization: `Bearer ${API}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
 
 async function incidents(kv: Running, query = 'severity=medium'): Promise<Incident[]> {
   const page = (await (await api(kv, `/api/v1/incidents?${query}`)).json()) as { items: { id: string }[] };
@@ -71,7 +72,10 @@ function expectOneIncidentFor(found: Incident[], s: AttackScenario): Incident {
   expect(inc.timeline[0]!.kind).toBe('rbac.permission_enumeration');
   expect(inc.timeline.map((e) => e.time)).toEqual([...inc.timeline.map((e) => e.time)].sort((a, b) => a - b));
   for (const kind of ['secret.list_cluster_wide', 'secret.read_cross_namespace', 'pod.exec', 'rbac.escalation_attempt', 'admission.denied', 'pod.privileged'])
-    expect(inc.timeline.map((e) => e.kind), kind).toContain(kind);
+    expect(
+      inc.timeline.map((e) => e.kind),
+      kind,
+    ).toContain(kind);
   return inc;
 }
 
@@ -81,7 +85,9 @@ describe('embedded kubevigil, end to end through the audit webhook', () => {
     try {
       await send(kv, interleave(attackEvents(SEED_SCENARIO), background(3000, SEED_SCENARIO.start)));
       const inc = expectOneIncidentFor(await incidents(kv), SEED_SCENARIO);
-      expect(inc.correlations.map((c) => c.ruleId)).toEqual(expect.arrayContaining(['zt-secret-list-then-use', 'zt-escalation-after-denial', 'zt-lateral-movement']));
+      expect(inc.correlations.map((c) => c.ruleId)).toEqual(
+        expect.arrayContaining(['zt-secret-list-then-use', 'zt-escalation-after-denial', 'zt-lateral-movement']),
+      );
       expect(inc.mitre).toContain('T1552.007');
       const signals = (await (await api(kv, `/api/v1/incidents/${inc.id}/signals`)).json()) as { items: unknown[] };
       expect(signals.items).toHaveLength(inc.signalCount);
@@ -95,7 +101,11 @@ describe('embedded kubevigil, end to end through the audit webhook', () => {
     try {
       const background = syntheticAuditEvents(1500, { start: SEED_SCENARIO.start - 60_000, stepMs: 150, suspiciousShare: 0 });
       for (const d of fourSourceAttack(SEED_SCENARIO, background)) {
-        const res = await fetch(`${kv.url}${d.path}`, { method: 'POST', headers: { 'content-type': d.contentType, authorization: `Bearer ${INGEST}` }, body: d.body });
+        const res = await fetch(`${kv.url}${d.path}`, {
+          method: 'POST',
+          headers: { 'content-type': d.contentType, authorization: `Bearer ${INGEST}` },
+          body: d.body,
+        });
         expect(res.status, d.path).toBeLessThan(300);
       }
       await kv.drained();
@@ -105,7 +115,14 @@ describe('embedded kubevigil, end to end through the audit webhook', () => {
       expect(new Set(inc.timeline.map((e) => e.source))).toEqual(new Set(['alertmanager', 'k8s-audit', 'loki', 'otlp']));
       // The mesh line named an IP and the spans a pod: both were resolved to the service account.
       expect(inc.timeline.filter((e) => e.source !== 'k8s-audit').every((e) => e.actor === 'sa:frontend/frontend')).toBe(true);
-      expect(inc.entities).toEqual(expect.arrayContaining([`pod:${SEED_SCENARIO.namespace}/${SEED_SCENARIO.pod}`, `ip:${SEED_SCENARIO.podIP}`, `pod:${SEED_SCENARIO.targetNamespace}/${SEED_SCENARIO.targetPod}`, `binding:ClusterRoleBinding/${SEED_SCENARIO.binding}`]));
+      expect(inc.entities).toEqual(
+        expect.arrayContaining([
+          `pod:${SEED_SCENARIO.namespace}/${SEED_SCENARIO.pod}`,
+          `ip:${SEED_SCENARIO.podIP}`,
+          `pod:${SEED_SCENARIO.targetNamespace}/${SEED_SCENARIO.targetPod}`,
+          `binding:ClusterRoleBinding/${SEED_SCENARIO.binding}`,
+        ]),
+      );
       // Spans keep their trace ids so the incident links to the trace in Tempo.
       expect(inc.timeline.filter((e) => e.source === 'otlp').every((e) => /^[0-9a-f]{32}$/.test(e.attributes.traceId ?? ''))).toBe(true);
       expect(inc.rootCause.evidence.map((e) => e.type)).toContain('mesh');
@@ -211,7 +228,9 @@ describe('embedded kubevigil, end to end through the audit webhook', () => {
       expect((await fetch(`${kv.url}/api/v1/incidents`)).status).toBe(401);
       const doc = (await (await fetch(`${kv.url}/api/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
       expect(doc.openapi).toBe('3.1.0');
-      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/incidents', '/api/v1/incidents/{id}', '/api/v1/incidents/stream', '/ingest/k8s-audit']));
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/api/v1/incidents', '/api/v1/incidents/{id}', '/api/v1/incidents/stream', '/ingest/k8s-audit']),
+      );
     } finally {
       await kv.stop();
     }

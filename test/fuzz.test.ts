@@ -48,7 +48,6 @@ const gc = runInNewContext('gc') as () => void;
 
 /** Prints a figure of the run (counts, memory, timings): the issue's closing note is written from them. */
 function report(line: string): void {
-   
   console.log(line);
 }
 
@@ -106,15 +105,32 @@ interface Reply {
   error?: string;
 }
 
-async function send(method: string, path: string, body?: Buffer | Uint8Array | string, headers: Record<string, string> = {}, timeoutMs = 20_000): Promise<Reply> {
+async function send(
+  method: string,
+  path: string,
+  body?: Buffer | Uint8Array | string,
+  headers: Record<string, string> = {},
+  timeoutMs = 20_000,
+): Promise<Reply> {
   const t0 = performance.now();
   try {
-    const res = await fetch(base + path, { method, headers, body: typeof body === 'string' ? Buffer.from(body) : body, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      body: typeof body === 'string' ? Buffer.from(body) : body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const buf = Buffer.from(await res.arrayBuffer());
     return { status: res.status, type: res.headers.get('content-type') ?? '', body: buf, ms: performance.now() - t0 };
   } catch (e) {
     const err = e as Error & { cause?: Error };
-    return { status: 0, type: '', body: Buffer.alloc(0), ms: performance.now() - t0, error: `${err.name}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}` };
+    return {
+      status: 0,
+      type: '',
+      body: Buffer.alloc(0),
+      ms: performance.now() - t0,
+      error: `${err.name}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`,
+    };
   }
 }
 
@@ -148,7 +164,8 @@ function okBody(kind: Kind, r: Reply): string | undefined {
     let partial: { rejectedSpans?: unknown; errorMessage?: unknown } | undefined;
     if (isProtoType(r.type)) {
       try {
-        partial = (ExportTraceServiceResponse.toObject(ExportTraceServiceResponse.decode(r.body), { longs: String }) as { partialSuccess?: typeof partial }).partialSuccess;
+        partial = (ExportTraceServiceResponse.toObject(ExportTraceServiceResponse.decode(r.body), { longs: String }) as { partialSuccess?: typeof partial })
+          .partialSuccess;
       } catch (e) {
         return `200 body is not an ExportTraceServiceResponse: ${(e as Error).message}`;
       }
@@ -157,14 +174,19 @@ function okBody(kind: Kind, r: Reply): string | undefined {
       if (!j || typeof j !== 'object') return `200 body is not JSON: ${snippet(r.body)}`;
       partial = j.partialSuccess;
     }
-    if (partial && (Number(partial.rejectedSpans) <= 0 || typeof partial.errorMessage !== 'string' || partial.errorMessage === '')) return `partialSuccess without a count or a message: ${JSON.stringify(partial)}`;
+    if (partial && (Number(partial.rejectedSpans) <= 0 || typeof partial.errorMessage !== 'string' || partial.errorMessage === ''))
+      return `partialSuccess without a count or a message: ${JSON.stringify(partial)}`;
     return undefined;
   }
   if (kind === 'api') return jsonOf(r.body) === undefined ? `2xx body is not JSON: ${snippet(r.body)}` : undefined;
   const j = jsonOf(r.body) as { accepted?: unknown; invalid?: unknown; duplicates?: unknown; signals?: unknown; errors?: { reason?: unknown }[] } | undefined;
   if (r.status !== 200 || !j) return `expected 200 with a JSON report, got ${r.status} ${snippet(r.body)}`;
-  for (const k of ['accepted', 'invalid', 'duplicates', 'signals'] as const) if (typeof j[k] !== 'number') return `200 report without a numeric ${k}: ${snippet(r.body)}`;
-  if ((j.invalid as number) > 0 && (!Array.isArray(j.errors) || j.errors.length === 0 || !j.errors.every((e) => typeof e.reason === 'string' && e.reason.length > 0)))
+  for (const k of ['accepted', 'invalid', 'duplicates', 'signals'] as const)
+    if (typeof j[k] !== 'number') return `200 report without a numeric ${k}: ${snippet(r.body)}`;
+  if (
+    (j.invalid as number) > 0 &&
+    (!Array.isArray(j.errors) || j.errors.length === 0 || !j.errors.every((e) => typeof e.reason === 'string' && e.reason.length > 0))
+  )
     return `invalid items counted but not described: ${snippet(r.body)}`;
   return undefined;
 }
@@ -182,7 +204,8 @@ function errorBody(kind: Kind, r: Reply, requestType: string): string | undefine
         return `status ${r.status} body is not a google.rpc.Status: ${(e as Error).message}`;
       }
     } else st = jsonOf(r.body) as typeof st;
-    if (!st || typeof st.message !== 'string' || st.message.length < 10) return `status ${r.status} without a Status message naming the problem: ${snippet(r.body)}`;
+    if (!st || typeof st.message !== 'string' || st.message.length < 10)
+      return `status ${r.status} without a Status message naming the problem: ${snippet(r.body)}`;
     return undefined;
   }
   if (!r.type.startsWith('application/problem+json')) return `status ${r.status} answered as ${r.type || '(no type)'}, not problem+json: ${snippet(r.body)}`;
@@ -204,7 +227,9 @@ class Findings {
     tally.set(kind, byStatus);
     const problem = verdict(kind, r, requestType);
     if (problem) {
-      const logs = errorLogs.slice(logsBefore).map((l) => `\n      log: ${l.msg} ${l.path ?? ''} ${l.err ?? ''}\n        ${(l.stack ?? '').replace(/\n/g, '\n        ')}`);
+      const logs = errorLogs
+        .slice(logsBefore)
+        .map((l) => `\n      log: ${l.msg} ${l.path ?? ''} ${l.err ?? ''}\n        ${(l.stack ?? '').replace(/\n/g, '\n        ')}`);
       this.list.push(`[${kind}] ${label}: ${problem}${logs.join('')}`);
     }
     return problem;
@@ -254,7 +279,12 @@ const AUDIT_EVENTS: Json[] = [...webhookItems, execPod, privilegedPod];
 
 /** An EventList of the fixture events with auditIDs unique to `tag`, so dedup does not hide them from detection. */
 function auditList(tag: string, events: Json[] = AUDIT_EVENTS): Record<string, Json> {
-  return { kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.map((e, j) => ({ ...(e as Record<string, Json>), auditID: `fz-${SEED}-${tag}-${j}` })) };
+  return {
+    kind: 'EventList',
+    apiVersion: 'audit.k8s.io/v1',
+    metadata: {},
+    items: events.map((e, j) => ({ ...(e as Record<string, Json>), auditID: `fz-${SEED}-${tag}-${j}` })),
+  };
 }
 
 const amBodies = readReal('alertmanager/webhook-v4-am0.27-capture.jsonl')
@@ -327,7 +357,10 @@ function authFailedSpan(): Record<string, Json> {
     { key: 'server.address', value: { stringValue: 'payments.payments.svc' } },
   ];
   const res = (d as unknown as { resourceSpans: { resource: { attributes: Json[] } }[] }).resourceSpans[0]!.resource;
-  res.attributes.push({ key: 'k8s.pod.name', value: { stringValue: 'frontend-7d9c4b5f6-xk2pq' } }, { key: 'k8s.namespace.name', value: { stringValue: 'frontend' } });
+  res.attributes.push(
+    { key: 'k8s.pod.name', value: { stringValue: 'frontend-7d9c4b5f6-xk2pq' } },
+    { key: 'k8s.namespace.name', value: { stringValue: 'frontend' } },
+  );
   return d;
 }
 
@@ -437,7 +470,9 @@ function deepOtlpProto(depth: number): Buffer {
   for (let i = 0; i < depth; i++) {
     const kvLen = 4 + varint(len).length + len; // 0a 01 61 12 <len> child
     const listLen = 1 + varint(kvLen).length + kvLen;
-    prefixes.push(Buffer.concat([Buffer.from([0x32]), varint(listLen), Buffer.from([0x0a]), varint(kvLen), Buffer.from([0x0a, 0x01, 0x61, 0x12]), varint(len)]));
+    prefixes.push(
+      Buffer.concat([Buffer.from([0x32]), varint(listLen), Buffer.from([0x0a]), varint(kvLen), Buffer.from([0x0a, 0x01, 0x61, 0x12]), varint(len)]),
+    );
     len = 1 + varint(listLen).length + listLen;
   }
   const value = Buffer.concat([...prefixes.reverse(), Buffer.from([0x0a, 0x01, 0x78])]);
@@ -476,14 +511,19 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     heapBefore = heapMb();
     rssBefore = process.memoryUsage().rss;
     dir = mkdtempSync(join(tmpdir(), 'kv-fuzz-'));
-    kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_LOG_LEVEL: 'error' }), createLogger('error', logStream), { processMetrics: false, sweepSchedule: false });
+    kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_LOG_LEVEL: 'error' }), createLogger('error', logStream), {
+      processMetrics: false,
+      sweepSchedule: false,
+    });
     base = kv.url;
     port = Number(new URL(base).port);
     report(`[fuzz] seed ${SEED}; kubevigil at ${base}; rss before ${Math.round(rssBefore / MB)} MB`);
   });
 
   afterAll(async () => {
-    report(`[fuzz] ${casesRun} responses judged; by receiver and status: ${JSON.stringify(Object.fromEntries([...tally].map(([k, m]) => [k, Object.fromEntries([...m].sort((a, b) => a[0] - b[0]))])))}`);
+    report(
+      `[fuzz] ${casesRun} responses judged; by receiver and status: ${JSON.stringify(Object.fromEntries([...tally].map(([k, m]) => [k, Object.fromEntries([...m].sort((a, b) => a[0] - b[0]))])))}`,
+    );
     await kv?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -496,13 +536,51 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     }
     expect((await f.post('loki', 'valid protobuf push', lokiProto(), PROTO_H)).status).toBe(204);
     expect((await f.post('otlp', 'valid protobuf export', otlpProto(otlpDoc()), PROTO_H)).status).toBe(200);
-    expect((await f.post('audit', 'valid JSON lines', (auditList('lines').items as Json[]).map((e) => JSON.stringify(e)).join('\n'), { 'content-type': 'application/x-ndjson' })).status).toBe(200);
+    expect(
+      (
+        await f.post('audit', 'valid JSON lines', (auditList('lines').items as Json[]).map((e) => JSON.stringify(e)).join('\n'), {
+          'content-type': 'application/x-ndjson',
+        })
+      ).status,
+    ).toBe(200);
     f.expectNone();
   });
 
   it('malformed and truncated JSON → 400 with a detail, for every receiver', async () => {
     const f = new Findings();
-    const fixed = ['', ' ', '\n', 'null', 'true', '0', '-1', '1e999', '"text"', '[]', '{}', '[null]', '[[]]', '[{}]', '{"a":', '{"a"}', "{'a':1}", 'NaN', 'undefined', '[1,]', '{"a":1,}', '\ufeff{}', '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}', '['.repeat(100), ']'.repeat(100), '{"items":[', '\u0000', '{"a":"\\ud800"}', '{"a":"\\u12"}', '//\n{}'];
+    const fixed = [
+      '',
+      ' ',
+      '\n',
+      'null',
+      'true',
+      '0',
+      '-1',
+      '1e999',
+      '"text"',
+      '[]',
+      '{}',
+      '[null]',
+      '[[]]',
+      '[{}]',
+      '{"a":',
+      '{"a"}',
+      "{'a':1}",
+      'NaN',
+      'undefined',
+      '[1,]',
+      '{"a":1,}',
+      '\ufeff{}',
+      '{"__proto__":{"polluted":1}}',
+      '{"constructor":{"prototype":{"polluted":1}}}',
+      '['.repeat(100),
+      ']'.repeat(100),
+      '{"items":[',
+      '\u0000',
+      '{"a":"\\ud800"}',
+      '{"a":"\\u12"}',
+      '//\n{}',
+    ];
     for (const kind of RECEIVERS) {
       const rng = new Rng(SEED ^ 0x1000 ^ kind.length);
       const text = serialize(validBody(kind, 'malformed'));
@@ -512,7 +590,12 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     }
     // JSON lines: every bad line is an invalid event, the batch still a 200.
     const lines = (auditList('ndjson').items as Json[]).map((e) => JSON.stringify(e));
-    const r = await f.post('audit', 'JSON lines with a truncated and a corrupted line', [lines[0], lines[1]!.slice(0, 50), '{"kind":', lines[2], '\u0000', lines[3]].join('\n'), { 'content-type': 'application/x-ndjson' });
+    const r = await f.post(
+      'audit',
+      'JSON lines with a truncated and a corrupted line',
+      [lines[0], lines[1]!.slice(0, 50), '{"kind":', lines[2], '\u0000', lines[3]].join('\n'),
+      { 'content-type': 'application/x-ndjson' },
+    );
     expect(r.status).toBe(200);
     expect(jsonOf(r.body)).toMatchObject({ accepted: 3, invalid: 3 });
     await stillServing('malformed JSON');
@@ -552,7 +635,12 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       const rng = new Rng(SEED + kind.charCodeAt(0) * 7919);
       const statuses = new Map<number, number>();
       for (let i = 0; i < MUTATIONS; i++) {
-        const valid = kind === 'alertmanager' ? amPayload(`mut${i}`, rng.pick(amBodies)) : kind === 'otlp' && rng.chance(0.3) ? otlpDoc(otlpTempoDoc) : validBody(kind, `mut${i}`);
+        const valid =
+          kind === 'alertmanager'
+            ? amPayload(`mut${i}`, rng.pick(amBodies))
+            : kind === 'otlp' && rng.chance(0.3)
+              ? otlpDoc(otlpTempoDoc)
+              : validBody(kind, `mut${i}`);
         const { value, mutations } = mutate(valid, rng, 4);
         let body = JSON.stringify(value);
         let headers: Record<string, string> = JSON_H;
@@ -577,33 +665,153 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     const cases: [Receiver, string, string, number?][] = [
       // audit: 5 MB in one field of an otherwise valid event (accepted), in an id, in a key; 100k items and elements.
       ['audit', '5 MB userAgent', JSON.stringify([ev({ userAgent: big }, 'ua')]), 200],
-      ['audit', '5 MB requestURI (in the signal title)', JSON.stringify([ev({ requestURI: `/api/v1/namespaces/default/pods/x/exec?command=${big}` }, 'uri')]), 200],
-      ['audit', '5 MB annotation value', JSON.stringify([ev({ annotations: { 'authorization.k8s.io/decision': 'allow', 'authorization.k8s.io/reason': big } }, 'ann')]), 200],
+      [
+        'audit',
+        '5 MB requestURI (in the signal title)',
+        JSON.stringify([ev({ requestURI: `/api/v1/namespaces/default/pods/x/exec?command=${big}` }, 'uri')]),
+        200,
+      ],
+      [
+        'audit',
+        '5 MB annotation value',
+        JSON.stringify([ev({ annotations: { 'authorization.k8s.io/decision': 'allow', 'authorization.k8s.io/reason': big } }, 'ann')]),
+        200,
+      ],
       ['audit', '5 MB object key', `[${JSON.stringify(ev({}, 'key')).slice(0, -1)},"${big}":1}]`, 200],
       ['audit', '5 MB stage (invalid)', JSON.stringify([ev({ stage: big }, 'stage')]), 200],
       ['audit', '100k-element EventList of invalid items', JSON.stringify({ kind: 'EventList', items: Array.from({ length: 100_000 }, (_, i) => i) }), 200],
-      ['audit', '100k sourceIPs and groups', JSON.stringify([ev({ sourceIPs: Array.from({ length: 100_000 }, (_, i) => `10.0.${i >> 8 & 255}.${i & 255}`), user: { username: 'minikube-user', groups: Array.from({ length: 100_000 }, (_, i) => `g${i}`) } }, 'arrays')]), 200],
-      ['audit', '100k annotations', JSON.stringify([ev({ annotations: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'])) }, 'manyann')]), 200],
+      [
+        'audit',
+        '100k sourceIPs and groups',
+        JSON.stringify([
+          ev(
+            {
+              sourceIPs: Array.from({ length: 100_000 }, (_, i) => `10.0.${(i >> 8) & 255}.${i & 255}`),
+              user: { username: 'minikube-user', groups: Array.from({ length: 100_000 }, (_, i) => `g${i}`) },
+            },
+            'arrays',
+          ),
+        ]),
+        200,
+      ],
+      [
+        'audit',
+        '100k annotations',
+        JSON.stringify([ev({ annotations: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'])) }, 'manyann')]),
+        200,
+      ],
       // alertmanager
-      ['alertmanager', '5 MB annotation', JSON.stringify({ ...amPayload('big1'), alerts: [{ ...((amPayload('big1').alerts as Json[])[0] as Record<string, Json>), annotations: { description: big } }] }), 200],
-      ['alertmanager', '5 MB label value and fingerprint', JSON.stringify({ ...amPayload('big2'), alerts: [{ ...((amPayload('big2').alerts as Json[])[0] as Record<string, Json>), labels: { alertname: big }, fingerprint: big.slice(0, MB) }] }), 200],
+      [
+        'alertmanager',
+        '5 MB annotation',
+        JSON.stringify({
+          ...amPayload('big1'),
+          alerts: [{ ...((amPayload('big1').alerts as Json[])[0] as Record<string, Json>), annotations: { description: big } }],
+        }),
+        200,
+      ],
+      [
+        'alertmanager',
+        '5 MB label value and fingerprint',
+        JSON.stringify({
+          ...amPayload('big2'),
+          alerts: [{ ...((amPayload('big2').alerts as Json[])[0] as Record<string, Json>), labels: { alertname: big }, fingerprint: big.slice(0, MB) }],
+        }),
+        200,
+      ],
       ['alertmanager', '100k alerts (invalid)', JSON.stringify({ version: '4', alerts: Array.from({ length: 100_000 }, () => ({})) }), 200],
-      ['alertmanager', '100k labels', JSON.stringify({ version: '4', alerts: [{ status: 'firing', startsAt: '2026-08-24T10:34:30.583Z', labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`l${i}`, 'v'])) }] }), 200],
+      [
+        'alertmanager',
+        '100k labels',
+        JSON.stringify({
+          version: '4',
+          alerts: [
+            { status: 'firing', startsAt: '2026-08-24T10:34:30.583Z', labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`l${i}`, 'v'])) },
+          ],
+        }),
+        200,
+      ],
       ['alertmanager', '5 MB groupKey and receiver', JSON.stringify({ ...amPayload('big3'), groupKey: big, receiver: big.slice(0, MB) }), 200],
       // loki
-      ['loki', '5 MB line (truncated to the line limit)', JSON.stringify({ streams: [{ stream: SIDECAR, values: [[nextNs(), `${meshLines[2]} ${big}`]] }] }), 204],
+      [
+        'loki',
+        '5 MB line (truncated to the line limit)',
+        JSON.stringify({ streams: [{ stream: SIDECAR, values: [[nextNs(), `${meshLines[2]} ${big}`]] }] }),
+        204,
+      ],
       ['loki', '5 MB label value', JSON.stringify({ streams: [{ stream: { app: big }, values: [[nextNs(), 'x']] }] })],
-      ['loki', '100k entries (the limit)', JSON.stringify({ streams: [{ stream: { app: 'a' }, values: Array.from({ length: 100_000 }, (_, i) => [String(1764410400000000000n + BigInt(i)), 'l']) }] }), 204],
-      ['loki', '100,001 entries (past the limit)', JSON.stringify({ streams: [{ stream: { app: 'a' }, values: Array.from({ length: 100_001 }, (_, i) => [String(1764410400000000000n + BigInt(i)), 'l']) }] })],
+      [
+        'loki',
+        '100k entries (the limit)',
+        JSON.stringify({
+          streams: [{ stream: { app: 'a' }, values: Array.from({ length: 100_000 }, (_, i) => [String(1764410400000000000n + BigInt(i)), 'l']) }],
+        }),
+        204,
+      ],
+      [
+        'loki',
+        '100,001 entries (past the limit)',
+        JSON.stringify({
+          streams: [{ stream: { app: 'a' }, values: Array.from({ length: 100_001 }, (_, i) => [String(1764410400000000000n + BigInt(i)), 'l']) }],
+        }),
+      ],
       ['loki', '100k streams', JSON.stringify({ streams: Array.from({ length: 100_000 }, (_, i) => ({ stream: { app: `a${i}` }, values: [] })) })],
-      ['loki', '100k structured metadata pairs', JSON.stringify({ streams: [{ stream: { app: 'a' }, values: [[nextNs(), 'l', Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`m${i}`, 'v']))]] }] })],
+      [
+        'loki',
+        '100k structured metadata pairs',
+        JSON.stringify({
+          streams: [{ stream: { app: 'a' }, values: [[nextNs(), 'l', Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`m${i}`, 'v']))]] }],
+        }),
+      ],
       // otlp
-      ['otlp', '5 MB span name and attribute', JSON.stringify(((d) => { const s = firstSpan(d); s.name = big; s.attributes = [{ key: 'k', value: { stringValue: big } }]; return d; })(otlpDoc())), 200],
+      [
+        'otlp',
+        '5 MB span name and attribute',
+        JSON.stringify(
+          ((d) => {
+            const s = firstSpan(d);
+            s.name = big;
+            s.attributes = [{ key: 'k', value: { stringValue: big } }];
+            return d;
+          })(otlpDoc()),
+        ),
+        200,
+      ],
       ['otlp', '100k invalid spans', JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: Array.from({ length: 100_000 }, () => 1) }] }] }), 200],
-      ['otlp', '100k attributes', JSON.stringify(((d) => { firstSpan(d).attributes = Array.from({ length: 100_000 }, (_, i) => ({ key: `k${i}`, value: { intValue: i } })); return d; })(otlpDoc())), 200],
-      ['otlp', '100k-element array value', JSON.stringify(((d) => { firstSpan(d).attributes = [{ key: 'a', value: { arrayValue: { values: Array.from({ length: 100_000 }, () => ({ boolValue: true })) } } }]; return d; })(otlpDoc())), 200],
+      [
+        'otlp',
+        '100k attributes',
+        JSON.stringify(
+          ((d) => {
+            firstSpan(d).attributes = Array.from({ length: 100_000 }, (_, i) => ({ key: `k${i}`, value: { intValue: i } }));
+            return d;
+          })(otlpDoc()),
+        ),
+        200,
+      ],
+      [
+        'otlp',
+        '100k-element array value',
+        JSON.stringify(
+          ((d) => {
+            firstSpan(d).attributes = [{ key: 'a', value: { arrayValue: { values: Array.from({ length: 100_000 }, () => ({ boolValue: true })) } } }];
+            return d;
+          })(otlpDoc()),
+        ),
+        200,
+      ],
       ['otlp', '100k resourceSpans', JSON.stringify({ resourceSpans: Array.from({ length: 100_000 }, () => ({})) }), 200],
-      ['otlp', '5 MB traceId', JSON.stringify(((d) => { firstSpan(d).traceId = big; return d; })(otlpDoc())), 200],
+      [
+        'otlp',
+        '5 MB traceId',
+        JSON.stringify(
+          ((d) => {
+            firstSpan(d).traceId = big;
+            return d;
+          })(otlpDoc()),
+        ),
+        200,
+      ],
     ];
     for (const [kind, name, body, want] of cases) {
       const r = await f.post(kind, `${name} (${(body.length / MB).toFixed(1)} MB body)`, body);
@@ -611,7 +819,17 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     }
     // The same through protobuf.
     await f.post('loki', '5 MB protobuf line', encodePushProtobuf([{ labels: SIDECAR, entries: [{ time: nextNs(), line: big }] }]), PROTO_H);
-    await f.post('otlp', '5 MB protobuf span name', otlpProto(((d) => { firstSpan(d).name = big; return d; })(otlpDoc())), PROTO_H);
+    await f.post(
+      'otlp',
+      '5 MB protobuf span name',
+      otlpProto(
+        ((d) => {
+          firstSpan(d).name = big;
+          return d;
+        })(otlpDoc()),
+      ),
+      PROTO_H,
+    );
     // Past the body limit: 413 for every receiver.
     const huge = JSON.stringify({ pad: 'x'.repeat(13 * MB) });
     for (const kind of RECEIVERS) {
@@ -629,7 +847,8 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
         for (const shape of ['array', 'object'] as const) await f.post(kind, `root nested ${depth} levels (${shape})`, nestedText(depth, shape));
     const deepA = nestedText(DEEP, 'array');
     const deepO = nestedText(DEEP, 'object', '"x"');
-    const ev = (field: string, deep: string, tag: string) => `[${JSON.stringify({ ...execPod, auditID: `fz-${SEED}-deep-${tag}` }).slice(0, -1)},"${field}":${deep}}]`;
+    const ev = (field: string, deep: string, tag: string) =>
+      `[${JSON.stringify({ ...execPod, auditID: `fz-${SEED}-deep-${tag}` }).slice(0, -1)},"${field}":${deep}}]`;
     const inside: [Receiver, string, string][] = [
       ['audit', 'requestObject (valid event)', ev('requestObject', deepO, 'ro')],
       ['audit', 'responseObject (valid event)', ev('responseObject', deepA, 'rso')],
@@ -651,8 +870,16 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       ['loki', 'structured metadata', `{"streams":[{"stream":{"a":"b"},"values":[["1570818238000000000","l",${deepO}]]}]}`],
       ['otlp', 'resourceSpans', `{"resourceSpans":${deepA}}`],
       ['otlp', 'span', `{"resourceSpans":[{"scopeSpans":[{"spans":[${deepA}]}]}]}`],
-      ['otlp', 'kvlistValue', `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"${nextSpanId()}","attributes":[{"key":"k","value":${'{"kvlistValue":{"values":[{"key":"k","value":'.repeat(DEEP)}{"stringValue":"x"}${'}]}}'.repeat(DEEP)}}]}]}]}]}`],
-      ['otlp', 'attribute value', `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"${nextSpanId()}","attributes":[{"key":"k","value":${deepO}}]}]}]}]}`],
+      [
+        'otlp',
+        'kvlistValue',
+        `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"${nextSpanId()}","attributes":[{"key":"k","value":${'{"kvlistValue":{"values":[{"key":"k","value":'.repeat(DEEP)}{"stringValue":"x"}${'}]}}'.repeat(DEEP)}}]}]}]}]}`,
+      ],
+      [
+        'otlp',
+        'attribute value',
+        `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"${nextSpanId()}","attributes":[{"key":"k","value":${deepO}}]}]}]}]}`,
+      ],
       ['otlp', 'traceId', `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":${deepA}}]}]}]}`],
       ['otlp', 'trace (Tempo wrapper)', `{"trace":${deepO}}`],
     ];
@@ -714,13 +941,21 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       for (const bad of INVALID_UTF8) {
         const r = await f.post(kind, `valid JSON with ${bad.toString('hex')} spliced into a string`, spliceInvalidUtf8(text, new Rng(bad[0]!)));
         if (r.status !== 400) f.list.push(`[${kind}] invalid UTF-8 ${bad.toString('hex')}: expected 400, got ${r.status} ${snippet(r.body)}`);
-        else if (!/UTF-8/i.test(snippet(r.body))) f.list.push(`[${kind}] invalid UTF-8 ${bad.toString('hex')}: the 400 does not name the encoding: ${snippet(r.body)}`);
+        else if (!/UTF-8/i.test(snippet(r.body)))
+          f.list.push(`[${kind}] invalid UTF-8 ${bad.toString('hex')}: the 400 does not name the encoding: ${snippet(r.body)}`);
       }
       for (let i = 0; i < 10; i++) await f.post(kind, `random invalid UTF-8 #${i}`, spliceInvalidUtf8(text, rng));
       await f.post(kind, 'UTF-16LE JSON', Buffer.from(`\ufeff${text}`, 'utf16le'));
-      await f.post(kind, 'latin1 JSON with a label charset', Buffer.from(text.replace('"', '"\u00e9'), 'latin1'), { 'content-type': 'application/json; charset=iso-8859-1' });
+      await f.post(kind, 'latin1 JSON with a label charset', Buffer.from(text.replace('"', '"\u00e9'), 'latin1'), {
+        'content-type': 'application/json; charset=iso-8859-1',
+      });
     }
-    await f.post('audit', 'JSON lines with an invalid UTF-8 line', Buffer.concat([Buffer.from(`${JSON.stringify((auditList('u8').items as Json[])[0])}\n`), Buffer.from([0xff, 0xfe]), Buffer.from('\n')]), { 'content-type': 'application/x-ndjson' });
+    await f.post(
+      'audit',
+      'JSON lines with an invalid UTF-8 line',
+      Buffer.concat([Buffer.from(`${JSON.stringify((auditList('u8').items as Json[])[0])}\n`), Buffer.from([0xff, 0xfe]), Buffer.from('\n')]),
+      { 'content-type': 'application/x-ndjson' },
+    );
     // Protobuf strings that are not UTF-8: accepted (decoded with replacement) or refused, never a 5xx.
     const lokiBad = Buffer.from(snappy.uncompress(lokiProto()));
     const at = lokiBad.indexOf(Buffer.from('fizzbuzz'));
@@ -736,7 +971,24 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
 
   it('wrong and missing content types and encodings → 415 (or 400), never 5xx', async () => {
     const f = new Findings();
-    const types = ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/octet-stream', '*/*', 'application/json-patch+json', 'application/json; charset=utf-16', 'APPLICATION/JSON', 'application/json;;;', ';', 'application/json, text/plain', 'x'.repeat(4000), 'application/grpc', 'application/x-protobuf', 'application/x-ndjson'];
+    const types = [
+      'text/plain',
+      'application/xml',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      'application/octet-stream',
+      '*/*',
+      'application/json-patch+json',
+      'application/json; charset=utf-16',
+      'APPLICATION/JSON',
+      'application/json;;;',
+      ';',
+      'application/json, text/plain',
+      'x'.repeat(4000),
+      'application/grpc',
+      'application/x-protobuf',
+      'application/x-ndjson',
+    ];
     for (const kind of RECEIVERS) {
       const text = serialize(validBody(kind, 'ctype'));
       const r = await f.post(kind, 'no Content-Type', Buffer.from(text), {});
@@ -744,11 +996,17 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       if (kind === 'audit' || kind === 'otlp') expect(r.status, `${kind} without Content-Type`).toBe(415);
       for (const t of types) await f.post(kind, `Content-Type ${JSON.stringify(t.slice(0, 40))}`, text, { 'content-type': t });
       for (const enc of ['br', 'compress', 'zstd', 'gzip, gzip', 'x-gzip', 'GZIP', 'identity', 'gzip', 'deflate', 'snappy', '']) {
-        const re = await f.post(kind, `Content-Encoding ${JSON.stringify(enc)} on a plain body`, text, { 'content-type': 'application/json', 'content-encoding': enc });
+        const re = await f.post(kind, `Content-Encoding ${JSON.stringify(enc)} on a plain body`, text, {
+          'content-type': 'application/json',
+          'content-encoding': enc,
+        });
         if (enc === 'compress' && re.status !== 415) f.list.push(`[${kind}] Content-Encoding ${enc}: expected 415, got ${re.status}`);
       }
       // Node 24's zlib decodes zstd (as it does br): a real zstd body is read like a gzip one.
-      const zstd = await f.post(kind, 'Content-Encoding zstd on a zstd body', zstdCompressSync(Buffer.from(text)), { 'content-type': 'application/json', 'content-encoding': 'zstd' });
+      const zstd = await f.post(kind, 'Content-Encoding zstd on a zstd body', zstdCompressSync(Buffer.from(text)), {
+        'content-type': 'application/json',
+        'content-encoding': 'zstd',
+      });
       if (zstd.status >= 300) f.list.push(`[${kind}] a zstd-compressed body: expected 2xx, got ${zstd.status}`);
     }
     // The API: a PATCH in another charset or encoding, and other methods.
@@ -761,7 +1019,13 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       ['PATCH no Content-Type', {}, '{"status":"acknowledged"}'],
     ] as [string, Record<string, string>, string][]) {
       const before = errorLogs.length;
-      f.check('api', label, await send('PATCH', '/api/v1/incidents/inc_00000000000000000000', Buffer.from(body), headers), headers['content-type'] ?? '', before);
+      f.check(
+        'api',
+        label,
+        await send('PATCH', '/api/v1/incidents/inc_00000000000000000000', Buffer.from(body), headers),
+        headers['content-type'] ?? '',
+        before,
+      );
     }
     for (const method of ['PUT', 'DELETE', 'GET', 'OPTIONS'])
       for (const kind of RECEIVERS) {
@@ -838,20 +1102,46 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
   it('the API: junk ids, query parameters and PATCH bodies', async () => {
     const f = new Findings();
     // An incident to PATCH: the seed attack scenario through the audit webhook.
-    const setup = await send('POST', PATH.audit, JSON.stringify(attackEvents({ ...SEED_SCENARIO, namespace: 'fuzz-api', serviceAccount: 'fuzz-api' }, SEED % 1000)), JSON_H);
+    const setup = await send(
+      'POST',
+      PATH.audit,
+      JSON.stringify(attackEvents({ ...SEED_SCENARIO, namespace: 'fuzz-api', serviceAccount: 'fuzz-api' }, SEED % 1000)),
+      JSON_H,
+    );
     expect(setup.status).toBe(200);
     await kv.drained();
     const list = jsonOf((await send('GET', '/api/v1/incidents?limit=5')).body) as { items: { id: string }[] };
     expect(list.items.length, 'the attack scenario opened an incident').toBeGreaterThan(0);
     const id = list.items[0]!.id;
     const rng = new Rng(SEED ^ 0xa9);
-    const api = async (method: string, path: string, body?: string | Buffer, headers: Record<string, string> = JSON_H, label = `${method} ${path.slice(0, 120)}`) => {
+    const api = async (
+      method: string,
+      path: string,
+      body?: string | Buffer,
+      headers: Record<string, string> = JSON_H,
+      label = `${method} ${path.slice(0, 120)}`,
+    ) => {
       const before = errorLogs.length;
       const r = await send(method, path, body, headers);
       f.check('api', label, r, headers['content-type'] ?? '', before);
       return r;
     };
-    const junk = ['%ff', '%E0%A4%A', '%', '%00', '..%2f..%2f', 'inc_', `inc_${'0'.repeat(20)}`, `inc_${'f'.repeat(21)}`, 'x'.repeat(8000), '%C0%AF', '🦄', '__proto__', 'constructor', '%2e%2e'];
+    const junk = [
+      '%ff',
+      '%E0%A4%A',
+      '%',
+      '%00',
+      '..%2f..%2f',
+      'inc_',
+      `inc_${'0'.repeat(20)}`,
+      `inc_${'f'.repeat(21)}`,
+      'x'.repeat(8000),
+      '%C0%AF',
+      '🦄',
+      '__proto__',
+      'constructor',
+      '%2e%2e',
+    ];
     for (const j of junk) {
       await api('GET', `/api/v1/incidents/${j}`);
       await api('GET', `/api/v1/incidents/${j}/signals`);
@@ -859,10 +1149,39 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       await api('GET', `/api/v1/${j}`);
     }
     const keys = ['status', 'severity', 'actor', 'namespace', 'since', 'limit', 'cursor', 'kind', 'bogus', '__proto__', 'limit[]', 'status[a]'];
-    const values = ['', 'open', 'open,,resolved', 'bogus', 'high', '-1', '0', '1001', '1e3', '1.5', 'NaN', 'Infinity', '%ff', '%00', 'x'.repeat(2000), '2026-11-29T12:00:00Z', '99999999999999999999', '-271821-04-20T00:00:00Z', 'eyJhbGciOi', '%E0%A4%A', "' OR 1=1 --", 'a%2Cb'];
+    const values = [
+      '',
+      'open',
+      'open,,resolved',
+      'bogus',
+      'high',
+      '-1',
+      '0',
+      '1001',
+      '1e3',
+      '1.5',
+      'NaN',
+      'Infinity',
+      '%ff',
+      '%00',
+      'x'.repeat(2000),
+      '2026-11-29T12:00:00Z',
+      '99999999999999999999',
+      '-271821-04-20T00:00:00Z',
+      'eyJhbGciOi',
+      '%E0%A4%A',
+      "' OR 1=1 --",
+      'a%2Cb',
+    ];
     for (let i = 0; i < 250; i++) {
       const q = Array.from({ length: rng.range(1, 4) }, () => `${rng.pick(keys)}=${rng.pick(values)}`).join('&');
-      await api('GET', `${rng.pick(['/api/v1/incidents', '/api/v1/signals', `/api/v1/incidents/${id}/signals`, '/api/v1/rules'])}?${q}`, undefined, {}, `GET query #${i}: ${q.slice(0, 200)}`);
+      await api(
+        'GET',
+        `${rng.pick(['/api/v1/incidents', '/api/v1/signals', `/api/v1/incidents/${id}/signals`, '/api/v1/rules'])}?${q}`,
+        undefined,
+        {},
+        `GET query #${i}: ${q.slice(0, 200)}`,
+      );
     }
     // The event stream with junk parameters: its status, then hang up (it never ends by itself).
     for (const q of ['', '?since=%ff', `?x=${'x'.repeat(3000)}`]) {
@@ -870,15 +1189,47 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       const before = errorLogs.length;
       const res = await fetch(`${base}/api/v1/incidents/stream${q}`, { signal: ctl.signal });
       f.want(res.status === 200 || (res.status >= 400 && res.status < 500), `[api] GET /api/v1/incidents/stream${q.slice(0, 40)}: status ${res.status}`);
-      f.want(errorLogs.length === before, `[api] GET /api/v1/incidents/stream${q.slice(0, 40)}: logged ${errorLogs.slice(before).map((l) => l.err).join('; ')}`);
+      f.want(
+        errorLogs.length === before,
+        `[api] GET /api/v1/incidents/stream${q.slice(0, 40)}: logged ${errorLogs
+          .slice(before)
+          .map((l) => l.err)
+          .join('; ')}`,
+      );
       ctl.abort();
     }
     // Cursors: garbage, base64 of garbage, of JSON of the wrong shape, enormous.
-    for (const c of ['x', '!!!', Buffer.from('{"t":"x","id":1}').toString('base64url'), Buffer.from('[1,2]').toString('base64'), Buffer.from('null').toString('base64url'), 'A'.repeat(6000), Buffer.from(nestedText(1000, 'array')).toString('base64url')])
+    for (const c of [
+      'x',
+      '!!!',
+      Buffer.from('{"t":"x","id":1}').toString('base64url'),
+      Buffer.from('[1,2]').toString('base64'),
+      Buffer.from('null').toString('base64url'),
+      'A'.repeat(6000),
+      Buffer.from(nestedText(1000, 'array')).toString('base64url'),
+    ])
       await api('GET', `/api/v1/incidents?cursor=${encodeURIComponent(c)}`);
     // PATCH bodies: malformed, wrong types, too large, deep, mutated.
     const patch = (body: string | Buffer, label: string) => api('PATCH', `/api/v1/incidents/${id}`, body, JSON_H, `PATCH ${label}`);
-    for (const b of ['', 'null', '[]', '"acknowledged"', '{', '{"status":', '{"status":1}', '{"status":null}', '{"status":["acknowledged"]}', '{"status":"open"}', '{"status":"acknowledged","note":5}', '{"status":"acknowledged","by":{}}', `{"status":"acknowledged","note":"${'n'.repeat(3000)}"}`, '{"status":"acknowledged","extra":1}', '{"__proto__":{"status":"resolved"}}', `{"status":"acknowledged","note":${nestedText(DEEP, 'array')}}`, nestedText(DEEP, 'object')])
+    for (const b of [
+      '',
+      'null',
+      '[]',
+      '"acknowledged"',
+      '{',
+      '{"status":',
+      '{"status":1}',
+      '{"status":null}',
+      '{"status":["acknowledged"]}',
+      '{"status":"open"}',
+      '{"status":"acknowledged","note":5}',
+      '{"status":"acknowledged","by":{}}',
+      `{"status":"acknowledged","note":"${'n'.repeat(3000)}"}`,
+      '{"status":"acknowledged","extra":1}',
+      '{"__proto__":{"status":"resolved"}}',
+      `{"status":"acknowledged","note":${nestedText(DEEP, 'array')}}`,
+      nestedText(DEEP, 'object'),
+    ])
       await patch(b, JSON.stringify(b.slice(0, 60)));
     await patch(JSON.stringify({ status: 'acknowledged', note: 'x'.repeat(70_000) }), '70 KB body (past 64 KiB)');
     await patch(spliceInvalidUtf8('{"status":"acknowledged","note":"bad"}', rng), 'invalid UTF-8');
@@ -911,14 +1262,20 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     expect(report.errors.map((e) => e.index)).toEqual([1, 3, 5, 7, 9]);
     expect(report.signals).toBeGreaterThanOrEqual(5);
     await kv.drained();
-    const signals = jsonOf((await send('GET', `/api/v1/signals?limit=1000&actor=${encodeURIComponent(`user:${user}`)}`)).body) as { items: { excerpt: { auditID?: string } }[] };
+    const signals = jsonOf((await send('GET', `/api/v1/signals?limit=1000&actor=${encodeURIComponent(`user:${user}`)}`)).body) as {
+      items: { excerpt: { auditID?: string } }[];
+    };
     expect(new Set(signals.items.map((s) => s.excerpt.auditID))).toEqual(new Set(ids));
 
     // Alertmanager: 5 valid alerts (unique fingerprints) and 5 invalid ones.
     const alert = (amPayload('x').alerts as Record<string, Json>[])[0]!;
     const amAccepted = await metric('kubevigil_ingest_events_total', { source: 'alertmanager', outcome: 'accepted' });
     const alerts: Json[] = [];
-    for (let i = 0; i < 5; i++) alerts.push({ ...alert, fingerprint: `fz${SEED}mixed${i}` }, [{ ...alert, status: 'pending' }, { ...alert, labels: { alertname: 5 } }, { ...alert, startsAt: 'yesterday' }, null, { ...alert, annotations: [] }][i]!);
+    for (let i = 0; i < 5; i++)
+      alerts.push(
+        { ...alert, fingerprint: `fz${SEED}mixed${i}` },
+        [{ ...alert, status: 'pending' }, { ...alert, labels: { alertname: 5 } }, { ...alert, startsAt: 'yesterday' }, null, { ...alert, annotations: [] }][i]!,
+      );
     const am = await send('POST', PATH.alertmanager, JSON.stringify({ ...amPayload('mixed'), alerts }), JSON_H);
     expect(am.status).toBe(200);
     expect(jsonOf(am.body)).toMatchObject({ accepted: 5, invalid: 5 });
@@ -934,7 +1291,17 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       expect(ok.status).toBe(204);
       sentLines += 4;
       sentRecognized += 3;
-      const badPush = { streams: [{ stream: SIDECAR, values: [[nextNs(), meshLines[3]!], [42, 'bad timestamp']] }] };
+      const badPush = {
+        streams: [
+          {
+            stream: SIDECAR,
+            values: [
+              [nextNs(), meshLines[3]!],
+              [42, 'bad timestamp'],
+            ],
+          },
+        ],
+      };
       expect((await send('POST', PATH.loki, JSON.stringify(badPush), JSON_H)).status).toBe(400);
     }
     expect(await metric('kubevigil_ingest_events_total', { source: 'loki', outcome: 'received' })).toBe(lokiReceived + sentLines);
@@ -954,7 +1321,14 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       setSpans(doc, spans);
       const res = enc === 'json' ? await send('POST', PATH.otlp, JSON.stringify(doc), JSON_H) : await send('POST', PATH.otlp, otlpProto(doc), PROTO_H);
       expect(res.status, snippet(res.body)).toBe(200);
-      const partial = enc === 'json' ? (jsonOf(res.body) as { partialSuccess: { rejectedSpans: string; errorMessage: string } }).partialSuccess : (ExportTraceServiceResponse.toObject(ExportTraceServiceResponse.decode(res.body), { longs: String }) as { partialSuccess: { rejectedSpans: string; errorMessage: string } }).partialSuccess;
+      const partial =
+        enc === 'json'
+          ? (jsonOf(res.body) as { partialSuccess: { rejectedSpans: string; errorMessage: string } }).partialSuccess
+          : (
+              ExportTraceServiceResponse.toObject(ExportTraceServiceResponse.decode(res.body), { longs: String }) as {
+                partialSuccess: { rejectedSpans: string; errorMessage: string };
+              }
+            ).partialSuccess;
       expect(String(partial.rejectedSpans)).toBe('5');
       expect(partial.errorMessage).toMatch(/^5 of 10 spans rejected: /);
       expect(await metric('kubevigil_ingest_events_total', { source: 'otlp', outcome: 'accepted' })).toBe(before + 5);
@@ -1000,7 +1374,9 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
         await new Promise((r) => setTimeout(r, 300));
       }
       const worst = Math.max(...latencies);
-      report(`[fuzz] ${sockets.length} slow clients connected for ~2 s; other requests served, worst latency ${worst.toFixed(0)} ms; slow clients answered meanwhile: ${answered.length ? answered.join('; ') : 'none'}`);
+      report(
+        `[fuzz] ${sockets.length} slow clients connected for ~2 s; other requests served, worst latency ${worst.toFixed(0)} ms; slow clients answered meanwhile: ${answered.length ? answered.join('; ') : 'none'}`,
+      );
       // Every other request was answered while each slow client was still connected and unanswered
       // (they never finish on their own): none of them waited for the slow ones to go away.
       expect(answered, 'slow clients answered or cut before the other requests were served').toEqual([]);
@@ -1057,14 +1433,48 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     const n = 64 * 1024;
     const jwtish = 'eyJ-'.repeat(n / 4); // many "eyJ" starts for the JWT pattern, no dots
     const cert = 'cert'.repeat(n / 4); // many "cert" starts for (cert|x509|ssl|tls).*(expir|renew)
-    const alert = (over: Record<string, Json>, tag: string) => ({ version: '4', status: 'firing', receiver: 'fuzz', alerts: [{ status: 'firing', startsAt: '2026-08-24T10:34:30.583Z', fingerprint: `stall-${tag}-${SEED}`, labels: { alertname: 'CertificateExpiringSoon', severity: 'critical', namespace: 'payments', pod: 'postgres-0' }, annotations: { summary: 'certificate expires' }, ...over }] });
+    const alert = (over: Record<string, Json>, tag: string) => ({
+      version: '4',
+      status: 'firing',
+      receiver: 'fuzz',
+      alerts: [
+        {
+          status: 'firing',
+          startsAt: '2026-08-24T10:34:30.583Z',
+          fingerprint: `stall-${tag}-${SEED}`,
+          labels: { alertname: 'CertificateExpiringSoon', severity: 'critical', namespace: 'payments', pod: 'postgres-0' },
+          annotations: { summary: 'certificate expires' },
+          ...over,
+        },
+      ],
+    });
     const otlpSpan = authFailedSpan();
     (firstSpan(otlpSpan).attributes as Json[]).push({ key: 'url.full', value: { stringValue: jwtish } });
     const cases: [Receiver, string, string][] = [
       ['audit', '"eyJ-" × 16k in userAgent (exec event: excerpt)', JSON.stringify([{ ...execPod, auditID: `fz-${SEED}-stall-ua`, userAgent: jwtish }])],
-      ['audit', '"eyJ-" × 16k in requestURI (exec event: title)', JSON.stringify([{ ...execPod, auditID: `fz-${SEED}-stall-uri`, requestURI: `/api/v1/namespaces/default/pods/x/exec?command=${jwtish}` }])],
-      ['audit', '"eyJ-" × 16k in userAgent (no rule matches: control)', JSON.stringify([{ ...execPod, auditID: `fz-${SEED}-stall-ctl`, verb: 'get', objectRef: { resource: 'configmaps', namespace: 'default', name: 'x' }, userAgent: jwtish }])],
-      ['loki', '"eyJ-" × 16k as the user agent of an Istio access-log line', JSON.stringify({ streams: [{ stream: SIDECAR, values: [[nextNs(), meshLines[2]!.replace('"curl/8.11.1"', `"${jwtish}"`)]] }] })],
+      [
+        'audit',
+        '"eyJ-" × 16k in requestURI (exec event: title)',
+        JSON.stringify([{ ...execPod, auditID: `fz-${SEED}-stall-uri`, requestURI: `/api/v1/namespaces/default/pods/x/exec?command=${jwtish}` }]),
+      ],
+      [
+        'audit',
+        '"eyJ-" × 16k in userAgent (no rule matches: control)',
+        JSON.stringify([
+          {
+            ...execPod,
+            auditID: `fz-${SEED}-stall-ctl`,
+            verb: 'get',
+            objectRef: { resource: 'configmaps', namespace: 'default', name: 'x' },
+            userAgent: jwtish,
+          },
+        ]),
+      ],
+      [
+        'loki',
+        '"eyJ-" × 16k as the user agent of an Istio access-log line',
+        JSON.stringify({ streams: [{ stream: SIDECAR, values: [[nextNs(), meshLines[2]!.replace('"curl/8.11.1"', `"${jwtish}"`)]] }] }),
+      ],
       ['alertmanager', '"eyJ-" × 16k in the summary of a certificate alert', JSON.stringify(alert({ annotations: { summary: jwtish } }, 'summary'))],
       ['alertmanager', '"cert" × 16k as alertname', JSON.stringify(alert({ labels: { alertname: cert, severity: 'critical' } }, 'certname'))],
       ['otlp', '"eyJ-" × 16k in a span attribute (cut to 4096 first: control)', JSON.stringify(otlpSpan)],
@@ -1099,15 +1509,35 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     const size = 2 * MB;
     const big = (i: number, c: string) => `${i}-${SEED}-`.padEnd(size, c);
     const channels: [string, Receiver, (i: number) => string][] = [
-      ['audit auditID (dedup key; no rule matches)', 'audit', (i) => JSON.stringify([{ ...execPod, verb: 'get', objectRef: { resource: 'configmaps', namespace: 'default', name: 'x' }, auditID: big(i, 'a') }])],
+      [
+        'audit auditID (dedup key; no rule matches)',
+        'audit',
+        (i) => JSON.stringify([{ ...execPod, verb: 'get', objectRef: { resource: 'configmaps', namespace: 'default', name: 'x' }, auditID: big(i, 'a') }]),
+      ],
       ['audit userAgent (signal excerpt)', 'audit', (i) => JSON.stringify([{ ...execPod, auditID: `fz-${SEED}-retain-${i}`, userAgent: big(i, 'u') }])],
-      ['alertmanager fingerprint (dedup key)', 'alertmanager', (i) => JSON.stringify({ version: '4', alerts: [{ status: 'firing', labels: { alertname: 'FuzzRetention' }, startsAt: '2026-08-24T10:34:30.583Z', fingerprint: big(i, 'f') }] })],
-      ['otlp attribute (cut to 4096, then signal excerpt)', 'otlp', (i) => {
-        const d = authFailedSpan();
-        (firstSpan(d).attributes as Json[]).push({ key: 'url.full', value: { stringValue: big(i, 'o') } });
-        return JSON.stringify(d);
-      }],
-      ['loki line (cut to 256 KiB; control)', 'loki', (i) => JSON.stringify({ streams: [{ stream: SIDECAR, values: [[nextNs(), `${meshLines[2]} ${big(i, 'l')}`]] }] })],
+      [
+        'alertmanager fingerprint (dedup key)',
+        'alertmanager',
+        (i) =>
+          JSON.stringify({
+            version: '4',
+            alerts: [{ status: 'firing', labels: { alertname: 'FuzzRetention' }, startsAt: '2026-08-24T10:34:30.583Z', fingerprint: big(i, 'f') }],
+          }),
+      ],
+      [
+        'otlp attribute (cut to 4096, then signal excerpt)',
+        'otlp',
+        (i) => {
+          const d = authFailedSpan();
+          (firstSpan(d).attributes as Json[]).push({ key: 'url.full', value: { stringValue: big(i, 'o') } });
+          return JSON.stringify(d);
+        },
+      ],
+      [
+        'loki line (cut to 256 KiB; control)',
+        'loki',
+        (i) => JSON.stringify({ streams: [{ stream: SIDECAR, values: [[nextNs(), `${meshLines[2]} ${big(i, 'l')}`]] }] }),
+      ],
     ];
     const rows: string[] = [];
     for (const [name, kind, body] of channels) {
@@ -1139,4 +1569,3 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     expect(grewMb).toBeLessThan(500);
   });
 });
-

@@ -62,8 +62,7 @@ function helm(args: string[], values: Obj = {}): Run {
 /** Deep merge of plain mappings (later wins; lists are replaced), as helm merges values files. */
 function merge(...layers: Obj[]): Obj {
   const out: Obj = {};
-  for (const layer of layers)
-    for (const [k, v] of Object.entries(layer)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k] as Obj, v) : v;
+  for (const layer of layers) for (const [k, v] of Object.entries(layer)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k] as Obj, v) : v;
   return out;
 }
 
@@ -113,8 +112,7 @@ const container = (d: Obj): Obj => {
 };
 const component = (o: unknown, path = 'metadata.labels') => get(o, [...path.split('.'), 'app.kubernetes.io/component']);
 /** True when a label selector (matchLabels only) selects these labels. */
-const selects = (selector: unknown, labels: unknown) =>
-  isObj(selector) && isObj(labels) && Object.entries(selector).every(([k, v]) => labels[k] === v);
+const selects = (selector: unknown, labels: unknown) => isObj(selector) && isObj(labels) && Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /** apiVersion + kind pairs the chart may render. */
 const KNOWN_KINDS = new Set([
@@ -201,7 +199,11 @@ function checkRendered(objs: Obj[], namespace: string) {
     expect(get(sc, 'seccompProfile.type')).toBe('RuntimeDefault');
     // Volumes restricted allows, and the ones kubevigil writes to.
     const volumes = arr(pod.volumes).filter(isObj);
-    for (const v of volumes) expect(Object.keys(v).filter((k) => k !== 'name'), `${nameOf(d)} volume ${str(v.name)}`).toEqual([expect.stringMatching(/^(emptyDir|persistentVolumeClaim|configMap|secret|projected)$/)]);
+    for (const v of volumes)
+      expect(
+        Object.keys(v).filter((k) => k !== 'name'),
+        `${nameOf(d)} volume ${str(v.name)}`,
+      ).toEqual([expect.stringMatching(/^(emptyDir|persistentVolumeClaim|configMap|secret|projected)$/)]);
     const mounts = arr(c.volumeMounts).filter(isObj);
     const volumeAt = (path: string) => volumes.find((v) => v.name === mounts.find((m) => m.mountPath === path)?.name);
     expect(get(volumeAt('/tmp'), 'emptyDir'), '/tmp is an emptyDir').toBeDefined();
@@ -231,11 +233,17 @@ function checkRendered(objs: Obj[], namespace: string) {
   // Services, budgets and policies select pods that exist.
   const podLabels = deployments.map((d) => get(d, 'spec.template.metadata.labels'));
   for (const s of ofKind(objs, 'Service')) {
-    expect(podLabels.filter((l) => selects(get(s, 'spec.selector'), l)), `Service ${nameOf(s)} selects one Deployment's pods`).toHaveLength(1);
+    expect(
+      podLabels.filter((l) => selects(get(s, 'spec.selector'), l)),
+      `Service ${nameOf(s)} selects one Deployment's pods`,
+    ).toHaveLength(1);
     expect(arr(get(s, 'spec.ports'))).toEqual([{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }]);
   }
   for (const p of ofKind(objs, 'PodDisruptionBudget'))
-    expect(podLabels.filter((l) => selects(get(p, 'spec.selector.matchLabels'), l)), `PodDisruptionBudget ${nameOf(p)}`).toHaveLength(1);
+    expect(
+      podLabels.filter((l) => selects(get(p, 'spec.selector.matchLabels'), l)),
+      `PodDisruptionBudget ${nameOf(p)}`,
+    ).toHaveLength(1);
   const policies = ofKind(objs, 'NetworkPolicy');
   if (policies.length) {
     for (const l of podLabels) {
@@ -244,12 +252,19 @@ function checkRendered(objs: Obj[], namespace: string) {
         const selector = get(p, 'spec.podSelector');
         return isObj(selector) && (Object.keys(selector).length === 0 || selects(selector.matchLabels, l));
       });
-      expect(covering.map(nameOf).filter((n) => n.endsWith('-default-deny')), 'the default-deny policy covers every pod').toHaveLength(1);
-      expect(covering.filter((p) => !nameOf(p).endsWith('-default-deny')), 'one policy opens what each pod needs').toHaveLength(1);
+      expect(
+        covering.map(nameOf).filter((n) => n.endsWith('-default-deny')),
+        'the default-deny policy covers every pod',
+      ).toHaveLength(1);
+      expect(
+        covering.filter((p) => !nameOf(p).endsWith('-default-deny')),
+        'one policy opens what each pod needs',
+      ).toHaveLength(1);
     }
     for (const p of policies) {
       expect(get(p, 'spec.policyTypes')).toEqual(['Ingress', 'Egress']);
-      for (const r of arr(get(p, 'spec.ingress'))) expect(arr(get(r, 'ports')), `${nameOf(p)}: ingress opens 8080 only`).toEqual([{ protocol: 'TCP', port: 8080 }]);
+      for (const r of arr(get(p, 'spec.ingress')))
+        expect(arr(get(r, 'ports')), `${nameOf(p)}: ingress opens 8080 only`).toEqual([{ protocol: 'TCP', port: 8080 }]);
       for (const r of arr(get(p, 'spec.egress'))) {
         expect(arr(get(r, 'ports')).length, `${nameOf(p)}: every egress rule names its ports`).toBeGreaterThan(0);
         expect(arr(get(r, 'to')).length, `${nameOf(p)}: every egress rule names its peers`).toBeGreaterThan(0);
@@ -276,7 +291,10 @@ describe('charts/kubevigil: files', () => {
     const groups = (file: string) => get(parse(readFileSync(file, 'utf8')), 'spec.groups');
     const deployed = groups(join(DEPLOY, 'integrations/prometheusrule.yaml'));
     expect(arr(deployed).length).toBeGreaterThan(0);
-    expect(groups(join(CHART, 'files/prometheusrule.yaml')), 'copy it over: cp deploy/integrations/prometheusrule.yaml charts/kubevigil/files/prometheusrule.yaml').toEqual(deployed);
+    expect(
+      groups(join(CHART, 'files/prometheusrule.yaml')),
+      'copy it over: cp deploy/integrations/prometheusrule.yaml charts/kubevigil/files/prometheusrule.yaml',
+    ).toEqual(deployed);
   });
 
   it('values.schema.json declares every key of values.yaml, and the mode enum', () => {
@@ -332,7 +350,11 @@ describe.skipIf(!HELM)('charts/kubevigil: helm lint and the schema', () => {
     ['an address without a prefix length', { networkPolicy: { apiServer: { cidrs: ['10.0.0.1'] } } }, /at '\/networkPolicy\/apiServer\/cidrs\/0'/],
     ['a severity kubevigil does not know', { config: { minSeverity: 'urgent' } }, /at '\/config\/minSeverity'/],
     ['a Redis URL of another scheme', { redis: { url: 'http://redis:6379' } }, /at '\/redis\/url'/],
-    ['a Loki query without a stream selector', { loki: { url: 'http://loki:3100', queries: [{ name: 'x', query: 'rate(x)' }] } }, /at '\/loki\/queries\/0\/query'/],
+    [
+      'a Loki query without a stream selector',
+      { loki: { url: 'http://loki:3100', queries: [{ name: 'x', query: 'rate(x)' }] } },
+      /at '\/loki\/queries\/0\/query'/,
+    ],
   ];
 
   it.each(BAD)('helm template refuses %s, naming it', (_what, bad, message) => {
@@ -354,10 +376,22 @@ describe.skipIf(!HELM)('charts/kubevigil: helm lint and the schema', () => {
     ['a Loki URL without queries', merge(TOKENS, { loki: { url: 'http://loki:3100' } }), /loki\.url is set but loki\.queries is empty/],
     ['a Tempo URL without queries', merge(TOKENS, { tempo: { url: 'http://tempo:3200' } }), /tempo\.url is set but tempo\.queries is empty/],
     ['distributed mode without brokers', merge(TOKENS, { mode: 'distributed', kafka: { brokers: [] } }), /mode distributed needs kafka\.brokers/],
-    ['a Slack bot token without a channel', merge(TOKENS, { slack: { botToken: 'xoxb-1-2-abc' } }), /slack\.botToken is set but neither slack\.channel nor slack\.routes/],
+    [
+      'a Slack bot token without a channel',
+      merge(TOKENS, { slack: { botToken: 'xoxb-1-2-abc' } }),
+      /slack\.botToken is set but neither slack\.channel nor slack\.routes/,
+    ],
     ['webhooks without a signing key', merge(TOKENS, { webhooks: { urls: ['https://siem.example.com/hook'] } }), /webhooks\.secret must be a signing key/],
-    ['values the chart would ignore next to an existing Secret', { secret: { existingSecret: 'creds' }, slack: { botToken: 'xoxb-1-2-abc', channel: 'C0123ABCD' } }, /secret\.existingSecret is set, so the chart creates no Secret and would ignore slack\.botToken, slack\.channel/],
-    ['a Kafka egress rule without a peer', merge(TOKENS, { mode: 'distributed', kafka: { networkPolicy: { namespaceSelector: null } } }), /kafka\.networkPolicy names no peer/],
+    [
+      'values the chart would ignore next to an existing Secret',
+      { secret: { existingSecret: 'creds' }, slack: { botToken: 'xoxb-1-2-abc', channel: 'C0123ABCD' } },
+      /secret\.existingSecret is set, so the chart creates no Secret and would ignore slack\.botToken, slack\.channel/,
+    ],
+    [
+      'a Kafka egress rule without a peer',
+      merge(TOKENS, { mode: 'distributed', kafka: { networkPolicy: { namespaceSelector: null } } }),
+      /kafka\.networkPolicy names no peer/,
+    ],
   ];
 
   it.each(INCOMPLETE)('helm template refuses %s with advice', (_what, values, message) => {
@@ -402,7 +436,11 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     expect(get(d, 'spec.replicas')).toBe(1);
     expect(get(d, 'spec.strategy')).toEqual({ type: 'Recreate' });
     expect(arr(container(d).command)).toEqual(['node', 'bin/kubevigil.js', 'serve']);
-    const claim = str(arr(podSpec(d).volumes).map((v) => get(v, 'persistentVolumeClaim.claimName')).find(Boolean));
+    const claim = str(
+      arr(podSpec(d).volumes)
+        .map((v) => get(v, 'persistentVolumeClaim.claimName'))
+        .find(Boolean),
+    );
     expect(get(named(objs, 'PersistentVolumeClaim', claim), 'spec.resources.requests.storage')).toBe('5Gi');
     expect(component(named(objs, 'Service', 'kubevigil'), 'spec.selector')).toBe('embedded');
     expect(ofKind(objs, 'PodDisruptionBudget')).toEqual([]);
@@ -411,7 +449,13 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
   });
 
   it('distributed: a Deployment per role with its replicas and --role, budgets, Services, Kafka and Redis from values', () => {
-    const objs = render(merge(TOKENS, { mode: 'distributed', kafka: { brokers: ['k0.streaming.svc:9093', 'k1.streaming.svc:9093'] }, redis: { url: 'rediss://cache.redis.svc:6380' } }));
+    const objs = render(
+      merge(TOKENS, {
+        mode: 'distributed',
+        kafka: { brokers: ['k0.streaming.svc:9093', 'k1.streaming.svc:9093'] },
+        redis: { url: 'rediss://cache.redis.svc:6380' },
+      }),
+    );
     checkRendered(objs, NAMESPACE);
     const roles = Object.fromEntries(ofKind(objs, 'Deployment').map((d) => [roleOf(d), [nameOf(d), get(d, 'spec.replicas'), get(d, 'spec.strategy.type')]]));
     expect(roles).toEqual({
@@ -421,7 +465,11 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
       notifier: ['kubevigil-notifier', 1, 'Recreate'],
     });
     for (const d of ofKind(objs, 'Deployment')) expect(component(d)).toBe(roleOf(d));
-    expect(ofKind(objs, 'PodDisruptionBudget').map((p) => [nameOf(p), get(p, 'spec.minAvailable') ?? `max ${String(get(p, 'spec.maxUnavailable'))}`]).sort()).toEqual([
+    expect(
+      ofKind(objs, 'PodDisruptionBudget')
+        .map((p) => [nameOf(p), get(p, 'spec.minAvailable') ?? `max ${String(get(p, 'spec.maxUnavailable'))}`])
+        .sort(),
+    ).toEqual([
       ['kubevigil-api', 1],
       ['kubevigil-correlator', 'max 1'],
       ['kubevigil-ingest', 1],
@@ -440,7 +488,7 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     for (const role of ['ingest', 'correlator', 'api', 'notifier']) expect(egressPorts(objs, role), role).toContain(9092);
   });
 
-  it.each(MODES)('%s: the settings the chart gives every container pass kubevigil\'s configuration check', (mode) => {
+  it.each(MODES)("%s: the settings the chart gives every container pass kubevigil's configuration check", (mode) => {
     const objs = rendered[mode]();
     for (const d of ofKind(objs, 'Deployment')) {
       const env = containerEnv(objs, d);
@@ -467,7 +515,12 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
 
   it('sizes the V8 heap to 75% of each memory limit, or to heapMiB', () => {
     const heap = (d: Obj) => {
-      const opts = str(get(arr(container(d).env).find((e) => get(e, 'name') === 'NODE_OPTIONS'), 'value'));
+      const opts = str(
+        get(
+          arr(container(d).env).find((e) => get(e, 'name') === 'NODE_OPTIONS'),
+          'value',
+        ),
+      );
       return Number(/^--max-old-space-size=(\d+)$/.exec(opts)?.[1]);
     };
     const dist = render(merge(TOKENS, { mode: 'distributed' }));
@@ -487,12 +540,17 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
   it('creates no Namespace and puts everything in the release namespace, named after the release', () => {
     const objs = render(merge(TOKENS, { mode: 'distributed' }), { release: 'kv', namespace: 'security' });
     checkRendered(objs, 'security');
-    expect(ofKind(objs, 'Deployment').map(nameOf).sort()).toEqual(['kv-kubevigil-api', 'kv-kubevigil-correlator', 'kv-kubevigil-ingest', 'kv-kubevigil-notifier']);
+    expect(ofKind(objs, 'Deployment').map(nameOf).sort()).toEqual([
+      'kv-kubevigil-api',
+      'kv-kubevigil-correlator',
+      'kv-kubevigil-ingest',
+      'kv-kubevigil-notifier',
+    ]);
     expect(ofKind(objs, 'Service').map(nameOf)).toEqual(['kv-kubevigil', 'kv-kubevigil-api']);
     for (const d of ofKind(objs, 'Deployment')) expect(get(d, ['spec', 'selector', 'matchLabels', 'app.kubernetes.io/instance'])).toBe('kv');
   });
 
-  it('an existing Secret replaces the chart\'s: no Secret rendered, every pod reads the named one', () => {
+  it("an existing Secret replaces the chart's: no Secret rendered, every pod reads the named one", () => {
     const objs = render({ mode: 'distributed', secret: { existingSecret: 'kubevigil-credentials' } });
     checkRendered(objs, NAMESPACE);
     expect(ofKind(objs, 'Secret')).toEqual([]);
@@ -502,14 +560,15 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     }
   });
 
-  it('a changed setting changes the pods\' config checksum (so they roll)', () => {
-    const checksum = (values: Obj) => get(named(render(merge(TOKENS, values)), 'Deployment', 'kubevigil'), ['spec', 'template', 'metadata', 'annotations', 'checksum/config']);
+  it("a changed setting changes the pods' config checksum (so they roll)", () => {
+    const checksum = (values: Obj) =>
+      get(named(render(merge(TOKENS, values)), 'Deployment', 'kubevigil'), ['spec', 'template', 'metadata', 'annotations', 'checksum/config']);
     expect(checksum({})).toMatch(/^[0-9a-f]{64}$/);
     expect(checksum({ config: { logLevel: 'debug' } })).not.toBe(checksum({}));
     expect(checksum({ config: { logLevel: 'info' } })).toBe(checksum({}));
   });
 
-  it('default-deny covers only the release\'s pods, or the whole namespace when asked', () => {
+  it("default-deny covers only the release's pods, or the whole namespace when asked", () => {
     const deny = (values: Obj) => get(named(render(merge(TOKENS, values)), 'NetworkPolicy', 'kubevigil-default-deny'), 'spec');
     expect(deny({})).toEqual({
       podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kubevigil', 'app.kubernetes.io/instance': 'kubevigil' } },
@@ -524,7 +583,10 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     for (const role of ['ingest', 'correlator', 'api', 'notifier']) expect(egressPorts(noSlack, role), role).not.toContain(443);
     expect(egressPorts(render(TOKENS), 'embedded')).not.toContain(443);
 
-    const slack = { slack: { botToken: 'xoxb-1-2-abc', channel: 'C0123ABCD', routes: 'severity>=critical => C0PAGER01' }, webhooks: { urls: ['https://siem.example.com/hook'], secret: 's'.repeat(32) } };
+    const slack = {
+      slack: { botToken: 'xoxb-1-2-abc', channel: 'C0123ABCD', routes: 'severity>=critical => C0PAGER01' },
+      webhooks: { urls: ['https://siem.example.com/hook'], secret: 's'.repeat(32) },
+    };
     const objs = render(merge(TOKENS, { mode: 'distributed' }, slack));
     expect(egressPorts(objs, 'notifier')).toContain(443);
     for (const role of ['ingest', 'correlator', 'api']) expect(egressPorts(objs, role), role).not.toContain(443);
@@ -533,7 +595,11 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     expect(arr(get(arr(get(https, 'to'))[0], 'ipBlock.except'))).toEqual(expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']));
     const notifier = ofKind(objs, 'Deployment').find((d) => roleOf(d) === 'notifier')!;
     const config = loadConfig(containerEnv(objs, notifier), { role: 'notifier' });
-    expect(config.notifier.slackBot).toMatchObject({ token: 'xoxb-1-2-abc', defaultChannel: 'C0123ABCD', routes: [expect.objectContaining({ channel: 'C0PAGER01' })] });
+    expect(config.notifier.slackBot).toMatchObject({
+      token: 'xoxb-1-2-abc',
+      defaultChannel: 'C0123ABCD',
+      routes: [expect.objectContaining({ channel: 'C0PAGER01' })],
+    });
     expect(config.notifier.webhooks).toEqual({ urls: ['https://siem.example.com/hook'], secret: 's'.repeat(32) });
     // Slack settings in an existing Secret: slack.enabled opens the egress all the same.
     expect(egressPorts(render({ secret: { existingSecret: 'x' }, slack: { enabled: true } }), 'embedded')).toContain(443);
@@ -547,7 +613,12 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
         schedule: '*/15 * * * * *',
         tenant: 'team-a',
         token: 'loki-token',
-        networkPolicy: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'logging' } }, podSelector: { matchLabels: { app: 'loki' } }, cidrs: ['10.20.0.0/16'], ports: [8080] },
+        networkPolicy: {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'logging' } },
+          podSelector: { matchLabels: { app: 'loki' } },
+          cidrs: ['10.20.0.0/16'],
+          ports: [8080],
+        },
       },
       tempo: {
         url: 'http://tempo.tracing.svc:3200',
@@ -567,14 +638,26 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
       const poller = mode === 'embedded' ? 'embedded' : 'ingest';
       const d = ofKind(objs, 'Deployment').find((x) => component(x) === poller)!;
       const config = loadConfig(containerEnv(objs, d), mode === 'distributed' ? { role: 'ingest' } : {});
-      expect(config.lokiPoller).toEqual({ url: pollers.loki.url, queries: pollers.loki.queries, schedule: '*/15 * * * * *', tenant: 'team-a', token: 'loki-token' });
+      expect(config.lokiPoller).toEqual({
+        url: pollers.loki.url,
+        queries: pollers.loki.queries,
+        schedule: '*/15 * * * * *',
+        tenant: 'team-a',
+        token: 'loki-token',
+      });
       expect(config.tempoPoller).toEqual({ url: pollers.tempo.url, queries: pollers.tempo.queries, token: 'tempo-token' });
       const egress = arr(get(policyOf(objs, poller), 'spec.egress'));
       expect(egress).toContainEqual({
-        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'logging' } }, podSelector: { matchLabels: { app: 'loki' } } }, { ipBlock: { cidr: '10.20.0.0/16' } }],
+        to: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'logging' } }, podSelector: { matchLabels: { app: 'loki' } } },
+          { ipBlock: { cidr: '10.20.0.0/16' } },
+        ],
         ports: [{ protocol: 'TCP', port: 8080 }],
       });
-      expect(egress).toContainEqual({ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'tracing' } } }], ports: [{ protocol: 'TCP', port: 3200 }] });
+      expect(egress).toContainEqual({
+        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'tracing' } } }],
+        ports: [{ protocol: 'TCP', port: 3200 }],
+      });
       if (mode === 'distributed') for (const role of ['correlator', 'api', 'notifier']) expect(egressPorts(objs, role), role).not.toContain(3200);
     }
   });
@@ -586,7 +669,9 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
       expect(named(off, 'ServiceAccount', 'kubevigil').automountServiceAccountToken).toBe(false);
       for (const d of ofKind(off, 'Deployment')) expect(podSpec(d).automountServiceAccountToken).toBe(false);
     }
-    const objs = render(merge(TOKENS, { mode: 'distributed', rbac: { inventory: { enabled: true } }, networkPolicy: { apiServer: { cidrs: ['10.0.0.10/32'] } } }));
+    const objs = render(
+      merge(TOKENS, { mode: 'distributed', rbac: { inventory: { enabled: true } }, networkPolicy: { apiServer: { cidrs: ['10.0.0.10/32'] } } }),
+    );
     checkRendered(objs, NAMESPACE);
     const [role] = ofKind(objs, 'ClusterRole');
     const [binding] = ofKind(objs, 'ClusterRoleBinding');
@@ -598,9 +683,17 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     });
     expect(granted.sort()).toEqual(
       [
-        'core/pods', 'core/serviceaccounts', 'core/namespaces',
-        'rbac.authorization.k8s.io/rolebindings', 'rbac.authorization.k8s.io/clusterrolebindings', 'rbac.authorization.k8s.io/roles', 'rbac.authorization.k8s.io/clusterroles',
-        'apps/deployments', 'apps/replicasets', 'apps/daemonsets', 'apps/statefulsets',
+        'core/pods',
+        'core/serviceaccounts',
+        'core/namespaces',
+        'rbac.authorization.k8s.io/rolebindings',
+        'rbac.authorization.k8s.io/clusterrolebindings',
+        'rbac.authorization.k8s.io/roles',
+        'rbac.authorization.k8s.io/clusterroles',
+        'apps/deployments',
+        'apps/replicasets',
+        'apps/daemonsets',
+        'apps/statefulsets',
       ].sort(),
     );
     expect(get(binding, 'roleRef')).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: nameOf(role) });
@@ -608,11 +701,17 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     expect(named(objs, 'ServiceAccount', 'kubevigil').automountServiceAccountToken).toBe(true);
     for (const d of ofKind(objs, 'Deployment')) {
       expect(podSpec(d).automountServiceAccountToken).toBe(true);
-      expect(arr(get(policyOf(objs, str(component(d))), 'spec.egress'))).toContainEqual({ to: [{ ipBlock: { cidr: '10.0.0.10/32' } }], ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] });
+      expect(arr(get(policyOf(objs, str(component(d))), 'spec.egress'))).toContainEqual({
+        to: [{ ipBlock: { cidr: '10.0.0.10/32' } }],
+        ports: [
+          { protocol: 'TCP', port: 443 },
+          { protocol: 'TCP', port: 6443 },
+        ],
+      });
     }
   });
 
-  it('PodMonitor and PrometheusRule: off by default; on, deploy/\'s, selecting the release\'s pods', () => {
+  it("PodMonitor and PrometheusRule: off by default; on, deploy/'s, selecting the release's pods", () => {
     expect(rendered.embedded().filter((o) => str(o.apiVersion).startsWith('monitoring.coreos.com/'))).toEqual([]);
     const deployed = parse(readFileSync(join(DEPLOY, 'integrations/prometheusrule.yaml'), 'utf8')) as Obj;
     const deployedMonitor = parse(readFileSync(join(DEPLOY, 'integrations/podmonitor.yaml'), 'utf8')) as Obj;
@@ -627,7 +726,10 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
       expect(get(monitor, 'spec.podMetricsEndpoints')).toEqual(get(deployedMonitor, 'spec.podMetricsEndpoints'));
       expect(get(monitor, 'spec.podTargetLabels')).toEqual(get(deployedMonitor, 'spec.podTargetLabels'));
       const pods = ofKind(objs, 'Deployment').map((d) => get(d, 'spec.template.metadata.labels'));
-      expect(pods.every((l) => selects(get(monitor, 'spec.selector.matchLabels'), l)), 'the PodMonitor scrapes every pod').toBe(true);
+      expect(
+        pods.every((l) => selects(get(monitor, 'spec.selector.matchLabels'), l)),
+        'the PodMonitor scrapes every pod',
+      ).toBe(true);
     }
     // Another namespace and release: the alerts look there, Prometheus' own templates are kept.
     const objs = render(merge(TOKENS, metrics, { metrics: { prometheusRule: { labels: { release: 'prom' } } } }), { release: 'kv', namespace: 'security' });
@@ -636,9 +738,20 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     const text = JSON.stringify(get(rule, 'spec.groups'));
     expect(text).not.toContain('kubevigil-system');
     const alerts = arr(get(rule, 'spec.groups')).flatMap((g) => arr(get(g, 'rules')));
-    expect(str(get(alerts.find((a) => get(a, 'alert') === 'KubevigilDown'), 'expr'))).toBe('absent(up{namespace="security", pod=~"kv-kubevigil.*"} == 1)');
+    expect(
+      str(
+        get(
+          alerts.find((a) => get(a, 'alert') === 'KubevigilDown'),
+          'expr',
+        ),
+      ),
+    ).toBe('absent(up{namespace="security", pod=~"kv-kubevigil.*"} == 1)');
     expect(text).toContain('{{ $labels.pod }}');
-    expect(alerts.map((a) => get(a, 'alert'))).toEqual(arr(get(deployed, 'spec.groups')).flatMap((g) => arr(get(g, 'rules'))).map((a) => get(a, 'alert')));
+    expect(alerts.map((a) => get(a, 'alert'))).toEqual(
+      arr(get(deployed, 'spec.groups'))
+        .flatMap((g) => arr(get(g, 'rules')))
+        .map((a) => get(a, 'alert')),
+    );
   });
 });
 
@@ -650,7 +763,11 @@ describe.skipIf(!HELM || !KUBECTL)('charts/kubevigil renders what kubectl kustom
   const withoutHelmLabels = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(withoutHelmLabels);
     if (!isObj(v)) return v;
-    return Object.fromEntries(Object.entries(v).filter(([k]) => !HELM_LABELS.includes(k)).map(([k, x]) => [k, withoutHelmLabels(x)]));
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([k]) => !HELM_LABELS.includes(k))
+        .map(([k, x]) => [k, withoutHelmLabels(x)]),
+    );
   };
   /** A Deployment's spec as far as both must agree (the chart adds checksum annotations). */
   const workload = (d: Obj) => {
@@ -661,7 +778,9 @@ describe.skipIf(!HELM || !KUBECTL)('charts/kubevigil renders what kubectl kustom
       strategy: get(d, 'spec.strategy'),
       selector: get(d, 'spec.selector'),
       podLabels: get(d, 'spec.template.metadata.labels'),
-      prometheus: Object.fromEntries(Object.entries((get(d, 'spec.template.metadata.annotations') ?? {}) as Obj).filter(([k]) => k.startsWith('prometheus.io/'))),
+      prometheus: Object.fromEntries(
+        Object.entries((get(d, 'spec.template.metadata.annotations') ?? {}) as Obj).filter(([k]) => k.startsWith('prometheus.io/')),
+      ),
       pod: { ...pod, containers: undefined, volumes: pod.volumes },
       container: c,
     });
@@ -678,13 +797,28 @@ describe.skipIf(!HELM || !KUBECTL)('charts/kubevigil renders what kubectl kustom
       const c = named(chart, 'Deployment', nameOf(k));
       expect(workload(c), nameOf(k)).toEqual(workload(k));
       // The parts the brief names, spelled out so a failure says which.
-      for (const path of ['command', 'args', 'workingDir', 'ports', 'startupProbe', 'livenessProbe', 'readinessProbe', 'resources', 'env', 'securityContext', 'volumeMounts'])
+      for (const path of [
+        'command',
+        'args',
+        'workingDir',
+        'ports',
+        'startupProbe',
+        'livenessProbe',
+        'readinessProbe',
+        'resources',
+        'env',
+        'securityContext',
+        'volumeMounts',
+      ])
         expect(get(container(c), path), `${nameOf(k)} ${path}`).toEqual(get(container(k), path));
     }
     for (const kind of ['Service', 'PodDisruptionBudget', 'PersistentVolumeClaim'])
-      for (const k of ofKind(kustomized, kind)) expect(withoutHelmLabels(get(named(chart, kind, nameOf(k)), 'spec')), `${kind} ${nameOf(k)}`).toEqual(withoutHelmLabels(get(k, 'spec')));
+      for (const k of ofKind(kustomized, kind))
+        expect(withoutHelmLabels(get(named(chart, kind, nameOf(k)), 'spec')), `${kind} ${nameOf(k)}`).toEqual(withoutHelmLabels(get(k, 'spec')));
     expect(get(named(chart, 'ConfigMap', 'kubevigil'), 'data')).toEqual(get(named(kustomized, 'ConfigMap', 'kubevigil'), 'data'));
-    expect(named(chart, 'ServiceAccount', 'kubevigil').automountServiceAccountToken).toBe(named(kustomized, 'ServiceAccount', 'kubevigil').automountServiceAccountToken);
+    expect(named(chart, 'ServiceAccount', 'kubevigil').automountServiceAccountToken).toBe(
+      named(kustomized, 'ServiceAccount', 'kubevigil').automountServiceAccountToken,
+    );
   });
 
   it.each(MODES)('%s: the same NetworkPolicy rules for every component', (mode) => {
@@ -697,6 +831,8 @@ describe.skipIf(!HELM || !KUBECTL)('charts/kubevigil renders what kubectl kustom
       expect(withoutHelmLabels(get(c, 'spec')), nameOf(k)).toEqual(get(k, 'spec'));
     }
     // deploy/ denies everything in its own namespace; the chart, everything for its pods.
-    expect(get(named(kustomized, 'NetworkPolicy', 'default-deny'), 'spec.policyTypes')).toEqual(get(named(chart, 'NetworkPolicy', 'kubevigil-default-deny'), 'spec.policyTypes'));
+    expect(get(named(kustomized, 'NetworkPolicy', 'default-deny'), 'spec.policyTypes')).toEqual(
+      get(named(chart, 'NetworkPolicy', 'kubevigil-default-deny'), 'spec.policyTypes'),
+    );
   });
 });

@@ -55,7 +55,12 @@ describe('rules/detections/loki-mesh.yaml', () => {
     const tf = loadRuleTestFile(testFile, rulesFile, readYaml(testFile, problems), () => [], problems);
     expect(problems.map(formatProblem)).toEqual([]);
     const ids = new Set(lokiRules.map((r) => r.id));
-    const results = runRuleTests(tf, detector, (source, value) => (source === 'loki' ? LOKI_SOURCE.decode(value, 0) : { events: [], invalid: [`no source ${source}`] }), ids);
+    const results = runRuleTests(
+      tf,
+      detector,
+      (source, value) => (source === 'loki' ? LOKI_SOURCE.decode(value, 0) : { events: [], invalid: [`no source ${source}`] }),
+      ids,
+    );
     expect(results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.failures.join('; ')}`)).toEqual([]);
     expect(results.length).toBeGreaterThanOrEqual(9);
     const expected = new Set(tf.tests.flatMap((t) => t.expect.map((e) => e.rule)));
@@ -67,7 +72,13 @@ describe('rules/detections/loki-mesh.yaml', () => {
   const sidecar = { namespace: 'payments', pod: 'postgres-0', container: 'istio-proxy' };
 
   it('turns the real mesh sample lines into the expected signal kinds', () => {
-    const kinds = (lines: string[], labels: Record<string, string>) => lines.map((l) => detect(l, labels).map((s) => `${s.kind}/${s.severity}`).join(',') || '-');
+    const kinds = (lines: string[], labels: Record<string, string>) =>
+      lines.map(
+        (l) =>
+          detect(l, labels)
+            .map((s) => `${s.kind}/${s.severity}`)
+            .join(',') || '-',
+      );
     expect(kinds(realLines('mesh/istio-access-log-text-samples.log'), sidecar)).toEqual([
       '-', // 418 via upstream (client side)
       '-', // 418 (server side)
@@ -86,17 +97,9 @@ describe('rules/detections/loki-mesh.yaml', () => {
     ]);
     expect(kinds(realLines('mesh/istio-access-log-json-samples.jsonl'), sidecar)).toEqual(['-', '-', '-']);
     expect(kinds(realLines('mesh/envoy-plain-response-flag-samples.log'), { job: 'envoy' })).toEqual(['-', '-', '-', '-', '-', '-', '-']);
-    expect(kinds(realLines('mesh/linkerd-proxy-log-samples.log'), { namespace: 'emojivoto', pod: 'web-5f86686c4d-58p7k', container: 'linkerd-proxy' })).toEqual([
-      'mesh.authz_denied/medium',
-      '-',
-      'mesh.authz_denied/medium',
-      '-',
-      'mesh.authz_denied/medium',
-      '-',
-      'mtls.failed/medium',
-      'mtls.failed/medium',
-      '-',
-    ]);
+    expect(kinds(realLines('mesh/linkerd-proxy-log-samples.log'), { namespace: 'emojivoto', pod: 'web-5f86686c4d-58p7k', container: 'linkerd-proxy' })).toEqual(
+      ['mesh.authz_denied/medium', '-', 'mesh.authz_denied/medium', '-', 'mesh.authz_denied/medium', '-', 'mtls.failed/medium', 'mtls.failed/medium', '-'],
+    );
     expect(kinds(realLines('admission/gatekeeper-controller-log-denies.jsonl'), { namespace: 'gatekeeper-system' })).toEqual([
       'admission.denied/low',
       'admission.denied/low',
@@ -123,7 +126,8 @@ describe('rules/detections/loki-mesh.yaml', () => {
   });
 
   it('redacts credentials that a request path carries into titles, attributes and excerpts', () => {
-    const line = '[2026-11-29T10:00:07.000Z] "GET /v1/x?token=s3cr3t-value HTTP/1.1" 403 - rbac_access_denied_matched_policy[none] - "-" 0 19 0 - "-" "curl/8" "id-1" "ledger:8080" "-" inbound|8080|| - 10.244.1.21:8080 10.244.2.15:1 - default';
+    const line =
+      '[2026-11-29T10:00:07.000Z] "GET /v1/x?token=s3cr3t-value HTTP/1.1" 403 - rbac_access_denied_matched_policy[none] - "-" 0 19 0 - "-" "curl/8" "id-1" "ledger:8080" "-" inbound|8080|| - 10.244.1.21:8080 10.244.2.15:1 - default';
     const [s] = detect(line, sidecar);
     const text = JSON.stringify(s);
     expect(text).not.toContain('s3cr3t-value');

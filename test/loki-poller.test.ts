@@ -73,7 +73,15 @@ describe('LokiPoller', () => {
     expect(report).toEqual({ name: 'mesh', pages: 1, received: 3, detected: 2, duplicates: 0 });
     expect(sink.events.map((e) => e.raw.line)).toEqual([meshLines[2], meshLines[6]]);
     expect(sink.events[0]!.raw).toMatchObject({ tenant: 'team-a', labels: sidecar, time: ago(60_000) });
-    expect(loki.queries[0]).toEqual({ query: '{container="istio-proxy"}', start: ago(5 * 60_000), end: ago(5000), limit: '1000', direction: 'forward', tenant: 'team-a', status: 200 });
+    expect(loki.queries[0]).toEqual({
+      query: '{container="istio-proxy"}',
+      start: ago(5 * 60_000),
+      end: ago(5000),
+      limit: '1000',
+      direction: 'forward',
+      tenant: 'team-a',
+      status: 200,
+    });
     expect(JSON.parse(state.get(cursorKey('mesh'))!)).toMatchObject({ ts: ago(30_000) });
     expect(counts).toMatchObject({ received: 3, detected: 2 });
   });
@@ -211,14 +219,24 @@ describe('LokiPoller', () => {
   });
 
   it('rejects a bad configuration listing every problem', () => {
-    const make = () => poller({ url: 'ftp://x', queries: [{ name: 'a b', query: 'rate({a="b"}[1m])' }, { name: 'a b', query: '{a="b"}' }], schedule: 'every minute', limit: 9000 });
+    const make = () =>
+      poller({
+        url: 'ftp://x',
+        queries: [
+          { name: 'a b', query: 'rate({a="b"}[1m])' },
+          { name: 'a b', query: '{a="b"}' },
+        ],
+        schedule: 'every minute',
+        limit: 9000,
+      });
     expect(make).toThrow(ConfigError);
     try {
       make();
     } catch (e) {
       const problems = (e as ConfigError).problems;
       expect(problems).toHaveLength(7);
-      for (const re of [/LOKI_URL \(ftp:\/\/x\)/, /used twice/, /must be a log query/, /LOKI_POLL_SCHEDULE \(every minute\)/, /limit \(9000\)/]) expect(problems.some((p) => re.test(p))).toBe(true);
+      for (const re of [/LOKI_URL \(ftp:\/\/x\)/, /used twice/, /must be a log query/, /LOKI_POLL_SCHEDULE \(every minute\)/, /limit \(9000\)/])
+        expect(problems.some((p) => re.test(p))).toBe(true);
     }
   });
 

@@ -40,7 +40,8 @@ describe('POST /loki/api/v1/push', () => {
   let statuses: number[];
   const post = (body: string | Uint8Array, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
     fetch(`${srv.url}/loki/api/v1/push`, { method: 'POST', body, headers });
-  const pushJson = (lines: string[], labels: Record<string, string> = sidecar) => JSON.stringify({ streams: [{ stream: labels, values: lines.map((l, i) => [String(BigInt(NS) + BigInt(i)), l]) }] });
+  const pushJson = (lines: string[], labels: Record<string, string> = sidecar) =>
+    JSON.stringify({ streams: [{ stream: labels, values: lines.map((l, i) => [String(BigInt(NS) + BigInt(i)), l]) }] });
   const detail = async (res: globalThis.Response) => ((await res.json()) as { detail: string }).detail;
 
   beforeEach(async () => {
@@ -80,7 +81,13 @@ describe('POST /loki/api/v1/push', () => {
   it('sends recognized lines to detection with labels, structured metadata, tenant and nanosecond time', async () => {
     const body = JSON.stringify({
       streams: [
-        { stream: sidecar, values: [[NS, meshLines[2], { trace_id: '0242ac120002', user_id: 'superUser123' }], [NS, 'GET /healthz 200']] },
+        {
+          stream: sidecar,
+          values: [
+            [NS, meshLines[2], { trace_id: '0242ac120002', user_id: 'superUser123' }],
+            [NS, 'GET /healthz 200'],
+          ],
+        },
         { stream: { ...sidecar, pod: 'postgres-1' }, values: meshLines.slice(6, 8).map((l, i) => [`${NS.slice(0, -1)}${i}`, l]) },
       ],
     });
@@ -89,7 +96,13 @@ describe('POST /loki/api/v1/push', () => {
     expect(counts).toMatchObject({ received: 4, detected: 3 });
     expect(sink.events).toHaveLength(3);
     const first = sink.events[0]!;
-    expect(first.raw).toEqual({ line: meshLines[2], labels: sidecar, metadata: { trace_id: '0242ac120002', user_id: 'superUser123' }, tenant: 'team-a', time: NS });
+    expect(first.raw).toEqual({
+      line: meshLines[2],
+      labels: sidecar,
+      metadata: { trace_id: '0242ac120002', user_id: 'superUser123' },
+      tenant: 'team-a',
+      time: NS,
+    });
     expect(first.observedTime).toBe(42);
     expect(first.derived.mesh).toMatchObject({ authzDenied: true, policy: 'starfleet/probe-deny-status' });
     expect(first.key).toMatch(/^team-a\/1764410400123456789\/[0-9a-f]{20}\/[0-9a-f]{20}$/);
@@ -105,17 +118,32 @@ describe('POST /loki/api/v1/push', () => {
   it('accepts snappy-compressed protobuf PushRequests, with or without Content-Type and Content-Encoding: snappy', async () => {
     const pb = encodePushProtobuf([
       { labels: sidecar, entries: [{ time: NS, line: meshLines[5]!, metadata: { trace_id: 'abc' } }] },
-      { labels: { namespace: 'gatekeeper-system', pod: 'gatekeeper-controller-manager-0' }, entries: readReal('admission/gatekeeper-controller-log-denies.jsonl').trim().split('\n').map((line, i) => ({ time: `17226224439484184${i}0`, line })) },
+      {
+        labels: { namespace: 'gatekeeper-system', pod: 'gatekeeper-controller-manager-0' },
+        entries: readReal('admission/gatekeeper-controller-log-denies.jsonl')
+          .trim()
+          .split('\n')
+          .map((line, i) => ({ time: `17226224439484184${i}0`, line })),
+      },
     ]);
     expect((await post(pb, { 'content-type': 'application/x-protobuf' })).status).toBe(204);
     expect(sink.events).toHaveLength(4);
     expect(sink.events[0]!.raw).toEqual({ line: meshLines[5], labels: sidecar, metadata: { trace_id: 'abc' }, tenant: 'fake', time: NS });
-    expect(sink.events.slice(1).map((e) => e.derived.gatekeeper?.constraint.kind)).toEqual(['K8sAzureV2NoPrivilege', 'K8sAzureV2NoPrivilege', 'K8sAzureV2NoPrivilege']);
+    expect(sink.events.slice(1).map((e) => e.derived.gatekeeper?.constraint.kind)).toEqual([
+      'K8sAzureV2NoPrivilege',
+      'K8sAzureV2NoPrivilege',
+      'K8sAzureV2NoPrivilege',
+    ]);
     expect(sink.events[1]!.raw.labels).toEqual({ namespace: 'gatekeeper-system', pod: 'gatekeeper-controller-manager-0' });
 
     // Built directly from the schema, as a Go client's generated code would: label text with odd spacing and escapes.
     const raw = PushRequestType.encode({
-      streams: [{ labels: '{app="x\\"y", namespace = "payments" ,pod="postgres-0",}', entries: [{ timestamp: { seconds: 1764410401, nanos: 5 }, line: meshLines[6]! }] }],
+      streams: [
+        {
+          labels: '{app="x\\"y", namespace = "payments" ,pod="postgres-0",}',
+          entries: [{ timestamp: { seconds: 1764410401, nanos: 5 }, line: meshLines[6]! }],
+        },
+      ],
     }).finish();
     const res = await post(snappy.compress(raw), { 'content-encoding': 'snappy' });
     expect(res.status).toBe(204);
@@ -159,11 +187,26 @@ describe('POST /loki/api/v1/push', () => {
     ['a stream without labels', '{"streams":[{"stream":{},"values":[]}]}', 400, /streams\[0\]\.stream: at least one label pair/],
     ['a label value that is not a string', '{"streams":[{"stream":{"app":1},"values":[]}]}', 400, /streams\[0\]\.stream\.app must be a string/],
     ['a bad label name', '{"streams":[{"stream":{"bad-name":"x"},"values":[]}]}', 400, /label name "bad-name" is invalid/],
-    ['a numeric timestamp', '{"streams":[{"stream":{"a":"b"},"values":[[1570818238000000000,"x"]]}]}', 400, /streams\[0\]\.values\[0\]\[0\] \(timestamp\) must be a string of nanoseconds/],
+    [
+      'a numeric timestamp',
+      '{"streams":[{"stream":{"a":"b"},"values":[[1570818238000000000,"x"]]}]}',
+      400,
+      /streams\[0\]\.values\[0\]\[0\] \(timestamp\) must be a string of nanoseconds/,
+    ],
     ['an RFC 3339 timestamp', '{"streams":[{"stream":{"a":"b"},"values":[["2024-01-01T00:00:00Z","x"]]}]}', 400, /values\[0\]\[0\] \(timestamp\)/],
-    ['a line that is not a string', '{"streams":[{"stream":{"a":"b"},"values":[["1","x"],["2",{"msg":"x"}]]}]}', 400, /streams\[0\]\.values\[1\]\[1\] \(line\) must be a string/],
+    [
+      'a line that is not a string',
+      '{"streams":[{"stream":{"a":"b"},"values":[["1","x"],["2",{"msg":"x"}]]}]}',
+      400,
+      /streams\[0\]\.values\[1\]\[1\] \(line\) must be a string/,
+    ],
     ['a value with four elements', '{"streams":[{"stream":{"a":"b"},"values":[["1","x",{},1]]}]}', 400, /streams\[0\]\.values\[0\] must be/],
-    ['metadata that is not a string map', '{"streams":[{"stream":{"a":"b"},"values":[["1","x",{"n":1}]]}]}', 400, /values\[0\]\[2\]\.n \(structured metadata\) must be a string/],
+    [
+      'metadata that is not a string map',
+      '{"streams":[{"stream":{"a":"b"},"values":[["1","x",{"n":1}]]}]}',
+      400,
+      /values\[0\]\[2\]\.n \(structured metadata\) must be a string/,
+    ],
   ])('answers %s with %i naming the field', async (_name, body, status, message) => {
     const res = await post(body);
     expect(res.status).toBe(status);
@@ -173,7 +216,9 @@ describe('POST /loki/api/v1/push', () => {
   });
 
   it('answers 400 for truncated protobuf, bad snappy, bad label text and bad gzip; 400 for a bad tenant', async () => {
-    const full = PushRequestType.encode({ streams: [{ labels: '{a="b"}', entries: [{ timestamp: { seconds: 1, nanos: 0 }, line: 'x'.repeat(100) }] }] }).finish();
+    const full = PushRequestType.encode({
+      streams: [{ labels: '{a="b"}', entries: [{ timestamp: { seconds: 1, nanos: 0 }, line: 'x'.repeat(100) }] }],
+    }).finish();
     const truncated = await post(snappy.compress(full.subarray(0, full.length - 20)), { 'content-type': 'application/x-protobuf' });
     expect(truncated.status).toBe(400);
     expect(await detail(truncated)).toMatch(/not a protobuf PushRequest/);
@@ -190,7 +235,9 @@ describe('POST /loki/api/v1/push', () => {
     expect(labels.status).toBe(400);
     expect(await detail(labels)).toMatch(/streams\[0\]\.labels: .*expected "\{"/);
 
-    const noTs = await post(snappy.compress(PushRequestType.encode({ streams: [{ labels: '{a="b"}', entries: [{ line: 'x' }] }] }).finish()), { 'content-type': 'application/x-protobuf' });
+    const noTs = await post(snappy.compress(PushRequestType.encode({ streams: [{ labels: '{a="b"}', entries: [{ line: 'x' }] }] }).finish()), {
+      'content-type': 'application/x-protobuf',
+    });
     expect(noTs.status).toBe(400);
     expect(await detail(noTs)).toMatch(/streams\[0\]\.entries\[0\]\.timestamp is missing/);
 

@@ -51,7 +51,13 @@ async function rig(o: { env?: NodeJS.ProcessEnv; store?: IncidentStore; slack?: 
   const scheduler = o.scheduler ?? new ManualScheduler(T0);
   const slack = o.slack ?? (await startSlackStandin({ now: () => scheduler.now() }));
   if (!o.slack) cleanups.push(() => slack.close());
-  const config = loadNotifierConfig({ SLACK_BOT_TOKEN: slack.token, SLACK_CHANNEL: '#security', SLACK_API_URL: slack.apiUrl, KUBEVIGIL_PUBLIC_URL: API, ...o.env });
+  const config = loadNotifierConfig({
+    SLACK_BOT_TOKEN: slack.token,
+    SLACK_CHANNEL: '#security',
+    SLACK_API_URL: slack.apiUrl,
+    KUBEVIGIL_PUBLIC_URL: API,
+    ...o.env,
+  });
   let store = o.store ?? new MemoryStore();
   const registry = new Registry();
   const start = (s: IncidentStore) => startNotifier({ config, store: s, logger: createLogger('silent'), registry: new Registry(), scheduler });
@@ -108,10 +114,11 @@ function expectInert(calls: StandinCall[]): void {
   }
 }
 
-const posts = (s: SlackStandin, channel?: string) => s.ok('chat.postMessage').filter((c) => c.args.thread_ts === undefined && (channel === undefined || c.args.channel === channel));
+const posts = (s: SlackStandin, channel?: string) =>
+  s.ok('chat.postMessage').filter((c) => c.args.thread_ts === undefined && (channel === undefined || c.args.channel === channel));
 const replies = (s: SlackStandin) => s.ok('chat.postMessage').filter((c) => c.args.thread_ts !== undefined);
 const updates = (s: SlackStandin) => s.ok('chat.update');
-const headerOf = (c: StandinCall) => ((c.blocks?.[0] as { text?: { text?: string } } | undefined)?.text?.text ?? '');
+const headerOf = (c: StandinCall) => (c.blocks?.[0] as { text?: { text?: string } } | undefined)?.text?.text ?? '';
 
 /** Consecutive requests to one channel (by name or id) are at least `ms` apart on the fake clock. */
 function expectPaced(slack: SlackStandin, calls: StandinCall[], ms: number): void {
@@ -124,10 +131,17 @@ function expectPaced(slack: SlackStandin, calls: StandinCall[], ms: number): voi
 }
 
 /** Runs kubevigil (real ingest, detection, correlation, store) with the notifier on its incidents topic. */
-async function pipeline(r: Rig, scenario: AttackScenario): Promise<{ incident: () => Promise<Incident>; resolve: () => Promise<void>; stop: () => Promise<void> }> {
+async function pipeline(
+  r: Rig,
+  scenario: AttackScenario,
+): Promise<{ incident: () => Promise<Incident>; resolve: () => Promise<void>; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'kv-notifier-'));
   dirs.push(dir);
-  const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir }), createLogger('silent'), { processMetrics: false, sweepSchedule: false, store: r.store });
+  const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir }), createLogger('silent'), {
+    processMetrics: false,
+    sweepSchedule: false,
+    store: r.store,
+  });
   const unsubscribe = kv.bus.subscribe(topics().incidents, 'notifier', (batch) => r.notifier.handle(batch.map((m) => m.value)));
   const settle = async () => {
     // Twice: the correlator publishes to the incidents topic while the first wait is under way.
@@ -149,7 +163,11 @@ async function pipeline(r: Rig, scenario: AttackScenario): Promise<{ incident: (
   return {
     incident,
     resolve: async () => {
-      const res = await fetch(`${kv.url}/api/v1/incidents/${(await incident()).id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'resolved', note: 'binding removed, pod deleted', by: 'alice' }) });
+      const res = await fetch(`${kv.url}/api/v1/incidents/${(await incident()).id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ status: 'resolved', note: 'binding removed, pod deleted', by: 'alice' }),
+      });
       expect(res.status).toBe(200);
       await settle();
     },
@@ -162,7 +180,19 @@ async function pipeline(r: Rig, scenario: AttackScenario): Promise<{ incident: (
 }
 
 function entry(i: number): TimelineEntry {
-  return { signalId: `sig-${i}`, time: T0 + i * 1000, actor: 'sa:payments/payments-api', source: 'k8s-audit', kind: i % 2 ? 'rbac.denied' : 'secret.read_cross_namespace', severity: i % 5 === 0 ? 'critical' : 'medium', title: `signal ${i} for payments/pod-${i}`, outcome: 'denied', ruleId: 'r', target: {}, attributes: {} };
+  return {
+    signalId: `sig-${i}`,
+    time: T0 + i * 1000,
+    actor: 'sa:payments/payments-api',
+    source: 'k8s-audit',
+    kind: i % 2 ? 'rbac.denied' : 'secret.read_cross_namespace',
+    severity: i % 5 === 0 ? 'critical' : 'medium',
+    title: `signal ${i} for payments/pod-${i}`,
+    outcome: 'denied',
+    ruleId: 'r',
+    target: {},
+    attributes: {},
+  };
 }
 
 describe('the Slack stand-in', () => {
@@ -177,21 +207,41 @@ describe('the Slack stand-in', () => {
     const slack = await startSlackStandin();
     cleanups.push(() => slack.close());
     const call = async (method: string, args: Record<string, unknown>, token: string | null = slack.token) => {
-      const res = await fetch(`${slack.apiUrl}${method}`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(args) });
-      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { ok: boolean; error?: string; ts?: string; channel?: string } };
+      const res = await fetch(`${slack.apiUrl}${method}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json; charset=utf-8', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(args),
+      });
+      return {
+        status: res.status,
+        retryAfter: res.headers.get('retry-after'),
+        body: (await res.json()) as { ok: boolean; error?: string; ts?: string; channel?: string },
+      };
     };
     const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
     expect(await call('chat.postMessage', { channel: '#security', text: 'x' }, null)).toMatchObject({ status: 200, body: { ok: false, error: 'not_authed' } });
-    expect(await call('chat.postMessage', { channel: '#security', text: 'x' }, 'xoxb-wrong')).toMatchObject({ status: 200, body: { ok: false, error: 'invalid_auth' } });
+    expect(await call('chat.postMessage', { channel: '#security', text: 'x' }, 'xoxb-wrong')).toMatchObject({
+      status: 200,
+      body: { ok: false, error: 'invalid_auth' },
+    });
     expect((await call('chat.postMessage', { text: 'x' })).body.error).toBe('channel_not_found');
     expect((await call('chat.postMessage', { channel: '#nowhere', text: 'x' })).body.error).toBe('channel_not_found');
     expect((await call('chat.postMessage', { channel: '#security' })).body.error).toBe('no_text');
     expect((await call('chat.postMessage', { channel: '#security', text: 'x', markdown_text: 'y' })).body.error).toBe('markdown_text_conflict');
-    expect((await call('chat.postMessage', { channel: '#security', text: 'x', blocks: Array.from({ length: 51 }, () => ({ type: 'divider' })) })).body.error).toBe('invalid_blocks');
-    expect((await call('chat.postMessage', { channel: '#security', text: 'x', blocks: [{ type: 'header', text: { type: 'plain_text', text: 'h'.repeat(151) } }] })).body.error).toBe('invalid_blocks');
-    expect((await call('chat.postMessage', { channel: '#security', text: 'x', blocks: [{ type: 'header', text: { type: 'mrkdwn', text: 'h' } }] })).body.error).toBe('invalid_blocks');
+    expect(
+      (await call('chat.postMessage', { channel: '#security', text: 'x', blocks: Array.from({ length: 51 }, () => ({ type: 'divider' })) })).body.error,
+    ).toBe('invalid_blocks');
+    expect(
+      (await call('chat.postMessage', { channel: '#security', text: 'x', blocks: [{ type: 'header', text: { type: 'plain_text', text: 'h'.repeat(151) } }] }))
+        .body.error,
+    ).toBe('invalid_blocks');
+    expect(
+      (await call('chat.postMessage', { channel: '#security', text: 'x', blocks: [{ type: 'header', text: { type: 'mrkdwn', text: 'h' } }] })).body.error,
+    ).toBe('invalid_blocks');
     expect((await call('chat.postMessage', { channel: '#security', text: 'x', blocks: [section('s'.repeat(3001))] })).body.error).toBe('invalid_blocks');
-    expect((await call('chat.postMessage', { channel: '#security', text: 'x', blocks: Array.from({ length: 5 }, () => section('s'.repeat(2999))) })).body.error).toBe('msg_blocks_too_long');
+    expect(
+      (await call('chat.postMessage', { channel: '#security', text: 'x', blocks: Array.from({ length: 5 }, () => section('s'.repeat(2999))) })).body.error,
+    ).toBe('msg_blocks_too_long');
     const posted = await call('chat.postMessage', { channel: '#security', text: 'x', blocks: [section('hello')] });
     expect(posted.body).toMatchObject({ ok: true, channel: 'C0SECURITY', ts: expect.stringMatching(/^\d+\.\d{6}$/) });
     expect((await call('chat.update', { channel: 'C0SECURITY', text: 'y' })).body.error).toBe('message_not_found');
@@ -200,7 +250,11 @@ describe('the Slack stand-in', () => {
     expect((await call('chat.update', { channel: 'C0SECURITY', ts: posted.body.ts, text: 'edited' })).body).toMatchObject({ ok: true, ts: posted.body.ts });
     expect((await call('chat.postMessage', { channel: '#security', text: 'r', thread_ts: '9.999999' })).body.error).toBe('cannot_reply_to_message');
     slack.rateLimit({ channel: '#security', times: 1, retryAfter: 30 });
-    expect(await call('chat.postMessage', { channel: '#security', text: 'x' })).toMatchObject({ status: 429, retryAfter: '30', body: { ok: false, error: 'ratelimited' } });
+    expect(await call('chat.postMessage', { channel: '#security', text: 'x' })).toMatchObject({
+      status: 429,
+      retryAfter: '30',
+      body: { ok: false, error: 'ratelimited' },
+    });
     expect(slack.messages.get(`C0SECURITY/${posted.body.ts}`)).toMatchObject({ text: 'edited', edits: 1 });
     expect(slack.faults).toEqual([]);
   });
@@ -261,7 +315,10 @@ describe('Slack bot delivery: the demo incident', () => {
     };
     const kv = await pipeline(r, hostile);
     expect(posts(r.slack)).toHaveLength(1);
-    const all = r.slack.calls.flatMap(callTexts).map((t) => t.text).join('\n');
+    const all = r.slack.calls
+      .flatMap(callTexts)
+      .map((t) => t.text)
+      .join('\n');
     // The names are shown, escaped: a reader sees them, Slack parses nothing out of them.
     expect(all).toContain('frontend-&lt;!channel&gt;-x');
     expect(all).toContain('db&lt;https://evil.example|click&gt;');
@@ -320,7 +377,10 @@ describe('Slack bot delivery: never lose, never repeat', () => {
     expect(JSON.stringify(posts(r.slack)[0]!.blocks)).toContain('version 2');
     expect(await second.dispatcher.nextWake()).toBeUndefined();
     const items = await r.store.outbox.list({ limit: 10 });
-    expect(items.map((i) => [i.version, i.status, i.note])).toEqual([[1, 'done', 'superseded'], [2, 'done', undefined]]);
+    expect(items.map((i) => [i.version, i.status, i.note])).toEqual([
+      [1, 'done', 'superseded'],
+      [2, 'done', undefined],
+    ]);
   });
 
   it('loses no update when killed between two updates', async () => {
@@ -349,10 +409,15 @@ describe('Slack bot delivery: never lose, never repeat', () => {
 
 describe('Slack bot delivery: rate limits and errors', () => {
   it('rides out a 429 storm on one channel without stalling the other', async () => {
-    const r = await rig({ env: { SLACK_ROUTES: 'namespace=payments => #payments', KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0', KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD: '100' } });
+    const r = await rig({
+      env: { SLACK_ROUTES: 'namespace=payments => #payments', KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0', KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD: '100' },
+    });
     const ns = (n: string) => ({ namespaces: [n], workloads: [], secrets: [], bindings: [], policies: [] });
     const incidents = Array.from({ length: 16 }, (_, i) =>
-      makeIncident(`inc_storm_${String(i).padStart(2, '0')}`, { blastRadius: ns(i % 2 ? 'payments' : 'ci'), actor: { key: `user:u${i}`, type: 'user', name: `u${i}` } }),
+      makeIncident(`inc_storm_${String(i).padStart(2, '0')}`, {
+        blastRadius: ns(i % 2 ? 'payments' : 'ci'),
+        actor: { key: `user:u${i}`, type: 'user', name: `u${i}` },
+      }),
     );
     r.slack.rateLimit({ channel: '#security', times: 6, retryAfter: 30 });
     const start = r.scheduler.now();
@@ -375,7 +440,11 @@ describe('Slack bot delivery: rate limits and errors', () => {
     // The other channel was done long before the storm passed, at one message a second.
     expect(payments.at(-1)!.at - start).toBe(7000);
     expect(security[0]!.at - start).toBe(6 * 30_000);
-    expectPaced(r.slack, r.slack.calls.filter((c) => c.status === 200), 1000);
+    expectPaced(
+      r.slack,
+      r.slack.calls.filter((c) => c.status === 200),
+      1000,
+    );
     expect(await metric(r.registry, 'kubevigil_notifier_retries_total', { reason: 'ratelimited' })).toBe(6);
     expect(await metric(r.registry, 'kubevigil_notifier_sent_total', { kind: 'post' })).toBe(16);
     expect(await metric(r.registry, 'kubevigil_notifier_failed_total')).toBe(0);
@@ -474,8 +543,16 @@ describe('Slack bot delivery: volume', () => {
       ...base,
       signalCount: 500,
       timeline: Array.from({ length: 500 }, (_, i) => entry(i)),
-      blastRadius: { ...base.blastRadius, workloads: Array.from({ length: 500 }, (_, i) => `payments/pod-${i}`), secrets: Array.from({ length: 200 }, (_, i) => `payments/s-${i}`) },
-      remediations: Array.from({ length: 30 }, (_, i) => ({ ...base.remediations[0]!, title: `Remediation ${i}`, commands: Array.from({ length: 20 }, (_, j) => `kubectl -n payments delete pod pod-${i}-${j}`) })),
+      blastRadius: {
+        ...base.blastRadius,
+        workloads: Array.from({ length: 500 }, (_, i) => `payments/pod-${i}`),
+        secrets: Array.from({ length: 200 }, (_, i) => `payments/s-${i}`),
+      },
+      remediations: Array.from({ length: 30 }, (_, i) => ({
+        ...base.remediations[0]!,
+        title: `Remediation ${i}`,
+        commands: Array.from({ length: 20 }, (_, j) => `kubectl -n payments delete pod pod-${i}-${j}`),
+      })),
     };
     await r.notifier.handle([big]);
     await r.drain();
@@ -491,7 +568,13 @@ describe('Slack bot delivery on real timers', () => {
   it('delivers, paces and stops with the system scheduler', async () => {
     const slack = await startSlackStandin();
     cleanups.push(() => slack.close());
-    const config = loadNotifierConfig({ SLACK_BOT_TOKEN: slack.token, SLACK_CHANNEL: '#security', SLACK_API_URL: slack.apiUrl, KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0', SLACK_MIN_INTERVAL_MS: '50' });
+    const config = loadNotifierConfig({
+      SLACK_BOT_TOKEN: slack.token,
+      SLACK_CHANNEL: '#security',
+      SLACK_API_URL: slack.apiUrl,
+      KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0',
+      SLACK_MIN_INTERVAL_MS: '50',
+    });
     const notifier = startNotifier({ config, store: new MemoryStore(), logger: createLogger('silent'), registry: new Registry() });
     cleanups.push(() => notifier.stop());
     const v1 = makeIncident('inc_real', { version: 1 });
@@ -510,7 +593,11 @@ describe('Slack incoming webhook delivery', () => {
     const scheduler = new ManualScheduler(T0);
     const slack = await startSlackStandin({ now: () => scheduler.now() });
     cleanups.push(() => slack.close());
-    const r = await rig({ slack, scheduler, env: { SLACK_BOT_TOKEN: '', SLACK_CHANNEL: '', SLACK_WEBHOOK_URL: slack.webhookUrl, KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0' } });
+    const r = await rig({
+      slack,
+      scheduler,
+      env: { SLACK_BOT_TOKEN: '', SLACK_CHANNEL: '', SLACK_WEBHOOK_URL: slack.webhookUrl, KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0' },
+    });
     const v1 = makeIncident('inc_hook', { version: 1 });
     slack.rateLimit({ method: 'webhook', times: 1, retryAfter: 5 });
     await r.notifier.handle([v1]);
@@ -521,7 +608,11 @@ describe('Slack incoming webhook delivery', () => {
     await r.notifier.handle([{ ...v1, version: 4, severity: 'critical', status: 'resolved', resolvedAt: T0 + 5, resolution: 'quiet' }]);
     await r.drain();
     const delivered = slack.ok('webhook');
-    expect(delivered.map(headerOf)).toEqual([expect.stringMatching(/^:large_orange_circle: HIGH/), expect.stringMatching(/^:red_circle: CRITICAL/), expect.stringMatching(/^:white_check_mark: RESOLVED/)]);
+    expect(delivered.map(headerOf)).toEqual([
+      expect.stringMatching(/^:large_orange_circle: HIGH/),
+      expect.stringMatching(/^:red_circle: CRITICAL/),
+      expect.stringMatching(/^:white_check_mark: RESOLVED/),
+    ]);
     expect(delivered[1]!.blocks!.length).toBeGreaterThan(5);
     expect(JSON.stringify(delivered[1]!.blocks)).toContain('Updated since version 1: severity high → critical');
     expect(slack.calls.filter((c) => c.status === 429)).toHaveLength(1);

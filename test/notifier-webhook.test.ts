@@ -68,7 +68,13 @@ async function receiver(now: () => number, answers: number[] = []) {
 function notifierFor(env: NodeJS.ProcessEnv, scheduler: ManualScheduler): { notifier: Notifier; registry: Registry; store: MemoryStore } {
   const store = new MemoryStore();
   const registry = new Registry();
-  const notifier = startNotifier({ config: loadNotifierConfig({ KUBEVIGIL_WEBHOOK_SECRET: SECRET, KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0', ...env }), store, logger: createLogger('silent'), registry, scheduler });
+  const notifier = startNotifier({
+    config: loadNotifierConfig({ KUBEVIGIL_WEBHOOK_SECRET: SECRET, KUBEVIGIL_NOTIFY_GROUP_WAIT_MS: '0', ...env }),
+    store,
+    logger: createLogger('silent'),
+    registry,
+    scheduler,
+  });
   cleanups.push(() => notifier.stop());
   return { notifier, registry, store };
 }
@@ -143,7 +149,15 @@ describe('signed webhooks', () => {
     const captured = r.received[0]!;
     expect(captured.verified).toBe(true);
     const resend = (body: string, headers: IncomingHttpHeaders) =>
-      fetch(r.url, { method: 'POST', headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: String(headers[SIGNATURE_HEADER.toLowerCase()]), [TIMESTAMP_HEADER]: String(headers[TIMESTAMP_HEADER.toLowerCase()]) }, body });
+      fetch(r.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          [SIGNATURE_HEADER]: String(headers[SIGNATURE_HEADER.toLowerCase()]),
+          [TIMESTAMP_HEADER]: String(headers[TIMESTAMP_HEADER.toLowerCase()]),
+        },
+        body,
+      });
     // Within the tolerance the same bytes verify (a receiver drops the repeat by its delivery id)…
     scheduler.advanceTo(T0 + 60_000);
     expect((await resend(captured.body, captured.headers)).status).toBe(204);
@@ -169,7 +183,10 @@ describe('Alertmanager sink', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
-    const { notifier } = notifierFor({ KUBEVIGIL_ALERTMANAGER_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, KUBEVIGIL_PUBLIC_URL: 'https://kubevigil.example.com' }, scheduler);
+    const { notifier } = notifierFor(
+      { KUBEVIGIL_ALERTMANAGER_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, KUBEVIGIL_PUBLIC_URL: 'https://kubevigil.example.com' },
+      scheduler,
+    );
     const v1 = makeIncident('inc_am', { version: 1 });
     await notifier.handle([v1]);
     await notifier.dispatcher.runUntilIdle(scheduler);
@@ -188,7 +205,10 @@ describe('Alertmanager sink', () => {
         generatorURL: 'https://kubevigil.example.com/api/v1/incidents/inc_am',
       },
     ]);
-    expect(second.map((a) => [a.labels.severity, a.endsAt])).toEqual([['critical', new Date(T0 + 24 * 3_600_000).toISOString()], ['high', new Date(T0).toISOString()]]);
+    expect(second.map((a) => [a.labels.severity, a.endsAt])).toEqual([
+      ['critical', new Date(T0 + 24 * 3_600_000).toISOString()],
+      ['high', new Date(T0).toISOString()],
+    ]);
     expect(third.map((a) => [a.labels.severity, a.endsAt])).toEqual([['critical', new Date(T0 + 5000).toISOString()]]);
   });
 
@@ -203,14 +223,24 @@ describe('Alertmanager sink', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kv-am-'));
     dirs.push(dir);
     writeFileSync(join(dir, 'alertmanager.yml'), 'route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n');
-    const am: ChildProcess = spawn(alertmanagerBin, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${dir}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='], { stdio: 'ignore' });
+    const am: ChildProcess = spawn(
+      alertmanagerBin,
+      [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${dir}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
+      { stdio: 'ignore' },
+    );
     cleanups.push(async () => {
       am.kill('SIGTERM');
       await new Promise((resolve) => am.once('exit', resolve));
     });
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 100; i++) {
-      if (await fetch(`${base}/-/ready`).then((r) => r.ok, () => false)) break;
+      if (
+        await fetch(`${base}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     // Alertmanager judges alerts by its own clock: this test's notifier runs on real time.
@@ -223,7 +253,12 @@ describe('Alertmanager sink', () => {
     expect(await metric(registry, 'kubevigil_notifier_sent_total', { sink: 'alertmanager' })).toBe(1);
     type Listed = { labels: Record<string, string>; status: { state: string } };
     const alerts = async () => (await (await fetch(`${base}/api/v2/alerts?filter=alertname%3D%22${ALERT_NAME}%22`)).json()) as Listed[];
-    expect(await alerts()).toEqual([expect.objectContaining({ labels: { alertname: ALERT_NAME, severity: 'high', namespace: 'payments', actor: 'sa:payments/payments-api', incident_id: 'inc_real_am' }, status: expect.objectContaining({ state: 'active' }) })]);
+    expect(await alerts()).toEqual([
+      expect.objectContaining({
+        labels: { alertname: ALERT_NAME, severity: 'high', namespace: 'payments', actor: 'sa:payments/payments-api', incident_id: 'inc_real_am' },
+        status: expect.objectContaining({ state: 'active' }),
+      }),
+    ]);
     await notifier.handle([{ ...v1, version: 2, status: 'resolved', resolvedAt: Date.now() - 1000, resolution: 'manual' }]);
     scheduler.advanceTo(Date.now());
     await notifier.dispatcher.runUntilIdle(scheduler);

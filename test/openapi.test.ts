@@ -79,9 +79,14 @@ class ResponseChecker {
     const text = await res.text();
     if (!type.endsWith('json')) return text;
     const body = JSON.parse(text) as unknown;
-    const validate = this.ajv.compile({ $ref: `openapi.json#${pointerTo(template, method, status, declared === responses[status] ? undefined : String(responses[status]!.$ref), type)}` });
+    const validate = this.ajv.compile({
+      $ref: `openapi.json#${pointerTo(template, method, status, declared === responses[status] ? undefined : String(responses[status]!.$ref), type)}`,
+    });
     const ok = validate(body);
-    expect(ok ? [] : validate.errors!.map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`), `${method.toUpperCase()} ${template} ${status}`).toEqual([]);
+    expect(
+      ok ? [] : validate.errors!.map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`),
+      `${method.toUpperCase()} ${template} ${status}`,
+    ).toEqual([]);
     return body;
   }
 }
@@ -97,7 +102,13 @@ describe('every response of a real kubevigil matches the document', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kv-openapi-'));
   const checker = new ResponseChecker();
   beforeAll(async () => {
-    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_API_READ_TOKEN: READ, KUBEVIGIL_INGEST_TOKEN: INGEST });
+    const config = loadConfig({
+      KUBEVIGIL_PORT: '0',
+      KUBEVIGIL_DATA_DIR: dir,
+      KUBEVIGIL_API_TOKEN: API,
+      KUBEVIGIL_API_READ_TOKEN: READ,
+      KUBEVIGIL_INGEST_TOKEN: INGEST,
+    });
     kv = await serve(config, createLogger('silent'), { processMetrics: false, sweepSchedule: false });
   });
   afterAll(async () => {
@@ -137,33 +148,51 @@ describe('every response of a real kubevigil matches the document', () => {
     await checker.check(await call('/api/v1/openapi.json', { token: null }), 'get', '/api/v1/openapi.json');
     await checker.check(await call('/api/v1/rules', { token: READ }), 'get', '/api/v1/rules');
     await checker.check(await call('/api/v1/rules', { token: null }), 'get', '/api/v1/rules');
-    const signals = (await checker.check(await call('/api/v1/signals?limit=1000', { token: READ }), 'get', '/api/v1/signals')) as { items: { eventTime: string }[] };
+    const signals = (await checker.check(await call('/api/v1/signals?limit=1000', { token: READ }), 'get', '/api/v1/signals')) as {
+      items: { eventTime: string }[];
+    };
     expect(signals.items.length).toBeGreaterThan(5);
     expect(signals.items[0]!.eventTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     await checker.check(await call('/api/v1/signals?limit=0'), 'get', '/api/v1/signals');
   });
 
   it('incidents: list, one, its signals, PATCH and their errors', async () => {
-    const page = (await checker.check(await call('/api/v1/incidents?limit=1', { token: READ }), 'get', '/api/v1/incidents')) as { items: { id: string; firstSeen: string }[] };
+    const page = (await checker.check(await call('/api/v1/incidents?limit=1', { token: READ }), 'get', '/api/v1/incidents')) as {
+      items: { id: string; firstSeen: string }[];
+    };
     expect(page.items).toHaveLength(1);
     const id = page.items[0]!.id;
     expect(Date.parse(page.items[0]!.firstSeen)).toBeGreaterThan(0);
     await checker.check(await call('/api/v1/incidents?severity=urgent'), 'get', '/api/v1/incidents');
     await checker.check(await call('/api/v1/incidents', { token: 'not-a-token-not-a-token' }), 'get', '/api/v1/incidents');
-    const one = (await checker.check(await call(`/api/v1/incidents/${id}`, { token: READ }), 'get', '/api/v1/incidents/{id}')) as { timeline: { time: string }[]; lastSeen: string };
+    const one = (await checker.check(await call(`/api/v1/incidents/${id}`, { token: READ }), 'get', '/api/v1/incidents/{id}')) as {
+      timeline: { time: string }[];
+      lastSeen: string;
+    };
     expect(one.timeline.at(-1)!.time <= one.lastSeen).toBe(true);
     await checker.check(await call('/api/v1/incidents/inc_00000000000000000000'), 'get', '/api/v1/incidents/{id}');
     await checker.check(await call(`/api/v1/incidents/${id}/signals?limit=10`), 'get', '/api/v1/incidents/{id}/signals');
     await checker.check(await call(`/api/v1/incidents/${id}/signals?limit=0`), 'get', '/api/v1/incidents/{id}/signals');
     await checker.check(await call('/api/v1/incidents/inc_00000000000000000000/signals'), 'get', '/api/v1/incidents/{id}/signals');
-    const patch = (body: string, token = API) => call(`/api/v1/incidents/${id}`, { method: 'PATCH', token, body, headers: { 'content-type': 'application/json' } });
-    const acked = (await checker.check(await patch('{"status":"acknowledged","note":"on it","by":"sre"}'), 'patch', '/api/v1/incidents/{id}')) as { notes: { time: string }[] };
+    const patch = (body: string, token = API) =>
+      call(`/api/v1/incidents/${id}`, { method: 'PATCH', token, body, headers: { 'content-type': 'application/json' } });
+    const acked = (await checker.check(await patch('{"status":"acknowledged","note":"on it","by":"sre"}'), 'patch', '/api/v1/incidents/{id}')) as {
+      notes: { time: string }[];
+    };
     expect(acked.notes[0]!.time).toMatch(/Z$/);
     await checker.check(await patch('{"status":"acknowledged"}'), 'patch', '/api/v1/incidents/{id}');
     await checker.check(await patch('{"status":"closed","extra":1}'), 'patch', '/api/v1/incidents/{id}');
     await checker.check(await patch('{"status":"resolved"}', READ), 'patch', '/api/v1/incidents/{id}');
     await checker.check(await patch('{"status":"resolved"}', 'not-a-token-not-a-token'), 'patch', '/api/v1/incidents/{id}');
-    await checker.check(await call('/api/v1/incidents/inc_00000000000000000000', { method: 'PATCH', body: '{"status":"resolved"}', headers: { 'content-type': 'application/json' } }), 'patch', '/api/v1/incidents/{id}');
+    await checker.check(
+      await call('/api/v1/incidents/inc_00000000000000000000', {
+        method: 'PATCH',
+        body: '{"status":"resolved"}',
+        headers: { 'content-type': 'application/json' },
+      }),
+      'patch',
+      '/api/v1/incidents/{id}',
+    );
     await checker.check(await patch(JSON.stringify({ status: 'resolved', note: 'x'.repeat(70_000) })), 'patch', '/api/v1/incidents/{id}');
   });
 

@@ -5,7 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { normalizeSpan, type OtlpDerived } from '../connectors/otlp/normalize.js';
-import { decodeOtlpJson, decodeOtlpProtobuf, decodeOtlpValue, normalizeSpanId, normalizeTraceId, OtlpPayloadError, spanTimeMs, type OtlpSpan } from '../connectors/otlp/parse.js';
+import {
+  decodeOtlpJson,
+  decodeOtlpProtobuf,
+  decodeOtlpValue,
+  normalizeSpanId,
+  normalizeTraceId,
+  OtlpPayloadError,
+  spanTimeMs,
+  type OtlpSpan,
+} from '../connectors/otlp/parse.js';
 import { ExportTraceServiceRequest } from '../connectors/otlp/schema.js';
 import { OTLP_SOURCE } from '../connectors/otlp/source.js';
 import { readReal } from './helpers/fixtures.js';
@@ -36,18 +45,33 @@ describe('the real payloads', () => {
 
   it("OTLP/JSON with int64 times as JSON numbers and upper-case hex ids (Tempo's push example)", () => {
     const { spans } = fixture('otlp-http-json-push.tempo-docs.json');
-    expect(spans[0]).toMatchObject({ traceId: '5b8efff798038103d269b633813fc700', spanId: 'eee19b7ec3c1b100', kind: 'server', startTimeUnixNano: '1689969302000000000' });
+    expect(spans[0]).toMatchObject({
+      traceId: '5b8efff798038103d269b633813fc700',
+      spanId: 'eee19b7ec3c1b100',
+      kind: 'server',
+      startTimeUnixNano: '1689969302000000000',
+    });
   });
 
   it("Tempo's v2 trace answer and its gogo-jsonpb flavour: base64 ids to hex, enum names", () => {
-    expect(fixture('api-v2-traces-response.docs.json').spans[0]).toMatchObject({ traceId: '5b8efff798038103d269b633813fc700', spanId: 'eee19b7ec3c1b100', kind: 'server', status: { code: 'unset' } });
+    expect(fixture('api-v2-traces-response.docs.json').spans[0]).toMatchObject({
+      traceId: '5b8efff798038103d269b633813fc700',
+      spanId: 'eee19b7ec3c1b100',
+      kind: 'server',
+      status: { code: 'unset' },
+    });
     const { spans, invalid } = fixture('tempo-gogo-jsonpb-trace.servicegraphs-testdata.json');
     expect(invalid).toEqual([]);
     expect(spans).toHaveLength(15);
     expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set(['e8b6dff9f8d44b28f1b22bc3bd2f6768']));
     expect(spans.every((s) => /^[0-9a-f]{16}$/.test(s.spanId))).toBe(true);
     const server = spans.find((s) => s.name === 'POST /:endpoint')!;
-    expect(server).toMatchObject({ kind: 'server', status: { code: 'error' }, parentSpanId: '9007fea484554ad7', attributes: { 'http.status_code': 500, 'net.host.port': 4000 } });
+    expect(server).toMatchObject({
+      kind: 'server',
+      status: { code: 'error' },
+      parentSpanId: '9007fea484554ad7',
+      attributes: { 'http.status_code': 500, 'net.host.port': 4000 },
+    });
     const pg = spans.find((s) => s.name === 'pg.query:INSERT')!;
     expect(pg.status).toEqual({ code: 'error', message: 'null value in column "name" of relation "illithid" violates not-null constraint' });
     expect(normalizeSpan(server, 0).derived.httpStatus).toBe(500);
@@ -57,7 +81,9 @@ describe('the real payloads', () => {
   it("Tempo's search answers: trace ids trimmed of leading zeros become 32 hex characters", () => {
     const tags = JSON.parse(readReal('otlp/api-search-tags-response.docs.json')) as { traces: { traceID: string }[] };
     expect(tags.traces.map((t) => normalizeTraceId(t.traceID))).toEqual(['0000000000000000d6e9329d67b6146a', '00000000000000001b1ba462b409200d']);
-    const ql = JSON.parse(readReal('otlp/api-search-traceql-response.docs.json')) as { traces: { traceID: string; spanSet: { spans: { spanID: string }[] } }[] };
+    const ql = JSON.parse(readReal('otlp/api-search-traceql-response.docs.json')) as {
+      traces: { traceID: string; spanSet: { spans: { spanID: string }[] } }[];
+    };
     expect(normalizeTraceId(ql.traces[0]!.traceID)).toBe('5b8efff798038103d269b633813fc700');
     expect(normalizeSpanId(ql.traces[0]!.spanSet.spans[0]!.spanID)).toBe('eee19b7ec3c1b100');
   });
@@ -71,13 +97,16 @@ describe('ids', () => {
     expect(normalizeTraceId('W47_95gDgQPSabYzgT_HAA')).toBe('5b8efff798038103d269b633813fc700');
     expect(normalizeTraceId(new Uint8Array(16).fill(0xab))).toBe('ab'.repeat(16));
     expect(normalizeSpanId('7uGbfsPBsQA=')).toBe('eee19b7ec3c1b100');
-    for (const bad of ['', '0'.repeat(32), 'xyz', '1'.repeat(33), new Uint8Array(17), new Uint8Array(16), 42, null]) expect(normalizeTraceId(bad)).toBeUndefined();
+    for (const bad of ['', '0'.repeat(32), 'xyz', '1'.repeat(33), new Uint8Array(17), new Uint8Array(16), 42, null])
+      expect(normalizeTraceId(bad)).toBeUndefined();
     expect(normalizeSpanId('1'.repeat(32))).toBeUndefined();
   });
 });
 
 const span = (over: Record<string, unknown>) => ({ traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', ...over });
-const req = (...spans: unknown[]) => ({ resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'svc' } }] }, scopeSpans: [{ scope: { name: 's' }, spans }] }] });
+const req = (...spans: unknown[]) => ({
+  resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'svc' } }] }, scopeSpans: [{ scope: { name: 's' }, spans }] }],
+});
 
 describe('OTLP/JSON details', () => {
   it('every AnyValue type, int64 as string or number, special doubles, snake_case keys', () => {
@@ -121,7 +150,9 @@ describe('OTLP/JSON details', () => {
   });
 
   it('bad spans are reported with their path and the rest kept; structural problems throw', () => {
-    const { spans, invalid } = decodeOtlpValue(req(span({}), span({ spanId: '' }), span({ startTimeUnixNano: -5 }), span({ status: { code: 7 } }), span({ parentSpanId: 'zz' }), 'nope'));
+    const { spans, invalid } = decodeOtlpValue(
+      req(span({}), span({ spanId: '' }), span({ startTimeUnixNano: -5 }), span({ status: { code: 7 } }), span({ parentSpanId: 'zz' }), 'nope'),
+    );
     expect(spans).toHaveLength(1);
     expect(invalid.map((i) => i.reason)).toEqual([
       'resourceSpans[0].scopeSpans[0].spans[1].spanId is missing; every span needs one',
@@ -132,7 +163,9 @@ describe('OTLP/JSON details', () => {
     ]);
     expect(() => decodeOtlpJson('[]')).toThrow(OtlpPayloadError);
     expect(() => decodeOtlpValue({ resourceSpans: [{ scopeSpans: 'x' }] })).toThrow('resourceSpans[0].scopeSpans must be a list');
-    expect(() => decodeOtlpValue({ resourceSpans: [{ resource: { attributes: [{ key: 1 }] } }] })).toThrow('resourceSpans[0].resource.attributes[0]: expected {"key"');
+    expect(() => decodeOtlpValue({ resourceSpans: [{ resource: { attributes: [{ key: 1 }] } }] })).toThrow(
+      'resourceSpans[0].resource.attributes[0]: expected {"key"',
+    );
     expect(decodeOtlpValue({})).toEqual({ spans: [], invalid: [] });
   });
 
@@ -156,7 +189,12 @@ describe('OTLP protobuf (hand-written schema)', () => {
       ExportTraceServiceRequest.fromObject({
         resourceSpans: [
           {
-            resource: { attributes: [{ key: 'k8s.pod.name', value: { stringValue: 'p' } }, { key: 'k8s.namespace.name', value: { stringValue: 'n' } }] },
+            resource: {
+              attributes: [
+                { key: 'k8s.pod.name', value: { stringValue: 'p' } },
+                { key: 'k8s.namespace.name', value: { stringValue: 'n' } },
+              ],
+            },
             scopeSpans: [
               {
                 scope: { name: 'lib', version: '2' },
@@ -167,8 +205,13 @@ describe('OTLP protobuf (hand-written schema)', () => {
                     name: 'GET',
                     kind: 3,
                     startTimeUnixNano: '1760000000123456789',
-                    attributes: [{ key: 'rpc.grpc.status_code', value: { intValue: 7 } }, { key: 'x', value: { bytesValue: Buffer.from([1, 2, 3]) } }],
-                    events: [{ name: 'exception', timeUnixNano: '1760000000123456790', attributes: [{ key: 'exception.message', value: { stringValue: 'boom' } }] }],
+                    attributes: [
+                      { key: 'rpc.grpc.status_code', value: { intValue: 7 } },
+                      { key: 'x', value: { bytesValue: Buffer.from([1, 2, 3]) } },
+                    ],
+                    events: [
+                      { name: 'exception', timeUnixNano: '1760000000123456790', attributes: [{ key: 'exception.message', value: { stringValue: 'boom' } }] },
+                    ],
                     status: { code: 2, message: 'denied' },
                   },
                 ],
@@ -206,7 +249,11 @@ describe('derived fields', () => {
   it('statuses: HTTP (new and old names, numeric strings), gRPC numbers and names, Connect codes', () => {
     expect(derived({ attributes: { 'http.status_code': '403' } })).toMatchObject({ httpStatus: 403, authError: 'PERMISSION_DENIED' });
     expect(derived({ attributes: { 'http.response.status_code': 401 } })).toMatchObject({ httpStatus: 401, authError: 'UNAUTHENTICATED' });
-    expect(derived({ attributes: { 'rpc.grpc.status_code': 16 } })).toMatchObject({ grpcStatus: 'UNAUTHENTICATED', httpStatus: 401, authError: 'UNAUTHENTICATED' });
+    expect(derived({ attributes: { 'rpc.grpc.status_code': 16 } })).toMatchObject({
+      grpcStatus: 'UNAUTHENTICATED',
+      httpStatus: 401,
+      authError: 'UNAUTHENTICATED',
+    });
     expect(derived({ attributes: { 'rpc.response.status_code': 'permission_denied' } }).grpcStatus).toBe('PERMISSION_DENIED');
     expect(derived({ attributes: { 'rpc.connect_rpc.error_code': 'permission_denied' } }).authError).toBe('PERMISSION_DENIED');
     expect(derived({ attributes: { 'rpc.grpc.status_code': 5 } })).toMatchObject({ grpcStatus: 'NOT_FOUND', httpStatus: 404, authError: undefined });
@@ -214,25 +261,54 @@ describe('derived fields', () => {
   });
 
   it('peer and destination namespace from every semantic-conventions generation and from Envoy', () => {
-    expect(derived({ kind: 'client', attributes: { 'server.address': 'ledger.payments.svc.cluster.local' } })).toMatchObject({ peer: 'ledger.payments.svc.cluster.local', destinationNamespace: 'payments' });
-    expect(derived({ kind: 'client', attributes: { 'http.url': 'http://api.shop.svc:8080/x' } })).toMatchObject({ peer: 'api.shop.svc', destinationNamespace: 'shop' });
+    expect(derived({ kind: 'client', attributes: { 'server.address': 'ledger.payments.svc.cluster.local' } })).toMatchObject({
+      peer: 'ledger.payments.svc.cluster.local',
+      destinationNamespace: 'payments',
+    });
+    expect(derived({ kind: 'client', attributes: { 'http.url': 'http://api.shop.svc:8080/x' } })).toMatchObject({
+      peer: 'api.shop.svc',
+      destinationNamespace: 'shop',
+    });
     expect(derived({ kind: 'client', attributes: { 'peer.service': 'billing', 'net.peer.name': 'ignored' } }).peer).toBe('billing');
-    expect(derived({ kind: 'client', attributes: { upstream_cluster: 'outbound|8080||payments.payments.svc.cluster.local' } }).destinationNamespace).toBe('payments');
+    expect(derived({ kind: 'client', attributes: { upstream_cluster: 'outbound|8080||payments.payments.svc.cluster.local' } }).destinationNamespace).toBe(
+      'payments',
+    );
     expect(derived({ kind: 'client', attributes: { 'server.address': 'example.com' } }).destinationNamespace).toBeUndefined();
-    expect(derived({ kind: 'server', attributes: { 'client.address': '10.0.0.7' }, resource: { 'k8s.namespace.name': 'payments' } })).toMatchObject({ peer: '10.0.0.7', destinationNamespace: 'payments' });
+    expect(derived({ kind: 'server', attributes: { 'client.address': '10.0.0.7' }, resource: { 'k8s.namespace.name': 'payments' } })).toMatchObject({
+      peer: '10.0.0.7',
+      destinationNamespace: 'payments',
+    });
   });
 
   it('actors: pod, SPIFFE, IP, service name; the caller of a server span; the side of a SPIFFE principal', () => {
     expect(derived({ kind: 'client', resource: { 'k8s.pod.name': 'p', 'k8s.namespace.name': 'n', 'k8s.pod.ip': '10.0.0.1' } }).actor.key).toBe('pod:n/p');
     expect(derived({ kind: 'client', resource: { 'spiffe.id': 'spiffe://td/ns/n/sa/s', 'k8s.pod.ip': '10.0.0.1' } }).actor.key).toBe('sa:n/s');
     expect(derived({ kind: 'client', resource: { 'k8s.pod.ip': '10.0.0.1' } }).actor.key).toBe('ip:10.0.0.1');
-    expect(derived({ kind: 'client', resource: { 'service.name': 'cart', 'k8s.namespace.name': 'shop' } }).actor).toMatchObject({ key: 'user:otel/shop/cart', namespace: 'shop' });
+    expect(derived({ kind: 'client', resource: { 'service.name': 'cart', 'k8s.namespace.name': 'shop' } }).actor).toMatchObject({
+      key: 'user:otel/shop/cart',
+      namespace: 'shop',
+    });
     expect(derived({ kind: 'client', resource: {} }).actor.key).toBe('user:otel/unknown_service');
-    const server = derived({ kind: 'server', attributes: { 'net.sock.peer.addr': '::ffff:10.1.2.3' }, resource: { 'k8s.pod.name': 'p', 'k8s.namespace.name': 'n' } });
+    const server = derived({
+      kind: 'server',
+      attributes: { 'net.sock.peer.addr': '::ffff:10.1.2.3' },
+      resource: { 'k8s.pod.name': 'p', 'k8s.namespace.name': 'n' },
+    });
     expect(server).toMatchObject({ actor: { key: 'ip:10.1.2.3' }, actorFrom: 'span' });
-    expect(derived({ kind: 'server', resource: { 'k8s.pod.name': 'p', 'k8s.namespace.name': 'n' } })).toMatchObject({ actor: { key: 'pod:n/p' }, actorFrom: 'resource' });
-    const sides = derived({ kind: 'client', attributes: { 'destination.principal': 'spiffe://td/ns/db/sa/pg', 'source.principal': 'spiffe://td/ns/web/sa/web' } });
-    expect(sides).toMatchObject({ spiffe: 'spiffe://td/ns/web/sa/web', peerSpiffe: 'spiffe://td/ns/db/sa/pg', destinationNamespace: 'db', actor: { key: 'sa:web/web' } });
+    expect(derived({ kind: 'server', resource: { 'k8s.pod.name': 'p', 'k8s.namespace.name': 'n' } })).toMatchObject({
+      actor: { key: 'pod:n/p' },
+      actorFrom: 'resource',
+    });
+    const sides = derived({
+      kind: 'client',
+      attributes: { 'destination.principal': 'spiffe://td/ns/db/sa/pg', 'source.principal': 'spiffe://td/ns/web/sa/web' },
+    });
+    expect(sides).toMatchObject({
+      spiffe: 'spiffe://td/ns/web/sa/web',
+      peerSpiffe: 'spiffe://td/ns/db/sa/pg',
+      destinationNamespace: 'db',
+      actor: { key: 'sa:web/web' },
+    });
   });
 
   it('mesh denials, proxies and TLS failures', () => {
@@ -242,7 +318,9 @@ describe('derived fields', () => {
     expect(derived({ attributes: { ext_authz_status: 'ext_authz_unauthorized' } })).toMatchObject({ meshDenial: undefined, proxy: true });
     expect(derived({ scope: { name: 'envoy' } }).proxy).toBe(true);
     expect(derived({}).proxy).toBe(false);
-    expect(derived({ attributes: { upstream_transport_failure_reason: 'TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED' } }).tlsError).toContain('CERTIFICATE_VERIFY_FAILED');
+    expect(
+      derived({ attributes: { upstream_transport_failure_reason: 'TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED' } }).tlsError,
+    ).toContain('CERTIFICATE_VERIFY_FAILED');
     expect(derived({ status: { code: 'error', message: 'connection refused' } }).tlsError).toBeUndefined();
   });
 
@@ -252,7 +330,12 @@ describe('derived fields', () => {
         span({
           kind: 'client',
           startTimeUnixNano: '1760000000123456789',
-          attributes: { 'http.response.status_code': 403, 'server.address': 'payments.payments.svc', 'http.request.header.authorization': 'Bearer abc.def.ghi', 'source.principal': 'spiffe://td/ns/frontend/sa/frontend' },
+          attributes: {
+            'http.response.status_code': 403,
+            'server.address': 'payments.payments.svc',
+            'http.request.header.authorization': 'Bearer abc.def.ghi',
+            'source.principal': 'spiffe://td/ns/frontend/sa/frontend',
+          },
           resource: { 'k8s.pod.name': 'fe-1', 'k8s.namespace.name': 'frontend', 'k8s.pod.ip': '10.0.0.9', 'service.name': 'frontend' },
         }),
       ).spans[0] as OtlpSpan,
@@ -260,9 +343,21 @@ describe('derived fields', () => {
     );
     expect(ev.key).toBe('5b8efff798038103d269b633813fc60c/eee19b7ec3c1b174');
     const d = ev.details();
-    expect(d).toMatchObject({ time: 1760000000123, outcome: 'denied', actor: { key: 'pod:frontend/fe-1' }, target: { namespace: 'payments', name: 'payments', resource: 'services' } });
+    expect(d).toMatchObject({
+      time: 1760000000123,
+      outcome: 'denied',
+      actor: { key: 'pod:frontend/fe-1' },
+      target: { namespace: 'payments', name: 'payments', resource: 'services' },
+    });
     expect(d.entities.sort()).toEqual(['ip:10.0.0.9', 'ns:frontend', 'ns:payments', 'sa:frontend/frontend']);
-    expect(d.attributes).toMatchObject({ traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', service: 'frontend', destination: 'payments/payments', pod: 'frontend/fe-1', spiffe: 'spiffe://td/ns/frontend/sa/frontend' });
+    expect(d.attributes).toMatchObject({
+      traceId: '5b8efff798038103d269b633813fc60c',
+      spanId: 'eee19b7ec3c1b174',
+      service: 'frontend',
+      destination: 'payments/payments',
+      pod: 'frontend/fe-1',
+      spiffe: 'spiffe://td/ns/frontend/sa/frontend',
+    });
     expect(JSON.stringify(d.excerpt)).not.toContain('abc.def');
     expect(normalizeSpan(decodeOtlpValue(span({})).spans[0]!, 99).details().time).toBe(99);
   });

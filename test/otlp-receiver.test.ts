@@ -218,7 +218,12 @@ describe('the official OpenTelemetry JS exporters', () => {
       n = 0;
       const log = captureDiag();
       const ids = await sendSpans(exporter, { idGenerator, extra: 3 });
-      expect(sink.spans().map((s) => s.traceId).sort()).toEqual([ids.traceIds[0], ids.traceIds[2]].sort());
+      expect(
+        sink
+          .spans()
+          .map((s) => s.traceId)
+          .sort(),
+      ).toEqual([ids.traceIds[0], ids.traceIds[2]].sort());
       const partial = log.find((l) => l.includes('Received Partial Success response'));
       expect(partial).toBeDefined();
       expect(partial).toMatch(/"rejectedSpans":"?2"?/);
@@ -247,8 +252,27 @@ function validRequest(traceId = '5b8efff798038103d269b633813fc60c'): Record<stri
   return {
     resourceSpans: [
       {
-        resource: { attributes: [{ key: 'k8s.pod.name', value: { stringValue: 'p' } }, { key: 'k8s.namespace.name', value: { stringValue: 'ns' } }] },
-        scopeSpans: [{ scope: { name: 's' }, spans: [{ traceId, spanId: 'eee19b7ec3c1b174', name: 'x', kind: 3, startTimeUnixNano: 1544712660000000000, attributes: [{ key: 'http.response.status_code', value: { intValue: 403 } }] }] }],
+        resource: {
+          attributes: [
+            { key: 'k8s.pod.name', value: { stringValue: 'p' } },
+            { key: 'k8s.namespace.name', value: { stringValue: 'ns' } },
+          ],
+        },
+        scopeSpans: [
+          {
+            scope: { name: 's' },
+            spans: [
+              {
+                traceId,
+                spanId: 'eee19b7ec3c1b174',
+                name: 'x',
+                kind: 3,
+                startTimeUnixNano: 1544712660000000000,
+                attributes: [{ key: 'http.response.status_code', value: { intValue: 403 } }],
+              },
+            ],
+          },
+        ],
       },
     ],
   };
@@ -308,7 +332,9 @@ describe('bad input is answered as an OTLP server must, and the server keeps ser
   it('truncated protobuf → 400 with a protobuf Status', async () => {
     const bytes = ExportTraceServiceRequest.encode(
       ExportTraceServiceRequest.fromObject({
-        resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: Buffer.alloc(16, 7), spanId: Buffer.alloc(8, 9), name: 'a span with a long enough name', kind: 2 }] }] }],
+        resourceSpans: [
+          { scopeSpans: [{ spans: [{ traceId: Buffer.alloc(16, 7), spanId: Buffer.alloc(8, 9), name: 'a span with a long enough name', kind: 2 }] }] },
+        ],
       }),
     ).finish();
     const res = await post(bytes.subarray(0, bytes.length - 7), PROTO_H);

@@ -44,11 +44,19 @@ describe('span rules', () => {
 
   it('raise nothing on the real Tempo and OTLP examples (errors there are a 500 and a database error)', () => {
     const detector = otlpDetector();
-    for (const f of ['otlp-trace-example.json', 'otlp-http-json-push.tempo-docs.json', 'api-v2-traces-response.docs.json', 'tempo-gogo-jsonpb-trace.servicegraphs-testdata.json']) {
+    for (const f of [
+      'otlp-trace-example.json',
+      'otlp-http-json-push.tempo-docs.json',
+      'api-v2-traces-response.docs.json',
+      'tempo-gogo-jsonpb-trace.servicegraphs-testdata.json',
+    ]) {
       const { events, invalid } = OTLP_SOURCE.decode(JSON.parse(readReal(`otlp/${f}`)), 0);
       expect(invalid, f).toEqual([]);
       expect(events.length, f).toBeGreaterThan(0);
-      expect(events.flatMap((e) => detector.detect(e)), f).toEqual([]);
+      expect(
+        events.flatMap((e) => detector.detect(e)),
+        f,
+      ).toEqual([]);
     }
   });
 });

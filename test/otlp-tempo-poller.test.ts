@@ -129,7 +129,12 @@ function poller(opts: Partial<TempoPollerOptions> = {}): TempoPoller {
 /** The key structure of a JSON value (arrays by their first element), to compare shapes. */
 function shape(v: unknown): unknown {
   if (Array.isArray(v)) return v.length ? [shape(v[0])] : [];
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape((v as Record<string, unknown>)[k])]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, shape((v as Record<string, unknown>)[k])]),
+    );
   return typeof v;
 }
 
@@ -137,9 +142,20 @@ describe('the Tempo stand-in', () => {
   it('answers in the shapes of the documented Tempo responses, and 400 on a bad query or parameters', async () => {
     const v2 = JSON.parse(readReal('otlp/api-v2-traces-response.docs.json')) as { trace: Record<string, unknown> };
     tempo.addTempoTrace(v2.trace);
-    const search = (await (await fetch(`${tempo.url}/api/search?q=${encodeURIComponent('{ resource.service.name = "my.service" }')}&start=1689969000&end=1689970100&limit=20`)).json()) as Record<string, unknown>;
+    const search = (await (
+      await fetch(`${tempo.url}/api/search?q=${encodeURIComponent('{ resource.service.name = "my.service" }')}&start=1689969000&end=1689970100&limit=20`)
+    ).json()) as Record<string, unknown>;
     expect(shape(search)).toEqual(shape(JSON.parse(readReal('otlp/api-search-traceql-response.docs.json'))));
-    expect(search).toMatchObject({ traces: [{ traceID: '5b8efff798038103d269b633813fc700', rootServiceName: 'my.service', rootTraceName: 'I am a span!', spanSet: { spans: [{ spanID: 'eee19b7ec3c1b100' }], matched: 1 } }] });
+    expect(search).toMatchObject({
+      traces: [
+        {
+          traceID: '5b8efff798038103d269b633813fc700',
+          rootServiceName: 'my.service',
+          rootTraceName: 'I am a span!',
+          spanSet: { spans: [{ spanID: 'eee19b7ec3c1b100' }], matched: 1 },
+        },
+      ],
+    });
     const trace = await (await fetch(`${tempo.url}/api/v2/traces/5B8EFFF798038103D269B633813FC700`)).json();
     expect(trace).toEqual(v2);
 
@@ -173,10 +189,20 @@ describe('TempoPoller', () => {
     expect(tempo.calls.map((c) => c.path)).toEqual(['/api/search', `/api/v2/traces/${traceId}`]);
 
     const span = sink.events[0]!.raw as OtlpSpan;
-    expect(span).toMatchObject({ traceId, spanId: 'b7ad6b7169203331', kind: 'client', status: { code: 'error' }, attributes: { 'http.response.status_code': 403 } });
+    expect(span).toMatchObject({
+      traceId,
+      spanId: 'b7ad6b7169203331',
+      kind: 'client',
+      status: { code: 'error' },
+      attributes: { 'http.response.status_code': 403 },
+    });
     expect({ ...span.resource }).toEqual({ 'service.name': 'frontend', 'k8s.namespace.name': 'frontend', 'k8s.pod.name': 'frontend-7d9c4b5f6-xk2pq' });
     expect(sink.signals).toHaveLength(1);
-    expect(sink.signals[0]).toMatchObject({ rule: { id: 'otlp-service-auth-denied' }, actor: { key: 'pod:frontend/frontend-7d9c4b5f6-xk2pq' }, attributes: { traceId, spanId: 'b7ad6b7169203331' } });
+    expect(sink.signals[0]).toMatchObject({
+      rule: { id: 'otlp-service-auth-denied' },
+      actor: { key: 'pod:frontend/frontend-7d9c4b5f6-xk2pq' },
+      attributes: { traceId, spanId: 'b7ad6b7169203331' },
+    });
     expect(JSON.parse(state.get(cursorKey(Q403))!)).toEqual({ end: T0, seen: [[`${traceId}/b7ad6b7169203331`, T0 - 30]] });
   });
 
@@ -194,7 +220,11 @@ describe('TempoPoller', () => {
     clock += 30_000;
     tempo.addTrace(trace403('6bf92f3577b34da6a3ce929d0e0e4736', T0 + 80, 'frontend-other'));
     expect(await poller().pollOnce()).toEqual({ accepted: 1, duplicates: 2, traces: 1, errors: 0 });
-    expect(sink.keys()).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736/b7ad6b7169203331', '5bf92f3577b34da6a3ce929d0e0e4736/b7ad6b7169203331', '6bf92f3577b34da6a3ce929d0e0e4736/b7ad6b7169203331']);
+    expect(sink.keys()).toEqual([
+      '4bf92f3577b34da6a3ce929d0e0e4736/b7ad6b7169203331',
+      '5bf92f3577b34da6a3ce929d0e0e4736/b7ad6b7169203331',
+      '6bf92f3577b34da6a3ce929d0e0e4736/b7ad6b7169203331',
+    ]);
     expect(tempo.calls.filter((c) => c.path.startsWith('/api/v2/traces/'))).toHaveLength(3);
   });
 

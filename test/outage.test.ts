@@ -59,7 +59,11 @@ describe.skipIf(!ENABLED)('outages of real components', () => {
     const port = await freePort();
     const startRedis = () => {
       // Persistence on (AOF), as the README asks of a production Redis, so a restart keeps checkpoints.
-      const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+      const c = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
+        { stdio: 'ignore' },
+      );
       children.add(c);
       c.on('exit', () => children.delete(c));
       return c;
@@ -82,9 +86,16 @@ describe.skipIf(!ENABLED)('outages of real components', () => {
     const published: Incident[] = [];
     const redis = connectRedis(url);
     const state = new RedisCorrelatorState(redis, `kvt${port}`);
-    const c = new PartitionedCorrelator({ correlations: loadRules().correlations, state, publish: async (i) => void published.push(...i), clock: { now: () => SEED_SCENARIO.start }, logger: createLogger('silent') });
+    const c = new PartitionedCorrelator({
+      correlations: loadRules().correlations,
+      state,
+      publish: async (i) => void published.push(...i),
+      clock: { now: () => SEED_SCENARIO.start },
+      logger: createLogger('silent'),
+    });
     await until('the correlator to connect', async () => ((await state.ready()) ? true : undefined));
-    const msgs = (from: number, to: number): BusMessage<SignalsMessage>[] => signals.slice(from, to).map((s, i) => ({ key: s.actor.key, value: s, partition: 0, offset: String(from + i) }));
+    const msgs = (from: number, to: number): BusMessage<SignalsMessage>[] =>
+      signals.slice(from, to).map((s, i) => ({ key: s.actor.key, value: s, partition: 0, offset: String(from + i) }));
     const half = Math.floor(signals.length / 2);
     await c.handle(msgs(0, half));
 
@@ -114,18 +125,29 @@ describe.skipIf(!ENABLED)('outages of real components', () => {
     if (existsSync(join(ROOT, '.cache/kafka/lib'))) symlinkSync(join(ROOT, '.cache/kafka/lib'), join(cache, 'kafka/lib'));
     const env = { ...process.env, KUBEVIGIL_CACHE_DIR: cache, KAFKA_PORT: String(await freePort()), KAFKA_CONTROLLER_PORT: String(await freePort()) };
     const kafka = (cmd: string) => execFileSync('bash', [join(ROOT, 'scripts/kafka.sh'), cmd], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const brokers = kafka('start').trim().replace(/^KAFKA_BROKERS=/, '');
+    const brokers = kafka('start')
+      .trim()
+      .replace(/^KAFKA_BROKERS=/, '');
     kafka('wait');
     const data = mkdtempSync(join(tmpdir(), 'kv-outage-'));
     dirs.push(data);
     const kv = await serve(
-      loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: data, KAFKA_BROKERS: brokers, REDIS_URL: process.env.REDIS_URL, KUBEVIGIL_TOPIC_PREFIX: `kvo${Date.now()}`, KUBEVIGIL_PARTITIONS: '2', KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS: '6000' }),
+      loadConfig({
+        KUBEVIGIL_PORT: '0',
+        KUBEVIGIL_DATA_DIR: data,
+        KAFKA_BROKERS: brokers,
+        REDIS_URL: process.env.REDIS_URL,
+        KUBEVIGIL_TOPIC_PREFIX: `kvo${Date.now()}`,
+        KUBEVIGIL_PARTITIONS: '2',
+        KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS: '6000',
+      }),
       createLogger('silent'),
       { processMetrics: false, sweepSchedule: false },
     );
     try {
       const events = attackEvents(SEED_SCENARIO);
-      const post = (items: unknown[]) => fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(items) });
+      const post = (items: unknown[]) =>
+        fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(items) });
       const first = await post(events.slice(0, 3));
       expect(first.status).toBe(200);
       const before = ((await first.json()) as { signals: number }).signals;

@@ -15,7 +15,11 @@ import { serve } from '../services/main.js';
 describe('ingest under overload', () => {
   it('turns senders away with 503 + Retry-After and processes everything it acknowledged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kv-load-'));
-    const kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_BUS_CAPACITY: '100', KUBEVIGIL_INGEST_MAX_INFLIGHT: '8' }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
+    const kv = await serve(
+      loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_BUS_CAPACITY: '100', KUBEVIGIL_INGEST_MAX_INFLIGHT: '8' }),
+      createLogger('silent'),
+      { processMetrics: false, sweepSchedule: false },
+    );
     const t = topics();
     // A consumer that stalls until released: its bounded queue fills and the bus pushes back.
     let release!: () => void;
@@ -35,7 +39,11 @@ describe('ingest under overload', () => {
       const results = await Promise.all(
         Array.from({ length: 80 }, async (_, i) => {
           const events = attackEvents({ ...SEED_SCENARIO, namespace: `ns-${i}`, serviceAccount: `sa-${i}`, start: SEED_SCENARIO.start + i * 1000 }, 1000 + i);
-          const res = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+          const res = await fetch(`${kv.url}/ingest/k8s-audit`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(events),
+          });
           const body = (await res.json()) as { signals?: number };
           return { status: res.status, retryAfter: res.headers.get('retry-after'), signals: body.signals ?? 0 };
         }),

@@ -41,9 +41,7 @@ function parseDockerfile(text: string): Map<string, Instruction[]> {
 
 /** Every file under `dir`, relative to it. */
 function listFiles(dir: string, base = dir): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? listFiles(join(dir, e.name), base) : [relative(base, join(dir, e.name))],
-  );
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name), base) : [relative(base, join(dir, e.name))]));
 }
 
 const stages = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
@@ -82,7 +80,21 @@ describe("the runtime stage's steps, run outside Docker", () => {
         const dest = join(app, parts.at(-1)!);
         if (parts[0]!.startsWith('--from=')) {
           // The build stage's `tsc -p tsconfig.build.json` in /src, with its output here.
-          const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dest, '--incremental', 'false', '--tsBuildInfoFile', 'null'], { encoding: 'utf8', cwd: ROOT });
+          const r = spawnSync(
+            process.execPath,
+            [
+              join(ROOT, 'node_modules/typescript/bin/tsc'),
+              '-p',
+              join(ROOT, 'tsconfig.build.json'),
+              '--outDir',
+              dest,
+              '--incremental',
+              'false',
+              '--tsBuildInfoFile',
+              'null',
+            ],
+            { encoding: 'utf8', cwd: ROOT },
+          );
           expect(r.status, r.stdout + r.stderr).toBe(0);
         } else {
           for (const src of parts.slice(0, -1)) cpSync(join(ROOT, src), parts.at(-1)!.endsWith('/') ? join(dest, src) : dest, { recursive: true });
@@ -99,7 +111,15 @@ describe("the runtime stage's steps, run outside Docker", () => {
     expect(cmd).toBe('node');
     child = spawn(process.execPath, argv, {
       cwd: app,
-      env: { PATH: process.env.PATH, NODE_ENV: 'production', KUBEVIGIL_HOST: '127.0.0.1', KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: data, KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API },
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        KUBEVIGIL_HOST: '127.0.0.1',
+        KUBEVIGIL_PORT: '0',
+        KUBEVIGIL_DATA_DIR: data,
+        KUBEVIGIL_INGEST_TOKEN: INGEST,
+        KUBEVIGIL_API_TOKEN: API,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -128,7 +148,11 @@ describe("the runtime stage's steps, run outside Docker", () => {
   it('starts the compiled service, which takes audit events and passes the health check', async () => {
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const exec = readReal('k8s-audit/falco-trace-files/exec_pod.json');
-    const res = await fetch(`${url}/ingest/k8s-audit`, { method: 'POST', body: exec, headers: { 'content-type': 'application/json', authorization: `Bearer ${INGEST}` } });
+    const res = await fetch(`${url}/ingest/k8s-audit`, {
+      method: 'POST',
+      body: exec,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${INGEST}` },
+    });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { signals: number }).signals).toBeGreaterThanOrEqual(1);
 

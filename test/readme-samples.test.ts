@@ -109,7 +109,10 @@ describe('README.md samples are what the commands print', () => {
   let kv: Running;
   const dir = mkdtempSync(join(tmpdir(), 'kv-readme-'));
   beforeAll(async () => {
-    kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_LOG_LEVEL: 'silent' }), createLogger('silent'), { processMetrics: false, sweepSchedule: false });
+    kv = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_LOG_LEVEL: 'silent' }), createLogger('silent'), {
+      processMetrics: false,
+      sweepSchedule: false,
+    });
   });
   afterAll(async () => {
     await kv?.stop();
@@ -120,13 +123,22 @@ describe('README.md samples are what the commands print', () => {
   async function runCommand(command: string): Promise<string> {
     const cli = /^(?:kubevigil|node bin\/kubevigil\.js) (.+)$/.exec(command);
     if (cli) {
-      const { stdout, stderr } = await exec(process.execPath, [BIN, ...cli[1]!.split(/\s+/)], { cwd: ROOT, env: readerEnv(), maxBuffer: 16 * 1024 * 1024, timeout: 60_000 });
+      const { stdout, stderr } = await exec(process.execPath, [BIN, ...cli[1]!.split(/\s+/)], {
+        cwd: ROOT,
+        env: readerEnv(),
+        maxBuffer: 16 * 1024 * 1024,
+        timeout: 60_000,
+      });
       expect(stderr).toBe('');
       return stdout;
     }
     const post = /^curl -s -H 'content-type: application\/json' --data-binary @(\S+) http:\/\/127\.0\.0\.1:8080(\/\S+)$/.exec(command);
     if (post) {
-      const res = await fetch(`${kv.url}${post[2]}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: readFileSync(join(ROOT, post[1]!)) });
+      const res = await fetch(`${kv.url}${post[2]}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: readFileSync(join(ROOT, post[1]!)),
+      });
       const text = await res.text();
       await kv.drained();
       return `${text}\n`;
@@ -168,7 +180,9 @@ describe('README.md samples are what the commands print', () => {
 
   it('the configuration table is what `kubevigil config` lists', async () => {
     const table = README.slice(README.indexOf('<!-- settings:start -->'), README.indexOf('<!-- settings:end -->'));
-    const rows = [...table.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| (?:`([^`]*)`|—) \| (.*) \|$/gm)].map((m) => `${m[1]!.padEnd(26)} ${(m[2] ?? '(none)').padEnd(12)} ${m[3]!.replace(/\\\|/g, '|')}`);
+    const rows = [...table.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| (?:`([^`]*)`|—) \| (.*) \|$/gm)].map(
+      (m) => `${m[1]!.padEnd(26)} ${(m[2] ?? '(none)').padEnd(12)} ${m[3]!.replace(/\\\|/g, '|')}`,
+    );
     const { stdout } = await exec(process.execPath, [BIN, 'config'], { cwd: ROOT });
     expect(rows.length).toBeGreaterThan(20);
     expect(rows).toEqual(stdout.trimEnd().split('\n'));

@@ -24,10 +24,30 @@ function makeCa(name: string): void {
 function makeCert(name: string, ca: string, server: boolean): void {
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`);
   writeFileSync(f(`${name}.ext`), server ? 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' : 'extendedKeyUsage=clientAuth\n');
-  openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.crt`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f(`${name}.ext`));
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    f(`${name}.csr`),
+    '-CA',
+    f(`${ca}.crt`),
+    '-CAkey',
+    f(`${ca}.key`),
+    '-CAcreateserial',
+    '-out',
+    f(`${name}.crt`),
+    '-days',
+    '2',
+    '-extfile',
+    f(`${name}.ext`),
+  );
 }
 
-function call(url: string, path: string, o: { method?: string; body?: string; cert?: string; token?: string } = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+function call(
+  url: string,
+  path: string,
+  o: { method?: string; body?: string; cert?: string; token?: string } = {},
+): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}${path}`,
@@ -115,12 +135,18 @@ describe('per-source ingest tokens', () => {
   it('accepts the audit token on the audit receiver, and the general token everywhere', async () => {
     const d = mkdtempSync(join(tmpdir(), 'kv-tok-'));
     const kv2 = await serve(
-      loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: d, KUBEVIGIL_INGEST_TOKEN_AUDIT: 'audit-only-token-0123456789', KUBEVIGIL_INGEST_TOKEN: 'general-ingest-token-0123456' }),
+      loadConfig({
+        KUBEVIGIL_PORT: '0',
+        KUBEVIGIL_DATA_DIR: d,
+        KUBEVIGIL_INGEST_TOKEN_AUDIT: 'audit-only-token-0123456789',
+        KUBEVIGIL_INGEST_TOKEN: 'general-ingest-token-0123456',
+      }),
       createLogger('silent'),
       { processMetrics: false, sweepSchedule: false },
     );
     try {
-      const post = (token: string) => fetch(`${kv2.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '[]' });
+      const post = (token: string) =>
+        fetch(`${kv2.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '[]' });
       expect((await post('audit-only-token-0123456789')).status).toBe(200);
       expect((await post('general-ingest-token-0123456')).status).toBe(200);
       expect((await post('another-token-entirely-000')).status).toBe(401);

@@ -20,7 +20,13 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
   // A data directory of its own: the default ./data would leave this test's incidents in the checkout.
   const dir = mkdtempSync(join(tmpdir(), 'kv-serve-'));
   beforeAll(async () => {
-    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_LOG_LEVEL: 'silent' });
+    const config = loadConfig({
+      KUBEVIGIL_PORT: '0',
+      KUBEVIGIL_DATA_DIR: dir,
+      KUBEVIGIL_INGEST_TOKEN: INGEST,
+      KUBEVIGIL_API_TOKEN: API,
+      KUBEVIGIL_LOG_LEVEL: 'silent',
+    });
     kv = await serve(config, createLogger('silent'), { processMetrics: false });
   });
   afterAll(async () => {
@@ -46,7 +52,10 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
   });
 
   it('turns a real audit log into signals, served by the API and counted in /metrics', async () => {
-    const lines = readReal('k8s-audit/audit2rbac/demo.log').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const lines = readReal('k8s-audit/audit2rbac/demo.log')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     const res = await ingest(JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: lines }));
     expect(res.status).toBe(200);
     const body = (await res.json()) as { accepted: number; signals: number };
@@ -89,7 +98,17 @@ describe.skipIf(!KAFKA_BROKERS || !REDIS_URL)('kubevigil serve --role ingest,cor
   const dir = mkdtempSync(join(tmpdir(), 'kv-serve-roles-'));
   const logs: { msg: string; signal?: { id: string; severity: string } }[] = [];
   beforeAll(async () => {
-    const config = loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_INGEST_TOKEN: INGEST, KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_ROLES: 'ingest,correlator', KAFKA_BROKERS, REDIS_URL, KUBEVIGIL_TOPIC_PREFIX: `kvtest-roles-${Date.now().toString(36)}`, KUBEVIGIL_PARTITIONS: '2' });
+    const config = loadConfig({
+      KUBEVIGIL_PORT: '0',
+      KUBEVIGIL_DATA_DIR: dir,
+      KUBEVIGIL_INGEST_TOKEN: INGEST,
+      KUBEVIGIL_API_TOKEN: API,
+      KUBEVIGIL_ROLES: 'ingest,correlator',
+      KAFKA_BROKERS,
+      REDIS_URL,
+      KUBEVIGIL_TOPIC_PREFIX: `kvtest-roles-${Date.now().toString(36)}`,
+      KUBEVIGIL_PARTITIONS: '2',
+    });
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
         for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as (typeof logs)[number]);
@@ -105,7 +124,11 @@ describe.skipIf(!KAFKA_BROKERS || !REDIS_URL)('kubevigil serve --role ingest,cor
 
   it('serves no recent signals, and logs each serious signal once, from the process that detected it', async () => {
     const events = attackEvents(SEED_SCENARIO);
-    const res = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', body: JSON.stringify(events), headers: { 'content-type': 'application/json', authorization: `Bearer ${INGEST}` } });
+    const res = await fetch(`${kv.url}/ingest/k8s-audit`, {
+      method: 'POST',
+      body: JSON.stringify(events),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${INGEST}` },
+    });
     expect(res.status).toBe(200);
     // Without the api role, nothing reads the signals topic a second time for GET /api/v1/signals.
     expect((await fetch(`${kv.url}/api/v1/signals`, { headers: { authorization: `Bearer ${API}` } })).status).toBe(404);

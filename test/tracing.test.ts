@@ -25,8 +25,14 @@ interface OtlpSpan {
 describe('tracing switched on by OTEL_* variables', () => {
   it('reads the standard variables', () => {
     expect(tracingFromEnv({})).toBeUndefined();
-    expect(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({ url: 'http://collector:4318/v1/traces', serviceName: 'kubevigil' });
-    expect(tracingFromEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c/v1/traces', OTEL_SERVICE_NAME: 'kv-1' })).toEqual({ url: 'http://c/v1/traces', serviceName: 'kv-1' });
+    expect(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({
+      url: 'http://collector:4318/v1/traces',
+      serviceName: 'kubevigil',
+    });
+    expect(tracingFromEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c/v1/traces', OTEL_SERVICE_NAME: 'kv-1' })).toEqual({
+      url: 'http://c/v1/traces',
+      serviceName: 'kv-1',
+    });
     expect(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_SDK_DISABLED: 'true' })).toBeUndefined();
     expect(tracingFromEnv({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c' })).toBeUndefined();
   });
@@ -57,7 +63,11 @@ describe('tracing switched on by OTEL_* variables', () => {
       env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
     });
     try {
-      const res = await fetch(`${kv.url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(attackEvents(SEED_SCENARIO)) });
+      const res = await fetch(`${kv.url}/ingest/k8s-audit`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(attackEvents(SEED_SCENARIO)),
+      });
       expect(res.status).toBe(200);
       await kv.drained();
     } finally {

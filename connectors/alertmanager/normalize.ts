@@ -86,7 +86,11 @@ const CONVENTIONS: Record<ActorConvention, (l: Labels) => ActorMatch | undefined
         const a = actorFromUsername(sa);
         if (a.type === 'serviceaccount') return { actor: a, labels: [name] };
       }
-      if (known(l.namespace)) return { actor: { key: saKey(l.namespace, sa), type: 'serviceaccount', name: `system:serviceaccount:${l.namespace}:${sa}`, namespace: l.namespace }, labels: [name, 'namespace'] };
+      if (known(l.namespace))
+        return {
+          actor: { key: saKey(l.namespace, sa), type: 'serviceaccount', name: `system:serviceaccount:${l.namespace}:${sa}`, namespace: l.namespace },
+          labels: [name, 'namespace'],
+        };
     }
     return undefined;
   },
@@ -100,12 +104,16 @@ const CONVENTIONS: Record<ActorConvention, (l: Labels) => ActorMatch | undefined
 export function parseActorConventions(text: string): { conventions: ActorConvention[]; problems: string[] } {
   const conventions: ActorConvention[] = [];
   const problems: string[] = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if ((ACTOR_CONVENTIONS as readonly string[]).includes(part)) {
       if (!conventions.includes(part as ActorConvention)) conventions.push(part as ActorConvention);
     } else problems.push(`unknown actor convention "${part.slice(0, 40)}"; use a comma-separated list of ${ACTOR_CONVENTIONS.join(', ')}`);
   }
-  if (conventions.length === 0 && problems.length === 0) problems.push(`no actor convention given; use a comma-separated list of ${ACTOR_CONVENTIONS.join(', ')}`);
+  if (conventions.length === 0 && problems.length === 0)
+    problems.push(`no actor convention given; use a comma-separated list of ${ACTOR_CONVENTIONS.join(', ')}`);
   return { conventions, problems };
 }
 
@@ -260,7 +268,13 @@ function alertDetails(a: AlertRecord, d: AlertDerived, observedTime: number): Ev
   if (addr) entities.add(ipKey(addr));
   entities.delete(actor.key);
 
-  const attributes: Record<string, string> = { alertname: d.alertname, fingerprint: a.fingerprint, status: a.status, alertSeverity: d.alertSeverity, startsAt: a.startsAt };
+  const attributes: Record<string, string> = {
+    alertname: d.alertname,
+    fingerprint: a.fingerprint,
+    status: a.status,
+    alertSeverity: d.alertSeverity,
+    startsAt: a.startsAt,
+  };
   if (a.status === 'resolved' && alertTime(a.endsAt) !== undefined) attributes.endsAt = a.endsAt;
   const dest = pair(l, [['destination_workload_namespace', 'destination_workload']]);
   if (dest) {
@@ -274,7 +288,8 @@ function alertDetails(a: AlertRecord, d: AlertDerived, observedTime: number): Ev
   if (a.generatorURL) attributes.generatorURL = truncate(a.generatorURL, 512);
 
   let outcome: Outcome = 'unknown';
-  if (a.status === 'firing' && (d.authCode !== undefined || (known(l.response_flags) && l.response_flags !== '-') || FAILURE_NAME.test(d.alertname))) outcome = 'denied';
+  if (a.status === 'firing' && (d.authCode !== undefined || (known(l.response_flags) && l.response_flags !== '-') || FAILURE_NAME.test(d.alertname)))
+    outcome = 'denied';
 
   const excerpt = boundedRedactedCopy({
     status: a.status,

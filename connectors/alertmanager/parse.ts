@@ -168,7 +168,10 @@ export function decodeAlertmanagerValue(body: unknown): DecodedPayload {
   if (!isObj(body))
     throw new AlertmanagerPayloadError(`the body must be a JSON object (an Alertmanager webhook payload, version 4), got ${kind(body)}`, '(body)');
   if (body.alerts === undefined || body.alerts === null)
-    throw new AlertmanagerPayloadError('alerts is missing: an Alertmanager webhook payload (version 4) carries an "alerts" list; is the sender configured as a webhook receiver?', 'alerts');
+    throw new AlertmanagerPayloadError(
+      'alerts is missing: an Alertmanager webhook payload (version 4) carries an "alerts" list; is the sender configured as a webhook receiver?',
+      'alerts',
+    );
   if (!Array.isArray(body.alerts)) throw new AlertmanagerPayloadError(`alerts must be a list of alerts, got ${kind(body.alerts)}`, 'alerts');
 
   const warnings: string[] = [];
@@ -194,14 +197,17 @@ export function decodeAlertmanagerValue(body: unknown): DecodedPayload {
   if (typeof t === 'number' && Number.isInteger(t) && t >= 0) group.truncatedAlerts = t;
   else if (t !== undefined && t !== null) warnings.push(`truncatedAlerts must be a non-negative integer (got ${show(t)}); ignored`);
   if (group.truncatedAlerts > 0)
-    warnings.push(`Alertmanager left out ${group.truncatedAlerts} alert(s) of this group (max_alerts of the webhook receiver); raise or remove max_alerts so kubevigil sees them`);
+    warnings.push(
+      `Alertmanager left out ${group.truncatedAlerts} alert(s) of this group (max_alerts of the webhook receiver); raise or remove max_alerts so kubevigil sees them`,
+    );
 
   const alerts: AlertmanagerAlert[] = [];
   const invalid: InvalidAlert[] = [];
   body.alerts.forEach((a, index) => {
     const r = decodeAlert(a);
     if ('alert' in r) alerts.push(r.alert);
-    else invalid.push({ index, ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}), ...(r.alertname ? { alertname: r.alertname } : {}), reason: r.problem });
+    else
+      invalid.push({ index, ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}), ...(r.alertname ? { alertname: r.alertname } : {}), reason: r.problem });
   });
   return { group, alerts, invalid, warnings };
 }
@@ -212,7 +218,10 @@ export function decodeAlertmanagerJson(text: string): DecodedPayload {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new AlertmanagerPayloadError(`the body is not valid JSON (${(e as Error).message}); Alertmanager sends its webhook payload as application/json`, '(body)');
+    throw new AlertmanagerPayloadError(
+      `the body is not valid JSON (${(e as Error).message}); Alertmanager sends its webhook payload as application/json`,
+      '(body)',
+    );
   }
   return decodeAlertmanagerValue(value);
 }

@@ -73,7 +73,8 @@ export function alertmanagerReceiver(opts: AlertmanagerReceiverOptions): Router 
     },
     async handle(_req, res, body) {
       const text = decodeUtf8(body);
-      if (text === undefined) return problem(res, 400, 'Bad Request', 'the body is not valid UTF-8; an Alertmanager webhook payload is JSON text', { field: '(body)' });
+      if (text === undefined)
+        return problem(res, 400, 'Bad Request', 'the body is not valid UTF-8; an Alertmanager webhook payload is JSON text', { field: '(body)' });
       let payload: DecodedPayload;
       try {
         payload = decodeAlertmanagerJson(text);
@@ -113,7 +114,12 @@ export function alertmanagerReceiver(opts: AlertmanagerReceiverOptions): Router 
         const r = await delivery;
         if (refused(r)) {
           res.setHeader('Retry-After', String(r.retryAfterSeconds));
-          return problem(res, 503, 'Service Unavailable', `the alerts could not be handed to the bus (${r.message}); Alertmanager will retry; retry after ${r.retryAfterSeconds}s`);
+          return problem(
+            res,
+            503,
+            'Service Unavailable',
+            `the alerts could not be handed to the bus (${r.message}); Alertmanager will retry; retry after ${r.retryAfterSeconds}s`,
+          );
         }
         signals = r.signals;
       }

@@ -5,7 +5,6 @@ import { ALERTMANAGER_SCHEMA, normalizeAlert, type AlertNormalizeOptions } from 
 import { AlertmanagerPayloadError, decodeAlert, decodeAlertmanagerValue, emptyGroup } from './parse.js';
 import { isObj } from '../../correlator/json-guards.js';
 
-
 /** An Alertmanager source whose actors follow the given label conventions. */
 export function alertmanagerSource(opts: AlertNormalizeOptions = {}): SourceDescriptor {
   const decodeOne = (value: unknown, observedTime: number, events: SourceEvent[], invalid: string[]): void => {

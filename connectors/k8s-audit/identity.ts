@@ -16,7 +16,8 @@ export function identityFacts(ev: AuditEvent, time: number): IdentityFact[] {
   const pod = user.extra?.['authentication.kubernetes.io/pod-name']?.[0];
   if (pod && user.username?.startsWith(SA)) {
     const [ns, name] = user.username.slice(SA.length).split(':');
-    if (ns && name) out.push({ pod: { namespace: ns, name: pod }, serviceAccount: { namespace: ns, name }, ...(ev.sourceIPs?.[0] ? { ip: ev.sourceIPs[0] } : {}), time });
+    if (ns && name)
+      out.push({ pod: { namespace: ns, name: pod }, serviceAccount: { namespace: ns, name }, ...(ev.sourceIPs?.[0] ? { ip: ev.sourceIPs[0] } : {}), time });
   }
   const ref = ev.objectRef;
   if (ref?.resource === 'pods' && ref.namespace && (ev.verb === 'create' || ref.subresource === 'status')) {
@@ -29,7 +30,12 @@ export function identityFacts(ev: AuditEvent, time: number): IdentityFact[] {
       const ip = typeof status.podIP === 'string' ? status.podIP : undefined;
       const sa = typeof spec.serviceAccountName === 'string' ? spec.serviceAccountName : undefined;
       if (name && (ip || sa)) {
-        out.push({ pod: { namespace: ref.namespace, name }, ...(ip ? { ip } : {}), ...(sa ? { serviceAccount: { namespace: ref.namespace, name: sa } } : {}), time });
+        out.push({
+          pod: { namespace: ref.namespace, name },
+          ...(ip ? { ip } : {}),
+          ...(sa ? { serviceAccount: { namespace: ref.namespace, name: sa } } : {}),
+          time,
+        });
         break;
       }
     }

@@ -14,9 +14,23 @@ describe('normalizeAuditEvent', () => {
     const ev = one('k8s-audit/falco-trace-files/create_nginx_pod_privileged.json');
     const n = normalizeAuditEvent(ev, 0);
     const s = n.details();
-    expect(s.actor).toEqual({ key: 'sa:kube-system/replicaset-controller', type: 'serviceaccount', name: 'system:serviceaccount:kube-system:replicaset-controller', namespace: 'kube-system' });
-    expect(s.attributes).toMatchObject({ binding: 'ClusterRoleBinding/system:controller:replicaset-controller', role: 'ClusterRole/system:controller:replicaset-controller' });
-    expect(s.entities).toEqual(expect.arrayContaining(['ns:default', 'binding:ClusterRoleBinding/system:controller:replicaset-controller', 'pod:default/nginx-deployment-5cdcc99dbf-rgw6z']));
+    expect(s.actor).toEqual({
+      key: 'sa:kube-system/replicaset-controller',
+      type: 'serviceaccount',
+      name: 'system:serviceaccount:kube-system:replicaset-controller',
+      namespace: 'kube-system',
+    });
+    expect(s.attributes).toMatchObject({
+      binding: 'ClusterRoleBinding/system:controller:replicaset-controller',
+      role: 'ClusterRole/system:controller:replicaset-controller',
+    });
+    expect(s.entities).toEqual(
+      expect.arrayContaining([
+        'ns:default',
+        'binding:ClusterRoleBinding/system:controller:replicaset-controller',
+        'pod:default/nginx-deployment-5cdcc99dbf-rgw6z',
+      ]),
+    );
     // v1beta1 event: time from stageTimestamp.
     expect(s.time).toBe(Date.parse('2018-10-25T14:09:12.581541Z'));
     expect(n.derived.pod).toMatchObject({ privileged: true, hostNetwork: false });
@@ -24,7 +38,9 @@ describe('normalizeAuditEvent', () => {
   });
 
   it('parses RoleBinding reasons with their namespace and subjects', () => {
-    expect(parseAuthzReason('allow', 'RBAC: allowed by RoleBinding "read-secrets/payments" of Role "secret-reader" to ServiceAccount "frontend/shop"')).toMatchObject({
+    expect(
+      parseAuthzReason('allow', 'RBAC: allowed by RoleBinding "read-secrets/payments" of Role "secret-reader" to ServiceAccount "frontend/shop"'),
+    ).toMatchObject({
       bindingKind: 'RoleBinding',
       bindingName: 'read-secrets',
       bindingNamespace: 'payments',
@@ -62,16 +78,35 @@ describe('normalizeAuditEvent', () => {
 
   it('tolerates JSON-patch request objects and truncated events', () => {
     const patch = normalizeAuditEvent(
-      { auditID: 'p', stage: 'ResponseComplete', verb: 'patch', user: { username: 'u' }, objectRef: { resource: 'deployments', namespace: 'a', name: 'd' }, requestObject: [{ op: 'replace', path: '/spec/replicas', value: 3 }] } as AuditEvent,
+      {
+        auditID: 'p',
+        stage: 'ResponseComplete',
+        verb: 'patch',
+        user: { username: 'u' },
+        objectRef: { resource: 'deployments', namespace: 'a', name: 'd' },
+        requestObject: [{ op: 'replace', path: '/spec/replicas', value: 3 }],
+      } as AuditEvent,
       0,
     );
     expect(patch.derived.podSpec).toBeUndefined();
-    const truncated = normalizeAuditEvent({ auditID: 't', stage: 'ResponseComplete', verb: 'create', user: { username: 'u' }, annotations: { 'audit.k8s.io/truncated': 'true' } } as AuditEvent, 0);
+    const truncated = normalizeAuditEvent(
+      { auditID: 't', stage: 'ResponseComplete', verb: 'create', user: { username: 'u' }, annotations: { 'audit.k8s.io/truncated': 'true' } } as AuditEvent,
+      0,
+    );
     expect(truncated.details().attributes.truncated).toBe('true');
   });
 
   it('finds the pod spec inside workloads and CronJobs', () => {
-    const cron = { auditID: 'c', stage: 'ResponseComplete', verb: 'create', user: { username: 'u' }, requestObject: { kind: 'CronJob', spec: { jobTemplate: { spec: { template: { spec: { hostPID: true, containers: [{ image: 'x' }], volumes: [{ hostPath: { path: '/' } }] } } } } } } };
+    const cron = {
+      auditID: 'c',
+      stage: 'ResponseComplete',
+      verb: 'create',
+      user: { username: 'u' },
+      requestObject: {
+        kind: 'CronJob',
+        spec: { jobTemplate: { spec: { template: { spec: { hostPID: true, containers: [{ image: 'x' }], volumes: [{ hostPath: { path: '/' } }] } } } } },
+      },
+    };
     const d = normalizeAuditEvent(cron as AuditEvent, 0).derived;
     expect(d.pod).toMatchObject({ hostPID: true, hostPaths: ['/'], images: ['x'] });
   });
@@ -82,19 +117,33 @@ describe('parseAdmissionMessage on real denial messages', () => {
   const lineWith = (needle: string) => text.split('\n').find((l) => l.includes(needle))!;
 
   it('extracts Gatekeeper constraint names, in both message formats', () => {
-    expect(parseAdmissionMessage(lineWith('[privileged] Security Violation'))).toMatchObject({ engine: 'gatekeeper', webhook: 'validation.gatekeeper.sh', policies: ['privileged'] });
+    expect(parseAdmissionMessage(lineWith('[privileged] Security Violation'))).toMatchObject({
+      engine: 'gatekeeper',
+      webhook: 'validation.gatekeeper.sh',
+      policies: ['privileged'],
+    });
     expect(parseAdmissionMessage(lineWith('[denied by allowed-registry]'))).toMatchObject({ engine: 'gatekeeper', policies: ['allowed-registry'] });
   });
 
   it('extracts Kyverno policy names from the YAML block', () => {
     const start = text.indexOf('Error from server: error when creating "nginx_privileged.yaml"');
     const msg = text.slice(start, text.indexOf('# src', start));
-    expect(parseAdmissionMessage(msg)).toMatchObject({ engine: 'kyverno', webhook: 'validate.kyverno.svc-fail', policies: ['pod-security-admission-disallow-privileged'] });
-    expect(parseAdmissionMessage(lineWith('james-disallow-privileged-containers'))).toMatchObject({ engine: 'kyverno', policies: ['james-disallow-privileged-containers'] });
+    expect(parseAdmissionMessage(msg)).toMatchObject({
+      engine: 'kyverno',
+      webhook: 'validate.kyverno.svc-fail',
+      policies: ['pod-security-admission-disallow-privileged'],
+    });
+    expect(parseAdmissionMessage(lineWith('james-disallow-privileged-containers'))).toMatchObject({
+      engine: 'kyverno',
+      policies: ['james-disallow-privileged-containers'],
+    });
   });
 
   it('extracts the Pod Security level', () => {
-    expect(parseAdmissionMessage(lineWith('violates PodSecurity "restricted:latest"'))).toMatchObject({ engine: 'pod-security', policies: ['restricted:latest'] });
+    expect(parseAdmissionMessage(lineWith('violates PodSecurity "restricted:latest"'))).toMatchObject({
+      engine: 'pod-security',
+      policies: ['restricted:latest'],
+    });
   });
 
   it('leaves plain RBAC denials alone', () => {

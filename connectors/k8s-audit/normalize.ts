@@ -4,19 +4,7 @@
  * in `authorization.k8s.io/reason`, the admission policy named in a denial, the pod spec inside any
  * workload. Expensive facts are computed lazily: most events never need them.
  */
-import {
-  actorFromUsername,
-  bindingKey,
-  ipKey,
-  nodeKey,
-  nsKey,
-  podKey,
-  policyKey,
-  roleKey,
-  secretKey,
-  userKey,
-  type Actor,
-} from '../../correlator/entities.js';
+import { actorFromUsername, bindingKey, ipKey, nodeKey, nsKey, podKey, policyKey, roleKey, secretKey, userKey, type Actor } from '../../correlator/entities.js';
 import type { EventDetails, SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
 import { boundedRedactedCopy, truncate } from '../../correlator/redact.js';
 import type { Outcome, Target } from '../../correlator/signal.js';
@@ -108,7 +96,6 @@ export function parseAdmissionMessage(message: string): Omit<AdmissionInfo, 'den
   return { engine: 'webhook', webhook, policies: [webhook], message };
 }
 
-
 /** The pod spec a request object carries: a Pod, a workload template, or a CronJob's job template. */
 export function findPodSpec(obj: unknown): Record<string, unknown> | undefined {
   if (!isObj(obj)) return undefined;
@@ -149,7 +136,8 @@ export function podFacts(spec: Record<string, unknown>): PodFacts {
     hostIPC: spec.hostIPC === true,
     hostPaths,
     addedCapabilities: caps,
-    serviceAccountName: typeof spec.serviceAccountName === 'string' ? spec.serviceAccountName : typeof spec.serviceAccount === 'string' ? spec.serviceAccount : undefined,
+    serviceAccountName:
+      typeof spec.serviceAccountName === 'string' ? spec.serviceAccountName : typeof spec.serviceAccount === 'string' ? spec.serviceAccount : undefined,
     images: containers.flatMap((c) => (typeof c.image === 'string' ? [c.image] : [])),
   };
 }
@@ -233,9 +221,7 @@ export class AuditDerived {
     const msg = this.ev.responseStatus?.message;
     const parsed = typeof msg === 'string' && (this.status ?? 0) >= 400 ? parseAdmissionMessage(msg) : undefined;
     const violations = this.ev.annotations?.['pod-security.kubernetes.io/audit-violations'];
-    this._admission = parsed
-      ? { denied: true, ...parsed, message: truncate(parsed.message ?? '', 1024) }
-      : { denied: false, engine: 'none', policies: [] };
+    this._admission = parsed ? { denied: true, ...parsed, message: truncate(parsed.message ?? '', 1024) } : { denied: false, engine: 'none', policies: [] };
     if (violations) this._admission.violations = violations;
     return this._admission;
   }

@@ -30,7 +30,9 @@ describe('decoding real audit payloads', () => {
 
 describe('decoding bad input', () => {
   it('reports a bad line and keeps the good ones', () => {
-    const b = decodeAuditLines('{"auditID":"a","stage":"ResponseComplete","verb":"get","user":{}}\n{nope\n\n{"auditID":"b","stage":"Panic","verb":"get","user":{"username":"x"}}\n');
+    const b = decodeAuditLines(
+      '{"auditID":"a","stage":"ResponseComplete","verb":"get","user":{}}\n{nope\n\n{"auditID":"b","stage":"Panic","verb":"get","user":{"username":"x"}}\n',
+    );
     expect(b.events.map((e) => e.auditID)).toEqual(['a', 'b']);
     expect(b.invalid).toEqual([{ index: 1, reason: expect.stringMatching(/^line 2: malformed JSON/) }]);
   });

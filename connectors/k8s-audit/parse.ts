@@ -76,12 +76,10 @@ export class AuditPayloadError extends KubevigilError {
   }
 }
 
-
 function checkUser(u: unknown, field: string): string | undefined {
   if (!isObj(u)) return `${field} must be an object with username`;
   if (u.username !== undefined && typeof u.username !== 'string') return `${field}.username must be a string`;
-  if (u.groups !== undefined && (!Array.isArray(u.groups) || !u.groups.every((g) => typeof g === 'string')))
-    return `${field}.groups must be a list of strings`;
+  if (u.groups !== undefined && (!Array.isArray(u.groups) || !u.groups.every((g) => typeof g === 'string'))) return `${field}.groups must be a list of strings`;
   if (u.extra !== undefined && !isObj(u.extra)) return `${field}.extra must be an object of string lists`;
   return undefined;
 }
@@ -90,8 +88,7 @@ function checkUser(u: unknown, field: string): string | undefined {
 export function auditEventProblem(v: unknown): string | undefined {
   if (!isObj(v)) return `expected an audit Event object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`;
   if (typeof v.auditID !== 'string' || v.auditID === '') return 'auditID is required and must be a non-empty string';
-  if (typeof v.stage !== 'string' || !AUDIT_STAGES.has(v.stage))
-    return `stage must be one of ${[...AUDIT_STAGES].join(', ')} (got ${describeValue(v.stage)})`;
+  if (typeof v.stage !== 'string' || !AUDIT_STAGES.has(v.stage)) return `stage must be one of ${[...AUDIT_STAGES].join(', ')} (got ${describeValue(v.stage)})`;
   if (typeof v.verb !== 'string') return 'verb is required and must be a string';
   const u = checkUser(v.user, 'user');
   if (u) return u;
@@ -113,8 +110,7 @@ export function auditEventProblem(v: unknown): string | undefined {
     if (v.responseStatus.code !== undefined && typeof v.responseStatus.code !== 'number') return 'responseStatus.code must be a number';
   }
   if (v.annotations !== undefined && v.annotations !== null) {
-    if (!isObj(v.annotations) || !Object.values(v.annotations).every((a) => typeof a === 'string'))
-      return 'annotations must be an object of strings';
+    if (!isObj(v.annotations) || !Object.values(v.annotations).every((a) => typeof a === 'string')) return 'annotations must be an object of strings';
   }
   for (const k of ['stageTimestamp', 'requestReceivedTimestamp', 'timestamp'] as const)
     if (v[k] !== undefined && typeof v[k] !== 'string') return `${k} must be an RFC 3339 timestamp string`;

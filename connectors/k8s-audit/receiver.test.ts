@@ -74,7 +74,12 @@ describe('POST /ingest/k8s-audit', () => {
   });
 
   it('accepts a batch with invalid events, keeps the valid ones and reports the rest', async () => {
-    const res = await post(JSON.stringify({ kind: 'EventList', items: [event('good-1'), { auditID: 'bad-1', stage: 'Nope', verb: 'get', user: {} }, 42, event('good-2', { objectRef: 'x' }), event('good-3')] }));
+    const res = await post(
+      JSON.stringify({
+        kind: 'EventList',
+        items: [event('good-1'), { auditID: 'bad-1', stage: 'Nope', verb: 'get', user: {} }, 42, event('good-2', { objectRef: 'x' }), event('good-3')],
+      }),
+    );
     expect(res.status).toBe(200);
     const body = (await res.json()) as { accepted: number; invalid: number; errors: { index: number; reason: string; auditID?: string }[] };
     expect(body.accepted).toBe(2);

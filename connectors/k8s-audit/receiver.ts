@@ -76,11 +76,20 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
       }
       const observed = now();
       const { fresh, keys, duplicates } = dedup.split(batch.events, auditDedupKey);
-      const handed = await handOff(opts.sink, fresh.map((ev) => normalizeAuditEvent(ev, observed)));
+      const handed = await handOff(
+        opts.sink,
+        fresh.map((ev) => normalizeAuditEvent(ev, observed)),
+      );
       if (refused(handed)) {
         // Not acknowledged: the apiserver will re-send the batch, and nothing was remembered as seen.
         res.setHeader('Retry-After', String(handed.retryAfterSeconds));
-        return fail(req, res, 503, 'Service Unavailable', `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`);
+        return fail(
+          req,
+          res,
+          503,
+          'Service Unavailable',
+          `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`,
+        );
       }
       dedup.remember(keys);
       stats.events('accepted', fresh.length);

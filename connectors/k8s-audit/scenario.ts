@@ -80,7 +80,14 @@ export function attackEvents(s: AttackScenario = SEED_SCENARIO, seed = 7): Audit
     ...e,
   });
   const forbidden = (verb: string, what: string, where: string) => ({
-    responseStatus: { metadata: {}, status: 'Failure', message: `${what} is forbidden: User "${username}" cannot ${verb} ${where}`, reason: 'Forbidden', details: {}, code: 403 },
+    responseStatus: {
+      metadata: {},
+      status: 'Failure',
+      message: `${what} is forbidden: User "${username}" cannot ${verb} ${where}`,
+      reason: 'Forbidden',
+      details: {},
+      code: 403,
+    },
     annotations: { 'authorization.k8s.io/decision': 'forbid', 'authorization.k8s.io/reason': '' },
   });
   const privilegedPod = {
@@ -100,7 +107,11 @@ export function attackEvents(s: AttackScenario = SEED_SCENARIO, seed = 7): Audit
       requestURI: '/apis/authorization.k8s.io/v1/selfsubjectrulesreviews',
       objectRef: { resource: 'selfsubjectrulesreviews', apiGroup: 'authorization.k8s.io', apiVersion: 'v1' },
       responseStatus: { metadata: {}, code: 201 },
-      annotations: { 'authorization.k8s.io/decision': 'allow', 'authorization.k8s.io/reason': 'RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" to Group "system:authenticated"' },
+      annotations: {
+        'authorization.k8s.io/decision': 'allow',
+        'authorization.k8s.io/reason':
+          'RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" to Group "system:authenticated"',
+      },
     }),
     ev(5_000, {
       verb: 'list',
@@ -128,7 +139,11 @@ export function attackEvents(s: AttackScenario = SEED_SCENARIO, seed = 7): Audit
       verb: 'create',
       requestURI: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
       objectRef: { resource: 'clusterrolebindings', apiGroup: 'rbac.authorization.k8s.io', apiVersion: 'v1' },
-      ...forbidden('create', 'clusterrolebindings.rbac.authorization.k8s.io', 'resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" at the cluster scope'),
+      ...forbidden(
+        'create',
+        'clusterrolebindings.rbac.authorization.k8s.io',
+        'resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" at the cluster scope',
+      ),
     }),
     ev(120_000, {
       level: 'Request',

@@ -51,10 +51,18 @@ export function webhookRouter(spec: WebhookSpec): Router {
   // Body-parser failures (too large, bad gzip, unknown encoding) arrive here with their HTTP status.
   router.use(spec.path, (err: unknown, req: Request, res: Response, next: NextFunction) => {
     const e = err as { type?: string; status?: number; message?: string };
-    if (e?.type === 'entity.too.large') return spec.fail(req, res, 413, TITLES[413]!, `the body exceeds ${spec.maxBodyBytes} bytes after decompression; ${spec.tooLargeAdvice}`);
-    if (e?.type === 'encoding.unsupported') return spec.fail(req, res, 415, TITLES[415]!, `${e.message ?? 'unsupported Content-Encoding'}; use ${spec.encodings}`);
+    if (e?.type === 'entity.too.large')
+      return spec.fail(req, res, 413, TITLES[413]!, `the body exceeds ${spec.maxBodyBytes} bytes after decompression; ${spec.tooLargeAdvice}`);
+    if (e?.type === 'encoding.unsupported')
+      return spec.fail(req, res, 415, TITLES[415]!, `${e.message ?? 'unsupported Content-Encoding'}; use ${spec.encodings}`);
     if (e?.status && e.status >= 400 && e.status < 500)
-      return spec.fail(req, res, 400, TITLES[400]!, `the body could not be read: ${e.message ?? 'invalid body'} (is Content-Encoding: gzip set on a body that is not gzip?)`);
+      return spec.fail(
+        req,
+        res,
+        400,
+        TITLES[400]!,
+        `the body could not be read: ${e.message ?? 'invalid body'} (is Content-Encoding: gzip set on a body that is not gzip?)`,
+      );
     next(err);
   });
   return router;

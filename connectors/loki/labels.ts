@@ -16,8 +16,10 @@ export function checkLabels(labels: Record<string, string>): string | undefined 
   if (names.length === 0) return 'at least one label pair is required per stream';
   if (names.length > LABEL_LIMITS.maxLabels) return `${names.length} labels exceed the limit of ${LABEL_LIMITS.maxLabels} per stream`;
   for (const n of names) {
-    if (!NAME.test(n) || n.length > LABEL_LIMITS.maxNameLength) return `label name ${JSON.stringify(n.slice(0, 80))} is invalid: use [a-zA-Z_][a-zA-Z0-9_]*, at most ${LABEL_LIMITS.maxNameLength} characters`;
-    if (labels[n]!.length > LABEL_LIMITS.maxValueLength) return `label ${n}: value is ${labels[n]!.length} characters, more than ${LABEL_LIMITS.maxValueLength}`;
+    if (!NAME.test(n) || n.length > LABEL_LIMITS.maxNameLength)
+      return `label name ${JSON.stringify(n.slice(0, 80))} is invalid: use [a-zA-Z_][a-zA-Z0-9_]*, at most ${LABEL_LIMITS.maxNameLength} characters`;
+    if (labels[n]!.length > LABEL_LIMITS.maxValueLength)
+      return `label ${n}: value is ${labels[n]!.length} characters, more than ${LABEL_LIMITS.maxValueLength}`;
   }
   return undefined;
 }

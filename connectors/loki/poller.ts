@@ -121,16 +121,20 @@ export function checkPollerOptions(o: Pick<LokiPollerOptions, 'url' | 'queries' 
   } catch {
     problems.push(`LOKI_URL (${o.url}) is not a URL; use e.g. http://loki-gateway.monitoring:80`);
   }
-  if (o.queries.length === 0) problems.push('LOKI_QUERIES is empty; give at least one {name, query}, e.g. [{"name":"istio","query":"{container=\\"istio-proxy\\"}"}]');
+  if (o.queries.length === 0)
+    problems.push('LOKI_QUERIES is empty; give at least one {name, query}, e.g. [{"name":"istio","query":"{container=\\"istio-proxy\\"}"}]');
   const names = new Set<string>();
   for (const q of o.queries) {
     if (!NAME.test(q.name)) problems.push(`query name ${JSON.stringify(q.name)} must be 1-64 letters, digits, "_", "." or "-" (it names the cursor)`);
     if (names.has(q.name)) problems.push(`query name ${q.name} is used twice; names key the cursors`);
     names.add(q.name);
-    if (!q.query.trim().startsWith('{')) problems.push(`query ${q.name} (${q.query.slice(0, 60)}) must be a log query starting with a stream selector such as {namespace="istio-system"}`);
+    if (!q.query.trim().startsWith('{'))
+      problems.push(`query ${q.name} (${q.query.slice(0, 60)}) must be a log query starting with a stream selector such as {namespace="istio-system"}`);
   }
-  if (o.schedule !== undefined && !validate(o.schedule)) problems.push(`LOKI_POLL_SCHEDULE (${o.schedule}) is not a cron expression; every 30 s is "*/30 * * * * *"`);
-  if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 1 || o.limit > 5000)) problems.push(`limit (${o.limit}) must be 1 to 5000 (Loki's max_entries_limit_per_query default)`);
+  if (o.schedule !== undefined && !validate(o.schedule))
+    problems.push(`LOKI_POLL_SCHEDULE (${o.schedule}) is not a cron expression; every 30 s is "*/30 * * * * *"`);
+  if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < 1 || o.limit > 5000))
+    problems.push(`limit (${o.limit}) must be 1 to 5000 (Loki's max_entries_limit_per_query default)`);
   if (o.maxPages !== undefined && (!Number.isInteger(o.maxPages) || o.maxPages < 1)) problems.push(`maxPages (${o.maxPages}) must be at least 1`);
   return problems;
 }
@@ -156,7 +160,9 @@ export class LokiPoller {
     this.maxPages = opts.maxPages ?? 10;
     this.schedule = new PollSchedule('loki-poller', opts.schedule ?? '*/30 * * * * *', () => this.pollAll());
     this.cursors = new CursorStore(opts.state, cursorKey, (v) =>
-      isObj(v) && typeof v.ts === 'string' && /^\d{1,19}$/.test(v.ts) && Array.isArray(v.seen) ? { ts: v.ts, seen: v.seen.filter((x): x is string => typeof x === 'string') } : undefined,
+      isObj(v) && typeof v.ts === 'string' && /^\d{1,19}$/.test(v.ts) && Array.isArray(v.seen)
+        ? { ts: v.ts, seen: v.seen.filter((x): x is string => typeof x === 'string') }
+        : undefined,
     );
   }
 
@@ -268,7 +274,10 @@ export class LokiPoller {
         // Loki cannot page inside one timestamp. Step past it rather than loop forever.
         cursor = { ts: (start + 1n).toString(), seen: [] };
         await this.writeCursor(q.name, cursor);
-        throw new PollError('page_overflow', `${q.name}: more than ${this.limit} lines share timestamp ${start}; raise the limit (at most 5000) — lines beyond it at that timestamp were skipped`);
+        throw new PollError(
+          'page_overflow',
+          `${q.name}: more than ${this.limit} lines share timestamp ${start}; raise the limit (at most 5000) — lines beyond it at that timestamp were skipped`,
+        );
       }
       start = last;
     }
@@ -299,7 +308,11 @@ export class LokiPoller {
     }
     if (res.status === 400) throw new PollError('bad_query', `Loki refused the query ${JSON.stringify(query.slice(0, 120))}: ${body.slice(0, 300).trim()}`);
     if (res.status >= 500) throw new PollError('server', `Loki answered ${res.status}: ${body.slice(0, 200).trim()}`);
-    if (res.status !== 200) throw new PollError(res.status === 401 || res.status === 403 ? 'bad_query' : 'server', `Loki answered ${res.status}: ${body.slice(0, 200).trim()} (is LOKI_TENANT / the Authorization header right?)`);
+    if (res.status !== 200)
+      throw new PollError(
+        res.status === 401 || res.status === 403 ? 'bad_query' : 'server',
+        `Loki answered ${res.status}: ${body.slice(0, 200).trim()} (is LOKI_TENANT / the Authorization header right?)`,
+      );
     return this.parseStreams(body, query);
   }
 
@@ -319,9 +332,13 @@ export class LokiPoller {
     } catch {
       throw new PollError('invalid_response', `the response is not JSON: ${body.slice(0, 120)}`);
     }
-    if (!isObj(v) || v.status !== 'success' || !isObj(v.data)) throw new PollError('invalid_response', `the response is not {"status":"success","data":{…}}: ${body.slice(0, 120)}`);
+    if (!isObj(v) || v.status !== 'success' || !isObj(v.data))
+      throw new PollError('invalid_response', `the response is not {"status":"success","data":{…}}: ${body.slice(0, 120)}`);
     if (v.data.resultType !== 'streams')
-      throw new PollError('bad_query', `the query ${JSON.stringify(query.slice(0, 120))} returned ${String(v.data.resultType)}, not log lines; use a log query (no rate(), count_over_time()…)`);
+      throw new PollError(
+        'bad_query',
+        `the query ${JSON.stringify(query.slice(0, 120))} returned ${String(v.data.resultType)}, not log lines; use a log query (no rate(), count_over_time()…)`,
+      );
     if (!Array.isArray(v.data.result)) throw new PollError('invalid_response', 'data.result is not an array');
     const tenant = this.opts.tenant ?? DEFAULT_TENANT;
     const out: { entry: LokiEntry; hash: string; n: bigint }[] = [];
@@ -335,7 +352,11 @@ export class LokiPoller {
         const meta: unknown = val[2];
         // categorize-labels: {structuredMetadata, parsed}; otherwise metadata is merged into the stream labels.
         const sm = isObj(meta) && isStringMap(meta.structuredMetadata) ? meta.structuredMetadata : {};
-        out.push({ entry: { line: val[1], labels, metadata: Object.freeze({ ...sm }), tenant, time: val[0] }, hash: entryHash(labelText, val[1]), n: BigInt(val[0]) });
+        out.push({
+          entry: { line: val[1], labels, metadata: Object.freeze({ ...sm }), tenant, time: val[0] },
+          hash: entryHash(labelText, val[1]),
+          n: BigInt(val[0]),
+        });
       }
     }
     // Streams come one after another; merge them in time order (stable for equal timestamps).

@@ -32,11 +32,31 @@ describe('label sets', () => {
 describe('push bodies', () => {
   it('decodes the documented JSON bodies', () => {
     const d = decodePushJson(JSON.parse(readReal('loki/push-request-json-structured-metadata.docs.json')), 'team-a');
-    expect(d).toEqual({ streams: 1, truncated: 0, entries: [{ line: 'fizzbuzz', labels: { foo: 'bar2' }, metadata: { trace_id: '0242ac120002', user_id: 'superUser123' }, tenant: 'team-a', time: '1570818238000000000' }] });
+    expect(d).toEqual({
+      streams: 1,
+      truncated: 0,
+      entries: [
+        {
+          line: 'fizzbuzz',
+          labels: { foo: 'bar2' },
+          metadata: { trace_id: '0242ac120002', user_id: 'superUser123' },
+          tenant: 'team-a',
+          time: '1570818238000000000',
+        },
+      ],
+    });
   });
 
   it('round-trips protobuf with nanosecond precision and metadata', () => {
-    const body = encodePushProtobuf([{ labels: { app: 'a' }, entries: [{ time: '1764410400123456789', line: 'x', metadata: { k: 'v' } }, { time: '5', line: '' }] }]);
+    const body = encodePushProtobuf([
+      {
+        labels: { app: 'a' },
+        entries: [
+          { time: '1764410400123456789', line: 'x', metadata: { k: 'v' } },
+          { time: '5', line: '' },
+        ],
+      },
+    ]);
     expect(snappyLength(body)).toBeGreaterThan(0);
     expect(decodePushProtobuf(body).entries).toEqual([
       { line: 'x', labels: { app: 'a' }, metadata: { k: 'v' }, tenant: 'fake', time: '1764410400123456789' },

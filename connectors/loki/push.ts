@@ -74,7 +74,11 @@ class Collector {
   ) {}
 
   add(labels: Readonly<Record<string, string>>, time: string, line: string, metadata: Readonly<Record<string, string>>, at: string): void {
-    if (this.entries.length >= this.limits.maxEntries) throw new PushDecodeError(`${at}: the push carries more than ${this.limits.maxEntries} entries; send smaller batches (Promtail batchsize, Alloy max_batch_size)`, 413);
+    if (this.entries.length >= this.limits.maxEntries)
+      throw new PushDecodeError(
+        `${at}: the push carries more than ${this.limits.maxEntries} entries; send smaller batches (Promtail batchsize, Alloy max_batch_size)`,
+        413,
+      );
     let l = line;
     if (l.length > this.limits.maxLineLength) {
       l = l.slice(0, this.limits.maxLineLength);
@@ -86,10 +90,12 @@ class Collector {
 
 function checkMetadata(meta: Record<string, string>, at: string): void {
   const keys = Object.keys(meta);
-  if (keys.length > LABEL_LIMITS.maxMetadataPairs) throw new PushDecodeError(`${at}: ${keys.length} structured metadata pairs exceed the limit of ${LABEL_LIMITS.maxMetadataPairs}`);
+  if (keys.length > LABEL_LIMITS.maxMetadataPairs)
+    throw new PushDecodeError(`${at}: ${keys.length} structured metadata pairs exceed the limit of ${LABEL_LIMITS.maxMetadataPairs}`);
   let size = 0;
   for (const k of keys) size += k.length + meta[k]!.length;
-  if (size > LABEL_LIMITS.maxMetadataBytes) throw new PushDecodeError(`${at}: structured metadata of ${size} characters exceeds ${LABEL_LIMITS.maxMetadataBytes}`);
+  if (size > LABEL_LIMITS.maxMetadataBytes)
+    throw new PushDecodeError(`${at}: structured metadata of ${size} characters exceeds ${LABEL_LIMITS.maxMetadataBytes}`);
 }
 
 const frozen = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
@@ -99,7 +105,8 @@ const EMPTY: Readonly<Record<string, string>> = frozen({});
 export function decodePushJson(body: unknown, tenant = DEFAULT_TENANT, limits: PushLimits = DEFAULT_PUSH_LIMITS): DecodedPush {
   if (!isObj(body)) throw new PushDecodeError(`expected a JSON object {"streams":[…]}, got ${Array.isArray(body) ? 'an array' : show(body)}`);
   const streams = body.streams;
-  if (streams === undefined) throw new PushDecodeError('streams is missing: a push body is {"streams":[{"stream":{…labels},"values":[["<unix ns>","<line>"]]}]}');
+  if (streams === undefined)
+    throw new PushDecodeError('streams is missing: a push body is {"streams":[{"stream":{…labels},"values":[["<unix ns>","<line>"]]}]}');
   if (!Array.isArray(streams)) throw new PushDecodeError(`streams must be an array, got ${show(streams)}`);
   const c = new Collector(tenant, limits);
   streams.forEach((s, i) => {
@@ -115,14 +122,17 @@ export function decodePushJson(body: unknown, tenant = DEFAULT_TENANT, limits: P
     if (!Array.isArray(values)) throw new PushDecodeError(`${at}.values must be an array of ["<unix ns>", "<line>"] pairs, got ${show(values)}`);
     values.forEach((v, j) => {
       const vat = `${at}.values[${j}]`;
-      if (!Array.isArray(v) || v.length < 2 || v.length > 3) throw new PushDecodeError(`${vat} must be ["<unix ns>", "<line>"] or ["<unix ns>", "<line>", {structured metadata}], got ${show(v)}`);
+      if (!Array.isArray(v) || v.length < 2 || v.length > 3)
+        throw new PushDecodeError(`${vat} must be ["<unix ns>", "<line>"] or ["<unix ns>", "<line>", {structured metadata}], got ${show(v)}`);
       const [ts, line, meta] = v as unknown[];
-      if (typeof ts !== 'string' || !NS.test(ts)) throw new PushDecodeError(`${vat}[0] (timestamp) must be a string of nanoseconds since the epoch such as "1570818238000000000", got ${show(ts)}`);
+      if (typeof ts !== 'string' || !NS.test(ts))
+        throw new PushDecodeError(`${vat}[0] (timestamp) must be a string of nanoseconds since the epoch such as "1570818238000000000", got ${show(ts)}`);
       if (typeof line !== 'string') throw new PushDecodeError(`${vat}[1] (line) must be a string, got ${show(line)}`);
       let metadata = EMPTY;
       if (meta !== undefined) {
         if (!isObj(meta)) throw new PushDecodeError(`${vat}[2] (structured metadata) must be an object of string values, got ${show(meta)}`);
-        for (const [k, mv] of Object.entries(meta)) if (typeof mv !== 'string') throw new PushDecodeError(`${vat}[2].${k} (structured metadata) must be a string, got ${show(mv)}`);
+        for (const [k, mv] of Object.entries(meta))
+          if (typeof mv !== 'string') throw new PushDecodeError(`${vat}[2].${k} (structured metadata) must be a string, got ${show(mv)}`);
         checkMetadata(meta as Record<string, string>, `${vat}[2]`);
         if (Object.keys(meta).length) metadata = frozen({ ...(meta as Record<string, string>) });
       }
@@ -165,7 +175,14 @@ export const PushRequestType = ROOT.lookupType('logproto.PushRequest');
 
 /** A PushRequest as protobufjs decodes it. */
 interface PbPush {
-  streams?: { labels?: string; entries?: { timestamp?: { seconds?: number | { toString(): string }; nanos?: number }; line?: string; structuredMetadata?: { name?: string; value?: string }[] }[] }[];
+  streams?: {
+    labels?: string;
+    entries?: {
+      timestamp?: { seconds?: number | { toString(): string }; nanos?: number };
+      line?: string;
+      structuredMetadata?: { name?: string; value?: string }[];
+    }[];
+  }[];
 }
 
 /** Reads the uncompressed length a raw snappy block starts with (a uvarint), or undefined when malformed. */
@@ -183,9 +200,13 @@ export function snappyLength(buf: Uint8Array): number | undefined {
 export function decodePushProtobuf(body: Uint8Array, tenant = DEFAULT_TENANT, limits: PushLimits = DEFAULT_PUSH_LIMITS): DecodedPush {
   if (body.length === 0) throw new PushDecodeError('the body is empty; send a snappy-compressed protobuf PushRequest');
   const declared = snappyLength(body);
-  if (declared === undefined) throw new PushDecodeError('the body is not a raw snappy block (bad length header); protobuf pushes are snappy-compressed without framing');
+  if (declared === undefined)
+    throw new PushDecodeError('the body is not a raw snappy block (bad length header); protobuf pushes are snappy-compressed without framing');
   if (declared > limits.maxDecompressedBytes)
-    throw new PushDecodeError(`the push decompresses to ${declared} bytes, more than the limit of ${limits.maxDecompressedBytes}; send smaller batches or raise KUBEVIGIL_MAX_BODY_BYTES`, 413);
+    throw new PushDecodeError(
+      `the push decompresses to ${declared} bytes, more than the limit of ${limits.maxDecompressedBytes}; send smaller batches or raise KUBEVIGIL_MAX_BODY_BYTES`,
+      413,
+    );
   let raw: Uint8Array;
   try {
     raw = snappy.uncompress(body, limits.maxDecompressedBytes);
@@ -217,7 +238,8 @@ export function decodePushProtobuf(body: Uint8Array, tenant = DEFAULT_TENANT, li
       if (!ts) throw new PushDecodeError(`${eat}.timestamp is missing`);
       const seconds = BigInt(typeof ts.seconds === 'number' ? ts.seconds : (ts.seconds?.toString() ?? '0'));
       const nanos = ts.nanos ?? 0;
-      if (seconds < 0n || nanos < 0 || nanos > 999_999_999) throw new PushDecodeError(`${eat}.timestamp (${seconds}s ${nanos}ns) is before the epoch or out of range`);
+      if (seconds < 0n || nanos < 0 || nanos > 999_999_999)
+        throw new PushDecodeError(`${eat}.timestamp (${seconds}s ${nanos}ns) is before the epoch or out of range`);
       let metadata = EMPTY;
       const sm = e.structuredMetadata ?? [];
       if (sm.length) {
@@ -233,7 +255,9 @@ export function decodePushProtobuf(body: Uint8Array, tenant = DEFAULT_TENANT, li
 }
 
 /** Builds a snappy-compressed protobuf push body (what Promtail, Alloy and Fluent Bit send). */
-export function encodePushProtobuf(streams: { labels: Readonly<Record<string, string>>; entries: { time: string; line: string; metadata?: Readonly<Record<string, string>> }[] }[]): Uint8Array {
+export function encodePushProtobuf(
+  streams: { labels: Readonly<Record<string, string>>; entries: { time: string; line: string; metadata?: Readonly<Record<string, string>> }[] }[],
+): Uint8Array {
   const msg = {
     streams: streams.map((s) => ({
       labels: formatLabelSet(s.labels),

@@ -78,7 +78,14 @@ export function lokiReceiver(opts: LokiReceiverOptions): Router {
     async handle(req, res, body, next) {
       const orgId = req.headers['x-scope-orgid'];
       const tenant = typeof orgId === 'string' && orgId !== '' ? orgId : (opts.defaultTenant ?? DEFAULT_TENANT);
-      if (!TENANT.test(tenant)) return fail(req, res, 400, 'Bad Request', `X-Scope-OrgID ${JSON.stringify(tenant.slice(0, 60))} is not a valid tenant: at most 150 letters, digits and !-_.*'()`);
+      if (!TENANT.test(tenant))
+        return fail(
+          req,
+          res,
+          400,
+          'Bad Request',
+          `X-Scope-OrgID ${JSON.stringify(tenant.slice(0, 60))} is not a valid tenant: at most 150 letters, digits and !-_.*'()`,
+        );
       let push: DecodedPush;
       try {
         push = mediaType(req) === JSON_TYPE ? decodeJson(body, tenant, limits) : decodePushProtobuf(body, tenant, limits);
@@ -100,7 +107,13 @@ export function lokiReceiver(opts: LokiReceiverOptions): Router {
         if (refused(handed)) {
           // Not acknowledged: the client re-sends the batch, and nothing was remembered as seen.
           res.setHeader('Retry-After', String(handed.retryAfterSeconds));
-          return fail(req, res, 429, 'Too Many Requests', `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`);
+          return fail(
+            req,
+            res,
+            429,
+            'Too Many Requests',
+            `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`,
+          );
         }
       }
       dedup.remember(keys);

@@ -30,10 +30,17 @@ function decodeSingle(v: Record<string, unknown>, observedTime: number): LokiEnt
   let time = `${Math.max(0, Math.trunc(observedTime))}000000`;
   if (v.time !== undefined) {
     const t = toNanos(v.time);
-    if (t === undefined) return `time must be nanoseconds since the epoch as a string ("1570818238000000000") or an RFC 3339 time, got ${JSON.stringify(v.time)}`;
+    if (t === undefined)
+      return `time must be nanoseconds since the epoch as a string ("1570818238000000000") or an RFC 3339 time, got ${JSON.stringify(v.time)}`;
     time = t;
   }
-  return { line: v.line, labels: { ...v.labels }, metadata: { ...((v.metadata as Record<string, string> | undefined) ?? {}) }, tenant: (v.tenant as string | undefined) ?? DEFAULT_TENANT, time };
+  return {
+    line: v.line,
+    labels: { ...v.labels },
+    metadata: { ...((v.metadata as Record<string, string> | undefined) ?? {}) },
+    tenant: (v.tenant as string | undefined) ?? DEFAULT_TENANT,
+    time,
+  };
 }
 
 /** Log lines: a Loki push body (`{streams:[…]}`) or one `{labels, line, time}` object. */
@@ -49,7 +56,11 @@ export const LOKI_SOURCE: SourceDescriptor = {
         throw e;
       }
     }
-    if (!isObj(value)) return { events: [], invalid: [`expected a Loki push body {"streams":[…]} or a {labels, line, time} object, got ${JSON.stringify(value)?.slice(0, 60)}`] };
+    if (!isObj(value))
+      return {
+        events: [],
+        invalid: [`expected a Loki push body {"streams":[…]} or a {labels, line, time} object, got ${JSON.stringify(value)?.slice(0, 60)}`],
+      };
     const entry = decodeSingle(value, observedTime);
     return typeof entry === 'string' ? { events: [], invalid: [entry] } : { events: [normalizeLokiEntry(entry, observedTime)], invalid: [] };
   },

@@ -136,7 +136,13 @@ export function parseEnvoyText(line: string, labels: Readonly<Record<string, str
     f.authority = q(14);
     const trailing = t.slice(16);
     // Exactly 22 fields (21 when the route name is cut off), and every trailing field address-shaped.
-    if ((t.length === 22 || t.length === 21) && t[15]?.quoted && trailing.every((x) => !x.quoted) && (trailing[0]!.v === '-' || CLUSTER.test(trailing[0]!.v)) && trailing.slice(1, 4).every((x) => ADDRESS(x.v))) {
+    if (
+      (t.length === 22 || t.length === 21) &&
+      t[15]?.quoted &&
+      trailing.every((x) => !x.quoted) &&
+      (trailing[0]!.v === '-' || CLUSTER.test(trailing[0]!.v)) &&
+      trailing.slice(1, 4).every((x) => ADDRESS(x.v))
+    ) {
       f.upstreamHost = q(15);
       f.upstreamCluster = unset(trailing[0]!.v);
       f.upstreamLocal = unset(trailing[1]!.v);
@@ -234,7 +240,8 @@ function serviceOfCluster(name: string | undefined): MeshPeer {
 
 function directionOf(f: Fields): AccessLogRecord['direction'] {
   const c = f.upstreamCluster ?? '';
-  if (c.startsWith('inbound|') || c === 'InboundPassthroughCluster' || c === 'InboundPassthroughClusterIpv4' || c === 'InboundPassthroughClusterIpv6') return 'inbound';
+  if (c.startsWith('inbound|') || c === 'InboundPassthroughCluster' || c === 'InboundPassthroughClusterIpv4' || c === 'InboundPassthroughClusterIpv6')
+    return 'inbound';
   if (c.startsWith('outbound|') || c === 'PassthroughCluster' || c === 'BlackHoleCluster') return 'outbound';
   // A listener with no filter chain for the connection is the server's inbound listener refusing it.
   if (f.responseFlags.includes('NR') && f.details === 'filter_chain_not_found') return 'inbound';
@@ -250,7 +257,13 @@ function timeOf(s: string | undefined): number | undefined {
 function build(f: Fields, labels: Readonly<Record<string, string>>): AccessLogRecord {
   const emitter: Emitter = emitterFromLabels(labels);
   const direction = directionOf(f);
-  const reporter: AccessLogRecord['reporter'] = emitter.gateway ? 'gateway' : direction === 'inbound' ? 'destination' : direction === 'outbound' ? 'source' : 'proxy';
+  const reporter: AccessLogRecord['reporter'] = emitter.gateway
+    ? 'gateway'
+    : direction === 'inbound'
+      ? 'destination'
+      : direction === 'outbound'
+        ? 'source'
+        : 'proxy';
   const me = peerFromEmitter(emitter);
   const local = addrPeer(f.downstreamLocal);
   const remote = addrPeer(f.downstreamRemote);
@@ -302,7 +315,11 @@ function build(f: Fields, labels: Readonly<Record<string, string>>): AccessLogRe
   if (f.termination) rec.connectionTerminationDetails = clip(f.termination);
   if (f.transportFailure) rec.upstreamTransportFailureReason = clip(f.transportFailure);
   if (f.upstreamCluster) rec.upstreamCluster = clip(f.upstreamCluster);
-  if (f.forwardedFor) rec.forwardedFor = f.forwardedFor.split(',').slice(0, 8).map((s) => clip(s.trim()));
+  if (f.forwardedFor)
+    rec.forwardedFor = f.forwardedFor
+      .split(',')
+      .slice(0, 8)
+      .map((s) => clip(s.trim()));
 
   if (f.responseFlags.includes('NR') && f.details === 'filter_chain_not_found') {
     rec.mtlsFailure = true;

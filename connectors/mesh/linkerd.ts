@@ -80,7 +80,6 @@ function parseText(line: string): LinkerdLine | undefined {
   return { level: m[2]!, spans, target, message, fields, ...(wall ? { wall } : {}) };
 }
 
-
 /** True when a JSON object is a linkerd2-proxy JSON log entry. */
 export function isLinkerdJson(o: Record<string, unknown>): boolean {
   return typeof o.target === 'string' && /^(linkerd|rustls)/.test(o.target) && isObj(o.fields) && typeof o.level === 'string';

@@ -17,7 +17,6 @@ export type ParsedLine = { format: 'istio' | 'envoy' | 'linkerd'; mesh: AccessLo
 const MAX_JSON_LINE = 64 * 1024;
 const CRI_PREFIX = /^\d{4}-\d{2}-\d{2}T[^\s]+ (?:stdout|stderr) [FP] /;
 
-
 function parseJson(s: string): Record<string, unknown> | undefined {
   if (s.length > MAX_JSON_LINE) return undefined;
   try {

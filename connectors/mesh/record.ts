@@ -66,7 +66,8 @@ export const MAX_FIELD = 1024;
 /** Truncates a field to {@link MAX_FIELD} characters. */
 export const clip = (s: string): string => (s.length > MAX_FIELD ? `${s.slice(0, MAX_FIELD)}…` : s);
 
-const TLS_MARKERS = /(CERTIFICATE_VERIFY_FAILED|WRONG_VERSION_NUMBER|TLSV1_ALERT_[A-Z_]+|SSLV3_ALERT_[A-Z_]+|TLSV1_ALERT|verify_cert_failed|TLS[_ ]error|UnknownIssuer|BadCertificate|NotValidForName|invalid peer certificate|handshake failure)/i;
+const TLS_MARKERS =
+  /(CERTIFICATE_VERIFY_FAILED|WRONG_VERSION_NUMBER|TLSV1_ALERT_[A-Z_]+|SSLV3_ALERT_[A-Z_]+|TLSV1_ALERT|verify_cert_failed|TLS[_ ]error|UnknownIssuer|BadCertificate|NotValidForName|invalid peer certificate|handshake failure)/i;
 // Most specific first: the reason an operator acts on.
 const TLS_REASONS = ['CERTIFICATE_VERIFY_FAILED', 'WRONG_VERSION_NUMBER', 'UnknownIssuer', 'BadCertificate', 'NotValidForName', 'handshake failure'];
 

@@ -39,9 +39,23 @@ export const GRPC_CODES = [
 
 // The HTTP status a gRPC code corresponds to (google.rpc.Code documentation, as grpc-gateway maps it).
 const GRPC_TO_HTTP: Record<string, number> = {
-  OK: 200, CANCELLED: 499, UNKNOWN: 500, INVALID_ARGUMENT: 400, DEADLINE_EXCEEDED: 504, NOT_FOUND: 404, ALREADY_EXISTS: 409,
-  PERMISSION_DENIED: 403, RESOURCE_EXHAUSTED: 429, FAILED_PRECONDITION: 400, ABORTED: 409, OUT_OF_RANGE: 400, UNIMPLEMENTED: 501,
-  INTERNAL: 500, UNAVAILABLE: 503, DATA_LOSS: 500, UNAUTHENTICATED: 401,
+  OK: 200,
+  CANCELLED: 499,
+  UNKNOWN: 500,
+  INVALID_ARGUMENT: 400,
+  DEADLINE_EXCEEDED: 504,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  PERMISSION_DENIED: 403,
+  RESOURCE_EXHAUSTED: 429,
+  FAILED_PRECONDITION: 400,
+  ABORTED: 409,
+  OUT_OF_RANGE: 400,
+  UNIMPLEMENTED: 501,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+  DATA_LOSS: 500,
+  UNAUTHENTICATED: 401,
 };
 
 /** An authentication (401, gRPC 16) or authorization (403, gRPC 7) failure, by its gRPC name. */
@@ -52,7 +66,8 @@ const CALLER_KEY = /(^|[._-])(source|src|client|downstream|caller)([._-]|$)/i;
 const CALLEE_KEY = /(^|[._-])(destination|dest|dst|server|upstream|callee)([._-]|$)/i;
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 const K8S_SERVICE_HOST = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.|$)/;
-const TLS_ERROR = /CERTIFICATE_VERIFY_FAILED|TLS_error|tls: |SSL routines|ssl_handshake|handshake failure|bad certificate|certificate (?:verify|has expired|signed by unknown|is not valid)|unknown (?:ca|authority)|x509:|SSLHandshakeException|ERR_TLS|ERR_SSL|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_HAS_EXPIRED|peer did not return a certificate/i;
+const TLS_ERROR =
+  /CERTIFICATE_VERIFY_FAILED|TLS_error|tls: |SSL routines|ssl_handshake|handshake failure|bad certificate|certificate (?:verify|has expired|signed by unknown|is not valid)|unknown (?:ca|authority)|x509:|SSLHandshakeException|ERR_TLS|ERR_SSL|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_HAS_EXPIRED|peer did not return a certificate/i;
 
 const str = (v: AttrValue | undefined): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
@@ -93,7 +108,15 @@ function first(attrs: Record<string, AttrValue>, keys: readonly string[]): strin
 
 const CALLEE_NAME_KEYS = ['peer.service', 'server.address', 'net.peer.name', 'rpc.service'] as const;
 const CALLEE_ADDR_KEYS = ['server.socket.address', 'network.peer.address', 'net.sock.peer.addr', 'net.peer.ip', 'peer.address'] as const;
-const CALLER_ADDR_KEYS = ['client.address', 'client.socket.address', 'network.peer.address', 'net.sock.peer.addr', 'net.peer.ip', 'http.client_ip', 'peer.address'] as const;
+const CALLER_ADDR_KEYS = [
+  'client.address',
+  'client.socket.address',
+  'network.peer.address',
+  'net.sock.peer.addr',
+  'net.peer.ip',
+  'http.client_ip',
+  'peer.address',
+] as const;
 // Envoy's outbound cluster names the service called: `outbound|8080||payments.payments.svc.cluster.local`.
 const ENVOY_OUTBOUND = /^outbound\|\d*\|[^|]*\|(.+)$/;
 
@@ -320,7 +343,22 @@ export function resourceActor(resource: Record<string, AttrValue>, spiffe = reso
 /** The span source as detection sees it: the derived roots rules may use. */
 export const OTLP_SCHEMA: SourceSchema = {
   name: 'otlp',
-  derived: ['httpStatus', 'grpcStatus', 'authError', 'peer', 'serviceName', 'spiffe', 'peerSpiffe', 'destinationNamespace', 'proxy', 'meshDenial', 'tlsError', 'actor', 'actorFrom', 'outbound'],
+  derived: [
+    'httpStatus',
+    'grpcStatus',
+    'authError',
+    'peer',
+    'serviceName',
+    'spiffe',
+    'peerSpiffe',
+    'destinationNamespace',
+    'proxy',
+    'meshDenial',
+    'tlsError',
+    'actor',
+    'actorFrom',
+    'outbound',
+  ],
 };
 
 /** Normalizes one parsed span. `observedTime` is when kubevigil received it. */

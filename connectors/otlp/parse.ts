@@ -118,7 +118,8 @@ interface LongLike {
   toNumber(): number;
   toString(): string;
 }
-const isLong = (v: unknown): v is LongLike => typeof v === 'object' && v !== null && typeof (v as LongLike).low === 'number' && typeof (v as LongLike).high === 'number';
+const isLong = (v: unknown): v is LongLike =>
+  typeof v === 'object' && v !== null && typeof (v as LongLike).low === 'number' && typeof (v as LongLike).high === 'number';
 
 function bytesToId(b: Uint8Array, size: number): string | undefined {
   return b.length === size ? Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex') : undefined;
@@ -135,7 +136,8 @@ function normalizeId(v: unknown, size: number): string | undefined {
   if (v instanceof Uint8Array) hex = bytesToId(v, size);
   else if (typeof v === 'string' && v !== '') {
     if (v.length <= size * 2 && HEX.test(v)) hex = v.toLowerCase().padStart(size * 2, '0');
-    else if (v.length >= Math.ceil((size * 4) / 3) && v.length <= 4 * Math.ceil(size / 3) && B64.test(v)) hex = bytesToId(Buffer.from(v, v.includes('-') || v.includes('_') ? 'base64url' : 'base64'), size);
+    else if (v.length >= Math.ceil((size * 4) / 3) && v.length <= 4 * Math.ceil(size / 3) && B64.test(v))
+      hex = bytesToId(Buffer.from(v, v.includes('-') || v.includes('_') ? 'base64url' : 'base64'), size);
   }
   return hex === undefined || /^0+$/.test(hex) ? undefined : hex;
 }
@@ -288,7 +290,8 @@ interface Context {
 
 function idProblem(name: string, v: unknown, size: number): string {
   if (v === undefined || v === null || v === '' || (v instanceof Uint8Array && v.length === 0)) return `${name} is missing; every span needs one`;
-  if ((v instanceof Uint8Array && v.length === size && v.every((b) => b === 0)) || (typeof v === 'string' && /^0+$/.test(v))) return `${name} is all zeros, which OTLP defines as invalid`;
+  if ((v instanceof Uint8Array && v.length === size && v.every((b) => b === 0)) || (typeof v === 'string' && /^0+$/.test(v)))
+    return `${name} is all zeros, which OTLP defines as invalid`;
   if (v instanceof Uint8Array) return `${name}: expected ${size} bytes, got ${v.length}`;
   if (typeof v === 'string') return `${name}: expected ${size * 2} hex characters (or base64 of ${size} bytes), got ${describe(v)}`;
   return `${name}: expected a hex string, got ${describe(v)}`;
@@ -313,9 +316,15 @@ function parseSpan(s: unknown, at: string, ctx: Context, lim: ParseLimits): Otlp
   const kind = enumOf(s.kind, SPAN_KINDS, KIND_NAMES);
   if (!kind) throw new SpanError(`${at}.kind: expected a SpanKind (0-5 or a name such as SPAN_KIND_CLIENT), got ${describe(s.kind)}`);
   const start = uint64(field(s, 'startTimeUnixNano', 'start_time_unix_nano'));
-  if (start === undefined) throw new SpanError(`${at}.startTimeUnixNano: expected nanoseconds since the epoch (a decimal string or number), got ${describe(field(s, 'startTimeUnixNano', 'start_time_unix_nano'))}`);
+  if (start === undefined)
+    throw new SpanError(
+      `${at}.startTimeUnixNano: expected nanoseconds since the epoch (a decimal string or number), got ${describe(field(s, 'startTimeUnixNano', 'start_time_unix_nano'))}`,
+    );
   const end = uint64(field(s, 'endTimeUnixNano', 'end_time_unix_nano'));
-  if (end === undefined) throw new SpanError(`${at}.endTimeUnixNano: expected nanoseconds since the epoch (a decimal string or number), got ${describe(field(s, 'endTimeUnixNano', 'end_time_unix_nano'))}`);
+  if (end === undefined)
+    throw new SpanError(
+      `${at}.endTimeUnixNano: expected nanoseconds since the epoch (a decimal string or number), got ${describe(field(s, 'endTimeUnixNano', 'end_time_unix_nano'))}`,
+    );
   const st = s.status ?? {};
   if (!isObj(st)) throw new SpanError(`${at}.status: expected {"code", "message"}, got ${describe(st)}`);
   const code = enumOf(st.code, STATUS_CODES, STATUS_NAMES);
@@ -347,8 +356,13 @@ function parseSpan(s: unknown, at: string, ctx: Context, lim: ParseLimits): Otlp
 function parseEvent(e: unknown, at: string, lim: ParseLimits): OtlpSpanEvent {
   if (!isObj(e)) throw new SpanError(`${at}: expected an event object, got ${describe(e)}`);
   const t = uint64(field(e, 'timeUnixNano', 'time_unix_nano'));
-  if (t === undefined) throw new SpanError(`${at}.timeUnixNano: expected nanoseconds since the epoch, got ${describe(field(e, 'timeUnixNano', 'time_unix_nano'))}`);
-  return { name: typeof e.name === 'string' ? e.name.slice(0, lim.maxStringLength) : '', timeUnixNano: t, attributes: keyValues(e.attributes, `${at}.attributes`, lim) };
+  if (t === undefined)
+    throw new SpanError(`${at}.timeUnixNano: expected nanoseconds since the epoch, got ${describe(field(e, 'timeUnixNano', 'time_unix_nano'))}`);
+  return {
+    name: typeof e.name === 'string' ? e.name.slice(0, lim.maxStringLength) : '',
+    timeUnixNano: t,
+    attributes: keyValues(e.attributes, `${at}.attributes`, lim),
+  };
 }
 
 function listAt(o: Record<string, unknown>, at: string, names: [string, string][]): { list: unknown[]; name: string } | undefined {
@@ -363,8 +377,14 @@ function listAt(o: Record<string, unknown>, at: string, names: [string, string][
   return undefined;
 }
 
-const RESOURCE_SPANS: [string, string][] = [['resourceSpans', 'resource_spans'], ['batches', 'batches']];
-const SCOPE_SPANS: [string, string][] = [['scopeSpans', 'scope_spans'], ['instrumentationLibrarySpans', 'instrumentation_library_spans']];
+const RESOURCE_SPANS: [string, string][] = [
+  ['resourceSpans', 'resource_spans'],
+  ['batches', 'batches'],
+];
+const SCOPE_SPANS: [string, string][] = [
+  ['scopeSpans', 'scope_spans'],
+  ['instrumentationLibrarySpans', 'instrumentation_library_spans'],
+];
 
 function walkRequest(doc: Record<string, unknown>, lim: ParseLimits, out: SpanBatch, prefix: string): void {
   const rs = listAt(doc, prefix, RESOURCE_SPANS);
@@ -430,7 +450,10 @@ function walkValue(value: unknown, lim: ParseLimits, out: SpanBatch, at: string,
     value.forEach((v, i) => walkValue(v, lim, out, `[${i}]`, depth + 1));
     return;
   }
-  if (!isObj(value)) throw new OtlpPayloadError(`${at || 'the body'} must be a JSON object (an ExportTraceServiceRequest such as {"resourceSpans": […]}), got ${describe(value)}`);
+  if (!isObj(value))
+    throw new OtlpPayloadError(
+      `${at || 'the body'} must be a JSON object (an ExportTraceServiceRequest such as {"resourceSpans": […]}), got ${describe(value)}`,
+    );
   if (isObj(value.trace) && depth < 2) {
     walkValue(value.trace, lim, out, `${at}${at ? '.' : ''}trace`, depth + 1);
     return;
@@ -457,7 +480,8 @@ export function decodeOtlpJson(text: string, limits: ParseLimits = DEFAULT_LIMIT
   } catch (e) {
     throw new OtlpPayloadError(`the body is not valid JSON: ${(e as Error).message}`);
   }
-  if (!isObj(value)) throw new OtlpPayloadError(`the body must be a JSON object (an ExportTraceServiceRequest such as {"resourceSpans": […]}), got ${describe(value)}`);
+  if (!isObj(value))
+    throw new OtlpPayloadError(`the body must be a JSON object (an ExportTraceServiceRequest such as {"resourceSpans": […]}), got ${describe(value)}`);
   return decodeOtlpValue(value, limits);
 }
 

@@ -92,7 +92,10 @@ export function otlpReceiver(opts: OtlpReceiverOptions): Router {
     tooLargeAdvice: "lower the exporter's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, the Collector's send_batch_max_size) or raise KUBEVIGIL_MAX_BODY_BYTES",
     encodings: 'gzip, deflate, br, zstd or none',
     fail,
-    admit: (req) => (encodingOf(req) ? undefined : `Content-Type ${JSON.stringify(mediaType(req) || '(none)')} is not accepted; OTLP/HTTP sends application/x-protobuf or application/json`),
+    admit: (req) =>
+      encodingOf(req)
+        ? undefined
+        : `Content-Type ${JSON.stringify(mediaType(req) || '(none)')} is not accepted; OTLP/HTTP sends application/x-protobuf or application/json`,
     async handle(req, res, body) {
       const enc = encodingOf(req)!;
       let batch: SpanBatch;
@@ -119,7 +122,13 @@ export function otlpReceiver(opts: OtlpReceiverOptions): Router {
         if (handed instanceof KubevigilError) return fail(req, res, 500, '', `the spans could not be handed to the bus (${handed.message})`);
         if (refused(handed)) {
           res.setHeader('Retry-After', String(handed.retryAfterSeconds));
-          return fail(req, res, handed.backpressure ? 429 : 503, '', `the spans could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`);
+          return fail(
+            req,
+            res,
+            handed.backpressure ? 429 : 503,
+            '',
+            `the spans could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`,
+          );
         }
       }
       stats.spans('accepted', events.length);
@@ -127,7 +136,13 @@ export function otlpReceiver(opts: OtlpReceiverOptions): Router {
       stats.request(200);
       if (batch.invalid.length === 0) return send(res, 200, enc, {}, ExportTraceServiceResponse.encode({}).finish());
       const partial = { rejectedSpans: batch.invalid.length, errorMessage: describeInvalid(batch, maxErrors) };
-      send(res, 200, enc, { partialSuccess: { ...partial, rejectedSpans: String(partial.rejectedSpans) } }, ExportTraceServiceResponse.encode({ partialSuccess: partial }).finish());
+      send(
+        res,
+        200,
+        enc,
+        { partialSuccess: { ...partial, rejectedSpans: String(partial.rejectedSpans) } },
+        ExportTraceServiceResponse.encode({ partialSuccess: partial }).finish(),
+      );
     },
   });
 }

@@ -104,4 +104,3 @@ export const ExportTraceServiceRequest = root.lookupType('otlp.ExportTraceServic
 export const ExportTraceServiceResponse = root.lookupType('otlp.ExportTraceServiceResponse');
 /** `google.rpc.Status`, without `details`. */
 export const RpcStatus = root.lookupType('otlp.RpcStatus');
-

@@ -24,7 +24,8 @@ import { CursorStateError, CursorStore, PollSchedule, readBounded, ResponseTooLa
 export type PollerState = CursorState;
 
 /** What went wrong, by kind: the labels of the poller's error counter. */
-export type TempoPollErrorKind = 'search' | 'search_rejected' | 'trace' | 'trace_not_found' | 'decode' | 'span_missing' | 'sink' | 'state' | 'truncated' | 'too_large';
+export type TempoPollErrorKind =
+  'search' | 'search_rejected' | 'trace' | 'trace_not_found' | 'decode' | 'span_missing' | 'sink' | 'state' | 'truncated' | 'too_large';
 
 /** Counters the poller reports through; the service wires them to Prometheus. */
 export interface TempoPollerStats {
@@ -149,7 +150,8 @@ export class TempoPoller {
 
   constructor(opts: TempoPollerOptions) {
     const schedule = opts.schedule ?? '* * * * *';
-    if (opts.queries.length === 0) throw new RangeError('TEMPO_QUERIES is empty; give at least one TraceQL query such as { span.http.response.status_code = 403 }');
+    if (opts.queries.length === 0)
+      throw new RangeError('TEMPO_QUERIES is empty; give at least one TraceQL query such as { span.http.response.status_code = 403 }');
     this.o = {
       schedule,
       limit: 100,
@@ -174,7 +176,9 @@ export class TempoPoller {
       throw new RangeError(`TEMPO_POLL_SCHEDULE "${schedule}" is not a cron expression; "* * * * *" polls every minute`);
     }
     this.cursors = new CursorStore(this.o.state, cursorKey, (c) =>
-      isObj(c) && typeof c.end === 'number' && Array.isArray(c.seen) ? { end: c.end, seen: c.seen.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') } : undefined,
+      isObj(c) && typeof c.end === 'number' && Array.isArray(c.seen)
+        ? { end: c.end, seen: c.seen.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') }
+        : undefined,
     );
   }
 
@@ -270,7 +274,11 @@ export class TempoPoller {
           const missing = wanted.size - events.length;
           if (missing > 0) {
             complete = false;
-            this.error(report, 'span_missing', `trace ${traceId} has no span ${[...wanted.keys()].filter((k) => !events.some((e) => e.key === k)).join(', ')} yet`);
+            this.error(
+              report,
+              'span_missing',
+              `trace ${traceId} has no span ${[...wanted.keys()].filter((k) => !events.some((e) => e.key === k)).join(', ')} yet`,
+            );
           }
         } catch (e) {
           complete = false;
@@ -299,7 +307,11 @@ export class TempoPoller {
     }
     if (page === this.o.maxPages) {
       complete = false;
-      this.error(report, 'truncated', `${query}: more than ${this.o.maxPages} pages of ${this.o.limit} traces in ${end - start}s; raise the limit or poll more often`);
+      this.error(
+        report,
+        'truncated',
+        `${query}: more than ${this.o.maxPages} pages of ${this.o.limit} traces in ${end - start}s; raise the limit or poll more often`,
+      );
     }
     // Moving the cursor past spans that could not be fetched would lose them, unless they fall
     // out of the lookback window anyway.
@@ -366,4 +378,3 @@ export class TempoPoller {
     return batch.spans.filter((s) => wanted.has(`${s.traceId}/${s.spanId}`)).map((s) => normalizeSpan(s, observed));
   }
 }
-

@@ -11,7 +11,8 @@ function compile(doc: unknown, ruleIds: string[] = []) {
 }
 
 const base = { title: 't', description: 'for tests; false positives: none', severity: 'high', mitre: ['T1098'] };
-const sig = (at: string, kind: string, actor = 'sa:a/b', extra: Record<string, unknown> = {}): Signal => signalFromSpec({ at, kind, actor, ...extra }, Math.random() * 1e9, [])!;
+const sig = (at: string, kind: string, actor = 'sa:a/b', extra: Record<string, unknown> = {}): Signal =>
+  signalFromSpec({ at, kind, actor, ...extra }, Math.random() * 1e9, [])!;
 
 describe('correlation rules', () => {
   it('parses durations', () => {
@@ -77,7 +78,9 @@ describe('CorrelationEngine', () => {
   });
 
   it('fires once per timespan per group, then stays quiet while signals keep coming', () => {
-    const { correlations } = compile({ correlations: [{ ...base, id: 'many-denials', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 3 }, timespan: '1m' }] });
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'many-denials', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 3 }, timespan: '1m' }],
+    });
     const e = new CorrelationEngine(correlations);
     const fired = ['0s', '10s', '20s', '30s', '40s', '90s', '95s', '100s'].map((at) => e.process(sig(at, 'rbac.denied')).length);
     expect(fired).toEqual([0, 0, 1, 0, 0, 1, 0, 0]);
@@ -99,7 +102,10 @@ describe('CorrelationEngine', () => {
     const byId = new Map(feed.map((x) => [x.id, x]));
     // Signals by reference, as a checkpoint writes them when their offsets are known.
     expect(one.takeDirty()).toEqual(['sa:a/b']);
-    const state = JSON.parse(one.exportSlot('sa:a/b', (x) => JSON.stringify({ ref: x.id }))!) as { signals: Record<string, { ref: string }>; windows: SlotState['windows'] };
+    const state = JSON.parse(one.exportSlot('sa:a/b', (x) => JSON.stringify({ ref: x.id }))!) as {
+      signals: Record<string, { ref: string }>;
+      windows: SlotState['windows'];
+    };
     expect(Object.keys(state.signals).sort()).toEqual([...byId.keys()].sort());
     // The event count fired (its lastFire is a time); the others never did (null, not -Infinity).
     expect(state.windows['many-denials']!.lastFire).toBe(feed[2]!.eventTime);
@@ -115,7 +121,9 @@ describe('CorrelationEngine', () => {
   });
 
   it('bounds state per group and in total, and counts what it evicts or drops', () => {
-    const { correlations } = compile({ correlations: [{ ...base, id: 'bounded', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' }] });
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'bounded', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' }],
+    });
     const e = new CorrelationEngine(correlations, { maxGroups: 10, maxPerGroup: 5, allowedLatenessMs: 60_000 });
     for (let i = 0; i < 20; i++) e.process(sig(`${i}s`, 'rbac.denied', 'sa:a/hot'));
     expect(e.stats.evictedEntries).toBe(15);
@@ -131,7 +139,18 @@ describe('CorrelationEngine', () => {
 
   it('filters with where: and skips signals without a group value', () => {
     const { correlations } = compile({
-      correlations: [{ ...base, id: 'allowed-reads', type: 'event_count', rules: ['secret.read'], condition: { gte: 2 }, timespan: '5m', where: { field: 'outcome', eq: 'allowed' }, group_by: ['target.namespace'] }],
+      correlations: [
+        {
+          ...base,
+          id: 'allowed-reads',
+          type: 'event_count',
+          rules: ['secret.read'],
+          condition: { gte: 2 },
+          timespan: '5m',
+          where: { field: 'outcome', eq: 'allowed' },
+          group_by: ['target.namespace'],
+        },
+      ],
     });
     const e = new CorrelationEngine(correlations);
     e.process(sig('0s', 'secret.read', 'sa:a/b', { outcome: 'denied', target: { namespace: 'x' } }));

@@ -154,7 +154,8 @@ export class CorrelationEngine {
     slot.windows.forEach((w, ci) => {
       if (!w || !w.entries.length) return;
       const entries = w.entries.map(
-        (e) => `{"t":${num(e.t)},"ref":${e.ref}${e.v === undefined ? '' : `,"v":${JSON.stringify(e.v)}`},"ids":${Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals)}}`,
+        (e) =>
+          `{"t":${num(e.t)},"ref":${e.ref}${e.v === undefined ? '' : `,"v":${JSON.stringify(e.v)}`},"ids":${Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals)}}`,
       );
       windows.push(`${JSON.stringify(this.correlations[ci]!.id)}:{"entries":[${entries.join(',')}],"maxT":${num(w.maxT)},"lastFire":${num(w.lastFire)}}`);
     });

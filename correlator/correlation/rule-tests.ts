@@ -113,7 +113,9 @@ export function loadCorrelationTests(file: string, doc: unknown, problems: Probl
       return [];
     }
     const errs: string[] = [];
-    const signals = t.signals.flatMap((s, j) => (isObj(s) ? [signalFromSpec(s, j, errs)] : (errs.push(`signals[${j}] must be a mapping`), []))).filter((s): s is Signal => !!s);
+    const signals = t.signals
+      .flatMap((s, j) => (isObj(s) ? [signalFromSpec(s, j, errs)] : (errs.push(`signals[${j}] must be a mapping`), [])))
+      .filter((s): s is Signal => !!s);
     for (const e of errs) problems.push({ file, item: name, field: 'signals', message: e });
     return [{ name, signals, expect: t.expect.filter(isObj) as IncidentExpectation[] }];
   });
@@ -121,7 +123,8 @@ export function loadCorrelationTests(file: string, doc: unknown, problems: Probl
 
 function matches(inc: Incident, e: IncidentExpectation): string | undefined {
   if (e.actor && inc.actor.key !== e.actor) return `actor ${inc.actor.key}`;
-  for (const c of e.correlations ?? []) if (!inc.correlations.some((m) => m.ruleId === c)) return `correlations [${inc.correlations.map((m) => m.ruleId).join(', ')}]`;
+  for (const c of e.correlations ?? [])
+    if (!inc.correlations.some((m) => m.ruleId === c)) return `correlations [${inc.correlations.map((m) => m.ruleId).join(', ')}]`;
   if (e.severity && inc.severity !== e.severity) return `severity ${inc.severity}`;
   if (e.signals !== undefined && inc.signalCount !== e.signals) return `${inc.signalCount} signals`;
   for (const x of e.entities ?? []) if (!inc.entities.includes(x)) return `entities without ${x}`;
@@ -130,7 +133,12 @@ function matches(inc: Incident, e: IncidentExpectation): string | undefined {
 }
 
 /** Runs test cases against compiled correlations; incidents are compared after all signals. */
-export function runCorrelationTests(file: string, cases: CorrelationTestCase[], correlations: readonly CompiledCorrelation[], policy: Partial<IncidentPolicy> = {}): CorrelationTestResult[] {
+export function runCorrelationTests(
+  file: string,
+  cases: CorrelationTestCase[],
+  correlations: readonly CompiledCorrelation[],
+  policy: Partial<IncidentPolicy> = {},
+): CorrelationTestResult[] {
   return cases.map((t) => {
     let now = BASE_TIME;
     const manager = new IncidentManager(new CorrelationEngine(correlations), { now: () => now }, policy);
@@ -145,9 +153,16 @@ export function runCorrelationTests(file: string, cases: CorrelationTestCase[], 
     for (const e of t.expect) {
       const hit = live.find((i) => !claimed.has(i) && !matches(i, e));
       if (hit) claimed.add(hit);
-      else failures.push(`no incident matches ${JSON.stringify(e)}; got ${live.map((i) => `{actor ${i.actor.key}, severity ${i.severity}, ${i.signalCount} signals, correlations [${i.correlations.map((c) => c.ruleId).join(', ')}]}`).join(' ') || 'none'}`);
+      else
+        failures.push(
+          `no incident matches ${JSON.stringify(e)}; got ${live.map((i) => `{actor ${i.actor.key}, severity ${i.severity}, ${i.signalCount} signals, correlations [${i.correlations.map((c) => c.ruleId).join(', ')}]}`).join(' ') || 'none'}`,
+        );
     }
-    for (const i of live) if (!claimed.has(i)) failures.push(`unexpected incident: actor ${i.actor.key}, severity ${i.severity}, ${i.signalCount} signals, correlations [${i.correlations.map((c) => c.ruleId).join(', ')}]`);
+    for (const i of live)
+      if (!claimed.has(i))
+        failures.push(
+          `unexpected incident: actor ${i.actor.key}, severity ${i.severity}, ${i.signalCount} signals, correlations [${i.correlations.map((c) => c.ruleId).join(', ')}]`,
+        );
     return { file, name: t.name, ok: failures.length === 0, failures };
   });
 }

@@ -62,7 +62,23 @@ export interface CorrelationFileInput {
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const ID_RE = /^[a-z0-9][a-z0-9-]{2,80}$/;
 const MITRE_RE = /^T\d{4}(\.\d{3})?$/;
-const KEYS = new Set(['id', 'title', 'description', 'type', 'rules', 'group_by', 'timespan', 'condition', 'field', 'aliases', 'where', 'severity', 'mitre', 'enabled', 'building_block']);
+const KEYS = new Set([
+  'id',
+  'title',
+  'description',
+  'type',
+  'rules',
+  'group_by',
+  'timespan',
+  'condition',
+  'field',
+  'aliases',
+  'where',
+  'severity',
+  'mitre',
+  'enabled',
+  'building_block',
+]);
 
 /** Parses `30s`, `10m`, `1h`, `2d` into milliseconds; undefined when malformed. */
 export function parseDuration(s: unknown): number | undefined {
@@ -91,7 +107,10 @@ export function holds(c: CountCondition, n: number): boolean {
  * Validates and compiles correlation files. `detectionRuleIds` lets references name detection
  * rules; every problem is returned, none thrown.
  */
-export function compileCorrelations(files: CorrelationFileInput[], detectionRuleIds: ReadonlySet<string>): { correlations: CompiledCorrelation[]; problems: Problem[] } {
+export function compileCorrelations(
+  files: CorrelationFileInput[],
+  detectionRuleIds: ReadonlySet<string>,
+): { correlations: CompiledCorrelation[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const raw: { file: string; r: Record<string, unknown>; item: string }[] = [];
   for (const { file, doc } of files) {
@@ -100,7 +119,8 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
       problems.push({ file, field: 'correlations', message: 'a correlation file is a mapping with correlations: [ … ]' });
       continue;
     }
-    for (const k of Object.keys(doc)) if (k !== 'correlations') problems.push({ file, field: k, message: `unknown key "${k}"; a correlation file has only correlations:` });
+    for (const k of Object.keys(doc))
+      if (k !== 'correlations') problems.push({ file, field: k, message: `unknown key "${k}"; a correlation file has only correlations:` });
     doc.correlations.forEach((r, i) => {
       if (!isObj(r)) problems.push({ file, item: `correlations[${i}]`, field: '', message: 'a correlation must be a mapping' });
       else raw.push({ file, r, item: typeof r.id === 'string' ? r.id : `correlations[${i}]` });
@@ -108,7 +128,8 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
   }
   const ids = new Set<string>();
   for (const { file, r, item } of raw) {
-    if (typeof r.id !== 'string' || !ID_RE.test(r.id)) problems.push({ file, item, field: 'id', message: `id must be 3-81 characters of a-z, 0-9 and "-" (got ${JSON.stringify(r.id)})` });
+    if (typeof r.id !== 'string' || !ID_RE.test(r.id))
+      problems.push({ file, item, field: 'id', message: `id must be 3-81 characters of a-z, 0-9 and "-" (got ${JSON.stringify(r.id)})` });
     else if (ids.has(r.id) || detectionRuleIds.has(r.id)) problems.push({ file, item, field: 'id', message: `id "${r.id}" is already used by another rule` });
     else ids.add(r.id);
   }
@@ -118,11 +139,13 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
     const p = (field: string, message: string) => problems.push({ file, item, field, message });
     for (const k of Object.keys(r)) if (!KEYS.has(k)) p(k, `unknown key "${k}"; allowed: ${[...KEYS].join(', ')}`);
     for (const k of ['title', 'description'] as const) if (typeof r[k] !== 'string' || r[k] === '') p(k, `${k} is required`);
-    if (typeof r.description === 'string' && !/false positive|noise/i.test(r.description)) p('description', 'say how the correlation avoids noise: name the known false positives');
+    if (typeof r.description === 'string' && !/false positive|noise/i.test(r.description))
+      p('description', 'say how the correlation avoids noise: name the known false positives');
     const type = r.type as CorrelationType;
     if (!CORRELATION_TYPES.includes(type)) p('type', `type must be one of ${CORRELATION_TYPES.join(', ')} (got ${JSON.stringify(r.type)})`);
     const refs = Array.isArray(r.rules) ? r.rules.filter((x): x is string => typeof x === 'string') : [];
-    if (!Array.isArray(r.rules) || refs.length === 0 || refs.length !== r.rules.length) p('rules', 'rules: list the signal kinds, detection rule ids or correlation ids this correlation counts');
+    if (!Array.isArray(r.rules) || refs.length === 0 || refs.length !== r.rules.length)
+      p('rules', 'rules: list the signal kinds, detection rule ids or correlation ids this correlation counts');
     const refKinds = refs.map((ref, j): 'kind' | 'rule' | 'correlation' => {
       if (isSignalKind(ref)) return 'kind';
       if (detectionRuleIds.has(ref)) return 'rule';
@@ -133,12 +156,14 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
     if ((type === 'temporal' || type === 'temporal_ordered') && refs.length < 2) p('rules', `${type} needs at least two references`);
     if (refs.length > 30) p('rules', `at most 30 references per correlation (got ${refs.length}); split it, or reference signal kinds instead of rule ids`);
     const timespanMs = parseDuration(r.timespan);
-    if (timespanMs === undefined || timespanMs < 1000) p('timespan', `timespan (${JSON.stringify(r.timespan)}) must be a duration of at least 1s such as 30s, 10m or 1h; 10m suits most attack paths`);
+    if (timespanMs === undefined || timespanMs < 1000)
+      p('timespan', `timespan (${JSON.stringify(r.timespan)}) must be a duration of at least 1s such as 30s, 10m or 1h; 10m suits most attack paths`);
     let condition: CountCondition = type === 'temporal' || type === 'temporal_ordered' ? { op: 'gte', value: refs.length } : { op: 'gte', value: 1 };
     if (r.condition !== undefined) {
       const c = r.condition;
       const entries = isObj(c) ? Object.entries(c) : [];
-      if (entries.length !== 1 || !['gt', 'gte', 'lt', 'lte', 'eq'].includes(entries[0]![0]) || typeof entries[0]![1] !== 'number') p('condition', 'condition is one comparison such as {gte: 5} (gt, gte, lt, lte, eq)');
+      if (entries.length !== 1 || !['gt', 'gte', 'lt', 'lte', 'eq'].includes(entries[0]![0]) || typeof entries[0]![1] !== 'number')
+        p('condition', 'condition is one comparison such as {gte: 5} (gt, gte, lt, lte, eq)');
       else condition = { op: entries[0]![0] as CountCondition['op'], value: entries[0]![1] as number };
       if (type === 'temporal_ordered') p('condition', 'temporal_ordered needs every reference in order; drop condition');
     } else if (type === 'event_count' || type === 'value_count') p('condition', `${type} needs a condition such as {gte: 5}`);
@@ -167,7 +192,8 @@ export function compileCorrelations(files: CorrelationFileInput[], detectionRule
         }
     }
     const groupNames = r.group_by === undefined ? ['actor.key'] : Array.isArray(r.group_by) ? r.group_by.filter((g): g is string => typeof g === 'string') : [];
-    if (r.group_by !== undefined && (!Array.isArray(r.group_by) || groupNames.length !== r.group_by.length)) p('group_by', 'group_by is a list of field paths or alias names');
+    if (r.group_by !== undefined && (!Array.isArray(r.group_by) || groupNames.length !== r.group_by.length))
+      p('group_by', 'group_by is a list of field paths or alias names');
     const groupBy: CompiledCorrelation['groupBy'] = [];
     for (const name of groupNames) {
       const alias = aliases.get(name);

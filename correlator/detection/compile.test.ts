@@ -52,7 +52,11 @@ describe('compileRules', () => {
           doc: {
             rules: [
               rule({ id: 'Bad Id', severity: 'urgent', kind: 'nope', mitre: ['X1'], condition: { field: 'verb', regex: '(' } }),
-              rule({ id: 'ok-rule', description: 'no advice here', condition: { all: [{ macro: 'missing' }, { field: 'verb', in: { list: 'nolist' } }, { field: 'a..b', eq: 1 }] } }),
+              rule({
+                id: 'ok-rule',
+                description: 'no advice here',
+                condition: { all: [{ macro: 'missing' }, { field: 'verb', in: { list: 'nolist' } }, { field: 'a..b', eq: 1 }] },
+              }),
             ],
           },
         },
@@ -87,8 +91,24 @@ describe('compileRules', () => {
           rules: [
             rule({ id: 'priv', condition: { field: 'requestObject.spec.containers[*].securityContext.privileged', eq: true } }),
             rule({ id: 'ann', condition: { field: 'annotations["authorization.k8s.io/decision"]', eq: 'forbid' } }),
-            rule({ id: 'grp', condition: { all: [{ field: 'user.groups', eq: 'system:masters' }, { field: 'decision', eq: 'allow' }] } }),
-            rule({ id: 'num', condition: { all: [{ field: 'responseStatus.code', gte: 400 }, { field: 'responseStatus.code', lt: 500 }] } }),
+            rule({
+              id: 'grp',
+              condition: {
+                all: [
+                  { field: 'user.groups', eq: 'system:masters' },
+                  { field: 'decision', eq: 'allow' },
+                ],
+              },
+            }),
+            rule({
+              id: 'num',
+              condition: {
+                all: [
+                  { field: 'responseStatus.code', gte: 400 },
+                  { field: 'responseStatus.code', lt: 500 },
+                ],
+              },
+            }),
           ],
         },
       },
@@ -142,7 +162,11 @@ describe('compileRules', () => {
       doc: {
         lists: [{ name: 'watchers', items: ['system:serviceaccount:cert-manager:cert-manager'] }],
         rules: [
-          rule({ id: 'watch', severity: 'high', condition: { all: [{ field: 'verb', eq: 'watch' }, { not: { field: 'user.username', in: { list: 'watchers' } } }] } }),
+          rule({
+            id: 'watch',
+            severity: 'high',
+            condition: { all: [{ field: 'verb', eq: 'watch' }, { not: { field: 'user.username', in: { list: 'watchers' } } }] },
+          }),
           rule({ id: 'other', condition: { field: 'verb', eq: 'get' } }),
         ],
       },
@@ -175,13 +199,25 @@ describe('compileRules', () => {
             rule({
               id: 'cm-creds',
               output: 'configmap {objectRef.name} by {user.username}',
-              condition: { all: [{ field: 'objectRef.resource', eq: 'configmaps' }, { field: 'requestObject.data[*]', regex: 'aws_secret_access_key' }] },
+              condition: {
+                all: [
+                  { field: 'objectRef.resource', eq: 'configmaps' },
+                  { field: 'requestObject.data[*]', regex: 'aws_secret_access_key' },
+                ],
+              },
             }),
           ],
         },
       },
     ]);
-    const [s] = d.detect(ev({ auditID: 'a1', objectRef: { resource: 'configmaps', name: 'cfg' }, user: { username: 'bob' }, requestObject: { data: { k: 'aws_secret_access_key = hunter2' } } }));
+    const [s] = d.detect(
+      ev({
+        auditID: 'a1',
+        objectRef: { resource: 'configmaps', name: 'cfg' },
+        user: { username: 'bob' },
+        requestObject: { data: { k: 'aws_secret_access_key = hunter2' } },
+      }),
+    );
     expect(s!.title).toBe('configmap cfg by bob');
     expect(s!.matched).toEqual([
       { field: 'objectRef.resource', op: 'eq', expected: 'configmaps', actual: 'configmaps' },
@@ -189,7 +225,14 @@ describe('compileRules', () => {
     ]);
     expect(JSON.stringify(s)).not.toContain('hunter2');
     // Deterministic ids: the same rule on the same event gives the same id.
-    const [again] = d.detect(ev({ auditID: 'a1', objectRef: { resource: 'configmaps', name: 'cfg' }, user: { username: 'bob' }, requestObject: { data: { k: 'aws_secret_access_key = x' } } }));
+    const [again] = d.detect(
+      ev({
+        auditID: 'a1',
+        objectRef: { resource: 'configmaps', name: 'cfg' },
+        user: { username: 'bob' },
+        requestObject: { data: { k: 'aws_secret_access_key = x' } },
+      }),
+    );
     expect(again!.id).toBe(s!.id);
     expect(s!.id).toMatch(/^[0-9a-f]{32}$/);
   });
@@ -200,9 +243,25 @@ describe('compileRules', () => {
         file: 'r.yaml',
         doc: {
           rules: [
-            rule({ id: 'secrets-only', condition: { all: [{ field: 'objectRef.resource', in: ['secrets'] }, { field: 'verb', eq: 'get' }] } }),
+            rule({
+              id: 'secrets-only',
+              condition: {
+                all: [
+                  { field: 'objectRef.resource', in: ['secrets'] },
+                  { field: 'verb', eq: 'get' },
+                ],
+              },
+            }),
             rule({ id: 'any-resource', condition: { field: 'verb', eq: 'get' } }),
-            rule({ id: 'either', condition: { any: [{ field: 'objectRef.resource', eq: 'pods' }, { field: 'objectRef.resource', eq: 'secrets' }] } }),
+            rule({
+              id: 'either',
+              condition: {
+                any: [
+                  { field: 'objectRef.resource', eq: 'pods' },
+                  { field: 'objectRef.resource', eq: 'secrets' },
+                ],
+              },
+            }),
           ],
         },
       },
@@ -221,7 +280,24 @@ describe('compileRules', () => {
         return 'forbid';
       }
     }
-    const d = detector([{ file: 'r.yaml', doc: { rules: [rule({ id: 'lazy', condition: { all: [{ field: 'verb', eq: 'get' }, { field: 'decision', eq: 'forbid' }] } })] } }]);
+    const d = detector([
+      {
+        file: 'r.yaml',
+        doc: {
+          rules: [
+            rule({
+              id: 'lazy',
+              condition: {
+                all: [
+                  { field: 'verb', eq: 'get' },
+                  { field: 'decision', eq: 'forbid' },
+                ],
+              },
+            }),
+          ],
+        },
+      },
+    ]);
     const lazy = new Lazy();
     expect(d.detect(ev({ verb: 'list' }, lazy))).toEqual([]);
     expect(lazy.calls).toBe(0); // the cheap raw test failed first: the getter never ran

@@ -254,7 +254,13 @@ function compileOp(ctx: Ctx, op: Op, expected: unknown, at: string): { pred: (v:
         return undefined;
       }
       const cmp =
-        op === 'gt' ? (a: number) => a > expected : op === 'gte' ? (a: number) => a >= expected : op === 'lt' ? (a: number) => a < expected : (a: number) => a <= expected;
+        op === 'gt'
+          ? (a: number) => a > expected
+          : op === 'gte'
+            ? (a: number) => a >= expected
+            : op === 'lt'
+              ? (a: number) => a < expected
+              : (a: number) => a <= expected;
       return {
         pred: anyOf((x) => {
           const n = num(x);
@@ -411,7 +417,14 @@ function compileTemplate(ctx: Ctx, template: string, at: string): (raw: unknown,
       else {
         const v = p(raw, derived);
         // Each value is cut before it is joined, so a huge field costs nothing to render.
-        const text = v === undefined || v === null || v === '' ? '?' : Array.isArray(v) ? v.slice(0, 20).map(String).join(',') : typeof v === 'object' ? '[object]' : String(v);
+        const text =
+          v === undefined || v === null || v === ''
+            ? '?'
+            : Array.isArray(v)
+              ? v.slice(0, 20).map(String).join(',')
+              : typeof v === 'object'
+                ? '[object]'
+                : String(v);
         s += text.length > 300 ? text.slice(0, 300) : text;
         if (s.length > 300) break;
       }
@@ -444,7 +457,10 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
       continue;
     }
     checkKeys(ctx, doc, FILE_KEYS, '');
-    for (const [key, arr] of [['lists', doc.lists], ['macros', doc.macros]] as const) {
+    for (const [key, arr] of [
+      ['lists', doc.lists],
+      ['macros', doc.macros],
+    ] as const) {
       if (arr === undefined) continue;
       if (!Array.isArray(arr)) {
         problem(ctx, key, `${key} must be a list`);
@@ -498,8 +514,7 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
       checkKeys(ctx, r, RULE_KEYS, '');
       if (typeof r.id !== 'string' || !ID_RE.test(r.id)) problem(ctx, 'id', `id must be 3-81 characters of a-z, 0-9 and "-" (got ${JSON.stringify(r.id)})`);
       else if (byId.has(r.id)) problem(ctx, 'id', `duplicate rule id, first defined in ${byId.get(r.id)!.file}`);
-      for (const k of ['title', 'description'] as const)
-        if (typeof r[k] !== 'string' || (r[k] as string).trim() === '') problem(ctx, k, `${k} is required`);
+      for (const k of ['title', 'description'] as const) if (typeof r[k] !== 'string' || (r[k] as string).trim() === '') problem(ctx, k, `${k} is required`);
       if (typeof r.description === 'string' && !/false positive|noise/i.test(r.description))
         problem(ctx, 'description', 'say how the rule avoids noise: name the known false positives ("False positives: …")');
       if (typeof r.source !== 'string' || !schemaMap.has(r.source))
@@ -510,9 +525,11 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
       const mitre = Array.isArray(r.mitre) ? r.mitre : [];
       if (!Array.isArray(r.mitre) || mitre.length === 0) problem(ctx, 'mitre', 'mitre: list at least one ATT&CK technique id, e.g. [T1552.007]');
       mitre.forEach((m, j) => {
-        if (typeof m !== 'string' || !MITRE_RE.test(m)) problem(ctx, `mitre[${j}]`, `${JSON.stringify(m)} is not an ATT&CK technique id like T1609 or T1552.007`);
+        if (typeof m !== 'string' || !MITRE_RE.test(m))
+          problem(ctx, `mitre[${j}]`, `${JSON.stringify(m)} is not an ATT&CK technique id like T1609 or T1552.007`);
       });
-      if (r.tags !== undefined && (!Array.isArray(r.tags) || !r.tags.every((t) => typeof t === 'string'))) problem(ctx, 'tags', 'tags must be a list of strings');
+      if (r.tags !== undefined && (!Array.isArray(r.tags) || !r.tags.every((t) => typeof t === 'string')))
+        problem(ctx, 'tags', 'tags must be a list of strings');
       if (r.enabled !== undefined && typeof r.enabled !== 'boolean') problem(ctx, 'enabled', 'enabled must be true or false');
       if (r.condition === undefined) problem(ctx, 'condition', 'a rule needs a condition');
       const condition = r.condition === undefined ? NEVER : compileNode(ctx, r.condition, 'condition');
@@ -528,7 +545,8 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
             exceptions.push({ name: ex.name, file, node: compileNode(ctx, ex.condition, `exceptions[${j}].condition`) });
           });
       }
-      if (r.output !== undefined && typeof r.output !== 'string') problem(ctx, 'output', 'output must be a string template such as "{user.username} read {objectRef.name}"');
+      if (r.output !== undefined && typeof r.output !== 'string')
+        problem(ctx, 'output', 'output must be a string template such as "{user.username} read {objectRef.name}"');
       const title = typeof r.title === 'string' ? r.title : String(r.id);
       const output: CompiledRule['output'] = typeof r.output === 'string' ? compileTemplate(ctx, r.output, 'output') : () => title;
       if (typeof r.id !== 'string' || byId.has(r.id)) return;
@@ -552,8 +570,7 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
   }
 
   // Macros no rule used are still checked, so lint reports their problems too.
-  for (const [name, m] of macros)
-    if (m.bySource.size === 0) compileNode(base(m.file, `macro ${name}`), { macro: name }, 'condition');
+  for (const [name, m] of macros) if (m.bySource.size === 0) compileNode(base(m.file, `macro ${name}`), { macro: name }, 'condition');
 
   // Pass 3: exceptions and overrides aimed at rules from other files (the user's own files).
   const disabled = new Set<string>();

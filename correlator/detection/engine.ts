@@ -74,7 +74,11 @@ export class Detector {
         }
         const allValues = new Set<unknown>();
         for (const vs of constrained.values()) for (const v of vs) allValues.add(v);
-        for (const v of allValues) idx.byValue.set(v, mine.filter((r) => !constrained.has(r) || constrained.get(r)!.has(v)));
+        for (const v of allValues)
+          idx.byValue.set(
+            v,
+            mine.filter((r) => !constrained.has(r) || constrained.get(r)!.has(v)),
+          );
       } else idx.anyValue.push(...mine);
       this.index.set(schema.name, idx);
     }

@@ -52,17 +52,10 @@ export interface RuleTestResult {
 /** Turns one raw input value into normalized source events (per source; wired by the caller). */
 export type Decoder = (source: string, value: unknown) => { events: SourceEvent[]; invalid: string[] };
 
-
 const EXPECT_KEYS = new Set(['rule', 'count', 'severity', 'kind', 'actor', 'outcome', 'title', 'target', 'entities', 'attributes']);
 
 /** Validates a parsed test document; `readEvents` resolves `events_file:` paths relative to the test file. */
-export function loadRuleTestFile(
-  file: string,
-  ruleFile: string,
-  doc: unknown,
-  readEvents: (relPath: string) => unknown[],
-  problems: Problem[],
-): RuleTestFile {
+export function loadRuleTestFile(file: string, ruleFile: string, doc: unknown, readEvents: (relPath: string) => unknown[], problems: Problem[]): RuleTestFile {
   const out: RuleTestFile = { file, ruleFile, tests: [] };
   const p = (item: string, field: string, message: string) => problems.push({ file, item, field, message });
   if (!isObj(doc) || !Array.isArray(doc.tests)) {
@@ -72,8 +65,7 @@ export function loadRuleTestFile(
   doc.tests.forEach((t, i) => {
     const item = isObj(t) && typeof t.name === 'string' ? t.name : `tests[${i}]`;
     if (!isObj(t)) return p(item, '', 'a test must be a mapping');
-    for (const k of Object.keys(t))
-      if (!['name', 'source', 'events', 'events_file', 'expect', 'absent'].includes(k)) p(item, k, `unknown key "${k}"`);
+    for (const k of Object.keys(t)) if (!['name', 'source', 'events', 'events_file', 'expect', 'absent'].includes(k)) p(item, k, `unknown key "${k}"`);
     if (typeof t.name !== 'string') p(item, 'name', 'a test needs a name');
     const events: unknown[] = [];
     if (Array.isArray(t.events)) events.push(...t.events);
@@ -138,8 +130,7 @@ export function runRuleTests(tf: RuleTestFile, detector: Detector, decode: Decod
         );
       }
     }
-    for (const s of signals)
-      if (!claimed.has(s) && rulesOfFile.has(s.rule.id)) failures.push(`unexpected signal ${describe(s)}`);
+    for (const s of signals) if (!claimed.has(s) && rulesOfFile.has(s.rule.id)) failures.push(`unexpected signal ${describe(s)}`);
     for (const id of t.absent) for (const s of signals) if (s.rule.id === id) failures.push(`rule ${id} must not fire, but raised ${describe(s)}`);
     return { file: tf.file, name: t.name, ok: failures.length === 0, failures };
   });

@@ -12,10 +12,28 @@ const SEED_BINDING = { ...SEED_POD, binding: 'ClusterRoleBinding/frontend-secret
 let seq = 0;
 function entry(kind: SignalKind, outcome: Outcome, target: Target, attributes: Record<string, string> = {}, actor = 'sa:frontend/frontend'): TimelineEntry {
   seq += 1;
-  return { signalId: `sig-${seq}`, time: T0 + seq * 1000, actor, source: 'k8s-audit', kind, severity: 'high', title: kind, outcome, ruleId: `rule-${kind}`, target, attributes };
+  return {
+    signalId: `sig-${seq}`,
+    time: T0 + seq * 1000,
+    actor,
+    source: 'k8s-audit',
+    kind,
+    severity: 'high',
+    title: kind,
+    outcome,
+    ruleId: `rule-${kind}`,
+    target,
+    attributes,
+  };
 }
 
-function incident(opts: { actor?: string; timeline: TimelineEntry[]; rootCause?: Partial<RootCause>; entities?: string[]; secrets?: string[] }): PlanInput['incident'] {
+function incident(opts: {
+  actor?: string;
+  timeline: TimelineEntry[];
+  rootCause?: Partial<RootCause>;
+  entities?: string[];
+  secrets?: string[];
+}): PlanInput['incident'] {
   const actorKey = opts.actor ?? 'sa:frontend/frontend';
   const [ns = '', name = ''] = actorKey.slice(3).split('/');
   return {
@@ -44,7 +62,13 @@ function incident(opts: { actor?: string; timeline: TimelineEntry[]; rootCause?:
   };
 }
 
-const use = (verb: string, resource: string, namespace?: string, apiGroup = ''): PermissionUse => ({ verb, resource, apiGroup, count: 3, ...(namespace ? { namespace } : {}) });
+const use = (verb: string, resource: string, namespace?: string, apiGroup = ''): PermissionUse => ({
+  verb,
+  resource,
+  apiGroup,
+  count: 3,
+  ...(namespace ? { namespace } : {}),
+});
 
 /** The seed attack: a compromised frontend pod reads payments' database credentials through an over-broad binding. */
 function seed(): PlanInput {
@@ -53,18 +77,36 @@ function seed(): PlanInput {
     entry('secret.read_cross_namespace', 'allowed', { namespace: 'payments', resource: 'secrets', name: 'db-credentials', verb: 'get' }, SEED_BINDING),
     entry('pod.exec', 'denied', { namespace: 'payments', resource: 'pods', subresource: 'exec', name: 'db-0', verb: 'create' }, SEED_POD),
     entry('rbac.escalation_attempt', 'denied', { resource: 'clusterrolebindings', apiGroup: 'rbac.authorization.k8s.io', verb: 'create' }, SEED_POD),
-    entry('pod.privileged', 'denied', { namespace: 'frontend', resource: 'pods', verb: 'create' }, { ...SEED_POD, admissionEngine: 'gatekeeper', admissionPolicies: 'privileged' }),
+    entry(
+      'pod.privileged',
+      'denied',
+      { namespace: 'frontend', resource: 'pods', verb: 'create' },
+      { ...SEED_POD, admissionEngine: 'gatekeeper', admissionPolicies: 'privileged' },
+    ),
     { ...entry('mtls.failed', 'denied', { namespace: 'payments', name: 'db' }), source: 'loki' as const },
     { ...entry('mtls.failed', 'denied', { namespace: 'payments', name: 'db' }), source: 'loki' as const },
   ];
   return {
     incident: incident({
       timeline,
-      entities: ['sa:frontend/frontend', 'pod:frontend/frontend-7d9c-xk2p', 'pod:payments/db-0', 'secret:payments/db-credentials', 'ns:payments', 'binding:ClusterRoleBinding/frontend-secrets-reader'],
+      entities: [
+        'sa:frontend/frontend',
+        'pod:frontend/frontend-7d9c-xk2p',
+        'pod:payments/db-0',
+        'secret:payments/db-credentials',
+        'ns:payments',
+        'binding:ClusterRoleBinding/frontend-secrets-reader',
+      ],
       secrets: ['secret:payments/db-credentials'],
       rootCause: { enablingBinding: { kind: 'ClusterRoleBinding', name: 'frontend-secrets-reader', roleKind: 'ClusterRole', roleName: 'secret-reader' } },
     }),
-    usage: [use('get', 'configmaps', 'frontend'), use('list', 'configmaps', 'frontend'), use('get', 'services', 'frontend'), use('create', 'events', 'frontend'), use('get', 'secrets', 'frontend')],
+    usage: [
+      use('get', 'configmaps', 'frontend'),
+      use('list', 'configmaps', 'frontend'),
+      use('get', 'services', 'frontend'),
+      use('create', 'events', 'frontend'),
+      use('get', 'secrets', 'frontend'),
+    ],
   };
 }
 
@@ -135,7 +177,16 @@ describe('planRemediations: the seed attack', () => {
   const docs = docsOf(plan);
 
   it('orders the plan: contain, remove access, harden', () => {
-    expect(kindsOf(plan)).toEqual(['isolate-workload', 'mesh-mtls-strict', 'mesh-authorization-policy', 'remove-binding', 'least-privilege-role', 'delete-workload', 'rotate-credentials', 'admission-policy']);
+    expect(kindsOf(plan)).toEqual([
+      'isolate-workload',
+      'mesh-mtls-strict',
+      'mesh-authorization-policy',
+      'remove-binding',
+      'least-privilege-role',
+      'delete-workload',
+      'rotate-credentials',
+      'admission-policy',
+    ]);
     for (const r of plan) {
       expect(r.title.length).toBeGreaterThan(0);
       expect(r.rationale.length).toBeGreaterThan(0);
@@ -190,7 +241,10 @@ describe('planRemediations: the seed attack', () => {
 
   it('rotates the stolen database credentials and revokes the actor token', () => {
     const rotate = ofKind(plan, 'rotate-credentials');
-    expect(rotate.map((r) => r.title)).toEqual(['Rotate the credential in secret payments/db-credentials', 'Revoke the tokens of service account frontend/frontend']);
+    expect(rotate.map((r) => r.title)).toEqual([
+      'Rotate the credential in secret payments/db-credentials',
+      'Revoke the tokens of service account frontend/frontend',
+    ]);
     expect(rotate[0]?.commands).toContain('kubectl -n payments rollout restart deployment');
     expect(rotate[0]?.rationale).toContain('at its source');
     expect(rotate[1]?.commands).toContain('kubectl -n frontend get secrets --field-selector type=kubernetes.io/service-account-token');
@@ -201,7 +255,9 @@ describe('planRemediations: the seed attack', () => {
     expect(admission).toHaveLength(1);
     expect(admission[0]?.manifests).toEqual([]);
     expect(admission[0]?.rationale).toContain('the existing Gatekeeper constraint "privileged" held');
-    expect(admission[0]?.commands).toContain('kubectl label namespace frontend pod-security.kubernetes.io/enforce=baseline pod-security.kubernetes.io/warn=restricted --overwrite');
+    expect(admission[0]?.commands).toContain(
+      'kubectl label namespace frontend pod-security.kubernetes.io/enforce=baseline pod-security.kubernetes.io/warn=restricted --overwrite',
+    );
   });
 });
 
@@ -212,7 +268,13 @@ describe('planRemediations: other scenarios', () => {
       incident: incident({
         actor: 'sa:shop/cart',
         timeline: [
-          entry('pod.privileged', 'allowed', { namespace: 'shop', resource: 'pods', name: 'debugger', verb: 'create' }, { ...pod, binding: 'RoleBinding/shop/cart-admin', role: 'ClusterRole/admin' }, 'sa:shop/cart'),
+          entry(
+            'pod.privileged',
+            'allowed',
+            { namespace: 'shop', resource: 'pods', name: 'debugger', verb: 'create' },
+            { ...pod, binding: 'RoleBinding/shop/cart-admin', role: 'ClusterRole/admin' },
+            'sa:shop/cart',
+          ),
           entry('pod.hostpath', 'allowed', { namespace: 'shop', resource: 'pods', name: 'debugger', verb: 'create' }, pod, 'sa:shop/cart'),
         ],
         rootCause: { enablingBinding: { kind: 'RoleBinding', name: 'cart-admin', namespace: 'shop', roleKind: 'ClusterRole', roleName: 'admin' } },
@@ -229,18 +291,30 @@ describe('planRemediations: other scenarios', () => {
       'Kyverno: deny privileged containers, hostPath volumes',
       'Pod Security Admission: enforce baseline in shop',
     ]);
-    expect(docs.filter((d) => d.apiVersion === 'constraints.gatekeeper.sh/v1beta1').map((d) => d.kind)).toEqual(['K8sPSPPrivilegedContainer', 'K8sPSPHostFilesystem']);
+    expect(docs.filter((d) => d.apiVersion === 'constraints.gatekeeper.sh/v1beta1').map((d) => d.kind)).toEqual([
+      'K8sPSPPrivilegedContainer',
+      'K8sPSPHostFilesystem',
+    ]);
     expect(admission[0]?.commands).toContain('kubectl get constrainttemplate k8spspprivilegedcontainer');
     const [kyverno] = docsByKind(docs, 'ClusterPolicy');
     expect(kyverno?.apiVersion).toBe('kyverno.io/v1');
     const rules = (kyverno?.spec as { rules: { name: string; validate: { pattern: unknown } }[] }).rules;
     expect(rules.map((r) => r.name)).toEqual(['disallow-privileged-containers', 'disallow-host-path']);
     const notPrivileged = [{ '=(securityContext)': { '=(privileged)': 'false' } }];
-    expect(rules[0]?.validate.pattern).toEqual({ spec: { '=(ephemeralContainers)': notPrivileged, '=(initContainers)': notPrivileged, containers: notPrivileged } });
+    expect(rules[0]?.validate.pattern).toEqual({
+      spec: { '=(ephemeralContainers)': notPrivileged, '=(initContainers)': notPrivileged, containers: notPrivileged },
+    });
 
     // Cluster-scoped usage becomes a ClusterRole bound cluster-wide.
-    expect(docsByKind(docs, 'ClusterRole')[0]).toMatchObject({ metadata: { name: 'kubevigil-least-privilege-shop-cart' }, rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }] });
-    expect(docsByKind(docs, 'ClusterRoleBinding')[0]?.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kubevigil-least-privilege-shop-cart' });
+    expect(docsByKind(docs, 'ClusterRole')[0]).toMatchObject({
+      metadata: { name: 'kubevigil-least-privilege-shop-cart' },
+      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }],
+    });
+    expect(docsByKind(docs, 'ClusterRoleBinding')[0]?.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'kubevigil-least-privilege-shop-cart',
+    });
     // No mesh evidence, no secrets read: no mesh suggestions.
     expect(kindsOf(plan)).not.toContain('mesh-mtls-strict');
   });
@@ -257,7 +331,12 @@ describe('planRemediations: other scenarios', () => {
     const plan = planRemediations({
       incident: incident({
         timeline: [
-          entry('secret.read_cross_namespace', 'allowed', { namespace: 'payments', resource: 'secrets', name: evil, verb: 'get' }, { actorPod: `frontend/${evil}` }),
+          entry(
+            'secret.read_cross_namespace',
+            'allowed',
+            { namespace: 'payments', resource: 'secrets', name: evil, verb: 'get' },
+            { actorPod: `frontend/${evil}` },
+          ),
           entry('secret.read', 'allowed', { namespace: `p$(reboot)`, resource: 'secrets', name: 'db', verb: 'get' }, { actorPod: `frontend/${evil}` }),
           entry('pod.privileged', 'allowed', { namespace: 'a`id`', resource: 'pods', verb: 'create' }),
           entry('mtls.failed', 'denied', { namespace: 'pay ments' }),

@@ -23,7 +23,10 @@ function actorServiceAccount(incident: PlanInput['incident']): Checked<Ref> {
 /** Suggested remediations for an incident, in the order to apply them; none is ever applied automatically. */
 export function planRemediations(input: PlanInput): Remediation[] {
   const ctx: PlanContext = { incident: input.incident, usage: input.usage };
-  const { ok: [sa], rejected: [rejectedSa] } = actorServiceAccount(input.incident);
+  const {
+    ok: [sa],
+    rejected: [rejectedSa],
+  } = actorServiceAccount(input.incident);
   if (sa) ctx.sa = sa;
   if (rejectedSa !== undefined) ctx.rejectedSa = rejectedSa;
   return PLANNERS.flatMap((plan) => plan(ctx));

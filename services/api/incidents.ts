@@ -25,7 +25,9 @@ const ID_RE = /^inc_[0-9a-f]{20}$/;
 function parseQuery(req: Request): IncidentQuery | string {
   const q = req.query;
   const str = (k: string): string | undefined => (typeof q[k] === 'string' ? (q[k] as string) : undefined);
-  for (const k of Object.keys(q)) if (!['status', 'severity', 'actor', 'namespace', 'since', 'limit', 'cursor'].includes(k)) return `unknown query parameter "${k}"; use status, severity, actor, namespace, since, limit or cursor`;
+  for (const k of Object.keys(q))
+    if (!['status', 'severity', 'actor', 'namespace', 'since', 'limit', 'cursor'].includes(k))
+      return `unknown query parameter "${k}"; use status, severity, actor, namespace, since, limit or cursor`;
   const out: IncidentQuery = { limit: 50 };
   const status = str('status');
   if (status !== undefined) {
@@ -80,7 +82,8 @@ export function incidentApi(deps: IncidentApiDeps): Router {
 
   r.get('/api/v1/incidents/:id', async (req: Request, res: Response) => {
     const id = String(req.params.id);
-    if (!ID_RE.test(id)) return sendProblem(res, 404, 'Not Found', `no incident ${JSON.stringify(id.slice(0, 80))}; ids look like inc_ followed by 20 hex digits`);
+    if (!ID_RE.test(id))
+      return sendProblem(res, 404, 'Not Found', `no incident ${JSON.stringify(id.slice(0, 80))}; ids look like inc_ followed by 20 hex digits`);
     const inc = await deps.store.get(id);
     if (!inc) return sendProblem(res, 404, 'Not Found', `no incident ${id}`);
     res.json(apiIncident(inc));

@@ -66,7 +66,13 @@ export function openApiDocument(serverUrl = '/'): Json {
         get: { operationId: 'getHealth', tags: ['health'], summary: 'Alive', security: PUBLIC, responses: { '200': json(ref('Health'), 'alive') } },
       },
       '/readyz': {
-        get: { operationId: 'getReadiness', tags: ['health'], summary: 'Ready to take traffic', security: PUBLIC, responses: { '200': json(ref('Health'), 'ready'), '503': problem } },
+        get: {
+          operationId: 'getReadiness',
+          tags: ['health'],
+          summary: 'Ready to take traffic',
+          security: PUBLIC,
+          responses: { '200': json(ref('Health'), 'ready'), '503': problem },
+        },
       },
       '/metrics': {
         get: {
@@ -94,7 +100,13 @@ export function openApiDocument(serverUrl = '/'): Json {
         },
       },
       '/api/v1/rules': {
-        get: { operationId: 'listRules', tags: ['signals'], summary: 'Loaded detection and correlation rules', security: READ, responses: { '200': json(ref('RuleList'), 'rules'), ...authProblems } },
+        get: {
+          operationId: 'listRules',
+          tags: ['signals'],
+          summary: 'Loaded detection and correlation rules',
+          security: READ,
+          responses: { '200': json(ref('RuleList'), 'rules'), ...authProblems },
+        },
       },
       '/api/v1/incidents': {
         get: {
@@ -140,7 +152,15 @@ export function openApiDocument(serverUrl = '/'): Json {
           summary: 'Acknowledge or resolve, with a note',
           security: WRITE,
           requestBody: { required: true, content: { 'application/json': { schema: ref('IncidentPatch') } } },
-          responses: { '200': json(ref('Incident'), 'the updated incident'), '400': problem, ...authProblems, '403': problem, '404': problem, '409': problem, '413': problem },
+          responses: {
+            '200': json(ref('Incident'), 'the updated incident'),
+            '400': problem,
+            ...authProblems,
+            '403': problem,
+            '404': problem,
+            '409': problem,
+            '413': problem,
+          },
         },
       },
       '/api/v1/incidents/{id}/signals': {
@@ -155,7 +175,13 @@ export function openApiDocument(serverUrl = '/'): Json {
         },
       },
       '/api/v1/openapi.json': {
-        get: { operationId: 'getOpenApi', tags: ['health'], summary: 'This document', security: PUBLIC, responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } },
+        get: {
+          operationId: 'getOpenApi',
+          tags: ['health'],
+          summary: 'This document',
+          security: PUBLIC,
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+        },
       },
     },
   };

@@ -28,7 +28,13 @@ const Outcome = z.enum(['allowed', 'denied', 'unknown']);
 const Kind = z.enum(tuple(Object.keys(SIGNAL_KINDS)));
 
 export const Problem = z
-  .object({ type: z.string().optional(), title: z.string(), status: z.int(), detail: z.string(), field: z.string().optional().describe('the input field at fault, when one is') })
+  .object({
+    type: z.string().optional(),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    field: z.string().optional().describe('the input field at fault, when one is'),
+  })
   .register(registry, { id: 'Problem', description: 'An RFC 9457 problem: what is wrong and how to fix it' });
 
 export const Actor = z
@@ -93,7 +99,13 @@ export const RootCause = z
       }),
     ),
     enablingBinding: z
-      .object({ kind: z.enum(['ClusterRoleBinding', 'RoleBinding']), name: z.string(), namespace: z.string().optional(), roleKind: z.string().optional(), roleName: z.string().optional() })
+      .object({
+        kind: z.enum(['ClusterRoleBinding', 'RoleBinding']),
+        name: z.string(),
+        namespace: z.string().optional(),
+        roleKind: z.string().optional(),
+        roleName: z.string().optional(),
+      })
       .optional(),
   })
   .register(registry, { id: 'RootCause', description: 'Which identity acted, what enabled it, the evidence and how sure the engine is' });
@@ -166,7 +178,12 @@ export const IncidentPatch = z
       note: z.string({ error: 'must be a string' }).max(2000, { error: 'must be at most 2000 characters' }).optional(),
       by: z.string({ error: 'must be a string' }).max(200, { error: 'must be at most 200 characters' }).optional(),
     },
-    { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field(s) ${iss.keys.join(', ')}; send status, note and optionally by` : 'send a JSON object such as {"status": "acknowledged", "note": "looking"}') },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `unknown field(s) ${iss.keys.join(', ')}; send status, note and optionally by`
+          : 'send a JSON object such as {"status": "acknowledged", "note": "looking"}',
+    },
   )
   .register(registry, { id: 'IncidentPatch', description: 'Acknowledge or resolve, with a note' });
 
@@ -194,10 +211,30 @@ export const Health = z.object({ status: z.enum(['ok', 'ready']) }).register(reg
 export const RuleList = z
   .object({
     items: z.array(
-      z.object({ type: z.literal('detection'), id: z.string(), title: z.string(), description: z.string(), source: z.string(), severity: Severity, kind: z.string(), mitre: Strings, file: z.string() }),
+      z.object({
+        type: z.literal('detection'),
+        id: z.string(),
+        title: z.string(),
+        description: z.string(),
+        source: z.string(),
+        severity: Severity,
+        kind: z.string(),
+        mitre: Strings,
+        file: z.string(),
+      }),
     ),
     correlations: z.array(
-      z.object({ type: z.string(), id: z.string(), title: z.string(), description: z.string(), rules: Strings, timespanMs: z.int(), severity: Severity, mitre: Strings, file: z.string() }),
+      z.object({
+        type: z.string(),
+        id: z.string(),
+        title: z.string(),
+        description: z.string(),
+        rules: Strings,
+        timespanMs: z.int(),
+        severity: Severity,
+        mitre: Strings,
+        file: z.string(),
+      }),
     ),
   })
   .register(registry, { id: 'RuleList', description: 'The loaded detection and correlation rules' });

@@ -22,7 +22,11 @@ async function start(opts: StreamOptions = {}): Promise<{ stream: IncidentStream
 }
 
 /** Reads SSE events until `count` events of interest (not comments, not `retry:`) arrived. */
-async function events(url: string, count: number, headers: Record<string, string> = {}): Promise<{ event: string; id?: string; data: Record<string, unknown> }[]> {
+async function events(
+  url: string,
+  count: number,
+  headers: Record<string, string> = {},
+): Promise<{ event: string; id?: string; data: Record<string, unknown> }[]> {
   const res = await fetch(url, { headers });
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();

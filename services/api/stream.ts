@@ -88,7 +88,8 @@ export class IncidentStream {
         this.replayedBytes += chunk.length;
         const maxBytes = this.opts.replayBytes ?? 8 * 1024 * 1024;
         let drop = 0;
-        while (this.replay.length - drop > 1 && (this.replay.length - drop > keep || this.replayedBytes > maxBytes)) this.replayedBytes -= this.replay[drop++]!.chunk.length;
+        while (this.replay.length - drop > 1 && (this.replay.length - drop > keep || this.replayedBytes > maxBytes))
+          this.replayedBytes -= this.replay[drop++]!.chunk.length;
         if (drop) this.replay.splice(0, drop);
       }
       if (this.clients.size > 0) this.write(chunk);

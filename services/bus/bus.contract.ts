@@ -53,7 +53,9 @@ export class Received<T> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${this.messages.length} message(s) in ${this.batches.length} batch(es)`));
+        reject(
+          new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${this.messages.length} message(s) in ${this.batches.length} batch(es)`),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);

@@ -76,7 +76,10 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
         if (got.length >= count) done();
       },
     });
-    await Promise.race([enough, new Promise((_, reject) => setTimeout(() => reject(new Error(`read ${got.length} of ${count} messages of ${topic}`)), 20_000))]);
+    await Promise.race([
+      enough,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`read ${got.length} of ${count} messages of ${topic}`)), 20_000)),
+    ]);
     return got;
   }
 
@@ -102,9 +105,14 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     expect(Object.fromEntries(meta.topics.map((t) => [t.name, t.partitions.length]))).toEqual(Object.fromEntries(names.map((n) => [n, 4])));
     const configs = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: [bus.topics.incidents.name, bus.topics.signals.name].map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['cleanup.policy', 'retention.ms'] })),
+      resources: [bus.topics.incidents.name, bus.topics.signals.name].map((name) => ({
+        type: 2 /* TOPIC */,
+        name,
+        configNames: ['cleanup.policy', 'retention.ms'],
+      })),
     });
-    const config = (topic: string, name: string) => configs.resources.find((r) => r.resourceName === topic)?.configEntries.find((e) => e.configName === name)?.configValue;
+    const config = (topic: string, name: string) =>
+      configs.resources.find((r) => r.resourceName === topic)?.configEntries.find((e) => e.configName === name)?.configValue;
     expect(config(bus.topics.incidents.name, 'cleanup.policy')).toBe('compact');
     expect(config(bus.topics.signals.name, 'cleanup.policy')).toBe('delete');
     // Checkpoints refer to signals by offset: the topic keeps them a week whatever the broker default.
@@ -243,9 +251,15 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     const prefix = testPrefix('read');
     const bus = await startedBus(prefix);
     const topic = bus.topics.signals as unknown as Topic<TestValue>;
-    await bus.publish(topic, Array.from({ length: 40 }, (_, seq) => ({ key: 'sa:r/one', value: { k: 'sa:r/one', seq } })));
+    await bus.publish(
+      topic,
+      Array.from({ length: 40 }, (_, seq) => ({ key: 'sa:r/one', value: { k: 'sa:r/one', seq } })),
+    );
     // Other partitions have messages too: the read must not mix them in.
-    await bus.publish(topic, Array.from({ length: 40 }, (_, seq) => ({ key: `sa:r/other-${seq}`, value: { k: `sa:r/other-${seq}`, seq: 1000 + seq } })));
+    await bus.publish(
+      topic,
+      Array.from({ length: 40 }, (_, seq) => ({ key: `sa:r/other-${seq}`, value: { k: `sa:r/other-${seq}`, seq: 1000 + seq } })),
+    );
     const offsets = await admin.fetchTopicOffsets(topic.name);
     // The partition of 'sa:r/one' is the one whose first 40 messages are those: find it by reading it back.
     let found: Map<string, TestValue> | undefined;
@@ -270,7 +284,8 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     const writer = (async () => {
       for (let seq = 100; writing; seq++) await bus.publish(topic, [{ key: 'sa:r/one', value: { k: 'sa:r/one', seq } }]);
     })();
-    for (let round = 0; round < 3; round++) expect([...(await bus.read(topic, partition, ['5', '38'])).values()].map((v) => v.seq).sort((a, b) => a - b)).toEqual([5, 38]);
+    for (let round = 0; round < 3; round++)
+      expect([...(await bus.read(topic, partition, ['5', '38'])).values()].map((v) => v.seq).sort((a, b) => a - b)).toEqual([5, 38]);
     writing = false;
     await writer;
     const left = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${prefix}.read-`));

@@ -91,7 +91,11 @@ export class KafkaBus implements Bus {
     const { state } = this;
     if (state.closed) return false;
     try {
-      const cluster = await withDeadline(this.admin.get().then((a) => a.describeCluster()), timeoutMs, 'describing the cluster');
+      const cluster = await withDeadline(
+        this.admin.get().then((a) => a.describeCluster()),
+        timeoutMs,
+        'describing the cluster',
+      );
       state.connected = cluster.brokers.length > 0;
     } catch (e) {
       state.connected = false;
@@ -112,7 +116,12 @@ export class KafkaBus implements Bus {
   }
 
   /** Reads messages of one partition back by offset; see {@link ReadBack.read}. */
-  read<T>(topic: Topic<T>, partition: number, offsets: readonly string[], options: { timeoutMs?: number; parse?: SubscribeOptions['parse'] } = {}): Promise<Map<string, T>> {
+  read<T>(
+    topic: Topic<T>,
+    partition: number,
+    offsets: readonly string[],
+    options: { timeoutMs?: number; parse?: SubscribeOptions['parse'] } = {},
+  ): Promise<Map<string, T>> {
     return this.reader.read(topic, partition, offsets, options);
   }
 

@@ -56,7 +56,17 @@ export class MemoryBus implements Bus {
 
   /** Groups live only as long as their subscription here, so `ephemeral` changes nothing. */
   subscribe<T>(topic: Topic<T>, group: string, handler: BusHandler<T>, options: SubscribeOptions = {}): () => Promise<void> {
-    const sub: Subscription = { group, handler: handler as BusHandler<unknown>, unflushed: [], unflushedSince: 0, queue: [], queued: 0, running: false, stopped: false, idle: [] };
+    const sub: Subscription = {
+      group,
+      handler: handler as BusHandler<unknown>,
+      unflushed: [],
+      unflushedSince: 0,
+      queue: [],
+      queued: 0,
+      running: false,
+      stopped: false,
+      idle: [],
+    };
     if (options.checkpointing) sub.checkpointing = options.checkpointing;
     const list = this.subs.get(topic.name) ?? [];
     list.push(sub);
@@ -64,7 +74,10 @@ export class MemoryBus implements Bus {
     return async () => {
       await this.idle(sub);
       sub.stopped = true;
-      this.subs.set(topic.name, (this.subs.get(topic.name) ?? []).filter((s) => s !== sub));
+      this.subs.set(
+        topic.name,
+        (this.subs.get(topic.name) ?? []).filter((s) => s !== sub),
+      );
     };
   }
 

@@ -26,10 +26,19 @@ export interface DemoOptions {
 /** Runs the demo; resolves with the incidents found (medium and above). */
 export async function demo(o: DemoOptions): Promise<Incident[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kubevigil-demo-'));
-  const config = loadConfig({ ...process.env, KUBEVIGIL_PORT: o.keep ? (process.env.KUBEVIGIL_PORT ?? '8080') : '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_HOST: '127.0.0.1' });
+  const config = loadConfig({
+    ...process.env,
+    KUBEVIGIL_PORT: o.keep ? (process.env.KUBEVIGIL_PORT ?? '8080') : '0',
+    KUBEVIGIL_DATA_DIR: dir,
+    KUBEVIGIL_HOST: '127.0.0.1',
+  });
   const kv = await serve(config, createLogger(o.keep ? config.logLevel : 'error', 2), { processMetrics: false, sweepSchedule: false });
   try {
-    const background = syntheticAuditEvents(o.background, { start: SEED_SCENARIO.start - 60_000, stepMs: Math.max(1, Math.floor(240_000 / Math.max(1, o.background))), suspiciousShare: 0 });
+    const background = syntheticAuditEvents(o.background, {
+      start: SEED_SCENARIO.start - 60_000,
+      stepMs: Math.max(1, Math.floor(240_000 / Math.max(1, o.background))),
+      suspiciousShare: 0,
+    });
     // The attack as the audit log, the database's mesh sidecar (Loki), Alertmanager and traces (OTLP) report it.
     const deliveries = fourSourceAttack(SEED_SCENARIO, background);
     for (const d of deliveries) {
@@ -39,12 +48,15 @@ export async function demo(o: DemoOptions): Promise<Incident[]> {
       if (res.status >= 300) throw new Error(`${d.path} answered ${res.status}: ${await res.text()}`);
     }
     await kv.drained();
-    const api = (path: string) => fetch(`${kv.url}${path}`, { headers: config.apiToken ? { authorization: `Bearer ${config.apiToken}` } : {} }).then((r) => r.json());
+    const api = (path: string) =>
+      fetch(`${kv.url}${path}`, { headers: config.apiToken ? { authorization: `Bearer ${config.apiToken}` } : {} }).then((r) => r.json());
     const page = (await api('/api/v1/incidents?severity=medium&status=open,acknowledged')) as { items: { id: string }[] };
     const incidents = (await Promise.all(page.items.map((i) => api(`/api/v1/incidents/${i.id}`)))) as Incident[];
     if (o.format === 'json') o.out(JSON.stringify(incidents, null, 2));
     else {
-      o.out(`Sent the attack (${attackEvents(SEED_SCENARIO).length} audit events among ${background.length} benign ones, 3 mesh log lines, 1 alert, 3 spans) to ${kv.url}`);
+      o.out(
+        `Sent the attack (${attackEvents(SEED_SCENARIO).length} audit events among ${background.length} benign ones, 3 mesh log lines, 1 alert, 3 spans) to ${kv.url}`,
+      );
       o.out('through the audit webhook, Loki push, Alertmanager webhook and OTLP endpoints.');
       o.out(`${incidents.length} incident(s) of severity medium or above:\n`);
       for (const inc of incidents) o.out(`${renderIncident(inc)}\n`);

@@ -67,7 +67,12 @@ export function describeSystemError(e: SystemError): string {
  * for an error of `server.listen`, or undefined for any other error. `fix` says how to choose
  * another port, or another address when this one is not the machine's.
  */
-export function listenFailure(e: unknown, host: string, port: number, fix = { port: 'set KUBEVIGIL_PORT or --port', host: 'set KUBEVIGIL_HOST or --host' }): CliError | undefined {
+export function listenFailure(
+  e: unknown,
+  host: string,
+  port: number,
+  fix = { port: 'set KUBEVIGIL_PORT or --port', host: 'set KUBEVIGIL_HOST or --host' },
+): CliError | undefined {
   if (!isSystemError(e) || e.syscall !== 'listen') return undefined;
   const address = e.address ?? host;
   const where = `${address.includes(':') ? `[${address}]` : address}:${e.port ?? port}`;
@@ -92,13 +97,30 @@ export function explain(e: unknown): { code: number; lines: string[] } {
   if (e instanceof ConfigError) {
     const [first] = e.problems;
     if (e.problems.length === 1 && first) return { code: 1, lines: [`invalid configuration: ${first}`] };
-    return { code: 1, lines: [`invalid configuration: ${e.problems.length} problems (kubevigil config lists the settings):`, ...e.problems.map((p) => `  ${p}`)] };
+    return {
+      code: 1,
+      lines: [`invalid configuration: ${e.problems.length} problems (kubevigil config lists the settings):`, ...e.problems.map((p) => `  ${p}`)],
+    };
   }
   if (e instanceof KubevigilError) return { code: 1, lines: [e.message.split('\n').join('; ')] };
   // A service kubevigil depends on (Kafka, Redis, Loki, Tempo) is not there: not a bug.
-  if (isSystemError(e) && e.syscall === 'connect') return { code: 1, lines: [`cannot connect to ${e.address ?? '?'}:${e.port ?? '?'}: ${describeSystemError(e)}; check the address in the settings (kubevigil config)`] };
-  if (e instanceof Error && e.name.startsWith('KafkaJS')) return { code: 1, lines: [`Kafka: ${e.message.split('\n')[0]} (${e.name}); check KAFKA_BROKERS and that the brokers are up`] };
-  if (isSystemError(e) && e.path !== undefined) return { code: 1, lines: [`cannot ${e.syscall === 'open' || e.syscall === 'stat' || e.syscall === 'read' ? 'read' : (e.syscall ?? 'use')} ${e.path}: ${describeSystemError(e)}`] };
+  if (isSystemError(e) && e.syscall === 'connect')
+    return {
+      code: 1,
+      lines: [`cannot connect to ${e.address ?? '?'}:${e.port ?? '?'}: ${describeSystemError(e)}; check the address in the settings (kubevigil config)`],
+    };
+  if (e instanceof Error && e.name.startsWith('KafkaJS'))
+    return { code: 1, lines: [`Kafka: ${e.message.split('\n')[0]} (${e.name}); check KAFKA_BROKERS and that the brokers are up`] };
+  if (isSystemError(e) && e.path !== undefined)
+    return {
+      code: 1,
+      lines: [
+        `cannot ${e.syscall === 'open' || e.syscall === 'stat' || e.syscall === 'read' ? 'read' : (e.syscall ?? 'use')} ${e.path}: ${describeSystemError(e)}`,
+      ],
+    };
   const summary = e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e);
-  return { code: 1, lines: [`internal error: ${summary} (a bug; please report it with the stack below)`, e instanceof Error ? (e.stack ?? String(e)) : String(e)] };
+  return {
+    code: 1,
+    lines: [`internal error: ${summary} (a bug; please report it with the stack below)`, e instanceof Error ? (e.stack ?? String(e)) : String(e)],
+  };
 }

@@ -36,7 +36,10 @@ export const SYNOPSIS = [
   'kubevigil config',
 ];
 
-const usageOf = (command: string) => SYNOPSIS.find((l) => l.startsWith(`kubevigil ${command} `) || l === `kubevigil ${command}`)!.slice(`kubevigil ${command}`.length).trim();
+const usageOf = (command: string) =>
+  SYNOPSIS.find((l) => l.startsWith(`kubevigil ${command} `) || l === `kubevigil ${command}`)!
+    .slice(`kubevigil ${command}`.length)
+    .trim();
 
 /** The path of a command below the program: "replay", "rules lint", "" for the program itself. */
 function pathOf(cmd: Command): string {
@@ -53,11 +56,14 @@ const oneOf =
     return value as T;
   };
 
-const integer = (flag: string, command: string, min: number, max: number, meaning: string) => (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} ${value} is not valid; use an integer from ${min} to ${max} (${meaning})`, command);
-  return n;
-};
+const integer =
+  (flag: string, command: string, min: number, max: number, meaning: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+      throw new UsageError(`${flag} ${value} is not valid; use an integer from ${min} to ${max} (${meaning})`, command);
+    return n;
+  };
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -89,13 +95,22 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
     )
     .usage(usageOf('serve'))
     .option('--host <H>', 'address to listen on (KUBEVIGIL_HOST; default 127.0.0.1)', (v: string) => {
-      if (v !== 'localhost' && v !== '0.0.0.0' && v !== '::' && isIP(v) === 0) throw new UsageError(`--host ${v} is not an IP address; use one such as 127.0.0.1 or 0.0.0.0`, 'serve');
+      if (v !== 'localhost' && v !== '0.0.0.0' && v !== '::' && isIP(v) === 0)
+        throw new UsageError(`--host ${v} is not an IP address; use one such as 127.0.0.1 or 0.0.0.0`, 'serve');
       return v;
     })
-    .option('--port <P>', 'port to listen on, 0 for any free one (KUBEVIGIL_PORT; default 8080)', (v: string) => String(integer('--port', 'serve', 0, 65535, 'the port to listen on; 0 picks a free one')(v)))
+    .option('--port <P>', 'port to listen on, 0 for any free one (KUBEVIGIL_PORT; default 8080)', (v: string) =>
+      String(integer('--port', 'serve', 0, 65535, 'the port to listen on; 0 picks a free one')(v)),
+    )
     .option('--insecure', 'allow listening beyond loopback without ingest and API tokens (a mesh or proxy authenticates callers)')
     .option('--role <roles>', `comma-separated roles of this process: all, or ${ROLES.join(', ')} (KUBEVIGIL_ROLES)`, (v: string) => {
-      const bad = v === 'all' ? [] : v.split(',').map((r) => r.trim()).filter((r) => !(ROLES as readonly string[]).includes(r));
+      const bad =
+        v === 'all'
+          ? []
+          : v
+              .split(',')
+              .map((r) => r.trim())
+              .filter((r) => !(ROLES as readonly string[]).includes(r));
       if (bad.length || v.trim() === '') throw new UsageError(`--role ${v} is not known; use all or a comma-separated list of ${ROLES.join(', ')}`, 'serve');
       return v;
     })
@@ -133,9 +148,17 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
     )
     .usage(usageOf('replay'))
     .argument('<FILE|DIR|-...>', 'audit log files, directories of them, or - for stdin')
-    .addOption(new Option('--format <F>', 'signals as a table or as JSON lines (default: table on a terminal, json otherwise)').choices(['table', 'json']).argParser(oneOf('--format', 'replay', ['table', 'json'] as const)))
+    .addOption(
+      new Option('--format <F>', 'signals as a table or as JSON lines (default: table on a terminal, json otherwise)')
+        .choices(['table', 'json'])
+        .argParser(oneOf('--format', 'replay', ['table', 'json'] as const)),
+    )
     .option('--follow', 'keep reading the files as they grow (handles rotation and copytruncate); Ctrl-C to stop')
-    .addOption(new Option('--min-severity <S>', 'print only signals of this severity or above').choices(SEVERITIES).argParser(oneOf('--min-severity', 'replay', SEVERITIES)))
+    .addOption(
+      new Option('--min-severity <S>', 'print only signals of this severity or above')
+        .choices(SEVERITIES)
+        .argParser(oneOf('--min-severity', 'replay', SEVERITIES)),
+    )
     .option('--rules <PATH>', 'a rule file or directory to load after the shipped packs (repeatable)', collect)
     .option('--no-progress', 'no progress bar on stderr (shown on a terminal for inputs over 8 MiB)')
     .addHelpText('after', RULES_ENV)
@@ -204,8 +227,18 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
         'the real audit webhook, Loki push, Alertmanager webhook and OTLP endpoints, and print the incidents found.',
     )
     .usage(usageOf('demo'))
-    .option('--background <N>', 'benign audit events mixed into the attack', integer('--background', 'demo', 0, 1_000_000, 'benign events mixed into the attack'), 2000)
-    .addOption(new Option('--format <F>', 'text or json').choices(['text', 'json']).default('text').argParser(oneOf('--format', 'demo', ['text', 'json'] as const)))
+    .option(
+      '--background <N>',
+      'benign audit events mixed into the attack',
+      integer('--background', 'demo', 0, 1_000_000, 'benign events mixed into the attack'),
+      2000,
+    )
+    .addOption(
+      new Option('--format <F>', 'text or json')
+        .choices(['text', 'json'])
+        .default('text')
+        .argParser(oneOf('--format', 'demo', ['text', 'json'] as const)),
+    )
     .option('--keep', 'keep that kubevigil running afterwards, on KUBEVIGIL_PORT (default 8080)')
     .action(async (o: { background: number; format: 'text' | 'json'; keep?: boolean }) => {
       const keep = o.keep === true;
@@ -275,7 +308,10 @@ function toUsageError(e: CommanderError, c: Command): Error {
     }
     case 'commander.excessArguments': {
       const extra = c.args.slice(c.registeredArguments.length);
-      return new UsageError(`${command || 'kubevigil'} takes ${c.registeredArguments.length ? `only ${c.registeredArguments.length} argument(s)` : 'no arguments'}; remove ${extra.map((a) => JSON.stringify(a)).join(' ')}`, command);
+      return new UsageError(
+        `${command || 'kubevigil'} takes ${c.registeredArguments.length ? `only ${c.registeredArguments.length} argument(s)` : 'no arguments'}; remove ${extra.map((a) => JSON.stringify(a)).join(' ')}`,
+        command,
+      );
     }
     default:
       return new UsageError(first.replace(/\.$/, '') + also, command);

@@ -48,7 +48,11 @@ export function renderIncident(inc: Incident, width = 160): string {
   // The story and its reach are worth reading whole: wrapped, not cut (but bounded, as they carry names from the cluster).
   if (radius.length) lines.push(...wrap(terminalSafe(radius.join('; '), width * 4), '  blast      ', '             ', WRAP, 6));
   lines.push(`  mitre      ${inc.mitre.join(', ')}`);
-  lines.push('', `ROOT CAUSE (confidence ${inc.rootCause.confidence.toFixed(2)})`, ...wrap(terminalSafe(inc.rootCause.summary, width * 6), '  ', '  ', WRAP, 8));
+  lines.push(
+    '',
+    `ROOT CAUSE (confidence ${inc.rootCause.confidence.toFixed(2)})`,
+    ...wrap(terminalSafe(inc.rootCause.summary, width * 6), '  ', '  ', WRAP, 8),
+  );
   for (const e of inc.rootCause.evidence) lines.push(`  - [${e.type}] ${t(e.detail)}`);
   if (inc.correlations.length) {
     lines.push('', 'CORRELATIONS');
@@ -61,7 +65,13 @@ export function renderIncident(inc: Incident, width = 160): string {
   inc.remediations.forEach((r, i) => {
     lines.push(`  ${i + 1}. ${r.title}`, `     why:  ${r.rationale}`, `     risk: ${r.risk}`);
     for (const c of r.commands) lines.push(`     $ ${c}`);
-    for (const m of r.manifests) lines.push(...m.trimEnd().split('\n').map((l) => `     | ${l}`));
+    for (const m of r.manifests)
+      lines.push(
+        ...m
+          .trimEnd()
+          .split('\n')
+          .map((l) => `     | ${l}`),
+      );
   });
   return lines.join('\n');
 }

@@ -72,7 +72,10 @@ const COLUMNS: [string, number][] = [
 ];
 
 function row(cells: string[]): string {
-  return cells.map((c, i) => terminalSafe(c, COLUMNS[i]![1]).padEnd(COLUMNS[i]![1])).join(' ').trimEnd();
+  return cells
+    .map((c, i) => terminalSafe(c, COLUMNS[i]![1]).padEnd(COLUMNS[i]![1]))
+    .join(' ')
+    .trimEnd();
 }
 
 function targetOf(s: Signal): string {
@@ -86,7 +89,8 @@ function targetOf(s: Signal): string {
 export async function replay(o: ReplayOptions): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));
-  if (o.minSeverity !== undefined && !isSeverity(o.minSeverity)) throw new UsageError(`--min-severity ${o.minSeverity} is not known; use one of ${SEVERITIES.join(', ')}`, 'replay');
+  if (o.minSeverity !== undefined && !isSeverity(o.minSeverity))
+    throw new UsageError(`--min-severity ${o.minSeverity} is not known; use one of ${SEVERITIES.join(', ')}`, 'replay');
   const rules = loadRules(o.rulesPaths);
   if (rules.problems.length) throw new RuleSetError(rules.problems);
   const detector = new Detector(rules.rules, SCHEMAS, { minSeverity: isSeverity(o.minSeverity) ? o.minSeverity : 'info' });

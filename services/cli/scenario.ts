@@ -84,7 +84,12 @@ export function spans(s: AttackScenario): Delivery {
       kind: 3,
       startTimeUnixNano: nanos(t),
       endTimeUnixNano: nanos(t + 12),
-      attributes: [attr('http.request.method', 'POST'), attr('http.response.status_code', 403), attr('server.address', `payments-api.${s.targetNamespace}.svc.cluster.local`), attr('url.full', `http://payments-api.${s.targetNamespace}.svc.cluster.local/v1/charges`)],
+      attributes: [
+        attr('http.request.method', 'POST'),
+        attr('http.response.status_code', 403),
+        attr('server.address', `payments-api.${s.targetNamespace}.svc.cluster.local`),
+        attr('url.full', `http://payments-api.${s.targetNamespace}.svc.cluster.local/v1/charges`),
+      ],
       status: { code: 2, message: 'Forbidden' },
     };
   });
@@ -94,7 +99,14 @@ export function spans(s: AttackScenario): Delivery {
     body: JSON.stringify({
       resourceSpans: [
         {
-          resource: { attributes: [attr('service.name', s.serviceAccount), attr('k8s.namespace.name', s.namespace), attr('k8s.pod.name', s.pod), attr('k8s.pod.ip', s.podIP)] },
+          resource: {
+            attributes: [
+              attr('service.name', s.serviceAccount),
+              attr('k8s.namespace.name', s.namespace),
+              attr('k8s.pod.name', s.pod),
+              attr('k8s.pod.ip', s.podIP),
+            ],
+          },
           scopeSpans: [{ scope: { name: 'kubevigil-demo' }, spans: spanList }],
         },
       ],
@@ -107,6 +119,10 @@ export function fourSourceAttack(s: AttackScenario, background: AuditEvent[] = [
   const audit = [...attackEvents(s, seed), ...background].sort((a, b) => Date.parse(a.stageTimestamp ?? '') - Date.parse(b.stageTimestamp ?? ''));
   const batches: Delivery[] = [];
   for (let i = 0; i < audit.length; i += 400)
-    batches.push({ path: '/ingest/k8s-audit', contentType: 'application/json', body: JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: audit.slice(i, i + 400) }) });
+    batches.push({
+      path: '/ingest/k8s-audit',
+      contentType: 'application/json',
+      body: JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: audit.slice(i, i + 400) }),
+    });
   return [...batches, meshPush(s), alertWebhook(s), spans(s)];
 }

@@ -8,4 +8,3 @@ export function terminalSafe(s: string, width: number): string {
   const clean = s.replace(CONTROL, '�');
   return clean.length > width ? `${clean.slice(0, Math.max(0, width - 1))}…` : clean;
 }
-

@@ -74,15 +74,33 @@ export function createApp(deps: AppDeps): Express {
   // Every source's receiver, in the registry's order: its token (or the general one; with a client
   // CA a verified certificate too), the overload limits with the status its senders retry, then it.
   for (const source of SOURCE_LIST) {
-    app.use(source.path, requireAuth({ realm: `${source.name} ingest`, write: [config.ingestToken, config.sourceTokens[source.name]], clientCert: !!config.tls?.clientCaFile }));
     app.use(
       source.path,
-      ingestLimits({ maxInFlight: config.ingestMaxInFlight, ratePerSecond: config.ingestRate, burst: Math.max(1, config.ingestRate * 2), status: source.overloadStatus, retryAfterSeconds: 1 }, (reason) =>
-        metrics.ingestRejected.inc({ source: source.name, reason }),
+      requireAuth({ realm: `${source.name} ingest`, write: [config.ingestToken, config.sourceTokens[source.name]], clientCert: !!config.tls?.clientCaFile }),
+    );
+    app.use(
+      source.path,
+      ingestLimits(
+        {
+          maxInFlight: config.ingestMaxInFlight,
+          ratePerSecond: config.ingestRate,
+          burst: Math.max(1, config.ingestRate * 2),
+          status: source.overloadStatus,
+          retryAfterSeconds: 1,
+        },
+        (reason) => metrics.ingestRejected.inc({ source: source.name, reason }),
       ),
     );
     if (deps.sink)
-      app.use(source.receiver({ sink: deps.sink, maxBodyBytes: config.maxBodyBytes, dedupEntries: config.dedupEntries, metrics, alertmanagerActorConventions: config.alertmanagerActorConventions }));
+      app.use(
+        source.receiver({
+          sink: deps.sink,
+          maxBodyBytes: config.maxBodyBytes,
+          dedupEntries: config.dedupEntries,
+          metrics,
+          alertmanagerActorConventions: config.alertmanagerActorConventions,
+        }),
+      );
   }
 
   app.get('/api/v1/openapi.json', (_req, res) => {
@@ -91,29 +109,50 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api', requireAuth({ realm: 'api', write: [config.apiToken], read: [config.apiReadToken] }));
   if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
   const recent = deps.recent;
-  if (recent) app.get('/api/v1/signals', (req: Request, res: Response) => {
-    const q = req.query;
-    const limitRaw = typeof q.limit === 'string' ? Number(q.limit) : 100;
-    if (!Number.isInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) {
-      sendProblem(res, 400, 'Bad Request', `limit (${String(q.limit)}) must be an integer from 1 to 1000`);
-      return;
-    }
-    const minSev = q.severity;
-    if (minSev !== undefined && !isSeverity(minSev)) {
-      sendProblem(res, 400, 'Bad Request', `severity (${String(minSev)}) must be one of info, low, medium, high, critical (the minimum to list)`);
-      return;
-    }
-    const kind = typeof q.kind === 'string' ? q.kind : undefined;
-    const actor = typeof q.actor === 'string' ? q.actor : undefined;
-    const min = minSev ? severityRank(minSev) : 0;
-    const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
-    res.json({ items: items.map(apiSignal) });
-  });
+  if (recent)
+    app.get('/api/v1/signals', (req: Request, res: Response) => {
+      const q = req.query;
+      const limitRaw = typeof q.limit === 'string' ? Number(q.limit) : 100;
+      if (!Number.isInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) {
+        sendProblem(res, 400, 'Bad Request', `limit (${String(q.limit)}) must be an integer from 1 to 1000`);
+        return;
+      }
+      const minSev = q.severity;
+      if (minSev !== undefined && !isSeverity(minSev)) {
+        sendProblem(res, 400, 'Bad Request', `severity (${String(minSev)}) must be one of info, low, medium, high, critical (the minimum to list)`);
+        return;
+      }
+      const kind = typeof q.kind === 'string' ? q.kind : undefined;
+      const actor = typeof q.actor === 'string' ? q.actor : undefined;
+      const min = minSev ? severityRank(minSev) : 0;
+      const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
+      res.json({ items: items.map(apiSignal) });
+    });
   app.get('/api/v1/rules', (_req, res) => {
     const file = (f: string) => f.replace(/^.*\/rules\//, 'rules/');
     res.json({
-      items: deps.rules.map((r) => ({ type: 'detection', id: r.id, title: r.title, description: r.description, source: r.source, severity: r.severity, kind: r.kind, mitre: r.mitre, file: file(r.file) })),
-      correlations: deps.correlations.map((c) => ({ type: c.type, id: c.id, title: c.title, description: c.description, rules: c.refs, timespanMs: c.timespanMs, severity: c.severity, mitre: c.mitre, file: file(c.file) })),
+      items: deps.rules.map((r) => ({
+        type: 'detection',
+        id: r.id,
+        title: r.title,
+        description: r.description,
+        source: r.source,
+        severity: r.severity,
+        kind: r.kind,
+        mitre: r.mitre,
+        file: file(r.file),
+      })),
+      correlations: deps.correlations.map((c) => ({
+        type: c.type,
+        id: c.id,
+        title: c.title,
+        description: c.description,
+        rules: c.refs,
+        timespanMs: c.timespanMs,
+        severity: c.severity,
+        mitre: c.mitre,
+        file: file(c.file),
+      })),
     });
   });
 
@@ -126,7 +165,13 @@ export function createApp(deps: AppDeps): Express {
     const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
     const status = e?.status ?? e?.statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      if (!res.headersSent) sendProblem(res, status, status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Content Too Large' : 'Bad Request', `the request could not be read: ${(e.message ?? 'invalid request').slice(0, 200)}`);
+      if (!res.headersSent)
+        sendProblem(
+          res,
+          status,
+          status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Content Too Large' : 'Bad Request',
+          `the request could not be read: ${(e.message ?? 'invalid request').slice(0, 200)}`,
+        );
       return;
     }
     // kubevigil's own errors carry their catalogued status: a store closing during shutdown or a

@@ -45,7 +45,12 @@ export function requireAuth(o: AuthOptions): RequestHandler {
     if (o.clientCert) {
       const sock = req.socket as TLSSocket;
       if (!sock.encrypted || !sock.authorized) {
-        sendProblem(res, 401, 'Unauthorized', `a client certificate signed by the configured CA is required for ${o.realm} (${sock.encrypted ? sock.authorizationError ?? 'no certificate presented' : 'use https'})`);
+        sendProblem(
+          res,
+          401,
+          'Unauthorized',
+          `a client certificate signed by the configured CA is required for ${o.realm} (${sock.encrypted ? (sock.authorizationError ?? 'no certificate presented') : 'use https'})`,
+        );
         return;
       }
       if (!write.length && !read.length) return next();

@@ -11,9 +11,17 @@ describe('ingestLimits', () => {
     let now = 0;
     const rejected: string[] = [];
     const app = express();
-    app.post('/x', ingestLimits({ maxInFlight: 100, ratePerSecond: 2, burst: 2, status: 429, retryAfterSeconds: 3 }, (r) => rejected.push(r), () => now), (_req, res) => {
-      res.status(204).end();
-    });
+    app.post(
+      '/x',
+      ingestLimits(
+        { maxInFlight: 100, ratePerSecond: 2, burst: 2, status: 429, retryAfterSeconds: 3 },
+        (r) => rejected.push(r),
+        () => now,
+      ),
+      (_req, res) => {
+        res.status(204).end();
+      },
+    );
     srv = await listen(app);
     const post = () => fetch(`${srv!.url}/x`, { method: 'POST' });
     expect((await post()).status).toBe(204);

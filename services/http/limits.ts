@@ -41,7 +41,12 @@ export function ingestLimits(l: IngestLimits, onReject: LimitRejected = () => {}
       if (tokens < 1) {
         onReject('rate');
         res.setHeader('Retry-After', String(l.retryAfterSeconds));
-        sendProblem(res, l.status, l.status === 429 ? 'Too Many Requests' : 'Service Unavailable', `more than ${l.ratePerSecond} requests/s to this receiver; retry after ${l.retryAfterSeconds}s or raise KUBEVIGIL_INGEST_RATE`);
+        sendProblem(
+          res,
+          l.status,
+          l.status === 429 ? 'Too Many Requests' : 'Service Unavailable',
+          `more than ${l.ratePerSecond} requests/s to this receiver; retry after ${l.retryAfterSeconds}s or raise KUBEVIGIL_INGEST_RATE`,
+        );
         return;
       }
       tokens -= 1;
@@ -49,7 +54,12 @@ export function ingestLimits(l: IngestLimits, onReject: LimitRejected = () => {}
     if (inFlight >= l.maxInFlight || uploading >= maxUploads) {
       onReject('in_flight');
       res.setHeader('Retry-After', String(l.retryAfterSeconds));
-      sendProblem(res, l.status, l.status === 429 ? 'Too Many Requests' : 'Service Unavailable', `${inFlight >= l.maxInFlight ? `${l.maxInFlight} requests are already being processed` : `${maxUploads} requests are already uploading`}; retry after ${l.retryAfterSeconds}s`);
+      sendProblem(
+        res,
+        l.status,
+        l.status === 429 ? 'Too Many Requests' : 'Service Unavailable',
+        `${inFlight >= l.maxInFlight ? `${l.maxInFlight} requests are already being processed` : `${maxUploads} requests are already uploading`}; retry after ${l.retryAfterSeconds}s`,
+      );
       return;
     }
     let state: 'uploading' | 'processing' | 'done' = 'uploading';

@@ -54,7 +54,8 @@ export function alertsFor(inc: Incident, previousSeverity: Severity | undefined,
     ...(apiBaseUrl ? { generatorURL: incidentUrl(apiBaseUrl, inc.id) } : {}),
   };
   const alerts = [alert];
-  if (previousSeverity && previousSeverity !== inc.severity) alerts.push({ ...alert, labels: labels(inc, previousSeverity), endsAt: new Date(now).toISOString() });
+  if (previousSeverity && previousSeverity !== inc.severity)
+    alerts.push({ ...alert, labels: labels(inc, previousSeverity), endsAt: new Date(now).toISOString() });
   return alerts;
 }
 
@@ -86,7 +87,13 @@ export class AlertmanagerSink implements Sink {
     const now = ctx.now();
     const alerts = latest.flatMap((i) => alertsFor(i.notification.incident, i.notification.change.severity?.from, now, this.apiBaseUrl));
     try {
-      await post(`Alertmanager ${this.id}`, `${this.baseUrl.replace(/\/+$/, '')}/api/v2/alerts`, JSON.stringify(alerts), {}, { timeoutMs: this.timeoutMs, now });
+      await post(
+        `Alertmanager ${this.id}`,
+        `${this.baseUrl.replace(/\/+$/, '')}/api/v2/alerts`,
+        JSON.stringify(alerts),
+        {},
+        { timeoutMs: this.timeoutMs, now },
+      );
       ctx.metrics.sent.inc({ sink: this.kind, kind: 'alert' });
       for (const i of latest) outcomes.set(i.seq, { status: 'done' });
     } catch (err) {

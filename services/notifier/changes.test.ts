@@ -20,12 +20,23 @@ describe('describeChange', () => {
 
   it('calls a severity rise, a new source or a new pattern significant evidence; a status change material only', () => {
     const prev = snapshotOf(v3, []);
-    expect(describeChange(prev, grown({ severity: 'critical' }))).toMatchObject({ severity: { from: 'high', to: 'critical' }, material: true, significant: true });
+    expect(describeChange(prev, grown({ severity: 'critical' }))).toMatchObject({
+      severity: { from: 'high', to: 'critical' },
+      material: true,
+      significant: true,
+    });
     expect(describeChange(prev, grown({ severity: 'medium' }))).toMatchObject({ material: true, significant: false });
     expect(describeChange(prev, grown({ sources: ['k8s-audit', 'loki'] }))).toMatchObject({ newSources: ['loki'], significant: true });
     const pattern = { ruleId: 'zt-lateral-movement', title: 'Lateral movement', signalIds: [], time: T0 };
-    expect(describeChange(prev, grown({ correlations: [...v3.correlations, pattern] }))).toMatchObject({ newCorrelations: [{ ruleId: 'zt-lateral-movement', title: 'Lateral movement' }], significant: true });
-    expect(describeChange(prev, grown({ status: 'acknowledged' }))).toMatchObject({ status: { from: 'open', to: 'acknowledged' }, material: true, significant: false });
+    expect(describeChange(prev, grown({ correlations: [...v3.correlations, pattern] }))).toMatchObject({
+      newCorrelations: [{ ruleId: 'zt-lateral-movement', title: 'Lateral movement' }],
+      significant: true,
+    });
+    expect(describeChange(prev, grown({ status: 'acknowledged' }))).toMatchObject({
+      status: { from: 'open', to: 'acknowledged' },
+      material: true,
+      significant: false,
+    });
     expect(describeChange(prev, grown({ status: 'resolved' }))).toMatchObject({ kind: 'resolved', material: true, significant: false });
   });
 
@@ -43,7 +54,15 @@ describe('mergeChanges', () => {
     const v4 = grown({ sources: ['k8s-audit', 'loki'], signalCount: 8 });
     const v5: Incident = { ...v4, version: 5, severity: 'critical', signalCount: 10 };
     const merged = mergeChanges(describeChange(prev, v4), describeChange(snapshotOf(v4, []), v5));
-    expect(merged).toMatchObject({ kind: 'updated', fromVersion: 3, severity: { from: 'high', to: 'critical' }, newSources: ['loki'], addedSignals: 3, since: v3.lastSeen, significant: true });
+    expect(merged).toMatchObject({
+      kind: 'updated',
+      fromVersion: 3,
+      severity: { from: 'high', to: 'critical' },
+      newSources: ['loki'],
+      addedSignals: 3,
+      since: v3.lastSeen,
+      significant: true,
+    });
     const opened = mergeChanges(describeChange(undefined, v3), describeChange(prev, v4));
     expect(opened.kind).toBe('opened');
   });

@@ -49,11 +49,30 @@ describe('loadNotifierConfig', () => {
     });
     // With a bot token the incoming webhook is not used.
     expect(c.slackWebhookUrl).toBeUndefined();
-    expect(c).toMatchObject({ webhooks: { urls: ['https://a.example/hook', 'https://b.example/hook'] }, alertmanagerUrl: 'http://alertmanager:9093/', minSeverity: 'high', apiBaseUrl: 'https://kubevigil.example.com/' });
+    expect(c).toMatchObject({
+      webhooks: { urls: ['https://a.example/hook', 'https://b.example/hook'] },
+      alertmanagerUrl: 'http://alertmanager:9093/',
+      minSeverity: 'high',
+      apiBaseUrl: 'https://kubevigil.example.com/',
+    });
     const slack = c.slackBot!;
     expect(routeChannels(makeIncident('a', { severity: 'critical' }), slack)).toEqual(['#sec-oncall', 'C0PAYMENTS']);
-    expect(routeChannels(makeIncident('b', { severity: 'medium', blastRadius: { namespaces: ['payments'], workloads: [], secrets: [], bindings: [], policies: [] } }), slack)).toEqual(['#low']);
-    expect(routeChannels(makeIncident('c', { severity: 'high', blastRadius: { namespaces: ['ci'], workloads: [], secrets: [], bindings: [], policies: [] }, actor: { key: 'user:x', type: 'user', name: 'x' } }), slack)).toEqual(['#security']);
+    expect(
+      routeChannels(
+        makeIncident('b', { severity: 'medium', blastRadius: { namespaces: ['payments'], workloads: [], secrets: [], bindings: [], policies: [] } }),
+        slack,
+      ),
+    ).toEqual(['#low']);
+    expect(
+      routeChannels(
+        makeIncident('c', {
+          severity: 'high',
+          blastRadius: { namespaces: ['ci'], workloads: [], secrets: [], bindings: [], policies: [] },
+          actor: { key: 'user:x', type: 'user', name: 'x' },
+        }),
+        slack,
+      ),
+    ).toEqual(['#security']);
   });
 
   it('reports every problem at once, without quoting secrets', () => {
@@ -68,20 +87,36 @@ describe('loadNotifierConfig', () => {
     });
     expect(found).toHaveLength(10);
     expect(found.join('\n')).not.toMatch(/xoxp-user-token-secret|secret-hook|not a url/);
-    expect(found).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^SLACK_BOT_TOKEN \(value hidden\) must be a bot token starting with xoxb-/),
-      expect.stringMatching(/^SLACK_ROUTES route 1 .* has severity "urgent"/),
-      expect.stringMatching(/^SLACK_ROUTES route 3 \("nothing"\) has no "=>"/),
-      expect.stringMatching(/^KUBEVIGIL_WEBHOOK_SECRET is 5 characters/),
-      expect.stringMatching(/^KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD \("1"\) must be an integer from 2/),
-    ]));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^SLACK_BOT_TOKEN \(value hidden\) must be a bot token starting with xoxb-/),
+        expect.stringMatching(/^SLACK_ROUTES route 1 .* has severity "urgent"/),
+        expect.stringMatching(/^SLACK_ROUTES route 3 \("nothing"\) has no "=>"/),
+        expect.stringMatching(/^KUBEVIGIL_WEBHOOK_SECRET is 5 characters/),
+        expect.stringMatching(/^KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD \("1"\) must be an integer from 2/),
+      ]),
+    );
     expect(problems({ SLACK_BOT_TOKEN: TOKEN })).toEqual([expect.stringMatching(/neither SLACK_CHANNEL nor SLACK_ROUTES/)]);
     expect(problems({ SLACK_CHANNEL: '#x' })).toEqual([expect.stringMatching(/without SLACK_BOT_TOKEN/)]);
   });
 
   it('documents every variable it reads', () => {
     const documented = new Set(NOTIFIER_SETTINGS.map((s) => s.env));
-    for (const v of ['SLACK_BOT_TOKEN', 'SLACK_CHANNEL', 'SLACK_ROUTES', 'SLACK_WEBHOOK_URL', 'SLACK_API_URL', 'KUBEVIGIL_NOTIFY_MIN_SEVERITY', 'KUBEVIGIL_PUBLIC_URL', 'KUBEVIGIL_WEBHOOK_URLS', 'KUBEVIGIL_WEBHOOK_SECRET', 'KUBEVIGIL_ALERTMANAGER_URL', 'KUBEVIGIL_NOTIFY_GROUP_WAIT_MS', 'KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD', 'SLACK_MIN_INTERVAL_MS'])
+    for (const v of [
+      'SLACK_BOT_TOKEN',
+      'SLACK_CHANNEL',
+      'SLACK_ROUTES',
+      'SLACK_WEBHOOK_URL',
+      'SLACK_API_URL',
+      'KUBEVIGIL_NOTIFY_MIN_SEVERITY',
+      'KUBEVIGIL_PUBLIC_URL',
+      'KUBEVIGIL_WEBHOOK_URLS',
+      'KUBEVIGIL_WEBHOOK_SECRET',
+      'KUBEVIGIL_ALERTMANAGER_URL',
+      'KUBEVIGIL_NOTIFY_GROUP_WAIT_MS',
+      'KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD',
+      'SLACK_MIN_INTERVAL_MS',
+    ])
       expect(documented.has(v), v).toBe(true);
   });
 });

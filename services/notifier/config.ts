@@ -80,17 +80,49 @@ export const DEFAULT_DELIVERY: DeliveryConfig = {
 
 /** The notifier's variables, for `kubevigil config` and the README. */
 export const NOTIFIER_SETTINGS: SettingDoc[] = [
-  { env: 'SLACK_BOT_TOKEN', default: '(none)', help: 'Slack bot token (xoxb-…, scope chat:write): one message per incident, updated as it changes, with thread replies for new evidence.' },
+  {
+    env: 'SLACK_BOT_TOKEN',
+    default: '(none)',
+    help: 'Slack bot token (xoxb-…, scope chat:write): one message per incident, updated as it changes, with thread replies for new evidence.',
+  },
   { env: 'SLACK_CHANNEL', default: '(none)', help: 'Channel (ID such as C0123ABCD, or #name) for incidents no route matches. Invite the app to it.' },
-  { env: 'SLACK_ROUTES', default: '(none)', help: 'Routes, ";"-separated: "<conditions> => <channel>", conditions comma-separated: severity>=high, severity=medium, namespace=payments, namespace=team-*. Every matching route gets the incident; SLACK_CHANNEL gets those none matched.' },
-  { env: 'SLACK_WEBHOOK_URL', default: '(none)', help: 'Slack incoming-webhook URL, used when no bot token is set: one message per incident change (webhooks cannot edit).' },
+  {
+    env: 'SLACK_ROUTES',
+    default: '(none)',
+    help: 'Routes, ";"-separated: "<conditions> => <channel>", conditions comma-separated: severity>=high, severity=medium, namespace=payments, namespace=team-*. Every matching route gets the incident; SLACK_CHANNEL gets those none matched.',
+  },
+  {
+    env: 'SLACK_WEBHOOK_URL',
+    default: '(none)',
+    help: 'Slack incoming-webhook URL, used when no bot token is set: one message per incident change (webhooks cannot edit).',
+  },
   { env: 'SLACK_API_URL', default: 'https://slack.com/api/', help: 'Slack Web API base URL (a proxy or a test stand-in).' },
   { env: 'KUBEVIGIL_NOTIFY_MIN_SEVERITY', default: 'medium', help: `Incidents below this severity are not notified (${SEVERITIES.join(', ')}).` },
-  { env: 'KUBEVIGIL_PUBLIC_URL', default: '(none)', help: 'Base URL at which people reach the kubevigil API, for links in messages (https://kubevigil.example.com).' },
-  { env: 'KUBEVIGIL_WEBHOOK_URLS', default: '(none)', help: 'Comma-separated URLs that receive each incident change as JSON, signed (X-Kubevigil-Signature: sha256=HMAC of "<timestamp>.<body>").' },
-  { env: 'KUBEVIGIL_WEBHOOK_SECRET', default: '(none)', help: 'HMAC-SHA256 key of the webhook signatures (16+ characters); required with KUBEVIGIL_WEBHOOK_URLS.' },
-  { env: 'KUBEVIGIL_ALERTMANAGER_URL', default: '(none)', help: 'Alertmanager base URL: each incident becomes an alert (alertname=KubevigilIncident) posted to /api/v2/alerts.' },
-  { env: 'KUBEVIGIL_NOTIFY_GROUP_WAIT_MS', default: '2000', help: 'How long a new incident waits before its first message, so that a burst becomes one digest.' },
+  {
+    env: 'KUBEVIGIL_PUBLIC_URL',
+    default: '(none)',
+    help: 'Base URL at which people reach the kubevigil API, for links in messages (https://kubevigil.example.com).',
+  },
+  {
+    env: 'KUBEVIGIL_WEBHOOK_URLS',
+    default: '(none)',
+    help: 'Comma-separated URLs that receive each incident change as JSON, signed (X-Kubevigil-Signature: sha256=HMAC of "<timestamp>.<body>").',
+  },
+  {
+    env: 'KUBEVIGIL_WEBHOOK_SECRET',
+    default: '(none)',
+    help: 'HMAC-SHA256 key of the webhook signatures (16+ characters); required with KUBEVIGIL_WEBHOOK_URLS.',
+  },
+  {
+    env: 'KUBEVIGIL_ALERTMANAGER_URL',
+    default: '(none)',
+    help: 'Alertmanager base URL: each incident becomes an alert (alertname=KubevigilIncident) posted to /api/v2/alerts.',
+  },
+  {
+    env: 'KUBEVIGIL_NOTIFY_GROUP_WAIT_MS',
+    default: '2000',
+    help: 'How long a new incident waits before its first message, so that a burst becomes one digest.',
+  },
   { env: 'KUBEVIGIL_NOTIFY_DIGEST_THRESHOLD', default: '5', help: 'New incidents waiting for one channel at once that are sent as one digest message.' },
   { env: 'SLACK_MIN_INTERVAL_MS', default: '1000', help: 'Minimum time between two messages to one channel (Slack allows about one per second).' },
 ];
@@ -110,7 +142,11 @@ function parseRoutes(raw: string, problems: string[]): SlackRoute[] {
       const channel = text.slice(arrow + 2).trim();
       if (!/^#?[A-Za-z0-9._-]{1,80}$/.test(channel)) problems.push(`${where} names channel ${JSON.stringify(channel)}; use a channel ID (C0123ABCD) or #name`);
       const route: SlackRoute = { channel };
-      for (const cond of text.slice(0, arrow).split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== '*')) {
+      for (const cond of text
+        .slice(0, arrow)
+        .split(',')
+        .map((c) => c.trim())
+        .filter((c) => c !== '' && c !== '*')) {
         const m = /^(severity|namespace)\s*(>=|=)\s*(\S+)$/.exec(cond);
         if (!m) {
           problems.push(`${where} has condition ${JSON.stringify(cond)}; use severity>=<level>, severity=<level> or namespace=<name or glob>`);
@@ -161,11 +197,16 @@ export function loadNotifierConfig(env: NodeJS.ProcessEnv = process.env): Notifi
   const routes = parseRoutes(env.SLACK_ROUTES ?? '', problems);
   const apiUrl = url(env, 'SLACK_API_URL', problems) ?? 'https://slack.com/api/';
   const slackWebhookUrl = url(env, 'SLACK_WEBHOOK_URL', problems, true);
-  if (token !== undefined && !/^xoxb-[A-Za-z0-9-]+$/.test(token)) problems.push('SLACK_BOT_TOKEN (value hidden) must be a bot token starting with xoxb-; find it under OAuth & Permissions of your Slack app');
-  if (token !== undefined && channel === undefined && routes.length === 0) problems.push('SLACK_BOT_TOKEN is set but neither SLACK_CHANNEL nor SLACK_ROUTES is: name a channel to post to');
+  if (token !== undefined && !/^xoxb-[A-Za-z0-9-]+$/.test(token))
+    problems.push('SLACK_BOT_TOKEN (value hidden) must be a bot token starting with xoxb-; find it under OAuth & Permissions of your Slack app');
+  if (token !== undefined && channel === undefined && routes.length === 0)
+    problems.push('SLACK_BOT_TOKEN is set but neither SLACK_CHANNEL nor SLACK_ROUTES is: name a channel to post to');
   if (token === undefined && (channel !== undefined || routes.length > 0) && slackWebhookUrl === undefined)
-    problems.push('SLACK_CHANNEL or SLACK_ROUTES is set without SLACK_BOT_TOKEN; set the bot token (or use SLACK_WEBHOOK_URL, whose channel is fixed by the webhook)');
-  if (channel !== undefined && !/^#?[A-Za-z0-9._-]{1,80}$/.test(channel)) problems.push(`SLACK_CHANNEL (${JSON.stringify(channel)}) must be a channel ID (C0123ABCD) or #name`);
+    problems.push(
+      'SLACK_CHANNEL or SLACK_ROUTES is set without SLACK_BOT_TOKEN; set the bot token (or use SLACK_WEBHOOK_URL, whose channel is fixed by the webhook)',
+    );
+  if (channel !== undefined && !/^#?[A-Za-z0-9._-]{1,80}$/.test(channel))
+    problems.push(`SLACK_CHANNEL (${JSON.stringify(channel)}) must be a channel ID (C0123ABCD) or #name`);
   const minSeverity = env.KUBEVIGIL_NOTIFY_MIN_SEVERITY?.trim() || 'medium';
   if (!isSeverity(minSeverity)) problems.push(`KUBEVIGIL_NOTIFY_MIN_SEVERITY (${JSON.stringify(minSeverity)}) must be one of ${SEVERITIES.join(', ')}`);
   const apiBaseUrl = url(env, 'KUBEVIGIL_PUBLIC_URL', problems);
@@ -179,7 +220,10 @@ export function loadNotifierConfig(env: NodeJS.ProcessEnv = process.env): Notifi
       if (u) webhookUrls.push(u);
     });
   const secret = env.KUBEVIGIL_WEBHOOK_SECRET ?? '';
-  if (webhookUrls.length > 0 && secret.length < 16) problems.push(`KUBEVIGIL_WEBHOOK_SECRET is ${secret.length} characters; webhooks need a signing secret of at least 16 random characters (openssl rand -hex 32)`);
+  if (webhookUrls.length > 0 && secret.length < 16)
+    problems.push(
+      `KUBEVIGIL_WEBHOOK_SECRET is ${secret.length} characters; webhooks need a signing secret of at least 16 random characters (openssl rand -hex 32)`,
+    );
   const alertmanagerUrl = url(env, 'KUBEVIGIL_ALERTMANAGER_URL', problems);
   const delivery: DeliveryConfig = {
     ...DEFAULT_DELIVERY,

@@ -181,7 +181,10 @@ export class Dispatcher {
       const notification = s && parse(item.payload);
       if (!s || !notification) {
         const why = !s ? `sink ${item.sink} is no longer configured` : 'payload is not a notification';
-        outcomes.set(item.seq, { status: 'failed', error: new DeliveryError('BAD_PAYLOAD', `outbox item ${item.seq}: ${why}`, false, s ? 'bad_payload' : 'sink_removed') });
+        outcomes.set(item.seq, {
+          status: 'failed',
+          error: new DeliveryError('BAD_PAYLOAD', `outbox item ${item.seq}: ${why}`, false, s ? 'bad_payload' : 'sink_removed'),
+        });
         continue;
       }
       // A lane belongs to one sink; an item of another (a configuration change) waits for its own turn.
@@ -220,12 +223,26 @@ export class Dispatcher {
         next = Math.max(next, now + wait);
         await this.store.outbox.retry(item.seq, now + wait, o.error.message);
         this.metrics.retries.inc({ sink: kind, reason: o.error.reason });
-        this.logger.warn({ sink: item.sink, incident: item.incidentId, version: item.version, attempt: item.attempts, code: o.error.code, reason: o.error.reason, retryInMs: wait }, 'notifier: delivery failed; will retry');
+        this.logger.warn(
+          {
+            sink: item.sink,
+            incident: item.incidentId,
+            version: item.version,
+            attempt: item.attempts,
+            code: o.error.code,
+            reason: o.error.reason,
+            retryInMs: wait,
+          },
+          'notifier: delivery failed; will retry',
+        );
       } else {
         const reason = o.status === 'retry' ? 'max_attempts' : o.error.reason;
         await this.store.outbox.fail(item.seq, now, o.error.message);
         this.metrics.failed.inc({ sink: kind, reason });
-        this.logger.error({ sink: item.sink, incident: item.incidentId, version: item.version, attempts: item.attempts, code: o.error.code, reason, err: o.error }, 'notifier: delivery failed for good');
+        this.logger.error(
+          { sink: item.sink, incident: item.incidentId, version: item.version, attempts: item.attempts, code: o.error.code, reason, err: o.error },
+          'notifier: delivery failed for good',
+        );
       }
     }
     for (const item of items) if (!outcomes.has(item.seq)) await this.store.outbox.release(item.seq, Math.max(item.dueAt, next));

@@ -39,8 +39,14 @@ interface SlackErrorClass {
 const TRANSIENT: SlackErrorClass = { retryable: true, advice: 'a transient Slack failure; retried with backoff' };
 const TOO_LONG: SlackErrorClass = { retryable: false, fallback: 'shorter', advice: 'the message is over a Slack limit; a shorter form is sent instead' };
 const GONE: SlackErrorClass = { retryable: false, fallback: 'repost', advice: 'the message to update is gone or not editable; a new message is posted' };
-const AUTH: SlackErrorClass = { retryable: false, advice: 'check SLACK_BOT_TOKEN: it must be a valid bot token (xoxb-…) of an installed app with the chat:write scope' };
-const CHANNEL: SlackErrorClass = { retryable: false, advice: 'check SLACK_CHANNEL and SLACK_ROUTES: the channel must exist, not be archived, and have the app invited (/invite @app)' };
+const AUTH: SlackErrorClass = {
+  retryable: false,
+  advice: 'check SLACK_BOT_TOKEN: it must be a valid bot token (xoxb-…) of an installed app with the chat:write scope',
+};
+const CHANNEL: SlackErrorClass = {
+  retryable: false,
+  advice: 'check SLACK_CHANNEL and SLACK_ROUTES: the channel must exist, not be archived, and have the app invited (/invite @app)',
+};
 
 /** Slack Web API `error` codes (chat.postMessage, chat.update and the common ones) and what each means for delivery. */
 export const SLACK_ERRORS: Readonly<Record<string, SlackErrorClass>> = {
@@ -94,7 +100,13 @@ export function slackError(method: string, error: string): DeliveryError {
   const cls = known ?? { retryable: false, advice: `an error this notifier does not know; see Slack's documentation of ${method}` };
   // Unknown codes are not used as metric labels as they are: the label set must stay bounded.
   const reason = known ? error : 'other_slack_error';
-  return new DeliveryError('SLACK_ERROR', `Slack ${method} answered ok:false, error ${JSON.stringify(error)}: ${cls.advice}`, cls.retryable, reason, cls.fallback ? { fallback: cls.fallback } : {});
+  return new DeliveryError(
+    'SLACK_ERROR',
+    `Slack ${method} answered ok:false, error ${JSON.stringify(error)}: ${cls.advice}`,
+    cls.retryable,
+    reason,
+    cls.fallback ? { fallback: cls.fallback } : {},
+  );
 }
 
 /** The error for an HTTP answer that is not success (429 is {@link rateLimited}). */
@@ -102,7 +114,12 @@ export function httpError(target: string, status: number, body = ''): DeliveryEr
   // 408 and 5xx are the receiver's trouble and may pass; other 4xx will fail the same way again.
   const retryable = status === 408 || status >= 500;
   const excerpt = body.length > 200 ? `${body.slice(0, 200)}…` : body;
-  return new DeliveryError('HTTP_ERROR', `${target} answered HTTP ${status}${excerpt ? ` (${JSON.stringify(excerpt)})` : ''}; ${retryable ? 'retried with backoff' : 'not retried: the request itself was refused'}`, retryable, `http_${status}`);
+  return new DeliveryError(
+    'HTTP_ERROR',
+    `${target} answered HTTP ${status}${excerpt ? ` (${JSON.stringify(excerpt)})` : ''}; ${retryable ? 'retried with backoff' : 'not retried: the request itself was refused'}`,
+    retryable,
+    `http_${status}`,
+  );
 }
 
 /** A 429: wait `retryAfterSeconds` before sending to this destination again. */

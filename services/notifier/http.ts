@@ -20,7 +20,13 @@ export async function post(
 ): Promise<PostResult> {
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, redirect: 'error', signal: AbortSignal.timeout(opts.timeoutMs) });
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      redirect: 'error',
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    });
   } catch (err) {
     throw networkError(target, err);
   }

@@ -53,7 +53,10 @@ const SINK_FACTORIES: readonly SinkFactory[] = [
     const client = slackClient(slack, deps.logger, c.delivery.requestTimeoutMs);
     return configuredChannels(slack).map((ch) => new SlackBotSink(ch, client, slack, format, c.delivery.digestThreshold, c.delivery.slackIntervalMs));
   },
-  (c, _deps, format) => (c.slackWebhookUrl ? [new SlackWebhookSink(c.slackWebhookUrl, format, c.delivery.digestThreshold, c.delivery.slackIntervalMs, c.delivery.requestTimeoutMs)] : []),
+  (c, _deps, format) =>
+    c.slackWebhookUrl
+      ? [new SlackWebhookSink(c.slackWebhookUrl, format, c.delivery.digestThreshold, c.delivery.slackIntervalMs, c.delivery.requestTimeoutMs)]
+      : [],
   (c) => c.webhooks.urls.map((url) => new WebhookSink(url, c.webhooks.secret, c.delivery.requestTimeoutMs)),
   (c) => (c.alertmanagerUrl ? [new AlertmanagerSink(c.alertmanagerUrl, c.delivery.requestTimeoutMs, c.apiBaseUrl)] : []),
 ];
@@ -104,7 +107,10 @@ export function startNotifier(deps: NotifierDeps): Notifier {
   };
 
   dispatcher.start();
-  logger.info({ sinks: sinks.map((s) => s.id), minSeverity: config.minSeverity }, sinks.length ? 'notifier started' : 'notifier started without sinks: nothing is configured');
+  logger.info(
+    { sinks: sinks.map((s) => s.id), minSeverity: config.minSeverity },
+    sinks.length ? 'notifier started' : 'notifier started without sinks: nothing is configured',
+  );
   return {
     handle(incidents) {
       const run = chain.then(() => queue(incidents));

@@ -26,12 +26,47 @@ export class NotifierMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.incidents = new Counter({ name: 'kubevigil_notifier_incidents_total', help: 'Incident versions received by the notifier, by outcome (queued, unchanged, stale, below_min_severity, unrouted).', labelNames: ['outcome'], registers });
-    this.enqueued = new Counter({ name: 'kubevigil_notifier_enqueued_total', help: 'Notifications written to the outbox, by sink kind.', labelNames: ['sink'], registers });
-    this.sent = new Counter({ name: 'kubevigil_notifier_sent_total', help: 'Requests delivered, by sink kind and request kind.', labelNames: ['sink', 'kind'], registers });
-    this.retries = new Counter({ name: 'kubevigil_notifier_retries_total', help: 'Delivery attempts that failed and will be retried, by sink kind and reason.', labelNames: ['sink', 'reason'], registers });
-    this.failed = new Counter({ name: 'kubevigil_notifier_failed_total', help: 'Notifications given up on, by sink kind and reason.', labelNames: ['sink', 'reason'], registers });
-    this.coalesced = new Counter({ name: 'kubevigil_notifier_coalesced_total', help: 'Notifications covered by a newer version or a digest instead of a request of their own.', labelNames: ['sink', 'reason'], registers });
-    this.fallbacks = new Counter({ name: 'kubevigil_notifier_fallbacks_total', help: 'Shorter or new messages sent because Slack refused the first form, by reason.', labelNames: ['sink', 'reason'], registers });
+    this.incidents = new Counter({
+      name: 'kubevigil_notifier_incidents_total',
+      help: 'Incident versions received by the notifier, by outcome (queued, unchanged, stale, below_min_severity, unrouted).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.enqueued = new Counter({
+      name: 'kubevigil_notifier_enqueued_total',
+      help: 'Notifications written to the outbox, by sink kind.',
+      labelNames: ['sink'],
+      registers,
+    });
+    this.sent = new Counter({
+      name: 'kubevigil_notifier_sent_total',
+      help: 'Requests delivered, by sink kind and request kind.',
+      labelNames: ['sink', 'kind'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'kubevigil_notifier_retries_total',
+      help: 'Delivery attempts that failed and will be retried, by sink kind and reason.',
+      labelNames: ['sink', 'reason'],
+      registers,
+    });
+    this.failed = new Counter({
+      name: 'kubevigil_notifier_failed_total',
+      help: 'Notifications given up on, by sink kind and reason.',
+      labelNames: ['sink', 'reason'],
+      registers,
+    });
+    this.coalesced = new Counter({
+      name: 'kubevigil_notifier_coalesced_total',
+      help: 'Notifications covered by a newer version or a digest instead of a request of their own.',
+      labelNames: ['sink', 'reason'],
+      registers,
+    });
+    this.fallbacks = new Counter({
+      name: 'kubevigil_notifier_fallbacks_total',
+      help: 'Shorter or new messages sent because Slack refused the first form, by reason.',
+      labelNames: ['sink', 'reason'],
+      registers,
+    });
   }
 }

@@ -4,7 +4,12 @@ import { severityRank } from '../../correlator/severity.js';
 import type { SlackBotConfig, SlackRoute } from './config.js';
 
 function glob(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 /** The namespaces an incident concerns: its blast radius and the actor's own. */

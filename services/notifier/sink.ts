@@ -24,9 +24,7 @@ export interface Claimed extends OutboxItem {
 
 /** What became of one item. */
 export type Outcome =
-  | { status: 'done'; note?: 'superseded' | 'digest' }
-  | { status: 'retry'; error: DeliveryError }
-  | { status: 'failed'; error: DeliveryError };
+  { status: 'done'; note?: 'superseded' | 'digest' } | { status: 'retry'; error: DeliveryError } | { status: 'failed'; error: DeliveryError };
 
 /** A sink's answer for a batch: outcomes by item `seq`, and how many requests it made (for pacing). */
 export interface DeliveryResult {
@@ -69,7 +67,10 @@ export function newestPerIncident(items: readonly Claimed[]): { latest: Claimed[
   for (const item of [...items].sort((a, b) => a.version - b.version)) {
     const prev = newest.get(item.incidentId);
     if (prev) superseded.push(prev);
-    newest.set(item.incidentId, prev ? { ...item, notification: { ...item.notification, change: mergeChanges(prev.notification.change, item.notification.change) } } : item);
+    newest.set(
+      item.incidentId,
+      prev ? { ...item, notification: { ...item.notification, change: mergeChanges(prev.notification.change, item.notification.change) } } : item,
+    );
   }
   const order = new Map(items.map((i, n) => [i.incidentId, n]));
   const latest = [...newest.values()].sort((a, b) => order.get(a.incidentId)! - order.get(b.incidentId)!);
@@ -78,6 +79,9 @@ export function newestPerIncident(items: readonly Claimed[]): { latest: Claimed[
 
 /** The outcome of a thrown error: retry when the error says so. */
 export function outcomeOf(err: unknown): Outcome {
-  const error = err instanceof DeliveryError ? err : new DeliveryError('INTERNAL', `delivery failed: ${err instanceof Error ? err.message : String(err)}`, true, 'internal');
+  const error =
+    err instanceof DeliveryError
+      ? err
+      : new DeliveryError('INTERNAL', `delivery failed: ${err instanceof Error ? err.message : String(err)}`, true, 'internal');
   return error.retryable ? { status: 'retry', error } : { status: 'failed', error };
 }

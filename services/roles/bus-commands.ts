@@ -47,7 +47,14 @@ export class BusCommands implements IncidentCommands {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.waiters.delete(id);
-        reject(new KubevigilError('COMMAND_PENDING', `the correlator did not confirm within ${this.timeoutMs / 1000}s; the command is queued and will apply`, true, 5));
+        reject(
+          new KubevigilError(
+            'COMMAND_PENDING',
+            `the correlator did not confirm within ${this.timeoutMs / 1000}s; the command is queued and will apply`,
+            true,
+            5,
+          ),
+        );
       }, this.timeoutMs);
     });
     try {

@@ -76,12 +76,29 @@ export class CorrelatorRole implements Component {
 
   private startDistributed(): CorrelatorRuntime {
     const { s } = this;
-    const state = this.opts.correlatorState ?? new RedisCorrelatorState(connectRedis(s.config.redisUrl!, (err) => s.logger.debug({ err }, 'redis connection error')), s.config.topicPrefix, () => s.clock.now());
+    const state =
+      this.opts.correlatorState ??
+      new RedisCorrelatorState(
+        connectRedis(s.config.redisUrl!, (err) => s.logger.debug({ err }, 'redis connection error')),
+        s.config.topicPrefix,
+        () => s.clock.now(),
+      );
     this.state = state;
     const kafka = s.kafka;
     // Window signals are checkpointed as offsets on the signals topic and read back from it on takeover.
-    const source: SignalSource | undefined = kafka && { read: (partition, offsets) => kafka.read(s.topics.signals, partition, offsets, { parse: parseSignalsMessageWithoutEvidence }) };
-    const p = new PartitionedCorrelator({ correlations: s.rules.correlations, state, publish: incidentPublisher(s), clock: s.clock, logger: s.logger, metrics: s.metrics, usage: s.usage, ...(source ? { source } : {}) });
+    const source: SignalSource | undefined = kafka && {
+      read: (partition, offsets) => kafka.read(s.topics.signals, partition, offsets, { parse: parseSignalsMessageWithoutEvidence }),
+    };
+    const p = new PartitionedCorrelator({
+      correlations: s.rules.correlations,
+      state,
+      publish: incidentPublisher(s),
+      clock: s.clock,
+      logger: s.logger,
+      metrics: s.metrics,
+      usage: s.usage,
+      ...(source ? { source } : {}),
+    });
     this.partitioned = p;
     // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
     this.unsubscribe = s.bus.subscribe(s.topics.signals, 'correlator', (batch) => p.apply(batch), {

@@ -73,7 +73,10 @@ export class BusComponent implements Component {
       this.bus = this.kafka;
       return;
     }
-    const memory = new MemoryBus({ capacity: config.busCapacity, onError: (err, topic, group, attempt) => logger.error({ err, topic, group, attempt }, 'bus handler failed') });
+    const memory = new MemoryBus({
+      capacity: config.busCapacity,
+      onError: (err, topic, group, attempt) => logger.error({ err, topic, group, attempt }, 'bus handler failed'),
+    });
     metrics.trackDrops('bus', 'handler_failed', () => memory.dropped);
     metrics.onScrape(() => {
       for (const l of memory.lag()) metrics.busLag.set({ topic: l.topic, group: l.group, partition: '0' }, l.queued);

@@ -38,7 +38,10 @@ export class IngestRole implements Component {
         await toBus.publish(signals);
         for (const sig of signals)
           if (sig.severity === 'high' || sig.severity === 'critical')
-            logger.warn({ signal: { id: sig.id, kind: sig.kind, severity: sig.severity, rule: sig.rule.id, actor: sig.actor.key }, attacker: { title: sig.title } }, 'signal');
+            logger.warn(
+              { signal: { id: sig.id, kind: sig.kind, severity: sig.severity, rule: sig.rule.id, actor: sig.actor.key }, attacker: { title: sig.title } },
+              'signal',
+            );
       },
     };
     const sink = new IngestPipeline(detector, publisher, metrics, s.usage, identity);

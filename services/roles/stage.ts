@@ -42,5 +42,9 @@ export interface Stage {
 
 /** Publishes changed incidents on the incidents topic, keyed by incident id. */
 export function incidentPublisher(s: Pick<Stage, 'bus' | 'topics'>): (incidents: Incident[]) => Promise<void> {
-  return (incidents) => s.bus.publish(s.topics.incidents, incidents.map((i) => ({ key: i.id, value: i })));
+  return (incidents) =>
+    s.bus.publish(
+      s.topics.incidents,
+      incidents.map((i) => ({ key: i.id, value: i })),
+    );
 }

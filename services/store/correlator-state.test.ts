@@ -5,10 +5,24 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Incident } from '../../correlator/incident.js';
 import { makeIncident, makeSignal, T0 } from './store.contract.js';
-import { connectRedis, MemoryCorrelatorState, RedisCorrelatorState, rememberOffset, SignalWriter, type CorrelatorStateStore, type PartitionCheckpoint } from './correlator-state.js';
+import {
+  connectRedis,
+  MemoryCorrelatorState,
+  RedisCorrelatorState,
+  rememberOffset,
+  SignalWriter,
+  type CorrelatorStateStore,
+  type PartitionCheckpoint,
+} from './correlator-state.js';
 import { redisKeys } from './redis-keys.js';
 
-const checkpoint = (over: Partial<PartitionCheckpoint> = {}): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [], ...over });
+const checkpoint = (over: Partial<PartitionCheckpoint> = {}): PartitionCheckpoint => ({
+  slots: new Map(),
+  incidents: [],
+  prologue: new Map(),
+  seen: [],
+  ...over,
+});
 
 function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
   describe(`${name} (correlator state)`, () => {
@@ -23,17 +37,57 @@ function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
       const writer = new SignalWriter(100);
       const slot = `{"signals":{"sig-recent":${writer.json(recent)},"sig-old":${writer.json(old)}},"windows":{}}`;
       expect(writer.floor).toBe(120);
-      const g1 = await state.save(2, checkpoint({ offset: '120', slots: new Map([['sa:a/b', slot]]), prologue: new Map([['sa:a/b', new SignalWriter(0).list([recent])]]), incidents: [open1, gone], seen: ['sig-recent', 'sig-old'] }), 0);
+      const g1 = await state.save(
+        2,
+        checkpoint({
+          offset: '120',
+          slots: new Map([['sa:a/b', slot]]),
+          prologue: new Map([['sa:a/b', new SignalWriter(0).list([recent])]]),
+          incidents: [open1, gone],
+          seen: ['sig-recent', 'sig-old'],
+        }),
+        0,
+      );
       expect(g1).toBe(1);
-      const g2 = await state.save(2, checkpoint({ offset: '121', seen: ['sig-next'], slots: new Map([['sa:gone', null]]), prologue: new Map([['sa:gone', null]]) }), g1);
+      const g2 = await state.save(
+        2,
+        checkpoint({ offset: '121', seen: ['sig-next'], slots: new Map([['sa:gone', null]]), prologue: new Map([['sa:gone', null]]) }),
+        g1,
+      );
       // Deleting a group and a prologue in the same checkpoint as writing others.
       const slot2 = `{"signals":{},"windows":{}}`;
-      const g3 = await state.save(2, checkpoint({ slots: new Map<string, string | null>([['sa:c/d', slot2], ['sa:a/b', null]]), prologue: new Map<string, string | null>([['sa:a/b', null], ['sa:c/d', '[]']]) }), g2);
+      const g3 = await state.save(
+        2,
+        checkpoint({
+          slots: new Map<string, string | null>([
+            ['sa:c/d', slot2],
+            ['sa:a/b', null],
+          ]),
+          prologue: new Map<string, string | null>([
+            ['sa:a/b', null],
+            ['sa:c/d', '[]'],
+          ]),
+        }),
+        g2,
+      );
       expect(g3).toBe(g2 + 1);
       const after = await state.load(2);
       expect(after.slots.map(([k]) => k)).toEqual(['sa:c/d']);
       expect(after.prologue).toEqual([['sa:c/d', []]]);
-      await state.save(2, checkpoint({ slots: new Map<string, string | null>([['sa:a/b', slot], ['sa:c/d', null]]), prologue: new Map<string, string | null>([['sa:a/b', new SignalWriter(0).list([recent])], ['sa:c/d', null]]) }), g3);
+      await state.save(
+        2,
+        checkpoint({
+          slots: new Map<string, string | null>([
+            ['sa:a/b', slot],
+            ['sa:c/d', null],
+          ]),
+          prologue: new Map<string, string | null>([
+            ['sa:a/b', new SignalWriter(0).list([recent])],
+            ['sa:c/d', null],
+          ]),
+        }),
+        g3,
+      );
 
       const st = await state.load(2);
       expect(st.generation).toBe(g3 + 1);

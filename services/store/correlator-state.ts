@@ -188,7 +188,14 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
     const k = this.keys;
     const buckets = Array.from({ length: Math.ceil(SEEN_TTL_MS / BUCKET_MS) + 1 }, (_, i) => Math.floor(this.now() / BUCKET_MS) - i);
     // One transaction: no checkpoint lands between reading the generation and the state.
-    const tx = this.redis.multi().get(k.generation(partition)).get(k.offset(partition)).hgetall(k.slots(partition)).hgetall(k.incidents(partition)).hgetall(k.prologue(partition)).hgetall(k.outbox(partition));
+    const tx = this.redis
+      .multi()
+      .get(k.generation(partition))
+      .get(k.offset(partition))
+      .hgetall(k.slots(partition))
+      .hgetall(k.incidents(partition))
+      .hgetall(k.prologue(partition))
+      .hgetall(k.outbox(partition));
     for (const b of buckets) tx.lrange(k.seenLog(partition, b), 0, -1).smembers(k.seen(partition, b));
     let res;
     try {
@@ -234,7 +241,15 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       else proDel.push(key);
     }
     const incidents = cp.incidents.flatMap((i) => [i.id, JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
-    const keys = [k.generation(partition), k.offset(partition), k.slots(partition), k.incidents(partition), k.prologue(partition), k.outbox(partition), k.seenLog(partition, Math.floor(this.now() / BUCKET_MS))];
+    const keys = [
+      k.generation(partition),
+      k.offset(partition),
+      k.slots(partition),
+      k.incidents(partition),
+      k.prologue(partition),
+      k.outbox(partition),
+      k.seenLog(partition, Math.floor(this.now() / BUCKET_MS)),
+    ];
     const counts = [slotsSet.length / 2, slotsDel.length, proSet.length / 2, proDel.length, cp.seen.length ? JSON.stringify(cp.seen) : '', cp.incidents.length];
     const args = [expected, cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...proSet, ...proDel, ...incidents];
     let generation: number;
@@ -269,7 +284,12 @@ function stale(partition: number, expected: number, found: number | undefined): 
 }
 
 function unavailable(op: string, cause: unknown): KubevigilError {
-  const err = new KubevigilError('STATE_UNAVAILABLE', `Redis ${op} of correlator state failed (${(cause as Error)?.message ?? String(cause)}); the batch is retried and its offsets are not committed`, true, 1);
+  const err = new KubevigilError(
+    'STATE_UNAVAILABLE',
+    `Redis ${op} of correlator state failed (${(cause as Error)?.message ?? String(cause)}); the batch is retried and its offsets are not committed`,
+    true,
+    1,
+  );
   (err as { cause?: unknown }).cause = cause;
   return err;
 }
@@ -285,7 +305,18 @@ export function connectRedis(url: string, onError: (err: Error) => void = () => 
 
 /** In-memory {@link CorrelatorStateStore} with the same semantics, for tests and single-process runs. */
 export class MemoryCorrelatorState implements CorrelatorStateStore {
-  private readonly parts = new Map<number, { generation: number; offset?: string; slots: Map<string, string>; incidents: Map<string, string>; prologue: Map<string, string>; seen: Set<string>; outbox: string[] }>();
+  private readonly parts = new Map<
+    number,
+    {
+      generation: number;
+      offset?: string;
+      slots: Map<string, string>;
+      incidents: Map<string, string>;
+      prologue: Map<string, string>;
+      seen: Set<string>;
+      outbox: string[];
+    }
+  >();
   /** Set to make saves fail, as if the backing store were down. */
   down = false;
 

@@ -217,7 +217,12 @@ class MemoryOutbox implements NotificationOutbox {
   async list(q: OutboxQuery): Promise<OutboxItem[]> {
     this.assertOpen();
     return [...this.items.values()]
-      .filter((i) => (q.status === undefined || i.status === q.status) && (q.incidentId === undefined || i.incidentId === q.incidentId) && (q.sink === undefined || i.sink === q.sink))
+      .filter(
+        (i) =>
+          (q.status === undefined || i.status === q.status) &&
+          (q.incidentId === undefined || i.incidentId === q.incidentId) &&
+          (q.sink === undefined || i.sink === q.sink),
+      )
       .sort((a, b) => a.seq - b.seq)
       .slice(0, q.limit)
       .map((i) => ({ ...i }));

@@ -180,10 +180,7 @@ function prepareStatements(db: DatabaseSync) {
        WHERE excluded.version >= incidents.version`,
     ),
     deleteNamespaces: prepare<[string]>(db, 'DELETE FROM incident_namespaces WHERE incident_id = ?'),
-    insertNamespace: prepare<[string, string]>(
-      db,
-      'INSERT INTO incident_namespaces (incident_id, namespace) VALUES (?, ?) ON CONFLICT DO NOTHING',
-    ),
+    insertNamespace: prepare<[string, string]>(db, 'INSERT INTO incident_namespaces (incident_id, namespace) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     incidentExists: prepare<[string], { one: number }>(db, 'SELECT 1 AS one FROM incidents WHERE id = ?'),
     insertSignal: prepare<[string, string, number, string]>(
       db,
@@ -191,19 +188,10 @@ function prepareStatements(db: DatabaseSync) {
        ON CONFLICT (incident_id, signal_id) DO NOTHING`,
     ),
     getIncident: prepare<[string], { body: string }>(db, 'SELECT body FROM incidents WHERE id = ?'),
-    openIncidents: prepare<[], { body: string }>(
-      db,
-      `SELECT body FROM incidents WHERE status IN ('open', 'acknowledged') ORDER BY last_seen DESC, id DESC`,
-    ),
-    signalsOf: prepare<[string, number], { body: string }>(
-      db,
-      'SELECT body FROM signals WHERE incident_id = ? ORDER BY event_time, signal_id LIMIT ?',
-    ),
+    openIncidents: prepare<[], { body: string }>(db, `SELECT body FROM incidents WHERE status IN ('open', 'acknowledged') ORDER BY last_seen DESC, id DESC`),
+    signalsOf: prepare<[string, number], { body: string }>(db, 'SELECT body FROM signals WHERE incident_id = ? ORDER BY event_time, signal_id LIMIT ?'),
     getState: prepare<[string], { value: string }>(db, 'SELECT value FROM state WHERE key = ?'),
-    setState: prepare<[string, string]>(
-      db,
-      'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-    ),
+    setState: prepare<[string, string]>(db, 'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
 }
 
@@ -401,33 +389,31 @@ class SqliteOutbox implements NotificationOutbox {
   ) {
     this.stmt = {
       insert: prepare<[OutboxEntry & { now: number }]>(
-      db,
+        db,
         `INSERT INTO outbox (incident_id, version, sink, lane, payload, due_at, created_at)
          VALUES (@incidentId, @version, @sink, @lane, @payload, @dueAt, @now)
          ON CONFLICT (incident_id, version, sink) DO NOTHING`,
       ),
       lanesDue: prepare<[number, number], { lane: string }>(
-      db,
+        db,
         `SELECT DISTINCT lane FROM outbox WHERE status = 'pending' AND due_at <= ? AND lease_until <= ? ORDER BY lane`,
       ),
       claim: prepare<[number, string, number, number, number], OutboxRow>(
-      db,
+        db,
         `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
          WHERE seq IN (SELECT seq FROM outbox WHERE status = 'pending' AND lane = ? AND due_at <= ? AND lease_until <= ?
                        ORDER BY seq LIMIT ?)
          RETURNING ${OUTBOX_COLUMNS}`,
       ),
-      finish: prepare<[{ seq: number; status: OutboxStatus; now: number; error: string | null; note: string | null }]>(db,
+      finish: prepare<[{ seq: number; status: OutboxStatus; now: number; error: string | null; note: string | null }]>(
+        db,
         `UPDATE outbox SET status = @status, finished_at = @now, lease_until = 0,
            last_error = coalesce(@error, last_error), note = coalesce(@note, note)
          WHERE seq = @seq AND status = 'pending'`,
       ),
-      retry: prepare<[number, string, number]>(
-      db,
-        `UPDATE outbox SET due_at = ?, lease_until = 0, last_error = ? WHERE seq = ? AND status = 'pending'`,
-      ),
+      retry: prepare<[number, string, number]>(db, `UPDATE outbox SET due_at = ?, lease_until = 0, last_error = ? WHERE seq = ? AND status = 'pending'`),
       release: prepare<[number, number]>(
-      db,
+        db,
         `UPDATE outbox SET due_at = ?, lease_until = 0, attempts = max(0, attempts - 1) WHERE seq = ? AND status = 'pending'`,
       ),
       nextDue: prepare<[], { at: number | null }>(db, `SELECT min(max(due_at, lease_until)) AS at FROM outbox WHERE status = 'pending'`),
@@ -491,7 +477,11 @@ class SqliteOutbox implements NotificationOutbox {
     this.assertOpen();
     const where: string[] = [];
     const params: unknown[] = [];
-    for (const [column, value] of [['status', q.status], ['incident_id', q.incidentId], ['sink', q.sink]] as const) {
+    for (const [column, value] of [
+      ['status', q.status],
+      ['incident_id', q.incidentId],
+      ['sink', q.sink],
+    ] as const) {
       if (value === undefined) continue;
       where.push(`${column} = ?`);
       params.push(value);

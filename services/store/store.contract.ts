@@ -7,7 +7,16 @@ import { actorFromUsername } from '../../correlator/entities.js';
 import { timelineEntry, type Incident, type IncidentStatus } from '../../correlator/incident.js';
 import type { Severity } from '../../correlator/severity.js';
 import { signalId, type Signal } from '../../correlator/signal.js';
-import { StoreClosedError, StoreQueryError, UnknownIncidentError, encodeCursor, type IncidentQuery, type IncidentStore, type OutboxEntry, type OutboxItem } from './store.js';
+import {
+  StoreClosedError,
+  StoreQueryError,
+  UnknownIncidentError,
+  encodeCursor,
+  type IncidentQuery,
+  type IncidentStore,
+  type OutboxEntry,
+  type OutboxItem,
+} from './store.js';
 
 /** A fixed instant the test data is placed around (2025-06-01T12:00:00Z). */
 export const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -88,9 +97,7 @@ export function makeIncident(id: string, over: Partial<Incident> = {}): Incident
     signalCount: 7,
     countsByKind: { 'secret.read_cross_namespace': 5, 'rbac.denied': 2 },
     sources: ['k8s-audit'],
-    correlations: [
-      { ruleId: 'secret-harvesting', title: 'One identity read secrets in several namespaces', signalIds: [first.id], time: lastSeen },
-    ],
+    correlations: [{ ruleId: 'secret-harvesting', title: 'One identity read secrets in several namespaces', signalIds: [first.id], time: lastSeen }],
     rules: ['k8s-secret-read-cross-namespace', 'k8s-rbac-denied'],
     mitre: ['T1552.007', 'T1078.004'],
     rootCause: {
@@ -332,9 +339,10 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
       });
 
       it('combines filters: every one must hold', async () => {
-        expect(
-          await ids(store, { status: ['open', 'acknowledged'], minSeverity: 'medium', namespace: 'payments', since: T0 + 20 * MINUTE }),
-        ).toEqual(['inc-a', 'inc-b']);
+        expect(await ids(store, { status: ['open', 'acknowledged'], minSeverity: 'medium', namespace: 'payments', since: T0 + 20 * MINUTE })).toEqual([
+          'inc-a',
+          'inc-b',
+        ]);
         expect(await ids(store, { actor: ciRunner.key, namespace: 'ci', status: ['acknowledged'] })).toEqual(['inc-g']);
         expect(await ids(store, { actor: payments.key, status: ['resolved'], minSeverity: 'critical', since: T0 })).toEqual(['inc-f']);
         expect(await ids(store, { actor: payments.key, namespace: 'ci' })).toEqual([]);
@@ -346,7 +354,10 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
       });
 
       it('pages with filters, and gives no cursor when the last page is exactly full', async () => {
-        expect(await allPages(store, { limit: 2, namespace: 'payments' })).toEqual([['inc-a', 'inc-b'], ['inc-d', 'inc-f']]);
+        expect(await allPages(store, { limit: 2, namespace: 'payments' })).toEqual([
+          ['inc-a', 'inc-b'],
+          ['inc-d', 'inc-f'],
+        ]);
         expect(await store.list({ limit: 7 })).not.toHaveProperty('nextCursor');
         expect(await allPages(store, { limit: 1, actor: 'sa:nobody/nothing' })).toEqual([[]]);
       });
@@ -421,32 +432,44 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
           .map((a) => makeSignal(a, T0))
           .sort((a, b) => (a.id < b.id ? 1 : -1))
           .map((s, i) => ({ ...s, eventTime: T0 + (i + 1) * 1000, observedTime: T0 + (i + 1) * 1000 + 850 })) as [Signal, Signal, Signal];
-        await store.upsert([makeIncident('inc-1')], [
-          { incidentId: 'inc-1', signal: late },
-          { incidentId: 'inc-1', signal: early },
-        ]);
+        await store.upsert(
+          [makeIncident('inc-1')],
+          [
+            { incidentId: 'inc-1', signal: late },
+            { incidentId: 'inc-1', signal: early },
+          ],
+        );
         // A redelivered batch: the same signal again (even changed) and one new one.
-        await store.upsert([], [
-          { incidentId: 'inc-1', signal: { ...early, title: 'redelivered' } },
-          { incidentId: 'inc-1', signal: middle },
-          { incidentId: 'inc-1', signal: middle },
-        ]);
+        await store.upsert(
+          [],
+          [
+            { incidentId: 'inc-1', signal: { ...early, title: 'redelivered' } },
+            { incidentId: 'inc-1', signal: middle },
+            { incidentId: 'inc-1', signal: middle },
+          ],
+        );
         expect(await store.signals('inc-1', 100)).toEqual([early, middle, late]);
         expect(await store.signals('inc-1', 2)).toEqual([early, middle]);
       });
 
       it('orders signals with the same event time by id', async () => {
         const sigs = ['audit-x', 'audit-y', 'audit-z'].map((a) => makeSignal(a, T0));
-        await store.upsert([makeIncident('inc-1')], sigs.map((signal) => ({ incidentId: 'inc-1', signal })));
+        await store.upsert(
+          [makeIncident('inc-1')],
+          sigs.map((signal) => ({ incidentId: 'inc-1', signal })),
+        );
         expect((await store.signals('inc-1', 10)).map((s) => s.id)).toEqual(sigs.map((s) => s.id).sort());
       });
 
       it('keeps the same signal for each incident it belongs to', async () => {
         const sig = makeSignal('audit-1', T0);
-        await store.upsert([makeIncident('inc-1'), makeIncident('inc-2')], [
-          { incidentId: 'inc-1', signal: sig },
-          { incidentId: 'inc-2', signal: sig },
-        ]);
+        await store.upsert(
+          [makeIncident('inc-1'), makeIncident('inc-2')],
+          [
+            { incidentId: 'inc-1', signal: sig },
+            { incidentId: 'inc-2', signal: sig },
+          ],
+        );
         expect(await store.signals('inc-1', 10)).toEqual([sig]);
         expect(await store.signals('inc-2', 10)).toEqual([sig]);
       });
@@ -496,7 +519,12 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
 
       it('claims due items of one lane in insertion order, and leases them', async () => {
         await store.outbox.enqueue(
-          [entry('inc-1', 1, 'slack:C0SEC', { dueAt: T0 + 2000 }), entry('inc-2', 1, 'slack:C0SEC', { dueAt: T0 + 1000 }), entry('inc-3', 1, 'slack:C0OPS'), entry('inc-4', 1, 'slack:C0SEC', { dueAt: T0 + 9000 })],
+          [
+            entry('inc-1', 1, 'slack:C0SEC', { dueAt: T0 + 2000 }),
+            entry('inc-2', 1, 'slack:C0SEC', { dueAt: T0 + 1000 }),
+            entry('inc-3', 1, 'slack:C0OPS'),
+            entry('inc-4', 1, 'slack:C0SEC', { dueAt: T0 + 9000 }),
+          ],
           T0,
         );
         expect((await store.outbox.lanesDue(T0)).sort()).toEqual(['slack:C0OPS']);
@@ -527,7 +555,13 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
         const byId = new Map((await store.outbox.list({ limit: 10 })).map((i) => [i.incidentId, i]));
         expect(byId.get('inc-1')).toMatchObject({ status: 'done', finishedAt: T0 + 10, attempts: 1, leaseUntil: 0 });
         expect(byId.get('inc-1')).not.toHaveProperty('lastError');
-        expect(byId.get('inc-2')).toMatchObject({ status: 'pending', dueAt: T0 + 30_000, attempts: 1, leaseUntil: 0, lastError: 'ratelimited: retry after 30s' });
+        expect(byId.get('inc-2')).toMatchObject({
+          status: 'pending',
+          dueAt: T0 + 30_000,
+          attempts: 1,
+          leaseUntil: 0,
+          lastError: 'ratelimited: retry after 30s',
+        });
         expect(byId.get('inc-3')).toMatchObject({ status: 'pending', dueAt: T0 + 1000, attempts: 0, leaseUntil: 0 });
         expect(byId.get('inc-4')).toMatchObject({ status: 'failed', finishedAt: T0 + 20, lastError: 'channel_not_found' });
         expect(byId.get('inc-4')).not.toHaveProperty('note');
@@ -548,7 +582,10 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
         const [first, second] = await store.outbox.claim('slack:C0SEC', T0, 2, 1000);
         await store.outbox.complete(first!.seq, T0 + 100);
         await store.outbox.fail(second!.seq, T0 + 200, 'invalid_auth');
-        expect((await store.outbox.list({ limit: 10, status: 'pending' })).map((i) => [i.incidentId, i.sink])).toEqual([['inc-1', 'webhook:a1'], ['inc-3', 'slack:C0SEC']]);
+        expect((await store.outbox.list({ limit: 10, status: 'pending' })).map((i) => [i.incidentId, i.sink])).toEqual([
+          ['inc-1', 'webhook:a1'],
+          ['inc-3', 'slack:C0SEC'],
+        ]);
         expect((await store.outbox.list({ limit: 10, incidentId: 'inc-1' })).map((i) => i.sink)).toEqual(['slack:C0SEC', 'webhook:a1']);
         expect((await store.outbox.list({ limit: 10, sink: 'webhook:a1' })).map((i) => i.incidentId)).toEqual(['inc-1']);
         expect(await store.outbox.list({ limit: 1 })).toHaveLength(1);

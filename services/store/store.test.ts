@@ -34,7 +34,10 @@ describe('SqliteStore', () => {
     const resolved = makeIncident('inc-resolved', { status: 'resolved', lastSeen: T0 - 60_000 });
     const sigs = [makeSignal('audit-2', T0), makeSignal('audit-1', T0 - 5000)];
     const before = openSqliteStore(file);
-    await before.upsert([open, resolved], sigs.map((signal) => ({ incidentId: 'inc-open', signal })));
+    await before.upsert(
+      [open, resolved],
+      sigs.map((signal) => ({ incidentId: 'inc-open', signal })),
+    );
     await before.setState('notifier.slack.cursor', 'inc-open@5');
     const firstPage = await before.list({ limit: 1 });
     await before.close();

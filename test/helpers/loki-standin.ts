@@ -128,7 +128,10 @@ export function parseLogQL(q: string): { matchers: Matcher[]; filters: LineFilte
     filters.push({ op: op!, value, ...(op === '|~' || op === '!~' ? { re: re(value) } : {}) });
   }
   const selective = matchers.some((m) => (m.op === '=' && m.value !== '') || (m.op === '=~' && !m.re!.test('')));
-  if (!selective) throw new LogQLError('queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will');
+  if (!selective)
+    throw new LogQLError(
+      'queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will',
+    );
   return { matchers, filters };
 }
 
@@ -235,7 +238,12 @@ export async function startLokiStandin(opts: LokiStandinOptions = {}): Promise<L
       s.values.push(categorize ? [e.time, e.line, e.metadata ? { structuredMetadata: e.metadata } : {}] : [e.time, e.line]);
     }
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ status: 'success', data: { resultType: 'streams', ...(categorize ? { encodingFlags: ['categorize-labels'] } : {}), result: [...streams.values()], stats: {} } }));
+    res.end(
+      JSON.stringify({
+        status: 'success',
+        data: { resultType: 'streams', ...(categorize ? { encodingFlags: ['categorize-labels'] } : {}), result: [...streams.values()], stats: {} },
+      }),
+    );
   };
 
   const server: Server = createServer(handle);

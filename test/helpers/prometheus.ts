@@ -42,7 +42,8 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | Prom
     } catch (e) {
       lastError = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -140,11 +141,16 @@ async function startProcess(name: string, bin: string, args: string[], url: stri
     clearTimeout(killer);
   };
   try {
-    await waitFor(`${name} to become ready at ${url}/-/ready`, async () => {
-      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${logTail()}`);
-      const res = await fetch(`${url}/-/ready`).catch(() => undefined);
-      return res?.ok ? true : undefined;
-    }, 30_000, 100);
+    await waitFor(
+      `${name} to become ready at ${url}/-/ready`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${logTail()}`);
+        const res = await fetch(`${url}/-/ready`).catch(() => undefined);
+        return res?.ok ? true : undefined;
+      },
+      30_000,
+      100,
+    );
   } catch (e) {
     await stop();
     throw new Error(`${(e as Error).message}\n--- ${name} log ---\n${logTail()}`, { cause: e });

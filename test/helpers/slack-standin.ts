@@ -27,7 +27,17 @@ const SAMPLES = JSON.parse(readReal('slack/web-api-responses.samples.json')) as 
 const COMMON_ERRORS = new Set(['invalid_auth', 'not_authed', 'ratelimited', 'fatal_error', 'internal_error', 'service_unavailable', 'invalid_arguments']);
 
 /** Block limits from the Block Kit reference. */
-export const STANDIN_LIMITS = { blocks: 50, headerText: 150, sectionText: 3000, fields: 10, fieldText: 2000, contextElements: 10, blockId: 255, totalBlockText: 12_000, updateText: 4000 };
+export const STANDIN_LIMITS = {
+  blocks: 50,
+  headerText: 150,
+  sectionText: 3000,
+  fields: 10,
+  fieldText: 2000,
+  contextElements: 10,
+  blockId: 255,
+  totalBlockText: 12_000,
+  updateText: 4000,
+};
 
 /** One request as the stand-in saw it. */
 export interface StandinCall {
@@ -138,7 +148,8 @@ export function validateBlocks(blocks: unknown): number {
   for (const b of blocks) {
     if (!b || typeof b !== 'object') throw new Refusal('invalid_blocks_format');
     const block = b as Json;
-    if (block.block_id !== undefined && (typeof block.block_id !== 'string' || block.block_id.length > STANDIN_LIMITS.blockId)) throw new Refusal('invalid_blocks');
+    if (block.block_id !== undefined && (typeof block.block_id !== 'string' || block.block_id.length > STANDIN_LIMITS.blockId))
+      throw new Refusal('invalid_blocks');
     switch (block.type) {
       case 'header':
         total += checkText(block.text, ['plain_text'], STANDIN_LIMITS.headerText, 'header');
@@ -153,7 +164,8 @@ export function validateBlocks(blocks: unknown): number {
         break;
       }
       case 'context': {
-        if (!Array.isArray(block.elements) || block.elements.length < 1 || block.elements.length > STANDIN_LIMITS.contextElements) throw new Refusal('invalid_blocks');
+        if (!Array.isArray(block.elements) || block.elements.length < 1 || block.elements.length > STANDIN_LIMITS.contextElements)
+          throw new Refusal('invalid_blocks');
         for (const e of block.elements) {
           if ((e as Json)?.type === 'image') {
             if (typeof (e as Json).image_url !== 'string' || typeof (e as Json).alt_text !== 'string') throw new Refusal('invalid_blocks');
@@ -231,7 +243,8 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
     if (given !== token) throw new Refusal('invalid_auth');
     call.unknownArgs = Object.keys(args).filter((k) => k !== 'token' && !(k in ref.args));
     for (const [name, spec] of Object.entries(ref.args)) {
-      if (spec.required && (args[name] === undefined || args[name] === '')) throw new Refusal(name === 'channel' ? 'channel_not_found' : name === 'ts' ? 'message_not_found' : 'invalid_arguments');
+      if (spec.required && (args[name] === undefined || args[name] === ''))
+        throw new Refusal(name === 'channel' ? 'channel_not_found' : name === 'ts' ? 'message_not_found' : 'invalid_arguments');
     }
     const [contentGroup, exclusiveGroup] = ref.arg_groups ?? [];
     if (contentGroup && !contentGroup.args.some((a) => args[a] !== undefined && args[a] !== '')) throw new Refusal('no_text');
@@ -295,14 +308,24 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
     let channelArg: string | undefined;
     if (isHook) channelArg = hookChannel;
     else {
-      const peek = (req.headers['content-type'] ?? '').startsWith('application/json') ? ((): Json => { try { return JSON.parse(raw) as Json; } catch { return {}; } })() : Object.fromEntries(new URLSearchParams(raw));
+      const peek = (req.headers['content-type'] ?? '').startsWith('application/json')
+        ? ((): Json => {
+            try {
+              return JSON.parse(raw) as Json;
+            } catch {
+              return {};
+            }
+          })()
+        : Object.fromEntries(new URLSearchParams(raw));
       channelArg = typeof peek.channel === 'string' ? channelId(peek.channel) : undefined;
     }
     const inj = injected(method, channelArg);
     if (inj?.kind === 'ratelimit') {
       call.error = 'ratelimited';
       // The 429 body, as Slack sends it (web-api-responses.samples.json).
-      return send(429, isHook ? 'rate_limited' : JSON.stringify({ ok: false, error: SAMPLES.rate_limited_http_429?.error ?? 'ratelimited' }), { 'retry-after': String(inj.retryAfter) });
+      return send(429, isHook ? 'rate_limited' : JSON.stringify({ ok: false, error: SAMPLES.rate_limited_http_429?.error ?? 'ratelimited' }), {
+        'retry-after': String(inj.retryAfter),
+      });
     }
     if (inj?.kind === 'http') return send(inj.status, '<html>upstream error</html>');
     if (isHook) return handleHook(raw, call, send, inj);
@@ -312,7 +335,8 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
       send(200, JSON.stringify(body));
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
-      const documented = COMMON_ERRORS.has(e.error) || (METHODS[method] && e.error in METHODS[method].errors) || ['unknown_method', 'invalid_json'].includes(e.error);
+      const documented =
+        COMMON_ERRORS.has(e.error) || (METHODS[method] && e.error in METHODS[method].errors) || ['unknown_method', 'invalid_json'].includes(e.error);
       if (!documented) throw new Error(`stand-in bug: ${method} does not document error ${e.error}`, { cause: e });
       call.error = e.error;
       // Slack answers API errors with HTTP 200 and ok:false.
@@ -367,9 +391,12 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
     token,
     calls,
     messages,
-    rateLimit: ({ method, channel, times, retryAfter }) => void injections.push({ ...(method ? { method } : {}), ...(channel ? { channel } : {}), times, respond: { kind: 'ratelimit', retryAfter } }),
-    failNext: ({ method, channel, times = 1, error }) => void injections.push({ ...(method ? { method } : {}), ...(channel ? { channel } : {}), times, respond: { kind: 'error', error } }),
-    httpStatusNext: ({ method, channel, times = 1, status }) => void injections.push({ ...(method ? { method } : {}), ...(channel ? { channel } : {}), times, respond: { kind: 'http', status } }),
+    rateLimit: ({ method, channel, times, retryAfter }) =>
+      void injections.push({ ...(method ? { method } : {}), ...(channel ? { channel } : {}), times, respond: { kind: 'ratelimit', retryAfter } }),
+    failNext: ({ method, channel, times = 1, error }) =>
+      void injections.push({ ...(method ? { method } : {}), ...(channel ? { channel } : {}), times, respond: { kind: 'error', error } }),
+    httpStatusNext: ({ method, channel, times = 1, status }) =>
+      void injections.push({ ...(method ? { method } : {}), ...(channel ? { channel } : {}), times, respond: { kind: 'http', status } }),
     channelId,
     faults,
     ok: (method) => calls.filter((c) => c.status === 200 && c.error === undefined && (method === undefined || c.method === method)),

@@ -90,7 +90,9 @@ function toTempoFlavour(request: Json): Json[] {
   if (!Array.isArray(rs)) throw new Error('addTrace takes an ExportTraceServiceRequest with resourceSpans');
   const int64 = (v: unknown) => (v === undefined ? undefined : String(v));
   const attrs = (list: unknown) =>
-    Array.isArray(list) ? list.map((kv: Json) => (isObj(kv.value) && 'intValue' in kv.value ? { key: kv.key, value: { intValue: String(kv.value.intValue) } } : kv)) : undefined;
+    Array.isArray(list)
+      ? list.map((kv: Json) => (isObj(kv.value) && 'intValue' in kv.value ? { key: kv.key, value: { intValue: String(kv.value.intValue) } } : kv))
+      : undefined;
   return rs.map((r: Json) => ({
     resource: { attributes: attrs((r.resource as Json | undefined)?.attributes) ?? [] },
     scopeSpans: (r.scopeSpans as Json[]).map((ss) => ({
@@ -126,8 +128,12 @@ function indexTrace(resourceSpans: Json[]): IndexedSpan[] {
           spanId: b64ToHex(String(s.spanId)),
           parentSpanId: s.parentSpanId ? b64ToHex(String(s.parentSpanId)) : '',
           name: String(s.name ?? ''),
-          kind: String(s.kind ?? 'SPAN_KIND_UNSPECIFIED').replace('SPAN_KIND_', '').toLowerCase(),
-          status: String(st.code ?? 'STATUS_CODE_UNSET').replace('STATUS_CODE_', '').toLowerCase(),
+          kind: String(s.kind ?? 'SPAN_KIND_UNSPECIFIED')
+            .replace('SPAN_KIND_', '')
+            .toLowerCase(),
+          status: String(st.code ?? 'STATUS_CODE_UNSET')
+            .replace('STATUS_CODE_', '')
+            .toLowerCase(),
           start: BigInt(String(s.startTimeUnixNano ?? '0')),
           end: BigInt(String(s.endTimeUnixNano ?? s.startTimeUnixNano ?? '0')),
           span: attrMap(s.attributes),
@@ -179,7 +185,8 @@ export function parseTraceQL(q: string): Cond[] {
     if (lhs.t === '}' && conds.length === 0) break;
     if (!/^[A-Za-z_.]/.test(lhs.t)) throw new TraceQLError(`parse error at line 1, col ${lhs.col}: syntax error: unexpected ${lhs.t}`);
     const op = next('an operator');
-    if (!['=', '!=', '>', '>=', '<', '<=', '=~'].includes(op.t)) throw new TraceQLError(`parse error at line 1, col ${op.col}: syntax error: unexpected ${op.t}, expecting comparison operator`);
+    if (!['=', '!=', '>', '>=', '<', '<=', '=~'].includes(op.t))
+      throw new TraceQLError(`parse error at line 1, col ${op.col}: syntax error: unexpected ${op.t}, expecting comparison operator`);
     const rhs = next('a value');
     let value: string | number | boolean;
     if (rhs.t.startsWith('"')) value = JSON.parse(rhs.t) as string;
@@ -267,8 +274,10 @@ export async function startTempoStandin(opts: { tenant?: string } = {}): Promise
       const end = num('end', undefined);
       const limit = num('limit', 20);
       const spss = num('spss', 3);
-      for (const [k, v] of Object.entries({ start, end, limit, spss })) if (v === 'bad') return reply(400, `invalid ${k}: ${query[k]} is not a non-negative integer`);
-      if (typeof start === 'number' && typeof end === 'number' && start > end) return reply(400, `http request failed: invalid start (${start}) is after end (${end})`);
+      for (const [k, v] of Object.entries({ start, end, limit, spss }))
+        if (v === 'bad') return reply(400, `invalid ${k}: ${query[k]} is not a non-negative integer`);
+      if (typeof start === 'number' && typeof end === 'number' && start > end)
+        return reply(400, `http request failed: invalid start (${start}) is after end (${end})`);
       if (limit === 0 || spss === 0) return reply(400, 'limit and spss must be greater than 0');
       const from = typeof start === 'number' ? BigInt(start) * 1_000_000_000n : 0n;
       const to = typeof end === 'number' ? BigInt(end + 1) * 1_000_000_000n : BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000_000n;

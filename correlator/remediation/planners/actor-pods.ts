@@ -8,8 +8,13 @@ export function actorPods(ctx: PlanContext): Checked<Ref> & { inferred: boolean 
   if (named.length > 0) return { ...checkRefs(named), inferred: false };
   const ns = ctx.incident.actor.namespace;
   if (!ns) return { ok: [], rejected: [], inferred: false };
-  const targets = new Set(ctx.incident.timeline.flatMap((e) => (e.target.resource === 'pods' && e.target.name ? [`${e.target.namespace}/${e.target.name}`] : [])));
+  const targets = new Set(
+    ctx.incident.timeline.flatMap((e) => (e.target.resource === 'pods' && e.target.name ? [`${e.target.namespace}/${e.target.name}`] : [])),
+  );
   const prefix = `pod:${ns}/`;
-  const candidates = ctx.incident.entities.filter((k) => k.startsWith(prefix)).map((k) => k.slice(4)).filter((p) => !targets.has(p));
+  const candidates = ctx.incident.entities
+    .filter((k) => k.startsWith(prefix))
+    .map((k) => k.slice(4))
+    .filter((p) => !targets.has(p));
   return { ...checkRefs(candidates), inferred: true };
 }

@@ -29,7 +29,14 @@ const POD_CONTROLS: readonly PodControl[] = [
   {
     trait: 'privileged-container',
     what: 'privileged containers',
-    gatekeeper: [{ kind: 'K8sPSPPrivilegedContainer', name: 'kubevigil-privileged-container', template: 'k8spspprivilegedcontainer', libraryPath: 'privileged-containers' }],
+    gatekeeper: [
+      {
+        kind: 'K8sPSPPrivilegedContainer',
+        name: 'kubevigil-privileged-container',
+        template: 'k8spspprivilegedcontainer',
+        libraryPath: 'privileged-containers',
+      },
+    ],
     kyverno: {
       name: 'disallow-privileged-containers',
       message: 'Privileged containers are not allowed: securityContext.privileged must be unset or false.',
@@ -42,7 +49,13 @@ const POD_CONTROLS: readonly PodControl[] = [
     gatekeeper: [
       { kind: 'K8sPSPHostNamespace', name: 'kubevigil-host-namespace', template: 'k8spsphostnamespace', libraryPath: 'host-namespaces' },
       // K8sPSPHostNamespace covers hostPID and hostIPC only; hostNetwork is this template's job.
-      { kind: 'K8sPSPHostNetworkingPorts', name: 'kubevigil-host-network', template: 'k8spsphostnetworkingports', libraryPath: 'host-network-ports', parameters: { hostNetwork: false } },
+      {
+        kind: 'K8sPSPHostNetworkingPorts',
+        name: 'kubevigil-host-network',
+        template: 'k8spsphostnetworkingports',
+        libraryPath: 'host-network-ports',
+        parameters: { hostNetwork: false },
+      },
     ],
     kyverno: {
       name: 'disallow-host-namespaces',
@@ -54,7 +67,15 @@ const POD_CONTROLS: readonly PodControl[] = [
     trait: 'host-path',
     what: 'hostPath volumes',
     // An empty allowedHostPaths list forbids every hostPath.
-    gatekeeper: [{ kind: 'K8sPSPHostFilesystem', name: 'kubevigil-host-filesystem', template: 'k8spsphostfilesystem', libraryPath: 'host-filesystem', parameters: { allowedHostPaths: [] } }],
+    gatekeeper: [
+      {
+        kind: 'K8sPSPHostFilesystem',
+        name: 'kubevigil-host-filesystem',
+        template: 'k8spsphostfilesystem',
+        libraryPath: 'host-filesystem',
+        parameters: { allowedHostPaths: [] },
+      },
+    ],
     kyverno: {
       name: 'disallow-host-path',
       message: 'hostPath volumes are not allowed.',
@@ -73,7 +94,10 @@ function gatekeeperPolicy(ctx: PlanContext, controls: readonly PodControl[], con
     apiVersion: 'constraints.gatekeeper.sh/v1beta1',
     kind: g.kind,
     metadata: metadata(ctx, g.name),
-    spec: { match: { kinds: [{ apiGroups: [''], kinds: ['Pod'] }], excludedNamespaces: EXCLUDED_NAMESPACES }, ...(g.parameters ? { parameters: g.parameters } : {}) },
+    spec: {
+      match: { kinds: [{ apiGroups: [''], kinds: ['Pod'] }], excludedNamespaces: EXCLUDED_NAMESPACES },
+      ...(g.parameters ? { parameters: g.parameters } : {}),
+    },
   }));
   return remediation(
     'admission-policy',
@@ -126,7 +150,12 @@ function podSecurityLabels(namespaces: readonly string[], context: string): Reme
   );
 }
 
-const ENGINE_NAMES: Record<string, string> = { gatekeeper: 'Gatekeeper constraint', kyverno: 'Kyverno policy', 'pod-security': 'Pod Security level', webhook: 'admission webhook' };
+const ENGINE_NAMES: Record<string, string> = {
+  gatekeeper: 'Gatekeeper constraint',
+  kyverno: 'Kyverno policy',
+  'pod-security': 'Pod Security level',
+  webhook: 'admission webhook',
+};
 
 /** Which control refused the denied attempts, in words. */
 function heldBy(attempts: readonly TimelineEntry[]): string {
@@ -153,7 +182,15 @@ export function admissionPolicy(ctx: PlanContext): Remediation[] {
   const excluded = targets.filter((ns) => EXCLUDED_NAMESPACES.includes(ns));
   const excludedNote = excluded.length > 0 ? ` ${excluded.join(', ')} is left out: system components there need these privileges.` : '';
   if (admitted.length === 0) {
-    const out = ok.length > 0 ? [podSecurityLabels(ok, `${heldBy(attempts)} Pod Security labels add defence in depth that holds even if a policy engine is removed or bypassed.${excludedNote}`)] : [];
+    const out =
+      ok.length > 0
+        ? [
+            podSecurityLabels(
+              ok,
+              `${heldBy(attempts)} Pod Security labels add defence in depth that holds even if a policy engine is removed or bypassed.${excludedNote}`,
+            ),
+          ]
+        : [];
     return withRejections(out, rejected, 'admission-policy', 'Harden the namespaces the attack targeted');
   }
   const where = ok.length > 0 ? ` in ${ok.join(', ')}` : '';

@@ -24,7 +24,12 @@ export function isolateWorkload(ctx: PlanContext): Remediation[] {
       spec: { podSelector: { matchLabels: { [QUARANTINE_LABEL]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
     };
     const verify = pods.inferred ? names.map((n) => `kubectl -n ${ns} get pod ${n} -o jsonpath='{.spec.serviceAccountName}{"\\n"}'`) : [];
-    const commands = [...verify, `kubectl -n ${ns} get networkpolicy`, `kubectl apply -f ${file}`, ...names.map((n) => `kubectl -n ${ns} label pod ${n} ${QUARANTINE_LABEL}=true --overwrite`)];
+    const commands = [
+      ...verify,
+      `kubectl -n ${ns} get networkpolicy`,
+      `kubectl apply -f ${file}`,
+      ...names.map((n) => `kubectl -n ${ns} label pod ${n} ${QUARANTINE_LABEL}=true --overwrite`),
+    ];
     const source = pods.inferred
       ? `No audit event named the actor's pod; ${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} inferred from the incident's pods in ${ns} it did not act on, so check the first ${names.length === 1 ? 'command prints' : 'commands print'} its service account before acting.`
       : `The audit events name ${names.map((n) => `${ns}/${n}`).join(', ')} as the pod whose service-account token made the requests.`;

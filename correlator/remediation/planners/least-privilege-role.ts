@@ -18,7 +18,13 @@ export function leastPrivilegeRole(ctx: PlanContext): Remediation[] {
     const [kind, name, ns] = scope === '' ? ['ClusterRole', clusterRoleName, undefined] : ['Role', roleName, scope];
     return [
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind, metadata: metadata(ctx, name, ns), rules },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: `${kind}Binding`, metadata: metadata(ctx, name, ns), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name }, subjects: [subject] },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: `${kind}Binding`,
+        metadata: metadata(ctx, name, ns),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name },
+        subjects: [subject],
+      },
     ];
   });
   const file = `least-privilege-${sa.namespace}-${sa.name}.yaml`;
@@ -28,8 +34,11 @@ export function leastPrivilegeRole(ctx: PlanContext): Remediation[] {
     remediation(
       'least-privilege-role',
       `Least-privilege access for service account ${refText(sa)}`,
-      [`Generated from the requests ${refText(sa)} made legitimately (outside the attack), as audit2rbac does: exactly those verbs on those resources (${scopes.join(', ')}), bound to the service account only. Apply it when the enabling binding is removed so the workload keeps working.`, ...notes].join(' '),
-      'Calls the workload makes rarely (start-up, leader election, a monthly job) may be missing from the observed usage and would be refused; compare the last command\'s output with what the application needs.',
+      [
+        `Generated from the requests ${refText(sa)} made legitimately (outside the attack), as audit2rbac does: exactly those verbs on those resources (${scopes.join(', ')}), bound to the service account only. Apply it when the enabling binding is removed so the workload keeps working.`,
+        ...notes,
+      ].join(' '),
+      "Calls the workload makes rarely (start-up, leader election, a monthly job) may be missing from the observed usage and would be refused; compare the last command's output with what the application needs.",
       [`kubectl apply -f ${file}`, ...[...byScope.keys()].map((s) => `kubectl auth can-i --list --as=${user}${s === '' ? '' : ` -n ${s}`}`)],
       [manifest(file, docs)],
     ),

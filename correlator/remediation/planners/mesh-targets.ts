@@ -6,7 +6,9 @@ import { secretsRead } from './secrets-read.js';
 /** Namespaces to harden in the mesh: where mTLS failed or was weakened, and where stolen credentials lead. */
 export function meshTargets(ctx: PlanContext): Checked<string> & { fromMesh: Set<string> } {
   const fromMesh = new Set(entriesWith(ctx, 'mtls-gap').flatMap((e) => (e.target.namespace ? [e.target.namespace] : [])));
-  const fromSecrets = secretsRead(ctx).ok.map((r) => r.namespace).filter((ns) => ns !== ctx.incident.actor.namespace);
+  const fromSecrets = secretsRead(ctx)
+    .ok.map((r) => r.namespace)
+    .filter((ns) => ns !== ctx.incident.actor.namespace);
   return { ...checkNames([...fromMesh, ...fromSecrets].sort()), fromMesh };
 }
 

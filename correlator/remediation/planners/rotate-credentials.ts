@@ -31,7 +31,10 @@ function exposedByList(ns: string | undefined): Remediation {
     `Treat every secret in ${where} as exposed`,
     `The actor listed secrets in ${where} successfully, and a list response carries every secret's data. Rotate them at their sources, most valuable first (database and cloud credentials, API keys, TLS private keys). Service-account token secrets are credentials too: delete those of accounts that do not need a long-lived token.`,
     'Rotating many credentials at once can break many workloads; go one owner at a time. Deleting a token secret breaks whatever outside the cluster still uses it.',
-    [`kubectl get secrets ${scope} --field-selector type!=kubernetes.io/service-account-token`, `kubectl get secrets ${scope} --field-selector type=kubernetes.io/service-account-token`],
+    [
+      `kubectl get secrets ${scope} --field-selector type!=kubernetes.io/service-account-token`,
+      `kubectl get secrets ${scope} --field-selector type=kubernetes.io/service-account-token`,
+    ],
   );
 }
 
@@ -41,14 +44,22 @@ function actorToken(sa: Ref): Remediation {
     `Revoke the tokens of service account ${refText(sa)}`,
     `The attacker held ${refText(sa)}'s token. A bound token dies with its pod (see the pod deletion), but legacy token secrets never expire: the first command lists those in ${sa.namespace} and the second the ones attached to the account; delete each that belongs to ${sa.name} (annotation kubernetes.io/service-account.name) with kubectl -n ${sa.namespace} delete secret followed by its name.`,
     'Anything outside the cluster that uses a deleted legacy token (CI, dashboards) loses access.',
-    [`kubectl -n ${sa.namespace} get secrets --field-selector type=kubernetes.io/service-account-token`, `kubectl -n ${sa.namespace} get serviceaccount ${sa.name} -o jsonpath='{.secrets[*].name}{"\\n"}'`],
+    [
+      `kubectl -n ${sa.namespace} get secrets --field-selector type=kubernetes.io/service-account-token`,
+      `kubectl -n ${sa.namespace} get serviceaccount ${sa.name} -o jsonpath='{.secrets[*].name}{"\\n"}'`,
+    ],
   );
 }
 
 export function rotateCredentials(ctx: PlanContext): Remediation[] {
   const read = secretsRead(ctx);
   const lists = entriesWith(ctx, 'secret-list', true);
-  const listedNs = checkNames(lists.filter((e) => !hasTrait(e.kind, 'cluster-wide') && e.target.namespace).map((e) => e.target.namespace!).sort());
+  const listedNs = checkNames(
+    lists
+      .filter((e) => !hasTrait(e.kind, 'cluster-wide') && e.target.namespace)
+      .map((e) => e.target.namespace!)
+      .sort(),
+  );
   const out = [
     ...(lists.some((e) => hasTrait(e.kind, 'cluster-wide')) ? [exposedByList(undefined)] : []),
     ...listedNs.ok.map((ns) => exposedByList(ns)),
@@ -58,8 +69,20 @@ export function rotateCredentials(ctx: PlanContext): Remediation[] {
   const seen = new Set(read.ok.map(refText));
   const unconfirmed = ctx.incident.blastRadius.secrets.map((s) => s.replace(/^secret:/, '')).filter((s) => !seen.has(s));
   const [first, ...rest] = out;
-  const withUnconfirmed = first && unconfirmed.length > 0
-    ? [{ ...first, rationale: `${first.rationale} The blast radius also names ${unconfirmed.map(display).join(', ')} with no allowed read in the kept timeline (denied, or trimmed from it): check the audit log before rotating them.` }, ...rest]
-    : out;
-  return withRejections(withUnconfirmed, [...read.rejected, ...listedNs.rejected, ...rejectedActor(ctx)], 'rotate-credentials', 'Rotate the credentials the actor read');
+  const withUnconfirmed =
+    first && unconfirmed.length > 0
+      ? [
+          {
+            ...first,
+            rationale: `${first.rationale} The blast radius also names ${unconfirmed.map(display).join(', ')} with no allowed read in the kept timeline (denied, or trimmed from it): check the audit log before rotating them.`,
+          },
+          ...rest,
+        ]
+      : out;
+  return withRejections(
+    withUnconfirmed,
+    [...read.rejected, ...listedNs.rejected, ...rejectedActor(ctx)],
+    'rotate-credentials',
+    'Rotate the credentials the actor read',
+  );
 }

@@ -59,7 +59,10 @@ export class CheckpointRunner {
         stats.batchFailures++;
         if (e instanceof RewindError) {
           sub.unflushed.delete(partition);
-          log.warn({ err: e, topic, partition, group: sub.groupId, offset: u.first }, 'consumer dropped its unflushed state; offering the partition again from its last commit');
+          log.warn(
+            { err: e, topic, partition, group: sub.groupId, offset: u.first },
+            'consumer dropped its unflushed state; offering the partition again from its last commit',
+          );
           sub.consumer?.seek({ topic, partition, offset: u.first });
           return false;
         }
@@ -85,7 +88,10 @@ export class CheckpointRunner {
         sub.unflushed.delete(partition);
         await consumer.commitOffsets([{ topic: sub.topic, partition, offset: (BigInt(u.last) + 1n).toString() }]);
       } catch (e) {
-        this.deps.log.warn({ err: e, topic: sub.topic, partition, group: sub.groupId }, 'flush at stop failed; the next owner of the partition gets its uncommitted messages again');
+        this.deps.log.warn(
+          { err: e, topic: sub.topic, partition, group: sub.groupId },
+          'flush at stop failed; the next owner of the partition gets its uncommitted messages again',
+        );
       }
     }
   }

@@ -37,7 +37,12 @@ export class ReadBack {
    * (its own request timeouts bound that). A new group waits the broker's
    * `group.initial.rebalance.delay.ms` (3 s by default).
    */
-  async read<T>(topic: Topic<T>, partition: number, offsets: readonly string[], options: { timeoutMs?: number; parse?: SubscribeOptions['parse'] } = {}): Promise<Map<string, T>> {
+  async read<T>(
+    topic: Topic<T>,
+    partition: number,
+    offsets: readonly string[],
+    options: { timeoutMs?: number; parse?: SubscribeOptions['parse'] } = {},
+  ): Promise<Map<string, T>> {
     const { kafka, admin, settings, state, errors, log } = this.deps;
     // A read runs inside a batch of the caller's consumer, which does not heartbeat meanwhile:
     // it must end well within that consumer's session.

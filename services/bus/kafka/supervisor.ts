@@ -66,7 +66,9 @@ export class ConsumerSupervisor {
           admin.get().then((a) => a.deleteGroups([sub.groupId])),
           settings.closeTimeoutMs,
           `deleting consumer group ${sub.groupId}`,
-        ).catch((e: unknown) => log.warn({ err: e, group: sub.groupId }, 'could not delete the ephemeral consumer group; Kafka expires it after offsets.retention.minutes'));
+        ).catch((e: unknown) =>
+          log.warn({ err: e, group: sub.groupId }, 'could not delete the ephemeral consumer group; Kafka expires it after offsets.retention.minutes'),
+        );
       this.subs.delete(sub);
     })();
     return sub.stopped;

@@ -4,14 +4,31 @@
  * digest when many new incidents wait for one channel. The channel id and `ts` of each message are
  * kept in the store, so a restarted process edits the message it posted before.
  */
-import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError, WebClient, LogLevel, type Logger as SlackLogger } from '@slack/web-api';
+import {
+  WebAPIHTTPError,
+  WebAPIPlatformError,
+  WebAPIRateLimitedError,
+  WebAPIRequestError,
+  WebClient,
+  LogLevel,
+  type Logger as SlackLogger,
+} from '@slack/web-api';
 import type { Incident } from '../../../correlator/incident.js';
 import type { Logger } from '../../logging.js';
 import type { SlackBotConfig } from '../config.js';
 import { DeliveryError, httpError, networkError, rateLimited, slackError } from '../errors.js';
 import { routeChannels } from '../routing.js';
 import { newestPerIncident, outcomeOf, type Claimed, type DeliveryContext, type DeliveryResult, type Outcome, type Sink } from '../sink.js';
-import { formatCompact, formatDigest, formatEvidence, formatIncident, formatResolved, formatResolvedReply, type FormatOptions, type SlackMessage } from './format.js';
+import {
+  formatCompact,
+  formatDigest,
+  formatEvidence,
+  formatIncident,
+  formatResolved,
+  formatResolvedReply,
+  type FormatOptions,
+  type SlackMessage,
+} from './format.js';
 
 /** Where an incident's message is, and how far it has been brought up to date. */
 export interface SlackMessageRef {
@@ -42,8 +59,19 @@ export function slackClient(cfg: Pick<SlackBotConfig, 'token' | 'apiUrl'>, logge
 
 function slackLogger(logger: Logger): SlackLogger {
   let level = LogLevel.WARN;
-  const log = (at: 'debug' | 'info' | 'warn' | 'error') => (...msg: unknown[]) => logger[at]({ component: 'slack-web-api' }, msg.map(String).join(' '));
-  return { debug: log('debug'), info: log('debug'), warn: log('warn'), error: log('error'), setLevel: (l) => void (level = l), getLevel: () => level, setName: () => undefined };
+  const log =
+    (at: 'debug' | 'info' | 'warn' | 'error') =>
+    (...msg: unknown[]) =>
+      logger[at]({ component: 'slack-web-api' }, msg.map(String).join(' '));
+  return {
+    debug: log('debug'),
+    info: log('debug'),
+    warn: log('warn'),
+    error: log('error'),
+    setLevel: (l) => void (level = l),
+    getLevel: () => level,
+    setName: () => undefined,
+  };
 }
 
 /** A Web API failure as a {@link DeliveryError}. */
@@ -93,7 +121,8 @@ export class SlackBotSink implements Sink {
       const raw = await ctx.state.getState(slackRefKey(this.channel, item.incidentId));
       const ref = raw === undefined ? undefined : (JSON.parse(raw) as SlackMessageRef);
       // Shown already: a redelivery, or a crash after Slack took the message but before the outbox heard.
-      if (ref && ref.version >= item.version && (ref.replied >= item.version || !needsReply(item))) outcomes.set(item.seq, { status: 'done', note: 'superseded' });
+      if (ref && ref.version >= item.version && (ref.replied >= item.version || !needsReply(item)))
+        outcomes.set(item.seq, { status: 'done', note: 'superseded' });
       else {
         refs.set(item.seq, ref);
         todo.push(item);
@@ -127,27 +156,40 @@ export class SlackBotSink implements Sink {
     const key = slackRefKey(this.channel, inc.id);
     const save = (r: SlackMessageRef) => ctx.state.setState(key, JSON.stringify(r));
     if (!ref) {
-      const posted = await this.send(ctx, tally, 'post', { channel: this.channel }, formatIncident(inc, this.format, change), () => formatCompact(inc, this.format));
+      const posted = await this.send(ctx, tally, 'post', { channel: this.channel }, formatIncident(inc, this.format, change), () =>
+        formatCompact(inc, this.format),
+      );
       await save({ ...posted, version: inc.version, replied: inc.version, digest: false });
       return true;
     }
     if (ref.digest) {
       // Listed in a digest, no message of its own: news goes to the digest's thread.
       const resolved = inc.status === 'resolved';
-      await this.send(ctx, tally, 'reply', { channel: ref.channel, thread_ts: ref.ts }, resolved ? formatResolved(inc, this.format) : formatCompact(inc, this.format), resolved ? () => formatResolvedReply(inc, this.format) : undefined);
+      await this.send(
+        ctx,
+        tally,
+        'reply',
+        { channel: ref.channel, thread_ts: ref.ts },
+        resolved ? formatResolved(inc, this.format) : formatCompact(inc, this.format),
+        resolved ? () => formatResolvedReply(inc, this.format) : undefined,
+      );
       await save({ ...ref, version: inc.version, replied: inc.version });
       return true;
     }
     let current = ref;
     if (current.version < inc.version) {
       try {
-        await this.send(ctx, tally, 'update', { channel: current.channel, ts: current.ts }, formatIncident(inc, this.format, change), () => formatCompact(inc, this.format));
+        await this.send(ctx, tally, 'update', { channel: current.channel, ts: current.ts }, formatIncident(inc, this.format, change), () =>
+          formatCompact(inc, this.format),
+        );
       } catch (err) {
         const e = err instanceof DeliveryError ? err : undefined;
         if (e?.fallback !== 'repost') throw err;
         // Someone deleted the message, or it can no longer be edited: post it anew.
         ctx.metrics.fallbacks.inc({ sink: this.kind, reason: e.reason });
-        const posted = await this.send(ctx, tally, 'post', { channel: this.channel }, formatIncident(inc, this.format, change), () => formatCompact(inc, this.format));
+        const posted = await this.send(ctx, tally, 'post', { channel: this.channel }, formatIncident(inc, this.format, change), () =>
+          formatCompact(inc, this.format),
+        );
         await save({ ...posted, version: inc.version, replied: inc.version, digest: false });
         return true;
       }
@@ -157,29 +199,57 @@ export class SlackBotSink implements Sink {
     }
     if (needsReply(item) && current.replied < inc.version) {
       const resolved = inc.status === 'resolved';
-      await this.send(ctx, tally, 'reply', { channel: current.channel, thread_ts: current.ts }, resolved ? formatResolvedReply(inc, this.format) : formatEvidence(inc, change, this.format), resolved ? undefined : () => formatCompact(inc, this.format));
+      await this.send(
+        ctx,
+        tally,
+        'reply',
+        { channel: current.channel, thread_ts: current.ts },
+        resolved ? formatResolvedReply(inc, this.format) : formatEvidence(inc, change, this.format),
+        resolved ? undefined : () => formatCompact(inc, this.format),
+      );
       await save({ ...current, replied: inc.version });
     }
     return true;
   }
 
   private async digest(fresh: Claimed[], ctx: DeliveryContext, tally: Tally): Promise<void> {
-    const message = formatDigest(fresh.map((i) => i.notification), this.format);
-    const posted = await this.send(ctx, tally, 'digest', { channel: this.channel }, message, () => formatDigest(fresh.map((i) => i.notification), { ...this.format, maxChars: 3000 }));
+    const message = formatDigest(
+      fresh.map((i) => i.notification),
+      this.format,
+    );
+    const posted = await this.send(ctx, tally, 'digest', { channel: this.channel }, message, () =>
+      formatDigest(
+        fresh.map((i) => i.notification),
+        { ...this.format, maxChars: 3000 },
+      ),
+    );
     for (const i of fresh) {
-      await ctx.state.setState(slackRefKey(this.channel, i.incidentId), JSON.stringify({ ...posted, version: i.version, replied: i.version, digest: true } satisfies SlackMessageRef));
+      await ctx.state.setState(
+        slackRefKey(this.channel, i.incidentId),
+        JSON.stringify({ ...posted, version: i.version, replied: i.version, digest: true } satisfies SlackMessageRef),
+      );
     }
   }
 
   /** One Web API call; when Slack refuses the message as too long or invalid, once more with `shorter()`. */
-  private async send(ctx: DeliveryContext, tally: Tally, kind: 'post' | 'update' | 'reply' | 'digest', where: Record<string, string>, message: SlackMessage, shorter?: () => SlackMessage): Promise<{ channel: string; ts: string }> {
+  private async send(
+    ctx: DeliveryContext,
+    tally: Tally,
+    kind: 'post' | 'update' | 'reply' | 'digest',
+    where: Record<string, string>,
+    message: SlackMessage,
+    shorter?: () => SlackMessage,
+  ): Promise<{ channel: string; ts: string }> {
     const method = kind === 'update' ? 'chat.update' : 'chat.postMessage';
     // Links, mentions and unfurls are never made from what we send: all of it is escaped text and our own links.
     const extra = method === 'chat.postMessage' ? { unfurl_links: false, unfurl_media: false } : {};
     const call = async (m: SlackMessage) => {
       tally.requests++;
       try {
-        const res = (await this.client.apiCall(method, { ...where, text: m.text, blocks: m.blocks, parse: 'none', link_names: false, ...extra })) as { channel?: unknown; ts?: unknown };
+        const res = (await this.client.apiCall(method, { ...where, text: m.text, blocks: m.blocks, parse: 'none', link_names: false, ...extra })) as {
+          channel?: unknown;
+          ts?: unknown;
+        };
         // Kept as strings: a ts is "1503435956.000247", and a number would lose its digits.
         return { channel: String(res.channel ?? where.channel), ts: String(res.ts ?? where.ts) };
       } catch (err) {

@@ -77,9 +77,19 @@ function hostileIncident(): Incident {
     ...base,
     title: `Pod ${pod} *bold* <https://evil.example|click>`,
     actor: { ...actorFromUsername('system:serviceaccount:payments:<!channel>'), key: 'sa:payments/<!channel>' },
-    blastRadius: { namespaces: ['payments'], workloads: [`payments/${pod}`, 'payments/`x`'], secrets: ['billing/<@U123>'], bindings: ['ClusterRoleBinding/*bold*'], policies: [] },
+    blastRadius: {
+      namespaces: ['payments'],
+      workloads: [`payments/${pod}`, 'payments/`x`'],
+      secrets: ['billing/<@U123>'],
+      bindings: ['ClusterRoleBinding/*bold*'],
+      policies: [],
+    },
     timeline: base.timeline.map((e, i) => ({ ...e, title: i === 0 ? line : `${e.title} ${HOSTILE.join(' ')}` })),
-    rootCause: { ...base.rootCause, summary: `${pod} read secrets <!everyone> ${HOSTILE.join(' ')}`, evidence: [{ type: 'actor', detail: `<@U123> did it *now*`, signalIds: [] }] },
+    rootCause: {
+      ...base.rootCause,
+      summary: `${pod} read secrets <!everyone> ${HOSTILE.join(' ')}`,
+      evidence: [{ type: 'actor', detail: `<@U123> did it *now*`, signalIds: [] }],
+    },
     remediations: [
       {
         kind: 'delete-workload',
@@ -134,7 +144,11 @@ function hugeIncident(): Incident {
     },
     mitre: Array.from({ length: 200 }, (_, i) => `T${1000 + i}`),
     correlations: Array.from({ length: 100 }, (_, i) => ({ ruleId: `c-${i}`, title: `pattern ${i}`, signalIds: [], time: T0 })),
-    rootCause: { ...makeIncident('x').rootCause, summary: 'S'.repeat(5000), evidence: Array.from({ length: 40 }, (_, i) => ({ type: 'enabler' as const, detail: 'e'.repeat(900) + i, signalIds: [] })) },
+    rootCause: {
+      ...makeIncident('x').rootCause,
+      summary: 'S'.repeat(5000),
+      evidence: Array.from({ length: 40 }, (_, i) => ({ type: 'enabler' as const, detail: 'e'.repeat(900) + i, signalIds: [] })),
+    },
     remediations: Array.from({ length: 40 }, (_, i) => remediation(i)),
   };
 }
@@ -181,7 +195,9 @@ describe('formatIncident', () => {
     expectInert(m);
     const header = m.blocks[0]!;
     expect(header).toEqual({ type: 'header', text: { type: 'plain_text', text: `:red_circle: CRITICAL · ${inc.title}`, emoji: true } });
-    const all = texts(m).map((t) => t.text).join('\n');
+    const all = texts(m)
+      .map((t) => t.text)
+      .join('\n');
     expect(all).toContain('`sa:payments/payments-api`');
     expect(all).toContain('• Secrets: `billing/stripe-api-key`');
     expect(all).toContain('*Root cause* · confidence 85%');
@@ -199,27 +215,41 @@ describe('formatIncident', () => {
     const m = formatIncident(v4, {}, describeChange(snapshotOf(v3, []), v4));
     expectWithinLimits(m);
     expectInert(m);
-    const all = texts(m).map((t) => t.text).join('\n');
+    const all = texts(m)
+      .map((t) => t.text)
+      .join('\n');
     expect(all).not.toContain('<http');
     expect(all).toContain('Updated since version 3: severity high → critical; new source loki; +2 signals');
   });
 
   it('renders an injection attempt through a pod name and a log line harmless', () => {
     const inc = hostileIncident();
-    for (const m of [formatIncident(inc, { apiBaseUrl: API }), formatCompact(inc, { apiBaseUrl: API }), formatEvidence(inc, describeChange(snapshotOf({ ...inc, version: 1, lastSeen: T0 - 86_400_000, sources: [] }, []), inc), { apiBaseUrl: API }), formatResolved({ ...inc, status: 'resolved', resolution: 'manual', resolvedAt: T0 }, { apiBaseUrl: API }), formatResolvedReply({ ...inc, status: 'resolved', resolvedAt: T0, notes: [{ time: T0, status: 'resolved', note: '<!channel> done' }] }), formatDigest([{ incident: inc, change: describeChange(undefined, inc) }], { apiBaseUrl: API })]) {
+    for (const m of [
+      formatIncident(inc, { apiBaseUrl: API }),
+      formatCompact(inc, { apiBaseUrl: API }),
+      formatEvidence(inc, describeChange(snapshotOf({ ...inc, version: 1, lastSeen: T0 - 86_400_000, sources: [] }, []), inc), { apiBaseUrl: API }),
+      formatResolved({ ...inc, status: 'resolved', resolution: 'manual', resolvedAt: T0 }, { apiBaseUrl: API }),
+      formatResolvedReply({ ...inc, status: 'resolved', resolvedAt: T0, notes: [{ time: T0, status: 'resolved', note: '<!channel> done' }] }),
+      formatDigest([{ incident: inc, change: describeChange(undefined, inc) }], { apiBaseUrl: API }),
+    ]) {
       expectWithinLimits(m);
       expectInert(m);
       for (const t of texts(m)) {
         if (t.type !== 'mrkdwn') continue;
         // Outside code spans and blocks, attacker formatting characters never reach mrkdwn.
-        const outside = t.text.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '').replace(OUR_LINK, '');
+        const outside = t.text
+          .replace(/```[\s\S]*?```/g, '')
+          .replace(/`[^`\n]*`/g, '')
+          .replace(OUR_LINK, '');
         expect(outside, t.text).not.toMatch(/\*bold\*|_it_|~s~|rm -rf|!channel|@U123/);
         // Inside a code block, the fence is never reopened by the text.
         for (const block of t.text.match(/```[\s\S]*?```/g) ?? []) expect(block.slice(3, -3)).not.toContain('`');
       }
     }
     const full = formatIncident(inc, { apiBaseUrl: API });
-    const all = texts(full).map((t) => t.text).join('\n');
+    const all = texts(full)
+      .map((t) => t.text)
+      .join('\n');
     // The text is still there for a reader, only inert.
     expect(all).toContain('&lt;!channel&gt;');
     expect(all).toContain('&lt;@U123&gt;');
@@ -232,7 +262,9 @@ describe('formatIncident', () => {
     const inc = hugeIncident();
     const m = formatIncident(inc, { apiBaseUrl: API });
     expectWithinLimits(m, 9000);
-    const all = texts(m).map((t) => t.text).join('\n');
+    const all = texts(m)
+      .map((t) => t.text)
+      .join('\n');
     expect(all).toContain('… and 492 more signals');
     expect(all).toMatch(/and \d+ more remediations/);
     expect(all).toMatch(/Workloads: .* and \d+ more/);
@@ -263,7 +295,9 @@ describe('formatResolved, formatDigest', () => {
     const m = formatIncident(inc, { apiBaseUrl: API });
     expectWithinLimits(m, 3000);
     expect(m.blocks[0]).toMatchObject({ type: 'header', text: { text: `:white_check_mark: RESOLVED · ${inc.title}` } });
-    const all = texts(m).map((t) => t.text).join('\n');
+    const all = texts(m)
+      .map((t) => t.text)
+      .join('\n');
     expect(all).toContain('merged into another incident');
     expect(all).toContain(`<${API}/api/v1/incidents/inc_other|inc_other>`);
     expect(m.text).toContain('Resolved (merged into another incident)');
@@ -277,7 +311,10 @@ describe('formatResolved, formatDigest', () => {
     const m = formatDigest(items, { apiBaseUrl: API });
     expectWithinLimits(m, 9000);
     expectInert(m);
-    expect(m.blocks[0]).toMatchObject({ type: 'header', text: { text: ':rotating_light: 200 new incidents (40 critical, 40 high, 40 medium, 40 low, 40 info)' } });
+    expect(m.blocks[0]).toMatchObject({
+      type: 'header',
+      text: { text: ':rotating_light: 200 new incidents (40 critical, 40 high, 40 medium, 40 low, 40 info)' },
+    });
     const lines = m.blocks.filter((b) => b.type === 'context' && b.elements.length === 2);
     expect(lines[0]).toMatchObject({ elements: [{ text: expect.stringContaining('CRITICAL') }, {}] });
     expect(texts(m).at(-1)!.text).toMatch(/^… and \d+ more$/);

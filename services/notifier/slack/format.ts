@@ -96,7 +96,11 @@ export function blockTextLength(blocks: readonly Block[]): number {
   return n;
 }
 
-const plain = (raw: string, max: number = SLACK_LIMITS.sectionText): PlainText => ({ type: 'plain_text', text: escapeClipped(raw.trim() === '' ? '-' : raw, max), emoji: false });
+const plain = (raw: string, max: number = SLACK_LIMITS.sectionText): PlainText => ({
+  type: 'plain_text',
+  text: escapeClipped(raw.trim() === '' ? '-' : raw, max),
+  emoji: false,
+});
 /** mrkdwn whose text is already safe (built from escaped parts). */
 const md = (safe: string): Mrkdwn => ({ type: 'mrkdwn', text: safe, verbatim: true });
 const section = (text: TextObject): Block => ({ type: 'section', text });
@@ -128,7 +132,11 @@ class Budget {
   }
 }
 
-const iso = (t: number): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z').replace('T', ' ');
+const iso = (t: number): string =>
+  new Date(t)
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace('T', ' ');
 const clock = (t: number): string => new Date(t).toISOString().slice(11, 19);
 
 /** Joins escaped items, at most `max` characters, ending with "and N more" when cut. */
@@ -185,7 +193,14 @@ function factFields(inc: Incident): Mrkdwn[] {
     md(`*Status*\n${escapeText(inc.status)}${inc.status === 'resolved' && inc.resolution ? ` (${RESOLUTION_TEXT[inc.resolution]})` : ''}`),
     md(`*Signals*\n${inc.signalCount} from ${escapeText(inc.sources.join(', ') || 'none')}`),
     md(`*Seen*\n${escapeText(seen)}`),
-    md(`*MITRE ATT&amp;CK*\n${listWithin(inc.mitre.map((m) => escapeText(m)), 400) || '-'}`),
+    md(
+      `*MITRE ATT&amp;CK*\n${
+        listWithin(
+          inc.mitre.map((m) => escapeText(m)),
+          400,
+        ) || '-'
+      }`,
+    ),
   ];
 }
 
@@ -201,7 +216,15 @@ function blastRadiusText(inc: Incident, max: number): string {
   const shown = rows.filter(([, items]) => items.length > 0);
   if (shown.length === 0) return '*Blast radius*\nnothing recorded beyond the actor';
   const per = Math.floor((max - 20) / shown.length) - 20;
-  return `*Blast radius*\n${shown.map(([label, items]) => `• ${label}: ${listWithin(items.map((i) => inlineCode(i, 160)), per)}`).join('\n')}`;
+  return `*Blast radius*\n${shown
+    .map(
+      ([label, items]) =>
+        `• ${label}: ${listWithin(
+          items.map((i) => inlineCode(i, 160)),
+          per,
+        )}`,
+    )
+    .join('\n')}`;
 }
 
 /** Whole commands only, as many as fit: half a command is worse than none when pasted into a shell. */
@@ -217,7 +240,11 @@ function commandsText(commands: readonly string[], max: number): { text?: string
 function remediationBlocks(r: Remediation, n: number, inc: Incident, o: FormatOptions, maxChars: number): Block[] {
   const blocks: Block[] = [];
   const share = (f: number, floor: number) => Math.max(floor, Math.floor(maxChars * f));
-  const prose = [escapeClipped(`${n}. ${r.title}`, 200), `Why: ${escapeClipped(r.rationale, share(0.2, 160))}`, `Risk: ${escapeClipped(r.risk, share(0.2, 160))}`].join('\n');
+  const prose = [
+    escapeClipped(`${n}. ${r.title}`, 200),
+    `Why: ${escapeClipped(r.rationale, share(0.2, 160))}`,
+    `Risk: ${escapeClipped(r.risk, share(0.2, 160))}`,
+  ].join('\n');
   blocks.push(section({ type: 'plain_text', text: prose, emoji: false }));
   const where = o.apiBaseUrl ? link(incidentUrl(o.apiBaseUrl, inc.id), 'in the incident') : `in ${inlineCode(`GET /api/v1/incidents/${inc.id}`)}`;
   const notes: string[] = [];
@@ -239,7 +266,12 @@ function remediationBlocks(r: Remediation, n: number, inc: Incident, o: FormatOp
 }
 
 function footer(inc: Incident, o: FormatOptions): Block {
-  const parts = [o.apiBaseUrl ? link(incidentUrl(o.apiBaseUrl, inc.id), 'Open the incident') : null, `id ${inlineCode(inc.id, 80)}`, `version ${inc.version}`, 'kubevigil: nothing is applied automatically'];
+  const parts = [
+    o.apiBaseUrl ? link(incidentUrl(o.apiBaseUrl, inc.id), 'Open the incident') : null,
+    `id ${inlineCode(inc.id, 80)}`,
+    `version ${inc.version}`,
+    'kubevigil: nothing is applied automatically',
+  ];
   return context(md(parts.filter((p): p is string => p !== null).join(' · ')));
 }
 
@@ -284,7 +316,11 @@ export function formatIncident(inc: Incident, o: FormatOptions = {}, change?: In
   const lines = shown.map((e) => timelineLine(e, multiDay));
   const timelineText = lines.join('\n') + (omitted > 0 ? `\n… and ${omitted} more signals` : '');
   budget.add(
-    [divider, section(md(`*Timeline* · ${shown.length} key signal${shown.length === 1 ? '' : 's'} of ${inc.signalCount}`)), section(plain(timelineText, Math.min(2000, Math.max(300, budget.left - reserveChars - 2500))))],
+    [
+      divider,
+      section(md(`*Timeline* · ${shown.length} key signal${shown.length === 1 ? '' : 's'} of ${inc.signalCount}`)),
+      section(plain(timelineText, Math.min(2000, Math.max(300, budget.left - reserveChars - 2500)))),
+    ],
     2,
     reserveChars,
   );
@@ -388,7 +424,9 @@ export interface DigestItem {
 
 /** One message for a burst: a line per incident, most severe first, cut with "and N more". */
 export function formatDigest(items: readonly DigestItem[], o: FormatOptions = {}): SlackMessage {
-  const sorted = [...items].sort((a, b) => severityRank(b.incident.severity) - severityRank(a.incident.severity) || a.incident.firstSeen - b.incident.firstSeen);
+  const sorted = [...items].sort(
+    (a, b) => severityRank(b.incident.severity) - severityRank(a.incident.severity) || a.incident.firstSeen - b.incident.firstSeen,
+  );
   const counts = new Map<Severity, number>();
   for (const { incident } of sorted) counts.set(incident.severity, (counts.get(incident.severity) ?? 0) + 1);
   const bySeverity = [...counts].map(([s, n]) => `${n} ${s}`).join(', ');
@@ -397,7 +435,11 @@ export function formatDigest(items: readonly DigestItem[], o: FormatOptions = {}
   const budget = new Budget(SLACK_LIMITS.blocks, o.maxChars ?? DEFAULT_MAX_CHARS);
   budget.add([
     { type: 'header', text: { type: 'plain_text', text: `:rotating_light: ${title} (${bySeverity})`.slice(0, SLACK_LIMITS.headerText), emoji: true } },
-    context(md(`Many incidents at once: one line each, most severe first.${o.apiBaseUrl ? ` ${link(`${o.apiBaseUrl.replace(/\/+$/, '')}/api/v1/incidents?status=open`, 'All open incidents')}` : ''}`)),
+    context(
+      md(
+        `Many incidents at once: one line each, most severe first.${o.apiBaseUrl ? ` ${link(`${o.apiBaseUrl.replace(/\/+$/, '')}/api/v1/incidents?status=open`, 'All open incidents')}` : ''}`,
+      ),
+    ),
   ]);
   let shown = 0;
   for (const { incident: inc, change } of sorted) {
@@ -408,5 +450,14 @@ export function formatDigest(items: readonly DigestItem[], o: FormatOptions = {}
     shown++;
   }
   if (shown < sorted.length) budget.add([context(plain(`… and ${sorted.length - shown} more`, 100))]);
-  return { text: escapeClipped(`kubevigil: ${title} (${bySeverity}): ${sorted.slice(0, 3).map((i) => i.incident.title).join('; ')}`, 1000), blocks: budget.blocks };
+  return {
+    text: escapeClipped(
+      `kubevigil: ${title} (${bySeverity}): ${sorted
+        .slice(0, 3)
+        .map((i) => i.incident.title)
+        .join('; ')}`,
+      1000,
+    ),
+    blocks: budget.blocks,
+  };
 }

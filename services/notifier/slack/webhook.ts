@@ -38,12 +38,24 @@ export class SlackWebhookSink implements Sink {
         const code = body.trim();
         return SLACK_ERRORS[code] && status < 500 ? slackError('incoming webhook', code) : httpError('Slack incoming webhook', status, body);
       };
-      await post('Slack incoming webhook', this.url, JSON.stringify({ text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false }), {}, { timeoutMs: this.timeoutMs, now: ctx.now(), classify });
+      await post(
+        'Slack incoming webhook',
+        this.url,
+        JSON.stringify({ text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false }),
+        {},
+        { timeoutMs: this.timeoutMs, now: ctx.now(), classify },
+      );
       ctx.metrics.sent.inc({ sink: this.kind, kind });
     };
     if (latest.length >= this.digestThreshold) {
       try {
-        await send(formatDigest(latest.map((i) => i.notification), this.format), 'digest');
+        await send(
+          formatDigest(
+            latest.map((i) => i.notification),
+            this.format,
+          ),
+          'digest',
+        );
         for (const i of latest) outcomes.set(i.seq, { status: 'done', note: 'digest' });
       } catch (err) {
         for (const i of latest) outcomes.set(i.seq, outcomeOf(err));

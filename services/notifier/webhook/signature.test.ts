@@ -24,7 +24,8 @@ describe('webhook signatures', () => {
     expect(verifySignature(SECRET, TS, BODY.replace('t"', 'x"'), sig, NOW)).toBe(false);
     expect(verifySignature('another-secret-0123456789', TS, BODY, sig, NOW)).toBe(false);
     expect(verifySignature(SECRET, TS + 1, BODY, sig, NOW)).toBe(false);
-    for (const bad of ['', 'sha256=', sig.slice(0, -1), sig.toUpperCase(), `sha1=${sig.slice(7)}`]) expect(verifySignature(SECRET, TS, BODY, bad, NOW)).toBe(false);
+    for (const bad of ['', 'sha256=', sig.slice(0, -1), sig.toUpperCase(), `sha1=${sig.slice(7)}`])
+      expect(verifySignature(SECRET, TS, BODY, bad, NOW)).toBe(false);
     for (const ts of ['', 'abc', '1e9', '-5', `${TS}.0`]) expect(verifySignature(SECRET, ts, BODY, sign(SECRET, TS, BODY), NOW)).toBe(false);
   });
 

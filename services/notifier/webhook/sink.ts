@@ -44,13 +44,19 @@ export class WebhookSink implements Sink {
       const timestamp = Math.floor(ctx.now() / 1000);
       requests++;
       try {
-        await post(`webhook ${this.id}`, this.url, body, {
-          'user-agent': this.userAgent,
-          [SIGNATURE_HEADER]: sign(this.secret, timestamp, body),
-          [TIMESTAMP_HEADER]: String(timestamp),
-          [DELIVERY_HEADER]: `${item.incidentId}@${item.version}`,
-          [EVENT_HEADER]: item.notification.change.kind,
-        }, { timeoutMs: this.timeoutMs, now: ctx.now() });
+        await post(
+          `webhook ${this.id}`,
+          this.url,
+          body,
+          {
+            'user-agent': this.userAgent,
+            [SIGNATURE_HEADER]: sign(this.secret, timestamp, body),
+            [TIMESTAMP_HEADER]: String(timestamp),
+            [DELIVERY_HEADER]: `${item.incidentId}@${item.version}`,
+            [EVENT_HEADER]: item.notification.change.kind,
+          },
+          { timeoutMs: this.timeoutMs, now: ctx.now() },
+        );
         ctx.metrics.sent.inc({ sink: this.kind, kind: 'webhook' });
         outcomes.set(item.seq, { status: 'done' });
       } catch (err) {
