@@ -3,7 +3,6 @@
  * the connectors depend only on these, so the same code runs embedded, distributed and in tests.
  */
 import type { SourceEvent } from './detection/source-event.js';
-import type { PermissionUse } from './remediation/planner.js';
 import type { Signal } from './signal.js';
 
 /** Hands signals to the bus. Resolves only once they are safely handed over (acknowledged). */
@@ -29,6 +28,16 @@ export interface Clock {
 
 /** The system clock. */
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** One permission an identity used legitimately (outside the attack), as audit2rbac collects it. */
+export interface PermissionUse {
+  namespace?: string;
+  apiGroup: string;
+  resource: string;
+  subresource?: string;
+  verb: string;
+  count: number;
+}
 
 /** What an identity did legitimately (allowed requests), for least-privilege suggestions. */
 export interface UsageSource {

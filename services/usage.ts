@@ -4,7 +4,7 @@
  * planner turns this into a least-privilege Role. Bounded per identity and in total.
  */
 import type { UsageSource } from '../correlator/ports.js';
-import type { PermissionUse } from '../correlator/remediation/planner.js';
+import type { PermissionUse } from '../correlator/ports.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
 
 /** Bounds of {@link UsageProfiler}. */

@@ -6,15 +6,9 @@ import type { Incident, Remediation, TimelineEntry } from '../incident.js';
 import { hasTrait, type KindTrait } from '../signal-kinds.js';
 import type { Ref } from './names.js';
 
-/** One permission the actor used legitimately (outside the attack), as audit2rbac collects it. */
-export interface PermissionUse {
-  namespace?: string;
-  apiGroup: string;
-  resource: string;
-  subresource?: string;
-  verb: string;
-  count: number;
-}
+import type { PermissionUse } from '../ports.js';
+
+export type { PermissionUse };
 
 /** What the planner needs: the incident with its root cause, and the actor's legitimate API usage. */
 export interface PlanInput {
