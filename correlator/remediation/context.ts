@@ -4,9 +4,8 @@
  */
 import type { Incident, Remediation, TimelineEntry } from '../incident.js';
 import { hasTrait, type KindTrait } from '../signal-kinds.js';
-import type { Ref } from './names.js';
-
 import type { PermissionUse } from '../ports.js';
+import type { Ref } from './names.js';
 
 export type { PermissionUse };
 
