@@ -23,8 +23,12 @@ import type { SourceEvent } from '../correlator/detection/source-event.js';
 import type { IdentityResolver } from '../correlator/identity.js';
 import type { IngestSink } from '../correlator/ports.js';
 import type { SourceName } from '../correlator/signal.js';
+import type { Config } from './config.js';
+import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import type { UsageProfiler } from './usage.js';
+import { LokiPoller } from '../connectors/loki/poller.js';
+import { TempoPoller } from '../connectors/otlp/tempo-poller.js';
 
 /** What a receiver is built from: the ingest stage, the process's limits and metrics. */
 export interface ReceiverContext {
@@ -33,6 +37,21 @@ export interface ReceiverContext {
   dedupEntries: number;
   metrics: Metrics;
   alertmanagerActorConventions: ActorConvention[];
+}
+
+/** What a poller is built from: the configuration, the ingest stage, where cursors are kept, metrics and logs. */
+export interface PollerContext {
+  config: Config;
+  sink: IngestSink;
+  state: { get(key: string): Promise<string | undefined>; set(key: string, value: string): Promise<void> };
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** Something a source polls on a schedule. */
+export interface Poller {
+  start(): void;
+  stop(): Promise<void>;
 }
 
 /** What the ingest stage keeps from a source's events besides detection. */
@@ -55,6 +74,8 @@ export interface Source {
   /** True when the sender authenticated the actor itself (kube-apiserver): its actors are not re-resolved from IPs or pods. */
   authenticatesActors: boolean;
   receiver(ctx: ReceiverContext): Router;
+  /** Its poller when the configuration asks for one (Loki LogQL, Tempo TraceQL), counted and logged like every poller. */
+  poller?(ctx: PollerContext): Poller | undefined;
   /** Facts for later stages: identity (IP → pod → service account) and legitimate permission use. */
   learn?(event: SourceEvent, ctx: LearnContext): void;
   /** Its operation in the OpenAPI document (`post` of its path). */
@@ -162,6 +183,26 @@ export const SOURCE_LIST: readonly Source[] = [
           request: (c) => ctx.metrics.ingestRequests.inc({ source: 'loki', code: String(c) }),
         },
       }),
+    poller({ config, sink, state, metrics, logger }) {
+      const lp = config.lokiPoller;
+      if (!lp) return undefined;
+      return new LokiPoller({
+        url: lp.url,
+        queries: lp.queries,
+        sink,
+        state,
+        ...(lp.tenant ? { tenant: lp.tenant } : {}),
+        ...(lp.schedule ? { schedule: lp.schedule } : {}),
+        ...(lp.token ? { headers: { authorization: `Bearer ${lp.token}` } } : {}),
+        stats: {
+          lines: (outcome, n) => n && metrics.pollerItems.inc({ source: 'loki', outcome }, n),
+          error: (reason) => metrics.pollerErrors.inc({ source: 'loki', reason }),
+          poll: (ok) => metrics.pollerPolls.inc({ source: 'loki', outcome: ok ? 'ok' : 'error' }),
+        },
+        // Loki's answer may quote the query or the attacker's log lines: under its own key.
+        onError: (query, reason, message) => logger.warn({ source: 'loki', query, reason, upstream: { message: message.slice(0, 500) } }, 'loki poll failed'),
+      });
+    },
     openapi: {
       operationId: 'ingestLokiPush',
       tags: ['ingest'],
@@ -194,6 +235,27 @@ export const SOURCE_LIST: readonly Source[] = [
           request: (c) => ctx.metrics.ingestRequests.inc({ source: 'otlp', code: String(c) }),
         },
       }),
+    poller({ config, sink, state, metrics, logger }) {
+      const tp = config.tempoPoller;
+      if (!tp) return undefined;
+      const headers: Record<string, string> = {};
+      if (tp.tenant) headers['X-Scope-OrgID'] = tp.tenant;
+      if (tp.token) headers.authorization = `Bearer ${tp.token}`;
+      return new TempoPoller({
+        url: tp.url,
+        queries: tp.queries,
+        sink,
+        state,
+        headers,
+        ...(tp.schedule ? { schedule: tp.schedule } : {}),
+        stats: {
+          polls: (outcome) => metrics.pollerPolls.inc({ source: 'otlp', outcome }),
+          spans: (outcome, n) => n && metrics.pollerItems.inc({ source: 'otlp', outcome }, n),
+          errors: (reason, n = 1) => metrics.pollerErrors.inc({ source: 'otlp', reason }, n),
+        },
+        onError: (reason, detail) => logger.warn({ source: 'otlp', reason, upstream: { message: detail.slice(0, 500) } }, 'tempo poll failed'),
+      });
+    },
     openapi: {
       operationId: 'ingestOtlpTraces',
       tags: ['ingest'],
