@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { actorFromIp, actorFromPod, actorFromSpiffe, actorFromUsername, ipKey, nsKey, podKey, saKey, userKey, type Actor } from '../../correlator/entities.js';
+import { actorFields } from '../../correlator/detection/fields.js';
 import type { EventDetails, SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
 import { boundedRedactedCopy, truncate } from '../../correlator/redact.js';
 import type { Outcome, Target } from '../../correlator/signal.js';
@@ -218,6 +219,35 @@ export const ALERTMANAGER_SCHEMA: SourceSchema = {
   name: 'alertmanager',
   derived: ['alertname', 'firing', 'alertSeverity', 'actor', 'actorLabels', 'target', 'targetText', 'summary', 'authCode'],
   indexField: 'status',
+  fields: [
+    { name: 'status', type: 'string', description: '`firing` or `resolved`.' },
+    { name: 'labels.*', type: 'string', description: 'The alert’s labels, e.g. `labels.alertname`, `labels.namespace`, `labels.source_workload`.' },
+    { name: 'annotations.*', type: 'string', description: 'The alert’s annotations, e.g. `annotations.summary`.' },
+    { name: 'startsAt', type: 'string', description: 'When the alert started firing (RFC 3339).' },
+    { name: 'endsAt', type: 'string', description: 'When it resolved (RFC 3339); Go’s zero time while firing.' },
+    { name: 'generatorURL', type: 'string', description: 'Link to the expression that raised the alert.' },
+    { name: 'fingerprint', type: 'string', description: 'Alertmanager’s fingerprint of the label set.' },
+    { name: 'group.receiver', type: 'string', description: 'Receiver the notification was sent to.' },
+    { name: 'group.status', type: 'string', description: 'Status of the notification group: `firing` or `resolved`.' },
+    { name: 'group.groupLabels.*', type: 'string', description: 'Labels the group is keyed on.' },
+    { name: 'group.commonLabels.*', type: 'string', description: 'Labels every alert of the group shares.' },
+    { name: 'group.commonAnnotations.*', type: 'string', description: 'Annotations every alert of the group shares.' },
+    { name: 'group.externalURL', type: 'string', description: 'Alertmanager’s external URL.' },
+    { name: 'group.version', type: 'string', description: 'Webhook payload version.' },
+    { name: 'group.groupKey', type: 'string', description: 'Key of the notification group.' },
+    { name: 'group.truncatedAlerts', type: 'number', description: 'Alerts left out of the notification by `max_alerts`.' },
+    { name: 'alertname', type: 'string', description: '`labels.alertname`, empty when absent.' },
+    { name: 'firing', type: 'boolean', description: 'The alert fires (false once resolved).' },
+    { name: 'alertSeverity', type: 'string', description: 'The `severity` label lower-cased; `none` when absent.' },
+    ...actorFields('who the alert is about, by label convention (else `user:alertmanager/<alertname>`)'),
+    { name: 'actorLabels', type: 'string[]', description: 'The labels that named the actor; empty for the fallback.' },
+    { name: 'target.namespace', type: 'string', description: 'Namespace the alert is about (destination workload, pod or namespace labels).' },
+    { name: 'target.resource', type: 'string', description: '`workloads` or `pods` when the labels name one.' },
+    { name: 'target.name', type: 'string', description: 'Destination workload or pod name.' },
+    { name: 'targetText', type: 'string', description: 'The target as `namespace/name` (or `no target`), for outputs.' },
+    { name: 'summary', type: 'string', description: 'The `summary` annotation, else `description`, `message` or the alert name; bounded.' },
+    { name: 'authCode', type: 'string', description: '`401` or `403` from the `code`, `response_code` or `status_code` label.' },
+  ],
 };
 
 /** The deduplication key of an alert delivery: (fingerprint, startsAt, status). */

@@ -11,6 +11,7 @@
  * resource stand in, and `actorFrom` says so.
  */
 import { actorFromIp, actorFromPod, actorFromSpiffe, ipKey, nsKey, podKey, userKey, type Actor } from '../../correlator/entities.js';
+import { actorFields } from '../../correlator/detection/fields.js';
 import type { EventDetails, SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
 import { boundedRedactedCopy, isSecretKey, REDACTED } from '../../correlator/redact.js';
 import type { Outcome, Target } from '../../correlator/signal.js';
@@ -358,6 +359,45 @@ export const OTLP_SCHEMA: SourceSchema = {
     'actor',
     'actorFrom',
     'outbound',
+  ],
+  fields: [
+    { name: 'traceId', type: 'string', description: 'Trace id, 32 lowercase hex characters.' },
+    { name: 'spanId', type: 'string', description: 'Span id, 16 lowercase hex characters.' },
+    { name: 'parentSpanId', type: 'string', description: 'Parent span id, absent for a root span.' },
+    { name: 'traceState', type: 'string', description: 'W3C trace state.' },
+    { name: 'name', type: 'string', description: 'Span name, e.g. `GET /api/orders` or `payments.Charge/Refund`.' },
+    { name: 'kind', type: 'string', description: '`unspecified`, `internal`, `server`, `client`, `producer` or `consumer`.' },
+    { name: 'startTimeUnixNano', type: 'string', description: 'Start, nanoseconds since the epoch as a decimal string.' },
+    { name: 'endTimeUnixNano', type: 'string', description: 'End, nanoseconds since the epoch as a decimal string.' },
+    { name: 'status.code', type: 'string', description: '`unset`, `ok` or `error`.' },
+    { name: 'status.message', type: 'string', description: 'Status message of an error.' },
+    { name: 'attributes.*', type: 'any', description: 'Span attributes, flattened: `attributes["http.response.status_code"]`.' },
+    { name: 'resource.*', type: 'any', description: 'Resource attributes: `resource["k8s.pod.name"]`, `resource["service.name"]`.' },
+    { name: 'scope.name', type: 'string', description: 'Instrumentation scope name.' },
+    { name: 'scope.version', type: 'string', description: 'Instrumentation scope version.' },
+    { name: 'events.*', type: 'any', description: 'Span events: `events[*].name`, `events[*].attributes["exception.message"]`.' },
+    { name: 'outbound', type: 'boolean', description: 'Written by the caller’s side (client, producer, internal spans).' },
+    { name: 'serviceName', type: 'string', description: '`service.name` of the span’s resource.' },
+    { name: 'httpStatus', type: 'number', description: 'HTTP status from the span’s attributes, else the HTTP equivalent of its gRPC status.' },
+    { name: 'grpcStatus', type: 'string', description: 'gRPC status name, e.g. `PERMISSION_DENIED` (also from Connect error codes).' },
+    { name: 'authError', type: 'string', description: '`UNAUTHENTICATED` (401, gRPC 16) or `PERMISSION_DENIED` (403, gRPC 7).' },
+    { name: 'peer', type: 'string', description: 'The other party: the service called (outbound spans) or the caller’s address (inbound spans).' },
+    { name: 'spiffe', type: 'string', description: 'SPIFFE id of the caller, if the span or its resource carries one.' },
+    { name: 'peerSpiffe', type: 'string', description: 'SPIFFE id of the identity called, if known.' },
+    {
+      name: 'destinationNamespace',
+      type: 'string',
+      description: 'Namespace of the workload called (SPIFFE id, `<svc>.<ns>.svc` host, or a server span’s resource).',
+    },
+    { name: 'proxy', type: 'boolean', description: 'Written by a mesh proxy (Envoy, Istio, Linkerd, ztunnel).' },
+    { name: 'meshDenial', type: 'string', description: '`ext_authz` or `rbac` when a mesh proxy or its external authorizer refused the call.' },
+    { name: 'tlsError', type: 'string', description: 'The TLS or certificate error that failed the call, bounded.' },
+    ...actorFields('the workload that acted: a client span’s resource, or a server span’s caller'),
+    {
+      name: 'actorFrom',
+      type: 'string',
+      description: '`span` when the span named the actor (a server span’s caller), `resource` when it is the span’s own workload.',
+    },
   ],
 };
 

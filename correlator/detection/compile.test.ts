@@ -4,7 +4,20 @@ import { Detector } from './engine.js';
 import type { SourceEvent, SourceSchema } from './source-event.js';
 import { formatProblem } from './problems.js';
 
-const schema: SourceSchema = { name: 'k8s-audit', derived: ['actor', 'decision'], indexField: 'objectRef.resource' };
+const schema: SourceSchema = {
+  name: 'k8s-audit',
+  derived: ['actor', 'decision'],
+  indexField: 'objectRef.resource',
+  fields: [
+    ...['verb', 'requestURI', 'userAgent', 'user.username', 'objectRef.resource', 'objectRef.name', 'objectRef.subresource', 'decision', 'actor.name'].map(
+      (name) => ({ name, type: 'string' as const, description: name }),
+    ),
+    { name: 'user.groups', type: 'string[]', description: 'groups' },
+    { name: 'responseStatus.code', type: 'number', description: 'status' },
+    { name: 'annotations.*', type: 'string', description: 'annotations' },
+    { name: 'requestObject.*', type: 'any', description: 'request body' },
+  ],
+};
 
 function ev(raw: Record<string, unknown>, derived: object = {}): SourceEvent {
   return {

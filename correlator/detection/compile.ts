@@ -8,6 +8,7 @@ import { isSignalKind, type SignalKind } from '../signal-kinds.js';
 import type { MatchedCondition } from '../signal.js';
 import { compileGetter, FieldPathError, parseFieldPath } from './field-path.js';
 import type { Problem } from './problems.js';
+import { closeFields, literalType, operatorFits, operatorsFor, resolveField, type ResolvedField } from './fields.js';
 import type { SourceSchema } from './source-event.js';
 import { isObj } from '../json-guards.js';
 
@@ -106,8 +107,13 @@ function cachedMacro(inner: CompiledNode): CompiledNode {
   };
 }
 
-/** Resolves a field path to a getter over raw or derived fields, depending on the source schema. */
-function fieldGetter(ctx: Ctx, path: string, at: string): ((raw: unknown, derived: object) => unknown) | undefined {
+type FieldGetter = (raw: unknown, derived: object) => unknown;
+
+/**
+ * Resolves a field path to a getter over raw or derived fields, depending on the source schema, and
+ * to the row of the source's field table that declares it; a path the table lacks is a problem.
+ */
+function fieldAccess(ctx: Ctx, path: string, at: string): { get: FieldGetter; field?: ResolvedField } | undefined {
   let segs;
   try {
     segs = parseFieldPath(path);
@@ -116,17 +122,60 @@ function fieldGetter(ctx: Ctx, path: string, at: string): ((raw: unknown, derive
     return undefined;
   }
   const schema = ctx.schemas.get(ctx.source);
+  let field: ResolvedField | undefined;
+  if (schema) {
+    field = resolveField(schema, segs);
+    if (!field) {
+      const close = closeFields(schema, segs);
+      problem(
+        ctx,
+        at,
+        `source ${schema.name} has no field "${path}"; ${close.length ? `did you mean ${close.join(', ')}? ` : ''}docs/rule-fields.md lists the fields of each source`,
+      );
+    }
+  }
   const first = segs[0];
   if (schema && first && 'key' in first && schema.derived.includes(first.key)) {
     // Derived fields are (lazy) getters on the connector's own object: read the root directly, since
     // the own-property guard of ordinary paths would not see a getter on the prototype.
     const root = first.key;
-    if (segs.length === 1) return (_raw, derived) => (derived as Record<string, unknown>)[root];
+    if (segs.length === 1) return { get: (_raw, derived) => (derived as Record<string, unknown>)[root], field };
     const rest = compileGetter(segs.slice(1));
-    return (_raw, derived) => rest((derived as Record<string, unknown>)[root]);
+    return { get: (_raw, derived) => rest((derived as Record<string, unknown>)[root]), field };
   }
   // A one-argument getter called with (raw, derived) ignores the second: no wrapper needed.
-  return compileGetter(segs) as (raw: unknown, derived: object) => unknown;
+  return { get: compileGetter(segs) as FieldGetter, field };
+}
+
+function fieldGetter(ctx: Ctx, path: string, at: string): FieldGetter | undefined {
+  return fieldAccess(ctx, path, at)?.get;
+}
+
+const describeType = (f: ResolvedField): string => (f.type === 'string[]' ? 'a list of strings' : f.type === 'object' ? 'an object' : `a ${f.type}`);
+
+/** Reports an operator that cannot hold for the field's type, or an `eq`/`in` value of the wrong type. */
+function checkOperatorType(ctx: Ctx, field: string, f: ResolvedField, op: Op, literals: readonly unknown[] | undefined, at: string): void {
+  if (!operatorFits(op, f.type)) {
+    const fit = operatorsFor(f.type, OPERATORS);
+    problem(
+      ctx,
+      at,
+      `${op} never holds for ${field}: it is ${describeType(f)}${f.spec ? ` (${f.spec.description.replace(/\.$/, '')})` : ''}; use ${fit.join(', ')}`,
+    );
+    return;
+  }
+  const want = literalType(f.type);
+  if (!want || !literals || (op !== 'eq' && op !== 'in')) return;
+  const bad = literals.filter((v) => typeof v !== want);
+  if (bad.length)
+    problem(
+      ctx,
+      at,
+      `${field} is ${describeType(f)}: ${bad
+        .slice(0, 3)
+        .map((v) => `${JSON.stringify(v)} (${typeof v})`)
+        .join(', ')} never equals it; write ${want} values${want === 'string' ? ' (quote them)' : ''}`,
+    );
 }
 
 /** Expands `{list: name}` or an array (whose items may be `{list: name}`) into values. */
@@ -278,7 +327,8 @@ function compileLeaf(ctx: Ctx, node: Record<string, unknown>, at: string): Compi
     problem(ctx, `${at}.field`, 'a condition needs field: (a path such as objectRef.resource) or one of all/any/not/macro');
     return NEVER;
   }
-  const get = fieldGetter(ctx, field, `${at}.field`);
+  const access = fieldAccess(ctx, field, `${at}.field`);
+  const get = access?.get;
   const ops = Object.keys(node).filter((k) => k !== 'field');
   const unknown = ops.filter((k) => !OP_SET.has(k));
   for (const k of unknown) problem(ctx, `${at}.${k}`, `unknown operator "${k}"; use one of ${OPERATORS.join(', ')}`);
@@ -287,6 +337,7 @@ function compileLeaf(ctx: Ctx, node: Record<string, unknown>, at: string): Compi
   const leaves: CompiledNode[] = [];
   for (const op of known) {
     const c = compileOp(ctx, op, node[op], `${at}.${op}`);
+    if (c && access?.field) checkOperatorType(ctx, field, access.field, op, c.literals, `${at}.${op}`);
     if (!c || !get) continue;
     const { pred, literals, shown } = c;
     const test: Test = (raw, derived) => pred(get(raw, derived));

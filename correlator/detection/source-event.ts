@@ -36,6 +36,24 @@ export interface EventDetails {
   excerpt: Record<string, unknown>;
 }
 
+/** What a field holds, as rule lint sees it: which operators fit it. `any` accepts every operator. */
+export type FieldType = 'string' | 'number' | 'boolean' | 'string[]' | 'object' | 'any';
+
+/** Every {@link FieldType}, for validation and docs. */
+export const FIELD_TYPES: readonly FieldType[] = ['string', 'number', 'boolean', 'string[]', 'object', 'any'];
+
+/**
+ * One row of a source's field table (like Falco's field tables): what rules may reach and what it holds.
+ * Array indexes and `[*]` are not part of a name: `sourceIPs[0]` is the field `sourceIPs`.
+ */
+export interface FieldSpec {
+  /** A dotted path (`objectRef.resource`), or a prefix ending in `.*` for an open map (`labels.*`: any key, at any depth). */
+  name: string;
+  type: FieldType;
+  /** One short sentence: what the field holds, for `docs/rule-fields.md` and lint messages. */
+  description: string;
+}
+
 /** What detection needs to know about a source to compile rules for it. */
 export interface SourceSchema {
   name: SourceName;
@@ -43,4 +61,9 @@ export interface SourceSchema {
   derived: readonly string[];
   /** A raw field most rules test with `eq`/`in` (audit: `objectRef.resource`); rules are indexed on it. */
   indexField?: string;
+  /**
+   * Every field rules may use, raw and derived: rule lint rejects other paths and operators that do
+   * not fit a field's type, and `docs/rule-fields.md` is generated from it.
+   */
+  fields: readonly FieldSpec[];
 }
