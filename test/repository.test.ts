@@ -64,10 +64,10 @@ describe('the repository stands alone', () => {
     // built from parts so that this file does not trip its own check
     const up = '..' + '/';
     const work = '/' + 'work/';
-    expect(outsideReferences(join(ROOT, 'README.md'), `see ${up}shared/fixtures`)).toEqual([`1: ${up}shared`]);
-    expect(outsideReferences(join(ROOT, 'test/helpers/x.ts'), `new URL('${up}${up}${up}shared/x', u)`)).toEqual([`1: ${up}${up}${up}shared`]);
+    expect(outsideReferences(join(ROOT, 'README.md'), `see ${up}other-checkout/fixtures`)).toEqual([`1: ${up}other-checkout`]);
+    expect(outsideReferences(join(ROOT, 'test/helpers/x.ts'), `new URL('${up}${up}${up}other-checkout/x', u)`)).toEqual([`1: ${up}${up}${up}other-checkout`]);
     expect(outsideReferences(join(ROOT, 'test/helpers/x.ts'), `new URL('${up}fixtures/real/a', u)`)).toEqual([]);
     expect(outsideReferences(join(ROOT, 'rules/detections/a.yaml'), `events_file: ${up}${up}test/fixtures/a`)).toEqual([]);
-    expect(outsideReferences(join(ROOT, 'scripts/a.sh'), `cat ${work}shared/x`)).toEqual([`1: ${work}`]);
+    expect(outsideReferences(join(ROOT, 'scripts/a.sh'), `cat ${work}other-checkout/x`)).toEqual([`1: ${work}`]);
   });
 });
