@@ -33,8 +33,8 @@ function componentSchemas(): Record<string, Json> {
   );
 }
 
-/** Builds the document (a plain object, so tests can walk it). `serverUrl` is where this process answers. */
-export function openApiDocument(serverUrl = '/'): Json {
+/** Builds the document (a plain object, so tests can walk it). */
+export function openApiDocument(): Json {
   return {
     openapi: '3.1.0',
     info: {
@@ -43,7 +43,7 @@ export function openApiDocument(serverUrl = '/'): Json {
       description: 'Security event correlation for Kubernetes: ingest audit events, alerts, mesh logs and traces; read signals and incidents.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
-    servers: [{ url: serverUrl, description: 'this kubevigil' }],
+    servers: [{ url: '/', description: 'this kubevigil' }],
     tags: [
       { name: 'health', description: 'Liveness, readiness and metrics' },
       { name: 'ingest', description: 'What the cluster sends: audit webhook, Alertmanager webhook, Loki push, OTLP traces' },

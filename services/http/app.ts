@@ -103,8 +103,10 @@ export function createApp(deps: AppDeps): Express {
       );
   }
 
+  // The document is the same for the life of the process: generated from the schemas once.
+  const openapi = JSON.stringify(openApiDocument());
   app.get('/api/v1/openapi.json', (_req, res) => {
-    res.json(openApiDocument());
+    res.type('application/json').send(openapi);
   });
   app.use('/api', requireAuth({ realm: 'api', write: [config.apiToken], read: [config.apiReadToken] }));
   if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
