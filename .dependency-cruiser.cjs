@@ -1,7 +1,7 @@
 /**
  * The layers, checked by `npm run lint` (dependency-cruiser):
  *   correlator/  the pure core: no I/O, imports nothing from platform/, connectors/ or services/
- *   platform/    HTTP and error-message helpers shared by receivers and the API: imports the core only
+ *   platform/    helpers shared by receivers and services (HTTP, error messages, schedules): imports the core only
  *   connectors/  one folder per protocol, and the ingest kit they share (connectors/kit/): never services/
  *   services/    the wiring: may import both
  * and no import cycles anywhere in the product.

@@ -1,28 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CursorStateError, CursorStore, PollSchedule, readBounded, ResponseTooLargeError } from './poller.js';
-
-describe('PollSchedule', () => {
-  it('runs one poll at a time: calls made while a poll runs share it', async () => {
-    let runs = 0;
-    let release!: () => void;
-    const s = new PollSchedule('test', '* * * * *', async () => {
-      runs++;
-      await new Promise<void>((r) => (release = r));
-      return runs;
-    });
-    const a = s.pollOnce();
-    const b = s.pollOnce();
-    release();
-    expect(await Promise.all([a, b])).toEqual([1, 1]);
-    const c = s.pollOnce();
-    release();
-    expect(await c).toBe(2);
-  });
-
-  it('refuses a schedule that is not a cron expression, naming it', () => {
-    expect(() => new PollSchedule('loki-poller', 'every minute', async () => 0)).toThrow(/loki-poller: "every minute" is not a cron expression/);
-  });
-});
+import { CursorStateError, CursorStore, readBounded, ResponseTooLargeError } from './poller.js';
 
 describe('CursorStore', () => {
   const parse = (v: unknown) => (typeof v === 'object' && v !== null && typeof (v as { end?: unknown }).end === 'number' ? (v as { end: number }) : undefined);

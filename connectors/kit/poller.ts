@@ -1,51 +1,8 @@
 /**
  * What every poller (Loki LogQL, Tempo TraceQL, the next query API) shares, so that each supplies
- * only its page fetching: a cron schedule on which at most one poll runs at a time and that stops
- * by waiting for the poll in progress, cursors kept as JSON in the state port (one that does not
+ * only its page fetching: the one-at-a-time cron schedule of platform/schedule.ts, cursors kept as JSON in the state port (one that does not
  * parse is absent, never an error), and reading an upstream answer with a bound on its size.
  */
-import { schedule, validate, type ScheduledTask } from 'node-cron';
-
-/** Runs `poll` on a node-cron schedule, never twice at once; concurrent {@link pollOnce} calls share the poll in progress. */
-export class PollSchedule<R> {
-  private task?: ScheduledTask;
-  private running?: Promise<R>;
-
-  /** `poll` must not reject: a poller reports its errors in its result. */
-  constructor(
-    private readonly name: string,
-    private readonly cron: string,
-    private readonly poll: () => Promise<R>,
-  ) {
-    if (!validate(cron)) throw new RangeError(`${name}: "${cron}" is not a cron expression`);
-  }
-
-  /** Starts polling on the schedule. */
-  start(): void {
-    this.task ??= schedule(
-      this.cron,
-      async () => {
-        await this.pollOnce();
-      },
-      { name: this.name, noOverlap: true },
-    );
-  }
-
-  /** Stops the schedule and waits for a poll in progress. */
-  async stop(): Promise<void> {
-    await this.task?.stop();
-    this.task = undefined;
-    await this.running?.catch(() => undefined);
-  }
-
-  /** Polls now, or joins the poll in progress. */
-  pollOnce(): Promise<R> {
-    this.running ??= this.poll().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
-  }
-}
 
 /** Where pollers keep their cursors (the store's state table, so a restart resumes). */
 export interface CursorState {

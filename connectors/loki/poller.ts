@@ -19,7 +19,8 @@ import { formatLabelSet } from './labels.js';
 import { normalizeLokiEntry, type LokiSourceEvent } from './normalize.js';
 import { DEFAULT_TENANT, type LokiEntry } from './push.js';
 import { isObj } from '../../correlator/json-guards.js';
-import { CursorStateError, CursorStore, PollSchedule, readBounded, ResponseTooLargeError, type CursorState } from '../kit/poller.js';
+import { PollSchedule } from '../../platform/schedule.js';
+import { CursorStateError, CursorStore, readBounded, ResponseTooLargeError, type CursorState } from '../kit/poller.js';
 
 /** Where cursors are kept (the incident store's getState/setState). */
 export type LokiPollerState = CursorState;

@@ -18,7 +18,8 @@ import { RecentKeys } from '../../correlator/recent-keys.js';
 import { normalizeSpan } from './normalize.js';
 import { decodeOtlpValue, normalizeSpanId, normalizeTraceId, OtlpPayloadError, type ParseLimits, DEFAULT_LIMITS } from './parse.js';
 import { isObj } from '../../correlator/json-guards.js';
-import { CursorStateError, CursorStore, PollSchedule, readBounded, ResponseTooLargeError, type CursorState } from '../kit/poller.js';
+import { PollSchedule } from '../../platform/schedule.js';
+import { CursorStateError, CursorStore, readBounded, ResponseTooLargeError, type CursorState } from '../kit/poller.js';
 
 /** Where cursors are kept (the service's store in production; a Map in tests). */
 export type PollerState = CursorState;

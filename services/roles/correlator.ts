@@ -6,7 +6,7 @@
  * the same metrics: signals correlated, incident updates, open incidents, and what the correlation
  * bounds dropped.
  */
-import { schedule, type ScheduledTask } from 'node-cron';
+import { PollSchedule } from '../../platform/schedule.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { IncidentManager } from '../../correlator/incidents.js';
 import { isCommand, parseSignalsMessageWithoutEvidence } from '../bus/topics.js';
@@ -126,37 +126,29 @@ function reportMetrics(runtime: CorrelatorRuntime, metrics: Metrics): void {
 
 /** Resolves quiet and over-age incidents on a node-cron schedule, one sweep at a time. */
 export class Sweeper {
-  private task?: ScheduledTask;
-  private running?: Promise<void>;
+  private readonly schedule: PollSchedule<void>;
 
-  constructor(
-    private readonly runtime: Pick<CorrelatorRuntime, 'sweep'>,
-    private readonly cron: string,
-    private readonly logger: Logger,
-  ) {}
-
-  start(): void {
-    this.task ??= schedule(this.cron, () => this.sweepNow(), { name: 'incident-sweeper', noOverlap: true });
+  constructor(runtime: Pick<CorrelatorRuntime, 'sweep'>, cron: string, logger: Logger) {
+    // A failed sweep is logged; the next one tries again.
+    this.schedule = new PollSchedule('incident-sweeper', cron, () =>
+      runtime.sweep().then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'incident sweep failed'),
+      ),
+    );
   }
 
-  /** Sweeps now (a failure is logged; the next sweep tries again). */
+  start(): void {
+    this.schedule.start();
+  }
+
+  /** Sweeps now, or joins the sweep in progress. */
   sweepNow(): Promise<void> {
-    this.running ??= this.runtime
-      .sweep()
-      .then(
-        () => undefined,
-        (err: unknown) => this.logger.error({ err }, 'incident sweep failed'),
-      )
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.schedule.pollOnce();
   }
 
   /** Stops the schedule and waits for a sweep in progress. */
-  async stop(): Promise<void> {
-    await this.task?.stop();
-    this.task = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.schedule.stop();
   }
 }
