@@ -48,11 +48,23 @@ export function isSecretKey(key: string): boolean {
 /** Longest text {@link redactText} scans; longer text is cut first (nothing longer is ever kept). */
 export const MAX_REDACT_LENGTH = 64 * 1024;
 
+// Names, verbs, user agents and addresses repeat across millions of events: short strings are
+// judged once. Bounded (about 1 MB at most), and only the yes/no of the fast path is kept.
+let clean = new Set<string>();
+const CLEAN_MAX = 4096;
+
 /** Replaces tokens, credentials and private keys inside free text. */
 export function redactText(s: string): string {
+  if (s.length <= 256 && clean.has(s)) return s;
   if (s.length > MAX_REDACT_LENGTH) s = truncate(s, MAX_REDACT_LENGTH);
   // Fast path: most strings (names, verbs, URIs) contain none of the trigger substrings.
-  if (!/eyJ|bearer|basic|token|pass|secret|api|PRIVATE KEY/i.test(s)) return s;
+  if (!/eyJ|bearer|basic|token|pass|secret|api|PRIVATE KEY/i.test(s)) {
+    if (s.length <= 256) {
+      if (clean.size >= CLEAN_MAX) clean = new Set();
+      clean.add(s);
+    }
+    return s;
+  }
   let out = s;
   for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
   return out;

@@ -285,6 +285,106 @@ describe('compileRules', () => {
     expect(d.detect(ev({ verb: 'get' })).map((s) => s.rule.id)).toEqual(['any-resource']);
   });
 
+  it('indexes on several fields, raw and derived, and gives the same answers as evaluating every rule', () => {
+    const indexed: SourceSchema = { ...schema, indexFields: ['verb', 'decision'] };
+    const files: RuleFileInput[] = [
+      {
+        file: 'r.yaml',
+        doc: {
+          rules: [
+            rule({ id: 'denied-anything', condition: { field: 'decision', eq: 'forbid' } }),
+            rule({
+              id: 'secret-get',
+              condition: {
+                all: [
+                  { field: 'objectRef.resource', eq: 'secrets' },
+                  { field: 'verb', in: ['get', 'list'] },
+                ],
+              },
+            }),
+            rule({ id: 'not-delete', condition: { not: { field: 'verb', eq: 'delete' } } }),
+            rule({
+              id: 'allowed-pods',
+              condition: {
+                all: [
+                  { field: 'objectRef.resource', eq: 'pods' },
+                  { field: 'decision', eq: 'allow' },
+                ],
+              },
+            }),
+          ],
+        },
+      },
+    ];
+    const r = compileRules(files, [indexed]);
+    expect(r.problems).toEqual([]);
+    const fast = new Detector(r.rules, [indexed]);
+    const plain = new Detector(r.rules, [{ ...schema, indexField: undefined }]);
+    const events: SourceEvent[] = [];
+    for (const verb of ['get', 'list', 'delete', 'patch', 'nonsense', undefined])
+      for (const resource of ['secrets', 'pods', 'nodes', undefined])
+        for (const decision of ['allow', 'forbid', '', 'odd']) events.push(ev({ verb, objectRef: resource ? { resource } : undefined }, { decision }));
+    for (const e of events) expect(fast.detect(e).map((x) => x.rule.id)).toEqual(plain.detect(e).map((x) => x.rule.id));
+    expect(fast.detect(ev({ verb: 'get', objectRef: { resource: 'secrets' } }, { decision: 'forbid' })).map((x) => x.rule.id)).toEqual([
+      'denied-anything',
+      'secret-get',
+      'not-delete',
+    ]);
+  });
+
+  it('matches addresses against CIDR blocks (IPv4, IPv6 and mapped IPv4), from lists, and rejects malformed blocks', () => {
+    const d = detector([
+      {
+        file: 'r.yaml',
+        doc: {
+          lists: [{ name: 'nets', items: ['10.0.0.0/8', 'fd00::/8', '192.0.2.7'] }],
+          rules: [rule({ id: 'outside', condition: { not: { field: 'requestURI', cidr: { list: 'nets' } } } })],
+        },
+      },
+    ]);
+    const outside = (addr: string) => d.detect(ev({ requestURI: addr })).length === 1;
+    expect(outside('10.1.2.3')).toBe(false);
+    expect(outside('::ffff:10.1.2.3')).toBe(false);
+    expect(outside('fd00::1')).toBe(false);
+    expect(outside('192.0.2.7')).toBe(false);
+    expect(outside('192.0.2.8')).toBe(true);
+    expect(outside('203.0.113.9')).toBe(true);
+    expect(outside('not-an-address')).toBe(true);
+    const bad = compileRules([{ file: 'r.yaml', doc: { rules: [rule({ condition: { field: 'requestURI', cidr: ['10.0.0.0/33', '10.0.0/8'] } })] } }], [schema]);
+    expect(bad.problems.map(formatProblem)).toEqual([
+      'r.yaml: test-rule: condition.cidr: "10.0.0.0/33" is not an address or CIDR block such as 10.0.0.0/8 or fd00::/8',
+    ]);
+  });
+
+  it('renders absent template fields in words: the fallback given after |, else "unknown <name>"', () => {
+    const d = detector([
+      {
+        file: 'r.yaml',
+        doc: {
+          rules: [
+            rule({
+              condition: { field: 'verb', eq: 'get' },
+              output: '{actor.name} {verb} {objectRef.name|an unnamed object} for {annotations.team} as {user.groups}',
+            }),
+          ],
+        },
+      },
+    ]);
+    const [s] = d.detect(ev({ verb: 'get', user: { groups: ['a', 'b'] } }, { actor: { name: 'alice' } }));
+    expect(s!.title).toBe('alice get an unnamed object for unknown team as a, b');
+    expect(s!.title).not.toMatch(/\?|undefined|\[object/);
+  });
+
+  it('checks peers: entries name a known public set', () => {
+    const r = compileRules(
+      [{ file: 'r.yaml', doc: { rules: [rule({ condition: { field: 'verb', eq: 'get' }, peers: ['sigma:abc', 'nvd:CVE-1'] })] } }],
+      [schema],
+    );
+    expect(r.problems.map(formatProblem)).toEqual([
+      'r.yaml: test-rule: peers: peers must be a list of "<set>:<rule id or name>" with set one of sigma, falco, stratus, elastic',
+    ]);
+  });
+
   it('reads derived fields that are lazy getters on a class', () => {
     class Lazy {
       calls = 0;

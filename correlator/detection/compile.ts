@@ -11,6 +11,7 @@ import type { Problem } from './problems.js';
 import { closeFields, literalType, operatorFits, operatorsFor, resolveField, type ResolvedField } from './fields.js';
 import type { SourceSchema } from './source-event.js';
 import { isObj } from '../json-guards.js';
+import { BlockList, isIP } from 'node:net';
 
 /** A parsed rule file as read from YAML, before validation. */
 export interface RuleFileInput {
@@ -19,7 +20,7 @@ export interface RuleFileInput {
 }
 
 /** Leaf operators and what their value must be. */
-export const OPERATORS = ['eq', 'in', 'contains', 'startswith', 'endswith', 'regex', 'exists', 'gt', 'gte', 'lt', 'lte'] as const;
+export const OPERATORS = ['eq', 'in', 'contains', 'startswith', 'endswith', 'regex', 'cidr', 'exists', 'gt', 'gte', 'lt', 'lte'] as const;
 type Op = (typeof OPERATORS)[number];
 const OP_SET = new Set<string>(OPERATORS);
 
@@ -52,6 +53,8 @@ export interface CompiledRule {
   file: string;
   condition: CompiledNode;
   exceptions: { name: string; file: string; node: CompiledNode }[];
+  /** The public rules this rule covers (`sigma:<id>`, `falco:<name>`, `stratus:<id>`, `elastic:<id>`), for docs/coverage.md. */
+  peers: string[];
   /** Renders the signal title from the event. */
   output: (raw: unknown, derived: object) => string;
 }
@@ -66,7 +69,25 @@ export interface CompileResult {
 
 const ID_RE = /^[a-z0-9][a-z0-9-]{2,80}$/;
 const MITRE_RE = /^T\d{4}(\.\d{3})?$/;
-const RULE_KEYS = new Set(['id', 'title', 'description', 'source', 'severity', 'kind', 'mitre', 'tags', 'condition', 'exceptions', 'output', 'enabled']);
+const RULE_KEYS = new Set([
+  'id',
+  'title',
+  'description',
+  'source',
+  'severity',
+  'kind',
+  'mitre',
+  'tags',
+  'peers',
+  'condition',
+  'exceptions',
+  'output',
+  'enabled',
+]);
+/** The public rule sets a rule may name in `peers:`. */
+export const PEER_SETS = ['sigma', 'falco', 'stratus', 'elastic'] as const;
+/** A `peers:` entry: `<set>:<the peer rule's id or name>`. */
+export const PEER_RE = new RegExp(`^(${PEER_SETS.join('|')}):\\S`);
 const FILE_KEYS = new Set(['apiVersion', 'kind', 'lists', 'macros', 'rules', 'exceptions', 'overrides']);
 
 const isScalar = (v: unknown): v is string | number | boolean => ['string', 'number', 'boolean'].includes(typeof v);
@@ -214,6 +235,24 @@ function strings(ctx: Ctx, v: unknown, at: string): string[] | undefined {
   return vs as string[];
 }
 
+/**
+ * Remembers a string predicate's answers: user agents, addresses and commands repeat across
+ * millions of events, so a regex or CIDR test runs once per distinct value. Bounded; short strings only.
+ */
+function memoized(pred: (s: string) => boolean, max = 4096): (s: string) => boolean {
+  let memo = new Map<string, boolean>();
+  return (s) => {
+    if (s.length > 512) return pred(s);
+    let hit = memo.get(s);
+    if (hit === undefined) {
+      hit = pred(s);
+      if (memo.size >= max) memo = new Map();
+      memo.set(s, hit);
+    }
+    return hit;
+  };
+}
+
 function anyOf(pred: (x: unknown) => boolean): (v: unknown) => boolean {
   return (v) => {
     if (!Array.isArray(v)) return pred(v);
@@ -284,7 +323,30 @@ function compileOp(ctx: Ctx, op: Op, expected: unknown, at: string): { pred: (v:
       if (!re) return undefined;
       // Regexes see at most the first 64 KiB of a value: a rule's backtracking cannot be made to
       // run for seconds on an attacker's megabyte-long field.
-      return { pred: anyOf((x) => typeof x === 'string' && re.test(x.length > REGEX_INPUT_MAX ? x.slice(0, REGEX_INPUT_MAX) : x)), shown: expected };
+      const test = memoized((x) => re.test(x.length > REGEX_INPUT_MAX ? x.slice(0, REGEX_INPUT_MAX) : x));
+      return { pred: anyOf((x) => typeof x === 'string' && test(x)), shown: expected };
+    }
+    case 'cidr': {
+      const nets = strings(ctx, expected, at);
+      if (!nets) return undefined;
+      const block = new BlockList();
+      for (const n of nets) {
+        const [addr, bits, extra] = n.split('/');
+        const family = isIP(addr ?? '');
+        const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+        if (!family || extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+          problem(ctx, at, `"${n}" is not an address or CIDR block such as 10.0.0.0/8 or fd00::/8`);
+          return undefined;
+        }
+        block.addSubnet(addr!, prefix, family === 6 ? 'ipv6' : 'ipv4');
+      }
+      // An IPv4 address in IPv6 form (::ffff:10.0.0.1) is checked as the IPv4 address it is.
+      const inside = (x: string) => {
+        const v4 = x.startsWith('::ffff:') ? x.slice(7) : x;
+        const fam = isIP(v4);
+        return fam !== 0 && block.check(v4, fam === 6 ? 'ipv6' : 'ipv4');
+      };
+      return { pred: anyOf((x) => typeof x === 'string' && inside(x)), shown: nets.length > 4 ? `${nets.length} networks` : nets };
     }
     case 'exists': {
       if (typeof expected !== 'boolean') {
@@ -451,13 +513,25 @@ function compileNode(ctx: Ctx, node: unknown, at: string, depth = 0): CompiledNo
 
 const TEMPLATE_RE = /\{([^{}]+)\}/g;
 
+/**
+ * `{field}` renders a field; `{field|words}` renders `words` when the field is absent or empty. An
+ * absent field without a fallback reads "unknown <name>" — never a bare placeholder.
+ */
 function compileTemplate(ctx: Ctx, template: string, at: string): (raw: unknown, derived: object) => string {
-  const parts: (string | ((raw: unknown, derived: object) => unknown))[] = [];
+  const parts: (string | { get: (raw: unknown, derived: object) => unknown; missing: string })[] = [];
   let last = 0;
   for (const m of template.matchAll(TEMPLATE_RE)) {
     parts.push(template.slice(last, m.index));
-    const g = fieldGetter(ctx, m[1]!.trim(), at);
-    parts.push(g ?? (() => undefined));
+    const inner = m[1]!;
+    const bar = inner.indexOf('|');
+    const path = (bar < 0 ? inner : inner.slice(0, bar)).trim();
+    const g = fieldGetter(ctx, path, at);
+    const lastName =
+      path
+        .replace(/\[[^\]]*\]/g, '')
+        .split('.')
+        .pop() ?? path;
+    parts.push({ get: g ?? (() => undefined), missing: bar < 0 ? `unknown ${lastName}` : inner.slice(bar + 1).trim() });
     last = m.index + m[0].length;
   }
   parts.push(template.slice(last));
@@ -466,17 +540,18 @@ function compileTemplate(ctx: Ctx, template: string, at: string): (raw: unknown,
     for (const p of parts) {
       if (typeof p === 'string') s += p;
       else {
-        const v = p(raw, derived);
+        const v = p.get(raw, derived);
         // Each value is cut before it is joined, so a huge field costs nothing to render.
         const text =
-          v === undefined || v === null || v === ''
-            ? '?'
+          v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0)
+            ? p.missing
             : Array.isArray(v)
-              ? v.slice(0, 20).map(String).join(',')
+              ? v.slice(0, 20).map(String).join(', ')
               : typeof v === 'object'
-                ? '[object]'
+                ? p.missing
                 : String(v);
-        s += text.length > 300 ? text.slice(0, 300) : text;
+        // Copied when cut: a slice would keep an attacker's megabyte-long value alive in the title.
+        s += text.length > 300 ? Buffer.from(text.slice(0, 300), 'utf8').toString('utf8') : text;
         if (s.length > 300) break;
       }
     }
@@ -525,7 +600,7 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
         }
         c.item = `${key === 'lists' ? 'list' : 'macro'} ${entry.name}`;
         if (key === 'lists') {
-          checkKeys(c, entry, new Set(['name', 'items', 'append']), '');
+          checkKeys(c, entry, new Set(['name', 'items', 'append', 'docs']), '');
           if (!Array.isArray(entry.items) || !entry.items.every(isScalar)) {
             problem(c, 'items', 'items must be a list of strings, numbers or booleans');
             return;
@@ -581,6 +656,8 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
       });
       if (r.tags !== undefined && (!Array.isArray(r.tags) || !r.tags.every((t) => typeof t === 'string')))
         problem(ctx, 'tags', 'tags must be a list of strings');
+      if (r.peers !== undefined && (!Array.isArray(r.peers) || !r.peers.every((x) => typeof x === 'string' && PEER_RE.test(x))))
+        problem(ctx, 'peers', `peers must be a list of "<set>:<rule id or name>" with set one of ${PEER_SETS.join(', ')}`);
       if (r.enabled !== undefined && typeof r.enabled !== 'boolean') problem(ctx, 'enabled', 'enabled must be true or false');
       if (r.condition === undefined) problem(ctx, 'condition', 'a rule needs a condition');
       const condition = r.condition === undefined ? NEVER : compileNode(ctx, r.condition, 'condition');
@@ -610,6 +687,7 @@ export function compileRules(files: RuleFileInput[], schemas: SourceSchema[]): C
         kind: isSignalKind(r.kind) ? r.kind : 'rbac.denied',
         mitre: mitre.filter((m): m is string => typeof m === 'string'),
         tags: Array.isArray(r.tags) ? r.tags.map(String) : [],
+        peers: Array.isArray(r.peers) ? r.peers.map(String) : [],
         file,
         condition,
         exceptions,

@@ -1,7 +1,7 @@
 /**
  * The detection engine: compiled rules applied to normalized source events, one event at a time,
- * with no state. Rules are indexed on the source's index field (audit: `objectRef.resource`) so an
- * event only meets the rules that could match it.
+ * with no state. Rules are indexed on the source's index fields (audit: resource, verb, actor type
+ * and authorization decision) so an event only meets the rules whose literals admit its values.
  */
 import { severityRank, type Severity } from '../severity.js';
 import { signalId, type MatchedCondition, type Signal } from '../signal.js';
@@ -15,11 +15,35 @@ const MATCH_BOUNDS: Bounds = { maxString: 200, maxArray: 8, maxKeys: 8, maxDepth
 const SECRET_PATH = /(^|[.["'])(data|stringData|binaryData|token|password|kubeconfig)(\b|$)/i;
 
 interface SourceIndex {
-  get?: (raw: unknown) => unknown;
-  /** Rules per index value, each list already merged with the rules that can match any value. */
-  byValue: Map<unknown, CompiledRule[]>;
-  /** Rules that do not constrain the index field. */
-  anyValue: CompiledRule[];
+  /** Getters of the index fields, raw or derived. */
+  getters: ((raw: unknown, derived: object) => unknown)[];
+  /** Per index field, per rule: the literal values the rule requires, or null when it does not constrain the field. */
+  constraints: Map<CompiledRule, Set<unknown> | null>[];
+  /** Per index field, every literal some rule requires; other values share one cache slot. */
+  literals: Set<unknown>[];
+  rules: readonly CompiledRule[];
+  /** Candidate rules per combination of index values: nested maps, one level per field (bounded by the literals). */
+  cache: Map<unknown, unknown>;
+  /** Scratch space for one event's index values (reused: detection is synchronous). */
+  values: unknown[];
+}
+
+const OTHER = '\u0000other';
+
+/** A getter for an index field: derived roots are read from the connector's derived object. */
+function indexGetter(schema: SourceSchema, field: string): (raw: unknown, derived: object) => unknown {
+  const segs = parseFieldPath(field);
+  const first = segs[0];
+  if (first && 'key' in first && schema.derived.includes(first.key)) {
+    const rest = segs.length > 1 ? compileGetter(segs.slice(1)) : undefined;
+    const root = first.key;
+    return (_raw, derived) => {
+      const v = (derived as Record<string, unknown>)[root];
+      return rest ? rest(v) : v;
+    };
+  }
+  const get = compileGetter(segs);
+  return (raw) => get(raw);
 }
 
 /** Literal values a node requires the index field to have, or null when it does not constrain it. */
@@ -63,25 +87,52 @@ export class Detector {
     this.minRank = severityRank(opts.minSeverity ?? 'info');
     for (const schema of schemas) {
       const mine = rules.filter((r) => r.source === schema.name && severityRank(r.severity) >= this.minRank);
-      const idx: SourceIndex = { byValue: new Map(), anyValue: [] };
-      if (schema.indexField) {
-        idx.get = compileGetter(parseFieldPath(schema.indexField));
-        const constrained = new Map<CompiledRule, Set<unknown>>();
+      const fields = [...(schema.indexField ? [schema.indexField] : []), ...(schema.indexFields ?? [])];
+      const idx: SourceIndex = { getters: [], constraints: [], literals: [], rules: mine, cache: new Map(), values: [] };
+      for (const field of fields) {
+        idx.getters.push(indexGetter(schema, field));
+        const c = new Map<CompiledRule, Set<unknown> | null>();
+        const all = new Set<unknown>();
         for (const r of mine) {
-          const vs = indexValues(r.condition, schema.indexField);
-          if (vs) constrained.set(r, vs);
-          else idx.anyValue.push(r);
+          const vs = indexValues(r.condition, field);
+          c.set(r, vs);
+          for (const v of vs ?? []) all.add(v);
         }
-        const allValues = new Set<unknown>();
-        for (const vs of constrained.values()) for (const v of vs) allValues.add(v);
-        for (const v of allValues)
-          idx.byValue.set(
-            v,
-            mine.filter((r) => !constrained.has(r) || constrained.get(r)!.has(v)),
-          );
-      } else idx.anyValue.push(...mine);
+        idx.constraints.push(c);
+        idx.literals.push(all);
+      }
       this.index.set(schema.name, idx);
     }
+  }
+
+  /** The rules an event with these index values can match, computed once per combination. */
+  private candidates(idx: SourceIndex, raw: unknown, derived: object): readonly CompiledRule[] {
+    const n = idx.getters.length;
+    if (n === 0) return idx.rules;
+    let level: Map<unknown, unknown> = idx.cache;
+    const values = idx.values;
+    for (let i = 0; i < n; i++) {
+      // A value no rule names behaves like every other such value: one cache entry for all of them.
+      let v = idx.getters[i]!(raw, derived);
+      if (!idx.literals[i]!.has(v)) v = OTHER;
+      values[i] = v;
+      let next = level.get(v);
+      if (next === undefined) {
+        next =
+          i === n - 1
+            ? idx.rules.filter((r) =>
+                idx.constraints.every((c, j) => {
+                  const vs = c.get(r);
+                  return !vs || (values[j] !== OTHER && vs.has(values[j]));
+                }),
+              )
+            : new Map();
+        level.set(v, next);
+      }
+      if (i === n - 1) return next as CompiledRule[];
+      level = next as Map<unknown, unknown>;
+    }
+    return idx.rules;
   }
 
   /** The signals this event raises; empty for the vast majority of events. */
@@ -89,7 +140,7 @@ export class Detector {
     if (!ev.final) return [];
     const idx = this.index.get(ev.source);
     if (!idx) return [];
-    const candidates = idx.get ? (idx.byValue.get(idx.get(ev.raw)) ?? idx.anyValue) : idx.anyValue;
+    const candidates = this.candidates(idx, ev.raw, ev.derived);
     evaluation.generation++;
     let out: Signal[] | undefined;
     for (let i = 0; i < candidates.length; i++) {
@@ -112,7 +163,7 @@ export class Detector {
     }));
     const d = ev.details();
     return {
-      id: signalId(rule.id, ev.source, ev.key),
+      id: signalId(rule.id, ev.source, ev.requestKey ?? ev.key),
       source: ev.source,
       kind: rule.kind,
       severity: rule.severity,
@@ -127,7 +178,8 @@ export class Detector {
       rule: { id: rule.id, title: rule.title },
       matched,
       attributes: d.attributes,
-      excerpt: d.excerpt,
+      // The activity trail (info) is a record of what changed, not evidence: its attributes say enough.
+      excerpt: rule.severity === 'info' ? {} : d.excerpt,
     };
   }
 }

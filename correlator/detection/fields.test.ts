@@ -100,7 +100,7 @@ describe('source field tables', () => {
     });
     expect(lines).toEqual([
       'r.yaml: mismatch: condition.all[0].startswith: startswith never holds for status: it is a number (HTTP status code of the response); use eq, in, exists, gt, gte, lt, lte',
-      'r.yaml: mismatch: condition.all[1].gt: gt never holds for verb: it is a string (Kubernetes verb); use eq, in, contains, startswith, endswith, regex, exists',
+      'r.yaml: mismatch: condition.all[1].gt: gt never holds for verb: it is a string (Kubernetes verb); use eq, in, contains, startswith, endswith, regex, cidr, exists',
       'r.yaml: mismatch: condition.all[2].regex: regex never holds for crossNamespace: it is a boolean (A service account acted on another namespace); use eq, in, exists',
       'r.yaml: mismatch: condition.all[3].eq: crossNamespace is a boolean: "true" (string) never equals it; write boolean values',
       'r.yaml: mismatch: condition.all[4].in: status is a number: "403" (string) never equals it; write number values',

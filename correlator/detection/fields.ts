@@ -55,6 +55,7 @@ const OPERATOR_TYPES: Record<string, readonly FieldType[]> = {
   startswith: ['string', 'string[]'],
   endswith: ['string', 'string[]'],
   regex: ['string', 'string[]'],
+  cidr: ['string', 'string[]'],
   gt: ['number'],
   gte: ['number'],
   lt: ['number'],

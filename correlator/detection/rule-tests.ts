@@ -8,6 +8,7 @@ import type { Problem } from './problems.js';
 import type { SourceEvent } from './source-event.js';
 import type { Signal } from '../signal.js';
 import { isObj } from '../json-guards.js';
+import { severityRank } from '../severity.js';
 
 /** One expected signal; every field given must match, `count` (default 1) says how many. */
 export interface Expectation {
@@ -31,6 +32,8 @@ export interface RuleTestCase {
   expect: Expectation[];
   /** Rules (from any file) that must not fire. */
   absent: string[];
+  /** A benign twin: no rule of the whole pack may raise a signal of medium severity or above. */
+  benign: boolean;
 }
 
 /** A rule test file after loading. */
@@ -47,6 +50,10 @@ export interface RuleTestResult {
   name: string;
   ok: boolean;
   failures: string[];
+  /** The rule (or correlation) ids this test expects to fire: what it is evidence for. */
+  expects: string[];
+  /** A benign twin (see {@link RuleTestCase.benign}). */
+  benign?: boolean;
 }
 
 /** Turns one raw input value into normalized source events (per source; wired by the caller). */
@@ -65,7 +72,8 @@ export function loadRuleTestFile(file: string, ruleFile: string, doc: unknown, r
   doc.tests.forEach((t, i) => {
     const item = isObj(t) && typeof t.name === 'string' ? t.name : `tests[${i}]`;
     if (!isObj(t)) return p(item, '', 'a test must be a mapping');
-    for (const k of Object.keys(t)) if (!['name', 'source', 'events', 'events_file', 'expect', 'absent'].includes(k)) p(item, k, `unknown key "${k}"`);
+    for (const k of Object.keys(t))
+      if (!['name', 'source', 'events', 'events_file', 'expect', 'absent', 'benign'].includes(k)) p(item, k, `unknown key "${k}"`);
     if (typeof t.name !== 'string') p(item, 'name', 'a test needs a name');
     const events: unknown[] = [];
     if (Array.isArray(t.events)) events.push(...t.events);
@@ -87,7 +95,8 @@ export function loadRuleTestFile(file: string, ruleFile: string, doc: unknown, r
         expect.push(e as unknown as Expectation);
       });
     const absent = Array.isArray(t.absent) ? t.absent.map(String) : [];
-    out.tests.push({ name: item, source: typeof t.source === 'string' ? t.source : 'k8s-audit', events, expect, absent });
+    if (t.benign !== undefined && typeof t.benign !== 'boolean') p(item, 'benign', 'benign must be true or false');
+    out.tests.push({ name: item, source: typeof t.source === 'string' ? t.source : 'k8s-audit', events, expect, absent, benign: t.benign === true });
   });
   return out;
 }
@@ -117,6 +126,11 @@ export function runRuleTests(tf: RuleTestFile, detector: Detector, decode: Decod
       for (const r of invalid) failures.push(`input event rejected: ${r}`);
       for (const ev of events) signals.push(...detector.detect(ev));
     }
+    // As in the pipeline, a signal id seen before is a duplicate (the same request at another stage).
+    const ids = new Set<string>();
+    for (let i = signals.length - 1; i >= 0; i--)
+      if (ids.has(signals[i]!.id)) signals.splice(i, 1);
+      else ids.add(signals[i]!.id);
     const claimed = new Set<Signal>();
     for (const e of t.expect) {
       const want = e.count ?? 1;
@@ -132,6 +146,14 @@ export function runRuleTests(tf: RuleTestFile, detector: Detector, decode: Decod
     }
     for (const s of signals) if (!claimed.has(s) && rulesOfFile.has(s.rule.id)) failures.push(`unexpected signal ${describe(s)}`);
     for (const id of t.absent) for (const s of signals) if (s.rule.id === id) failures.push(`rule ${id} must not fire, but raised ${describe(s)}`);
-    return { file: tf.file, name: t.name, ok: failures.length === 0, failures };
+    if (t.benign) for (const s of signals) if (severityRank(s.severity) >= severityRank('medium')) failures.push(`benign twin raised ${describe(s)}`);
+    return {
+      file: tf.file,
+      name: t.name,
+      ok: failures.length === 0,
+      failures,
+      expects: [...new Set(t.expect.filter((e) => (e.count ?? 1) > 0).map((e) => e.rule))],
+      benign: t.benign,
+    };
   });
 }

@@ -11,6 +11,12 @@ export interface SourceEvent {
   readonly source: SourceName;
   /** Unique per source event (for audit: `<auditID>/<stage>`); feeds the deterministic signal id. */
   readonly key: string;
+  /**
+   * Shared by every record of one request (for audit: the auditID, which exec, attach and
+   * port-forward carry at two stages). Signal ids are built from it, so one request raises each rule
+   * once: the second stage's signal is a duplicate the incident manager drops. Defaults to {@link key}.
+   */
+  readonly requestKey?: string;
   /** Receive time, ms since epoch. */
   readonly observedTime: number;
   /** The event as the source sent it; rule field paths resolve here by default. */
@@ -61,6 +67,13 @@ export interface SourceSchema {
   derived: readonly string[];
   /** A raw field most rules test with `eq`/`in` (audit: `objectRef.resource`); rules are indexed on it. */
   indexField?: string;
+  /**
+   * More fields rules are indexed on, raw or derived (audit: `verb`, `actor.type`, `decision`): an
+   * event meets only the rules whose `eq`/`in` literals admit all its values, so a read by a
+   * controller skips the many rules about writes, people or denials. Keep them few and of small
+   * cardinality; the candidate lists are cached per combination.
+   */
+  indexFields?: readonly string[];
   /**
    * Every field rules may use, raw and derived: rule lint rejects other paths and operators that do
    * not fit a field's type, and `docs/rule-fields.md` is generated from it.
