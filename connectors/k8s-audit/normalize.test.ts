@@ -52,13 +52,32 @@ describe('normalizeAuditEvent', () => {
     expect(parseAuthzReason('allow', '')).toEqual({ decision: 'allow', reason: '' });
   });
 
-  it('uses the impersonated identity as the actor and keeps the impersonator', () => {
+  it('makes the impersonator (who holds the impersonate permission) the actor; the identity worn is context', () => {
     const lines = decodeAuditLines(readReal('k8s-audit/audit2rbac/demo.log'));
     const sa = lines.events.find((e) => e.impersonatedUser?.username === 'system:serviceaccount:ns1:sa1')!;
-    const s = normalizeAuditEvent(sa, 0).details();
-    expect(s.actor.key).toBe('sa:ns1/sa1');
+    const ev = normalizeAuditEvent(sa, 0);
+    const s = ev.details();
+    expect(s.actor.key).toBe('user:system:admin');
+    expect(ev.derived.effective.key).toBe('sa:ns1/sa1');
     expect(s.attributes.impersonator).toBe('system:admin');
-    expect(s.entities).toContain('user:system:admin');
+    expect(s.attributes.impersonated).toBe('system:serviceaccount:ns1:sa1');
+    expect(s.entities).toContain('sa:ns1/sa1');
+  });
+
+  it('names a 401 client by its address, not system:anonymous (a revoked or expired token is not anonymous)', () => {
+    const ev = normalizeAuditEvent(
+      {
+        auditID: 'x',
+        stage: 'ResponseComplete',
+        verb: 'get',
+        requestURI: '/api/v1/secrets',
+        user: {},
+        sourceIPs: ['198.51.100.23'],
+        responseStatus: { code: 401 },
+      },
+      0,
+    );
+    expect(ev.details().actor).toMatchObject({ key: 'ip:198.51.100.23', type: 'ip' });
   });
 
   it('marks forbidden requests denied and RequestReceived events not final', () => {

@@ -4,12 +4,27 @@
  * in `authorization.k8s.io/reason`, the admission policy named in a denial, the pod spec inside any
  * workload. Expensive facts are computed lazily: most events never need them.
  */
-import { actorFromUsername, bindingKey, ipKey, nodeKey, nsKey, podKey, policyKey, roleKey, secretKey, userKey, type Actor } from '../../correlator/entities.js';
+import {
+  actorFromIp,
+  actorFromUsername,
+  bindingKey,
+  ipKey,
+  nodeKey,
+  nsKey,
+  podKey,
+  policyKey,
+  roleKey,
+  secretKey,
+  userKey,
+  type Actor,
+} from '../../correlator/entities.js';
 import { actorFields } from '../../correlator/detection/fields.js';
 import type { EventDetails, SourceEvent, SourceSchema } from '../../correlator/detection/source-event.js';
-import { boundedRedactedCopy, truncate } from '../../correlator/redact.js';
+import { boundedRedactedCopy, redactText, truncate } from '../../correlator/redact.js';
 import type { Outcome, Target } from '../../correlator/signal.js';
 import type { AuditEvent, UserInfo } from './parse.js';
+import { bindsAdminEquivalentRole, learnRole } from './role-facts.js';
+import { csrFacts, describeObject, execFacts, type CsrFacts, type ExecFacts } from './facts.js';
 import { isObj } from '../../correlator/json-guards.js';
 
 /** The binding that allowed a request, parsed from the RBAC authorizer's reason. */
@@ -29,7 +44,7 @@ export interface AuthzReason {
 export interface AdmissionInfo {
   /** The request was refused by admission (not by authorization). */
   denied: boolean;
-  engine: 'gatekeeper' | 'kyverno' | 'pod-security' | 'webhook' | 'none';
+  engine: 'gatekeeper' | 'kyverno' | 'pod-security' | 'admission-policy' | 'webhook' | 'none';
   webhook?: string;
   policies: string[];
   message?: string;
@@ -48,6 +63,8 @@ export interface PodFacts {
   addedCapabilities: string[];
   serviceAccountName?: string;
   images: string[];
+  /** What breaks isolation, in words: "privileged container", "capabilities SYS_ADMIN", "host PID"… */
+  risks: string[];
 }
 
 // kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go: `RBAC: allowed by ClusterRoleBinding "b" of ClusterRole "r" to User "u"`
@@ -55,6 +72,7 @@ export interface PodFacts {
 const RBAC_REASON = /^RBAC: allowed by (ClusterRoleBinding|RoleBinding) "([^"]*)" of (ClusterRole|Role) "([^"]*)" to (\w+) "([^"]*)"/;
 const WEBHOOK_DENY = /admission webhook "([^"]+)" denied the request:?\s*([\s\S]*)$/;
 const PSA_DENY = /violates PodSecurity "([^"]+)"/;
+const VAP_DENY = /ValidatingAdmissionPolicy '([^']+)' with binding '[^']+' denied request/;
 const GATEKEEPER_NAME = /\[(?:denied by )?([^\]\s]+)\]/g;
 const KYVERNO_POLICY = /^([A-Za-z0-9][A-Za-z0-9.-]*):\s*$/gm;
 
@@ -79,6 +97,8 @@ export function parseAuthzReason(decision: string, reason: string): AuthzReason 
 
 /** Extracts the admission engine and policy names from a denial message (Gatekeeper, Kyverno, Pod Security, any webhook). */
 export function parseAdmissionMessage(message: string): Omit<AdmissionInfo, 'denied'> | undefined {
+  const vap = VAP_DENY.exec(message);
+  if (vap) return { engine: 'admission-policy', policies: [vap[1]!], message };
   const psa = PSA_DENY.exec(message);
   if (psa && !message.includes('admission webhook')) return { engine: 'pod-security', policies: [psa[1]!], message };
   const w = WEBHOOK_DENY.exec(message);
@@ -102,7 +122,7 @@ export function findPodSpec(obj: unknown): Record<string, unknown> | undefined {
   if (!isObj(obj)) return undefined;
   const spec = obj.spec;
   if (!isObj(spec)) return undefined;
-  if (obj.kind === 'Pod' || Array.isArray(spec.containers)) return spec;
+  if (obj.kind === 'Pod' || Array.isArray(spec.containers) || Array.isArray(spec.ephemeralContainers)) return spec;
   const tpl = isObj(spec.template) ? spec.template.spec : undefined;
   if (isObj(tpl)) return tpl;
   const job = isObj(spec.jobTemplate) && isObj(spec.jobTemplate.spec) ? spec.jobTemplate.spec.template : undefined;
@@ -129,14 +149,23 @@ export function podFacts(spec: Record<string, unknown>): PodFacts {
   });
   const volumes = Array.isArray(spec.volumes) ? spec.volumes : [];
   const hostPaths = volumes.flatMap((v) => (isObj(v) && isObj(v.hostPath) && typeof v.hostPath.path === 'string' ? [v.hostPath.path] : []));
+  const privileged = containers.some((c) => sc(c).privileged === true);
+  const risks: string[] = [];
+  if (privileged) risks.push('a privileged container');
+  if (caps.length) risks.push(`added capabilities ${[...new Set(caps)].slice(0, 8).join(', ')}`);
+  if (spec.hostNetwork === true) risks.push('the host network');
+  if (spec.hostPID === true) risks.push('the host PID namespace');
+  if (spec.hostIPC === true) risks.push('the host IPC namespace');
+  if (hostPaths.length) risks.push(`host paths ${hostPaths.slice(0, 8).join(', ')}`);
   return {
-    privileged: containers.some((c) => sc(c).privileged === true),
+    privileged,
     allowPrivilegeEscalation: containers.some((c) => sc(c).allowPrivilegeEscalation === true),
     hostNetwork: spec.hostNetwork === true,
     hostPID: spec.hostPID === true,
     hostIPC: spec.hostIPC === true,
     hostPaths,
     addedCapabilities: caps,
+    risks,
     serviceAccountName:
       typeof spec.serviceAccountName === 'string' ? spec.serviceAccountName : typeof spec.serviceAccount === 'string' ? spec.serviceAccount : undefined,
     images: containers.flatMap((c) => (typeof c.image === 'string' ? [c.image] : [])),
@@ -174,12 +203,56 @@ export class AuditDerived {
   private _pod?: PodFacts | null;
 
   private _actor?: Actor;
+  private _decision?: string;
+  private _exec?: ExecFacts | null;
+  private _csr?: CsrFacts | null;
+  private _object?: string;
 
   constructor(private readonly ev: AuditEvent) {}
 
-  /** The identity that acted: the impersonated one when impersonation was used. */
+  /**
+   * The identity accountable for the request: the one that authenticated. With impersonation that
+   * is the impersonator (who holds the impersonate permission); the impersonated identity is
+   * context ({@link effective}). A 401 has no identity at all: the client is its address, not
+   * system:anonymous (a revoked or expired token is not an anonymous request).
+   */
   get actor(): Actor {
-    return (this._actor ??= cachedActor((this.ev.impersonatedUser ?? this.ev.user).username ?? ''));
+    if (this._actor) return this._actor;
+    const username = this.ev.user?.username ?? '';
+    if (username === '' && this.status === 401) {
+      const ip = this.ev.sourceIPs?.[0];
+      if (ip) return (this._actor = actorFromIp(ip));
+    }
+    return (this._actor = cachedActor(username));
+  }
+
+  /** The identity whose permissions the request used: the impersonated one when impersonation was used. */
+  get effective(): Actor {
+    return this.ev.impersonatedUser ? cachedActor(this.ev.impersonatedUser.username ?? '') : this.actor;
+  }
+
+  /** The command and container of an exec/attach request, from its query string (absent for other requests). */
+  get exec(): ExecFacts | undefined {
+    if (this._exec === undefined)
+      this._exec = this.ev.objectRef?.subresource === 'exec' || this.ev.objectRef?.subresource === 'attach' ? execFacts(this.ev.requestURI ?? '') : null;
+    return this._exec ?? undefined;
+  }
+
+  /** What a CertificateSigningRequest asks for, read from the request (else response) object. */
+  get csr(): CsrFacts | undefined {
+    if (this._csr === undefined)
+      this._csr = this.ev.objectRef?.resource === 'certificatesigningrequests' ? csrFacts(this.ev, this.ev.user?.username ?? '') : null;
+    return this._csr ?? undefined;
+  }
+
+  /** The binding's roleRef names a role that the audit stream showed granting `*` on `*` in `*`. */
+  get bindsAdminRole(): boolean {
+    return bindsAdminEquivalentRole(this.ev);
+  }
+
+  /** The object in words: "secret payments/db", "secrets in payments", "secrets in every namespace", "ClusterRoleBinding ci-debug". */
+  get object(): string {
+    return (this._object ??= describeObject(this.ev));
   }
 
   /** HTTP status code of the response. */
@@ -189,7 +262,12 @@ export class AuditDerived {
 
   /** `allow` / `forbid` from the authorizer's annotation; a 403 without it counts as forbid. */
   get decision(): string {
-    return this.ev.annotations?.['authorization.k8s.io/decision'] ?? (this.status === 403 ? 'forbid' : '');
+    return (this._decision ??= this.ev.annotations?.['authorization.k8s.io/decision'] ?? (this.status === 403 ? 'forbid' : ''));
+  }
+
+  /** The request carried impersonation headers. */
+  get impersonated(): boolean {
+    return this.ev.impersonatedUser !== undefined;
   }
 
   /** The real user behind an impersonated request. */
@@ -200,7 +278,8 @@ export class AuditDerived {
   /** True when a service account acted on a namespace other than its own. */
   get crossNamespace(): boolean {
     const ns = this.ev.objectRef?.namespace;
-    return this.actor.type === 'serviceaccount' && ns !== undefined && ns !== '' && ns !== this.actor.namespace;
+    const a = this.effective;
+    return a.type === 'serviceaccount' && ns !== undefined && ns !== '' && ns !== a.namespace;
   }
 
   /** True for requests not scoped to one namespace (e.g. `GET /api/v1/secrets`). */
@@ -249,8 +328,27 @@ export class AuditDerived {
 /** The audit source as detection sees it: derived roots and the index field. */
 export const AUDIT_SCHEMA: SourceSchema = {
   name: 'k8s-audit',
-  derived: ['actor', 'decision', 'status', 'impersonator', 'crossNamespace', 'clusterWide', 'actorPod', 'authz', 'admission', 'podSpec', 'pod'],
+  derived: [
+    'actor',
+    'effective',
+    'exec',
+    'csr',
+    'object',
+    'bindsAdminRole',
+    'impersonated',
+    'decision',
+    'status',
+    'impersonator',
+    'crossNamespace',
+    'clusterWide',
+    'actorPod',
+    'authz',
+    'admission',
+    'podSpec',
+    'pod',
+  ],
   indexField: 'objectRef.resource',
+  indexFields: ['verb', 'objectRef.subresource', 'actor.type', 'decision', 'status', 'impersonated'],
   fields: [
     { name: 'auditID', type: 'string', description: 'Unique id of the request, shared by its stages.' },
     { name: 'stage', type: 'string', description: '`RequestReceived`, `ResponseStarted`, `ResponseComplete` or `Panic` (rules never see `RequestReceived`).' },
@@ -288,9 +386,48 @@ export const AUDIT_SCHEMA: SourceSchema = {
     { name: 'requestReceivedTimestamp', type: 'string', description: 'When the API server received the request (RFC 3339).' },
     { name: 'stageTimestamp', type: 'string', description: 'When the stage was reached (RFC 3339).' },
     { name: 'annotations.*', type: 'string', description: 'Annotations of authorizers and admission, e.g. `annotations["authorization.k8s.io/decision"]`.' },
-    ...actorFields('the identity that acted (the impersonated one when impersonation was used)'),
+    ...actorFields('the identity that made the request: the impersonator when impersonation was used; the client address for a 401'),
+    {
+      name: 'effective.key',
+      type: 'string',
+      description: 'Entity key of the identity whose permissions were used: the impersonated one, else the actor. (derived)',
+    },
+    { name: 'effective.type', type: 'string', description: '`serviceaccount`, `user`, `node` or `anonymous`: type of that identity. (derived)' },
+    { name: 'effective.name', type: 'string', description: 'Kubernetes username of that identity. (derived)' },
+    { name: 'effective.namespace', type: 'string', description: 'Namespace of a service-account effective identity. (derived)' },
+    {
+      name: 'bindsAdminRole',
+      type: 'boolean',
+      description:
+        'A binding whose roleRef names a Role or ClusterRole seen (in this stream) granting every verb on every resource: cluster-admin under another name. (derived)',
+    },
+    {
+      name: 'object',
+      type: 'string',
+      description:
+        'The object in words, for outputs: `secret payments/db`, `secrets in payments`, `secrets in every namespace`, `ClusterRoleBinding ci-debug`. (derived)',
+    },
+    {
+      name: 'exec.command',
+      type: 'string',
+      description: 'The command of an exec request, its `command=` arguments joined by spaces (decoded from `requestURI`). (derived)',
+    },
+    { name: 'exec.container', type: 'string', description: 'The container named by an exec or attach request. (derived)' },
+    { name: 'exec.interactive', type: 'boolean', description: 'The exec or attach request asked for a terminal or stdin. (derived)' },
+    {
+      name: 'csr.commonName',
+      type: 'string',
+      description: 'Common name (the identity) a CertificateSigningRequest asks for, read from its PEM request. (derived)',
+    },
+    { name: 'csr.organizations', type: 'string[]', description: 'Organizations (the groups) it asks for. (derived)' },
+    { name: 'csr.signerName', type: 'string', description: 'Its signer, e.g. `kubernetes.io/kube-apiserver-client`. (derived)' },
+    { name: 'csr.usages', type: 'string[]', description: 'Its key usages, e.g. `client auth`. (derived)' },
+    { name: 'csr.requester', type: 'string', description: 'Who created the CSR (`spec.username`), on approvals. (derived)' },
+    { name: 'csr.approved', type: 'boolean', description: 'The request sets an `Approved` condition (an approval). (derived)' },
+    { name: 'csr.selfApproved', type: 'boolean', description: 'The approver is the identity that requested the certificate. (derived)' },
     { name: 'decision', type: 'string', description: '`allow` or `forbid` from the authorizer’s annotation; a 403 without it counts as `forbid`; else empty.' },
     { name: 'status', type: 'number', description: 'HTTP status code of the response (`responseStatus.code`).' },
+    { name: 'impersonated', type: 'boolean', description: 'The request carried impersonation headers (`impersonatedUser` is set). (derived)' },
     { name: 'impersonator', type: 'string', description: 'The real user behind an impersonated request.' },
     { name: 'crossNamespace', type: 'boolean', description: 'A service account acted on a namespace other than its own.' },
     { name: 'clusterWide', type: 'boolean', description: 'The request was not scoped to one namespace (e.g. `GET /api/v1/secrets`).' },
@@ -305,7 +442,11 @@ export const AUDIT_SCHEMA: SourceSchema = {
     { name: 'authz.subjectKind', type: 'string', description: 'Kind of the binding subject that matched: `User`, `Group`, `ServiceAccount`.' },
     { name: 'authz.subject', type: 'string', description: 'Name of that subject.' },
     { name: 'admission.denied', type: 'boolean', description: 'Admission (not authorization) refused the request.' },
-    { name: 'admission.engine', type: 'string', description: '`gatekeeper`, `kyverno`, `pod-security`, `webhook`, or `none` when not denied.' },
+    {
+      name: 'admission.engine',
+      type: 'string',
+      description: '`gatekeeper`, `kyverno`, `pod-security`, `admission-policy` (a ValidatingAdmissionPolicy), `webhook`, or `none` when not denied.',
+    },
     { name: 'admission.webhook', type: 'string', description: 'Name of the webhook that denied.' },
     { name: 'admission.policies', type: 'string[]', description: 'Policies or constraints named in the denial.' },
     { name: 'admission.message', type: 'string', description: 'The denial message, bounded.' },
@@ -320,6 +461,11 @@ export const AUDIT_SCHEMA: SourceSchema = {
     { name: 'pod.addedCapabilities', type: 'string[]', description: 'Linux capabilities added by any container.' },
     { name: 'pod.serviceAccountName', type: 'string', description: 'Service account the pod runs as, when set.' },
     { name: 'pod.images', type: 'string[]', description: 'Images of every container, init and ephemeral container.' },
+    {
+      name: 'pod.risks',
+      type: 'string[]',
+      description: 'What breaks isolation, in words (`a privileged container`, `added capabilities SYS_ADMIN`, `the host PID namespace`…), for outputs.',
+    },
   ],
 };
 
@@ -359,6 +505,8 @@ function excerptOf(ev: AuditEvent): Record<string, unknown> {
 
 /** Normalizes one validated audit event. `observedTime` is when kubevigil received it. */
 export function normalizeAuditEvent(ev: AuditEvent, observedTime: number): AuditSourceEvent {
+  const resource = ev.objectRef?.resource;
+  if (resource === 'clusterroles' || resource === 'roles') learnRole(ev);
   return new AuditSourceEvent(ev, observedTime);
 }
 
@@ -379,6 +527,10 @@ export class AuditSourceEvent implements SourceEvent {
 
   get key(): string {
     return `${this.raw.auditID}/${this.raw.stage}`;
+  }
+
+  get requestKey(): string {
+    return this.raw.auditID ? this.raw.auditID : this.key;
   }
 
   details(): EventDetails {
@@ -406,8 +558,10 @@ function auditDetails(ev: AuditEvent, derived: AuditDerived, observedTime: numbe
   if (name && ref?.namespace && ref.resource === 'secrets') entities.push(secretKey(ref.namespace, name));
   if (ev.sourceIPs?.[0]) entities.push(ipKey(ev.sourceIPs[0]));
   if (ev.impersonatedUser && ev.user.username) {
-    entities.push(actorFromUsername(ev.user.username).key);
+    // The actor is the impersonator; the identity it wore is context.
+    entities.push(derived.effective.key);
     attributes.impersonator = ev.user.username;
+    if (ev.impersonatedUser.username) attributes.impersonated = ev.impersonatedUser.username;
   }
   const pod = firstExtra(effective, 'authentication.kubernetes.io/pod-name');
   if (pod && actor.namespace) {
@@ -433,8 +587,25 @@ function auditDetails(ev: AuditEvent, derived: AuditDerived, observedTime: numbe
     for (const p of adm.policies) entities.push(policyKey(adm.engine, p));
   }
   if (ev.annotations?.['audit.k8s.io/truncated'] === 'true') attributes.truncated = 'true';
+  const exec = derived.exec;
+  // Copies, cut and redacted: a slice would keep an attacker's megabyte-long original alive.
+  if (exec?.command) attributes.command = redactText(truncate(exec.command, 512));
+  if (ev.userAgent) attributes.userAgent = redactText(truncate(ev.userAgent, 256));
+  if (ev.sourceIPs?.[0]) attributes.sourceIP = truncate(ev.sourceIPs[0], 64);
   if (actor.type === 'anonymous') entities.push(userKey('system:anonymous'));
-  return { time: eventTime(ev, observedTime), actor, target, outcome: outcomeOf(decision, status), entities, attributes, excerpt: excerptOf(ev) };
+  let excerpt: Record<string, unknown> | undefined;
+  return {
+    time: eventTime(ev, observedTime),
+    actor,
+    target,
+    outcome: outcomeOf(decision, status),
+    entities,
+    attributes,
+    // Built on first read: info signals (the activity trail) carry none.
+    get excerpt() {
+      return (excerpt ??= excerptOf(ev));
+    },
+  };
 }
 
 function metadataName(obj: unknown): string | undefined {
