@@ -16,9 +16,16 @@ describe('signal kinds as data', () => {
     expect(hasTrait('pod.exec', 'needs-power')).toBe(true);
     expect(hasTrait('pod.exec', 'secret-read')).toBe(false);
     expect(phraseOf('pod.exec')).toBe('exec into pods');
-    expect(phraseOf('secret.deleted')).toBe('secret.deleted');
+    expect(phraseOf('secret.deleted')).toBe('deleting secrets');
+    // A refusal reads as what was refused (its target), so it has no phrase of its own.
+    expect(phraseOf('rbac.denied')).toBe('rbac.denied');
     expect(admissionPhraseOf('admission.denied')).toBe('a privileged pod');
     expect(admissionPhraseOf('pod.hostpath')).toBe(phraseOf('pod.hostpath'));
+  });
+
+  it('gives every kind a phrase, so no sentence shows a raw kind name, except the refusals that read as their target', () => {
+    const without = Object.keys(SIGNAL_KINDS).filter((k) => phraseOf(k as SignalKind) === k);
+    expect(without).toEqual(['rbac.denied', 'admission.denied']);
   });
 
   it('treats a kind this version does not know (an old stored timeline) as having no traits', () => {

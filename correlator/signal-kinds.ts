@@ -26,6 +26,9 @@ export const KIND_TRAITS = {
   'privileged-container': 'A pod with a privileged container (admission planner).',
   'host-namespace': 'A pod sharing the host network, PID or IPC namespace (admission planner).',
   'host-path': 'A pod mounting a hostPath volume (admission planner).',
+  'credential-source':
+    "Where the actor's credential was used from or minted: an address outside the cluster, a human tool on a pod's token, a long-lived token, a client certificate (root cause).",
+  'activity-trail': 'A record of a change, not a suspicion: it never opens an incident alone and only shows in the timeline (incidents).',
 } as const;
 
 /** A trait of a signal kind, one of the keys of {@link KIND_TRAITS}. */
@@ -43,17 +46,25 @@ export interface KindDefinition {
 
 export const SIGNAL_KINDS = {
   'rbac.denied': { description: 'A request refused by authorization (RBAC/ABAC/webhook), decision forbid or HTTP 403.', traits: ['authz-refusal'] },
-  'auth.unauthenticated': { description: 'A request rejected for missing or invalid credentials (HTTP 401).', traits: [] },
-  'auth.anonymous_allowed': { description: 'A request from system:anonymous that was allowed.', traits: ['missing-control'] },
-  'auth.impersonation': { description: 'A request made while impersonating another identity.', traits: [] },
-  'rbac.permission_enumeration': { description: 'A SelfSubjectAccessReview / SelfSubjectRulesReview: an identity asking what it may do.', traits: [] },
+  'auth.unauthenticated': {
+    description: 'A request rejected for missing or invalid credentials (HTTP 401).',
+    traits: [],
+    phrase: 'requests with bad credentials',
+  },
+  'auth.anonymous_allowed': { description: 'A request from system:anonymous that was allowed.', traits: ['missing-control'], phrase: 'anonymous requests' },
+  'auth.impersonation': { description: 'A request made while impersonating another identity.', traits: [], phrase: 'impersonation' },
+  'rbac.permission_enumeration': {
+    description: 'A SelfSubjectAccessReview / SelfSubjectRulesReview: an identity asking what it may do.',
+    traits: [],
+    phrase: 'enumerating its own permissions',
+  },
   'rbac.cluster_admin_binding': {
     description: 'A binding that grants cluster-admin (or system:masters-like) power.',
     traits: ['needs-power', 'high-impact'],
     phrase: 'a cluster-admin binding',
   },
-  'rbac.wildcard_role': { description: 'A Role or ClusterRole granting wildcard verbs or resources.', traits: [] },
-  'rbac.binding_change': { description: 'A create/update/patch of a RoleBinding or ClusterRoleBinding.', traits: [] },
+  'rbac.wildcard_role': { description: 'A Role or ClusterRole granting wildcard verbs or resources.', traits: [], phrase: 'wildcard roles' },
+  'rbac.binding_change': { description: 'A create/update/patch of a RoleBinding or ClusterRoleBinding.', traits: [], phrase: 'binding changes' },
   'rbac.escalation_attempt': {
     description: 'An attempt to gain privileges: binding changes, escalate/bind/impersonate verbs.',
     traits: ['needs-power'],
@@ -75,9 +86,17 @@ export const SIGNAL_KINDS = {
     traits: ['needs-power', 'high-impact', 'secret-list', 'cluster-wide'],
     phrase: 'listing secrets cluster-wide',
   },
-  'secret.list': { description: 'Secrets listed or watched in one namespace (observation).', traits: ['needs-power', 'secret-list'] },
-  'secret.deleted': { description: 'A secret deleted.', traits: [] },
-  'configmap.credentials': { description: 'A ConfigMap created or changed with values that look like credentials.', traits: ['needs-power'] },
+  'secret.list': {
+    description: 'Secrets listed or watched in one namespace (observation).',
+    traits: ['needs-power', 'secret-list'],
+    phrase: 'listing secrets',
+  },
+  'secret.deleted': { description: 'A secret deleted.', traits: [], phrase: 'deleting secrets' },
+  'configmap.credentials': {
+    description: 'A ConfigMap created or changed with values that look like credentials.',
+    traits: ['needs-power'],
+    phrase: 'credentials written into ConfigMaps',
+  },
   'pod.exec': { description: 'exec into a container.', traits: ['needs-power', 'high-impact'], phrase: 'exec into pods' },
   'pod.attach': { description: 'attach to a container.', traits: ['needs-power', 'high-impact'], phrase: 'attach to pods' },
   'pod.portforward': { description: 'port-forward to a pod.', traits: ['needs-power'], phrase: 'port-forward' },
@@ -92,7 +111,11 @@ export const SIGNAL_KINDS = {
     phrase: 'a pod in host namespaces',
   },
   'pod.hostpath': { description: 'A pod mounting a sensitive hostPath.', traits: ['high-impact', 'missing-control', 'host-path'], phrase: 'a hostPath mount' },
-  'pod.default_sa': { description: "A workload running as its namespace's default service account.", traits: [] },
+  'pod.default_sa': {
+    description: "A workload running as its namespace's default service account.",
+    traits: [],
+    phrase: 'workloads on the default service account',
+  },
   'node.proxy': {
     description: 'Access to the nodes/proxy subresource (kubelet API through the apiserver).',
     traits: ['needs-power', 'high-impact'],
@@ -104,13 +127,22 @@ export const SIGNAL_KINDS = {
     traits: ['admission-refusal'],
     admissionPhrase: 'a privileged pod',
   },
-  'admission.psa_violation': { description: 'A request that violates the Pod Security audit/warn level (allowed, but flagged).', traits: [] },
+  'admission.psa_violation': {
+    description: 'A request that violates the Pod Security audit/warn level (allowed, but flagged).',
+    traits: [],
+    phrase: 'Pod Security violations',
+  },
   'mesh.security_weakened': {
     description: 'A mesh security setting weakened (PeerAuthentication PERMISSIVE/DISABLE).',
     traits: ['mesh-weakening', 'mtls-gap'],
+    phrase: 'weakening mutual TLS',
   },
-  'mesh.policy_deleted': { description: 'A mesh AuthorizationPolicy or PeerAuthentication deleted.', traits: ['mesh-weakening'] },
-  'audit.tampering': { description: 'Events deleted, or audit configuration touched: covering tracks.', traits: [] },
+  'mesh.policy_deleted': {
+    description: 'A mesh AuthorizationPolicy or PeerAuthentication deleted.',
+    traits: ['mesh-weakening'],
+    phrase: 'deleting mesh policies',
+  },
+  'audit.tampering': { description: 'Events deleted, or audit configuration touched: covering tracks.', traits: [], phrase: 'deleting events' },
   'mtls.failed': {
     description: 'A connection that failed mutual TLS (plaintext or bad certificate).',
     traits: ['mtls-failure', 'mtls-gap'],
@@ -122,11 +154,90 @@ export const SIGNAL_KINDS = {
     traits: ['service-call'],
     phrase: 'calls to other services',
   },
-  'alert.auth_failures': { description: 'An alert on a spike of API 401/403 responses.', traits: [] },
-  'alert.restart_storm': { description: 'An alert on pods restarting repeatedly (crash loops, OOM kills).', traits: [] },
-  'alert.certificate_expiry': { description: 'An alert on a certificate about to expire or expired.', traits: [] },
-  'alert.policy_violation': { description: 'An alert on policy violations (Gatekeeper audit, Kyverno reports).', traits: [] },
-  'alert.security': { description: 'Another security-relevant alert mapped by a rule.', traits: [] },
+  'auth.token_misuse': {
+    description:
+      "A service account's token used from outside the cluster's networks, or by a human tool (kubectl, curl) instead of the workload: the usual sign of a stolen token.",
+    traits: ['credential-source', 'high-impact'],
+    phrase: 'a stolen service-account token',
+  },
+  'token.long_lived': {
+    description: 'A TokenRequest for a token valid far longer than the default hour, or for a kube-system controller: a durable credential.',
+    traits: ['needs-power', 'high-impact', 'credential-source'],
+    phrase: 'long-lived tokens',
+  },
+  'certificate.privileged_csr': {
+    description: 'A CertificateSigningRequest for a client certificate of a privileged identity (system:masters, control-plane components, nodes).',
+    traits: ['needs-power', 'high-impact', 'credential-source'],
+    phrase: 'client certificates for privileged identities',
+  },
+  'certificate.csr_approved': {
+    description: 'A CertificateSigningRequest approved outside the controllers that normally approve them (self-approval above all).',
+    traits: ['needs-power', 'high-impact', 'credential-source'],
+    phrase: 'approving certificate requests',
+  },
+  'admission.webhook_tampered': {
+    description:
+      'An admission webhook created, weakened (failurePolicy Ignore, exempted namespaces, external URL) or deleted: controls switched off or a mutating hook planted.',
+    traits: ['needs-power', 'high-impact'],
+    phrase: 'admission webhook changes',
+  },
+  'rbac.dangerous_role': {
+    description:
+      'A Role or ClusterRole written with powers that lead to escalation: pods/exec, pods/attach, nodes/proxy, serviceaccounts/token, escalate, bind, impersonate, or secrets through aggregation.',
+    traits: ['needs-power'],
+    phrase: 'roles with escalation powers',
+  },
+  'rbac.system_role_modified': {
+    description: 'A built-in system: ClusterRole or binding changed or deleted.',
+    traits: ['needs-power', 'high-impact'],
+    phrase: 'system roles changed',
+  },
+  'workload.system_namespace': {
+    description:
+      'A pod, workload or service account created in kube-system (or kube-public) by an identity that is not a system component, or named after one.',
+    traits: ['needs-power', 'high-impact'],
+    phrase: 'workloads planted in kube-system',
+  },
+  'pod.ephemeral_container': {
+    description: 'An ephemeral container added to a running pod (kubectl debug): a shell without the exec permission.',
+    traits: ['needs-power', 'high-impact'],
+    phrase: 'debug containers in pods',
+  },
+  'workload.tampered': {
+    description: 'A container, image, command or sidecar patched into an existing Deployment, DaemonSet or StatefulSet.',
+    traits: ['needs-power'],
+    phrase: 'changed workloads',
+  },
+  'workload.persistence': {
+    description: 'A new CronJob, DaemonSet or Job by an identity that does not normally deploy: code that keeps running.',
+    traits: ['needs-power'],
+    phrase: 'scheduled or node-wide workloads',
+  },
+  'config.critical_changed': {
+    description: 'A cluster-critical ConfigMap changed: CoreDNS (name resolution for every pod) or aws-auth (who is cluster-admin on EKS).',
+    traits: ['needs-power', 'high-impact'],
+    phrase: 'cluster DNS or access configuration changes',
+  },
+  'network.exposure': {
+    description: 'A service opened outside the cluster (NodePort, LoadBalancer) or an Ingress without TLS.',
+    traits: ['needs-power'],
+    phrase: 'services exposed outside the cluster',
+  },
+  'recon.enumeration': {
+    description: 'Discovery: attack tooling recognised by its user agent, or a workload identity listing cluster inventory.',
+    traits: [],
+    phrase: 'enumeration',
+  },
+  'activity.change': {
+    description: "A change recorded for the timeline (object created, changed or deleted), as Falco's activity-trail rules do.",
+    traits: ['activity-trail'],
+    phrase: 'changes',
+  },
+  'alert.auth_failures': { description: 'An alert on a spike of API 401/403 responses.', traits: [], phrase: 'API 401/403 spikes' },
+  'alert.restart_storm': { description: 'An alert on pods restarting repeatedly (crash loops, OOM kills).', traits: [], phrase: 'restart storms' },
+  'alert.certificate_expiry': { description: 'An alert on a certificate about to expire or expired.', traits: [], phrase: 'expiring certificates' },
+  'alert.policy_violation': { description: 'An alert on policy violations (Gatekeeper audit, Kyverno reports).', traits: [], phrase: 'policy violations' },
+  'alert.security': { description: 'Another security-relevant alert mapped by a rule.', traits: [], phrase: 'security alerts' },
 } as const satisfies Record<string, KindDefinition>;
 
 /** A signal kind, one of the keys of {@link SIGNAL_KINDS}. */

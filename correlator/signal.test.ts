@@ -13,8 +13,9 @@ describe('signal JSON with the evidence last', () => {
       const { json, evidenceAt } = signalJson(s);
       expect(JSON.parse(json)).toEqual(s);
       expect(evidenceAt).toBeGreaterThan(0);
-      // About half of the JSON or less is parsed for the correlator (0.38–0.50 for these signals).
-      expect(evidenceAt! / json.length).toBeLessThan(0.55);
+      // About half of the JSON or less is parsed for the correlator (0.38–0.50 for these signals);
+      // the activity trail (info) carries no excerpt, so there is nothing to skip.
+      if (s.severity !== 'info') expect(evidenceAt! / json.length).toBeLessThan(0.55);
       expect(parseWithoutEvidence(json, evidenceAt)).toEqual(withoutEvidence(s));
     }
   });

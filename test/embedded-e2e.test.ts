@@ -69,7 +69,9 @@ function expectOneIncidentFor(found: Incident[], s: AttackScenario): Incident {
   expect(commands).toContain(`kubectl delete clusterrolebinding ${s.binding}`);
   expect(commands.some((c) => c.includes(`-n ${s.namespace}`) && c.includes(s.pod))).toBe(true);
   // The timeline tells the whole story, in order, starting with the reconnaissance.
-  expect(inc.timeline[0]!.kind).toBe('rbac.permission_enumeration');
+  // (The same first request also shows the pod's token driven by kubectl: both entries share its time.)
+  const first = inc.timeline.filter((e) => e.time === inc.timeline[0]!.time).map((e) => e.kind);
+  expect(first).toContain('rbac.permission_enumeration');
   expect(inc.timeline.map((e) => e.time)).toEqual([...inc.timeline.map((e) => e.time)].sort((a, b) => a - b));
   for (const kind of ['secret.list_cluster_wide', 'secret.read_cross_namespace', 'pod.exec', 'rbac.escalation_attempt', 'admission.denied', 'pod.privileged'])
     expect(

@@ -67,7 +67,9 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
     expect(api.status).toBe(200);
     const { items } = (await api.json()) as { items: Signal[] };
     expect(items).toHaveLength(11);
-    expect(new Set(items.map((s) => s.actor.key))).toEqual(new Set(['user:alice', 'user:bob', 'sa:ns1/sa1']));
+    // The impersonator is the actor; the identities it wore are context.
+    expect(new Set(items.map((s) => s.actor.key))).toEqual(new Set(['user:system:admin']));
+    expect(new Set(items.map((s) => s.attributes.impersonated))).toEqual(new Set(['alice', 'bob', 'system:serviceaccount:ns1:sa1']));
     expect(items[0]!.matched.length).toBeGreaterThan(0);
 
     const metrics = await (await fetch(`${kv.url}/metrics`)).text();

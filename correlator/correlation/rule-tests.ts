@@ -47,6 +47,8 @@ export interface CorrelationTestResult {
   name: string;
   ok: boolean;
   failures: string[];
+  /** The correlation ids this test expects an incident to carry. */
+  expects: string[];
 }
 
 const BASE_TIME = Date.UTC(2026, 0, 1);
@@ -163,6 +165,6 @@ export function runCorrelationTests(
         failures.push(
           `unexpected incident: actor ${i.actor.key}, severity ${i.severity}, ${i.signalCount} signals, correlations [${i.correlations.map((c) => c.ruleId).join(', ')}]`,
         );
-    return { file, name: t.name, ok: failures.length === 0, failures };
+    return { file, name: t.name, ok: failures.length === 0, failures, expects: [...new Set(t.expect.flatMap((e) => e.correlations ?? []))] };
   });
 }

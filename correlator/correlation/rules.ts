@@ -12,6 +12,7 @@
  * `group_by` defaults to the actor; `aliases` name one grouping field that different references
  * spell differently.
  */
+import { PEER_RE, PEER_SETS } from '../detection/compile.js';
 import { compileCondition, compileField } from '../detection/compile.js';
 import type { Problem } from '../detection/problems.js';
 import { isSeverity, SEVERITIES, type Severity } from '../severity.js';
@@ -50,6 +51,8 @@ export interface CompiledCorrelation {
   mitre: string[];
   /** A building block only feeds other correlations and enriches an existing incident; it never opens one. */
   buildingBlock: boolean;
+  /** The public rules this correlation covers (see the detection rules' `peers`). */
+  peers: string[];
   file: string;
 }
 
@@ -78,6 +81,7 @@ const KEYS = new Set([
   'mitre',
   'enabled',
   'building_block',
+  'peers',
 ]);
 
 /** Parses `30s`, `10m`, `1h`, `2d` into milliseconds; undefined when malformed. */
@@ -211,6 +215,8 @@ export function compileCorrelations(
     const where = r.where === undefined ? undefined : compileCondition(r.where, file, item, 'where', problems);
     if (!isSeverity(r.severity)) p('severity', `severity must be one of ${SEVERITIES.join(', ')}`);
     const mitre = Array.isArray(r.mitre) ? r.mitre.filter((m): m is string => typeof m === 'string' && MITRE_RE.test(m)) : [];
+    if (r.peers !== undefined && (!Array.isArray(r.peers) || !r.peers.every((x) => typeof x === 'string' && PEER_RE.test(x))))
+      p('peers', `peers must be a list of "<set>:<rule id or name>" with set one of ${PEER_SETS.join(', ')}`);
     if (!Array.isArray(r.mitre) || mitre.length === 0 || mitre.length !== r.mitre.length) p('mitre', 'mitre: list ATT&CK technique ids like T1552.007');
     if (r.building_block !== undefined && typeof r.building_block !== 'boolean') p('building_block', 'building_block must be true or false');
     if (r.enabled === false || typeof r.id !== 'string' || timespanMs === undefined) continue;
@@ -229,6 +235,7 @@ export function compileCorrelations(
       severity: isSeverity(r.severity) ? r.severity : 'medium',
       mitre,
       buildingBlock: r.building_block === true,
+      peers: Array.isArray(r.peers) ? r.peers.map(String) : [],
       file,
     });
   }
