@@ -4,7 +4,7 @@
  */
 import type { Actor } from './entities.js';
 import type { Severity } from './severity.js';
-import type { SignalKind } from './signal-kinds.js';
+import { hasTrait, type SignalKind } from './signal-kinds.js';
 import type { Outcome, Signal, SourceName, Target } from './signal.js';
 
 /** Lifecycle: open → acknowledged → resolved. Resolved is final; a new signal opens a new incident. */
@@ -40,23 +40,60 @@ export interface BlastRadius {
 
 /** A piece of evidence for a root cause, pointing at the signals that show it. */
 export interface Evidence {
-  /** What kind of fact: the acting identity, what enabled it, what stopped it, what was missing. */
-  type: 'actor' | 'enabler' | 'first-signal' | 'blocked-by' | 'missing-control' | 'mesh';
+  /**
+   * What kind of fact: the acting identity, what enabled it, the binding it gave itself
+   * (`escalation`), where its credential was used from (`credential`), what stopped it, what was
+   * missing.
+   */
+  type: 'actor' | 'enabler' | 'escalation' | 'credential' | 'first-signal' | 'blocked-by' | 'missing-control' | 'mesh';
   /** The entity the evidence is about (`binding:ClusterRoleBinding/x`, `policy:gatekeeper/y`). */
   entity?: string;
   detail: string;
   signalIds: string[];
 }
 
-/** The engine's explanation: one sentence, the evidence behind it, and how sure it is (0–1). */
+/** A RoleBinding or ClusterRoleBinding, and the role it grants when known. */
+export interface BindingRef {
+  kind: 'ClusterRoleBinding' | 'RoleBinding';
+  name: string;
+  /** A RoleBinding's namespace; absent for a ClusterRoleBinding (or when the audit data did not say). */
+  namespace?: string;
+  roleKind?: string;
+  roleName?: string;
+}
+
+/** Where the actor's credential was used from, or how it was minted (signals with the trait `credential-source`). */
+export interface CredentialSource {
+  /** In words: "token used from 203.0.113.7 with kubectl/v1.31.0". */
+  detail: string;
+  /** The client address the credential was used from, when the signal names one. */
+  sourceIP?: string;
+  /** The client's user agent (its first word: `kubectl/v1.31.0`), when the signal names one. */
+  userAgent?: string;
+}
+
+/**
+ * The engine's explanation: one sentence, the evidence behind it, and how sure it is (0–1). Fields
+ * added after the first release are optional: incidents stored without them still load.
+ */
 export interface RootCause {
   summary: string;
   evidence: Evidence[];
   confidence: number;
-  /** The identity that acted. */
+  /** The identity that acted (with impersonation, the impersonator: it holds the impersonate permission). */
   actor: string;
-  /** The binding that enabled the sensitive actions, when one is named in the audit annotations. */
-  enablingBinding?: { kind: 'ClusterRoleBinding' | 'RoleBinding'; name: string; namespace?: string; roleKind?: string; roleName?: string };
+  /**
+   * The binding that enabled the attack, when one is named in the audit annotations: the one behind
+   * the allowed sensitive actions or, when the actor gave itself a binding ({@link escalation}),
+   * the one that allowed it to.
+   */
+  enablingBinding?: BindingRef;
+  /** The binding the actor created or changed during the incident (with the enabler's power) and then used, or that grants cluster-admin. */
+  escalation?: BindingRef;
+  /** Where the actor's credential was used from, when a signal shows it. */
+  credentialSource?: CredentialSource;
+  /** The identities the actor impersonated (raw Kubernetes usernames), when it did: context, not the actor. */
+  impersonated?: string[];
 }
 
 /** What a remediation does. */
@@ -64,6 +101,7 @@ export type RemediationKind =
   | 'isolate-workload'
   | 'delete-workload'
   | 'remove-binding'
+  | 'tighten-role'
   | 'least-privilege-role'
   | 'admission-policy'
   | 'mesh-mtls-strict'
@@ -137,6 +175,30 @@ export interface IncidentLimits {
   maxEntities: number;
 }
 
+const IP = /^[0-9A-Fa-f:.]{2,45}$/;
+// Printable ASCII only: a user agent is client-controlled and read by people.
+const USER_AGENT = /^[\x20-\x7e]{1,200}$/;
+/** A copy of a short string, not a view into the excerpt's: a cut of a huge client value would keep all of it in memory. */
+const fresh = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
+
+/**
+ * The attributes a timeline entry keeps: the signal's, plus, for a kind that shows where the
+ * credential came from (trait `credential-source`), the client address and user agent read from
+ * the signal's excerpt (`sourceIPs[0]`, `userAgent`) when the source did not set `sourceIP` and
+ * `userAgent` itself. The excerpt is not kept in the timeline (and not on the distributed
+ * correlator's signals), so root cause reads these two here.
+ */
+function entryAttributes(s: Signal): Record<string, string> {
+  if (!hasTrait(s.kind, 'credential-source') || (s.attributes.sourceIP && s.attributes.userAgent)) return s.attributes;
+  const ips = s.excerpt.sourceIPs;
+  const ip = Array.isArray(ips) ? ips[0] : undefined;
+  const ua = s.excerpt.userAgent;
+  const out = { ...s.attributes };
+  if (!out.sourceIP && typeof ip === 'string' && IP.test(ip)) out.sourceIP = fresh(ip);
+  if (!out.userAgent && typeof ua === 'string' && USER_AGENT.test(ua)) out.userAgent = fresh(ua);
+  return out;
+}
+
 /** Converts a signal to its timeline entry. */
 export function timelineEntry(s: Signal): TimelineEntry {
   return {
@@ -150,6 +212,6 @@ export function timelineEntry(s: Signal): TimelineEntry {
     outcome: s.outcome,
     ruleId: s.rule.id,
     target: s.target,
-    attributes: s.attributes,
+    attributes: entryAttributes(s),
   };
 }

@@ -21,8 +21,9 @@ import { entityType } from './entities.js';
 import { timelineEntry, type BlastRadius, type Incident, type IncidentLimits, type IncidentStatus } from './incident.js';
 import type { Clock, UsageSource } from './ports.js';
 import { RecentKeys } from './recent-keys.js';
+import type { IdentityBaseline } from './baseline.js';
 import { planRemediations, type PermissionUse } from './remediation/planner.js';
-import { analyzeRootCause, describeActor } from './root-cause.js';
+import { analyzeRootCause, describeActing, readableTitle } from './root-cause.js';
 import { maxSeverity, SEVERITIES, severityRank, type Severity } from './severity.js';
 import { hasTrait } from './signal-kinds.js';
 import type { Signal } from './signal.js';
@@ -124,6 +125,8 @@ export class IncidentManager {
   /** Actors whose prologue changed since the last checkpoint, when tracking is on (distributed mode). */
   private changedPrologue?: Set<string>;
   readonly stats: IncidentStats = { opened: 0, merged: 0, duplicates: 0, resolved: 0 };
+  /** Per-identity memory of routine actions; signals are annotated with it before correlation. */
+  baseline?: IdentityBaseline;
   private readonly policy: IncidentPolicy;
 
   constructor(
@@ -199,12 +202,14 @@ export class IncidentManager {
    */
   process(signals: readonly Signal[], opts: { defer?: boolean } = {}): { incidents: Incident[]; attached: { incidentId: string; signal: Signal }[] } {
     const attached: { incidentId: string; signal: Signal }[] = [];
-    for (const s of signals) {
-      if (this.seen.has(s.id)) {
+    for (const raw of signals) {
+      if (this.seen.has(raw.id)) {
         this.stats.duplicates++;
         continue;
       }
-      this.seen.add(s.id);
+      this.seen.add(raw.id);
+      // Judged against what the identity did before: first time, or routine (one step lower).
+      const s = this.baseline ? this.baseline.annotate(raw) : raw;
       const firings = this.engine.process(s);
       const keys = mergeKeys(s);
       let inc = this.find(keys);
@@ -494,7 +499,8 @@ export class IncidentManager {
       else if (t === 'policy') r.policies.push(v);
     }
     inc.blastRadius = r;
-    const kinds = new Set(inc.timeline.map((e) => e.kind));
+    // Records of changes (activity trail) show in the timeline but are no kind of attack.
+    const kinds = new Set(inc.timeline.filter((e) => !hasTrait(e.kind, 'activity-trail')).map((e) => e.kind));
     const sensitiveAllowed = inc.timeline.some((e) => e.outcome === 'allowed' && hasTrait(e.kind, 'high-impact'));
     let sev = maxSeverity(inc.severity, inc.maxSignalSeverity);
     if (sensitiveAllowed && (kinds.size >= 3 || new Set(inc.correlations.map((c) => c.ruleId)).size >= 2))
@@ -511,27 +517,41 @@ export class IncidentManager {
     // Planning renders manifests (YAML): redo it only when what the plan depends on changed — the
     // incident's shape (kinds, outcomes, targets, bindings, policies, pods), the usage, or the
     // order of magnitude of the signal count that the rationales quote, and the blast radius (not
-    // every IP or node seen, which would replan on almost every signal).
+    // every IP or node seen, which would replan on almost every signal). Of a signal, the names of
+    // the secrets, pods and bindings it acted on count, its severity (whether the evidence shows an
+    // attack), role, impersonation and mesh namespaces too (not its address or user agent, which
+    // vary per request: the credential-source kind is in the shape already).
+    const named = new Set(['secrets', 'pods', 'rolebindings', 'clusterrolebindings']);
     const shape = new Set<string>();
-    for (const e of inc.timeline)
+    for (const e of inc.timeline) {
+      const a = e.attributes;
       shape.add(
-        `${e.kind}|${e.outcome}|${e.actor}|${e.target.namespace ?? ''}|${e.target.resource === 'secrets' || e.target.resource === 'pods' ? (e.target.name ?? '') : ''}|${e.attributes.binding ?? ''}|${e.attributes.admissionPolicies ?? ''}|${e.attributes.actorPod ?? ''}`,
+        `${e.kind}|${e.outcome}|${e.severity}|${e.actor}|${e.target.namespace ?? ''}|${named.has(e.target.resource ?? '') ? (e.target.name ?? '') : ''}|${e.target.verb ?? ''}|${a.binding ?? ''}|${a.role ?? ''}|${a.admissionPolicies ?? ''}|${a.actorPod ?? ''}|${a.impersonated ?? ''}|${a.meshKind ?? ''}|${a.sourceNamespace ?? ''}|${a.destinationNamespace ?? ''}`,
       );
+    }
     const planKey = `${[...shape].sort().join('\n')}#${usage.length}#${Math.floor(Math.log2(inc.signalCount + 1))}#${[r.namespaces, r.workloads, r.secrets, r.bindings, r.policies].map((l) => l.length).join('/')}`;
     if (this.planKeys.get(inc.id) !== planKey) {
       const { remediations: _old, ...rest } = inc;
       inc.remediations = planRemediations({ incident: rest, usage });
       this.planKeys.set(inc.id, planKey);
     }
-    inc.title = `${describeActor(inc.actor)}: ${this.story(inc)}`.slice(0, 200);
+    inc.title = `${describeActing(inc.actor, inc.timeline)}: ${this.story(inc)}`.slice(0, 200);
   }
 
-  /** The most severe correlation names the incident; otherwise its most severe signal does. */
+  /**
+   * The most severe correlation names the incident; otherwise its most severe signal does (a record
+   * of a change only when there is nothing else), in its own words when its title is clean, else
+   * in words made from its kind and target (a title whose template found no value shows `?`).
+   */
   private story(inc: Incident): string {
     const sev = (id: string) => severityRank(this.engine.correlations.find((c) => c.id === id)?.severity ?? 'info');
-    const titles = [...new Map(inc.correlations.map((c) => [c.ruleId, c] as const)).values()].sort((a, b) => sev(b.ruleId) - sev(a.ruleId)).map((c) => c.title);
+    const titles = [...new Map(inc.correlations.map((c) => [c.ruleId, c] as const)).values()]
+      .sort((a, b) => sev(b.ruleId) - sev(a.ruleId))
+      .map((c) => c.title.trim())
+      .filter(Boolean);
     if (titles.length) return titles.length > 1 ? `${titles[0]} (+${titles.length - 1} more pattern${titles.length > 2 ? 's' : ''})` : titles[0]!;
-    const worst = [...inc.timeline].sort((a, b) => severityRank(b.severity) - severityRank(a.severity))[0];
-    return worst?.title ?? 'suspicious activity';
+    const rank = (e: Incident['timeline'][number]) => severityRank(e.severity) + (hasTrait(e.kind, 'activity-trail') ? -SEVERITIES.length : 0);
+    const worst = [...inc.timeline].sort((a, b) => rank(b) - rank(a))[0];
+    return worst ? readableTitle(worst) : 'suspicious activity';
   }
 }

@@ -85,28 +85,40 @@ export const Remediation = z
   })
   .register(registry, { id: 'Remediation', description: 'A suggested fix; nothing is applied without a person' });
 
+const BindingRef = z.object({
+  kind: z.enum(['ClusterRoleBinding', 'RoleBinding']),
+  name: z.string(),
+  namespace: z.string().optional().describe('a RoleBinding’s namespace; absent for a ClusterRoleBinding'),
+  roleKind: z.string().optional(),
+  roleName: z.string().optional(),
+});
+
 export const RootCause = z
   .object({
     summary: z.string(),
     confidence: z.number().min(0).max(1),
-    actor: z.string(),
+    actor: z.string().describe('the identity that acted; with impersonation, the impersonator'),
     evidence: z.array(
       z.object({
-        type: z.enum(['actor', 'enabler', 'first-signal', 'blocked-by', 'missing-control', 'mesh']),
+        type: z.enum(['actor', 'enabler', 'escalation', 'credential', 'first-signal', 'blocked-by', 'missing-control', 'mesh']),
         entity: z.string().optional(),
         detail: z.string(),
         signalIds: Strings,
       }),
     ),
-    enablingBinding: z
+    enablingBinding: BindingRef.optional().describe(
+      'the binding that enabled the attack (after an escalation, the one that allowed the actor to write a binding)',
+    ),
+    escalation: BindingRef.optional().describe('the binding the actor created or changed during the incident and then used'),
+    credentialSource: z
       .object({
-        kind: z.enum(['ClusterRoleBinding', 'RoleBinding']),
-        name: z.string(),
-        namespace: z.string().optional(),
-        roleKind: z.string().optional(),
-        roleName: z.string().optional(),
+        detail: z.string().meta({ examples: ['token used from 203.0.113.7 with kubectl/v1.31.0'] }),
+        sourceIP: z.string().optional(),
+        userAgent: z.string().optional(),
       })
-      .optional(),
+      .optional()
+      .describe("where the actor's credential was used from"),
+    impersonated: Strings.optional().describe('the identities the actor impersonated (Kubernetes usernames)'),
   })
   .register(registry, { id: 'RootCause', description: 'Which identity acted, what enabled it, the evidence and how sure the engine is' });
 

@@ -1,11 +1,13 @@
 /** delete-workload: end the pod, and with it its bound service-account token. */
 import type { Remediation } from '../../incident.js';
 import { remediation, withRejections } from '../building-blocks.js';
-import type { PlanContext } from '../context.js';
+import { attackShown, type PlanContext } from '../context.js';
 import { refText } from '../names.js';
 import { actorPods } from './actor-pods.js';
 
 export function deleteWorkload(ctx: PlanContext): Remediation[] {
+  // Only denials, only low signals or only records of changes: nothing shows the pod is compromised.
+  if (!attackShown(ctx)) return [];
   const pods = actorPods(ctx);
   const out = pods.ok.map((p) =>
     remediation(

@@ -1,7 +1,7 @@
 /** isolate-workload: cut the actor's pod off the network, keeping it for forensics. */
 import type { Remediation } from '../../incident.js';
 import { manifest, metadata, remediation, withRejections } from '../building-blocks.js';
-import type { PlanContext } from '../context.js';
+import { attackShown, type PlanContext } from '../context.js';
 import type { Ref } from '../names.js';
 import { actorPods } from './actor-pods.js';
 
@@ -14,6 +14,8 @@ function groupByNamespace(refs: readonly Ref[]): Map<string, string[]> {
 const QUARANTINE_LABEL = 'kubevigil.io/quarantine';
 
 export function isolateWorkload(ctx: PlanContext): Remediation[] {
+  // Only denials, only low signals or only records of changes: nothing shows the pod is compromised.
+  if (!attackShown(ctx)) return [];
   const pods = actorPods(ctx);
   const out = [...groupByNamespace(pods.ok)].map(([ns, names]) => {
     const file = `quarantine-${ns}.yaml`;

@@ -4,8 +4,13 @@ import { manifest, metadata, remediation, withRejections } from '../building-blo
 import { rejectedActor, type PlanContext } from '../context.js';
 import { refText } from '../names.js';
 import { legitimatePermissions } from './legitimate-permissions.js';
+import { tightenable } from './tighten-role.js';
 
 export function leastPrivilegeRole(ctx: PlanContext): Remediation[] {
+  // The replacement of an enabling binding that is removed; after an escalation whose enabler's
+  // role is tightened instead (tighten-role), the binding stays and needs none.
+  const { escalation, enablingBinding } = ctx.incident.rootCause;
+  if (escalation && enablingBinding && tightenable(enablingBinding)) return [];
   const sa = ctx.sa;
   if (!sa) return ctx.usage.length > 0 ? withRejections([], rejectedActor(ctx), 'least-privilege-role', 'Least-privilege access for the actor') : [];
   const { byScope, notes, rejected } = legitimatePermissions(ctx);

@@ -1,5 +1,5 @@
 /** rotate-credentials: the secrets read or listed, and the actor's own tokens, treated as stolen. */
-import type { Remediation } from '../../incident.js';
+import type { CredentialSource, Remediation } from '../../incident.js';
 import { plural, remediation, withRejections } from '../building-blocks.js';
 import { entriesWith, rejectedActor, type PlanContext } from '../context.js';
 import { checkNames, display, refText, type Ref } from '../names.js';
@@ -51,8 +51,34 @@ function actorToken(sa: Ref): Remediation {
   );
 }
 
+/**
+ * The actor's token was used from somewhere its workload is not (root cause's credential source):
+ * every token of the account is stolen. Bound tokens outlive their use (a pod's token is valid for
+ * up to a year with the API server's extended expiry; a TokenRequest's for what it asked), and only
+ * deleting the service account invalidates them all at once: tokens carry its UID, and a new
+ * account of the same name has another.
+ */
+function stolenToken(sa: Ref, source: CredentialSource): Remediation {
+  const backup = `serviceaccount-${sa.namespace}-${sa.name}.backup.yaml`;
+  return remediation(
+    'rotate-credentials',
+    `Rotate the tokens of service account ${refText(sa)}`,
+    `The token of ${refText(sa)} was used by something other than its workload (${source.detail}), so treat every token of the account as stolen. Deleting a pod ends only that pod's token, and a token minted by TokenRequest lives until it expires; re-creating the service account gives it a new UID, which invalidates every token issued for the old one, bound or legacy. The first commands list the pods that run as it and its legacy token secrets, and back it up; after it is re-created, re-add from the backup what it carried (annotations such as cloud IAM roles, imagePullSecrets) and restart the workloads the first command listed so their pods get new tokens.`,
+    `Every pod and external user of ${refText(sa)} (CI systems, dashboards) loses API access until restarted or given a new token; RoleBindings and ClusterRoleBindings name the account, not its UID, and keep applying to the new one.`,
+    [
+      `kubectl -n ${sa.namespace} get pods --field-selector spec.serviceAccountName=${sa.name}`,
+      `kubectl -n ${sa.namespace} get secrets --field-selector type=kubernetes.io/service-account-token`,
+      `kubectl -n ${sa.namespace} get serviceaccount ${sa.name} -o yaml > ${backup}`,
+      `kubectl -n ${sa.namespace} delete serviceaccount ${sa.name}`,
+      `kubectl -n ${sa.namespace} create serviceaccount ${sa.name}`,
+    ],
+  );
+}
+
 export function rotateCredentials(ctx: PlanContext): Remediation[] {
   const read = secretsRead(ctx);
+  // A credential used from outside its workload: the account's own token is stolen.
+  const credential = ctx.incident.rootCause.credentialSource;
   const lists = entriesWith(ctx, 'secret-list', true);
   const listedNs = checkNames(
     lists
@@ -64,7 +90,7 @@ export function rotateCredentials(ctx: PlanContext): Remediation[] {
     ...(lists.some((e) => hasTrait(e.kind, 'cluster-wide')) ? [exposedByList(undefined)] : []),
     ...listedNs.ok.map((ns) => exposedByList(ns)),
     ...read.ok.map((s) => rotateSecret(ctx, s)),
-    ...(ctx.sa ? [actorToken(ctx.sa)] : []),
+    ...(ctx.sa ? [credential ? stolenToken(ctx.sa, credential) : actorToken(ctx.sa)] : []),
   ];
   const seen = new Set(read.ok.map(refText));
   const unconfirmed = ctx.incident.blastRadius.secrets.map((s) => s.replace(/^secret:/, '')).filter((s) => !seen.has(s));

@@ -1,0 +1,186 @@
+/**
+ * What is normal per identity: for each (actor, signal kind, namespace) the days it was seen. The
+ * first time an identity does a kind of sensitive thing is a stronger signal than the hundredth, so
+ * {@link IdentityBaseline.annotate} marks a signal `firstTime` (the root cause says so) or, once the
+ * same thing has been seen on several earlier days, `habitual` with its severity one step lower.
+ *
+ * An attack that repeats an action for an hour never makes it habitual: only distinct earlier UTC
+ * days count. Critical signals and refusals are never lowered. Bounded: past `maxEntries` the
+ * entries seen least recently are forgotten. Persisted by the correlator role through a
+ * {@link BaselineStore} (the SQLite store embedded, a Redis hash distributed).
+ */
+import { SEVERITIES, severityRank, type Severity } from './severity.js';
+import type { Signal } from './signal.js';
+
+/** One (actor, kind, namespace) as the baseline remembers it. */
+export interface BaselineEntry {
+  /** First sighting, ms since epoch. */
+  first: number;
+  /** Latest sighting. */
+  last: number;
+  /** Sightings counted (capped). */
+  count: number;
+  /** Distinct UTC days seen, oldest first; at most {@link MAX_DAYS}. */
+  days: number[];
+}
+
+/** Where the baseline lives between restarts. */
+export interface BaselineStore {
+  load(): Promise<[string, BaselineEntry][]>;
+  /** Writes changed entries; null deletes. */
+  save(changes: Map<string, BaselineEntry | null>): Promise<void>;
+}
+
+export interface BaselinePolicy {
+  /** An action seen on this many earlier days is habitual (default 3). */
+  habitualDays: number;
+  /** Entries kept at most (default 50,000, about 8 MB). */
+  maxEntries: number;
+}
+
+export const DEFAULT_BASELINE_POLICY: BaselinePolicy = { habitualDays: 3, maxEntries: 50_000 };
+
+const DAY = 86_400_000;
+const MAX_DAYS = 8;
+const MAX_COUNT = 1_000_000;
+
+/** The baseline key of a signal, or undefined for signals the baseline does not judge. */
+export function baselineKey(s: Pick<Signal, 'actor' | 'kind' | 'target' | 'outcome' | 'severity'>): string | undefined {
+  // Only what the identity actually did: refusals say what it could not do, and info signals are a trail.
+  if (s.outcome !== 'allowed' || s.severity === 'info') return undefined;
+  return `${s.actor.key}|${s.kind}|${s.target.namespace ?? '*'}`;
+}
+
+/** Per-identity memory of which sensitive actions are routine. */
+export class IdentityBaseline {
+  private readonly entries = new Map<string, BaselineEntry>();
+  private readonly changed = new Set<string>();
+  private readonly policy: BaselinePolicy;
+  /** Entries forgotten for the bound (for metrics). */
+  evicted = 0;
+
+  constructor(policy: Partial<BaselinePolicy> = {}) {
+    this.policy = { ...DEFAULT_BASELINE_POLICY, ...policy };
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Loads stored entries (the most recently seen win when they exceed the bound). */
+  restore(entries: Iterable<[string, BaselineEntry]>): void {
+    const sorted = [...entries].filter(([, e]) => isEntry(e)).sort((a, b) => a[1].last - b[1].last);
+    for (const [k, e] of sorted.slice(-this.policy.maxEntries)) this.entries.set(k, e);
+    this.trim();
+  }
+
+  /** The entry for a key, if any. */
+  get(key: string): BaselineEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  /**
+   * Judges a signal against what its identity did before, records it, and returns it annotated:
+   * `attributes.firstTime` the first time, `attributes.habitual` (and one severity step lower) for a
+   * routine action. Returns the same object when there is nothing to say.
+   */
+  annotate(s: Signal): Signal {
+    const key = baselineKey(s);
+    if (!key) return s;
+    const t = s.eventTime;
+    const day = Math.floor(t / DAY);
+    const prev = this.entries.get(key);
+    let out = s;
+    if (!prev) out = { ...s, attributes: { ...s.attributes, firstTime: 'true' } };
+    else {
+      const earlierDays = prev.days.filter((d) => d < day).length;
+      if (earlierDays >= this.policy.habitualDays && severityRank(s.severity) < severityRank('critical')) {
+        const since = new Date(prev.first).toISOString().slice(0, 10);
+        out = {
+          ...s,
+          severity: lower(s.severity),
+          attributes: { ...s.attributes, habitual: `seen on ${earlierDays} earlier days since ${since}` },
+        };
+      }
+    }
+    this.record(key, prev, t, day);
+    return out;
+  }
+
+  /** Entries changed since the last call, to save. */
+  takeChanges(): Map<string, BaselineEntry | null> {
+    const out = new Map<string, BaselineEntry | null>();
+    for (const k of this.changed) out.set(k, this.entries.get(k) ?? null);
+    this.changed.clear();
+    return out;
+  }
+
+  private record(key: string, prev: BaselineEntry | undefined, t: number, day: number): void {
+    const e: BaselineEntry = prev ? { ...prev, days: [...prev.days] } : { first: t, last: t, count: 0, days: [] };
+    e.first = Math.min(e.first, t);
+    e.last = Math.max(e.last, t);
+    e.count = Math.min(MAX_COUNT, e.count + 1);
+    if (!e.days.includes(day)) {
+      e.days.push(day);
+      e.days.sort((a, b) => a - b);
+      if (e.days.length > MAX_DAYS) e.days.splice(0, e.days.length - MAX_DAYS);
+    }
+    // Re-insert so Map order is least recently seen first.
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    this.changed.add(key);
+    this.trim();
+  }
+
+  private trim(): void {
+    while (this.entries.size > this.policy.maxEntries) {
+      const oldest = this.entries.keys().next().value!;
+      this.entries.delete(oldest);
+      this.changed.add(oldest);
+      this.evicted++;
+    }
+  }
+}
+
+function lower(s: Severity): Severity {
+  return SEVERITIES[Math.max(1, severityRank(s) - 1)]!;
+}
+
+function isEntry(e: unknown): e is BaselineEntry {
+  if (typeof e !== 'object' || e === null) return false;
+  const x = e as Record<string, unknown>;
+  return typeof x.first === 'number' && typeof x.last === 'number' && typeof x.count === 'number' && Array.isArray(x.days);
+}
+
+/** A baseline store over a key/value state (the incident store's `getState`/`setState`): one JSON document. */
+export class StateBaselineStore implements BaselineStore {
+  private all = new Map<string, BaselineEntry>();
+
+  constructor(
+    private readonly state: { getState(key: string): Promise<string | undefined>; setState(key: string, value: string): Promise<void> },
+    private readonly key = 'correlator.baseline',
+  ) {}
+
+  async load(): Promise<[string, BaselineEntry][]> {
+    const text = await this.state.getState(this.key);
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      parsed = {};
+    }
+    this.all = new Map(
+      Object.entries(typeof parsed === 'object' && parsed !== null ? parsed : {}).filter((kv): kv is [string, BaselineEntry] => isEntry(kv[1])),
+    );
+    return [...this.all];
+  }
+
+  async save(changes: Map<string, BaselineEntry | null>): Promise<void> {
+    if (!changes.size) return;
+    for (const [k, e] of changes) {
+      if (e) this.all.set(k, e);
+      else this.all.delete(k);
+    }
+    await this.state.setState(this.key, JSON.stringify(Object.fromEntries(this.all)));
+  }
+}
