@@ -15,6 +15,7 @@
  * keeps the changes pending (or unpublished) and is retried; a checkpoint that moved on drops this
  * copy and rewinds. A new owner publishes the outbox again on load.
  */
+import type { IdentityBaseline } from '../correlator/baseline.js';
 import { KubevigilError } from '../correlator/errors.js';
 import { CorrelationEngine, type CorrelationStats, type SlotState } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
@@ -93,6 +94,8 @@ export interface PartitionedCorrelatorOptions {
   usage?: UsageSource;
   /** Where window signals are read back from on takeover; without it checkpoints hold them in full. */
   source?: SignalSource;
+  /** Per-identity memory of routine actions, shared by every partition this process owns (actors are partitioned). */
+  baseline?: IdentityBaseline;
   /**
    * How far back (in messages of the partition) a checkpoint refers to signals by offset; older
    * ones are written in full, so that a takeover reads at most about this many messages back.
@@ -370,6 +373,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     const signalOf = await this.restoreSignals(p, st);
     const engine = new CorrelationEngine(this.o.correlations);
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
+    if (this.o.baseline) manager.baseline = this.o.baseline;
     for (const [key, slot] of st.slots) {
       if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
       const signals: SlotState['signals'] = {};

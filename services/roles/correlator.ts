@@ -7,6 +7,8 @@
  * bounds dropped.
  */
 import { PollSchedule } from '../../platform/schedule.js';
+import { IdentityBaseline, StateBaselineStore, type BaselineStore } from '../../correlator/baseline.js';
+import { RedisBaselineStore } from '../store/baseline-redis.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { IncidentManager } from '../../correlator/incidents.js';
 import { isCommand, parseSignalsMessageWithoutEvidence } from '../bus/topics.js';
@@ -24,6 +26,8 @@ export interface CorrelatorRoleOptions {
   correlatorState?: CorrelatorStateStore;
   /** node-cron schedule of the incident sweeper (default every minute); `false` disables it (tests sweep by hand). */
   sweepSchedule?: string | false;
+  /** Where the identity baseline is kept instead of the store or Redis (tests). */
+  baselineStore?: BaselineStore;
 }
 
 /** Runs the correlator of this process's mode. */
@@ -36,6 +40,10 @@ export class CorrelatorRole implements Component {
   private state?: CorrelatorStateStore;
   private unsubscribe?: () => Promise<void>;
   private sweeper?: Sweeper;
+  /** What each identity does routinely; saved on every sweep and at stop. */
+  readonly baseline = new IdentityBaseline();
+  private baselineStore?: BaselineStore;
+  private closeBaselineStore?: () => Promise<void>;
 
   constructor(
     private readonly s: Stage,
@@ -43,11 +51,34 @@ export class CorrelatorRole implements Component {
   ) {}
 
   async start(): Promise<void> {
-    const runtime = this.s.distributed ? this.startDistributed() : await this.startEmbedded();
+    const runtime = this.s.distributed ? await this.startDistributed() : await this.startEmbedded();
     reportMetrics(runtime, this.s.metrics);
+    this.s.metrics.trackDrops('correlation', 'baseline_evicted', () => this.baseline.evicted);
     if (this.opts.sweepSchedule !== false) {
-      this.sweeper = new Sweeper(runtime, this.opts.sweepSchedule ?? '* * * * *', this.s.logger);
+      const sweepAndSave = { sweep: () => runtime.sweep().finally(() => this.saveBaseline()) };
+      this.sweeper = new Sweeper(sweepAndSave, this.opts.sweepSchedule ?? '* * * * *', this.s.logger);
       this.sweeper.start();
+    }
+  }
+
+  /** Loads the baseline; a store that cannot be read leaves it empty (it is relearned, and only ever lowers severity). */
+  private async loadBaseline(store: BaselineStore): Promise<void> {
+    this.baselineStore = store;
+    try {
+      this.baseline.restore(await store.load());
+    } catch (err) {
+      this.s.logger.warn({ err }, 'identity baseline could not be loaded; starting empty');
+    }
+  }
+
+  /** Saves what the baseline learned since the last save; a failure keeps nothing back but is logged. */
+  async saveBaseline(): Promise<void> {
+    const changes = this.baseline.takeChanges();
+    if (!changes.size || !this.baselineStore) return;
+    try {
+      await this.baselineStore.save(changes);
+    } catch (err) {
+      this.s.logger.warn({ err, entries: changes.size }, 'identity baseline could not be saved');
     }
   }
 
@@ -56,6 +87,8 @@ export class CorrelatorRole implements Component {
     await this.sweeper?.stop();
     await this.unsubscribe?.();
     await this.correlator?.stop();
+    await this.saveBaseline();
+    await this.closeBaselineStore?.();
     await this.state?.close();
   }
 
@@ -66,6 +99,8 @@ export class CorrelatorRole implements Component {
   private async startEmbedded(): Promise<CorrelatorRuntime> {
     const { s } = this;
     const manager = new IncidentManager(new CorrelationEngine(s.rules.correlations), s.clock, {}, s.usage);
+    await this.loadBaseline(this.opts.baselineStore ?? new StateBaselineStore(s.store));
+    manager.baseline = this.baseline;
     const c = new Correlator(manager, s.store, incidentPublisher(s), s.logger, s.metrics);
     this.correlator = c;
     const resumed = await c.restore();
@@ -74,8 +109,18 @@ export class CorrelatorRole implements Component {
     return c;
   }
 
-  private startDistributed(): CorrelatorRuntime {
+  private async startDistributed(): Promise<CorrelatorRuntime> {
     const { s } = this;
+    if (this.opts.baselineStore) await this.loadBaseline(this.opts.baselineStore);
+    else {
+      const redis = connectRedis(s.config.redisUrl!, (err) => s.logger.debug({ err }, 'redis connection error'));
+      this.closeBaselineStore = () =>
+        redis.quit().then(
+          () => undefined,
+          () => redis.disconnect(),
+        );
+      await this.loadBaseline(new RedisBaselineStore(redis, s.config.topicPrefix));
+    }
     const state =
       this.opts.correlatorState ??
       new RedisCorrelatorState(
@@ -97,6 +142,7 @@ export class CorrelatorRole implements Component {
       logger: s.logger,
       metrics: s.metrics,
       usage: s.usage,
+      baseline: this.baseline,
       ...(source ? { source } : {}),
     });
     this.partitioned = p;

@@ -5,6 +5,8 @@
 export function redisKeys(prefix = 'kubevigil') {
   const p = (partition: number) => `${prefix}:corr:{p${partition}}`;
   return {
+    /** The identity baseline (correlator/baseline.ts): one hash field per (actor, kind, namespace). */
+    baseline: `${prefix}:baseline`,
     /** The last signal offset whose effects the checkpoint holds. */
     offset: (partition: number) => `${p(partition)}:offset`,
     /** Correlation windows per group (actor). */
