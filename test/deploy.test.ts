@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { loadConfig, SETTINGS } from '../services/config.js';
 import { Metrics } from '../services/metrics.js';
+import { AUDIT_LEVELS, auditLevel, levelRank, policyProblems, type AuditRequest } from './helpers/audit-policy.js';
 import { arr, get, isObj, str, walk, type Obj } from './helpers/config-files.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -380,69 +381,9 @@ describe('deploy/: the settings the manifests give kubevigil pass its configurat
   });
 });
 
-/** A request as kube-apiserver's audit policy evaluator sees it. */
-interface AuditRequest {
-  user: string;
-  groups: string[];
-  verb: string;
-  group?: string;
-  resource?: string;
-  subresource?: string;
-  namespace?: string;
-  path?: string;
-}
-
-/**
- * The level of the first matching rule, with the semantics of k8s.io/apiserver's policy checker
- * (users, userGroups, verbs, namespaces, resources with "*", "*\/sub" and "res/*" forms, and
- * nonResourceURLs with a trailing "*").
- */
-function auditLevel(rules: Obj[], r: AuditRequest): string {
-  const has = (list: unknown, v: string) => arr(list).includes(v);
-  for (const rule of rules) {
-    if (arr(rule.users).length && !has(rule.users, r.user)) continue;
-    if (arr(rule.userGroups).length && !r.groups.some((g) => has(rule.userGroups, g))) continue;
-    if (arr(rule.verbs).length && !has(rule.verbs, r.verb)) continue;
-    if (arr(rule.namespaces).length || arr(rule.resources).length) {
-      if (r.resource === undefined) continue;
-      if (arr(rule.namespaces).length && !has(rule.namespaces, r.namespace ?? '')) continue;
-      if (arr(rule.resources).length) {
-        const combined = r.subresource ? `${r.resource}/${r.subresource}` : r.resource;
-        const matches = arr(rule.resources).some((gr) => {
-          if (str(get(gr, 'group')) !== (r.group ?? '')) return false;
-          const res = arr(get(gr, 'resources')).map(str);
-          if (res.length === 0) return true;
-          return res.some(
-            (x) =>
-              x === combined ||
-              x === '*' ||
-              (!!r.subresource && x.startsWith('*/') && x.slice(2) === r.subresource) ||
-              (x.endsWith('/*') && x.slice(0, -2) === r.resource),
-          );
-        });
-        if (!matches) continue;
-      }
-      return str(rule.level);
-    }
-    if (arr(rule.nonResourceURLs).length) {
-      if (r.resource !== undefined || r.path === undefined) continue;
-      const path = r.path;
-      if (
-        !arr(rule.nonResourceURLs)
-          .map(str)
-          .some((u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.slice(0, -1))))
-      )
-        continue;
-    }
-    return str(rule.level);
-  }
-  return 'None';
-}
-
 describe('deploy/kube-apiserver/audit-policy.yaml', () => {
   const policy = docsOfKind('Policy')[0]!.value;
   const rules = arr(policy.rules).filter(isObj);
-  const LEVELS = ['None', 'Metadata', 'Request', 'RequestResponse'];
   const node = { user: 'system:node:worker-1', groups: ['system:nodes', 'system:authenticated'] };
   const sa = (ns: string, name: string) => ({
     user: `system:serviceaccount:${ns}:${name}`,
@@ -454,10 +395,14 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
 
   it('omits RequestReceived and uses only valid levels, ending with a catch-all at Metadata', () => {
     expect(arr(policy.omitStages)).toContain('RequestReceived');
-    for (const r of rules) expect(LEVELS).toContain(r.level);
+    for (const r of rules) expect(AUDIT_LEVELS).toContain(r.level);
     const last = rules[rules.length - 1]!;
     expect(Object.keys(last)).toEqual(['level']);
     expect(last.level).toBe('Metadata');
+  });
+
+  it('is a policy kube-apiserver accepts, with no key the evaluator would not understand', () => {
+    expect(policyProblems(policy)).toEqual([]);
   });
 
   it('never logs secrets above Metadata, whoever asks and however', () => {
@@ -491,29 +436,130 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
           expect(auditLevel(rules, { ...who, verb, resource: 'secrets', namespace }), `${who.user} ${verb} secrets in "${namespace}"`).toBe('Metadata');
   });
 
+  it('logs the ways in and the writes that grant or persist for every identity, nodes and kube-system included, before any None rule', () => {
+    const everyone = [
+      node,
+      sa('kube-system', 'coredns'),
+      sa('kube-system', 'generic-garbage-collector'),
+      controllers,
+      { user: 'system:kube-proxy', groups: ['system:authenticated'] },
+      { user: 'system:apiserver', groups: ['system:authenticated'] },
+      sa('frontend', 'frontend'),
+      alice,
+    ];
+    const writes = ['create', 'update', 'patch', 'delete'];
+    const rbac = 'rbac.authorization.k8s.io';
+    // [request, the level it must be logged at]: exactly, or at least with a trailing "+".
+    const needs: [Omit<AuditRequest, 'user' | 'groups'>, string][] = [
+      ...['exec', 'attach', 'portforward'].flatMap((subresource) =>
+        ['get', 'create'].map((verb): [Omit<AuditRequest, 'user' | 'groups'>, string] => [
+          { verb, resource: 'pods', subresource, namespace: 'kube-system', name: 'etcd-cp-1' },
+          'Request+',
+        ]),
+      ),
+      ...['get', 'create', 'update', 'patch', 'delete'].map((verb): [Omit<AuditRequest, 'user' | 'groups'>, string] => [
+        { verb, resource: 'nodes', subresource: 'proxy', name: 'worker-2' },
+        'Metadata',
+      ]),
+      [{ verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'kube-system', name: 'clusterrole-aggregation-controller' }, 'Request'],
+      [{ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'payments', name: 'db-0' }, 'Request+'],
+      ...['create', 'update', 'patch'].map((verb): [Omit<AuditRequest, 'user' | 'groups'>, string] => [
+        { verb, resource: 'pods', namespace: 'payments', name: 'db-0' },
+        'RequestResponse',
+      ]),
+      ...[
+        ['apps', 'deployments'],
+        ['apps', 'daemonsets'],
+        ['apps', 'statefulsets'],
+        ['apps', 'replicasets'],
+        ['batch', 'jobs'],
+        ['batch', 'cronjobs'],
+      ].map(([group, resource]): [Omit<AuditRequest, 'user' | 'groups'>, string] => [
+        { verb: 'patch', group, resource, namespace: 'kube-system' },
+        'RequestResponse',
+      ]),
+      ...['roles', 'clusterroles', 'rolebindings', 'clusterrolebindings'].flatMap((resource) =>
+        writes.map((verb): [Omit<AuditRequest, 'user' | 'groups'>, string] => [
+          { verb, group: rbac, resource, namespace: resource.startsWith('cluster') ? '' : 'kube-system' },
+          'RequestResponse',
+        ]),
+      ),
+      ...['mutatingwebhookconfigurations', 'validatingwebhookconfigurations', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings'].flatMap(
+        (resource) =>
+          writes.map((verb): [Omit<AuditRequest, 'user' | 'groups'>, string] => [{ verb, group: 'admissionregistration.k8s.io', resource }, 'RequestResponse']),
+      ),
+      ...[undefined, 'approval', 'status'].flatMap((subresource) =>
+        ['create', 'update', 'patch'].map((verb): [Omit<AuditRequest, 'user' | 'groups'>, string] => [
+          { verb, group: 'certificates.k8s.io', resource: 'certificatesigningrequests', subresource, name: 'csr-x7k2p' },
+          'RequestResponse',
+        ]),
+      ),
+      ...writes.flatMap((verb): [Omit<AuditRequest, 'user' | 'groups'>, string][] => [
+        [{ verb, resource: 'services', namespace: 'kube-system' }, 'Request'],
+        [{ verb, group: 'networking.k8s.io', resource: 'ingresses', namespace: 'payments' }, 'Request'],
+        [{ verb, resource: 'namespaces', namespace: 'scratch', name: 'scratch' }, 'Request'],
+      ]),
+      [{ verb: 'create', resource: 'serviceaccounts', namespace: 'kube-system' }, 'Request'],
+      [{ verb: 'delete', resource: 'serviceaccounts', namespace: 'kube-system', name: 'coredns' }, 'Request'],
+      [{ verb: 'create', resource: 'nodes', name: 'worker-9' }, 'Request'],
+      ...['create', 'update', 'patch'].flatMap((verb): [Omit<AuditRequest, 'user' | 'groups'>, string][] => [
+        [{ verb, resource: 'configmaps', namespace: 'kube-system', name: 'coredns' }, 'Request'],
+        [{ verb, resource: 'configmaps', namespace: 'kube-system', name: 'aws-auth' }, 'Request'],
+        [{ verb, resource: 'configmaps', namespace: 'payments', name: 'app-config' }, 'Request'],
+      ]),
+    ];
+    const failures: string[] = [];
+    for (const who of everyone)
+      for (const [req, want] of needs) {
+        const got = auditLevel(rules, { ...who, ...req });
+        const ok = want.endsWith('+') ? levelRank(got) >= levelRank(want.slice(0, -1)) : got === want;
+        const what = [req.group, req.resource, req.subresource].filter(Boolean).join('/');
+        if (!ok) failures.push(`${who.user} ${req.verb} ${what} ${req.namespace ?? ''}/${req.name ?? ''}: ${got}, want ${want}`);
+      }
+    expect(failures, failures.join('\n')).toEqual([]);
+  });
+
   it('logs what the shipped rules read at the level they need', () => {
     const cases: [AuditRequest, string][] = [
-      [{ ...sa('kube-system', 'replicaset-controller'), verb: 'create', resource: 'pods', namespace: 'payments' }, 'Request'],
+      [{ ...sa('kube-system', 'replicaset-controller'), verb: 'create', resource: 'pods', namespace: 'payments' }, 'RequestResponse'],
+      [{ ...alice, verb: 'create', resource: 'pods', namespace: 'payments' }, 'RequestResponse'],
       [{ ...alice, verb: 'create', resource: 'pods', subresource: 'exec', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'get', resource: 'pods', subresource: 'exec', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'create', resource: 'pods', subresource: 'attach', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'create', resource: 'pods', subresource: 'portforward', namespace: 'payments' }, 'Request'],
-      [{ ...alice, verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'payments' }, 'RequestResponse'],
       ...['deployments', 'daemonsets', 'statefulsets', 'replicasets'].map((resource): [AuditRequest, string] => [
         { ...alice, verb: 'patch', group: 'apps', resource, namespace: 'payments' },
-        'Request',
+        'RequestResponse',
       ]),
       ...['jobs', 'cronjobs'].map((resource): [AuditRequest, string] => [
         { ...alice, verb: 'create', group: 'batch', resource, namespace: 'payments' },
-        'Request',
+        'RequestResponse',
       ]),
-      [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' }, 'Request'],
-      [{ ...alice, verb: 'update', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' }, 'RequestResponse'],
+      [{ ...alice, verb: 'update', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'payments' }, 'RequestResponse'],
       [{ ...alice, verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' }, 'RequestResponse'],
       [
         { ...sa('frontend', 'frontend'), verb: 'patch', group: 'rbac.authorization.k8s.io', resource: 'rolebindings', namespace: 'payments' },
         'RequestResponse',
       ],
+      [{ ...alice, verb: 'get', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' }, 'Metadata'],
       [{ ...alice, verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'payments' }, 'Request'],
+      [{ ...node, verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'payments' }, 'Request'],
+      [{ ...alice, verb: 'patch', group: 'admissionregistration.k8s.io', resource: 'validatingwebhookconfigurations' }, 'RequestResponse'],
+      [
+        { ...sa('kube-system', 'coredns'), verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
+        'RequestResponse',
+      ],
+      [{ ...node, verb: 'create', group: 'certificates.k8s.io', resource: 'certificatesigningrequests' }, 'RequestResponse'],
+      [{ ...alice, verb: 'update', group: 'certificates.k8s.io', resource: 'certificatesigningrequests', subresource: 'approval' }, 'RequestResponse'],
+      [{ ...sa('kube-system', 'coredns'), verb: 'update', resource: 'configmaps', namespace: 'kube-system', name: 'coredns' }, 'Request'],
+      [{ ...sa('kube-system', 'aws-node'), verb: 'patch', resource: 'configmaps', namespace: 'kube-system', name: 'aws-auth' }, 'Request'],
+      [{ ...sa('kube-system', 'coredns'), verb: 'create', resource: 'services', namespace: 'kube-system' }, 'Request'],
+      [{ ...node, verb: 'create', group: 'networking.k8s.io', resource: 'ingresses', namespace: 'payments' }, 'Request'],
+      [{ ...node, verb: 'create', resource: 'nodes', name: 'worker-9' }, 'Request'],
+      [{ ...controllers, verb: 'create', resource: 'namespaces', name: 'scratch' }, 'Request'],
+      [{ ...sa('kube-system', 'coredns'), verb: 'delete', resource: 'serviceaccounts', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'patch', group: 'security.istio.io', resource: 'peerauthentications', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'delete', group: 'security.istio.io', resource: 'authorizationpolicies', namespace: 'payments' }, 'Request'],
       [{ ...alice, verb: 'update', resource: 'configmaps', namespace: 'payments' }, 'Request'],
@@ -521,6 +567,8 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
       [{ ...sa('frontend', 'frontend'), verb: 'create', group: 'authorization.k8s.io', resource: 'selfsubjectrulesreviews' }, 'Metadata'],
       [{ ...sa('monitoring', 'prometheus'), verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' }, 'Metadata'],
       [{ ...alice, verb: 'get', resource: 'nodes', subresource: 'proxy' }, 'Metadata'],
+      [{ ...node, verb: 'get', resource: 'nodes', subresource: 'proxy', name: 'worker-2' }, 'Metadata'],
+      [{ ...controllers, verb: 'get', resource: 'pods', subresource: 'log', namespace: 'payments' }, 'Metadata'],
       [{ ...alice, verb: 'delete', resource: 'events', namespace: 'payments' }, 'Metadata'],
       [{ user: 'system:anonymous', groups: ['system:unauthenticated'], verb: 'get', path: '/api/v1' }, 'Metadata'],
       // The noise nobody needs.
@@ -528,6 +576,8 @@ describe('deploy/kube-apiserver/audit-policy.yaml', () => {
       [{ user: 'system:kube-proxy', groups: ['system:authenticated'], verb: 'watch', group: 'discovery.k8s.io', resource: 'endpointslices' }, 'None'],
       [{ ...node, verb: 'create', resource: 'events', namespace: 'payments' }, 'None'],
       [{ ...node, verb: 'get', resource: 'pods', namespace: 'payments' }, 'None'],
+      [{ ...sa('kube-system', 'coredns'), verb: 'watch', resource: 'services' }, 'None'],
+      [{ ...node, verb: 'get', resource: 'configmaps', namespace: 'kube-system', name: 'kube-proxy' }, 'None'],
       [{ ...node, verb: 'patch', resource: 'pods', subresource: 'status', namespace: 'payments' }, 'Metadata'],
       [{ ...controllers, verb: 'list', group: 'apps', resource: 'deployments' }, 'None'],
       [{ ...alice, verb: 'get', path: '/apis/apps/v1' }, 'None'],
