@@ -94,6 +94,9 @@ describe('IdentityBaseline', () => {
     const first = manager.process([signal({ at: T0 })]).incidents;
     expect(first).toHaveLength(1);
     expect(first[0]!.timeline[0]!.attributes.firstTime).toBe('true');
+    expect(first[0]!.rootCause.evidence.find((e) => e.type === 'novelty')?.detail).toBe(
+      'First time for Service account ci/deployer: secret reads in other namespaces in billing (no earlier record of it)',
+    );
     for (const d of [1, 2, 3]) {
       now = T0 + d * DAY + 3_600_000;
       manager.sweep();

@@ -42,10 +42,10 @@ export interface BlastRadius {
 export interface Evidence {
   /**
    * What kind of fact: the acting identity, what enabled it, the binding it gave itself
-   * (`escalation`), where its credential was used from (`credential`), what stopped it, what was
-   * missing.
+   * (`escalation`), where its credential was used from (`credential`), what it had never done
+   * before or does routinely (`novelty`), what stopped it, what was missing.
    */
-  type: 'actor' | 'enabler' | 'escalation' | 'credential' | 'first-signal' | 'blocked-by' | 'missing-control' | 'mesh';
+  type: 'actor' | 'enabler' | 'escalation' | 'credential' | 'first-signal' | 'novelty' | 'blocked-by' | 'missing-control' | 'mesh';
   /** The entity the evidence is about (`binding:ClusterRoleBinding/x`, `policy:gatekeeper/y`). */
   entity?: string;
   detail: string;

@@ -23,6 +23,9 @@
  * 7. **Missing controls** — risky things that were *allowed*: a privileged / host-namespace /
  *    hostPath pod no policy stopped, a mesh policy weakened to PERMISSIVE or deleted.
  * 8. **Mesh** — mTLS failures: plaintext or untrusted connections the mesh refused.
+ * 9. **Novelty** — what the identity had never done before (the per-identity baseline marked the
+ *    signal `firstTime`: "First time for Service account ci/deployer: secret reads … in billing"), and
+ *    what is routine for it (`habitual`, its severity already one step lower).
  *
  * Signals of kinds with the trait `activity-trail` are records of changes, not suspicions: they
  * show in the timeline (and as the first signal) but never name the enabler, never form a chain
@@ -669,6 +672,42 @@ const refusedServiceCalls: EvidenceRule = {
   },
 };
 
+/**
+ * What the identity had never done before (the baseline marked `firstTime`): "first time Service
+ * account ci/deployer read secrets in billing". Routine actions (marked `habitual`) are said too, as
+ * what lowers the weight of this evidence.
+ */
+const novelty: EvidenceRule = {
+  name: 'novelty',
+  analyze: ({ actor, sorted }) => {
+    const allowed = sorted.filter((e) => e.outcome === 'allowed' && !isTrail(e) && e.severity !== 'info');
+    const group = (pick: (e: TimelineEntry) => boolean) => {
+      const by = new Map<string, TimelineEntry[]>();
+      for (const e of allowed.filter(pick)) {
+        const k = `${e.kind}|${e.target.namespace ?? ''}`;
+        by.set(k, [...(by.get(k) ?? []), e]);
+      }
+      return [...by.values()].slice(0, 3);
+    };
+    const where = (e: TimelineEntry) => (e.target.namespace ? ` in ${e.target.namespace}` : phraseOf(e.kind).includes('cluster-wide') ? '' : ' cluster-wide');
+    const evidence: Evidence[] = [
+      ...group((e) => e.attributes.firstTime === 'true').map((es) => ({
+        type: 'novelty' as const,
+        detail: `First time for ${describeActor(actor)}: ${phraseOf(es[0]!.kind)}${where(es[0]!)} (no earlier record of it)`,
+        signalIds: ids(es),
+      })),
+      ...group((e) => e.attributes.habitual !== undefined).map((es) => ({
+        type: 'novelty' as const,
+        detail: `Routine for ${describeActor(actor)}: ${phraseOf(es[0]!.kind)}${where(es[0]!)} (${es[0]!.attributes.habitual})`,
+        signalIds: ids(es),
+      })),
+    ];
+    if (!evidence.length) return undefined;
+    const firsts = evidence.filter((e) => e.detail.startsWith('First time for')).length;
+    return { evidence, confidence: Math.min(0.1, firsts * 0.05) };
+  },
+};
+
 /** Each further distinct kind of attack signal is another independent piece of evidence; records of changes are not. */
 const breadth: EvidenceRule = {
   name: 'breadth',
@@ -688,6 +727,7 @@ export const EVIDENCE_RULES: readonly EvidenceRule[] = [
   allowedActions,
   enablingBinding,
   escalationRule,
+  novelty,
   admissionPolicies,
   denials,
   missingControls,

@@ -100,7 +100,7 @@ export const RootCause = z
     actor: z.string().describe('the identity that acted; with impersonation, the impersonator'),
     evidence: z.array(
       z.object({
-        type: z.enum(['actor', 'enabler', 'escalation', 'credential', 'first-signal', 'blocked-by', 'missing-control', 'mesh']),
+        type: z.enum(['actor', 'enabler', 'escalation', 'credential', 'first-signal', 'novelty', 'blocked-by', 'missing-control', 'mesh']),
         entity: z.string().optional(),
         detail: z.string(),
         signalIds: Strings,

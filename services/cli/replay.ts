@@ -18,6 +18,7 @@ import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { Detector } from '../../correlator/detection/engine.js';
 import { RuleSetError } from '../../correlator/detection/problems.js';
 import { IncidentManager } from '../../correlator/incidents.js';
+import { IdentityBaseline } from '../../correlator/baseline.js';
 import type { Incident } from '../../correlator/incident.js';
 import { loadRules, SCHEMAS } from '../rules.js';
 import { UsageProfiler } from '../usage.js';
@@ -98,6 +99,8 @@ export async function replay(o: ReplayOptions): Promise<number> {
   let clockNow = 0;
   const usage = new UsageProfiler();
   const manager = new IncidentManager(new CorrelationEngine(rules.correlations), { now: () => clockNow }, {}, usage);
+  // Replaying days of logs teaches the baseline what each identity does routinely, as serve does.
+  manager.baseline = new IdentityBaseline();
   const incidents = new Map<string, Incident>();
   const files = expand(o.inputs);
   const totalBytes = files.reduce((n, f) => n + (f === '-' ? 0 : statSync(f).size), 0);
