@@ -26,6 +26,12 @@ bash scripts/prometheus.sh install
 echo "== helm, built from source from the Go module proxy (lints and renders charts/kubevigil in tests; cached after the first build)"
 bash scripts/helm.sh install
 
+echo "== kube-apiserver, kubectl and etcd, built from source from the Go module proxy (test/kube-apiserver-e2e.test.ts runs a real apiserver whose audit webhook posts to kubevigil; ≈12 min the first time on 2 cores, cached after)"
+kapi_start=$SECONDS
+KUBEVIGIL_KUBE_APISERVER_BIN="$(bash scripts/kube-apiserver.sh build)"
+export KUBEVIGIL_KUBE_APISERVER_BIN
+echo "kube-apiserver build: $((SECONDS - kapi_start))s (binaries in $KUBEVIGIL_KUBE_APISERVER_BIN)"
+
 echo "== vitest (with a real Kafka broker and Redis server, started and stopped by scripts/with-services.sh)"
 mkdir -p .cache
 rm -f .cache/vitest.json
