@@ -572,8 +572,146 @@ async function pathologicalCase(): Promise<void> {
   }
 }
 
+/**
+ * Memory of the cluster inventory: 10,000 pods (each with the status and spec size of a real one,
+ * owned through ReplicaSets by 500 Deployments) listed from a stand-in API server; the heap after a
+ * GC, against the same pods held as parsed JSON (what a plain informer cache keeps).
+ */
+async function inventoryCase(): Promise<void> {
+  const { KubeStandIn } = await import('../test/helpers/kube-standin.js');
+  const { KubeInventory } = await import('../services/inventory/inventory.js');
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { createLogger } = await import('../services/logging.js');
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    console.log('inventory: run with --expose-gc (npm run bench does) to measure memory');
+    return;
+  }
+  const PODS = 10_000;
+  const paths = [
+    '/api/v1/namespaces',
+    '/api/v1/pods',
+    '/api/v1/serviceaccounts',
+    '/api/v1/services',
+    '/apis/apps/v1/deployments',
+    '/apis/apps/v1/statefulsets',
+    '/apis/apps/v1/daemonsets',
+    '/apis/apps/v1/replicasets',
+    '/apis/batch/v1/jobs',
+    '/apis/batch/v1/cronjobs',
+    '/apis/rbac.authorization.k8s.io/v1/roles',
+    '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+    '/apis/rbac.authorization.k8s.io/v1/rolebindings',
+    '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    '/apis/networking.k8s.io/v1/networkpolicies',
+  ];
+  const api = new KubeStandIn(paths);
+  const pods: unknown[] = [];
+  for (let i = 0; i < PODS; i++) {
+    const ns = `team-${i % 50}`;
+    const dep = `app-${i % 500}`;
+    const p = {
+      metadata: {
+        name: `${dep}-7d9c4b5f6-${i.toString(36).padStart(5, '0')}`,
+        namespace: ns,
+        uid: `0d8f${i.toString(16).padStart(8, '0')}-1c2b-4a5e-9f00-5e6d7c8b9a01`,
+        labels: { app: dep, 'pod-template-hash': '7d9c4b5f6', 'app.kubernetes.io/name': dep, 'app.kubernetes.io/part-of': 'shop' },
+        annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-12-01T10:00:00Z', 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9090' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${dep}-7d9c4b5f6`, uid: 'rs-uid', controller: true, blockOwnerDeletion: true }],
+      },
+      spec: {
+        serviceAccountName: dep,
+        nodeName: `worker-${i % 40}`,
+        volumes: [
+          { name: 'token', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } },
+          { name: 'tls', secret: { secretName: `${dep}-tls` } },
+        ],
+        containers: [
+          {
+            name: 'app',
+            image: `registry.example.com/shop/${dep}:1.4.2`,
+            ports: [{ containerPort: 8080, protocol: 'TCP' }],
+            env: [
+              { name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: `${dep}-db`, key: 'password' } } },
+              { name: 'LOG_LEVEL', value: 'info' },
+            ],
+            resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+            securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          },
+        ],
+      },
+      status: {
+        phase: 'Running',
+        podIP: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+        podIPs: [{ ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }],
+        hostIP: '192.168.10.21',
+        conditions: [
+          { type: 'Ready', status: 'True', lastTransitionTime: '2026-12-01T10:00:05Z' },
+          { type: 'ContainersReady', status: 'True', lastTransitionTime: '2026-12-01T10:00:05Z' },
+        ],
+        containerStatuses: [
+          {
+            name: 'app',
+            ready: true,
+            restartCount: 0,
+            image: `registry.example.com/shop/${dep}:1.4.2`,
+            imageID: 'sha256:0123456789abcdef',
+            containerID: 'containerd://0123456789abcdef',
+            started: true,
+          },
+        ],
+      },
+    };
+    api.put('/api/v1/pods', p as never);
+    pods.push(p);
+  }
+  for (let d = 0; d < 500; d++) {
+    const ns = `team-${d % 50}`;
+    api.put('/apis/apps/v1/deployments', {
+      metadata: { name: `app-${d}`, namespace: ns, labels: { app: `app-${d}` } },
+      spec: { template: { spec: { serviceAccountName: `app-${d}`, containers: [] } } },
+    });
+    api.put('/apis/apps/v1/replicasets', {
+      metadata: { name: `app-${d}-7d9c4b5f6`, namespace: ns, ownerReferences: [{ kind: 'Deployment', name: `app-${d}`, controller: true }] },
+      spec: {},
+    });
+  }
+  const rawBytes = Buffer.byteLength(JSON.stringify(pods));
+  await api.start();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: api.url, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  const inv = new KubeInventory(kc, { logger: createLogger('silent') });
+  while (!inv.status().synced) await new Promise((r) => setTimeout(r, 20));
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  // The baseline: the same pods kept as parsed objects, as an informer's cache keeps them.
+  const kept = JSON.parse(JSON.stringify(pods)) as unknown[];
+  gc();
+  const withRaw = process.memoryUsage().heapUsed;
+  const perPod = (after - before) / PODS;
+  const rawPerPod = (withRaw - after) / PODS;
+  console.log(`inventory: ${PODS} pods (${(rawBytes / PODS).toFixed(0)} B of JSON each), 500 Deployments and ReplicaSets`);
+  console.log(`  inventory heap per pod          ${perPod.toFixed(0).padStart(8)} B  (${((after - before) / 1e6).toFixed(1)} MB in all)`);
+  console.log(`  parsed pod objects per pod      ${rawPerPod.toFixed(0).padStart(8)} B  (what an informer cache holds)`);
+  console.log(`  ratio (inventory / parsed)        ${(perPod / rawPerPod).toFixed(2)}`);
+  console.log(
+    `  resolve IP → service account    ${inv.podByIP('10.0.1.2')?.serviceAccount ?? 'missing'} via ${inv.podByIP('10.0.1.2')?.workload?.kind ?? 'missing'}`,
+  );
+  await inv.stop();
+  await api.stop();
+  void kept.length;
+}
+
 const CASES: Record<string, () => void | Promise<void>> = {
   detection: detectionCase,
+  inventory: inventoryCase,
   correlation: correlationCase,
   e2e: e2eCase,
   receivers: receiversCase,

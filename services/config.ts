@@ -55,6 +55,8 @@ export interface Config {
   lokiPoller?: { url: string; queries: LokiQuery[]; schedule?: string; tenant?: string; token?: string };
   /** TraceQL queries polled from Tempo's search API (the OTLP endpoint needs no setting). */
   tempoPoller?: { url: string; queries: string[]; schedule?: string; tenant?: string; token?: string };
+  /** The live cluster inventory: read with the pod's service account, a kubeconfig, or not at all. */
+  inventory: { mode: 'off' } | { mode: 'in-cluster' } | { mode: 'kubeconfig'; path?: string };
 }
 
 /** The roles a kubevigil process can run. */
@@ -119,6 +121,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'TEMPO_POLL_SCHEDULE', default: '* * * * *', help: 'node-cron schedule of the Tempo poller.' },
   { env: 'TEMPO_TENANT', default: '(none)', help: 'X-Scope-OrgID for the Tempo poller.' },
   { env: 'TEMPO_TOKEN', default: '(none)', help: 'Bearer token the poller sends to Tempo.' },
+  {
+    env: 'KUBEVIGIL_INVENTORY',
+    default: 'auto',
+    help: "Watch the cluster for its inventory (pods, workloads, RBAC…): auto (the pod's service account in a pod, else $KUBECONFIG when set, else off), in-cluster, kubeconfig[:PATH], or off.",
+  },
   { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
   { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
   { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
@@ -304,7 +311,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ...(lokiPoller ? { lokiPoller } : {}),
     ...(tempoPoller ? { tempoPoller } : {}),
     ingestRate: int(env, 'KUBEVIGIL_INGEST_RATE', 0, 0, 1_000_000, '0 (no limit) unless a sender misbehaves', problems),
+    inventory: inventorySetting(env, problems),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+const SA_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** KUBEVIGIL_INVENTORY: where the inventory reads the cluster from. */
+function inventorySetting(env: NodeJS.ProcessEnv, problems: string[]): Config['inventory'] {
+  const v = (env.KUBEVIGIL_INVENTORY ?? 'auto').trim();
+  if (v === 'off' || v === 'false') return { mode: 'off' };
+  if (v === 'in-cluster') return { mode: 'in-cluster' };
+  if (v === 'kubeconfig') return { mode: 'kubeconfig' };
+  if (v.startsWith('kubeconfig:')) return { mode: 'kubeconfig', path: v.slice('kubeconfig:'.length) };
+  if (v === 'auto' || v === '') {
+    // In a pod only when its token is mounted (deploy/inventory, the chart's rbac.inventory).
+    if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(SA_TOKEN_PATH)) return { mode: 'in-cluster' };
+    if (env.KUBECONFIG) return { mode: 'kubeconfig' };
+    return { mode: 'off' };
+  }
+  problems.push(`KUBEVIGIL_INVENTORY (${JSON.stringify(v)}) must be auto, in-cluster, kubeconfig, kubeconfig:/path/to/kubeconfig or off`);
+  return { mode: 'off' };
 }

@@ -9,6 +9,8 @@
  *   each process runs the roles it is given. Correlators form a consumer group and checkpoint their
  *   per-partition state in Redis; the API role keeps its own store fed by the incidents topic.
  */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { InventoryRole } from './roles/inventory.js';
 import { hostname } from 'node:os';
 import { RuleSetError } from '../correlator/detection/problems.js';
 import { systemClock, type Clock } from '../correlator/ports.js';
@@ -64,6 +66,8 @@ export interface ServeOptions {
   sweepSchedule?: string | false;
   /** Environment read for OTEL_* settings (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Cluster credentials for the inventory instead of KUBEVIGIL_INVENTORY (tests). */
+  kubeConfig?: KubeConfig;
 }
 
 /** Starts the configured roles in this process. */
@@ -84,6 +88,9 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     await lifecycle.start(component('event stream', { stop: () => stream.close() }));
     const usage = new UsageProfiler();
     metrics.trackDrops('usage-profile', 'bound', () => usage.dropped);
+    // The cluster itself, for the roles that reason about identities and objects.
+    const inventory =
+      roles.has('ingest') || roles.has('correlator') ? await lifecycle.start(new InventoryRole(config, logger, metrics, opts.kubeConfig)) : undefined;
     metrics.trackDrops('incident-stream', 'slow_listener', () => stream.dropped);
     const stage: Stage = {
       config,
@@ -99,6 +106,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       bus: bus.bus,
       ...(bus.kafka ? { kafka: bus.kafka } : {}),
       instance: `${hostname()}-${process.pid}`,
+      ...(inventory?.cluster ? { inventory: inventory.cluster } : {}),
     };
     // Fed only with the api role; without it GET /api/v1/signals is not served.
     const recent = new RecentSignals(config.recentSignals);
@@ -121,6 +129,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       recent: api && recent,
       commands: api?.commands,
       ready: () => lifecycle.ready(),
+      ...(inventory?.cluster ? { inventory: () => inventory.cluster!.status() } : {}),
     });
     const http = await lifecycle.start(new HttpServer(config, app, stream));
     const { correlator: embedded, partitioned } = correlator ?? {};

@@ -114,6 +114,36 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly inventoryObjects = new Gauge({
+    name: 'kubevigil_inventory_objects',
+    help: 'Objects the cluster inventory holds, by resource (pods_gone: deleted pods still resolvable by IP).',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+  readonly inventoryWatchRestarts = new Counter({
+    name: 'kubevigil_inventory_watch_restarts_total',
+    help: 'Inventory watches that failed and were started again, by resource.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+  readonly inventoryRelists = new Counter({
+    name: 'kubevigil_inventory_relists_total',
+    help: 'Inventory relists after the API server answered 410 Gone (the watched version was compacted), by resource.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+  readonly inventoryLag = new Gauge({
+    name: 'kubevigil_inventory_last_update_age_seconds',
+    help: 'Seconds since the inventory last heard from the API server about a resource (a list, an event or a bookmark).',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+  readonly inventorySynced = new Gauge({
+    name: 'kubevigil_inventory_synced',
+    help: '1 when every watched resource has been listed, else 0; absent without an inventory.',
+    registers: [this.registry],
+  });
+
   private readonly scrapeHooks: (() => void)[] = [];
 
   /** Runs before each scrape (gauges read from components). */

@@ -18,6 +18,7 @@ import type { Config } from '../config.js';
 import type { IncidentCommands } from '../correlate.js';
 import type { IncidentStore } from '../store/store.js';
 import type { Logger } from '../logging.js';
+import type { InventoryStatus } from '../../correlator/inventory.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
 import { SOURCE_LIST } from '../sources.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
   stream: IncidentStream;
   /** Readiness: false while starting or draining, or when the broker or Redis cannot be reached. */
   ready: () => Promise<boolean>;
+  /** The cluster inventory's sync state, reported by /readyz (it never makes kubevigil unready). */
+  inventory?: () => InventoryStatus;
 }
 
 /** Builds the express application. */
@@ -64,7 +67,7 @@ export function createApp(deps: AppDeps): Express {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    if (await deps.ready()) res.json({ status: 'ready' });
+    if (await deps.ready()) res.json({ status: 'ready', ...(deps.inventory ? { inventory: deps.inventory() } : {}) });
     else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down, or cannot reach Kafka or Redis');
   });
   app.get('/metrics', async (_req, res) => {

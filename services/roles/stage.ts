@@ -4,6 +4,7 @@
  */
 import type { Incident } from '../../correlator/incident.js';
 import type { Clock } from '../../correlator/ports.js';
+import type { ClusterInventory } from '../../correlator/inventory.js';
 import type { IncidentStream } from '../api/stream.js';
 import type { Bus } from '../bus/bus.js';
 import type { KafkaBus } from '../bus/kafka.js';
@@ -38,6 +39,8 @@ export interface Stage {
   readonly usage: UsageProfiler;
   /** A name of this process alone, for consumer groups that are deleted when it stops. */
   readonly instance: string;
+  /** The live cluster (KUBEVIGIL_INVENTORY); absent when off. */
+  readonly inventory?: ClusterInventory;
 }
 
 /** Publishes changed incidents on the incidents topic, keyed by incident id. */
