@@ -5,7 +5,7 @@
  */
 
 /** The kinds of entity kubevigil names. */
-export type EntityType = 'sa' | 'user' | 'group' | 'node' | 'pod' | 'ns' | 'ip' | 'secret' | 'binding' | 'role' | 'policy';
+export type EntityType = 'sa' | 'user' | 'group' | 'node' | 'pod' | 'workload' | 'ns' | 'ip' | 'secret' | 'binding' | 'role' | 'policy';
 
 /** Key of a service account: `sa:<ns>/<name>`. */
 export const saKey = (ns: string, name: string): string => `sa:${ns}/${name}`;
@@ -15,6 +15,8 @@ export const userKey = (name: string): string => `user:${name}`;
 export const nodeKey = (name: string): string => `node:${name}`;
 /** Key of a pod: `pod:<ns>/<name>`. */
 export const podKey = (ns: string, name: string): string => `pod:${ns}/${name}`;
+/** Key of a workload that owns pods: `workload:<ns>/<Kind>/<name>` (from the cluster inventory). */
+export const workloadKey = (ns: string, kind: string, name: string): string => `workload:${ns}/${kind}/${name}`;
 /** Key of a namespace: `ns:<name>`. */
 export const nsKey = (name: string): string => `ns:${name}`;
 /** Key of a network address: `ip:<addr>`. */

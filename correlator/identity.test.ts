@@ -15,6 +15,7 @@ describe('IdentityResolver', () => {
     expect(r.resolve(actorFromIp('10.0.3.17'))).toEqual({
       actor: expect.objectContaining({ key: 'sa:frontend/frontend', type: 'serviceaccount', namespace: 'frontend' }),
       via: ['ip:10.0.3.17', 'pod:frontend/web-1'],
+      resolvedBy: 'audit',
     });
     expect(r.resolve(actorFromPod('frontend', 'web-1'))?.actor.key).toBe('sa:frontend/frontend');
     expect(r.resolve(actorFromIp('10.9.9.9'))).toBeUndefined();

@@ -4,8 +4,15 @@
  * IP → pod → service account bindings from audit facts (with expiry: IPs are reused) and rewrites
  * the actor of other sources' signals to the service account, keeping what they said as an entity —
  * so a plaintext connection from 10.0.3.17 lands in the incident of `sa:frontend/frontend`.
+ *
+ * With a live cluster inventory (services/inventory/) the cluster answers first: an IP is the pod
+ * that has it (or had it, for a pod gone since), a pod or a workload name (Istio's
+ * `source_workload`, Linkerd's `deployment`, an app label) is the service account its pods run as.
+ * What the audit stream taught is the fallback (replay, offline files, no API access). The answer
+ * records which one it came from (`resolvedBy`).
  */
-import { podKey, saKey, type Actor } from './entities.js';
+import { podKey, saKey, workloadKey, type Actor } from './entities.js';
+import type { ClusterInventory, PodInfo } from './inventory.js';
 import type { Clock } from './ports.js';
 
 /** One binding seen in the audit stream at `time` (ms). */
@@ -40,6 +47,7 @@ export class IdentityResolver {
   constructor(
     private readonly clock: Clock,
     opts: Partial<IdentityOptions> = {},
+    private readonly inventory?: ClusterInventory,
   ) {
     this.opts = { ttlMs: 3_600_000, maxEntries: 200_000, ...opts };
   }
@@ -55,8 +63,40 @@ export class IdentityResolver {
    * The service account (or at least the pod) behind an `ip:` or `pod:` actor, and the keys it was
    * resolved through; undefined when nothing is known or the binding expired.
    */
-  resolve(actor: Actor): { actor: Actor; via: string[] } | undefined {
+  resolve(actor: Actor, at?: number): { actor: Actor; via: string[]; resolvedBy: 'inventory' | 'audit' } | undefined {
     if (actor.type !== 'ip' && actor.type !== 'pod') return undefined;
+    const fromCluster = this.inventory ? this.fromInventory(this.inventory, actor, at) : undefined;
+    if (fromCluster) {
+      this.stats.resolved++;
+      return { ...fromCluster, resolvedBy: 'inventory' };
+    }
+    const learnt = this.fromAudit(actor);
+    return learnt && { ...learnt, resolvedBy: 'audit' };
+  }
+
+  private fromInventory(inv: ClusterInventory, actor: Actor, at?: number): { actor: Actor; via: string[] } | undefined {
+    const via = [actor.key];
+    const sa = (p: PodInfo) => {
+      via.push(podKey(p.namespace, p.name));
+      if (p.workload) via.push(workloadKey(p.namespace, p.workload.kind, p.workload.name));
+      return saActor(p.namespace, p.serviceAccount);
+    };
+    if (actor.type === 'ip') {
+      const p = inv.podByIP(actor.name, at);
+      return p ? { actor: sa(p), via } : undefined;
+    }
+    const ns = actor.namespace;
+    if (!ns) return undefined;
+    const p = inv.pod(ns, actor.name);
+    if (p) return { actor: sa(p), via };
+    // Not a pod: a workload named by a mesh or telemetry label.
+    const w = inv.workloadByLabel(ns, actor.name);
+    if (!w?.serviceAccount) return undefined;
+    via.push(workloadKey(ns, w.kind, w.name));
+    return { actor: saActor(ns, w.serviceAccount), via };
+  }
+
+  private fromAudit(actor: Actor): { actor: Actor; via: string[] } | undefined {
     const now = this.clock.now();
     const via: string[] = [actor.key];
     const pod = actor.type === 'pod' ? actor.key : this.get(this.ipToPod, actor.name, now);
@@ -98,4 +138,8 @@ export class IdentityResolver {
     }
     return e.value;
   }
+}
+
+function saActor(namespace: string, name: string): Actor {
+  return { key: saKey(namespace, name), type: 'serviceaccount', name: `system:serviceaccount:${namespace}:${name}`, namespace };
 }

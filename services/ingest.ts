@@ -78,12 +78,14 @@ export class IngestPipeline implements IngestSink {
         s.attributes = { ...s.attributes, reportedEventTime: String(s.eventTime) };
         s.eventTime = s.observedTime;
       }
-    // Other sources name workloads by IP or pod: resolve them to the service account the audit log knows.
+    // Other sources name workloads by IP, pod or workload name: resolve them to the service account
+    // (the cluster inventory first, else what the audit log taught); the evidence says which.
     if (this.identity)
       for (const s of signals) {
-        const r = SOURCE_REGISTRY.get(s.source)?.authenticatesActors ? undefined : this.identity.resolve(s.actor);
+        const r = SOURCE_REGISTRY.get(s.source)?.authenticatesActors ? undefined : this.identity.resolve(s.actor, s.eventTime);
         if (r) {
           s.entities = [...new Set([...s.entities, ...r.via])];
+          s.attributes = { ...s.attributes, identityFrom: r.resolvedBy, identityWas: s.actor.key };
           s.actor = r.actor;
         }
       }

@@ -23,7 +23,7 @@ export class IngestRole implements Component {
   constructor(s: Stage) {
     const { config, logger, metrics } = s;
     const detector = new Detector(s.rules.rules, SCHEMAS, { minSeverity: config.minSeverity });
-    const identity = new IdentityResolver(s.clock);
+    const identity = new IdentityResolver(s.clock, {}, s.inventory);
     metrics.trackDrops('identity', 'evicted', () => identity.stats.evicted);
     const toBus = busPublisher(s.bus, s.topics.signals);
     const publisher: SignalPublisher = {
