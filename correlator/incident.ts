@@ -72,6 +72,64 @@ export interface CredentialSource {
   userAgent?: string;
 }
 
+/** A policy rule of a Role or ClusterRole, as the cluster holds it (RBAC's PolicyRule). */
+export interface RbacRule {
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+  verbs: string[];
+}
+
+/** A subject of a RoleBinding or ClusterRoleBinding. */
+export interface RbacSubject {
+  kind: 'User' | 'Group' | 'ServiceAccount';
+  name: string;
+  /** A service account's namespace. */
+  namespace?: string;
+}
+
+/**
+ * What the live cluster (the cluster inventory, read from the Kubernetes API) says of a binding the
+ * root cause names. Present only when an inventory answered: the audit data alone cannot say it.
+ */
+export interface BindingInCluster {
+  /** False when the binding no longer exists; nothing else is then known. */
+  exists: boolean;
+  /** The role its roleRef names (the audit annotation may not). */
+  roleKind?: 'Role' | 'ClusterRole';
+  roleName?: string;
+  /** False when that role does not exist: the binding grants nothing. */
+  roleExists?: boolean;
+  /**
+   * The role's rules that grant what the incident shows was done through the binding: the sensitive
+   * verb used, or, for the binding that allowed an escalation, writing bindings and bind, escalate
+   * or wildcards. Empty when no rule grants it any more (the role changed since).
+   */
+  grantingRules: RbacRule[];
+  /** How the identity that used the binding is one of its subjects: itself, or a group it belongs to. Empty when the live binding no longer names it. */
+  actorSubjects: RbacSubject[];
+  /** Every other subject: who else loses the role if the binding is deleted. */
+  otherSubjects: RbacSubject[];
+}
+
+/** A workload that owns pods: Deployment, StatefulSet, DaemonSet, Job, CronJob, or a bare ReplicaSet. */
+export interface WorkloadOwner {
+  kind: 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'Job' | 'CronJob' | 'ReplicaSet' | 'ReplicationController';
+  namespace: string;
+  name: string;
+}
+
+/** A pod the incident names, with the workload that owns it (from the cluster inventory). */
+export interface PodOwner {
+  /** `ns/name` of the pod. */
+  pod: string;
+  /** Its top owner: the Deployment behind its ReplicaSet, the CronJob behind its Job. */
+  workload: WorkloadOwner;
+  /** True for the actor's own pod (its token made the requests), false for a pod it acted on. */
+  actorPod: boolean;
+}
+
 /**
  * The engine's explanation: one sentence, the evidence behind it, and how sure it is (0–1). Fields
  * added after the first release are optional: incidents stored without them still load.
@@ -94,6 +152,12 @@ export interface RootCause {
   credentialSource?: CredentialSource;
   /** The identities the actor impersonated (raw Kubernetes usernames), when it did: context, not the actor. */
   impersonated?: string[];
+  /** The enabling binding as the live cluster has it (cluster inventory): the rules that granted the attack, and who else it binds. */
+  enablingBindingInCluster?: BindingInCluster;
+  /** The escalation binding as the live cluster has it (cluster inventory). */
+  escalationInCluster?: BindingInCluster;
+  /** The workloads that own the pods the incident names (cluster inventory): the actor's pod and those it acted on. */
+  workloads?: PodOwner[];
 }
 
 /** What a remediation does. */
@@ -119,6 +183,30 @@ export interface Remediation {
   commands: string[];
   /** Complete manifests as YAML documents. */
   manifests: string[];
+  /**
+   * What the names and facts rest on: the audit data alone, or checked against the live cluster
+   * (the cluster inventory). Absent in incidents stored before it: the audit data.
+   */
+  basis?: 'audit-data' | 'cluster-inventory';
+  /** For a role rewritten or replaced: its rules as the cluster has them, and what stays of each (cluster inventory). */
+  roleDiff?: RoleDiff;
+}
+
+/** One rule of a role as the cluster has it, and what a remediation keeps of it. */
+export interface RuleDiff {
+  rule: RbacRule;
+  /** What stays of it: the rule itself, narrower rules, or nothing. */
+  stays: RbacRule[];
+  /** Why what goes goes; absent when the whole rule stays. */
+  removed?: string;
+}
+
+/** A role's rules against what a remediation keeps of them. */
+export interface RoleDiff {
+  kind: 'Role' | 'ClusterRole';
+  name: string;
+  namespace?: string;
+  rules: RuleDiff[];
 }
 
 /** A correlation rule that matched, and the signals it counted. */

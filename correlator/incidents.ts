@@ -22,6 +22,8 @@ import { timelineEntry, type BlastRadius, type Incident, type IncidentLimits, ty
 import type { Clock, UsageSource } from './ports.js';
 import { RecentKeys } from './recent-keys.js';
 import type { IdentityBaseline } from './baseline.js';
+import type { ClusterInventory } from './inventory.js';
+import { answersKey, RecordingInventory, type InventoryQuery } from './remediation/inventory-answers.js';
 import { planRemediations, type PermissionUse } from './remediation/planner.js';
 import { analyzeRootCause, describeActing, readableTitle } from './root-cause.js';
 import { maxSeverity, SEVERITIES, severityRank, type Severity } from './severity.js';
@@ -112,8 +114,8 @@ export class IncidentManager {
   private readonly open = new Map<string, Incident>();
   private readonly byKey = new Map<string, string>();
   private readonly keysOf = new Map<string, Set<string>>();
-  /** What each open incident's remediation plan was computed from. */
-  private readonly planKeys = new Map<string, string>();
+  /** What each open incident's remediation plan was computed from, and the questions it asked the cluster inventory. */
+  private readonly planKeys = new Map<string, { key: string; queries: InventoryQuery[] }>();
   private readonly seen: RecentKeys;
   private readonly dirty = new Set<Incident>();
   /** Signal ids per timeline array, see {@link timelineIds}. */
@@ -127,6 +129,8 @@ export class IncidentManager {
   readonly stats: IncidentStats = { opened: 0, merged: 0, duplicates: 0, resolved: 0 };
   /** Per-identity memory of routine actions; signals are annotated with it before correlation. */
   baseline?: IdentityBaseline;
+  /** The live cluster (services/inventory/), when configured: root cause and remediation check their facts against it. */
+  inventory?: ClusterInventory;
   private readonly policy: IncidentPolicy;
 
   constructor(
@@ -493,7 +497,7 @@ export class IncidentManager {
       const t = entityType(e);
       const v = e.slice(e.indexOf(':') + 1);
       if (t === 'ns') r.namespaces.push(v);
-      else if (t === 'pod') r.workloads.push(v);
+      else if (t === 'pod' || t === 'workload') r.workloads.push(v);
       else if (t === 'secret') r.secrets.push(v);
       else if (t === 'binding') r.bindings.push(v);
       else if (t === 'policy') r.policies.push(v);
@@ -507,7 +511,7 @@ export class IncidentManager {
       sev = SEVERITIES[Math.min(SEVERITIES.length - 1, severityRank(sev) + 1)]!;
     inc.severity = sev;
     const share = inc.timeline.filter((e) => e.actor === inc.actor.key).length / Math.max(1, inc.timeline.length);
-    inc.rootCause = analyzeRootCause(inc.actor, inc.timeline, { correlations: inc.correlations.length, actorShare: share });
+    inc.rootCause = analyzeRootCause(inc.actor, inc.timeline, { correlations: inc.correlations.length, actorShare: share, inventory: this.inventory });
     const attackKeys = new Set(
       inc.timeline.map((e) => `${e.target.namespace ?? ''}|${e.target.apiGroup ?? ''}|${e.target.resource ?? ''}|${e.target.verb ?? ''}`),
     );
@@ -529,11 +533,17 @@ export class IncidentManager {
         `${e.kind}|${e.outcome}|${e.severity}|${e.actor}|${e.target.namespace ?? ''}|${named.has(e.target.resource ?? '') ? (e.target.name ?? '') : ''}|${e.target.verb ?? ''}|${a.binding ?? ''}|${a.role ?? ''}|${a.admissionPolicies ?? ''}|${a.actorPod ?? ''}|${a.impersonated ?? ''}|${a.meshKind ?? ''}|${a.sourceNamespace ?? ''}|${a.destinationNamespace ?? ''}`,
       );
     }
+    // With a cluster inventory, the answers to the questions the last plan asked it count too
+    // (asked again: lookups in memory), so the plan follows the cluster.
     const planKey = `${[...shape].sort().join('\n')}#${usage.length}#${Math.floor(Math.log2(inc.signalCount + 1))}#${[r.namespaces, r.workloads, r.secrets, r.bindings, r.policies].map((l) => l.length).join('/')}`;
-    if (this.planKeys.get(inc.id) !== planKey) {
+    const planned = this.planKeys.get(inc.id);
+    const inventory = this.inventory;
+    const asked = (answers: string) => (inventory ? `${planKey}#inventory\n${answers}` : planKey);
+    if (planned?.key !== asked(inventory && planned ? answersKey(inventory, planned.queries) : '')) {
       const { remediations: _old, ...rest } = inc;
-      inc.remediations = planRemediations({ incident: rest, usage });
-      this.planKeys.set(inc.id, planKey);
+      const recording = inventory ? new RecordingInventory(inventory) : undefined;
+      inc.remediations = planRemediations({ incident: rest, usage, inventory: recording });
+      this.planKeys.set(inc.id, { key: asked(recording?.key() ?? ''), queries: recording?.queries() ?? [] });
     }
     inc.title = `${describeActing(inc.actor, inc.timeline)}: ${this.story(inc)}`.slice(0, 200);
   }

@@ -36,11 +36,21 @@
  * afterwards (+0.1), each further distinct attack kind (+0.05, up to +0.2), the actor behind ≥90%
  * of signals (+0.1), a correlation rule that matched (+0.1); capped at 0.99.
  *
+ * With a cluster inventory that has read the cluster (correlator/inventory.ts), the enabler and the
+ * escalation carry the cluster's facts (`enablingBindingInCluster`, `escalationInCluster`): the
+ * rules of the role that granted what was done through the binding (for the escalation's enabler,
+ * the write and bind/escalate/wildcards), whether binding and role still exist, and every other
+ * subject of the binding; pods carry their owner workload (`workloads`). The evidence says so
+ * ("In the cluster (inventory), …"); without an inventory nothing of this is added.
+ *
  * Every text here is read by people: fields the data lacks are said in words ("an unnamed pod",
  * "cluster-wide"), never as `?` or `undefined`.
  */
 import type { Actor } from './entities.js';
-import type { BindingRef, CredentialSource, Evidence, RootCause, TimelineEntry } from './incident.js';
+import type { BindingInCluster, BindingRef, CredentialSource, Evidence, PodOwner, RootCause, TimelineEntry } from './incident.js';
+import type { ClusterInventory } from './inventory.js';
+import { bindingFacts, holderOf as bindingHolder, liveInventory, podOwners, withRoleFrom, workloadText } from './remediation/cluster.js';
+import { grantsEscalation, rulesText, splitSubjects, subjectText } from './remediation/rbac.js';
 import { admissionPhraseOf, hasTrait, phraseOf, type SignalKind } from './signal-kinds.js';
 import type { Target } from './signal.js';
 
@@ -76,13 +86,18 @@ export interface RootCauseInput {
   chain: EscalationChain | undefined;
   /** The signal that shows where the actor's credential came from, and the words for it. */
   credential: { entry: TimelineEntry; source: CredentialSource } | undefined;
+  /** The live cluster, when an inventory has read it: the rules and subjects of the bindings named, the workloads behind pods. */
+  inventory?: ClusterInventory;
 }
 
 /** The parts of the summary sentence, in sentence order; each part brings its own leading separator. */
 const SUMMARY_PARTS = ['actor', 'chain', 'actions', 'enabler', 'denied', 'admission', 'mesh', 'missing'] as const;
 type SummaryPart = (typeof SUMMARY_PARTS)[number];
 
-type RootCauseFields = Pick<RootCause, 'enablingBinding' | 'escalation' | 'credentialSource' | 'impersonated'>;
+type RootCauseFields = Pick<
+  RootCause,
+  'enablingBinding' | 'escalation' | 'credentialSource' | 'impersonated' | 'enablingBindingInCluster' | 'escalationInCluster' | 'workloads'
+>;
 
 /** What one rule found. */
 export interface Finding {
@@ -390,28 +405,96 @@ export function findCredential(actor: Actor, sorted: readonly TimelineEntry[]): 
   return { entry, source: { detail, ...(ip ? { sourceIP: ip } : {}), ...(ua ? { userAgent: ua } : {}) } };
 }
 
+/** The Kubernetes username that held a binding (the impersonated identity, when its requests impersonated one). */
+const holderOf = (actor: Actor, through: readonly TimelineEntry[]) => bindingHolder(actor.key, through);
+
+/** Who else a binding grants its role to, in words, from the cluster's facts. */
+function subjectsWords(f: BindingInCluster, holder: string | undefined): string {
+  const all = [...f.actorSubjects, ...f.otherSubjects].map((s) => words(subjectText(s)));
+  // An identity that is no user or service account (an unresolved pod or address) cannot be looked for.
+  if (holder === undefined) return all.length ? `it binds ${list(all, 6)}` : 'it binds no subject';
+  const maybe = f.actorSubjects.length ? [] : splitSubjects(f.otherSubjects, holder).maybeMine;
+  if (maybe.length)
+    return `it does not name the actor itself, which may hold it through ${list(maybe.map((s) => words(subjectText(s))))} (its authenticator decides group membership); it binds ${list(all, 6)}`;
+  const viaGroup = f.actorSubjects.filter((s) => s.kind === 'Group');
+  const via = viaGroup.length ? `the actor holds it through ${list(viaGroup.map((s) => words(subjectText(s))))}` : '';
+  const others = f.otherSubjects.length
+    ? `it also binds ${list(
+        f.otherSubjects.map((s) => words(subjectText(s))),
+        6,
+      )}, who would lose the role too if it were deleted`
+    : f.actorSubjects.length
+      ? viaGroup.length
+        ? ''
+        : 'the actor is its only subject'
+      : 'it no longer names the actor among its subjects';
+  return [via, others].filter(Boolean).join('; ');
+}
+
+/**
+ * What the live cluster says of a binding, as a sentence: the rules of its role that granted what
+ * was done through it (or, for the binding behind an escalation, the write and bind/escalate/
+ * wildcards), and its other subjects.
+ */
+function clusterWords(b: BindingRef, f: BindingInCluster, wrote: boolean, holder: string | undefined): string {
+  if (!f.exists) return ` The cluster no longer has ${b.kind} ${words(b.name)} (cluster inventory).`;
+  const role = `${f.roleKind} ${words(f.roleName)}`;
+  if (!f.roleExists) return ` In the cluster (inventory), ${role}, which it names, no longer exists: the binding grants nothing now.`;
+  let grant: string;
+  if (wrote) {
+    const power = f.grantingRules.filter(grantsEscalation);
+    const write = f.grantingRules.filter((r) => !power.includes(r));
+    grant = [
+      write.length ? `${role} grants the write with ${rulesText(write)}` : `no rule of ${role} grants the write now (the role has changed since)`,
+      power.length
+        ? `and ${rulesText(power)}, which lets its holders bind roles with more power than they have`
+        : 'and no rule of it grants bind, escalate or a wildcard on roles: the actor held every permission of the role it bound, or the role has changed since',
+    ].join(' ');
+  } else
+    grant = f.grantingRules.length
+      ? `${role} grants it through ${rulesText(f.grantingRules)}`
+      : `no rule of ${role} grants it now (the role has changed since)`;
+  return ` In the cluster (inventory), ${grant}; ${subjectsWords(f, holder)}.`;
+}
+
+/** The binding the actor wrote, as the cluster has it: whom it binds and what its role granted through it. */
+function escalationWords(b: BindingRef, f: BindingInCluster): string {
+  if (!f.exists) return ` The cluster no longer has ${b.kind} ${words(b.name)} (cluster inventory).`;
+  const role = `${f.roleKind} ${words(f.roleName)}`;
+  const subjects = [...f.actorSubjects, ...f.otherSubjects].map((s) => words(subjectText(s)));
+  const binds = subjects.length ? `it binds ${list(subjects, 6)}` : 'it binds no subject';
+  if (!f.roleExists) return ` In the cluster (inventory), ${binds}; ${role} no longer exists.`;
+  return ` In the cluster (inventory), ${binds}${f.grantingRules.length ? `; ${role} granted what went through it with ${rulesText(f.grantingRules)}` : ''}.`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The rules
 
 const actorRule: EvidenceRule = {
   name: 'actor',
-  analyze: ({ actor, sorted, first, actorShare, credential }) => {
+  analyze: ({ actor, sorted, first, actorShare, credential, inventory }) => {
     const imp = impersonationWords(actor.key, sorted);
-    const pod = first?.attributes.actorPod ? `pod ${words(first.attributes.actorPod)}` : '';
+    const owners: PodOwner[] = inventory ? podOwners(inventory, sorted) : [];
+    const actorPod = first?.attributes.actorPod;
+    const owner = actorPod ? owners.find((o) => o.pod === actorPod) : undefined;
+    const pod = actorPod ? `pod ${words(actorPod)}${owner ? ` of ${words(workloadText(owner.workload))}` : ''}` : '';
     const context = [imp, pod, credential?.source.detail ?? ''].filter(Boolean);
     const impersonated = impersonatedBy(actor.key, sorted);
+    const mine = owners.filter((o) => o.actorPod);
+    const fromWorkloads = mine.length ? `; its pods belong to ${list(uniq(mine.map((o) => words(workloadText(o.workload)))))} (cluster inventory)` : '';
+    const fields: RootCauseFields = { ...(impersonated.length ? { impersonated } : {}), ...(owners.length ? { workloads: owners } : {}) };
     return {
       evidence: [
         {
           type: 'actor',
           entity: actor.key,
-          detail: `${describeActing(actor, sorted)} acted in ${Math.round(actorShare * 100)}% of the incident's signals`,
+          detail: `${describeActing(actor, sorted)} acted in ${Math.round(actorShare * 100)}% of the incident's signals${fromWorkloads}`,
           signalIds: ids(sorted, 10),
         },
       ],
       summary: { actor: describeActor(actor) + (context.length ? ` (${context.join('; ')})` : '') },
       confidence: actorShare >= 0.9 ? 0.1 : 0,
-      ...(impersonated.length ? { fields: { impersonated } } : {}),
+      ...(Object.keys(fields).length ? { fields } : {}),
     };
   },
 };
@@ -445,9 +528,11 @@ const credentialRule: EvidenceRule = {
 /** The actor wrote a binding (allowed by the enabler) and used it. */
 const escalationRule: EvidenceRule = {
   name: 'escalation',
-  analyze: ({ actor, chain }) => {
+  analyze: ({ actor, chain, inventory }) => {
     if (!chain) return undefined;
-    const { write, binding, uses, enabler } = chain;
+    const { write, uses, enabler } = chain;
+    const facts = inventory ? bindingFacts(inventory, chain.binding, holderOf(actor, uses), { through: uses }) : undefined;
+    const binding = withRoleFrom(chain.binding, facts);
     const did = write.target.verb === 'update' || write.target.verb === 'patch' ? 'changed' : 'created';
     const count = requestCount(uses);
     const through = uses.length
@@ -459,13 +544,13 @@ const escalationRule: EvidenceRule = {
         {
           type: 'escalation',
           entity: `binding:${chain.key}`,
-          detail: `${describeActor(actor)} ${did} ${describeBinding(binding)}${allowedBy}${through}`,
+          detail: `${describeActor(actor)} ${did} ${describeBinding(binding)}${allowedBy}${through}${facts ? `.${escalationWords(binding, facts)}` : ''}`,
           signalIds: ids([...chain.writes, ...uses]),
         },
       ],
       summary: { chain: `${enabler ? `, allowed by ${describeBinding(enabler)},` : ''} ${did} ${describeBinding(binding)}` },
       confidence: uses.length ? 0.1 : 0,
-      fields: { escalation: binding },
+      fields: { escalation: binding, ...(facts ? { escalationInCluster: facts } : {}) },
     };
   },
 };
@@ -497,20 +582,22 @@ const allowedActions: EvidenceRule = {
 /** The binding behind the attack: the chain's enabler, else the one the API server named most often for allowed sensitive actions. */
 const enablingBinding: EvidenceRule = {
   name: 'enabling-binding',
-  analyze: ({ allowedSensitive, chain }) => {
+  analyze: ({ actor, allowedSensitive, chain, inventory }) => {
     if (chain?.enabler) {
-      const b = chain.enabler;
+      const holder = holderOf(actor, [chain.write]);
+      const facts = inventory ? bindingFacts(inventory, chain.enabler, holder, { wrote: chain.write }) : undefined;
+      const b = withRoleFrom(chain.enabler, facts);
       return {
         evidence: [
           {
             type: 'enabler',
             entity: `binding:${bindingAttribute(b)}`,
-            detail: `${describeBinding(b)} allowed the actor to write ${describeBinding(chain.binding, false)}`,
+            detail: `${describeBinding(b)} allowed the actor to write ${describeBinding(chain.binding, false)}${facts ? `.${clusterWords(b, facts, true, holder)}` : ''}`,
             signalIds: [chain.write.signalId],
           },
         ],
         confidence: 0.3,
-        fields: { enablingBinding: b },
+        fields: { enablingBinding: b, ...(facts ? { enablingBindingInCluster: facts } : {}) },
       };
     }
     // The written binding and what went through it are the escalation, not what enabled it.
@@ -525,7 +612,9 @@ const enablingBinding: EvidenceRule = {
       .filter((c) => c.binding)
       .sort((a, b) => b.es.length - a.es.length)[0];
     if (!top?.binding) return undefined;
-    const binding = top.binding;
+    const holder = holderOf(actor, top.es);
+    const facts = inventory ? bindingFacts(inventory, top.binding, holder, { through: top.es }) : undefined;
+    const binding = withRoleFrom(top.binding, facts);
     const scope =
       binding.kind === 'ClusterRoleBinding'
         ? 'cluster-wide'
@@ -533,18 +622,21 @@ const enablingBinding: EvidenceRule = {
           ? `in namespace ${words(binding.namespace)}`
           : 'in a namespace the audit data does not name';
     const roleTxt = binding.roleName ? ` (${binding.roleKind} ${words(binding.roleName)})` : '';
+    const granting = facts?.exists && facts.roleExists && facts.grantingRules.length ? `, which grants ${rulesText(facts.grantingRules)}` : '';
     return {
       evidence: [
         {
           type: 'enabler',
           entity: `binding:${top.key}`,
-          detail: `${binding.kind} ${words(binding.name)}${roleTxt} allowed ${phrase(kindsOf(top.es))} ${scope}`,
+          detail: `${binding.kind} ${words(binding.name)}${roleTxt} allowed ${phrase(kindsOf(top.es))} ${scope}${facts ? `.${clusterWords(binding, facts, false, holder)}` : ''}`,
           signalIds: ids(top.es),
         },
       ],
-      summary: { enabler: ` through ${binding.kind} ${words(binding.name)}${roleTxt}` },
+      summary: {
+        enabler: ` through ${binding.kind} ${words(binding.name)}${binding.roleName ? ` (${binding.roleKind} ${words(binding.roleName)}${granting})` : ''}`,
+      },
       confidence: 0.3,
-      fields: { enablingBinding: binding },
+      fields: { enablingBinding: binding, ...(facts ? { enablingBindingInCluster: facts } : {}) },
     };
   },
 };
@@ -739,7 +831,12 @@ export const EVIDENCE_RULES: readonly EvidenceRule[] = [
 ];
 
 /** Names the root cause of an incident from its timeline. */
-export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: { correlations: number; actorShare: number }): RootCause {
+export function analyzeRootCause(
+  actor: Actor,
+  timeline: TimelineEntry[],
+  opts: { correlations: number; actorShare: number; inventory?: ClusterInventory | undefined },
+): RootCause {
+  const inventory = liveInventory(opts.inventory);
   const sorted = [...timeline].sort((a, b) => a.time - b.time);
   const input: RootCauseInput = {
     actor,
@@ -751,6 +848,7 @@ export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: 
     denied: sorted.filter((e) => e.outcome === 'denied' && !isTrail(e)),
     chain: findEscalation(sorted),
     credential: findCredential(actor, sorted),
+    ...(inventory ? { inventory } : {}),
   };
   const evidence: Evidence[] = [];
   const summary: Partial<Record<SummaryPart, string>> = {};
@@ -767,6 +865,9 @@ export function analyzeRootCause(actor: Actor, timeline: TimelineEntry[], opts: 
     fields.escalation ??= f.escalation;
     fields.credentialSource ??= f.credentialSource;
     fields.impersonated ??= f.impersonated;
+    fields.enablingBindingInCluster ??= f.enablingBindingInCluster;
+    fields.escalationInCluster ??= f.escalationInCluster;
+    fields.workloads ??= f.workloads;
   }
   const sentence = `${SUMMARY_PARTS.map((p) => summary[p] ?? '').join('')}.`;
   return {

@@ -16,6 +16,7 @@
  * copy and rewinds. A new owner publishes the outbox again on load.
  */
 import type { IdentityBaseline } from '../correlator/baseline.js';
+import type { ClusterInventory } from '../correlator/inventory.js';
 import { KubevigilError } from '../correlator/errors.js';
 import { CorrelationEngine, type CorrelationStats, type SlotState } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
@@ -96,6 +97,8 @@ export interface PartitionedCorrelatorOptions {
   source?: SignalSource;
   /** Per-identity memory of routine actions, shared by every partition this process owns (actors are partitioned). */
   baseline?: IdentityBaseline;
+  /** The live cluster, for root cause and remediation plans. */
+  inventory?: ClusterInventory;
   /**
    * How far back (in messages of the partition) a checkpoint refers to signals by offset; older
    * ones are written in full, so that a takeover reads at most about this many messages back.
@@ -374,6 +377,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     const engine = new CorrelationEngine(this.o.correlations);
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
     if (this.o.baseline) manager.baseline = this.o.baseline;
+    if (this.o.inventory) manager.inventory = this.o.inventory;
     for (const [key, slot] of st.slots) {
       if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
       const signals: SlotState['signals'] = {};

@@ -34,5 +34,10 @@ export function withRejections(out: Remediation[], rejected: readonly string[], 
   return [{ ...first, rationale: `${first.rationale} ${rejectionNote(rejected)}` }, ...rest];
 }
 
+/** A suggestion with nothing to run: what the cluster shows makes the action moot (an object already gone), and why. */
+export function noteOnly(kind: RemediationKind, title: string, rationale: string): Remediation {
+  return remediation(kind, title, rationale, 'None: no command is given.', []);
+}
+
 /** `1 request`, `2 requests`. */
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

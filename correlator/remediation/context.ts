@@ -1,8 +1,10 @@
 /**
  * What every planner receives: the incident with its root cause, the actor's legitimate API usage,
- * and the facts about the actor derived once by the entry point (planner.ts).
+ * the live cluster when an inventory has read it, and the facts about the actor derived once by
+ * the entry point (planner.ts).
  */
 import type { Incident, Remediation, TimelineEntry } from '../incident.js';
+import type { ClusterInventory } from '../inventory.js';
 import { severityRank } from '../severity.js';
 import { hasTrait, type KindTrait } from '../signal-kinds.js';
 import type { PermissionUse } from '../ports.js';
@@ -15,6 +17,12 @@ export interface PlanInput {
   incident: Omit<Incident, 'remediations'>;
   /** Requests the actor made successfully and that were NOT part of the attack (its legitimate usage), as audit2rbac would collect. May be empty. */
   usage: PermissionUse[];
+  /**
+   * The live cluster (services/inventory/), when configured: every name a command carries is
+   * checked against it, pods resolve to their workloads, roles and bindings are read as they are.
+   * Without it, or before it has read the cluster once, plans rest on the audit data alone.
+   */
+  inventory?: ClusterInventory | undefined;
 }
 
 type IncidentData = PlanInput['incident'];
@@ -27,6 +35,10 @@ export interface PlanContext {
   sa?: Ref;
   /** The acting service account's `ns/name` when the actor is one whose names are unsafe. */
   rejectedSa?: string;
+  /** The live cluster, when an inventory is given and has read the cluster once. */
+  inventory?: ClusterInventory;
+  /** An inventory was given but has not read the cluster yet: the plan rests on the audit data, and says so. */
+  inventoryPending?: boolean;
 }
 
 /** One planner per remediation kind; the list order is the order of the plan (planners/index.ts). */

@@ -74,6 +74,20 @@ export const Signal = z
   })
   .register(registry, { id: 'Signal', description: 'One suspicious (or, for info, noteworthy) event and the rule that matched it' });
 
+const RbacRule = z
+  .object({
+    apiGroups: Strings.optional(),
+    resources: Strings.optional(),
+    resourceNames: Strings.optional(),
+    nonResourceURLs: Strings.optional(),
+    verbs: Strings,
+  })
+  .register(registry, { id: 'RbacRule', description: 'A policy rule of a Role or ClusterRole, as the cluster holds it' });
+
+const RbacSubject = z
+  .object({ kind: z.enum(['User', 'Group', 'ServiceAccount']), name: z.string(), namespace: z.string().optional() })
+  .register(registry, { id: 'RbacSubject', description: 'A subject of a RoleBinding or ClusterRoleBinding' });
+
 export const Remediation = z
   .object({
     kind: z.string(),
@@ -82,6 +96,25 @@ export const Remediation = z
     risk: z.string(),
     commands: Strings,
     manifests: z.array(z.string().describe('a complete YAML manifest')),
+    basis: z
+      .enum(['audit-data', 'cluster-inventory'])
+      .optional()
+      .describe('what the names and facts rest on: the audit data alone, or checked against the live cluster (the cluster inventory)'),
+    roleDiff: z
+      .object({
+        kind: z.enum(['Role', 'ClusterRole']),
+        name: z.string(),
+        namespace: z.string().optional(),
+        rules: z.array(
+          z.object({
+            rule: RbacRule,
+            stays: z.array(RbacRule).describe('what stays of the rule: itself, narrower rules, or nothing'),
+            removed: z.string().optional().describe('why what goes goes; absent when the whole rule stays'),
+          }),
+        ),
+      })
+      .optional()
+      .describe('for a role rewritten or replaced: its rules as the cluster has them, and what stays of each (cluster inventory)'),
   })
   .register(registry, { id: 'Remediation', description: 'A suggested fix; nothing is applied without a person' });
 
@@ -91,6 +124,26 @@ const BindingRef = z.object({
   namespace: z.string().optional().describe('a RoleBinding’s namespace; absent for a ClusterRoleBinding'),
   roleKind: z.string().optional(),
   roleName: z.string().optional(),
+});
+
+const BindingInCluster = z
+  .object({
+    exists: z.boolean().describe('false when the binding no longer exists'),
+    roleKind: z.enum(['Role', 'ClusterRole']).optional(),
+    roleName: z.string().optional(),
+    roleExists: z.boolean().optional().describe('false when the role it names does not exist: it grants nothing'),
+    grantingRules: z
+      .array(RbacRule)
+      .describe('the rules of its role that granted what was done through it (for an escalation’s enabler: the write, and bind/escalate/wildcards)'),
+    actorSubjects: z.array(RbacSubject).describe('how the identity that used it is a subject: itself, or a group it belongs to'),
+    otherSubjects: z.array(RbacSubject).describe('every other subject: who else loses the role if it is deleted'),
+  })
+  .register(registry, { id: 'BindingInCluster', description: 'A binding the root cause names, as the live cluster has it (cluster inventory)' });
+
+const WorkloadOwner = z.object({
+  kind: z.enum(['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob', 'ReplicaSet', 'ReplicationController']),
+  namespace: z.string(),
+  name: z.string(),
 });
 
 export const RootCause = z
@@ -119,6 +172,18 @@ export const RootCause = z
       .optional()
       .describe("where the actor's credential was used from"),
     impersonated: Strings.optional().describe('the identities the actor impersonated (Kubernetes usernames)'),
+    enablingBindingInCluster: BindingInCluster.optional().describe('the enabling binding as the live cluster has it (cluster inventory)'),
+    escalationInCluster: BindingInCluster.optional().describe('the escalation binding as the live cluster has it (cluster inventory)'),
+    workloads: z
+      .array(
+        z.object({
+          pod: z.string().describe('ns/name of the pod'),
+          workload: WorkloadOwner.describe('its top owner: the Deployment behind its ReplicaSet, the CronJob behind its Job'),
+          actorPod: z.boolean().describe("true for the actor's own pod, false for a pod it acted on"),
+        }),
+      )
+      .optional()
+      .describe('the workloads that own the pods the incident names (cluster inventory)'),
   })
   .register(registry, { id: 'RootCause', description: 'Which identity acted, what enabled it, the evidence and how sure the engine is' });
 
@@ -218,7 +283,19 @@ export const RpcStatus = z
   .object({ code: z.int(), message: z.string(), details: z.array(z.unknown()).optional() })
   .register(registry, { id: 'RpcStatus', description: 'google.rpc.Status, the OTLP error body' });
 
-export const Health = z.object({ status: z.enum(['ok', 'ready']) }).register(registry, { id: 'Health' });
+export const Health = z
+  .object({
+    status: z.enum(['ok', 'ready']),
+    inventory: z
+      .object({
+        enabled: z.boolean(),
+        synced: z.boolean().meta({ description: 'Every watched resource has been listed once; until then identities resolve from the audit stream alone.' }),
+        pending: z.array(z.object({ resource: z.string(), error: z.string().optional() })),
+      })
+      .optional()
+      .meta({ description: 'The cluster inventory (KUBEVIGIL_INVENTORY), when one is configured. It never makes kubevigil unready.' }),
+  })
+  .register(registry, { id: 'Health' });
 
 export const RuleList = z
   .object({

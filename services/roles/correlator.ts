@@ -101,6 +101,7 @@ export class CorrelatorRole implements Component {
     const manager = new IncidentManager(new CorrelationEngine(s.rules.correlations), s.clock, {}, s.usage);
     await this.loadBaseline(this.opts.baselineStore ?? new StateBaselineStore(s.store));
     manager.baseline = this.baseline;
+    if (s.inventory) manager.inventory = s.inventory;
     const c = new Correlator(manager, s.store, incidentPublisher(s), s.logger, s.metrics);
     this.correlator = c;
     const resumed = await c.restore();
@@ -143,6 +144,7 @@ export class CorrelatorRole implements Component {
       metrics: s.metrics,
       usage: s.usage,
       baseline: this.baseline,
+      ...(s.inventory ? { inventory: s.inventory } : {}),
       ...(source ? { source } : {}),
     });
     this.partitioned = p;

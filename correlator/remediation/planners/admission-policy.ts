@@ -178,9 +178,17 @@ export function admissionPolicy(ctx: PlanContext): Remediation[] {
   if (attempts.length === 0) return [];
   const admitted = POD_CONTROLS.filter((c) => attempts.some((e) => hasTrait(e.kind, c.trait) && e.outcome !== 'denied'));
   const targets = [...new Set(attempts.flatMap((e) => (e.target.namespace ? [e.target.namespace] : [])))];
-  const { ok, rejected } = checkNames(targets.filter((ns) => !EXCLUDED_NAMESPACES.includes(ns)).sort());
+  const checked = checkNames(targets.filter((ns) => !EXCLUDED_NAMESPACES.includes(ns)).sort());
+  const rejected = checked.rejected;
+  // Namespaces the cluster no longer has take no label.
+  const gone = ctx.inventory ? checked.ok.filter((ns) => !ctx.inventory!.namespaceExists(ns)) : [];
+  const ok = checked.ok.filter((ns) => !gone.includes(ns));
   const excluded = targets.filter((ns) => EXCLUDED_NAMESPACES.includes(ns));
-  const excludedNote = excluded.length > 0 ? ` ${excluded.join(', ')} is left out: system components there need these privileges.` : '';
+  const excludedNote = `${excluded.length > 0 ? ` ${excluded.join(', ')} is left out: system components there need these privileges.` : ''}${
+    gone.length > 0
+      ? ` ${gone.join(', ')} ${gone.length === 1 ? 'is' : 'are'} left out: the cluster (inventory) no longer has ${gone.length === 1 ? 'it' : 'them'}.`
+      : ''
+  }`;
   if (admitted.length === 0) {
     const out =
       ok.length > 0

@@ -6,7 +6,7 @@ import { refText } from '../names.js';
 import { meshTargets, why } from './mesh-targets.js';
 
 export function meshAuthorizationPolicy(ctx: PlanContext): Remediation[] {
-  const { ok, rejected, fromMesh } = meshTargets(ctx);
+  const { ok, rejected, fromMesh, inCluster } = meshTargets(ctx);
   const sa = ctx.sa;
   if (!sa) return ok.length > 0 ? withRejections([], rejectedActor(ctx), 'mesh-authorization-policy', 'Deny the actor in the target namespaces') : [];
   const principal = `cluster.local/ns/${sa.namespace}/sa/${sa.name}`;
@@ -24,7 +24,7 @@ export function meshAuthorizationPolicy(ctx: PlanContext): Remediation[] {
       return remediation(
         'mesh-authorization-policy',
         `Deny ${refText(sa)} in namespace ${ns}`,
-        `${why(ns, fromMesh)} This DENY policy refuses every request to ${ns} from the actor's mesh identity ${principal}, whichever pod carries it.`,
+        `${why(ns, fromMesh, inCluster)} This DENY policy refuses every request to ${ns} from the actor's mesh identity ${principal}, whichever pod carries it.`,
         `Legitimate calls from ${refText(sa)} to ${ns} are refused too (narrow the rule with to.operation.ports to the database port if the service must keep calling ${ns}). The principal only exists over mutual TLS, so plaintext requests are not matched unless ${ns} is STRICT; the trust domain is assumed to be cluster.local (check meshConfig.trustDomain).`,
         [`kubectl apply -f ${file}`, `kubectl -n ${ns} get authorizationpolicy ${name}`],
         [manifest(file, [doc])],

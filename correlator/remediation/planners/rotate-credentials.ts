@@ -1,13 +1,71 @@
-/** rotate-credentials: the secrets read or listed, and the actor's own tokens, treated as stolen. */
-import type { CredentialSource, Remediation } from '../../incident.js';
-import { plural, remediation, withRejections } from '../building-blocks.js';
+/**
+ * rotate-credentials: the secrets read or listed, and the actor's own tokens, treated as stolen.
+ * With the cluster inventory, the restarts name the exact workloads that mount or read a stolen
+ * secret, and a service account or namespace that is gone is said to be so, with no command.
+ */
+import type { CredentialSource, Remediation, WorkloadOwner } from '../../incident.js';
+import type { ClusterInventory } from '../../inventory.js';
+import { noteOnly, plural, remediation, withRejections } from '../building-blocks.js';
+import { livePod, RESTARTABLE, workloadText } from '../cluster.js';
 import { entriesWith, rejectedActor, type PlanContext } from '../context.js';
-import { checkNames, display, refText, type Ref } from '../names.js';
+import { checkNames, display, isName, refText, type Ref } from '../names.js';
 import { hasTrait } from '../../signal-kinds.js';
+import { actorPods } from './actor-pods.js';
 import { secretsRead } from './secrets-read.js';
+
+/** The command that gives a workload's pods the new value: a rollout restart, or deleting its live pods by name; undefined when nothing runs. */
+function restartCommand(inv: ClusterInventory, w: WorkloadOwner): string | undefined {
+  if (!isName(w.namespace) || !isName(w.name) || !inv.workload(w.namespace, w.name, w.kind)) return undefined;
+  if (RESTARTABLE.has(w.kind)) return `kubectl -n ${w.namespace} rollout restart ${w.kind.toLowerCase()}/${w.name}`;
+  const pods = inv
+    .podsOf(w)
+    .filter((p) => p.deletedAt === undefined)
+    .map((p) => p.name)
+    .filter(isName);
+  return pods.length ? `kubectl -n ${w.namespace} delete pod ${pods.join(' ')}` : undefined;
+}
+
+/** Rotation with the consumers the cluster shows: the workloads that mount the secret or read it from the environment, each restarted by name. */
+function rotateSecretInCluster(inv: ClusterInventory, s: Ref, reads: number): Remediation {
+  const head = `Secret ${refText(s)} was read in this incident (${plural(reads, 'allowed read')}), so its value must be treated as stolen. Rotate it at its source, the database or service that issued it (kubevigil cannot know which)`;
+  if (!inv.namespaceExists(s.namespace))
+    return noteOnly(
+      'rotate-credentials',
+      `Rotate the credential that was in secret ${refText(s)}`,
+      `${head}. The cluster (inventory) no longer has namespace ${s.namespace}, so the secret and its consumers are gone with it, but the stolen value stays valid at its source until rotated there.`,
+    );
+  const consumers = inv.consumersOfSecret(s.namespace, s.name);
+  const known = consumers.filter((w) =>
+    (['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob', 'ReplicaSet', 'ReplicationController'] as string[]).includes(w.kind),
+  );
+  const restarted = known.flatMap((w) => {
+    const c = restartCommand(inv, w);
+    return c ? [{ w, c }] : [];
+  });
+  const restarts = restarted.map((r) => r.c);
+  const scheduled = known.filter((w) => w.kind === 'CronJob');
+  const listed = consumers.map(workloadText).join(', ');
+  const restartWords = restarted.length
+    ? `the last ${restarted.length === 1 ? 'command restarts' : 'commands restart'} ${restarted.map((r) => workloadText(r.w)).join(', ')}`
+    : 'none has a running pod to restart';
+  const users = consumers.length
+    ? `In the cluster (inventory), ${listed} ${consumers.length === 1 ? 'mounts it or reads' : 'mount it or read'} it from the environment: ${restartWords}${scheduled.length ? `; ${scheduled.map(workloadText).join(', ')} pick${scheduled.length === 1 ? 's' : ''} the new value up on ${scheduled.length === 1 ? 'its' : 'their'} next run` : ''}.`
+    : 'In the cluster (inventory), no workload mounts it or reads it from the environment, so nothing needs a restart (whatever outside the cluster uses the credential still needs the new value).';
+  return remediation(
+    'rotate-credentials',
+    `Rotate the credential in secret ${refText(s)}`,
+    `${head}, then update the secret the way it is managed (the first command prints its labels, owner and the managers that write it: External Secrets, Sealed Secrets, Helm or kubectl; not its annotations, which can hold the value). ${users} Deleting or re-creating the secret alone changes nothing: the stolen value stays valid at the source.`,
+    `Consumers keep the old value until restarted and fail against the rotated source in between${restarts.length ? '; each restart replaces the pods of one workload, as its update strategy allows' : ''}.`,
+    [
+      `kubectl -n ${s.namespace} get secret ${s.name} -o jsonpath='{.metadata.labels}{"\\n"}{.metadata.ownerReferences[*].kind}/{.metadata.ownerReferences[*].name}{"\\n"}{.metadata.managedFields[*].manager}{"\\n"}'`,
+      ...restarts,
+    ],
+  );
+}
 
 function rotateSecret(ctx: PlanContext, s: Ref): Remediation {
   const reads = entriesWith(ctx, 'secret-read', true).filter((e) => e.target.namespace === s.namespace && e.target.name === s.name).length;
+  if (ctx.inventory) return rotateSecretInCluster(ctx.inventory, s, reads);
   const consumers = `{range .items[*]}{.metadata.name}{" "}{.spec.volumes[*].secret.secretName}{" "}{.spec.containers[*].env[*].valueFrom.secretKeyRef.name}{" "}{.spec.containers[*].envFrom[*].secretRef.name}{"\\n"}{end}`;
   return remediation(
     'rotate-credentials',
@@ -23,8 +81,14 @@ function rotateSecret(ctx: PlanContext, s: Ref): Remediation {
 }
 
 /** Secrets listed (values included, as list responses carry them) in a namespace, or everywhere when `ns` is undefined. */
-function exposedByList(ns: string | undefined): Remediation {
+function exposedByList(ns: string | undefined, inv?: ClusterInventory): Remediation {
   const where = ns ? `namespace ${ns}` : 'the cluster';
+  if (ns && inv && !inv.namespaceExists(ns))
+    return noteOnly(
+      'rotate-credentials',
+      `Treat every secret that was in namespace ${ns} as exposed`,
+      `The actor listed secrets in ${where} successfully, and a list response carries every secret's data. The cluster (inventory) no longer has namespace ${ns}, so they are gone from it, but the stolen values stay valid at their sources: rotate there the credentials that namespace held, most valuable first.`,
+    );
   const scope = ns ? `-n ${ns}` : '-A';
   return remediation(
     'rotate-credentials',
@@ -75,6 +139,36 @@ function stolenToken(sa: Ref, source: CredentialSource): Remediation {
   );
 }
 
+/** The actor's service account as the cluster has it: gone (its tokens died with it), or the workloads its pods belong to. */
+function accountInCluster(ctx: PlanContext, inv: ClusterInventory, sa: Ref, source: CredentialSource | undefined): Remediation | undefined {
+  if (!inv.serviceAccountExists(sa.namespace, sa.name))
+    return noteOnly(
+      'rotate-credentials',
+      `Service account ${refText(sa)} is already gone`,
+      `${source ? `The token of ${refText(sa)} was used by something other than its workload (${source.detail}). ` : ''}The cluster (inventory) no longer has service account ${refText(sa)}: every token issued for it, bound or legacy, carries its UID and is no longer accepted, and there is nothing to revoke. A new account of the same name gets a new UID; bindings that name it apply to the new one, so remove those first.`,
+    );
+  if (!source) return undefined;
+  // Its pods' owners, for the restarts after it is re-created.
+  const pods = actorPods(ctx);
+  const owners = new Map<string, WorkloadOwner>();
+  for (const p of pods.ok) {
+    const w = livePod(inv, p.namespace, p.name)?.workload ?? inv.workload(p.namespace, p.name);
+    if (w) owners.set(workloadText(w), { kind: w.kind, namespace: w.namespace, name: w.name });
+  }
+  const restarts = [...owners.values()].flatMap((w) => {
+    const c = restartCommand(inv, w);
+    return c ? [c] : [];
+  });
+  const r = stolenToken(sa, source);
+  return restarts.length
+    ? {
+        ...r,
+        rationale: `${r.rationale} The cluster (inventory) shows the actor's pods belong to ${[...owners.keys()].join(', ')}: the last commands restart ${owners.size === 1 ? 'it' : 'them'}.`,
+        commands: [...r.commands, ...restarts],
+      }
+    : r;
+}
+
 export function rotateCredentials(ctx: PlanContext): Remediation[] {
   const read = secretsRead(ctx);
   // A credential used from outside its workload: the account's own token is stolen.
@@ -88,9 +182,14 @@ export function rotateCredentials(ctx: PlanContext): Remediation[] {
   );
   const out = [
     ...(lists.some((e) => hasTrait(e.kind, 'cluster-wide')) ? [exposedByList(undefined)] : []),
-    ...listedNs.ok.map((ns) => exposedByList(ns)),
+    ...listedNs.ok.map((ns) => exposedByList(ns, ctx.inventory)),
     ...read.ok.map((s) => rotateSecret(ctx, s)),
-    ...(ctx.sa ? [credential ? stolenToken(ctx.sa, credential) : actorToken(ctx.sa)] : []),
+    ...(ctx.sa
+      ? [
+          (ctx.inventory ? accountInCluster(ctx, ctx.inventory, ctx.sa, credential) : undefined) ??
+            (credential ? stolenToken(ctx.sa, credential) : actorToken(ctx.sa)),
+        ]
+      : []),
   ];
   const seen = new Set(read.ok.map(refText));
   const unconfirmed = ctx.incident.blastRadius.secrets.map((s) => s.replace(/^secret:/, '')).filter((s) => !seen.has(s));
