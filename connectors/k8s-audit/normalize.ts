@@ -265,6 +265,12 @@ export class AuditDerived {
     return (this._decision ??= this.ev.annotations?.['authorization.k8s.io/decision'] ?? (this.status === 403 ? 'forbid' : ''));
   }
 
+  /** A server-side dry run (`?dryRun=All`): admitted or not, it changed nothing. */
+  get dryRun(): boolean {
+    const uri = this.ev.requestURI;
+    return uri !== undefined && uri.includes('dryRun=All');
+  }
+
   /** The request carried impersonation headers. */
   get impersonated(): boolean {
     return this.ev.impersonatedUser !== undefined;
@@ -336,6 +342,7 @@ export const AUDIT_SCHEMA: SourceSchema = {
     'object',
     'bindsAdminRole',
     'impersonated',
+    'dryRun',
     'decision',
     'status',
     'impersonator',
@@ -427,6 +434,11 @@ export const AUDIT_SCHEMA: SourceSchema = {
     { name: 'csr.selfApproved', type: 'boolean', description: 'The approver is the identity that requested the certificate. (derived)' },
     { name: 'decision', type: 'string', description: '`allow` or `forbid` from the authorizer’s annotation; a 403 without it counts as `forbid`; else empty.' },
     { name: 'status', type: 'number', description: 'HTTP status code of the response (`responseStatus.code`).' },
+    {
+      name: 'dryRun',
+      type: 'boolean',
+      description: 'A server-side dry run (`dryRun=All` in the URI, `kubectl apply --dry-run=server`, `kubectl diff`): it changed nothing. (derived)',
+    },
     { name: 'impersonated', type: 'boolean', description: 'The request carried impersonation headers (`impersonatedUser` is set). (derived)' },
     { name: 'impersonator', type: 'string', description: 'The real user behind an impersonated request.' },
     { name: 'crossNamespace', type: 'boolean', description: 'A service account acted on a namespace other than its own.' },
