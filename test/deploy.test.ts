@@ -65,6 +65,9 @@ const KNOWN_KINDS = new Set([
   'networking.k8s.io/v1 NetworkPolicy',
   'policy/v1 PodDisruptionBudget',
   'kustomize.config.k8s.io/v1beta1 Kustomization',
+  'kustomize.config.k8s.io/v1alpha1 Component',
+  'rbac.authorization.k8s.io/v1 ClusterRole',
+  'rbac.authorization.k8s.io/v1 ClusterRoleBinding',
   'audit.k8s.io/v1 Policy',
   'monitoring.coreos.com/v1 PrometheusRule',
   'monitoring.coreos.com/v1 PodMonitor',
@@ -153,16 +156,23 @@ describe('deploy/: every YAML document parses and is of a known kind', () => {
         KNOWN_KINDS,
         `${file} document ${d.index}: ${kindOf(d)} is not a known apiVersion/kind (add it to KNOWN_KINDS, or the file to OTHER_CONFIGS)`,
       ).toContain(kindOf(d));
-      if (d.value.kind !== 'Kustomization' && d.value.kind !== 'Policy')
+      if (d.value.kind !== 'Kustomization' && d.value.kind !== 'Component' && d.value.kind !== 'Policy')
         expect(str(get(d.value, 'metadata.name')), `${file} document ${d.index} has no metadata.name`).not.toBe('');
     }
   });
 
-  it('grants kubevigil no API permissions: no RBAC objects, no mounted token', () => {
-    expect(DOCS.filter((d) => /^rbac\.authorization\.k8s\.io\//.test(str(d.value.apiVersion))).map((d) => d.file)).toEqual([]);
+  it('grants kubevigil no API permissions by default; only the optional inventory component grants read-only access', () => {
+    // The base and the overlays hold no RBAC object and mount no token; deploy/inventory, a
+    // kustomize Component an overlay opts into, holds the read-only ClusterRole (test/inventory-rbac.test.ts).
+    expect([...new Set(DOCS.filter((d) => /^rbac\.authorization\.k8s\.io\//.test(str(d.value.apiVersion))).map((d) => d.file))]).toEqual([
+      'inventory/clusterrole.yaml',
+    ]);
     const sas = docsOfKind('ServiceAccount');
     expect(sas).toHaveLength(1);
     expect(sas[0]!.value.automountServiceAccountToken).toBe(false);
+    const component = DOCS.find((d) => d.file === 'inventory/kustomization.yaml')!.value;
+    expect(JSON.stringify(component)).toContain('automountServiceAccountToken');
+    expect(JSON.stringify(component)).toContain('KUBEVIGIL_INVENTORY');
   });
 
   it('labels the namespace for Pod Security "restricted"', () => {

@@ -686,6 +686,7 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
         'core/pods',
         'core/serviceaccounts',
         'core/namespaces',
+        'core/services',
         'rbac.authorization.k8s.io/rolebindings',
         'rbac.authorization.k8s.io/clusterrolebindings',
         'rbac.authorization.k8s.io/roles',
@@ -694,6 +695,13 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
         'apps/replicasets',
         'apps/daemonsets',
         'apps/statefulsets',
+        'batch/jobs',
+        'batch/cronjobs',
+        'networking.k8s.io/networkpolicies',
+        'security.istio.io/peerauthentications',
+        'security.istio.io/authorizationpolicies',
+        'templates.gatekeeper.sh/constrainttemplates',
+        'kyverno.io/clusterpolicies',
       ].sort(),
     );
     expect(get(binding, 'roleRef')).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: nameOf(role) });
