@@ -578,9 +578,8 @@ async function pathologicalCase(): Promise<void> {
  * GC, against the same pods held as parsed JSON (what a plain informer cache keeps).
  */
 async function inventoryCase(): Promise<void> {
-  const { KubeStandIn } = await import('../test/helpers/kube-standin.js');
+  const { CORE_PATHS, KubeStandIn, standInKubeConfig } = await import('../test/helpers/kube-standin.js');
   const { KubeInventory } = await import('../services/inventory/inventory.js');
-  const { KubeConfig } = await import('@kubernetes/client-node');
   const { createLogger } = await import('../services/logging.js');
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) {
@@ -588,24 +587,7 @@ async function inventoryCase(): Promise<void> {
     return;
   }
   const PODS = 10_000;
-  const paths = [
-    '/api/v1/namespaces',
-    '/api/v1/pods',
-    '/api/v1/serviceaccounts',
-    '/api/v1/services',
-    '/apis/apps/v1/deployments',
-    '/apis/apps/v1/statefulsets',
-    '/apis/apps/v1/daemonsets',
-    '/apis/apps/v1/replicasets',
-    '/apis/batch/v1/jobs',
-    '/apis/batch/v1/cronjobs',
-    '/apis/rbac.authorization.k8s.io/v1/roles',
-    '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-    '/apis/rbac.authorization.k8s.io/v1/rolebindings',
-    '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-    '/apis/networking.k8s.io/v1/networkpolicies',
-  ];
-  const api = new KubeStandIn(paths);
+  const api = new KubeStandIn(CORE_PATHS);
   const pods: unknown[] = [];
   for (let i = 0; i < PODS; i++) {
     const ns = `team-${i % 50}`;
@@ -680,14 +662,7 @@ async function inventoryCase(): Promise<void> {
   await api.start();
   gc();
   const before = process.memoryUsage().heapUsed;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: api.url, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  const inv = new KubeInventory(kc, { logger: createLogger('silent') });
+  const inv = new KubeInventory(standInKubeConfig(api.url), { logger: createLogger('silent') });
   while (!inv.status().synced) await new Promise((r) => setTimeout(r, 20));
   gc();
   const after = process.memoryUsage().heapUsed;

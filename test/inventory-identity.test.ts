@@ -16,8 +16,7 @@ import type { Incident } from '../correlator/incident.js';
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
-import { KubeStandIn } from './helpers/kube-standin.js';
-import { INVENTORY_PATHS } from '../services/inventory/inventory.js';
+import { CORE_PATHS, KubeStandIn, standInKubeConfig } from './helpers/kube-standin.js';
 
 const API = 'api-token-for-inventory-tests-0123';
 const INGEST = 'ingest-token-for-inventory-tests-01';
@@ -101,7 +100,7 @@ const mtlsAlert = {
 };
 
 async function cluster(): Promise<KubeStandIn> {
-  const api = new KubeStandIn([...INVENTORY_PATHS].filter((p) => !p.includes('istio') && !p.includes('gatekeeper') && !p.includes('kyverno')));
+  const api = new KubeStandIn(CORE_PATHS);
   api.put('/api/v1/namespaces', { metadata: { name: 'storefront' } });
   api.put('/api/v1/serviceaccounts', { metadata: { name: 'web', namespace: 'storefront' } });
   api.put('/apis/apps/v1/deployments', {
@@ -130,17 +129,6 @@ async function cluster(): Promise<KubeStandIn> {
   });
   await api.start();
   return api;
-}
-
-function kubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'kubevigil-inventory-token' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
 }
 
 async function start(kubeConfigOpt?: KubeConfig): Promise<Running> {
@@ -188,7 +176,7 @@ describe('identity across sources with the cluster inventory', () => {
 
   it('an Istio alert naming only the workload joins the attack incident of the service account its pods run as', async () => {
     api = await cluster();
-    kv = await start(kubeConfig(api.url));
+    kv = await start(standInKubeConfig(api.url));
     for (let i = 0; i < 200 && !(await readyz(kv)).inventory?.synced; i++) await new Promise((r) => setTimeout(r, 25));
     expect((await readyz(kv)).inventory).toMatchObject({ enabled: true, synced: true, pending: [] });
     await post(kv, '/ingest/k8s-audit', { kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: attack() });

@@ -1,40 +1,9 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IdentityResolver } from '../../correlator/identity.js';
 import { actorFromIp, actorFromPod } from '../../correlator/entities.js';
 import { createLogger } from '../logging.js';
-import { KubeStandIn } from '../../test/helpers/kube-standin.js';
+import { CORE_PATHS, KubeStandIn, standInKubeConfig } from '../../test/helpers/kube-standin.js';
 import { KubeInventory } from './inventory.js';
-
-const PATHS = [
-  '/api/v1/namespaces',
-  '/api/v1/pods',
-  '/api/v1/serviceaccounts',
-  '/api/v1/services',
-  '/apis/apps/v1/deployments',
-  '/apis/apps/v1/statefulsets',
-  '/apis/apps/v1/daemonsets',
-  '/apis/apps/v1/replicasets',
-  '/apis/batch/v1/jobs',
-  '/apis/batch/v1/cronjobs',
-  '/apis/rbac.authorization.k8s.io/v1/roles',
-  '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-  '/apis/rbac.authorization.k8s.io/v1/rolebindings',
-  '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-  '/apis/networking.k8s.io/v1/networkpolicies',
-  // Istio, Gatekeeper and Kyverno CRDs are not installed: their paths answer 404.
-];
-
-function kubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'test-token' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
 
 /** Waits for a condition the inventory reaches asynchronously (no fixed sleeps). */
 async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
@@ -76,10 +45,10 @@ describe('the cluster inventory (against a stand-in of the list/watch API)', () 
   });
 
   async function start(seed: (api: KubeStandIn) => void): Promise<KubeInventory> {
-    api = new KubeStandIn(PATHS);
+    api = new KubeStandIn(CORE_PATHS);
     seed(api);
     await api.start();
-    inv = new KubeInventory(kubeConfig(api.url), { logger: createLogger('silent') });
+    inv = new KubeInventory(standInKubeConfig(api.url), { logger: createLogger('silent') });
     await until('the first sync', () => inv!.status().synced);
     return inv;
   }

@@ -7,6 +7,23 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { INVENTORY_PATHS } from '../../services/inventory/inventory.js';
+
+/** The paths of a cluster without Istio, Gatekeeper or Kyverno: their CRDs answer 404. */
+export const CORE_PATHS = INVENTORY_PATHS.filter((p) => !/istio|gatekeeper|kyverno/.test(p));
+
+/** Credentials for a stand-in (plain HTTP, a dummy token). */
+export function standInKubeConfig(server: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 'stand-in-token' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
 
 interface Obj {
   metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
