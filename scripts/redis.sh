@@ -74,7 +74,9 @@ cmd_start() {
   [ -f "$LOG_FILE" ] && mv -f "$LOG_FILE" "$LOG_FILE.1"
   rm -f "$PID_FILE"
   # setsid: the server outlives this shell and its process group; it writes its own pid file.
-  setsid redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+  # Append-only persistence, as production needs it: a restart keeps the correlators' checkpoints
+  # (without it, a restart splits the incidents of attacks in progress).
+  setsid redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly yes --appendfsync everysec \
     --dir "$RDIR/data" --pidfile "$PID_FILE" --logfile "$LOG_FILE" --daemonize no \
     --protected-mode yes </dev/null >/dev/null 2>&1 &
   local waited=0

@@ -45,10 +45,29 @@ describe('decoding bad input', () => {
     [{ auditID: 'a', stage: 'ResponseComplete', verb: 'get', user: {}, responseStatus: { code: '403' } }, /responseStatus.code must be a number/],
     [{ auditID: 'a', stage: 'ResponseComplete', verb: 'get', user: {}, annotations: { a: 1 } }, /annotations must be an object of strings/],
     [{ auditID: 'a', stage: 'ResponseComplete', verb: 'get', user: {}, stageTimestamp: 5 }, /stageTimestamp must be an RFC 3339/],
+    [
+      { auditID: 'a', stage: 'ResponseComplete', verb: 'get', user: {}, stageTimestamp: 'yesterday' },
+      /stageTimestamp \("yesterday"\) is not an RFC 3339 timestamp/,
+    ],
+    [
+      { auditID: 'a', stage: 'ResponseComplete', verb: 'get', user: {}, stageTimestamp: '-000001-01-01T00:00:00Z' },
+      /stageTimestamp -000001-01-01T00:00:00Z is outside the accepted range.*fix the sender's clock/,
+    ],
+    [
+      { auditID: 'a', stage: 'ResponseComplete', verb: 'get', user: {}, requestReceivedTimestamp: '3000-01-01T00:00:00Z' },
+      /requestReceivedTimestamp 3000-01-01T00:00:00Z is outside the accepted range/,
+    ],
   ])('names the field that is wrong: %j', (value, reason) => {
     const b = decodeAuditValue([value]);
     expect(b.events).toEqual([]);
     expect(b.invalid[0]!.reason).toMatch(reason);
+  });
+
+  it('keeps the valid events of a batch whose one event has a year -1 timestamp', () => {
+    const ok = { auditID: 'ok', stage: 'ResponseComplete', verb: 'get', user: {}, stageTimestamp: '2026-12-06T09:00:00Z' };
+    const b = decodeAuditValue([ok, { ...ok, auditID: 'bad', stageTimestamp: '-000001-01-01T00:00:00Z' }]);
+    expect(b.events.map((e) => e.auditID)).toEqual(['ok']);
+    expect(b.invalid).toEqual([{ index: 1, auditID: 'bad', reason: expect.stringContaining('outside the accepted range') }]);
   });
 
   it('refuses a body that is not an event, a list or an array', () => {

@@ -112,10 +112,22 @@ export function auditEventProblem(v: unknown): string | undefined {
   if (v.annotations !== undefined && v.annotations !== null) {
     if (!isObj(v.annotations) || !Object.values(v.annotations).every((a) => typeof a === 'string')) return 'annotations must be an object of strings';
   }
-  for (const k of ['stageTimestamp', 'requestReceivedTimestamp', 'timestamp'] as const)
-    if (v[k] !== undefined && typeof v[k] !== 'string') return `${k} must be an RFC 3339 timestamp string`;
+  for (const k of ['stageTimestamp', 'requestReceivedTimestamp', 'timestamp'] as const) {
+    const t = v[k];
+    if (t === undefined) continue;
+    if (typeof t !== 'string') return `${k} must be an RFC 3339 timestamp string`;
+    const ms = Date.parse(t);
+    if (!Number.isFinite(ms)) return `${k} (${describeValue(t)}) is not an RFC 3339 timestamp such as 2026-12-06T09:00:00.123456Z`;
+    // Correlation windows and retention run on these times: a year -1 or 3000 would pin an actor's
+    // windows or evade them. Kubernetes audit did not exist before 2000; a clock a year ahead is broken.
+    if (ms < EARLIEST_TIMESTAMP || ms > Date.now() + MAX_FUTURE_MS)
+      return `${k} ${t.slice(0, 40)} is outside the accepted range (from 2000-01-01 to a year from now): fix the sender's clock`;
+  }
   return undefined;
 }
+
+const EARLIEST_TIMESTAMP = Date.UTC(2000, 0, 1);
+const MAX_FUTURE_MS = 366 * 86_400_000;
 
 /** Splits a decoded JSON value (EventList, Event or array of either) into valid and invalid events. */
 export function decodeAuditValue(value: unknown, out: DecodedBatch = { events: [], invalid: [] }): DecodedBatch {
