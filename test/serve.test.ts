@@ -91,6 +91,19 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
     expect(nf.status).toBe(404);
     expect(nf.headers.get('content-type')).toMatch(/problem\+json/);
   });
+
+  it('refuses a repeated or nested query parameter instead of ignoring it', async () => {
+    const h = { authorization: `Bearer ${API}` };
+    const twice = await fetch(`${kv.url}/api/v1/incidents?severity=high&severity=low`, { headers: h });
+    expect(twice.status).toBe(400);
+    expect(((await twice.json()) as { detail: string }).detail).toBe(
+      'query parameter "severity" is given 2 times; give it once (status takes a comma-separated list)',
+    );
+    const nested = await fetch(`${kv.url}/api/v1/signals?limit[x]=1`, { headers: h });
+    expect(nested.status).toBe(400);
+    expect(((await nested.json()) as { detail: string }).detail).toMatch(/query parameter "limit\[x\]" must be a plain name=value/);
+    expect((await fetch(`${kv.url}/api/v1/incidents?severity=high`, { headers: h })).status).toBe(200);
+  });
 });
 
 const { KAFKA_BROKERS, REDIS_URL } = process.env;

@@ -112,6 +112,23 @@ export function createApp(deps: AppDeps): Express {
     res.type('application/json').send(openapi);
   });
   app.use('/api', requireAuth({ realm: 'api', write: [config.apiToken], read: [config.apiReadToken] }));
+  // Every API query parameter is given once, as text: a repeated one (?severity=high&severity=low)
+  // or a bracketed one (?limit[x]=1) was silently ignored before; now it is refused and named.
+  app.use('/api', (req, res, next) => {
+    for (const [k, v] of Object.entries(req.query)) {
+      const name = k.slice(0, 64);
+      const problemText = Array.isArray(v)
+        ? `query parameter "${name}" is given ${v.length} times; give it once (status takes a comma-separated list)`
+        : typeof v !== 'string' || /[[\]]/.test(k)
+          ? `query parameter "${name}" must be a plain name=value; brackets and nested values are not read`
+          : undefined;
+      if (problemText) {
+        sendProblem(res, 400, 'Bad Request', problemText);
+        return;
+      }
+    }
+    next();
+  });
   if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
   const recent = deps.recent;
   if (recent)
