@@ -122,6 +122,25 @@ describe('the cluster inventory (against a stand-in of the list/watch API)', () 
     expect(inv.pod('web', 'b')).toBeDefined();
   });
 
+  it('resolves a mesh app label to the workload that carries it, and follows label changes', async () => {
+    const inv = await start((a) => {
+      a.put('/apis/apps/v1/deployments', deployment('shop', 'web-v2', 'web', [], 'storefront'));
+      a.put('/apis/apps/v1/replicasets', replicaSet('shop', 'worker-rs', 'worker'));
+      a.put('/apis/apps/v1/deployments', deployment('shop', 'worker', 'queue'));
+      a.put('/api/v1/pods', {
+        ...pod('shop', 'worker-1', '10.0.0.9', 'queue', 'worker-rs'),
+        metadata: { ...pod('shop', 'worker-1', '10.0.0.9', 'queue', 'worker-rs').metadata, labels: { 'app.kubernetes.io/name': 'jobs' } },
+      });
+    });
+    expect(inv.workloadByLabel('shop', 'storefront')).toMatchObject({ kind: 'Deployment', name: 'web-v2', serviceAccount: 'web' });
+    // Only the pod carries this label: its owner answers.
+    expect(inv.workloadByLabel('shop', 'jobs')).toMatchObject({ kind: 'Deployment', name: 'worker', serviceAccount: 'queue' });
+    expect(inv.workloadByLabel('other', 'storefront')).toBeUndefined();
+    api.put('/apis/apps/v1/deployments', deployment('shop', 'web-v2', 'web', [], 'storefront-next'));
+    await until('the relabel', () => inv.workloadByLabel('shop', 'storefront-next') !== undefined);
+    expect(inv.workloadByLabel('shop', 'storefront')).toBeUndefined();
+  });
+
   it('knows roles, who is bound to them, and which workloads read a secret', async () => {
     const inv = await start((a) => {
       a.put('/apis/rbac.authorization.k8s.io/v1/clusterroles', {

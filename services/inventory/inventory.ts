@@ -104,6 +104,8 @@ interface GonePod {
 /** The inventory: reflectors feeding stores, and the queries of {@link ClusterInventory}. */
 export class KubeInventory implements ClusterInventory {
   private readonly pods = new Store<PodRecord>((k, before, after) => this.indexPod(k, before, after));
+  /** `ns/app` → the workloads and pods that carry that app label, so a mesh label resolves without a scan. */
+  private readonly byApp = new Map<string, Set<string>>();
   private readonly workloads = new Map<WorkloadRef['kind'], Store<WorkloadRecord>>();
   private readonly namespaces = new Store<NamespaceRecord>();
   private readonly serviceAccounts = new Store<string>();
@@ -128,7 +130,8 @@ export class KubeInventory implements ClusterInventory {
     private readonly o: InventoryOptions,
   ) {
     this.now = o.now ?? Date.now;
-    for (const [kind] of WORKLOAD_PATHS) this.workloads.set(kind, new Store<WorkloadRecord>());
+    for (const [kind] of WORKLOAD_PATHS)
+      this.workloads.set(kind, new Store<WorkloadRecord>((k, before, after) => this.indexApp(`W${kind}/${k}`, before, after)));
     const watch = <T>(w: Watched<T>, sink: ReflectorSink<T>) => {
       if (!(INVENTORY_PATHS as readonly string[]).includes(w.path)) throw new Error(`${w.path} is not in INVENTORY_PATHS (the ClusterRole grants those)`);
       const r = new Reflector<T>(kc, {
@@ -239,17 +242,19 @@ export class KubeInventory implements ClusterInventory {
   workloadByLabel(namespace: string, name: string): (WorkloadRef & { serviceAccount?: string }) | undefined {
     const direct = this.workload(namespace, name);
     if (direct) return direct;
-    // Mesh and telemetry name a workload by its app label (Istio's canonical name): find a workload
-    // whose pods carry it.
-    for (const k of BY_NAME_ORDER)
-      for (const w of this.workloads.get(k)!.items.values())
-        if (w.namespace === namespace && w.app === name)
-          return { kind: w.kind, namespace, name: w.name, ...(w.serviceAccount ? { serviceAccount: w.serviceAccount } : {}) };
-    for (const p of this.pods.items.values())
-      if (p.namespace === namespace && p.app === name) {
-        const info = this.podInfo(p);
-        if (info.workload) return { ...info.workload, serviceAccount: info.serviceAccount };
+    // Mesh and telemetry name a workload by its app label (Istio's canonical name): a workload, else
+    // a pod's owner, that carries it.
+    const keys = [...(this.byApp.get(`${namespace}/${name}`) ?? [])];
+    for (const kind of BY_NAME_ORDER)
+      for (const k of keys) {
+        const w = k.startsWith(`W${kind}/`) ? this.workloads.get(kind)!.items.get(k.slice(kind.length + 2)) : undefined;
+        if (w) return { kind: w.kind, namespace, name: w.name, ...(w.serviceAccount ? { serviceAccount: w.serviceAccount } : {}) };
       }
+    for (const k of keys) {
+      const p = k.startsWith('P/') ? this.pods.items.get(k.slice(2)) : undefined;
+      const info = p && this.podInfo(p);
+      if (info?.workload) return { ...info.workload, serviceAccount: info.serviceAccount };
+    }
     return undefined;
   }
 
@@ -331,7 +336,25 @@ export class KubeInventory implements ClusterInventory {
     return workload ? { ...rest, workload } : rest;
   }
 
+  private indexApp(key: string, before: { namespace: string; app?: string } | undefined, after: { namespace: string; app?: string } | undefined): void {
+    const of = (r: { namespace: string; app?: string } | undefined) => (r?.app ? `${r.namespace}/${r.app}` : undefined);
+    const was = of(before);
+    const now = of(after);
+    if (was === now) return;
+    if (was) {
+      const set = this.byApp.get(was);
+      set?.delete(key);
+      if (set?.size === 0) this.byApp.delete(was);
+    }
+    if (now) {
+      let set = this.byApp.get(now);
+      if (!set) this.byApp.set(now, (set = new Set()));
+      set.add(key);
+    }
+  }
+
   private indexPod(key: string, before: PodRecord | undefined, after: PodRecord | undefined): void {
+    this.indexApp(`P/${key}`, before, after);
     for (const ip of before?.ips ?? []) if (this.byIP.get(ip) === key && !after?.ips.includes(ip)) this.byIP.delete(ip);
     for (const ip of after?.ips ?? []) this.byIP.set(ip, key);
     if (before && !after) this.remember(before);
