@@ -17,6 +17,7 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
 import { CORE_PATHS, KubeStandIn, standInKubeConfig } from './helpers/kube-standin.js';
+import { waitFor } from './helpers/prometheus.js';
 
 const API = 'api-token-for-inventory-tests-0123';
 const INGEST = 'ingest-token-for-inventory-tests-01';
@@ -245,16 +246,6 @@ describe.skipIf(!KAFKA || !REDIS)('identity across sources with the inventory, d
     });
   }
 
-  async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await check().catch(() => undefined);
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
   it('two ingest replicas each watch the cluster: the audit attack through one, the workload-named alert through the other, one incident', async () => {
     api = await cluster();
     const dir = mkdtempSync(join(tmpdir(), 'kv-kubeconfig-'));
@@ -273,22 +264,34 @@ describe.skipIf(!KAFKA || !REDIS)('identity across sources with the inventory, d
     ]);
     void correlator;
     for (const url of [ingestA, ingestB])
-      await until(
+      await waitFor(
         'the inventory to sync',
         async () => ((await (await fetch(`${url}/readyz`)).json()) as { inventory?: { synced: boolean } }).inventory?.synced || undefined,
+        90_000,
+        250,
       );
     const post = (url: string, path: string, body: unknown) =>
-      until(`${path} to accept`, async () => {
-        const r = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-        return r.status === 200 ? r : undefined;
-      });
+      waitFor(
+        `${path} to accept`,
+        async () => {
+          const r = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+          return r.status === 200 ? r : undefined;
+        },
+        90_000,
+        250,
+      );
     await post(ingestA, '/ingest/k8s-audit', { kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: attack() });
     await post(ingestB, '/ingest/alertmanager', mtlsAlert);
-    const inc = await until('one incident with the alert in it', async () => {
-      const page = (await (await fetch(`${apiUrl}/api/v1/incidents?severity=medium`)).json()) as { items: { id: string }[] };
-      const all = await Promise.all(page.items.map(async (i) => (await (await fetch(`${apiUrl}/api/v1/incidents/${i.id}`)).json()) as Incident));
-      return all.length === 1 && all[0]!.timeline.some((e) => e.source === 'alertmanager') ? all : undefined;
-    });
+    const inc = await waitFor(
+      'one incident with the alert in it',
+      async () => {
+        const page = (await (await fetch(`${apiUrl}/api/v1/incidents?severity=medium`)).json()) as { items: { id: string }[] };
+        const all = await Promise.all(page.items.map(async (i) => (await (await fetch(`${apiUrl}/api/v1/incidents/${i.id}`)).json()) as Incident));
+        return all.length === 1 && all[0]!.timeline.some((e) => e.source === 'alertmanager') ? all : undefined;
+      },
+      90_000,
+      250,
+    );
     expect(inc.map((i) => i.actor.key)).toEqual(['sa:storefront/web']);
   }, 180_000);
 });

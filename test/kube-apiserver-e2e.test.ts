@@ -18,7 +18,6 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../correlator/incident.js';
@@ -39,7 +38,7 @@ import {
   type ServingCertificate,
   run,
 } from './helpers/kube-apiserver.js';
-import { waitFor } from './helpers/prometheus.js';
+import { freePort, waitFor } from './helpers/prometheus.js';
 
 const INGEST = `kapi-e2e-ingest-${randomBytes(12).toString('hex')}`;
 const API = `kapi-e2e-api-${randomBytes(12).toString('hex')}`;
@@ -49,18 +48,6 @@ const BINDING = 'checkout-read-secrets';
 const FIX = `kubectl delete clusterrolebinding ${BINDING}`;
 const POLICY = 'deny-privileged-containers';
 const INVENTORY_RBAC = new URL('../deploy/inventory/clusterrole.yaml', import.meta.url).pathname;
-
-/** A port free now, for kubevigil to listen on once the apiserver that sends to it is up. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 type Want = 'allow' | 'deny' | 'policy';
 /** The attack, as attack.sh plays it: what the stolen token tries, and what RBAC and admission must answer. */
