@@ -105,7 +105,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   {
     env: 'KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS',
     default: 'istio-source,pod,service-account,instance',
-    help: 'Which alert labels name the actor, in order: istio-source (source_principal / source_workload), pod (namespace+pod), service-account, instance (IP).',
+    help: 'Which alert labels name the actor, in order: istio-source (source_principal / source_workload), pod (namespace+pod, else namespace+deployment, statefulset, daemonset or workload), service-account, instance (IP).',
   },
   { env: 'LOKI_URL', default: '(none)', help: 'Loki (or gateway) base URL to poll with LogQL, in addition to the push endpoint /loki/api/v1/push.' },
   {

@@ -197,6 +197,15 @@ describe('Alert normalization', () => {
       labels: [],
     });
     expect(actorOfAlert({})).toMatchObject({ actor: { key: 'user:alertmanager/unnamed' } });
+    // A workload without a pod (Linkerd's and kube-state-metrics' `deployment` label): the pod-style
+    // key that the cluster inventory resolves to the workload's service account.
+    expect(actorOfAlert({ alertname: 'A', namespace: 'shop', deployment: 'cart' })).toMatchObject({
+      actor: { key: 'pod:shop/cart', type: 'pod' },
+      labels: ['namespace', 'deployment'],
+    });
+    expect(actorOfAlert({ alertname: 'A', namespace: 'shop', pod: 'cart-7d9c-x', deployment: 'cart' })).toMatchObject({
+      actor: { key: 'pod:shop/cart-7d9c-x' },
+    });
   });
 
   it('parses a configured convention list and names the bad entries', () => {

@@ -52,6 +52,12 @@ function pair(l: Labels, names: readonly (readonly [string, string])[]): [string
 const POD_LABELS = [
   ['namespace', 'pod'],
   ['exported_namespace', 'exported_pod'],
+  // A workload without its pod (Linkerd's `deployment`, kube-state-metrics' `deployment`, a
+  // `workload` label): the pod-style key the cluster inventory resolves to its service account.
+  ['namespace', 'deployment'],
+  ['namespace', 'statefulset'],
+  ['namespace', 'daemonset'],
+  ['namespace', 'workload'],
 ] as const;
 
 /** Instance labels are `host:port`, `[v6]:port` or a bare address; only addresses name an actor. */

@@ -327,11 +327,15 @@ function resourceSpiffe(resource: Record<string, AttrValue>): string | undefined
   return undefined;
 }
 
-/** The workload a resource describes: its pod, else its SPIFFE id, else its IP, else its service name. */
+/** The workload a resource describes: its pod, else its workload, else its SPIFFE id, else its IP, else its service name. */
 export function resourceActor(resource: Record<string, AttrValue>, spiffe = resourceSpiffe(resource)): Actor {
   const pod = str(resource['k8s.pod.name']);
   const ns = str(resource['k8s.namespace.name']);
   if (pod && ns) return actorFromPod(ns, pod);
+  // A workload named without its pod (OTel's k8s.deployment.name…): the pod-style key the cluster
+  // inventory resolves to the service account its pods run as.
+  const workload = str(resource['k8s.deployment.name']) ?? str(resource['k8s.statefulset.name']) ?? str(resource['k8s.daemonset.name']);
+  if (workload && ns) return actorFromPod(ns, workload);
   const bySpiffe = spiffe ? actorFromSpiffe(spiffe) : undefined;
   if (bySpiffe) return bySpiffe;
   const ip = str(resource['k8s.pod.ip']);
