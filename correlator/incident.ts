@@ -2,6 +2,7 @@
  * Incidents: many signals about one attack, with what caused it and how to fix it. An incident is
  * plain data (JSON-serializable) so stores, the API, the bus and notifiers all share this shape.
  */
+import { boundEntryAttributes } from './budget.js';
 import type { Actor } from './entities.js';
 import type { Severity } from './severity.js';
 import { hasTrait, type SignalKind } from './signal-kinds.js';
@@ -300,6 +301,6 @@ export function timelineEntry(s: Signal): TimelineEntry {
     outcome: s.outcome,
     ruleId: s.rule.id,
     target: s.target,
-    attributes: entryAttributes(s),
+    attributes: boundEntryAttributes(entryAttributes(s)),
   };
 }

@@ -9,6 +9,7 @@ import { evaluation, type CompiledNode, type CompiledRule } from './compile.js';
 import type { SourceEvent, SourceSchema } from './source-event.js';
 import { compileGetter, parseFieldPath } from './field-path.js';
 import { boundedRedactedCopy, redactText, REDACTED, type Bounds } from '../redact.js';
+import { boundSignal, type BudgetStats } from '../budget.js';
 
 const MATCH_BOUNDS: Bounds = { maxString: 200, maxArray: 8, maxKeys: 8, maxDepth: 2 };
 /** Field paths that run through a secret-bearing key: their matched values are never copied. */
@@ -78,6 +79,8 @@ export interface DetectorOptions {
 export class Detector {
   private readonly index = new Map<string, SourceIndex>();
   private readonly minRank: number;
+  /** Signals whose long parts were cut to the size budget (for kubevigil_dropped_total). */
+  readonly budget: BudgetStats = { cutSignals: 0 };
 
   constructor(
     readonly rules: readonly CompiledRule[],
@@ -162,24 +165,28 @@ export class Detector {
       actual: SECRET_PATH.test(m.field) ? REDACTED : boundedRedactedCopy(m.actual, MATCH_BOUNDS),
     }));
     const d = ev.details();
-    return {
-      id: signalId(rule.id, ev.source, ev.requestKey ?? ev.key),
-      source: ev.source,
-      kind: rule.kind,
-      severity: rule.severity,
-      title: redactText(rule.output(ev.raw, ev.derived)),
-      eventTime: d.time,
-      observedTime: ev.observedTime,
-      actor: d.actor,
-      target: d.target,
-      outcome: d.outcome,
-      entities: d.entities,
-      mitre: rule.mitre,
-      rule: { id: rule.id, title: rule.title },
-      matched,
-      attributes: d.attributes,
-      // The activity trail (info) is a record of what changed, not evidence: its attributes say enough.
-      excerpt: rule.severity === 'info' ? {} : d.excerpt,
-    };
+    // Every signal within the size budget, whatever the connector left long (correlator/budget.ts).
+    return boundSignal(
+      {
+        id: signalId(rule.id, ev.source, ev.requestKey ?? ev.key),
+        source: ev.source,
+        kind: rule.kind,
+        severity: rule.severity,
+        title: redactText(rule.output(ev.raw, ev.derived)),
+        eventTime: d.time,
+        observedTime: ev.observedTime,
+        actor: d.actor,
+        target: d.target,
+        outcome: d.outcome,
+        entities: d.entities,
+        mitre: rule.mitre,
+        rule: { id: rule.id, title: rule.title },
+        matched,
+        attributes: d.attributes,
+        // The activity trail (info) is a record of what changed, not evidence: its attributes say enough.
+        excerpt: rule.severity === 'info' ? {} : d.excerpt,
+      },
+      this.budget,
+    );
   }
 }

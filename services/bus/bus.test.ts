@@ -17,6 +17,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KubevigilError } from '../../correlator/errors.js';
 import { busContract, Received, testPrefix, type TestValue } from './bus.contract.js';
 import { createKafkaBus, DLQ_HEADERS, SIGNALS_RETENTION_MS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
+import { INCIDENTS_MAX_MESSAGE_BYTES } from './kafka/provision.js';
+import { BUS_MAX_MESSAGE_BYTES } from '../../correlator/budget.js';
 import { MemoryBus } from './memory.js';
 import { EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type SignalsMessage, type Topic } from './topics.js';
 import { withoutEvidence } from '../../correlator/signal.js';
@@ -108,7 +110,7 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
       resources: [bus.topics.incidents.name, bus.topics.signals.name].map((name) => ({
         type: 2 /* TOPIC */,
         name,
-        configNames: ['cleanup.policy', 'retention.ms'],
+        configNames: ['cleanup.policy', 'retention.ms', 'max.message.bytes'],
       })),
     });
     const config = (topic: string, name: string) =>
@@ -117,6 +119,25 @@ describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/wi
     expect(config(bus.topics.signals.name, 'cleanup.policy')).toBe('delete');
     // Checkpoints refer to signals by offset: the topic keeps them a week whatever the broker default.
     expect(config(bus.topics.signals.name, 'retention.ms')).toBe(String(SIGNALS_RETENTION_MS));
+    // The message limits are ours, not the broker's default (issue #19).
+    expect(config(bus.topics.signals.name, 'max.message.bytes')).toBe(String(BUS_MAX_MESSAGE_BYTES));
+    expect(config(bus.topics.incidents.name, 'max.message.bytes')).toBe(String(INCIDENTS_MAX_MESSAGE_BYTES));
+  });
+
+  it('publishes a batch far larger than the message limit into one partition: split into requests, nothing refused', async () => {
+    const prefix = testPrefix('big-batch');
+    const bus = await startedBus(prefix);
+    // 2,000 signals of about 20 KB under one key (one partition): 40 MB in one publish call.
+    const many = Array.from({ length: 2000 }, (_, i) => makeSignal(`big-${i}`, T0 + i, { excerpt: { requestURI: `/api?${'q'.repeat(20_000)}` } }));
+    expect(many.reduce((n, s) => n + JSON.stringify(s).length, 0)).toBeGreaterThan(20 * BUS_MAX_MESSAGE_BYTES);
+    await bus.publish(
+      bus.topics.signals,
+      many.map((s) => ({ key: 'one-actor', value: s })),
+    );
+    const got = new Received<SignalsMessage>();
+    bus.subscribe(bus.topics.signals, 'big', got.handler, { parse: parseSignalsMessageWithoutEvidence });
+    await got.until((r) => r.messages.length >= many.length, 'all 2000 signals', 60_000);
+    expect(new Set(got.messages.map((m) => (m.value as { id: string }).id)).size).toBe(many.length);
   });
 
   it('moves an undecodable message to the dead-letter topic and keeps the partition flowing', async () => {

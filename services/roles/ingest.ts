@@ -25,6 +25,8 @@ export class IngestRole implements Component {
     const detector = new Detector(s.rules.rules, SCHEMAS, { minSeverity: config.minSeverity });
     const identity = new IdentityResolver(s.clock, {}, s.inventory);
     metrics.trackDrops('identity', 'evicted', () => identity.stats.evicted);
+    // Not dropped, cut: signals whose attacker-sized strings or excerpt were cut to the size budget.
+    metrics.trackDrops('detection', 'signal_cut', () => detector.budget.cutSignals);
     const toBus = busPublisher(s.bus, s.topics.signals);
     const publisher: SignalPublisher = {
       publish: async (signals) => {

@@ -4,6 +4,7 @@
  * with a retryable error when the brokers are away, so ingest answers 503 instead of hanging.
  */
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { BUS_MAX_MESSAGE_BYTES } from '../../../correlator/budget.js';
 import type { BusMessage } from '../bus.js';
 import type { Topic } from '../topics.js';
 import { RETRY } from './client.js';
@@ -13,6 +14,13 @@ import { isRetryable, type BusErrors } from './errors.js';
 import type { KafkaBusStats } from './options.js';
 import type { BusState } from './state.js';
 import { recordFailure, startPublishSpan } from './tracing.js';
+
+/**
+ * The most bytes of messages in one produce request: half the topics' message limit, so that a
+ * partition's batch in a request stays below it whatever the partitioner does. A character of JSON
+ * is counted as three bytes (the UTF-8 worst case), which keeps the count a length lookup.
+ */
+const MAX_REQUEST_BYTES = BUS_MAX_MESSAGE_BYTES / 2;
 
 /** Publishes on the shared producer, connecting it on first use and again after a connectivity failure. */
 export class BusProducer {
@@ -40,7 +48,7 @@ export class BusProducer {
       const v = values[i]!;
       return { key: m.key, value: v.json, headers: v.headers ? { ...headers, ...v.headers } : headers };
     });
-    const sending = this.send(topic.name, records);
+    const sending = this.sendChunked(topic.name, records);
     state.track(sending);
     try {
       await withDeadline(sending, publishTimeoutMs, `publishing ${messages.length} message(s) to ${topic.name}`);
@@ -55,6 +63,28 @@ export class BusProducer {
     } finally {
       span.end();
     }
+  }
+
+  /**
+   * Sends records in requests of at most {@link MAX_REQUEST_BYTES}, one after another (the producer
+   * is idempotent with one request in flight, so the order holds). The broker checks each
+   * partition's batch in a request against the topic's `max.message.bytes`: one request for a batch
+   * of thousands of signals would be refused whole, with every signal in it.
+   */
+  private async sendChunked(topic: string, records: Message[]): Promise<void> {
+    let chunk: Message[] = [];
+    let bytes = 0;
+    for (const r of records) {
+      const size = (r.value as string).length * 3 + 64;
+      if (chunk.length && bytes + size > MAX_REQUEST_BYTES) {
+        await this.send(topic, chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(r);
+      bytes += size;
+    }
+    if (chunk.length) await this.send(topic, chunk);
   }
 
   /** Sends records as they are (acks=all, no deadline of its own); after a connectivity failure the next send reconnects. */

@@ -1,4 +1,5 @@
 /** Creates the bus's topics at start: signals kept a week, incidents compacted, dead letters. */
+import { BUS_MAX_MESSAGE_BYTES } from '../../../correlator/budget.js';
 import type { Logger } from '../../logging.js';
 import type { topics } from '../topics.js';
 import type { AdminConnection } from './admin.js';
@@ -6,6 +7,9 @@ import { withDeadline } from './deadline.js';
 import type { BusErrors } from './errors.js';
 import type { KafkaBusSettings } from './options.js';
 import type { BusState } from './state.js';
+
+/** The incidents topic's message limit: an incident at its budget, with room to spare. */
+export const INCIDENTS_MAX_MESSAGE_BYTES = 8 * 1_048_576;
 
 /** How long the signals topic keeps messages when kubevigil creates it: seven days. */
 export const SIGNALS_RETENTION_MS = 7 * 86_400_000;
@@ -53,8 +57,23 @@ export class TopicProvisioner {
         topics: [
           // Checkpoints refer to window signals by offset (see SignalSource): they must outlive the
           // longest correlation window, whatever the broker's default retention is.
-          { ...base(topics.signals.name), configEntries: [{ name: 'retention.ms', value: String(SIGNALS_RETENTION_MS) }] },
-          { ...base(topics.incidents.name), configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+          // The message limits are set on purpose: a signal is at most 64 KiB (correlator/budget.ts) and
+          // requests carry at most half of the limit; an incident (200 timeline entries at their
+          // budget) stays below 4 MiB. A broker whose own default is smaller refuses nothing of ours.
+          {
+            ...base(topics.signals.name),
+            configEntries: [
+              { name: 'retention.ms', value: String(SIGNALS_RETENTION_MS) },
+              { name: 'max.message.bytes', value: String(BUS_MAX_MESSAGE_BYTES) },
+            ],
+          },
+          {
+            ...base(topics.incidents.name),
+            configEntries: [
+              { name: 'cleanup.policy', value: 'compact' },
+              { name: 'max.message.bytes', value: String(INCIDENTS_MAX_MESSAGE_BYTES) },
+            ],
+          },
           base(topics.deadLetter.name),
         ],
       }),
