@@ -7,6 +7,7 @@ import { Received, testPrefix } from '../services/bus/bus.contract.js';
 import { createKafkaBus } from '../services/bus/kafka.js';
 import type { SignalsMessage } from '../services/bus/topics.js';
 import { busPublisher, IngestPipeline } from '../services/ingest.js';
+import { createLogger, LOG_BOUNDS } from '../services/logging.js';
 import { loadDetector } from '../services/rules.js';
 
 const MB = 1024 * 1024;
@@ -124,5 +125,29 @@ describe.skipIf(brokers.length === 0)('a 1 MB request line on Kafka (needs KAFKA
     } finally {
       await bus.close();
     }
+  });
+});
+
+describe('log lines', () => {
+  it('cut attacker-sized strings, error messages and lists, and still redact secrets', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => void lines.push(l) });
+    log.warn(
+      {
+        err: new Error(`invalid event from ${'u'.repeat(11 * MB)}`),
+        attacker: { username: 'u'.repeat(11 * MB) },
+        ids: Array.from({ length: 1000 }, (_, i) => i),
+        token: 'abc',
+      },
+      'request refused',
+    );
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.length).toBeLessThan(20_000);
+    const o = JSON.parse(lines[0]!) as { err: { type: string; message: string }; attacker: { username: string }; ids: unknown[]; token: string };
+    expect(o.err.type).toBe('Error');
+    expect(o.err.message).toMatch(/…\[\+\d+ chars [0-9a-f]{12}\]$/);
+    expect(o.attacker.username.length).toBeLessThan(LOG_BOUNDS.string + 40);
+    expect(o.ids).toHaveLength(LOG_BOUNDS.items + 1);
+    expect(o.token).toBe('[REDACTED]');
   });
 });
