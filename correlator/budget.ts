@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { boundedRedactedCopy, type Bounds } from './redact.js';
 import type { Signal } from './signal.js';
 
-/** The documented limits (docs/rules.md, "Size budget"). */
+/** The documented limits (docs/architecture.md, "Budgets"). */
 export const SIGNAL_BUDGET = {
   /** Names: actor name and key parts, namespace, target fields. Kubernetes names are at most 253 characters. */
   name: 256,

@@ -249,12 +249,30 @@ export interface Incident {
   /** Notes from acknowledge/resolve, newest last. */
   notes: { time: number; status: IncidentStatus; note: string; by?: string }[];
   resolvedAt?: number;
-  /** Why it was resolved: by a person, after a quiet period, at its lifetime cap, or merged into another. */
-  resolution?: 'manual' | 'quiet' | 'lifetime' | 'merged';
+  /**
+   * Why it was resolved: by a person, after a quiet period, at its lifetime cap, merged into another,
+   * or evicted early to keep the open incidents within their budget (the least severe, least recent).
+   */
+  resolution?: 'manual' | 'quiet' | 'lifetime' | 'merged' | 'evicted';
+  /**
+   * Set on a flood incident: one incident for many actors doing the same thing (a pattern), opened
+   * once more than `floodActors` distinct actors opened incidents of that pattern within the window.
+   */
+  flood?: FloodInfo;
   /** For a merged incident: the incident that absorbed it. */
   mergedInto?: string;
   /** Highest severity of any signal ever seen (the timeline is bounded; this is not). */
   maxSignalSeverity: Severity;
+}
+
+/** What a flood incident groups. */
+export interface FloodInfo {
+  /** The detection rule or correlation id every actor of the flood matched. */
+  pattern: string;
+  /** Distinct actors that matched it in the window (those with incidents of their own included). */
+  actors: number;
+  /** A few of the actors, first seen first. */
+  sample: string[];
 }
 
 /** Bounds on one incident's size. */

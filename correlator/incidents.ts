@@ -45,6 +45,17 @@ export interface IncidentPolicy {
   lookbackSignals: number;
   /** Actors whose recent signals are kept (least recently active forgotten first). */
   lookbackActors: number;
+  /** Prologue signals kept over all actors (least recently active actors forgotten first). */
+  lookbackTotal: number;
+  /**
+   * Open incidents held at most. Past it, opening one resolves the least severe, least recently
+   * updated open incident early (resolution `evicted`), or, when every open one is more severe,
+   * the new one is not opened (its signals are kept as its actor's prologue).
+   */
+  maxOpenIncidents: number;
+  /** More distinct actors than this opening incidents of one pattern within {@link floodWindowMs} makes the rest one flood incident. */
+  floodActors: number;
+  floodWindowMs: number;
 }
 
 /** Defaults: 30 minutes quiet, 24 hours at most, 200 timeline entries. */
@@ -56,7 +67,32 @@ export const DEFAULT_INCIDENT_POLICY: IncidentPolicy = {
   dedupEntries: 500_000,
   lookbackSignals: 32,
   lookbackActors: 50_000,
+  lookbackTotal: 30_000,
+  maxOpenIncidents: 2_000,
+  floodActors: 200,
+  floodWindowMs: 10 * 60_000,
 };
+
+/** Distinct actors remembered per flood pattern; past it, new actors are counted without being remembered. */
+const FLOOD_ACTORS_KEPT = 100_000;
+/** Actors a flood incident is found by (their actor keys only, not their pods and bindings); later ones join it through their pattern. */
+const FLOOD_KEYS = 100_000;
+/** A flood incident is written (stored, published, checkpointed) at most this often unless something material changes. */
+const FLOOD_FLUSH_MS = 30_000;
+/** Correlation matches an incident lists; the rule ids are kept in `rules` whatever the count. */
+const MAX_CORRELATION_MATCHES = 100;
+/** Actors a flood incident names as a sample. */
+const FLOOD_SAMPLE = 10;
+
+/** Per pattern: the distinct actors that opened incidents of it in the current window, and its flood incident. */
+interface FloodState {
+  since: number;
+  actors: Set<string>;
+  count: number;
+  incidentId?: string;
+  /** What the flood incident looked like when last written, see {@link IncidentManager.markDirty}. */
+  written?: { shape: string; time: number; actors: number };
+}
 
 /** A lifecycle change that is not allowed (acknowledging a resolved incident, say). */
 export class InvalidTransitionError extends KubevigilError {
@@ -97,6 +133,11 @@ function mergeKeysOf(inc: Incident): string[] {
   return [...keys];
 }
 
+/** What eviction keeps longest: the more severe first (then, among equals, the more recently updated). */
+function keepRank(inc: Incident): number {
+  return severityRank(inc.severity);
+}
+
 function emptyRadius(): BlastRadius {
   return { namespaces: [], workloads: [], secrets: [], bindings: [], policies: [] };
 }
@@ -107,6 +148,33 @@ export interface IncidentStats {
   merged: number;
   duplicates: number;
   resolved: number;
+  /** Open incidents resolved early to stay within {@link IncidentPolicy.maxOpenIncidents}. */
+  evicted: number;
+  /** Incidents not opened because every open one was more severe and the budget was full. */
+  refused: number;
+  /** Signals that joined a flood incident instead of opening an incident of their own. */
+  flooded: number;
+  /** Prologue signals forgotten to stay within the lookback bounds. */
+  prologueEvicted: number;
+}
+
+/** How much of each count budget is in use. */
+export interface BudgetUse {
+  openIncidents: { used: number; max: number };
+  windowEntries: { used: number; max: number };
+  prologueSignals: { used: number; max: number };
+  /** Open flood incidents (many actors, one pattern). */
+  floodIncidents: number;
+}
+
+/** Adds one budget use to another (partitions of one correlator). */
+export function addBudget(to: BudgetUse, from: BudgetUse): BudgetUse {
+  for (const k of ['openIncidents', 'windowEntries', 'prologueSignals'] as const) {
+    to[k].used += from[k].used;
+    to[k].max += from[k].max;
+  }
+  to.floodIncidents += from.floodIncidents;
+  return to;
 }
 
 /** Keeps the open incidents and turns signals and correlation firings into incident changes. */
@@ -126,7 +194,10 @@ export class IncidentManager {
   private readonly prologue = new Map<string, Signal[]>();
   /** Actors whose prologue changed since the last checkpoint, when tracking is on (distributed mode). */
   private changedPrologue?: Set<string>;
-  readonly stats: IncidentStats = { opened: 0, merged: 0, duplicates: 0, resolved: 0 };
+  /** Signals held in prologues, over all actors. */
+  private prologueSignals = 0;
+  private readonly floods = new Map<string, FloodState>();
+  readonly stats: IncidentStats = { opened: 0, merged: 0, duplicates: 0, resolved: 0, evicted: 0, refused: 0, flooded: 0, prologueEvicted: 0 };
   /** Per-identity memory of routine actions; signals are annotated with it before correlation. */
   baseline?: IdentityBaseline;
   /** The live cluster (services/inventory/), when configured: root cause and remediation check their facts against it. */
@@ -145,12 +216,18 @@ export class IncidentManager {
 
   /** Resumes open incidents after a restart (from the store), so an attack keeps its incident id. */
   restore(incidents: readonly Incident[]): void {
-    for (const inc of incidents) {
-      if (inc.status === 'resolved') continue;
+    // The same budget as a run: the most severe, most recent are held; the rest are resolved as
+    // evicted (returned by the next finalize, so that the store and the bus learn it).
+    const open = incidents.filter((i) => i.status !== 'resolved').sort((a, b) => keepRank(b) - keepRank(a) || b.updatedAt - a.updatedAt);
+    const room = Math.max(0, this.policy.maxOpenIncidents - this.open.size);
+    for (const inc of open.slice(0, room)) {
       this.open.set(inc.id, inc);
       for (const e of inc.timeline) this.seen.add(e.signalId);
       this.index(inc, mergeKeysOf(inc));
+      if (inc.flood)
+        this.floods.set(inc.flood.pattern, { since: this.clock.now(), actors: new Set(inc.flood.sample), count: inc.flood.actors, incidentId: inc.id });
     }
+    for (const inc of open.slice(room)) this.dirty.add(this.evicted(inc));
   }
 
   /** The correlation engine this manager feeds. */
@@ -180,8 +257,24 @@ export class IncidentManager {
 
   /** Restores prologues and the ids already processed, from a checkpoint. */
   restoreSeen(prologues: Iterable<[string, Signal[]]>, seenIds: Iterable<string>): void {
-    for (const [k, list] of prologues) this.prologue.set(k, list);
+    for (const [k, list] of prologues) {
+      this.prologueSignals += list.length - (this.prologue.get(k)?.length ?? 0);
+      this.prologue.set(k, list);
+    }
+    this.trimPrologue();
     for (const id of seenIds) this.seen.add(id);
+  }
+
+  /** What the count budgets hold now, and their limits (for /readyz). */
+  budget(): BudgetUse {
+    let floods = 0;
+    for (const f of this.floods.values()) if (f.incidentId && this.open.has(f.incidentId)) floods++;
+    return {
+      openIncidents: { used: this.open.size, max: this.policy.maxOpenIncidents },
+      windowEntries: { used: this.engine.entries, max: this.engine.maxEntries },
+      prologueSignals: { used: this.prologueSignals, max: this.policy.lookbackTotal },
+      floodIncidents: floods,
+    };
   }
 
   /** True when this signal id was processed already (redelivery). */
@@ -220,7 +313,7 @@ export class IncidentManager {
       if (inc) this.attach(inc, [s], attached, keys);
       // Building blocks last: they only enrich an incident that a real correlation (or the signal) opened.
       for (const f of firings.sort((a, b) => Number(a.correlation.buildingBlock) - Number(b.correlation.buildingBlock))) inc = this.onFiring(f, inc, attached);
-      if (!inc && severityRank(s.severity) >= severityRank(this.policy.openOnSeverity)) inc = this.openWith([s], undefined, attached);
+      if (!inc && severityRank(s.severity) >= severityRank(this.policy.openOnSeverity)) inc = this.openWithin([s], undefined, attached);
       if (!inc) this.remember(s);
     }
     return { incidents: opts.defer ? [] : this.finalize(), attached };
@@ -277,13 +370,17 @@ export class IncidentManager {
     let inc = this.find(keys) ?? current;
     if (inc) this.attach(inc, f.signals, attached);
     else if (f.correlation.buildingBlock) return undefined;
-    else inc = this.openWith(f.signals, f, attached);
-    if (!inc.correlations.some((c) => c.ruleId === f.correlation.id && c.time === f.time))
+    else inc = this.openWithin(f.signals, f, attached);
+    if (!inc) return current;
+    if (
+      (inc.correlations.length < MAX_CORRELATION_MATCHES || !inc.rules.includes(f.correlation.id)) &&
+      !inc.correlations.some((c) => c.ruleId === f.correlation.id && c.time === f.time)
+    )
       inc.correlations.push({ ruleId: f.correlation.id, title: f.correlation.title, signalIds: f.signals.slice(0, 50).map((s) => s.id), time: f.time });
     inc.severity = maxSeverity(inc.severity, f.correlation.severity);
     for (const m of f.correlation.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
     if (!inc.rules.includes(f.correlation.id)) inc.rules.push(f.correlation.id);
-    this.dirty.add(inc);
+    this.markDirty(inc);
     return inc;
   }
 
@@ -345,6 +442,7 @@ export class IncidentManager {
     let mine = this.keysOf.get(inc.id);
     if (!mine) this.keysOf.set(inc.id, (mine = new Set()));
     for (const k of keys) {
+      if (inc.flood && mine.size >= FLOOD_KEYS) break;
       const owner = this.byKey.get(k);
       if (owner === undefined || !this.open.has(owner)) {
         this.byKey.set(k, inc.id);
@@ -360,17 +458,115 @@ export class IncidentManager {
     if (list) this.prologue.delete(key);
     else {
       list = [];
-      if (this.prologue.size >= this.policy.lookbackActors) {
-        const evicted = this.prologue.keys().next().value as string;
-        this.prologue.delete(evicted);
-        // Distributed: the checkpoint forgets it too (else its stored form would never age out).
-        this.changedPrologue?.add(evicted);
-      }
+      if (this.prologue.size >= this.policy.lookbackActors) this.forgetOldestPrologue();
     }
     list.push(s);
-    if (list.length > this.policy.lookbackSignals) list.shift();
+    this.prologueSignals++;
+    if (list.length > this.policy.lookbackSignals) {
+      list.shift();
+      this.prologueSignals--;
+      this.stats.prologueEvicted++;
+    }
     this.prologue.set(key, list);
     this.changedPrologue?.add(key);
+    this.trimPrologue();
+  }
+
+  /** Forgets the least recently active actors' prologues until the total is within its bound. */
+  private trimPrologue(): void {
+    while (this.prologueSignals > this.policy.lookbackTotal && this.prologue.size > 1) this.forgetOldestPrologue();
+  }
+
+  private forgetOldestPrologue(): void {
+    const evicted = this.prologue.keys().next().value as string;
+    const n = this.prologue.get(evicted)?.length ?? 0;
+    this.prologue.delete(evicted);
+    this.prologueSignals -= n;
+    this.stats.prologueEvicted += n;
+    // Distributed: the checkpoint forgets it too (else its stored form would never age out).
+    this.changedPrologue?.add(evicted);
+  }
+
+  /**
+   * Opens an incident within the count budget: a pattern that more than `floodActors` distinct
+   * actors opened incidents of within the window joins its one flood incident instead; at
+   * `maxOpenIncidents`, the least severe and least recent open incident is resolved early, unless
+   * all are more severe than this one, which then is not opened (undefined; its signals stay in
+   * the prologue, so a later incident of the actor still shows them).
+   */
+  private openWithin(opening: Signal[], f: Firing | undefined, attached: { incidentId: string; signal: Signal }[]): Incident | undefined {
+    const trigger = f?.trigger ?? opening[0]!;
+    const pattern = f ? f.correlation.id : trigger.rule.id;
+    const now = this.clock.now();
+    let st = this.floods.get(pattern);
+    const flooding = st?.incidentId !== undefined && this.open.has(st.incidentId);
+    if (!st || (!flooding && now - st.since > this.policy.floodWindowMs)) this.floods.set(pattern, (st = { since: now, actors: new Set(), count: 0 }));
+    if (!st.actors.has(trigger.actor.key)) {
+      if (st.actors.size < FLOOD_ACTORS_KEPT) st.actors.add(trigger.actor.key);
+      st.count++;
+    }
+    const flood = st.incidentId ? this.open.get(st.incidentId) : undefined;
+    if (flood) {
+      this.attach(flood, opening, attached);
+      this.stats.flooded += opening.length;
+      flood.flood = {
+        ...flood.flood!,
+        actors: st.count,
+        sample:
+          flood.flood!.sample.length < FLOOD_SAMPLE && !flood.flood!.sample.includes(trigger.actor.key)
+            ? [...flood.flood!.sample, trigger.actor.key]
+            : flood.flood!.sample,
+      };
+      return flood;
+    }
+    let severity = opening.reduce<Severity>((m, x) => maxSeverity(m, x.severity), 'info');
+    if (f) severity = maxSeverity(severity, f.correlation.severity);
+    if (!this.makeRoom(severity)) {
+      this.stats.refused++;
+      for (const x of opening) this.remember(x);
+      return undefined;
+    }
+    const inc = this.openWith(opening, f, attached);
+    if (st.count > this.policy.floodActors) {
+      st.incidentId = inc.id;
+      inc.flood = { pattern, actors: st.count, sample: [trigger.actor.key] };
+      this.stats.flooded += opening.length;
+    }
+    return inc;
+  }
+
+  /** Makes room for one more open incident of this severity; false when every open one is more severe. */
+  private makeRoom(severity: Severity): boolean {
+    if (this.open.size < this.policy.maxOpenIncidents) return true;
+    let victim: Incident | undefined;
+    for (const inc of this.open.values())
+      if (!victim || keepRank(inc) < keepRank(victim) || (keepRank(inc) === keepRank(victim) && inc.updatedAt < victim.updatedAt)) victim = inc;
+    if (!victim || severityRank(victim.severity) > severityRank(severity)) return false;
+    const next = this.evicted(victim);
+    this.close(next);
+    this.dirty.add(next);
+    return true;
+  }
+
+  /** The resolved copy of an incident evicted from the open set. */
+  private evicted(inc: Incident): Incident {
+    const now = this.clock.now();
+    this.stats.evicted++;
+    return {
+      ...inc,
+      status: 'resolved',
+      resolution: 'evicted',
+      resolvedAt: now,
+      updatedAt: now,
+      notes: [
+        ...inc.notes,
+        {
+          time: now,
+          status: 'resolved',
+          note: `resolved early: kubevigil holds at most ${this.policy.maxOpenIncidents} open incidents (KUBEVIGIL_MAX_OPEN_INCIDENTS) and this was the least severe, least recently updated`,
+        },
+      ],
+    };
   }
 
   private openWith(opening: Signal[], f: Firing | undefined, attached: { incidentId: string; signal: Signal }[]): Incident {
@@ -381,7 +577,11 @@ export class IncidentManager {
     const before = (this.prologue.get(actorKey) ?? []).filter(
       (p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !opening.some((o) => o.id === p.id),
     );
-    if (this.prologue.delete(actorKey)) this.changedPrologue?.add(actorKey);
+    const had = this.prologue.get(actorKey)?.length ?? 0;
+    if (this.prologue.delete(actorKey)) {
+      this.prologueSignals -= had;
+      this.changedPrologue?.add(actorKey);
+    }
     const signals = [...before, ...opening];
     const first = signals.reduce((a, b) => (b.eventTime < a.eventTime ? b : a));
     const id = `inc_${createHash('sha256')
@@ -442,10 +642,30 @@ export class IncidentManager {
       for (const m of s.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
       this.addEntity(inc, s.actor.key);
       for (const e of s.entities) this.addEntity(inc, e);
-      keys.push(...(known && signals.length === 1 ? known : mergeKeys(s)));
+      // A flood incident is found by its actors only: their pods and bindings would index the whole flood.
+      if (inc.flood) keys.push(s.actor.key);
+      else keys.push(...(known && signals.length === 1 ? known : mergeKeys(s)));
     }
     inc.updatedAt = this.clock.now();
     this.index(inc, keys);
+    this.markDirty(inc);
+  }
+
+  /**
+   * Marks an incident changed, to be finalized and written. A flood incident changes with every
+   * signal of thousands of actors: it is written when something material changes (severity,
+   * rules, sources, techniques), when its actor count doubled, or every {@link FLOOD_FLUSH_MS};
+   * its signals are stored with the next write.
+   */
+  private markDirty(inc: Incident): void {
+    const st = inc.flood ? this.floods.get(inc.flood.pattern) : undefined;
+    if (inc.flood && st) {
+      const shape = `${inc.severity}|${inc.rules.length}|${inc.sources.length}|${inc.mitre.length}`;
+      const now = this.clock.now();
+      const w = st.written;
+      if (w && w.shape === shape && now - w.time < FLOOD_FLUSH_MS && inc.flood.actors < w.actors * 2) return;
+      st.written = { shape, time: now, actors: inc.flood.actors };
+    }
     this.dirty.add(inc);
   }
 
@@ -545,7 +765,11 @@ export class IncidentManager {
       inc.remediations = planRemediations({ incident: rest, usage, inventory: recording });
       this.planKeys.set(inc.id, { key: asked(recording?.key() ?? ''), queries: recording?.queries() ?? [] });
     }
-    inc.title = `${describeActing(inc.actor, inc.timeline)}: ${this.story(inc)}`.slice(0, 200);
+    inc.title = (
+      inc.flood
+        ? `Flood: ${inc.flood.actors} distinct actors, one pattern: ${this.story(inc)}`
+        : `${describeActing(inc.actor, inc.timeline)}: ${this.story(inc)}`
+    ).slice(0, 200);
   }
 
   /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real Redis server (Debian's redis-server) as a plain background process, for tests and local
-# development: no init system, no persistence, its own directory under the cache.
+# development: no init system, append-only persistence in its own directory under the cache.
 #
 #   scripts/redis.sh start    install redis-server when missing, start it on a free port (or REDIS_PORT);
 #                             prints REDIS_URL=redis://127.0.0.1:<port> (also in <cache>/redis/env)

@@ -39,6 +39,51 @@ describe('loadConfig', () => {
     expect(loadConfig({ KUBEVIGIL_HOST: '0.0.0.0', KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(16), KUBEVIGIL_API_TOKEN: 'a'.repeat(16) }).host).toBe('0.0.0.0');
   });
 
+  it('reads KUBEVIGIL_SHUTDOWN_GRACE as a duration (20s by default) and names it when it is not one', () => {
+    expect(loadConfig({}).shutdownGraceMs).toBe(20_000);
+    expect(loadConfig({ KUBEVIGIL_SHUTDOWN_GRACE: '3s' }).shutdownGraceMs).toBe(3000);
+    expect(loadConfig({ KUBEVIGIL_SHUTDOWN_GRACE: '1m' }).shutdownGraceMs).toBe(60_000);
+    expect(loadConfig({ KUBEVIGIL_SHUTDOWN_GRACE: '1500ms' }).shutdownGraceMs).toBe(1500);
+    expect(loadConfig({ KUBEVIGIL_SHUTDOWN_GRACE: '0' }).shutdownGraceMs).toBe(0);
+    for (const bad of ['20', 'soon', '-5s', '1.5s', '11m']) {
+      const problems = (() => {
+        try {
+          loadConfig({ KUBEVIGIL_SHUTDOWN_GRACE: bad });
+        } catch (e) {
+          return (e as ConfigError).problems;
+        }
+        return [];
+      })();
+      expect(problems, bad).toEqual([
+        `KUBEVIGIL_SHUTDOWN_GRACE (${JSON.stringify(bad)}) must be a duration such as 20s or 1m, at most 10m; keep it, plus 5 s, below the pod's terminationGracePeriodSeconds (30 s by default)`,
+      ]);
+    }
+  });
+
+  it('checks KUBEVIGIL_METRICS_TOKEN like the other tokens', () => {
+    expect(loadConfig({ KUBEVIGIL_METRICS_TOKEN: 'm'.repeat(16) }).metricsToken).toBe('m'.repeat(16));
+    expect(loadConfig({}).metricsToken).toBeUndefined();
+    expect(() => loadConfig({ KUBEVIGIL_METRICS_TOKEN: 'short' })).toThrow(/KUBEVIGIL_METRICS_TOKEN is 5 characters; use at least 16/);
+  });
+
+  it('reads KUBEVIGIL_INGEST_MAX_QUEUE_DELAY as a duration (250ms by default, 0 turns it off) and names it when it is not one', () => {
+    expect(loadConfig({}).ingestMaxQueueDelayMs).toBe(250);
+    expect(loadConfig({ KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: '200ms' }).ingestMaxQueueDelayMs).toBe(200);
+    expect(loadConfig({ KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: '1s' }).ingestMaxQueueDelayMs).toBe(1000);
+    expect(loadConfig({ KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: '0' }).ingestMaxQueueDelayMs).toBe(0);
+    for (const bad of ['250', 'fast', '5ms', '0.5s', '-1s', '2m']) {
+      let problems: string[] = [];
+      try {
+        loadConfig({ KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: bad });
+      } catch (e) {
+        problems = (e as ConfigError).problems;
+      }
+      expect(problems, bad).toEqual([
+        `KUBEVIGIL_INGEST_MAX_QUEUE_DELAY (${JSON.stringify(bad)}) must be a duration from 10ms to 60s, such as 250ms or 1s, or 0 to turn queue-delay admission off`,
+      ]);
+    }
+  });
+
   it('documents every setting in the README (regenerate with node --import tsx scripts/readme-settings.ts)', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     expect(readme).toContain(settingsTable());

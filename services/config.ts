@@ -25,6 +25,10 @@ export interface Config {
   apiToken?: string;
   /** A token that may only read the API. */
   apiReadToken?: string;
+  /** A token that may only read /metrics. */
+  metricsToken?: string;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut. */
+  shutdownGraceMs: number;
   /** TLS listener; with a client CA, ingest requires a verified client certificate (mutual TLS). */
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** Allow listening beyond loopback without tokens. */
@@ -33,6 +37,8 @@ export interface Config {
   rulesPaths: string[];
   maxBodyBytes: number;
   dedupEntries: number;
+  /** Count budget of the correlator's state (issue #19): open incidents, window entries, flood threshold. */
+  budget: { maxOpenIncidents: number; maxWindowEntries: number; floodActors: number };
   busCapacity: number;
   recentSignals: number;
   minSeverity: Severity;
@@ -49,6 +55,8 @@ export interface Config {
   /** Requests each receiver processes at once, and its sustained request rate (0: unlimited). */
   ingestMaxInFlight: number;
   ingestRate: number;
+  /** Queue delay (ms) that, sustained, makes the receivers refuse new requests (0: off). */
+  ingestMaxQueueDelayMs: number;
   /** Label conventions naming an alert's actor, in order. */
   alertmanagerActorConventions: ActorConvention[];
   /** LogQL queries polled from a Loki server (the push endpoint needs no setting). */
@@ -77,6 +85,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_API_TOKEN', default: '(none)', help: 'Bearer token for /api/* (read and write).' },
   { env: 'KUBEVIGIL_API_READ_TOKEN', default: '(none)', help: 'Bearer token that may only read /api/* (GET); PATCH answers 403.' },
   {
+    env: 'KUBEVIGIL_METRICS_TOKEN',
+    default: '(none)',
+    help: 'Bearer token that may only read /metrics (for Prometheus). /metrics needs a token once this or an API token is set; the API tokens work there too.',
+  },
+  {
     env: 'KUBEVIGIL_INGEST_TOKEN_AUDIT',
     default: '(none)',
     help: 'Token for /ingest/k8s-audit only (also _ALERTMANAGER, _LOKI, _OTLP for the other receivers); KUBEVIGIL_INGEST_TOKEN works everywhere.',
@@ -90,6 +103,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   },
   { env: 'KUBEVIGIL_INSECURE', default: 'false', help: 'true: allow listening beyond loopback without tokens (same as --insecure).' },
   {
+    env: 'KUBEVIGIL_SHUTDOWN_GRACE',
+    default: '20s',
+    help: "On SIGTERM: how long in-flight requests may take (e.g. 20s, 1m) before their connections are cut; the whole stop gets 5 s more. Keep both below the pod's terminationGracePeriodSeconds.",
+  },
+  {
     env: 'KUBEVIGIL_RULES_DIR',
     default: '(none)',
     help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.',
@@ -97,11 +115,31 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
   {
+    env: 'KUBEVIGIL_MAX_OPEN_INCIDENTS',
+    default: '2000',
+    help: 'Open incidents a correlator holds (each partition, distributed); past it the least severe, least recently updated is resolved early (resolution evicted).',
+  },
+  {
+    env: 'KUBEVIGIL_MAX_WINDOW_ENTRIES',
+    default: '100000',
+    help: "Correlation window entries a correlator holds (about 1.6 KB each); past it the least recently fed actors' windows are forgotten.",
+  },
+  {
+    env: 'KUBEVIGIL_FLOOD_ACTORS',
+    default: '200',
+    help: 'More distinct actors than this opening incidents of one rule or correlation within 10 minutes: the rest join one flood incident.',
+  },
+  {
     env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT',
     default: '32',
     help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.',
   },
   { env: 'KUBEVIGIL_INGEST_RATE', default: '0', help: 'Requests per second each receiver accepts (bursts of twice that); 0 means no rate limit.' },
+  {
+    env: 'KUBEVIGIL_INGEST_MAX_QUEUE_DELAY',
+    default: '250ms',
+    help: 'Longest an ingest request may wait for the CPU (e.g. 250ms, 1s): once the event-loop delay stays above it for 100 ms, or the requests already admitted would take longer than it to process, the receivers refuse new requests with 503 or 429 and Retry-After; 0 turns this off.',
+  },
   {
     env: 'KUBEVIGIL_ALERTMANAGER_ACTOR_LABELS',
     default: 'istio-source,pod,service-account,instance',
@@ -163,6 +201,21 @@ function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max
   return n;
 }
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** A duration such as `20s`, `1m` or `500ms` (or `0`), in milliseconds, from 0 to `max`. */
+function duration(env: NodeJS.ProcessEnv, name: string, def: number, max: number, advice: string, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const m = /^(\d+)(ms|s|m)$/.exec(raw.trim());
+  const ms = raw.trim() === '0' ? 0 : m ? Number(m[1]) * DURATION_UNITS[m[2]!]! : NaN;
+  if (!(ms <= max)) {
+    problems.push(`${name} (${JSON.stringify(raw)}) must be a duration such as ${def / 1000}s or 1m, at most ${max / 60_000}m; ${advice}`);
+    return def;
+  }
+  return ms;
+}
+
 /** Reads and validates the configuration; throws {@link ConfigError} listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecure?: boolean; host?: string; port?: string; role?: string } = {}): Config {
   const problems: string[] = [];
@@ -176,11 +229,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   const ingestToken = env.KUBEVIGIL_INGEST_TOKEN || undefined;
   const apiToken = env.KUBEVIGIL_API_TOKEN || undefined;
   const apiReadToken = env.KUBEVIGIL_API_READ_TOKEN || undefined;
+  const metricsToken = env.KUBEVIGIL_METRICS_TOKEN || undefined;
   const sourceTokens: Record<string, string | undefined> = Object.fromEntries(SOURCE_LIST.map((s) => [s.name, env[s.tokenEnv] || undefined]));
   const tokenVars: [string, string | undefined][] = [
     ['KUBEVIGIL_INGEST_TOKEN', ingestToken],
     ['KUBEVIGIL_API_TOKEN', apiToken],
     ['KUBEVIGIL_API_READ_TOKEN', apiReadToken],
+    ['KUBEVIGIL_METRICS_TOKEN', metricsToken],
     ...SOURCE_LIST.map((s): [string, string | undefined] => [s.tokenEnv, sourceTokens[s.name]]),
   ];
   for (const [name, tok] of tokenVars)
@@ -282,6 +337,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     sourceTokens,
     apiToken,
     apiReadToken,
+    ...(metricsToken ? { metricsToken } : {}),
+    shutdownGraceMs: duration(
+      env,
+      'KUBEVIGIL_SHUTDOWN_GRACE',
+      20_000,
+      10 * 60_000,
+      "keep it, plus 5 s, below the pod's terminationGracePeriodSeconds (30 s by default)",
+      problems,
+    ),
     ...(certFile && keyFile ? { tls: { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
     insecure,
     rulesPaths: (env.KUBEVIGIL_RULES_DIR ?? '').split(':').filter((p) => p !== ''),
@@ -295,6 +359,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
       problems,
     ),
     dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
+    budget: {
+      maxOpenIncidents: int(
+        env,
+        'KUBEVIGIL_MAX_OPEN_INCIDENTS',
+        2000,
+        10,
+        1_000_000,
+        'each open incident holds up to about 60 KB; 2000 suits most clusters',
+        problems,
+      ),
+      maxWindowEntries: int(
+        env,
+        'KUBEVIGIL_MAX_WINDOW_ENTRIES',
+        100_000,
+        1000,
+        10_000_000,
+        'each entry holds about 1.6 KB; 100000 suits most clusters',
+        problems,
+      ),
+      floodActors: int(env, 'KUBEVIGIL_FLOOD_ACTORS', 200, 2, 1_000_000, '200 distinct actors of one pattern in 10 minutes is a flood', problems),
+    },
     busCapacity: int(env, 'KUBEVIGIL_BUS_CAPACITY', 100_000, 100, 10_000_000, '100000 suits most clusters', problems),
     recentSignals: int(env, 'KUBEVIGIL_RECENT_SIGNALS', 10_000, 0, 1_000_000, '10000 is plenty for a look at what fired', problems),
     minSeverity: isSeverity(minSeverity) ? minSeverity : 'info',
@@ -311,10 +396,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ...(lokiPoller ? { lokiPoller } : {}),
     ...(tempoPoller ? { tempoPoller } : {}),
     ingestRate: int(env, 'KUBEVIGIL_INGEST_RATE', 0, 0, 1_000_000, '0 (no limit) unless a sender misbehaves', problems),
+    ingestMaxQueueDelayMs: queueDelaySetting(env, problems),
     inventory: inventorySetting(env, problems),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+/** KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: a duration (250ms, 1s), or 0 to turn queue-delay admission off. */
+function queueDelaySetting(env: NodeJS.ProcessEnv, problems: string[]): number {
+  const raw = (env.KUBEVIGIL_INGEST_MAX_QUEUE_DELAY ?? '').trim();
+  if (raw === '') return 250;
+  if (raw === '0') return 0;
+  // The syntax of the other durations (KUBEVIGIL_SHUTDOWN_GRACE): whole numbers of ms, s or m.
+  const m = /^(\d+)(ms|s|m)$/.exec(raw);
+  const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'] : NaN;
+  // Below 10 ms is the event loop's own jitter (and its sampling resolution): it would refuse at random.
+  if (!(ms >= 10 && ms <= 60_000)) {
+    problems.push(
+      `KUBEVIGIL_INGEST_MAX_QUEUE_DELAY (${JSON.stringify(raw)}) must be a duration from 10ms to 60s, such as 250ms or 1s, or 0 to turn queue-delay admission off`,
+    );
+    return 250;
+  }
+  return ms;
 }
 
 const SA_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';

@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { KubevigilError } from '../correlator/errors.js';
 import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
 import type { Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
 import type { SignalsMessage } from './bus/topics.js';
-import { PartitionedCorrelator, type PartitionedCorrelatorOptions, type SignalSource } from './correlate-partitioned.js';
+import { PartitionedCorrelator, type PartitionedCorrelatorOptions, type SignalHistory, type SignalSource } from './correlate-partitioned.js';
 import { createLogger } from './logging.js';
+import { Metrics } from './metrics.js';
 import { loadDetector, loadRules } from './rules.js';
-import { isRef, MemoryCorrelatorState, type StoredSignal } from './store/correlator-state.js';
+import { isRef, markedGeneration, MemoryCorrelatorState, type StoredSignal } from './store/correlator-state.js';
 
 const rules = loadRules();
 const detector = loadDetector();
@@ -392,5 +394,178 @@ describe('PartitionedCorrelator', () => {
     await a.handle(asMessages(signals.slice(-1), signals.length - 1));
     expect(a.openIncidents()).toHaveLength(1);
     expect(a.engineStats().firings).toBeGreaterThanOrEqual(firings);
+  });
+});
+
+/**
+ * What Kafka keeps of partition 3 when Redis loses everything: the group's last commit (as the bus
+ * commits it, with the correlator's commit metadata), the signals topic and the incidents topic.
+ * Every message counts as written now, inside any lookback. Records each signals read.
+ */
+class KafkaHistory implements SignalHistory {
+  commit?: { offset: string; generation?: number };
+  readonly reads: { before: string; max: number }[] = [];
+  /** Set to hold signals reads until released. */
+  gate?: Promise<void>;
+
+  constructor(
+    private readonly topic: BusMessage<SignalsMessage>[],
+    private readonly incidentsTopic: Incident[],
+  ) {}
+
+  /** Records the commit the bus makes after `c` flushed everything before `next`. */
+  committedBy(c: PartitionedCorrelator, next: number): void {
+    const generation = markedGeneration(c.commitMetadata(3));
+    this.commit = { offset: String(next), ...(generation === undefined ? {} : { generation }) };
+  }
+
+  async committed(partition: number) {
+    return partition === 3 ? this.commit : undefined;
+  }
+
+  async signals(partition: number, _since: number, before: string, max: number) {
+    this.reads.push({ before, max });
+    await this.gate;
+    return structuredClone(this.topic.filter((m) => partition === 3 && BigInt(m.offset!) < BigInt(before)).slice(-max));
+  }
+
+  async incidents() {
+    return structuredClone(latestVersions(this.incidentsTopic));
+  }
+}
+
+const latestVersions = (published: Incident[]) => {
+  const m = new Map<string, Incident>();
+  for (const i of published) if ((m.get(i.id)?.version ?? -1) <= i.version) m.set(i.id, i);
+  return [...m.values()];
+};
+
+describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
+  const signals = seedSignals();
+  const msgs = asMessages(signals);
+  // Cut right after the cluster-wide secret listing: the read that completes zt-secret-list-then-use comes after.
+  const cut = signals.findIndex((s) => s.rule.id === 'k8s-secret-list-cluster-wide-sa') + 1;
+  const listing = signals[cut - 1]!.id;
+  const read = signals.slice(cut).find((s) => s.rule.id === 'k8s-secret-read-cross-namespace')!.id;
+  const listThenUse = (i: Incident) => i.correlations.filter((c) => c.ruleId === 'zt-secret-list-then-use');
+  const summary = (i: Incident) => ({
+    id: i.id,
+    signals: i.signalCount,
+    severity: i.severity,
+    correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(),
+  });
+
+  /** A correlator handles the first part of the attack, checkpoints and commits; its incident is published. */
+  async function firstPart(extra: Partial<PartitionedCorrelatorOptions> = {}) {
+    const state = new MemoryCorrelatorState();
+    const fromA: Incident[] = [];
+    const kafka = new KafkaHistory(msgs, fromA);
+    const a = correlator(state, fromA, undefined, 0, { source: topicOf(msgs), history: kafka, ...extra });
+    await a.handle(msgs.slice(0, cut));
+    kafka.committedBy(a, cut);
+    expect(latest(fromA)).toHaveLength(1);
+    expect(listThenUse(latest(fromA)[0]!)).toEqual([]);
+    return { state, fromA, kafka, a };
+  }
+
+  it('rebuilds the lost checkpoint: the rest of the attack joins the same incident, list-then-use fires across the loss', async () => {
+    const single: Incident[] = [];
+    await correlator(new MemoryCorrelatorState(), single).handle(msgs);
+    const [one] = latest(single);
+
+    // Without the rebuild (no history), the correlator after the loss starts empty and splits the attack.
+    const without = await firstPart();
+    without.state.lose();
+    const splitInto: Incident[] = [];
+    await correlator(without.state, splitInto, undefined, 0, { source: topicOf(msgs) }).handle(msgs.slice(cut));
+    expect(latest(splitInto).map((i) => i.id)).not.toContain(one!.id);
+    expect(latest(splitInto).flatMap(listThenUse)).toEqual([]);
+
+    const { state, fromA, kafka } = await firstPart();
+    const before = latest(fromA)[0]!;
+    state.lose(); // Redis restarted without persistence
+    const fromB: Incident[] = [];
+    const metrics = new Metrics();
+    const b = correlator(state, fromB, undefined, 0, { source: topicOf(msgs), history: kafka, metrics });
+    await b.handle(msgs.slice(cut));
+    expect(b.stats.rebuilds).toBe(1);
+    expect(kafka.reads).toEqual([{ before: String(cut), max: expect.any(Number) }]);
+    expect(await metrics.registry.metrics()).toMatch(/^kubevigil_correlator_state_rebuilds_total\{reason="checkpoint_lost"\} 1$/m);
+
+    const after = latest(fromB);
+    expect(after).toHaveLength(1);
+    expect(summary(after[0]!)).toEqual(summary(one!));
+    expect(after[0]!.id).toBe(before.id);
+    // The correlation fired with the listing from before the loss and the read after it.
+    expect(listThenUse(after[0]!).flatMap((c) => c.signalIds)).toEqual(expect.arrayContaining([listing, read]));
+    // What the incidents topic already had is not published again, and versions go on from it.
+    expect(fromB.some((i) => i.version <= before.version)).toBe(false);
+    // The first checkpoint after the rebuild holds the whole state again, above the committed generation.
+    const st = await state.load(3);
+    expect(st.generation).toBeGreaterThan(kafka.commit!.generation!);
+    expect(st.offset).toBe(String(msgs.length - 1));
+    expect(st.incidents.map((i) => i.signalCount)).toEqual([signals.length]);
+  });
+
+  it('a running correlator whose Redis was flushed rebuilds once the bus offers the uncommitted messages again', async () => {
+    const { state, fromA, kafka, a } = await firstPart();
+    await a.apply(msgs.slice(cut, cut + 2)); // applied, not flushed
+    state.lose();
+    await a.apply(msgs.slice(cut + 2));
+    // The checkpoint it grew from is gone: it must not write its copy as if it were the whole state.
+    await expect(a.flush(3)).rejects.toBeInstanceOf(RewindError);
+    expect(a.stats.rebuilds).toBe(0);
+    // The bus seeks back to the last commit: the rebuild replays what came before it.
+    await a.handle(msgs.slice(cut));
+    expect(a.stats.rebuilds).toBe(1);
+    const incs = latest(fromA);
+    expect(incs).toHaveLength(1);
+    expect(incs[0]!.signalCount).toBe(signals.length);
+    expect(listThenUse(incs[0]!).flatMap((c) => c.signalIds)).toEqual(expect.arrayContaining([listing, read]));
+    expect((await state.load(3)).offset).toBe(String(msgs.length - 1));
+    expect(kafka.reads.map((r) => r.before)).toEqual([String(cut)]);
+  });
+
+  it('tells a lost or older checkpoint from an intact one and from a partition never committed', async () => {
+    const { state, fromA, kafka } = await firstPart();
+    const generation = kafka.commit!.generation!;
+    expect(generation).toBe((await state.load(3)).generation);
+    const load = async (commit: KafkaHistory['commit'], st = state) => {
+      const k = new KafkaHistory(msgs, fromA);
+      if (commit) k.commit = commit;
+      const c = correlator(st, [], undefined, 0, { source: topicOf(msgs), history: k });
+      await c.handle(msgs.slice(cut, cut + 1));
+      return c.stats.rebuilds;
+    };
+    // The checkpoint the commit recorded, a commit from before commit metadata, no commit at all: loaded as it is.
+    expect(await load({ offset: String(cut), generation })).toBe(0);
+    expect(await load({ offset: String(cut + 1) })).toBe(0);
+    const fresh = new MemoryCorrelatorState();
+    expect(await load(undefined, fresh)).toBe(0);
+    // Redis came back older than the commit (a snapshot, a lagging replica): rebuilt, and above it afterwards.
+    const ahead = (await state.load(3)).generation + 5;
+    expect(await load({ offset: String(cut + 1), generation: ahead })).toBe(1);
+    expect((await state.load(3)).generation).toBeGreaterThan(ahead);
+    // Nothing in Redis although the group committed, with or without a recorded generation: rebuilt.
+    state.lose();
+    expect(await load({ offset: String(cut + 1) })).toBe(1);
+  });
+
+  it('fails batches retryably while a rebuild runs, and takes the one rebuild up when it is done', async () => {
+    const { state, kafka } = await firstPart();
+    state.lose();
+    let release!: () => void;
+    kafka.gate = new Promise((r) => (release = r));
+    const fromB: Incident[] = [];
+    const b = correlator(state, fromB, undefined, 0, { source: topicOf(msgs), history: kafka, rebuildWaitMs: 20, rebuildMaxMessages: 3 });
+    const err = await b.apply(msgs.slice(cut)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubevigilError);
+    expect((err as KubevigilError).retryable).toBe(true);
+    expect(b.partitions).toEqual([]);
+    release();
+    await b.handle(msgs.slice(cut)); // the bus retries the batch
+    expect(kafka.reads).toEqual([{ before: String(cut), max: 3 }]);
+    expect(b.stats.rebuilds).toBe(1);
+    expect(latest(fromB)[0]!.signalCount).toBe(signals.length);
   });
 });

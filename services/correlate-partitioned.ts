@@ -14,14 +14,33 @@
  * publish the changed incidents (idempotent per id and version) → the bus commits. A failed flush
  * keeps the changes pending (or unpublished) and is retried; a checkpoint that moved on drops this
  * copy and rewinds. A new owner publishes the outbox again on load.
+ *
+ * Redis may lose a checkpoint (a restart without persistence, FLUSHALL, failover to an empty or
+ * lagging replica) while Kafka keeps the offsets committed after it. Each commit records the
+ * checkpoint's generation ({@link commitMarker}); a load that finds no checkpoint, or an older one,
+ * behind a commit rebuilds the partition's state instead of starting empty ({@link SignalHistory}).
  */
 import type { IdentityBaseline } from '../correlator/baseline.js';
 import type { ClusterInventory } from '../correlator/inventory.js';
 import { KubevigilError } from '../correlator/errors.js';
-import { CorrelationEngine, type CorrelationStats, type SlotState } from '../correlator/correlation/engine.js';
+import {
+  CorrelationEngine,
+  DEFAULT_CORRELATION_LIMITS,
+  type CorrelationLimits,
+  type CorrelationStats,
+  type SlotState,
+} from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
 import type { Incident } from '../correlator/incident.js';
-import { IncidentManager, InvalidTransitionError, type IncidentPolicy } from '../correlator/incidents.js';
+import {
+  addBudget,
+  DEFAULT_INCIDENT_POLICY,
+  IncidentManager,
+  InvalidTransitionError,
+  type BudgetUse,
+  type IncidentPolicy,
+  type IncidentStats,
+} from '../correlator/incidents.js';
 import type { Clock, UsageSource } from '../correlator/ports.js';
 import { withoutEvidence, type Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
@@ -30,6 +49,7 @@ import type { CorrelatorRuntime, IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import {
+  commitMarker,
   isRef,
   rememberOffset,
   SignalWriter,
@@ -70,6 +90,8 @@ interface Part {
   floors: { slots: Map<string, number>; prologues: Map<string, number> };
   /** The applied offset when stored forms were last checked for references grown too old. */
   agedAt: number;
+  /** After a rebuild: the incident versions already on the incidents topic, not to publish again. */
+  published?: Map<string, number>;
 }
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
@@ -83,6 +105,25 @@ export interface SignalSource {
   read(partition: number, offsets: readonly string[]): Promise<Map<string, SignalsMessage>>;
 }
 
+/**
+ * What Kafka keeps of a signals partition independently of Redis. With it, a correlator that loads
+ * a partition notices a checkpoint Redis lost (none, or an older one, behind the offsets the group
+ * committed) and rebuilds the state from the topics instead of starting empty, which would split
+ * every attack in progress into two incidents.
+ */
+export interface SignalHistory {
+  /**
+   * The correlators' committed offset of the partition (the next to consume) and the checkpoint
+   * generation the commit recorded (`markedGeneration` of its metadata; absent for a commit without one).
+   * Undefined when the group never committed the partition.
+   */
+  committed(partition: number): Promise<{ offset: string; generation?: number } | undefined>;
+  /** The partition's messages written at or after `since` (ms since epoch) and before offset `before`; at most the last `max`. */
+  signals(partition: number, since: number, before: string, max: number): Promise<BusMessage<SignalsMessage>[]>;
+  /** The latest version of each incident published at or after `since` (ms since epoch). */
+  incidents(since: number): Promise<Incident[]>;
+}
+
 /** Options of {@link PartitionedCorrelator}. */
 export interface PartitionedCorrelatorOptions {
   correlations: readonly CompiledCorrelation[];
@@ -92,9 +133,20 @@ export interface PartitionedCorrelatorOptions {
   logger: Logger;
   metrics?: Metrics;
   policy?: Partial<IncidentPolicy>;
+  /** Bounds of each partition's correlation engine. */
+  limits?: Partial<CorrelationLimits>;
   usage?: UsageSource;
   /** Where window signals are read back from on takeover; without it checkpoints hold them in full. */
   source?: SignalSource;
+  /** Where a checkpoint Redis lost is noticed and rebuilt from; without it a lost checkpoint starts empty. */
+  history?: SignalHistory;
+  /** Most signals a rebuild replays per partition (default {@link DEFAULT_REBUILD_MAX_MESSAGES}). */
+  rebuildMaxMessages?: number;
+  /**
+   * Longest a batch waits for a rebuild in progress (default 5 s) before it fails retryably: the
+   * bus retries it and heartbeats meanwhile, so a long rebuild does not cost the consumer its session.
+   */
+  rebuildWaitMs?: number;
   /** Per-identity memory of routine actions, shared by every partition this process owns (actors are partitioned). */
   baseline?: IdentityBaseline;
   /** The live cluster, for root cause and remediation plans. */
@@ -109,6 +161,21 @@ export interface PartitionedCorrelatorOptions {
 /** At ~50k signals/s read back, a takeover spends about two seconds reading. */
 export const DEFAULT_MAX_REF_DISTANCE = 100_000;
 
+/** A rebuild replays at most this many signals of a partition, the latest: a few seconds of reading. */
+export const DEFAULT_REBUILD_MAX_MESSAGES = 200_000;
+
+/** Beyond the correlation horizon, a rebuild reads this much further back: a sweep's delay, a correlator's lag. */
+const REBUILD_MARGIN_MS = 5 * 60_000;
+
+/** Why a checkpoint is rebuilt (the `reason` of `kubevigil_correlator_state_rebuilds_total`). */
+type LossReason = 'checkpoint_lost' | 'checkpoint_behind';
+
+/** A rebuild in progress: it accounts for the partition's messages before offset `next`. */
+interface Rebuild {
+  next: bigint;
+  part: Promise<Part>;
+}
+
 /** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
 export class PartitionedCorrelator implements CorrelatorRuntime {
   private readonly parts = new Map<number, Part>();
@@ -119,12 +186,25 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * checkpoint moved on): the next flush asks the bus to offer them again instead of committing.
    */
   private readonly rewind = new Set<number>();
-  /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on. */
-  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0 };
+  /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on, lost checkpoints rebuilt. */
+  readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
+  /** Rebuilds in progress or done but not yet taken up by a batch, per partition. */
+  private readonly rebuilds = new Map<number, Rebuild>();
 
   private readonly maxRefDistance: number;
   /** Engine counters of the partition states dropped or reloaded here, so that {@link engineStats} never decreases. */
   private readonly retired: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
+  /** The same for the incident managers' counters. */
+  private readonly retiredIncidents: IncidentStats = {
+    opened: 0,
+    merged: 0,
+    duplicates: 0,
+    resolved: 0,
+    evicted: 0,
+    refused: 0,
+    flooded: 0,
+    prologueEvicted: 0,
+  };
 
   constructor(private readonly o: PartitionedCorrelatorOptions) {
     this.maxRefDistance = o.maxRefDistance ?? DEFAULT_MAX_REF_DISTANCE;
@@ -161,12 +241,22 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   /** Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages go to the new owner. */
   assigned(partitions: readonly number[]): void {
     const keep = new Set(partitions);
+    for (const p of [...this.rebuilds.keys()]) if (!keep.has(p)) this.rebuilds.delete(p);
     for (const p of [...this.parts.keys()])
       if (!keep.has(p))
         void this.serialize(p, async () => {
           this.drop(p);
           this.rewind.delete(p);
         });
+  }
+
+  /**
+   * What the bus commits with the partition's offsets after a flush: the generation of the
+   * checkpoint the flush wrote or found ({@link commitMarker}). Kafka keeps it when Redis does not.
+   */
+  commitMetadata(partition: number): string | undefined {
+    const part = this.parts.get(partition);
+    return part ? commitMarker(part.generation) : undefined;
   }
 
   /** Applies and flushes a batch: a handler for a bus without checkpointing, and for tests. */
@@ -220,11 +310,26 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     return sum;
   }
 
+  /** The incident managers' counters, summed over the partitions, those held before included. */
+  incidentStats(): IncidentStats {
+    const sum = { ...this.retiredIncidents };
+    for (const part of this.parts.values()) addStats(sum, part.manager.stats);
+    return sum;
+  }
+
+  /** The count budgets of the partitions held here, summed. */
+  budget(): BudgetUse {
+    const sum: BudgetUse = { openIncidents: { used: 0, max: 0 }, windowEntries: { used: 0, max: 0 }, prologueSignals: { used: 0, max: 0 }, floodIncidents: 0 };
+    for (const part of this.parts.values()) addBudget(sum, part.manager.budget());
+    return sum;
+  }
+
   /** Forgets a partition's state, keeping its engine's counters. */
   private drop(p: number): void {
     const part = this.parts.get(p);
     if (!part) return;
     addStats(this.retired, part.manager.correlation.stats);
+    addStats(this.retiredIncidents, part.manager.stats);
     this.parts.delete(p);
   }
 
@@ -232,7 +337,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     let part = this.parts.get(p);
     // Our copy is stale when the checkpoint moved on without us (another correlator owned the
     // partition meanwhile, or wrote a checkpoint and died before committing): reload it.
-    if (!part || !(await this.current(p, part))) part = await this.load(p);
+    if (!part || !(await this.current(p, part))) part = await this.load(p, msgs[0]);
     const applied = part.appliedOffset;
     const fresh = msgs.filter((m) => {
       if (m.offset === undefined || applied === undefined || BigInt(m.offset) > applied) return true;
@@ -326,7 +431,10 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     }
     this.o.metrics?.correlatedSignals.inc(c.seen.length);
     part.pending = emptyCheckpoint();
-    part.unpublished = c.incidents;
+    // A rebuilt state's first checkpoint holds its open incidents as the incidents topic has them.
+    const known = part.published;
+    part.published = undefined;
+    part.unpublished = known ? c.incidents.filter((i) => known.get(i.id) !== i.version) : c.incidents;
     await this.publish(part);
   }
 
@@ -370,14 +478,32 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     for (const inc of incidents) this.o.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
   }
 
-  private async load(p: number): Promise<Part> {
+  /**
+   * Loads a partition's state from its checkpoint, or rebuilds it when the checkpoint was lost;
+   * `first` is the first message the state is loaded for.
+   */
+  private async load(p: number, first?: BusMessage<SignalsMessage>): Promise<Part> {
+    const next = first?.offset === undefined ? undefined : BigInt(first.offset);
+    const running = this.rebuilds.get(p);
+    // A rebuild accounts for the messages before its offset: one that stops short of this batch misses some.
+    if (running && next !== undefined && running.next >= next) return this.install(p, await this.awaitRebuild(p, running));
+    this.rebuilds.delete(p);
     const st = await this.o.state.load(p);
+    const loss = next === undefined ? undefined : await this.checkpointLoss(p, st);
+    if (loss && next !== undefined) {
+      // Kafka's timestamps are wall-clock: anchor the lookback where the lost state stopped, when the
+      // signal that follows it says (a correlator that was down or behind needs that older state).
+      const value = first!.value;
+      const anchor = Math.min(Date.now(), isSignal(value) && Number.isFinite(value.observedTime) ? value.observedTime : Infinity);
+      const rebuild: Rebuild = { next, part: this.rebuild(p, st, loss, next, anchor) };
+      rebuild.part.catch(() => undefined); // awaited below, or dropped with a rebalance
+      this.rebuilds.set(p, rebuild);
+      return this.install(p, await this.awaitRebuild(p, rebuild));
+    }
     const restoredBefore = this.stats.restored;
     const signalOf = await this.restoreSignals(p, st);
-    const engine = new CorrelationEngine(this.o.correlations);
-    const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
-    if (this.o.baseline) manager.baseline = this.o.baseline;
-    if (this.o.inventory) manager.inventory = this.o.inventory;
+    const engine = new CorrelationEngine(this.o.correlations, this.o.limits);
+    const manager = this.manager(engine);
     for (const [key, slot] of st.slots) {
       if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
       const signals: SlotState['signals'] = {};
@@ -405,14 +531,153 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
       ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}),
     };
     if (part.unpublished.length) await this.publish(part);
-    this.drop(p);
-    this.parts.set(p, part);
-    this.stats.loads++;
     this.o.logger.info(
       { partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored - restoredBefore },
       'correlator state loaded',
     );
+    return this.install(p, part);
+  }
+
+  /** Makes `part` the partition's state here. */
+  private install(p: number, part: Part): Part {
+    this.drop(p);
+    this.parts.set(p, part);
+    this.stats.loads++;
     return part;
+  }
+
+  private manager(engine: CorrelationEngine): IncidentManager {
+    const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
+    if (this.o.baseline) manager.baseline = this.o.baseline;
+    if (this.o.inventory) manager.inventory = this.o.inventory;
+    return manager;
+  }
+
+  /**
+   * Whether Redis lost the partition's checkpoint: the group committed offsets (only ever after a
+   * checkpoint) but Redis has none, or one older than the generation the commit recorded.
+   */
+  private async checkpointLoss(p: number, st: PartitionState): Promise<{ reason: LossReason; committed: number } | undefined> {
+    const committed = await this.o.history?.committed(p);
+    if (!committed) return undefined;
+    const generation = committed.generation ?? 0;
+    if (st.generation === 0) return { reason: 'checkpoint_lost', committed: generation };
+    if (st.generation < generation) return { reason: 'checkpoint_behind', committed: generation };
+    return undefined;
+  }
+
+  /** Waits for a rebuild, at most {@link PartitionedCorrelatorOptions.rebuildWaitMs}; the batch fails retryably while it runs. */
+  private async awaitRebuild(p: number, rebuild: Rebuild): Promise<Part> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.o.rebuildWaitMs ?? 5000)));
+    let part: Part | undefined;
+    try {
+      part = await Promise.race([rebuild.part, timeout]);
+    } catch (e) {
+      if (this.rebuilds.get(p) === rebuild) this.rebuilds.delete(p);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!part)
+      // Not available yet rather than failed: the same retry, without a new rebuild.
+      throw new KubevigilError(
+        'STATE_UNAVAILABLE',
+        `correlator state of partition ${p} is being rebuilt from the signals topic (its checkpoint was lost); the batch is retried until it is done`,
+        true,
+        1,
+      );
+    if (this.rebuilds.get(p) === rebuild) this.rebuilds.delete(p);
+    return part;
+  }
+
+  /**
+   * Rebuilds a lost checkpoint: replays the partition's signals over the correlation horizon before
+   * `anchor` (the longest window or quiet period, the lateness, a margin) up to offset `next`, and
+   * takes its open incidents from the incidents topic, where they have their ids and versions. The
+   * replay restores windows and prologues; its own incidents are not kept (they would differ in
+   * version and, for attacks that began before the horizon, in id). Nothing is published: the
+   * first checkpoint replaces what Redis holds of the partition.
+   */
+  private async rebuild(p: number, st: PartitionState, loss: { reason: LossReason; committed: number }, next: bigint, anchor: number): Promise<Part> {
+    const history = this.o.history!;
+    const started = Date.now();
+    this.o.logger.warn(
+      { partition: p, reason: loss.reason, generation: st.generation, committedGeneration: loss.committed, offset: next.toString() },
+      loss.reason === 'checkpoint_lost'
+        ? 'correlator checkpoint lost: Redis has none for a partition with committed offsets (restarted without persistence, flushed, or failed over); rebuilding it from the signals and incidents topics'
+        : 'correlator checkpoint behind the committed offsets: Redis came back with an older one; rebuilding it from the signals and incidents topics',
+    );
+    const since = anchor - this.horizonMs();
+    const max = this.o.rebuildMaxMessages ?? DEFAULT_REBUILD_MAX_MESSAGES;
+    const [msgs, published] = await Promise.all([history.signals(p, since, next.toString(), max), history.incidents(since)]);
+    const engine = new CorrelationEngine(this.o.correlations, this.o.limits);
+    const scratch = new IncidentManager(engine, this.o.clock, this.o.policy ?? {});
+    scratch.trackChanges();
+    const signals: Signal[] = [];
+    const actors = new Set<string>();
+    const commanded = new Set<string>();
+    for (const m of msgs) {
+      actors.add(m.key);
+      if (isCommand(m.value)) commanded.add(m.value.incidentId);
+      else if (isSignal(m.value)) {
+        const s = withoutEvidence(m.value);
+        actors.add(s.actor.key);
+        signals.push(m.offset === undefined ? s : rememberOffset(s, m.offset));
+      }
+    }
+    // Without the baseline: a replay must not teach it the same actions twice.
+    scratch.process(signals, { defer: true });
+    // An incident's signals all come from this partition's actors, so one of them active here
+    // (or a command about it) makes it this partition's.
+    const open = published.filter(
+      (i) => i.status !== 'resolved' && (commanded.has(i.id) || actors.has(i.actor.key) || i.timeline.some((e) => actors.has(e.actor))),
+    );
+    const manager = this.manager(engine);
+    manager.restore(open);
+    const inIncidents = new Set(open.flatMap((i) => i.timeline.map((e) => e.signalId)));
+    const prologues: [string, Signal[]][] = [];
+    for (const [k, list] of scratch.takePrologueChanges()) {
+      const keep = (list ?? []).filter((s) => !inIncidents.has(s.id));
+      if (keep.length) prologues.push([k, keep]);
+    }
+    manager.restoreSeen(
+      prologues,
+      signals.map((s) => s.id),
+    );
+    manager.trackChanges();
+    for (const [k] of prologues) manager.touchPrologue(k);
+    // The replay's firings and evictions were counted when they happened.
+    for (const k of Object.keys(engine.stats) as (keyof CorrelationStats)[]) engine.stats[k] = 0;
+    const pending: PartitionCheckpoint = {
+      ...emptyCheckpoint(),
+      replace: { generationAbove: loss.committed },
+      incidents: [...open],
+      seen: signals.map((s) => s.id),
+      ...(next > 0n ? { offset: (next - 1n).toString() } : {}),
+    };
+    this.stats.rebuilds++;
+    this.o.metrics?.stateRebuilds.inc({ reason: loss.reason });
+    const log = { partition: p, replayed: msgs.length, signals: signals.length, incidents: open.length, groups: engine.size, ms: Date.now() - started };
+    if (msgs.length >= max)
+      this.o.logger.warn({ ...log, max }, 'correlator state rebuilt from the latest signals only: the partition had more within the correlation horizon');
+    else this.o.logger.info(log, 'correlator state rebuilt');
+    return {
+      manager,
+      generation: st.generation,
+      pending,
+      unpublished: [],
+      floors: { slots: new Map(), prologues: new Map() },
+      agedAt: Number(next - 1n),
+      ...(next > 0n ? { appliedOffset: next - 1n } : {}),
+      published: new Map(open.map((i) => [i.id, i.version])),
+    };
+  }
+
+  /** How far back a rebuild replays: the longest correlation window or quiet period, the allowed lateness, and a margin. */
+  private horizonMs(): number {
+    const quiet = this.o.policy?.quietPeriodMs ?? DEFAULT_INCIDENT_POLICY.quietPeriodMs;
+    return Math.max(quiet, ...this.o.correlations.map((c) => c.timespanMs)) + DEFAULT_CORRELATION_LIMITS.allowedLatenessMs + REBUILD_MARGIN_MS;
   }
 
   /**
@@ -467,8 +732,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   }
 }
 
-function addStats(to: CorrelationStats, from: CorrelationStats): void {
-  for (const k of Object.keys(to) as (keyof CorrelationStats)[]) to[k] += from[k];
+function addStats<T extends CorrelationStats | IncidentStats>(to: T, from: T): void {
+  for (const k of Object.keys(to) as (keyof T)[]) (to[k] as number) += from[k] as number;
 }
 
 /** Per stored group, the lowest offset it refers to (groups that refer to none are left out). */

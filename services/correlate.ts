@@ -7,7 +7,7 @@
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { CorrelationStats } from '../correlator/correlation/engine.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
-import type { IncidentManager } from '../correlator/incidents.js';
+import type { BudgetUse, IncidentManager, IncidentStats } from '../correlator/incidents.js';
 import type { Signal } from '../correlator/signal.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
@@ -34,6 +34,10 @@ export interface CorrelatorRuntime {
   openIncidents(): Incident[];
   /** Counters of what the correlation engine's bounds cost; they never decrease. */
   engineStats(): CorrelationStats;
+  /** Counters of the incident manager (evictions, floods, refusals); they never decrease. */
+  incidentStats(): IncidentStats;
+  /** How much of the count budgets is in use (for /readyz). */
+  budget(): BudgetUse;
 }
 
 /** Runs an {@link IncidentManager} against a store. */
@@ -66,6 +70,14 @@ export class Correlator implements IncidentCommands, CorrelatorRuntime {
   /** The incidents held open (for the open-incidents gauge). */
   openIncidents(): Incident[] {
     return this.manager.openIncidents();
+  }
+
+  incidentStats(): IncidentStats {
+    return this.manager.stats;
+  }
+
+  budget(): BudgetUse {
+    return this.manager.budget();
   }
 
   /** Handles one bus batch; resolves once its effects are durable. */

@@ -29,7 +29,7 @@ import { CorrelatorRole } from './roles/correlator.js';
 import { HttpServer } from './roles/http.js';
 import { BusComponent, drainOnStop, StoreComponent, tracing } from './roles/infra.js';
 import { IngestRole } from './roles/ingest.js';
-import { component, Lifecycle } from './roles/lifecycle.js';
+import { component, Lifecycle, STOP_MARGIN_MS } from './roles/lifecycle.js';
 import { NotifierRole } from './roles/notifier.js';
 import type { Stage } from './roles/stage.js';
 import { loadRules, SCHEMAS } from './rules.js';
@@ -51,6 +51,7 @@ export interface Running {
   partitioned?: PartitionedCorrelator;
   /** Resolves when everything queued in the embedded bus has been handled (tests await this instead of sleeping). */
   drained(): Promise<void>;
+  /** Drains HTTP within the shutdown grace, then stops the rest; rejects (StopTimeoutError) past the grace plus STOP_MARGIN_MS. */
   stop(): Promise<void>;
 }
 
@@ -130,8 +131,9 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       commands: api?.commands,
       ready: () => lifecycle.ready(),
       ...(inventory?.cluster ? { inventory: () => inventory.cluster!.status() } : {}),
+      ...(correlator ? { budget: () => correlator.budget() } : {}),
     });
-    const http = await lifecycle.start(new HttpServer(config, app, stream));
+    const http = await lifecycle.start(new HttpServer(config, app, stream, logger));
     const { correlator: embedded, partitioned } = correlator ?? {};
     return { url: http.url, bus: bus.bus, recent, metrics, store, correlator: embedded, partitioned, drained: () => bus.drained() };
   });
@@ -148,8 +150,10 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   );
 
   let stopping: Promise<void> | undefined;
+  // Bounded: the HTTP drain takes at most the grace, the rest of the stop gets a margin beyond it;
+  // past that the promise rejects with a StopTimeoutError naming the component that hung.
   const stop = () =>
-    (stopping ??= lifecycle.stop().then(() => {
+    (stopping ??= lifecycle.stop({ timeoutMs: config.shutdownGraceMs + STOP_MARGIN_MS }).then(() => {
       logger.info('kubevigil stopped');
     }));
   return { ...running, stop };

@@ -78,6 +78,12 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly stateRebuilds = new Counter({
+    name: 'kubevigil_correlator_state_rebuilds_total',
+    help: 'Partitions whose correlator state was rebuilt from the signals and incidents topics because Redis had lost the checkpoint (reason="checkpoint_lost") or held an older one than the committed offsets record (reason="checkpoint_behind").',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly incidentUpdates = new Counter({
     name: 'kubevigil_incident_updates_total',
     help: 'Incident versions written, by status and severity.',

@@ -10,7 +10,8 @@
  * check the Prometheus and Alertmanager files the way the real programs read them.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -272,6 +273,9 @@ const KUBEVIGIL = `kubevigil:${KUBEVIGIL_PORT}`;
 /** The ingest token as the file Compose writes for the services that list the secret. */
 const TOKEN_SECRET = 'kubevigil_ingest_token';
 const TOKEN_FILE = `/run/secrets/${TOKEN_SECRET}`;
+/** The metrics token, which only Prometheus gets, the same way. */
+const METRICS_SECRET = 'kubevigil_metrics_token';
+const METRICS_TOKEN_FILE = `/run/secrets/${METRICS_SECRET}`;
 const servicesWithSecret = (secret: string) => serviceNames.filter((n) => arr(service(n).secrets).some((s) => s === secret || get(s, 'source') === secret));
 
 // ---------------------------------------------------------------------------------------------
@@ -426,6 +430,7 @@ describe('docker-compose.yml: services', () => {
       for (const s of arr(service(n).secrets))
         expect(Object.keys(declared), `${n}: secret ${JSON.stringify(s)}`).toContain(typeof s === 'string' ? s : str(get(s, 'source')));
     expect(get(declared, `${TOKEN_SECRET}.environment`)).toBe('KUBEVIGIL_INGEST_TOKEN');
+    expect(get(declared, `${METRICS_SECRET}.environment`)).toBe('KUBEVIGIL_METRICS_TOKEN');
   });
 });
 
@@ -439,6 +444,7 @@ describe('the ingest token, the API token and the Grafana password come from the
           expect(v, `${n}: ${k} must be \${VAR:?…} or \${VAR:-} (empty), never a value`).toMatch(/^\$\{[A-Z_][A-Z0-9_]*(:\?[^}]*|:-)\}$/);
     expect(env('kubevigil').KUBEVIGIL_INGEST_TOKEN).toMatch(/^\$\{KUBEVIGIL_INGEST_TOKEN:\?/);
     expect(env('kubevigil').KUBEVIGIL_API_TOKEN).toMatch(/^\$\{KUBEVIGIL_API_TOKEN:\?/);
+    expect(env('kubevigil').KUBEVIGIL_METRICS_TOKEN).toMatch(/^\$\{KUBEVIGIL_METRICS_TOKEN:\?/);
     expect(env('otel-collector').KUBEVIGIL_INGEST_TOKEN).toMatch(/^\$\{KUBEVIGIL_INGEST_TOKEN:\?/);
     expect(env('grafana').GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?/);
   });
@@ -455,7 +461,7 @@ describe('the ingest token, the API token and the Grafana password come from the
     }
     const text = readFileSync(COMPOSE_FILE, 'utf8').replace(/^\s*#.*$/gm, '');
     const used = new Set([...text.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!));
-    used.add(str(get(compose, `secrets.${TOKEN_SECRET}.environment`)));
+    for (const s of Object.values(isObj(compose.secrets) ? compose.secrets : {})) used.add(str(get(s, 'environment')));
     for (const v of used) expect([...vars.keys()], `${v} is read by docker-compose.yml`).toContain(v);
     for (const [k, v] of vars) if (SECRET_NAME.test(k)) expect(v, `.env.example: ${k} must be empty`).toBe('');
   });
@@ -480,7 +486,11 @@ describe('kubevigil is reached on its documented port and endpoints', () => {
 
   it('the settings docker-compose.yml gives kubevigil pass its configuration check (distributed, every role)', () => {
     // Interpolated as Compose does, with .env holding tokens and the optional values unset.
-    const dotenv: Record<string, string> = { KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(48), KUBEVIGIL_API_TOKEN: 'a'.repeat(48) };
+    const dotenv: Record<string, string> = {
+      KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(48),
+      KUBEVIGIL_API_TOKEN: 'a'.repeat(48),
+      KUBEVIGIL_METRICS_TOKEN: 'm'.repeat(48),
+    };
     const interpolate = (v: string) =>
       v.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::([?-])([^}]*))?\}/g, (_m, name: string, op: string | undefined, rest: string) => {
         const value = dotenv[name];
@@ -496,6 +506,8 @@ describe('kubevigil is reached on its documented port and endpoints', () => {
     expect(config.redisUrl).toBe('redis://redis:6379');
     expect(config.roles.size).toBe(4);
     expect(config.notifier.alertmanagerUrl).toMatch(/^http:\/\/alertmanager:9093\/?$/);
+    // The API has a token, so /metrics asks for one: the one Prometheus is given.
+    expect(config.metricsToken).toBe(dotenv.KUBEVIGIL_METRICS_TOKEN);
     // Without .env, Compose refuses to start rather than run kubevigil without tokens.
     delete dotenv.KUBEVIGIL_INGEST_TOKEN;
     expect(() => Object.values(env('kubevigil')).map(interpolate)).toThrow(/KUBEVIGIL_INGEST_TOKEN is required/);
@@ -522,9 +534,14 @@ describe('kubevigil is reached on its documented port and endpoints', () => {
     for (const u of urls) expect(u.replace(/^"|"$/g, ''), u).toMatch(new RegExp(`^(${KUBEVIGIL}|http://${KUBEVIGIL}(${paths}))$`));
   });
 
-  it('Prometheus scrapes /metrics with the labels the PrometheusRule and the dashboard select on', () => {
+  it('Prometheus scrapes /metrics with the metrics token and the labels the PrometheusRule and the dashboard select on', () => {
     const job = arr(prometheus.scrape_configs).find((j) => get(j, 'job_name') === 'kubevigil');
     expect(get(job, 'metrics_path')).toBe(ENDPOINTS.metrics);
+    // The token from a file Compose writes, never in the file; only Prometheus holds it.
+    expect(get(job, 'authorization.type')).toBe('Bearer');
+    expect(get(job, 'authorization.credentials')).toBeUndefined();
+    expect(get(job, 'authorization.credentials_file')).toBe(METRICS_TOKEN_FILE);
+    expect(servicesWithSecret(METRICS_SECRET)).toEqual(['prometheus']);
     expect(get(job, 'scheme') ?? 'http').toBe('http');
     const sc = arr(get(job, 'static_configs'))[0];
     expect(get(sc, 'targets')).toEqual([KUBEVIGIL]);
@@ -768,9 +785,21 @@ const AMTOOL = tool('amtool');
 
 describe('deploy/compose/: the real tools read the files', () => {
   it.skipIf(!PROMTOOL)('promtool check config prometheus.yml (and, through rule_files, the rules)', () => {
-    const r = spawnSync(PROMTOOL!, ['check', 'config', join(COMPOSE_DIR, 'prometheus/prometheus.yml')], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.stdout + r.stderr).toContain('SUCCESS: 1 rule files found');
-    expect(r.status, r.stdout + r.stderr).toBe(0);
+    // promtool reads the token file as Prometheus would: a copy of the folder, with the Compose
+    // secret's file where the container has it.
+    const dir = mkdtempSync(join(tmpdir(), 'kv-compose-prom-'));
+    try {
+      cpSync(join(COMPOSE_DIR, 'prometheus'), dir, { recursive: true });
+      writeFileSync(join(dir, 'metrics-token'), 'm'.repeat(48));
+      const config = readFileSync(join(dir, 'prometheus.yml'), 'utf8');
+      expect(config).toContain(METRICS_TOKEN_FILE);
+      writeFileSync(join(dir, 'prometheus.yml'), config.replaceAll(METRICS_TOKEN_FILE, join(dir, 'metrics-token')));
+      const r = spawnSync(PROMTOOL!, ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.stdout + r.stderr).toContain('SUCCESS: 1 rule files found');
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!PROMTOOL)(`promtool check rules ${RULES_FILE}`, () => {

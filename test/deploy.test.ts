@@ -209,6 +209,7 @@ describe('deploy/: kustomizations', () => {
     expect(secret.map((s) => s.file)).toEqual(['base/secret.template.yaml']);
     expect(get(secret[0]!.value, 'stringData.KUBEVIGIL_INGEST_TOKEN')).toBeDefined();
     expect(get(secret[0]!.value, 'stringData.KUBEVIGIL_API_TOKEN')).toBeDefined();
+    expect(get(secret[0]!.value, 'stringData.KUBEVIGIL_METRICS_TOKEN')).toBeDefined();
     expect(get(secret[0]!.value, 'stringData.SLACK_BOT_TOKEN')).toBeDefined();
     expect(get(secret[0]!.value, 'data')).toBeUndefined();
   });
@@ -346,7 +347,7 @@ function overlayConfigMap(overlay: string): Record<string, string> {
 
 describe('deploy/: the settings the manifests give kubevigil pass its configuration check', () => {
   const template = (docsOfKind('Secret')[0]!.value.stringData ?? {}) as Record<string, string>;
-  const filled = { ...template, KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(48), KUBEVIGIL_API_TOKEN: 'a'.repeat(48) };
+  const filled = { ...template, KUBEVIGIL_INGEST_TOKEN: 'i'.repeat(48), KUBEVIGIL_API_TOKEN: 'a'.repeat(48), KUBEVIGIL_METRICS_TOKEN: 'm'.repeat(48) };
   const cases = deployments.map((d) => {
     const c = containers(d)[0]!;
     const env = Object.fromEntries(arr(c.env).map((e) => [str(get(e, 'name')), str(get(e, 'value'))]));
@@ -700,6 +701,19 @@ describe('deploy/integrations: alerts and dashboard use the metrics kubevigil ex
     expect(queries.some((q) => /histogram_quantile\(0\.99, sum by \(le\) \(rate\(kubevigil_detect_batch_seconds_bucket/.test(q))).toBe(true);
     expect(queries.some((q) => /sum by \(kind\) \(rate\(kubevigil_signals_emitted_total/.test(q))).toBe(true);
     expect(queries.some((q) => /by \([^)]*outcome[^)]*\) \(rate\(kubevigil_ingest_events_total/.test(q))).toBe(true);
+  });
+
+  it("PodMonitor: scrapes every pod's /metrics with the metrics token of the Secret the pods read", () => {
+    const [monitor, ...others] = docsOfKind('PodMonitor');
+    expect(others).toEqual([]);
+    const endpoints = arr(get(monitor!.value, 'spec.podMetricsEndpoints'));
+    expect(endpoints).toHaveLength(1);
+    expect(get(endpoints[0], 'path')).toBe('/metrics');
+    // With API tokens set (always, beyond loopback) /metrics asks for a token: without one every target is down with 401.
+    expect(get(endpoints[0], 'authorization')).toEqual({ type: 'Bearer', credentials: { name: 'kubevigil', key: 'KUBEVIGIL_METRICS_TOKEN' } });
+    for (const d of deployments) expect(arr(containers(d)[0]!.envFrom), d.file).toContainEqual({ secretRef: { name: 'kubevigil' } });
+    expect(get(docsOfKind('Secret')[0]!.value, 'stringData.KUBEVIGIL_METRICS_TOKEN')).toBeDefined();
+    expect(get(monitor!.value, 'metadata.namespace')).toBe(NAMESPACE);
   });
 
   it('Alloy snippet tees the proxies to kubevigil and to Loki', () => {

@@ -383,6 +383,11 @@ describe.skipIf(!HELM)('charts/kubevigil: helm lint and the schema', () => {
     ],
     ['webhooks without a signing key', merge(TOKENS, { webhooks: { urls: ['https://siem.example.com/hook'] } }), /webhooks\.secret must be a signing key/],
     [
+      'a PodMonitor without a metrics token',
+      merge(TOKENS, { metrics: { podMonitor: { enabled: true } } }),
+      /metrics\.podMonitor\.enabled: set secret\.metricsToken/,
+    ],
+    [
       'values the chart would ignore next to an existing Secret',
       { secret: { existingSecret: 'creds' }, slack: { botToken: 'xoxb-1-2-abc', channel: 'C0123ABCD' } },
       /secret\.existingSecret is set, so the chart creates no Secret and would ignore slack\.botToken, slack\.channel/,
@@ -551,9 +556,14 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
   });
 
   it("an existing Secret replaces the chart's: no Secret rendered, every pod reads the named one", () => {
-    const objs = render({ mode: 'distributed', secret: { existingSecret: 'kubevigil-credentials' } });
+    const objs = render({ mode: 'distributed', secret: { existingSecret: 'kubevigil-credentials' }, metrics: { podMonitor: { enabled: true } } });
     checkRendered(objs, NAMESPACE);
     expect(ofKind(objs, 'Secret')).toEqual([]);
+    // Prometheus reads the metrics token from the same Secret (its key KUBEVIGIL_METRICS_TOKEN).
+    expect(get(arr(get(named(objs, 'PodMonitor', 'kubevigil'), 'spec.podMetricsEndpoints'))[0], 'authorization.credentials')).toEqual({
+      name: 'kubevigil-credentials',
+      key: 'KUBEVIGIL_METRICS_TOKEN',
+    });
     for (const d of ofKind(objs, 'Deployment')) {
       expect(arr(container(d).envFrom)).toContainEqual({ secretRef: { name: 'kubevigil-credentials' } });
       expect(get(d, ['spec', 'template', 'metadata', 'annotations', 'checksum/secret'])).toBeUndefined();
@@ -723,10 +733,12 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     expect(rendered.embedded().filter((o) => str(o.apiVersion).startsWith('monitoring.coreos.com/'))).toEqual([]);
     const deployed = parse(readFileSync(join(DEPLOY, 'integrations/prometheusrule.yaml'), 'utf8')) as Obj;
     const deployedMonitor = parse(readFileSync(join(DEPLOY, 'integrations/podmonitor.yaml'), 'utf8')) as Obj;
-    const metrics = { metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true } } };
+    const metrics = { secret: { metricsToken: 'm'.repeat(48) }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true } } };
     for (const mode of MODES) {
       const objs = render(merge(TOKENS, { mode }, metrics));
       checkRendered(objs, NAMESPACE);
+      // The scrapes present the metrics token of the Secret every pod reads.
+      expect(Buffer.from(str(get(named(objs, 'Secret', 'kubevigil'), 'data.KUBEVIGIL_METRICS_TOKEN')), 'base64').toString()).toBe('m'.repeat(48));
       const rule = named(objs, 'PrometheusRule', 'kubevigil');
       expect(get(rule, 'spec.groups')).toEqual(get(deployed, 'spec.groups'));
       expect(get(rule, 'metadata.labels.release')).toBe('kube-prometheus-stack');
@@ -743,6 +755,10 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     const objs = render(merge(TOKENS, metrics, { metrics: { prometheusRule: { labels: { release: 'prom' } } } }), { release: 'kv', namespace: 'security' });
     const rule = named(objs, 'PrometheusRule', 'kv-kubevigil');
     expect(get(rule, 'metadata.labels.release')).toBe('prom');
+    expect(get(arr(get(named(objs, 'PodMonitor', 'kv-kubevigil'), 'spec.podMetricsEndpoints'))[0], 'authorization.credentials')).toEqual({
+      name: 'kv-kubevigil',
+      key: 'KUBEVIGIL_METRICS_TOKEN',
+    });
     const text = JSON.stringify(get(rule, 'spec.groups'));
     expect(text).not.toContain('kubevigil-system');
     const alerts = arr(get(rule, 'spec.groups')).flatMap((g) => arr(get(g, 'rules')));

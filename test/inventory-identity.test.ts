@@ -190,7 +190,7 @@ describe('identity across sources with the cluster inventory', () => {
     expect(found[0]!.entities).toContain('workload:storefront/Deployment/storefront-web');
     expect(found[0]!.blastRadius.workloads).toContain('storefront/Deployment/storefront-web');
     // /metrics counts what the inventory holds.
-    const metrics = await (await fetch(`${kv.url}/metrics`)).text();
+    const metrics = await (await fetch(`${kv.url}/metrics`, { headers: { authorization: `Bearer ${API}` } })).text();
     expect(metrics).toMatch(/kubevigil_inventory_objects\{resource="pods"\} 1/);
     expect(metrics).toMatch(/kubevigil_inventory_synced 1/);
   });

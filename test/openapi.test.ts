@@ -137,7 +137,7 @@ describe('every response of a real kubevigil matches the document', () => {
   it('health, metrics, rules, signals and the document itself', async () => {
     await checker.check(await call('/healthz', { token: null }), 'get', '/healthz');
     await checker.check(await call('/readyz', { token: null }), 'get', '/readyz');
-    const exposition = (await checker.check(await call('/metrics', { token: null }), 'get', '/metrics')) as string;
+    const exposition = (await checker.check(await call('/metrics', { token: READ }), 'get', '/metrics')) as string;
     // Every family a whole process registers (receivers, bus, correlator, notifier) as Prometheus wants it.
     const promtool = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
     if (promtool) {

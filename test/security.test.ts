@@ -12,6 +12,7 @@ import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
+import { missingBinaries, startPrometheusStack, waitFor } from './helpers/prometheus.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kv-tls-'));
 const f = (name: string) => join(dir, name);
@@ -154,5 +155,110 @@ describe('per-source ingest tokens', () => {
       await kv2.stop();
       rmSync(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe('GET /metrics behind a token (it tells an attacker which actions are detected)', () => {
+  const METRICS = 'metrics-only-token-0123456789ab';
+  const INGEST = 'ingest-token-for-metrics-test-01';
+  /** A kubevigil with these settings, for the duration of `use`. */
+  async function withKubevigil(env: Record<string, string>, use: (url: string) => Promise<void>): Promise<void> {
+    const d = mkdtempSync(join(tmpdir(), 'kv-metrics-'));
+    const kv2 = await serve(loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: d, ...env }), createLogger('silent'), {
+      processMetrics: false,
+      sweepSchedule: false,
+    });
+    try {
+      await use(kv2.url);
+    } finally {
+      await kv2.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
+  }
+  const get = (url: string, token?: string) => fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  const exposition = /^kubevigil_build_info\{/m;
+
+  it('with tokens set: 401 without a token or with another one; the metrics, read and API tokens read it', async () => {
+    await withKubevigil(
+      { KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_API_READ_TOKEN: READ, KUBEVIGIL_METRICS_TOKEN: METRICS, KUBEVIGIL_INGEST_TOKEN: INGEST },
+      async (url) => {
+        const none = await get(`${url}/metrics`);
+        expect(none.status).toBe(401);
+        expect(none.headers.get('www-authenticate')).toBe('Bearer realm="metrics"');
+        expect(none.headers.get('content-type')).toMatch(/problem\+json/);
+        expect(await none.text()).not.toMatch(exposition);
+        const wrong = await get(`${url}/metrics`, INGEST);
+        expect(wrong.status).toBe(401);
+        expect(wrong.headers.get('www-authenticate')).toMatch(/^Bearer realm="metrics", error="invalid_token"/);
+        for (const token of [METRICS, READ, API]) {
+          const ok = await get(`${url}/metrics`, token);
+          expect(ok.status, token).toBe(200);
+          expect(await ok.text()).toMatch(exposition);
+        }
+      },
+    );
+  });
+
+  it('the metrics token opens nothing else: not the API, not ingest', async () => {
+    await withKubevigil(
+      { KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_API_READ_TOKEN: READ, KUBEVIGIL_METRICS_TOKEN: METRICS, KUBEVIGIL_INGEST_TOKEN: INGEST },
+      async (url) => {
+        expect((await get(`${url}/api/v1/incidents`, METRICS)).status).toBe(401);
+        expect((await get(`${url}/api/v1/signals`, METRICS)).status).toBe(401);
+        const ingest = await fetch(`${url}/ingest/k8s-audit`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${METRICS}` },
+          body: '[]',
+        });
+        expect(ingest.status).toBe(401);
+        expect((await get(`${url}/api/v1/incidents`, READ)).status).toBe(200);
+      },
+    );
+  });
+
+  it('with only the API token set, it is needed on /metrics too', async () => {
+    await withKubevigil({ KUBEVIGIL_API_TOKEN: API }, async (url) => {
+      expect((await get(`${url}/metrics`)).status).toBe(401);
+      expect((await get(`${url}/metrics`, API)).status).toBe(200);
+    });
+  });
+
+  it.skipIf(missingBinaries().length > 0)(
+    'a real Prometheus scrapes it with the metrics token (skipped without scripts/prometheus.sh install)',
+    async () => {
+      await withKubevigil({ KUBEVIGIL_API_TOKEN: API, KUBEVIGIL_METRICS_TOKEN: METRICS }, async (url) => {
+        const stack = await startPrometheusStack({
+          scrapeTarget: new URL(url).host,
+          scrapeToken: METRICS,
+          rules: 'groups: []\n',
+          webhookUrl: 'http://127.0.0.1:9/',
+        });
+        try {
+          const query = async (q: string) => {
+            const res = await fetch(`${stack.prometheus.url}/api/v1/query?query=${encodeURIComponent(q)}`);
+            return ((await res.json()) as { data: { result: { value: [number, string] }[] } }).data.result;
+          };
+          // up is 0 while the scrape gets 401: wait for a successful one.
+          await waitFor(
+            'a successful scrape of kubevigil',
+            async () => ((await query('up{job="kubevigil-test"}'))[0]?.value[1] === '1' ? true : undefined),
+            30_000,
+            250,
+          );
+          expect(await query('kubevigil_build_info{job="kubevigil-test"}')).toHaveLength(1);
+        } finally {
+          await stack.stop();
+        }
+      });
+    },
+    60_000,
+  );
+
+  it('without any token (the loopback default) /metrics stays open', async () => {
+    await withKubevigil({}, async (url) => {
+      const open = await get(`${url}/metrics`);
+      expect(open.status).toBe(200);
+      expect(await open.text()).toMatch(exposition);
+    });
   });
 });

@@ -39,7 +39,16 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
 
   it('answers health and readiness', async () => {
     expect((await fetch(`${kv.url}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${kv.url}/readyz`)).json()).toEqual({ status: 'ready' });
+    // With the budgets of the correlator's state in use (issue #19): nothing held yet.
+    expect(await (await fetch(`${kv.url}/readyz`)).json()).toEqual({
+      status: 'ready',
+      budget: {
+        openIncidents: { used: 0, max: 2000 },
+        windowEntries: { used: 0, max: 100_000 },
+        prologueSignals: { used: 0, max: 30_000 },
+        floodIncidents: 0,
+      },
+    });
   });
 
   it('refuses ingest and API calls without the right bearer token', async () => {
@@ -72,7 +81,8 @@ describe('kubevigil serve (embedded, every role in one process)', () => {
     expect(new Set(items.map((s) => s.attributes.impersonated))).toEqual(new Set(['alice', 'bob', 'system:serviceaccount:ns1:sa1']));
     expect(items[0]!.matched.length).toBeGreaterThan(0);
 
-    const metrics = await (await fetch(`${kv.url}/metrics`)).text();
+    // With API tokens set, /metrics asks for one too (here the API token; Prometheus gets KUBEVIGIL_METRICS_TOKEN).
+    const metrics = await (await fetch(`${kv.url}/metrics`, { headers: { authorization: `Bearer ${API}` } })).text();
     expect(metrics).toMatch(/kubevigil_ingest_events_total\{source="k8s-audit",outcome="accepted"\} 37/);
     expect(metrics).toMatch(/kubevigil_signals_emitted_total\{source="k8s-audit",kind="rbac.denied",severity="low"\} 11/);
     expect(metrics).toMatch(/kubevigil_ingest_requests_total\{source="k8s-audit",code="200"\} 1/);

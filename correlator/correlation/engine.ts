@@ -24,11 +24,16 @@ export interface Firing {
 export interface CorrelationLimits {
   maxGroups: number;
   maxPerGroup: number;
+  /**
+   * Window entries held over all groups: what the engine's memory follows (an entry holds its
+   * signal; a few kilobytes with its evidence). Past it, the least recently fed groups go.
+   */
+  maxEntries: number;
   allowedLatenessMs: number;
 }
 
 /** Defaults that keep the engine to a few hundred MB at worst. */
-export const DEFAULT_CORRELATION_LIMITS: CorrelationLimits = { maxGroups: 200_000, maxPerGroup: 256, allowedLatenessMs: 120_000 };
+export const DEFAULT_CORRELATION_LIMITS: CorrelationLimits = { maxGroups: 200_000, maxPerGroup: 256, maxEntries: 100_000, allowedLatenessMs: 120_000 };
 
 /** Counters of what the bounds cost. */
 export interface CorrelationStats {
@@ -69,6 +74,12 @@ interface Slot {
 }
 
 const SCRATCH = new Set<string>();
+
+function entriesOf(slot: Slot): number {
+  let n = 0;
+  for (const w of slot.windows) if (w) n += w.entries.length;
+  return n;
+}
 /** A number as JSON: -Infinity (a window that never fired) is null, read back as never. */
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
 const SCRATCH_FEW: string[] = [];
@@ -97,6 +108,8 @@ export class CorrelationEngine {
   readonly stats: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
   private readonly limits: CorrelationLimits;
   private seq = 0;
+  /** Window entries held over all groups (see {@link CorrelationLimits.maxEntries}). */
+  private entryCount = 0;
   /** Group keys changed since the last {@link takeDirty}, when tracking is on (distributed mode). */
   private dirty?: Set<string>;
 
@@ -182,7 +195,29 @@ export class CorrelationEngine {
         lastFire: w.lastFire ?? -Infinity,
       };
     }
+    const before = this.groups.get(key);
+    if (before) this.entryCount -= entriesOf(before);
     this.groups.set(key, slot);
+    this.entryCount += entriesOf(slot);
+    this.trim(key);
+  }
+
+  /** Forgets the least recently fed groups (never `keep`) until the entries are within their bound. */
+  private trim(keep: string): void {
+    while (this.entryCount > this.limits.maxEntries && this.groups.size > 1) {
+      const oldest = this.groups.keys().next().value as string;
+      if (oldest === keep) {
+        // Recently fed but first in order: move it last and go on with the next.
+        const slot = this.groups.get(keep)!;
+        this.groups.delete(keep);
+        this.groups.set(keep, slot);
+        continue;
+      }
+      this.entryCount -= entriesOf(this.groups.get(oldest)!);
+      this.groups.delete(oldest);
+      this.dirty?.add(oldest);
+      this.stats.evictedGroups++;
+    }
   }
 
   /** Forgets groups whose newest event is older than `watermark` minus one timespan and the lateness. */
@@ -191,12 +226,22 @@ export class CorrelationEngine {
     for (const [key, slot] of this.groups) {
       const live = slot.windows.some((w, ci) => w && w.maxT >= watermark - this.correlations[ci]!.timespanMs - this.limits.allowedLatenessMs);
       if (!live) {
+        this.entryCount -= entriesOf(slot);
         this.groups.delete(key);
         this.dirty?.add(key);
         n++;
       }
     }
     return n;
+  }
+
+  /** Window entries held over all groups, and their bound. */
+  get entries(): number {
+    return this.entryCount;
+  }
+
+  get maxEntries(): number {
+    return this.limits.maxEntries;
   }
 
   /** Number of group values (actors, by default) with windows held. */
@@ -242,6 +287,7 @@ export class CorrelationEngine {
       this.groups.set(key, slot);
       if (this.groups.size > this.limits.maxGroups) {
         const oldest = this.groups.keys().next().value as string;
+        this.entryCount -= entriesOf(this.groups.get(oldest)!);
         this.groups.delete(oldest);
         this.dirty?.add(oldest);
         this.stats.evictedGroups++;
@@ -261,6 +307,7 @@ export class CorrelationEngine {
     while (pos > 0 && es[pos - 1]!.t > t) pos--;
     if (pos === es.length) es.push(entry);
     else es.splice(pos, 0, entry);
+    this.entryCount++;
     if (t > st.maxT) st.maxT = t;
     let drop = 0;
     while (drop < es.length && es[drop]!.t < st.maxT - horizon) drop++;
@@ -271,6 +318,8 @@ export class CorrelationEngine {
     // shift() moves in place; splice() would allocate an array of the removed entries.
     if (drop === 1) es.shift();
     else if (drop > 1) es.splice(0, drop);
+    this.entryCount -= drop;
+    if (this.entryCount > this.limits.maxEntries) this.trim(key);
 
     // Once fired, a group stays quiet for one timespan: later signals join the incident directly.
     if (t - st.lastFire < c.timespanMs) return out;

@@ -55,6 +55,7 @@ export function openApiDocument(): Json {
         ingestToken: { type: 'http', scheme: 'bearer', description: 'KUBEVIGIL_INGEST_TOKEN, or the source’s own KUBEVIGIL_<SOURCE>_INGEST_TOKEN' },
         apiToken: { type: 'http', scheme: 'bearer', description: 'KUBEVIGIL_API_TOKEN: read and write' },
         apiReadToken: { type: 'http', scheme: 'bearer', description: 'KUBEVIGIL_API_READ_TOKEN: GET only' },
+        metricsToken: { type: 'http', scheme: 'bearer', description: 'KUBEVIGIL_METRICS_TOKEN: /metrics only' },
       },
       responses: {
         Problem: { description: 'An RFC 9457 problem: what is wrong and how to fix it', content: { 'application/problem+json': { schema: ref('Problem') } } },
@@ -79,8 +80,10 @@ export function openApiDocument(): Json {
           operationId: 'getMetrics',
           tags: ['health'],
           summary: 'Prometheus metrics (text exposition format)',
-          security: PUBLIC,
-          responses: { '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: str } } } },
+          description:
+            'Open while no token is configured (loopback development); once the API or /metrics has a token, the metrics, API read or API token is required: the metrics tell which actions are detected.',
+          security: [...PUBLIC, { metricsToken: [] }, ...READ],
+          responses: { '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: str } } }, ...authProblems },
         },
       },
       ...Object.fromEntries(SOURCE_LIST.map((source) => [source.path, { post: source.openapi }])),

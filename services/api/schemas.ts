@@ -224,8 +224,16 @@ const incidentCore = {
   mitre: Strings,
   rootCause: RootCause,
   resolvedAt: Timestamp.optional(),
-  resolution: z.enum(['manual', 'quiet', 'lifetime', 'merged']).optional(),
+  resolution: z.enum(['manual', 'quiet', 'lifetime', 'merged', 'evicted']).optional(),
   mergedInto: z.string().optional(),
+  flood: z
+    .object({
+      pattern: z.string().describe('the detection rule or correlation id every actor of the flood matched'),
+      actors: z.int().describe('distinct actors that matched it in the window'),
+      sample: Strings.describe('a few of the actors, first seen first'),
+    })
+    .optional()
+    .describe('set on a flood incident: many actors, one pattern, one incident (see KUBEVIGIL_FLOOD_ACTORS)'),
   maxSignalSeverity: Severity,
 };
 
@@ -283,6 +291,8 @@ export const RpcStatus = z
   .object({ code: z.int(), message: z.string(), details: z.array(z.unknown()).optional() })
   .register(registry, { id: 'RpcStatus', description: 'google.rpc.Status, the OTLP error body' });
 
+const BudgetUse = z.object({ used: z.int(), max: z.int() });
+
 export const Health = z
   .object({
     status: z.enum(['ok', 'ready']),
@@ -294,6 +304,18 @@ export const Health = z
       })
       .optional()
       .meta({ description: 'The cluster inventory (KUBEVIGIL_INVENTORY), when one is configured. It never makes kubevigil unready.' }),
+    budget: z
+      .object({
+        openIncidents: BudgetUse.meta({ description: 'open incidents held (KUBEVIGIL_MAX_OPEN_INCIDENTS)' }),
+        windowEntries: BudgetUse.meta({ description: 'correlation window entries held (KUBEVIGIL_MAX_WINDOW_ENTRIES)' }),
+        prologueSignals: BudgetUse.meta({ description: "signals kept as actors' prologues" }),
+        floodIncidents: z.int().meta({ description: 'open flood incidents (many actors, one pattern)' }),
+      })
+      .optional()
+      .meta({
+        description:
+          'The correlator’s count budgets in use (processes with the correlator role). A full budget never makes kubevigil unready: the least severe, least recent state is evicted and counted in kubevigil_dropped_total.',
+      }),
   })
   .register(registry, { id: 'Health' });
 

@@ -34,6 +34,8 @@ export class IncidentStream {
   private readonly replay: SentEvent[] = [];
   private replayedBytes = 0;
   private readonly timer: NodeJS.Timeout;
+  /** Once closed (the process is stopping), a new listener would hold its connection open: refused. */
+  private closed = false;
   /** Listeners dropped for not keeping up. */
   dropped = 0;
 
@@ -53,6 +55,12 @@ export class IncidentStream {
   }
 
   attach(req: Request, res: Response): void {
+    if (this.closed) {
+      res.setHeader('Retry-After', '5');
+      res.setHeader('Connection', 'close');
+      sendProblem(res, 503, 'Service Unavailable', 'kubevigil is shutting down; reconnect (to another replica) shortly');
+      return;
+    }
     if (this.clients.size >= (this.opts.maxClients ?? 100)) {
       res.setHeader('Retry-After', '10');
       sendProblem(res, 503, 'Service Unavailable', 'too many stream listeners; retry later');
@@ -96,7 +104,9 @@ export class IncidentStream {
     }
   }
 
+  /** Ends every listener and refuses new ones. Idempotent. */
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
     for (const c of this.clients) c.end();
     this.clients.clear();

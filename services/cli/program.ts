@@ -119,15 +119,21 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
       const logger = createLogger(config.logLevel);
       // The commands' modules load when they run, so that --help and --version answer at once.
       const { serve } = await import('../main.js');
+      const { StopTimeoutError } = await import('../roles/lifecycle.js');
       const running = await serve(config, logger).catch((e: unknown) => {
         throw listenFailure(e, config.host, config.port) ?? e;
       });
+      // Exit 0 once everything stopped, also when the grace expired and open requests were cut
+      // (logged): that is the clients' doing, not a fault of kubevigil's. Exit 1 when a component
+      // failed to stop, or hung past the grace plus the margin (the log names it).
       const shutdown = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
+        logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
         running.stop().then(
           () => process.exit(0),
           (err: unknown) => {
-            logger.error({ err }, 'shutdown failed');
+            if (err instanceof StopTimeoutError)
+              logger.error({ component: err.component, timeoutMs: err.timeoutMs }, `shutdown did not finish in time: ${err.component} hung; exiting`);
+            else logger.error({ err }, 'shutdown failed');
             process.exit(1);
           },
         );

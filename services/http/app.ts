@@ -19,6 +19,7 @@ import type { IncidentCommands } from '../correlate.js';
 import type { IncidentStore } from '../store/store.js';
 import type { Logger } from '../logging.js';
 import type { InventoryStatus } from '../../correlator/inventory.js';
+import type { BudgetUse } from '../../correlator/incidents.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
 import { SOURCE_LIST } from '../sources.js';
@@ -44,6 +45,8 @@ export interface AppDeps {
   ready: () => Promise<boolean>;
   /** The cluster inventory's sync state, reported by /readyz (it never makes kubevigil unready). */
   inventory?: () => InventoryStatus;
+  /** The correlator's count budgets in use, reported by /readyz; absent without the correlator role. */
+  budget?: () => BudgetUse | undefined;
 }
 
 /** Builds the express application. */
@@ -67,10 +70,16 @@ export function createApp(deps: AppDeps): Express {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    if (await deps.ready()) res.json({ status: 'ready', ...(deps.inventory ? { inventory: deps.inventory() } : {}) });
-    else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down, or cannot reach Kafka or Redis');
+    if (await deps.ready()) {
+      // A full budget never makes kubevigil unready: it keeps working, evicting the least important state.
+      const budget = deps.budget?.();
+      res.json({ status: 'ready', ...(deps.inventory ? { inventory: deps.inventory() } : {}), ...(budget ? { budget } : {}) });
+    } else sendProblem(res, 503, 'Service Unavailable', 'kubevigil is starting or shutting down, or cannot reach Kafka or Redis');
   });
-  app.get('/metrics', async (_req, res) => {
+  // The metrics tell which attacks are detected: once the API or /metrics itself has a token, so does
+  // /metrics. Any of these tokens reads it; the metrics token opens nothing else.
+  const metricsAuth = requireAuth({ realm: 'metrics', write: [], read: [config.metricsToken, config.apiReadToken, config.apiToken] });
+  app.get('/metrics', metricsAuth, async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.scrape());
   });
 
@@ -90,6 +99,7 @@ export function createApp(deps: AppDeps): Express {
           burst: Math.max(1, config.ingestRate * 2),
           status: source.overloadStatus,
           retryAfterSeconds: 1,
+          maxQueueDelayMs: config.ingestMaxQueueDelayMs,
         },
         (reason) => metrics.ingestRejected.inc({ source: source.name, reason }),
       ),

@@ -1,24 +1,30 @@
 /**
  * The correlator role: signals from the bus → incidents. Embedded, one {@link Correlator} over the
  * store; distributed, a {@link PartitionedCorrelator} per consumer-group member, its per-partition
- * state checkpointed in Redis and its window signals read back from the signals topic on takeover.
+ * state checkpointed in Redis and its window signals read back from the signals topic on takeover
+ * (a checkpoint Redis lost is rebuilt from the signals and incidents topics).
  * Either way one {@link Sweeper} resolves quiet incidents on the same schedule, and the role reports
  * the same metrics: signals correlated, incident updates, open incidents, and what the correlation
  * bounds dropped.
  */
+import { hostname } from 'node:os';
 import { PollSchedule } from '../../platform/schedule.js';
 import { IdentityBaseline, StateBaselineStore, type BaselineStore } from '../../correlator/baseline.js';
 import { RedisBaselineStore } from '../store/baseline-redis.js';
-import { CorrelationEngine } from '../../correlator/correlation/engine.js';
-import { IncidentManager } from '../../correlator/incidents.js';
-import { isCommand, parseSignalsMessageWithoutEvidence } from '../bus/topics.js';
+import { CorrelationEngine, type CorrelationLimits } from '../../correlator/correlation/engine.js';
+import { IncidentManager, type BudgetUse, type IncidentPolicy } from '../../correlator/incidents.js';
+import type { Incident } from '../../correlator/incident.js';
+import type { BusMessage } from '../bus/bus.js';
+import { standaloneReadBack, type ReadBack } from '../bus/kafka/read-back.js';
+import type { KafkaCheckpointing } from '../bus/kafka/subscription.js';
+import { consumerGroupId, isCommand, parseSignalsMessageWithoutEvidence, type SignalsMessage } from '../bus/topics.js';
 import { Correlator, type CorrelatorRuntime } from '../correlate.js';
-import { PartitionedCorrelator, type SignalSource } from '../correlate-partitioned.js';
+import { PartitionedCorrelator, type SignalHistory, type SignalSource } from '../correlate-partitioned.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
-import { connectRedis, RedisCorrelatorState, type CorrelatorStateStore } from '../store/correlator-state.js';
+import { connectRedis, markedGeneration, RedisCorrelatorState, type CorrelatorStateStore } from '../store/correlator-state.js';
 import type { Component } from './lifecycle.js';
-import { incidentPublisher, type Stage } from './stage.js';
+import { incidentPublisher, type Stage, type Topics } from './stage.js';
 
 /** Options of the correlator role (test hooks of `serve()`). */
 export interface CorrelatorRoleOptions {
@@ -44,14 +50,24 @@ export class CorrelatorRole implements Component {
   readonly baseline = new IdentityBaseline();
   private baselineStore?: BaselineStore;
   private closeBaselineStore?: () => Promise<void>;
+  /** Releases the Kafka client a distributed correlator reads its partitions' history with. */
+  private closeHistory?: () => Promise<void>;
 
   constructor(
     private readonly s: Stage,
     private readonly opts: CorrelatorRoleOptions = {},
   ) {}
 
+  private runtime?: CorrelatorRuntime;
+
+  /** How much of the count budgets is in use (for /readyz); undefined until started. */
+  budget(): BudgetUse | undefined {
+    return this.runtime?.budget();
+  }
+
   async start(): Promise<void> {
     const runtime = this.s.distributed ? await this.startDistributed() : await this.startEmbedded();
+    this.runtime = runtime;
     reportMetrics(runtime, this.s.metrics);
     this.s.metrics.trackDrops('correlation', 'baseline_evicted', () => this.baseline.evicted);
     if (this.opts.sweepSchedule !== false) {
@@ -86,6 +102,7 @@ export class CorrelatorRole implements Component {
   async stop(): Promise<void> {
     await this.sweeper?.stop();
     await this.unsubscribe?.();
+    await this.closeHistory?.();
     await this.correlator?.stop();
     await this.saveBaseline();
     await this.closeBaselineStore?.();
@@ -98,7 +115,13 @@ export class CorrelatorRole implements Component {
 
   private async startEmbedded(): Promise<CorrelatorRuntime> {
     const { s } = this;
-    const manager = new IncidentManager(new CorrelationEngine(s.rules.correlations), s.clock, {}, s.usage);
+    const b = s.config.budget;
+    const manager = new IncidentManager(
+      new CorrelationEngine(s.rules.correlations, { maxEntries: b.maxWindowEntries }),
+      s.clock,
+      { maxOpenIncidents: b.maxOpenIncidents, floodActors: b.floodActors },
+      s.usage,
+    );
     await this.loadBaseline(this.opts.baselineStore ?? new StateBaselineStore(s.store));
     manager.baseline = this.baseline;
     if (s.inventory) manager.inventory = s.inventory;
@@ -135,6 +158,20 @@ export class CorrelatorRole implements Component {
     const source: SignalSource | undefined = kafka && {
       read: (partition, offsets) => kafka.read(s.topics.signals, partition, offsets, { parse: parseSignalsMessageWithoutEvidence }),
     };
+    // A checkpoint Redis lost is noticed against the committed offsets and rebuilt from the topics.
+    // The bus does not offer those reads, so a client of its own does (connected on first use).
+    let history: SignalHistory | undefined;
+    if (kafka) {
+      const { reader, close } = standaloneReadBack({
+        brokers: s.config.kafkaBrokers,
+        clientId: `kubevigil-${hostname()}-${process.pid}-history`,
+        topicPrefix: s.config.topicPrefix,
+        sessionTimeoutMs: s.config.kafkaSessionTimeoutMs,
+        logger: s.logger,
+      });
+      this.closeHistory = close;
+      history = kafkaHistory(reader, s.topics, consumerGroupId(s.config.topicPrefix, 'correlator'));
+    }
     const p = new PartitionedCorrelator({
       correlations: s.rules.correlations,
       state,
@@ -143,19 +180,68 @@ export class CorrelatorRole implements Component {
       logger: s.logger,
       metrics: s.metrics,
       usage: s.usage,
+      ...partitionBudget(s.config),
       baseline: this.baseline,
       ...(s.inventory ? { inventory: s.inventory } : {}),
       ...(source ? { source } : {}),
+      ...(history ? { history } : {}),
+      // Waiting on a rebuild blocks the consumer's heartbeats: well within its session.
+      rebuildWaitMs: Math.max(1000, Math.floor(s.config.kafkaSessionTimeoutMs / 3)),
     });
     this.partitioned = p;
-    // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a backlog drains.
+    // Checkpointed: batches are applied in memory and one checkpoint covers many of them while a
+    // backlog drains; each commit records the checkpoint's generation.
+    const checkpointing: KafkaCheckpointing = {
+      flush: (partition) => p.flush(partition),
+      assigned: (partitions) => p.assigned(partitions),
+      commitMetadata: (partition) => p.commitMetadata(partition),
+    };
     this.unsubscribe = s.bus.subscribe(s.topics.signals, 'correlator', (batch) => p.apply(batch), {
-      checkpointing: { flush: (partition) => p.flush(partition), assigned: (partitions) => p.assigned(partitions) },
+      checkpointing,
       // Windows keep signals without their evidence: parse only the part before it.
       parse: parseSignalsMessageWithoutEvidence,
     });
     return p;
   }
+}
+
+/** {@link SignalHistory} on Kafka: the correlators' group's commits, and the signals and incidents topics read by time. */
+function kafkaHistory(reader: ReadBack, topics: Topics, groupId: string): SignalHistory {
+  return {
+    async committed(partition) {
+      const c = (await reader.committed(groupId, topics.signals.name)).get(partition);
+      if (!c) return undefined;
+      const generation = markedGeneration(c.metadata);
+      return { offset: c.offset, ...(generation === undefined ? {} : { generation }) };
+    },
+    async signals(partition, since, before, max) {
+      const out: BusMessage<SignalsMessage>[] = [];
+      await reader.since(topics.signals, since, (m) => out.push(m), { partition, before, max, parse: parseSignalsMessageWithoutEvidence });
+      return out;
+    },
+    async incidents(since) {
+      // The compacted topic may still hold older versions: the highest wins.
+      const latest = new Map<string, Incident>();
+      await reader.since(topics.incidents, since, ({ value }) => {
+        if ((latest.get(value.id)?.version ?? -1) < value.version) latest.set(value.id, value);
+      });
+      return [...latest.values()];
+    },
+  };
+}
+
+/**
+ * Each partition's share of the count budget: one correlator may own every partition, and then
+ * holds the whole budget, not one per partition. The flood threshold is shared the same way, as
+ * actors spread over partitions by key.
+ */
+function partitionBudget(config: Stage['config']): { policy: Partial<IncidentPolicy>; limits: Partial<CorrelationLimits> } {
+  const { budget: b, partitions } = config;
+  const share = (n: number, min: number) => Math.max(min, Math.ceil(n / Math.max(1, partitions)));
+  return {
+    policy: { maxOpenIncidents: share(b.maxOpenIncidents, 10), floodActors: share(b.floodActors, 2) },
+    limits: { maxEntries: share(b.maxWindowEntries, 1000) },
+  };
 }
 
 /**
@@ -170,6 +256,11 @@ function reportMetrics(runtime: CorrelatorRuntime, metrics: Metrics): void {
   metrics.trackDrops('correlation', 'group_evicted', () => runtime.engineStats().evictedGroups);
   metrics.trackDrops('correlation', 'window_full', () => runtime.engineStats().evictedEntries);
   metrics.trackDrops('correlation', 'too_late', () => runtime.engineStats().lateDropped);
+  // The count budget (issue #19): incidents resolved early or not opened, signals that joined a flood, prologues forgotten.
+  metrics.trackDrops('correlation', 'incident_evicted', () => runtime.incidentStats().evicted);
+  metrics.trackDrops('correlation', 'incident_refused', () => runtime.incidentStats().refused);
+  metrics.trackDrops('correlation', 'flooded', () => runtime.incidentStats().flooded);
+  metrics.trackDrops('correlation', 'prologue_evicted', () => runtime.incidentStats().prologueEvicted);
 }
 
 /** Resolves quiet and over-age incidents on a node-cron schedule, one sweep at a time. */

@@ -3,6 +3,8 @@
  * {@link Component} starts and stops; a {@link Lifecycle} starts components in order and stops the
  * started ones in reverse order — at shutdown, and when a later start fails, so that a process that
  * cannot come up leaves nothing running. No component's stop has to know what else was started.
+ * A stop can be bounded: past the bound it fails with {@link StopTimeoutError}, naming the
+ * component that had not finished stopping.
  */
 import type { Logger } from '../logging.js';
 
@@ -18,11 +20,27 @@ export interface Component {
   ready?(): Promise<boolean>;
 }
 
+/** Extra time the rest of a stop gets after the HTTP server's shutdown grace (bus, store, roles). */
+export const STOP_MARGIN_MS = 5_000;
+
+/** A stop that did not finish in time; `component` is the one still stopping. */
+export class StopTimeoutError extends Error {
+  constructor(
+    readonly component: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`stopping did not finish within ${timeoutMs} ms: ${component} was still stopping`);
+    this.name = 'StopTimeoutError';
+  }
+}
+
 /** Starts components in order and stops the started ones in reverse order. */
 export class Lifecycle {
   private readonly started: Component[] = [];
   private state: 'starting' | 'running' | 'stopping' = 'starting';
   private stopping?: Promise<void>;
+  /** The component whose stop is under way, for a stop that hangs. */
+  private current: string | undefined;
 
   constructor(private readonly logger: Logger) {}
 
@@ -61,17 +79,30 @@ export class Lifecycle {
 
   /**
    * Stops the started components, last started first. Each one is stopped even when one before it
-   * failed to stop; the first failure is rethrown at the end. Idempotent.
+   * failed to stop; the first failure is rethrown at the end. Idempotent. With `timeoutMs`, the
+   * returned promise rejects with a {@link StopTimeoutError} once that time has passed (the stop
+   * itself goes on: a hung component cannot be cancelled, only given up on).
    */
-  stop(): Promise<void> {
+  stop(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.state = 'stopping';
     this.stopping ??= this.stopAll((c, err) => this.logger.error({ err, component: c.name }, 'stopping a component failed'));
-    return this.stopping;
+    const { timeoutMs } = opts;
+    if (timeoutMs === undefined) return this.stopping;
+    const stopping = this.stopping;
+    return new Promise<void>((resolve, reject) => {
+      // Not unref'd: a hung stop that holds no handle would otherwise let the process end silently.
+      const timer = setTimeout(() => reject(new StopTimeoutError(this.current ?? 'a component', timeoutMs)), timeoutMs);
+      stopping.then(
+        () => (clearTimeout(timer), resolve()),
+        (err: unknown) => (clearTimeout(timer), reject(err)),
+      );
+    });
   }
 
   private async stopAll(onError: (c: Component, err: unknown) => void): Promise<void> {
     const failures: unknown[] = [];
     for (const c of this.started.splice(0).reverse()) {
+      this.current = c.name;
       try {
         await c.stop?.();
       } catch (err) {
@@ -79,6 +110,7 @@ export class Lifecycle {
         failures.push(err);
       }
     }
+    this.current = undefined;
     if (failures.length) throw failures[0];
   }
 }

@@ -6,7 +6,9 @@ import { KubevigilError } from '../../correlator/errors.js';
 import type { Incident } from '../../correlator/incident.js';
 import { makeIncident, makeSignal, T0 } from './store.contract.js';
 import {
+  commitMarker,
   connectRedis,
+  markedGeneration,
   MemoryCorrelatorState,
   RedisCorrelatorState,
   rememberOffset,
@@ -102,6 +104,37 @@ function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
       expect(st.outbox).toEqual([]);
     });
 
+    it('replaces the whole state with a rebuilt one, above the generation Kafka recorded', async () => {
+      const state = await open();
+      const slot = `{"signals":{},"windows":{}}`;
+      const g = await state.save(
+        5,
+        checkpoint({
+          offset: '40',
+          slots: new Map([['sa:old', slot]]),
+          prologue: new Map([['sa:old', '[]']]),
+          incidents: [makeIncident('inc_stale')],
+          seen: ['old-1'],
+        }),
+        0,
+      );
+      const rebuilt = await state.save(
+        5,
+        checkpoint({ replace: { generationAbove: g + 10 }, offset: '57', slots: new Map([['sa:new', slot]]), incidents: [makeIncident('inc_kept')] }),
+        g,
+      );
+      expect(rebuilt).toBe(g + 11);
+      const st = await state.load(5);
+      expect(st).toMatchObject({ generation: g + 11, offset: '57', prologue: [] });
+      expect(st.slots.map(([k]) => k)).toEqual(['sa:new']);
+      expect(st.incidents.map((i) => i.id)).toEqual(['inc_kept']);
+      expect(st.outbox.map((i) => i.id)).toEqual(['inc_kept']);
+      // A replacement still needs the writer's generation to be the current one.
+      const err = await state.save(5, checkpoint({ replace: { generationAbove: 0 } }), g).catch((e: unknown) => e);
+      expect((err as KubevigilError).code).toBe('STATE_STALE');
+      await state.close();
+    });
+
     it('refuses a checkpoint whose writer did not grow from the current generation', async () => {
       const state = await open();
       const g = await state.save(1, checkpoint({ offset: '5', seen: ['a'] }), 0);
@@ -115,6 +148,15 @@ function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
 }
 
 contract('MemoryCorrelatorState', async () => new MemoryCorrelatorState());
+
+describe('commit markers', () => {
+  it('carry a checkpoint generation through Kafka commit metadata, and nothing else reads as one', () => {
+    expect(markedGeneration(commitMarker(42))).toBe(42);
+    expect(markedGeneration(commitMarker(0))).toBe(0);
+    for (const other of [null, undefined, '', 'kubevigil-checkpoint:', 'kubevigil-checkpoint:x', 'gen:3', `${commitMarker(4)} `])
+      expect(markedGeneration(other)).toBeUndefined();
+  });
+});
 
 const url = process.env.REDIS_URL;
 describe.skipIf(!url)('RedisCorrelatorState (needs REDIS_URL; scripts/with-services.sh sets it)', () => {

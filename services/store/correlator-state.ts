@@ -10,7 +10,9 @@
  * partition (a rebalance, a long pause), the first to write wins and the other must reload.
  * The incidents a checkpoint changed are also kept as its outbox: they are published after the
  * checkpoint, and a new owner publishes the outbox again on load, so a crash between the two loses
- * no update and a stale copy publishes nothing the checkpoint does not hold.
+ * no update and a stale copy publishes nothing the checkpoint does not hold. A checkpoint that Redis
+ * lost is rebuilt from Kafka (see `SignalHistory` in correlate-partitioned.ts): the rebuilt state's
+ * first checkpoint replaces what Redis holds of the partition.
  */
 import { Redis } from 'ioredis';
 import type { SlotState } from '../../correlator/correlation/engine.js';
@@ -30,6 +32,13 @@ export interface PartitionCheckpoint {
   /** Changed prologues as the JSON of their {@link StoredSignal} lists (see {@link SignalWriter}); null when emptied. */
   prologue: Map<string, string | null>;
   seen: string[];
+  /**
+   * Set by a rebuild (see `SignalHistory` in correlate-partitioned.ts): the checkpoint replaces the
+   * partition's windows, prologues, open incidents, offset and outbox instead of changing them, and
+   * its generation is also above `generationAbove`, the generation the last offset commit recorded
+   * ({@link commitMarker}), so that the commit never reads as ahead of the state.
+   */
+  replace?: { generationAbove: number };
 }
 
 /** A partition's state as loaded on takeover. */
@@ -92,6 +101,22 @@ export interface StoredSlot {
   windows: SlotState['windows'];
 }
 
+/**
+ * The metadata a correlator's offset commit carries: the generation of the checkpoint it follows.
+ * Kafka keeps it with the committed offset, independently of Redis, so a correlator that loads a
+ * partition can tell a checkpoint that Redis lost (generation 0 while a commit exists) or that came
+ * back older (a lower generation) from a partition never checkpointed.
+ */
+export function commitMarker(generation: number): string {
+  return `kubevigil-checkpoint:${generation}`;
+}
+
+/** The generation in a commit's metadata, or undefined for a commit without {@link commitMarker}. */
+export function markedGeneration(metadata: string | null | undefined): number | undefined {
+  const m = /^kubevigil-checkpoint:(\d+)$/.exec(metadata ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
 export const isRef = (s: StoredSignal): s is SignalRef => typeof (s as SignalRef).$offset === 'string';
 
 const sourceOffsets = new WeakMap<Signal, number>();
@@ -132,13 +157,18 @@ const parse = <T>(s: string): T => JSON.parse(s) as T;
  * ARGV: expected generation, new offset ('' to keep), state TTL, seen TTL, four counts (slots set,
  * slots deleted, prologues set, prologues deleted), the processed ids as one JSON array ('' for
  * none: one argument, not one per id, which cost as much as the rest of a drain's checkpoint), the
- * count of incidents, then the items (incidents as id, JSON, 1 if still open). Returns the new
+ * count of incidents, the generation to stay above when the checkpoint replaces the state ('' when
+ * it changes it), then the items (incidents as id, JSON, 1 if still open). Returns the new
  * generation, or -1 when the generation moved on.
  */
 const CHECKPOINT_LUA = `
 local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
 if gen ~= tonumber(ARGV[1]) then return -1 end
-local at = 11
+if ARGV[11] ~= '' then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+  gen = math.max(gen, tonumber(ARGV[11]))
+end
+local at = 12
 local function each(cmd, key, n, width)
   local done = 0
   while done < n do
@@ -250,8 +280,16 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       k.outbox(partition),
       k.seenLog(partition, Math.floor(this.now() / BUCKET_MS)),
     ];
-    const counts = [slotsSet.length / 2, slotsDel.length, proSet.length / 2, proDel.length, cp.seen.length ? JSON.stringify(cp.seen) : '', cp.incidents.length];
-    const args = [expected, cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...counts, ...slotsSet, ...slotsDel, ...proSet, ...proDel, ...incidents];
+    const header = [
+      slotsSet.length / 2,
+      slotsDel.length,
+      proSet.length / 2,
+      proDel.length,
+      cp.seen.length ? JSON.stringify(cp.seen) : '',
+      cp.incidents.length,
+      cp.replace ? cp.replace.generationAbove : '',
+    ];
+    const args = [expected, cp.offset ?? '', STATE_TTL_MS, SEEN_TTL_MS + BUCKET_MS, ...header, ...slotsSet, ...slotsDel, ...proSet, ...proDel, ...incidents];
     let generation: number;
     try {
       generation = await (this.redis as CheckpointingRedis).kubevigilCheckpoint(...keys, ...args);
@@ -320,6 +358,11 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
   /** Set to make saves fail, as if the backing store were down. */
   down = false;
 
+  /** Forgets every partition, as a Redis restarted without persistence does. */
+  lose(): void {
+    this.parts.clear();
+  }
+
   private part(p: number) {
     let s = this.parts.get(p);
     if (!s) this.parts.set(p, (s = { generation: 0, slots: new Map(), incidents: new Map(), prologue: new Map(), seen: new Set(), outbox: [] }));
@@ -349,6 +392,13 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
     if (this.down) throw unavailable('save', new Error('down'));
     const s = this.part(partition);
     if (s.generation !== expected) throw stale(partition, expected, s.generation);
+    if (cp.replace) {
+      s.slots.clear();
+      s.incidents.clear();
+      s.prologue.clear();
+      delete s.offset;
+      s.generation = Math.max(s.generation, cp.replace.generationAbove);
+    }
     for (const [k, v] of cp.slots) {
       if (v) s.slots.set(k, v);
       else s.slots.delete(k);

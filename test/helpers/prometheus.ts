@@ -160,8 +160,13 @@ async function startProcess(name: string, bin: string, args: string[], url: stri
 
 /** What to run: the scrape target, the alerting rules and where Alertmanager delivers. */
 export interface StackOptions {
-  /** `host:port` serving `/metrics` (a {@link GaugeEndpoint}). */
+  /** `host:port` serving `/metrics` (a {@link GaugeEndpoint}, or a kubevigil). */
   scrapeTarget: string;
+  /**
+   * Bearer token Prometheus presents to the target: kubevigil's `/metrics` asks for one once it has
+   * tokens. Read from a file, as deploy/compose/prometheus/prometheus.yml reads its Compose secret.
+   */
+  scrapeToken?: string;
   /** Prometheus rule file content (YAML `groups:`). */
   rules: string;
   /** The webhook URL Alertmanager posts every notification to. */
@@ -200,6 +205,8 @@ export async function startPrometheusStack(opts: StackOptions): Promise<Promethe
     ].join('\n'),
   );
   writeFileSync(join(dir, 'rules.yml'), opts.rules);
+  const tokenFile = join(dir, 'scrape-token');
+  if (opts.scrapeToken !== undefined) writeFileSync(tokenFile, opts.scrapeToken, { mode: 0o600 });
   writeFileSync(
     join(dir, 'prometheus.yml'),
     [
@@ -213,6 +220,7 @@ export async function startPrometheusStack(opts: StackOptions): Promise<Promethe
       'scrape_configs:',
       '  - job_name: kubevigil-test',
       `    static_configs: [{ targets: [${JSON.stringify(opts.scrapeTarget)}] }]`,
+      ...(opts.scrapeToken !== undefined ? [`    authorization: { type: Bearer, credentials_file: ${JSON.stringify(tokenFile)} }`] : []),
       '',
     ].join('\n'),
   );

@@ -161,7 +161,7 @@ Cross-field checks that values.schema.json cannot express; run once, from the Co
 {{- end -}}
 {{- if .Values.secret.existingSecret -}}
 {{- $ignored := list -}}
-{{- range $k, $v := dict "secret.ingestToken" .Values.secret.ingestToken "secret.apiToken" .Values.secret.apiToken "secret.apiReadToken" .Values.secret.apiReadToken "secret.extra" .Values.secret.extra "slack.botToken" .Values.slack.botToken "slack.channel" .Values.slack.channel "slack.routes" .Values.slack.routes "slack.webhookUrl" .Values.slack.webhookUrl "webhooks.urls" .Values.webhooks.urls "webhooks.secret" .Values.webhooks.secret "loki.token" .Values.loki.token "tempo.token" .Values.tempo.token -}}
+{{- range $k, $v := dict "secret.ingestToken" .Values.secret.ingestToken "secret.apiToken" .Values.secret.apiToken "secret.apiReadToken" .Values.secret.apiReadToken "secret.metricsToken" .Values.secret.metricsToken "secret.extra" .Values.secret.extra "slack.botToken" .Values.slack.botToken "slack.channel" .Values.slack.channel "slack.routes" .Values.slack.routes "slack.webhookUrl" .Values.slack.webhookUrl "webhooks.urls" .Values.webhooks.urls "webhooks.secret" .Values.webhooks.secret "loki.token" .Values.loki.token "tempo.token" .Values.tempo.token -}}
 {{- if $v }}{{ $ignored = append $ignored $k }}{{ end -}}
 {{- end -}}
 {{- if $ignored -}}
@@ -173,6 +173,9 @@ Cross-field checks that values.schema.json cannot express; run once, from the Co
 {{- end -}}
 {{- if and (or .Values.slack.channel .Values.slack.routes) (not .Values.slack.botToken) -}}
 {{- fail "slack.channel or slack.routes is set without slack.botToken (a webhookUrl's channel is fixed by the webhook)" -}}
+{{- end -}}
+{{- if and .Values.metrics.podMonitor.enabled (not .Values.secret.metricsToken) -}}
+{{- fail "metrics.podMonitor.enabled: set secret.metricsToken (at least 16 random characters: openssl rand -hex 24); the PodMonitor's scrapes present it, since /metrics asks for a token once the API has one" -}}
 {{- end -}}
 {{- if and .Values.webhooks.urls (lt (len .Values.webhooks.secret) 16) -}}
 {{- fail "webhooks.urls is set: webhooks.secret must be a signing key of at least 16 characters (openssl rand -hex 32)" -}}

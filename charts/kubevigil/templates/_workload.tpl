@@ -37,6 +37,7 @@ spec:
         {{- end }}
       annotations:
         # For Prometheus set-ups that discover pods by annotation (the operator uses the PodMonitor).
+        # /metrics asks for the metrics token: such a job must send it, to these pods only.
         prometheus.io/scrape: "true"
         prometheus.io/port: "8080"
         prometheus.io/path: /metrics

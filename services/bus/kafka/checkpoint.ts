@@ -1,8 +1,9 @@
 /**
  * The checkpoint runner of checkpointed subscriptions (see {@link Checkpointing}): it counts what a
  * partition handled since its last commit, flushes when due and commits only what a flush made
- * durable, retries a failing flush, rewinds after a {@link RewindError}, flushes at stop, and drops
- * the unflushed work of partitions a rebalance gave to another consumer.
+ * durable (with the metadata the subscription asks for: `KafkaCheckpointing`), retries a
+ * failing flush, rewinds after a {@link RewindError}, flushes at stop, and drops the unflushed work
+ * of partitions a rebalance gave to another consumer.
  */
 import type { EachBatchPayload } from 'kafkajs';
 import type { Logger } from '../../logging.js';
@@ -53,7 +54,7 @@ export class CheckpointRunner {
       try {
         await sub.checkpointing!.flush(partition);
         sub.unflushed.delete(partition);
-        await committer.commit(p, u.last);
+        await committer.commit(p, u.last, sub.checkpointing!.commitMetadata?.(partition));
         return true;
       } catch (e) {
         stats.batchFailures++;
@@ -86,7 +87,10 @@ export class CheckpointRunner {
       try {
         await sub.checkpointing.flush(partition);
         sub.unflushed.delete(partition);
-        await consumer.commitOffsets([{ topic: sub.topic, partition, offset: (BigInt(u.last) + 1n).toString() }]);
+        const metadata = sub.checkpointing.commitMetadata?.(partition);
+        await consumer.commitOffsets([
+          { topic: sub.topic, partition, offset: (BigInt(u.last) + 1n).toString(), ...(metadata === undefined ? {} : { metadata }) },
+        ]);
       } catch (e) {
         this.deps.log.warn(
           { err: e, topic: sub.topic, partition, group: sub.groupId },

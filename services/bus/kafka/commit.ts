@@ -16,14 +16,16 @@ export class OffsetCommitter {
   ) {}
 
   /**
-   * Commits the offset after `offset`, in three attempts; it works while the consumer stops, so a
-   * drained batch is not redelivered. Rejects if all failed while the partition is still this
-   * consumer's; resolves without a commit once it is not.
+   * Commits the offset after `offset` (with `metadata`, when given), in three attempts; it works
+   * while the consumer stops, so a drained batch is not redelivered. Rejects if all failed while the
+   * partition is still this consumer's; resolves without a commit once it is not.
    */
-  async commit(p: EachBatchPayload, offset: string): Promise<void> {
+  async commit(p: EachBatchPayload, offset: string, metadata?: string): Promise<void> {
     const { state, stats, log } = this.deps;
     const next = (BigInt(offset) + 1n).toString();
-    const offsets = { topics: [{ topic: p.batch.topic, partitions: [{ partition: p.batch.partition, offset: next }] }] };
+    // kafkajs passes each partition's metadata on to the OffsetCommit request.
+    const partition = { partition: p.batch.partition, offset: next, ...(metadata === undefined ? {} : { metadata }) };
+    const offsets = { topics: [{ topic: p.batch.topic, partitions: [partition] }] };
     for (let attempt = 1; ; attempt++) {
       try {
         await p.commitOffsetsIfNecessary(offsets);

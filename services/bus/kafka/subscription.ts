@@ -2,13 +2,22 @@
 import type { Consumer } from 'kafkajs';
 import type { BusHandler, Checkpointing, SubscribeOptions } from '../bus.js';
 
+/**
+ * {@link Checkpointing} with what only Kafka keeps: metadata committed with a partition's offsets
+ * after each flush (the correlator records its checkpoint's generation there, so that a checkpoint
+ * Redis lost can be told from one that never existed). Pass it as `checkpointing`.
+ */
+export interface KafkaCheckpointing extends Checkpointing {
+  commitMetadata?(partition: number): string | undefined;
+}
+
 /** One consumer group's subscription to one topic. */
 export interface Subscription {
   topic: string;
   group: string;
   groupId: string;
   handler: BusHandler<unknown>;
-  checkpointing?: Checkpointing;
+  checkpointing?: KafkaCheckpointing;
   /** Deleted from Kafka when the subscription stops. */
   ephemeral: boolean;
   parse?: SubscribeOptions['parse'];

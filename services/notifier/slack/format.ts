@@ -76,6 +76,7 @@ const RESOLUTION_TEXT: Record<NonNullable<Incident['resolution']>, string> = {
   quiet: 'resolved after a quiet period',
   lifetime: 'closed at its maximum lifetime',
   merged: 'merged into another incident',
+  evicted: 'closed early: kubevigil was holding its maximum of open incidents',
 };
 const MANIFEST_INLINE_CHARS = 700;
 const MANIFEST_INLINE_LINES = 30;
