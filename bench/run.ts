@@ -684,6 +684,209 @@ async function inventoryCase(): Promise<void> {
   void kept.length;
 }
 
+/** The embedded kubevigil of bench/admission-server.ts in a child process, with `env` on top of the bench's own. */
+async function forkKubevigil(env: Record<string, string>) {
+  const { fork } = await import('node:child_process');
+  const child = fork(new URL('./admission-server.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env } });
+  const next = () =>
+    new Promise<unknown>((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`bench kubevigil exited (${code})`));
+      child.once('exit', exited);
+      child.once('message', (m) => {
+        child.off('exit', exited);
+        resolve(m);
+      });
+    });
+  const { url } = (await next()) as { url: string };
+  return {
+    url,
+    drained: async () => {
+      child.send('drain');
+      await next();
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.send('stop');
+      }),
+  };
+}
+
+const SENDER_CONNECTIONS = 512;
+
+/** One answer of an open-loop run: status, Retry-After and ms from the request's scheduled time. */
+interface Answer {
+  status: number;
+  retryAfter: string | undefined;
+  ms: number;
+}
+
+/** POSTs `n` bodies, 8 at a time, over kept-alive connections; throws on an answer other than 2xx. */
+async function closedLoop(url: string, n: number, body: () => Buffer): Promise<void> {
+  const http = await import('node:http');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  let left = n;
+  const worker = async () => {
+    while (left-- > 0) {
+      const data = body();
+      const status = await new Promise<number>((resolve, reject) =>
+        http
+          .request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': data.length } }, (res) =>
+            res.resume().on('end', () => resolve(res.statusCode ?? 0)),
+          )
+          .on('error', reject)
+          .end(data),
+      );
+      if (status >= 300) throw new Error(`${url} answered ${status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  agent.destroy();
+}
+
+/**
+ * Sends `rate` requests per second for `seconds` on a fixed schedule, whatever the answers (open
+ * loop), over node:http (fetch costs the client more than the server's shedding does). Latency
+ * counts from the scheduled send time, so a late client cannot hide a slow server; `late` says how
+ * late the client itself was (p99, ms).
+ */
+async function openLoop(url: string, rate: number, seconds: number, body: () => Buffer): Promise<{ answers: Answer[]; late: number }> {
+  const http = await import('node:http');
+  // A sender with a pool of connections, all open as if it had been sending all along: Node accepts
+  // one connection per event-loop turn, so connections opened under load measure the kernel's
+  // accept queue, not admission. Requests beyond the pool wait in the sender (and count as latency).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: SENDER_CONNECTIONS, maxFreeSockets: SENDER_CONNECTIONS });
+  await Promise.all(
+    Array.from(
+      { length: SENDER_CONNECTIONS },
+      () =>
+        new Promise<void>((resolve, reject) =>
+          http.get(new URL('/healthz', url), { agent }, (res) => res.resume().on('end', () => resolve())).on('error', reject),
+        ),
+    ),
+  );
+  const n = Math.round(rate * seconds);
+  const answers: Answer[] = [];
+  const lateness: number[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
+    lateness.push(performance.now() - due);
+    const data = body();
+    pending.push(
+      new Promise<void>((resolve) => {
+        const done = (status: number, retryAfter?: string) => {
+          answers.push({ status, retryAfter, ms: performance.now() - due });
+          resolve();
+        };
+        const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': data.length } }, (res) => {
+          res.resume();
+          res.on('end', () => done(res.statusCode ?? 0, res.headers['retry-after']));
+          res.on('error', () => done(0));
+        });
+        req.on('error', () => done(0));
+        req.end(data);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  agent.destroy();
+  lateness.sort((a, b) => a - b);
+  return { answers, late: lateness[Math.floor(lateness.length * 0.99)] ?? 0 };
+}
+
+/**
+ * Case "admission": audit batches of 400 events offered open-loop at 3× the rate an embedded
+ * kubevigil sustains (measured first in the same run: closed loop, 8 in flight, until the bus has
+ * drained), once with queue-delay admission off (the baseline: only the in-flight bound sheds) and
+ * once with it on; p50/p99 latency of the accepted requests and the share shed. The service runs in
+ * a child process so the load generator does not share its event loop.
+ */
+async function admissionCase(): Promise<void> {
+  const SECONDS = Number(process.env.BENCH_ADMISSION_SECONDS ?? 15);
+  const FACTOR = Number(process.env.BENCH_ADMISSION_FACTOR ?? 3);
+  const { SETTINGS } = await import('../services/config.js');
+  const DELAY = process.env.KUBEVIGIL_INGEST_MAX_QUEUE_DELAY || SETTINGS.find((s) => s.env === 'KUBEVIGIL_INGEST_MAX_QUEUE_DELAY')!.default;
+  const pool = eventListBodies(syntheticAuditEvents(200 * 400, { suspiciousShare: 0.01, seed: 31, stepMs: 2 })).map((b) => Buffer.from(b));
+  // Every request distinct, or the receiver's dedup would skip the pool's repeats without detecting:
+  // the first 8 hex digits of each auditID (a UUID) become the request's number. Patching a copy
+  // keeps the load generator cheap next to the server.
+  const marker = Buffer.from('"auditID":"');
+  const offsets = pool.map((b) => {
+    const at: number[] = [];
+    for (let i = b.indexOf(marker); i >= 0; i = b.indexOf(marker, i + 1)) at.push(i + marker.length);
+    return at;
+  });
+  let sent = 0;
+  const body = () => {
+    const n = sent++;
+    const src = pool[n % pool.length]!;
+    const b = Buffer.allocUnsafe(src.length);
+    src.copy(b);
+    const id = (n % 0x100000000).toString(16).padStart(8, '0');
+    for (const at of offsets[n % pool.length]!) b.write(id, at, 'latin1');
+    return b;
+  };
+  const pct = (xs: number[], p: number) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+  };
+
+  // The sustainable rate: the most the server completes, 8 requests in flight so it never waits
+  // for the sender, until its bus has drained; admission off so nothing is shed meanwhile.
+  const probe = await forkKubevigil({ KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: '0' });
+  await closedLoop(`${probe.url}/ingest/k8s-audit`, 60, body);
+  await probe.drained();
+  const rounds: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const t0 = process.hrtime.bigint();
+    await closedLoop(`${probe.url}/ingest/k8s-audit`, 150, body);
+    await probe.drained();
+    rounds.push(150 / (Number(process.hrtime.bigint() - t0) / 1e9));
+  }
+  await probe.stop();
+  const sustainable = median(rounds);
+  const offered = sustainable * FACTOR;
+
+  const run = async (delay: string) => {
+    const kv = await forkKubevigil({ KUBEVIGIL_INGEST_MAX_QUEUE_DELAY: delay });
+    await closedLoop(`${kv.url}/ingest/k8s-audit`, 60, body);
+    await kv.drained();
+    const t = performance.now();
+    const { answers, late } = await openLoop(`${kv.url}/ingest/k8s-audit`, offered, SECONDS, body);
+    const wall = (performance.now() - t) / 1000;
+    await kv.drained();
+    await kv.stop();
+    const ok = answers.filter((a) => a.status >= 200 && a.status < 300).map((a) => a.ms);
+    const shed = answers.filter((a) => a.status === 503 || a.status === 429);
+    return {
+      p50: pct(ok, 50),
+      p99: pct(ok, 99),
+      accepted: ok.length,
+      shedShare: shed.length / answers.length,
+      withoutRetryAfter: shed.filter((a) => !a.retryAfter).length,
+      other: answers.length - ok.length - shed.length,
+      total: answers.length,
+      wall,
+      late,
+    };
+  };
+  const off = await run('0');
+  const on = await run(DELAY);
+  const fmt = (r: typeof on) =>
+    `accepted p50 ${Math.round(r.p50).toString().padStart(6)} ms  p99 ${Math.round(r.p99).toString().padStart(6)} ms   shed ${(r.shedShare * 100).toFixed(0).padStart(3)}%   goodput ${(r.accepted / r.wall).toFixed(1).padStart(5)} requests/s (${(r.accepted / r.wall / sustainable).toFixed(2)}× sustainable, over ${r.wall.toFixed(1)} s)   client late p99 ${Math.round(r.late)} ms${r.withoutRetryAfter ? `   ${r.withoutRetryAfter} refusals without Retry-After` : ''}${r.other ? `   ${r.other} failed requests` : ''}`;
+  console.log(
+    `admission: audit batches of 400 events; sustainable ${sustainable.toFixed(1)} requests/s (closed loop, 8 in flight, until drained, median of 3); offered ${FACTOR}× = ${offered.toFixed(1)} requests/s open-loop for ${SECONDS} s (${off.total} requests)`,
+  );
+  console.log(`  queue-delay admission off (baseline)  ${fmt(off)}`);
+  console.log(`  queue-delay admission on (${DELAY})${' '.repeat(Math.max(0, 11 - DELAY.length))}${fmt(on)}`);
+  console.log(`  ratio p99 (on / off) ${(on.p99 / off.p99).toFixed(2)}   target: p99 < 1000 ms at ${FACTOR}×`);
+  console.log(`admission p99 at ${FACTOR}x load: ${Math.round(on.p99)} ms (baseline without queue-delay admission: ${Math.round(off.p99)} ms)`);
+}
+
 const CASES: Record<string, () => void | Promise<void>> = {
   detection: detectionCase,
   inventory: inventoryCase,
@@ -692,6 +895,7 @@ const CASES: Record<string, () => void | Promise<void>> = {
   receivers: receiversCase,
   kafka: kafkaCase,
   pathological: pathologicalCase,
+  admission: admissionCase,
 };
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
 for (const name of wanted) {

@@ -50,7 +50,7 @@ export class Metrics {
   readonly dropped: Counter<'component' | 'reason'>;
   readonly ingestRejected = new Counter({
     name: 'kubevigil_ingest_rejected_total',
-    help: 'Ingest requests turned away to protect the process, by source and reason (in_flight, rate, bus_full).',
+    help: 'Ingest requests turned away to protect the process, by source and reason (in_flight, rate, queue_delay, bus_full).',
     labelNames: ['source', 'reason'] as const,
     registers: [this.registry],
   });
