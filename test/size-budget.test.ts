@@ -8,7 +8,9 @@ import { createKafkaBus } from '../services/bus/kafka.js';
 import type { SignalsMessage } from '../services/bus/topics.js';
 import { busPublisher, IngestPipeline } from '../services/ingest.js';
 import { createLogger, LOG_BOUNDS } from '../services/logging.js';
-import { loadDetector } from '../services/rules.js';
+import { loadDetector, loadRules } from '../services/rules.js';
+import { CorrelationEngine } from '../correlator/correlation/engine.js';
+import { IncidentManager } from '../correlator/incidents.js';
 
 const MB = 1024 * 1024;
 const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
@@ -71,6 +73,11 @@ describe('signals from attacker-sized input', () => {
       }
     }
     expect(perName[0]![0]!.actor.key).not.toBe(perName[1]![0]!.actor.key);
+    // The incident they make stays small too (one 11 MB username once made a 92 MB incident).
+    const m = new IncidentManager(new CorrelationEngine(loadRules().correlations), { now: () => Date.now() });
+    const incidents = m.process(perName[0]!).incidents;
+    expect(incidents).toHaveLength(1);
+    expect(bytes(incidents[0])).toBeLessThan(256 * 1024);
   });
 
   it('a signal that is within budget is passed through as it is (no copy on the hot path)', () => {
