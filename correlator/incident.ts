@@ -263,6 +263,18 @@ export interface Incident {
   mergedInto?: string;
   /** Highest severity of any signal ever seen (the timeline is bounded; this is not). */
   maxSignalSeverity: Severity;
+  /** Signals of its actors that silences hid (correlator/silences.ts): per silence, a few ids and the count. */
+  silenced?: SilencedSignals[];
+  /** The cluster of the signals that opened it (KUBEVIGIL_CLUSTER_NAME); absent when unnamed. */
+  cluster?: string;
+}
+
+/** Signals one silence hid from an incident: they neither joined its timeline nor changed its severity. */
+export interface SilencedSignals {
+  silenceId: string;
+  /** The first few signal ids (bounded); `count` has them all. */
+  signalIds: string[];
+  count: number;
 }
 
 /** What a flood incident groups. */

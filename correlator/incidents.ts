@@ -83,6 +83,9 @@ const FLOOD_FLUSH_MS = 30_000;
 const MAX_CORRELATION_MATCHES = 100;
 /** Actors a flood incident names as a sample. */
 const FLOOD_SAMPLE = 10;
+/** Silences an incident lists as having hidden its signals, and signal ids listed per silence. */
+const MAX_SILENCES_LISTED = 20;
+const MAX_SILENCED_IDS = 50;
 
 /** Per pattern: the distinct actors that opened incidents of it in the current window, and its flood incident. */
 interface FloodState {
@@ -202,6 +205,8 @@ export class IncidentManager {
   baseline?: IdentityBaseline;
   /** The live cluster (services/inventory/), when configured: root cause and remediation check their facts against it. */
   inventory?: ClusterInventory;
+  /** The id of the silence that hides a signal, if one does (services/silences.ts); see {@link recordSilenced}. */
+  silencer?: (s: Signal) => string | undefined;
   private readonly policy: IncidentPolicy;
 
   constructor(
@@ -307,6 +312,11 @@ export class IncidentManager {
       this.seen.add(raw.id);
       // Judged against what the identity did before: first time, or routine (one step lower).
       const s = this.baseline ? this.baseline.annotate(raw) : raw;
+      const silence = this.silencer?.(s);
+      if (silence !== undefined) {
+        this.recordSilenced(s, silence, attached);
+        continue;
+      }
       const firings = this.engine.process(s);
       const keys = mergeKeys(s);
       let inc = this.find(keys);
@@ -317,6 +327,28 @@ export class IncidentManager {
       if (!inc) this.remember(s);
     }
     return { incidents: opts.defer ? [] : this.finalize(), attached };
+  }
+
+  /**
+   * A silenced signal feeds no window, opens and escalates nothing and joins no prologue; it is
+   * listed (and its signal stored) on its actor's open incident, if there is one, so readers see
+   * what the silence hid.
+   */
+  private recordSilenced(s: Signal, silenceId: string, attached: { incidentId: string; signal: Signal }[]): void {
+    const id = this.byKey.get(s.actor.key);
+    const inc = id === undefined ? undefined : this.open.get(id);
+    if (!inc) return;
+    const list = (inc.silenced ??= []);
+    let entry = list.find((e) => e.silenceId === silenceId);
+    if (!entry) {
+      if (list.length >= MAX_SILENCES_LISTED) return;
+      list.push((entry = { silenceId, signalIds: [], count: 0 }));
+    }
+    if (entry.signalIds.includes(s.id)) return;
+    entry.count++;
+    if (entry.signalIds.length < MAX_SILENCED_IDS) entry.signalIds.push(s.id);
+    attached.push({ incidentId: inc.id, signal: s });
+    this.markDirty(inc);
   }
 
   /** Acknowledges or resolves an incident; throws {@link InvalidTransitionError}. */
@@ -414,6 +446,15 @@ export class IncidentManager {
     for (const r of from.rules) if (!into.rules.includes(r)) into.rules.push(r);
     for (const m of from.mitre) if (!into.mitre.includes(m)) into.mitre.push(m);
     for (const s of from.sources) if (!into.sources.includes(s)) into.sources.push(s);
+    // What silences hid from the merged incident stays listed (bounded as in recordSilenced).
+    for (const e of from.silenced ?? []) {
+      const list = (into.silenced ??= []);
+      const mine = list.find((x) => x.silenceId === e.silenceId);
+      if (mine) {
+        mine.count += e.count;
+        mine.signalIds = [...new Set([...mine.signalIds, ...e.signalIds])].slice(0, MAX_SILENCED_IDS);
+      } else if (list.length < MAX_SILENCES_LISTED) list.push({ ...e, signalIds: [...e.signalIds] });
+    }
     into.severity = maxSeverity(into.severity, from.severity);
     into.maxSignalSeverity = maxSeverity(into.maxSignalSeverity, from.maxSignalSeverity);
     into.firstSeen = Math.min(into.firstSeen, from.firstSeen);
@@ -618,6 +659,8 @@ export class IncidentManager {
       notes: [],
       maxSignalSeverity: 'info',
     };
+    const cluster = (f?.trigger ?? first).cluster ?? opening.find((s) => s.cluster)?.cluster;
+    if (cluster) inc.cluster = cluster;
     this.stats.opened++;
     this.open.set(inc.id, inc);
     this.attach(inc, signals, attached);

@@ -233,6 +233,57 @@ export const SIGNAL_KINDS = {
     traits: ['activity-trail'],
     phrase: 'changes',
   },
+  // Runtime behaviour inside containers, as Falco sees it on the node.
+  'runtime.shell': {
+    description: 'A shell with a terminal started in a container (Falco: Terminal shell in container): someone working inside a workload by hand.',
+    traits: ['high-impact'],
+    phrase: 'a shell in a container',
+  },
+  'runtime.remote_shell': {
+    description: 'A shell or command bound to a network connection in a container (netcat -e, a reverse shell).',
+    traits: ['high-impact'],
+    phrase: 'a reverse shell',
+  },
+  'runtime.sensitive_read': {
+    description: 'A sensitive file (shadow, sudoers, PAM, keys) read in a container, or a symlink planted over one.',
+    traits: ['high-impact'],
+    phrase: 'reading sensitive files in a container',
+  },
+  'runtime.credential_search': {
+    description: 'A search for private keys or passwords (find, grep) in a container.',
+    traits: [],
+    phrase: 'searching for keys and passwords',
+  },
+  'runtime.drift': {
+    description: 'A binary written below a binary directory, or a new binary executed, in a running container: code the image did not ship.',
+    traits: ['high-impact'],
+    phrase: 'new binaries in a running container',
+  },
+  'runtime.metadata_access': {
+    description: "A container contacting the cloud provider's instance metadata service (169.254.169.254): the node's cloud credentials.",
+    traits: ['high-impact'],
+    phrase: 'the cloud metadata service',
+  },
+  'runtime.outbound_connection': {
+    description: 'An outbound connection from a container to an unexpected or known-bad destination.',
+    traits: [],
+    phrase: 'unexpected outbound connections',
+  },
+  'runtime.privileged_container': {
+    description: 'A container started privileged or with sensitive host mounts, seen on the node.',
+    traits: ['high-impact'],
+    phrase: 'a privileged container',
+  },
+  'runtime.log_cleared': {
+    description: 'Log files truncated or deleted in a container or on a node: covering tracks.',
+    traits: [],
+    phrase: 'clearing logs',
+  },
+  'runtime.alert': {
+    description: 'Another Falco alert, mapped by its priority.',
+    traits: [],
+    phrase: 'runtime alerts',
+  },
   'alert.auth_failures': { description: 'An alert on a spike of API 401/403 responses.', traits: [], phrase: 'API 401/403 spikes' },
   'alert.restart_storm': { description: 'An alert on pods restarting repeatedly (crash loops, OOM kills).', traits: [], phrase: 'restart storms' },
   'alert.certificate_expiry': { description: 'An alert on a certificate about to expire or expired.', traits: [], phrase: 'expiring certificates' },

@@ -4,7 +4,7 @@ import type { Severity } from './severity.js';
 import type { SignalKind } from './signal-kinds.js';
 
 /** Where a signal came from. */
-export type SourceName = 'k8s-audit' | 'alertmanager' | 'loki' | 'otlp';
+export type SourceName = 'k8s-audit' | 'alertmanager' | 'loki' | 'otlp' | 'falco';
 
 /** Whether the action the signal describes was allowed by the cluster. */
 export type Outcome = 'allowed' | 'denied' | 'unknown';
@@ -53,6 +53,8 @@ export interface Signal {
   attributes: Record<string, string>;
   /** A bounded, redacted copy of the interesting parts of the source event. */
   excerpt: Record<string, unknown>;
+  /** The cluster it came from (KUBEVIGIL_CLUSTER_NAME of the ingesting process); absent when unnamed. */
+  cluster?: string;
 }
 
 const NO_MATCHED: MatchedCondition[] = Object.freeze([]) as unknown as MatchedCondition[];

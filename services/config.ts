@@ -20,7 +20,7 @@ export interface Config {
   port: number;
   dataDir: string;
   ingestToken?: string;
-  /** Per-source ingest tokens (audit, alertmanager, loki, otlp); each also accepts `ingestToken`. */
+  /** Per-source ingest tokens (audit, alertmanager, loki, otlp, falco); each also accepts `ingestToken`. */
   sourceTokens: Record<string, string | undefined>;
   apiToken?: string;
   /** A token that may only read the API. */
@@ -65,6 +65,10 @@ export interface Config {
   tempoPoller?: { url: string; queries: string[]; schedule?: string; tenant?: string; token?: string };
   /** The live cluster inventory: read with the pod's service account, a kubeconfig, or not at all. */
   inventory: { mode: 'off' } | { mode: 'in-cluster' } | { mode: 'kubeconfig'; path?: string };
+  /** KUBEVIGIL_CLUSTER_NAME: named on signals, incidents and notifications; absent when unset. */
+  clusterName?: string;
+  /** How long the store keeps signals and resolved incidents (ms; 0 keeps them forever). */
+  retention: { signalsMs: number; incidentsMs: number };
 }
 
 /** The roles a kubevigil process can run. */
@@ -92,7 +96,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   {
     env: 'KUBEVIGIL_INGEST_TOKEN_AUDIT',
     default: '(none)',
-    help: 'Token for /ingest/k8s-audit only (also _ALERTMANAGER, _LOKI, _OTLP for the other receivers); KUBEVIGIL_INGEST_TOKEN works everywhere.',
+    help: 'Token for /ingest/k8s-audit only (also _ALERTMANAGER, _LOKI, _OTLP, _FALCO for the other receivers); KUBEVIGIL_INGEST_TOKEN works everywhere.',
   },
   { env: 'KUBEVIGIL_TLS_CERT_FILE', default: '(none)', help: 'PEM certificate: serve HTTPS (with KUBEVIGIL_TLS_KEY_FILE).' },
   { env: 'KUBEVIGIL_TLS_KEY_FILE', default: '(none)', help: 'PEM private key of the certificate.' },
@@ -132,7 +136,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   {
     env: 'KUBEVIGIL_INGEST_MAX_INFLIGHT',
     default: '32',
-    help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager) or 429 (Loki, OTLP) with Retry-After.',
+    help: 'Requests each receiver processes at once; more get 503 (audit, Alertmanager, Falco) or 429 (Loki, OTLP) with Retry-After.',
   },
   { env: 'KUBEVIGIL_INGEST_RATE', default: '0', help: 'Requests per second each receiver accepts (bursts of twice that); 0 means no rate limit.' },
   {
@@ -177,6 +181,21 @@ const CORE_SETTINGS: SettingDoc[] = [
     env: 'KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS',
     default: '30000',
     help: 'How long a correlator that died keeps its partitions before another takes them over (6000 at least).',
+  },
+  {
+    env: 'KUBEVIGIL_CLUSTER_NAME',
+    default: '(none)',
+    help: 'Name of the watched cluster (a DNS label such as prod-eu-1): set on every signal and incident, in Slack messages and webhooks, and as the label cluster of Alertmanager alerts. Unset: no cluster is named.',
+  },
+  {
+    env: 'KUBEVIGIL_RETENTION_SIGNALS',
+    default: '14d',
+    help: 'How long the store keeps the signals of resolved incidents (e.g. 36h, 14d); older ones are pruned hourly. 0 keeps them.',
+  },
+  {
+    env: 'KUBEVIGIL_RETENTION_INCIDENTS',
+    default: '90d',
+    help: 'How long the store keeps an incident after it was resolved (e.g. 30d), with its signals; open and acknowledged incidents are never pruned. 0 keeps them.',
   },
 ];
 
@@ -398,6 +417,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ingestRate: int(env, 'KUBEVIGIL_INGEST_RATE', 0, 0, 1_000_000, '0 (no limit) unless a sender misbehaves', problems),
     ingestMaxQueueDelayMs: queueDelaySetting(env, problems),
     inventory: inventorySetting(env, problems),
+    ...clusterNameSetting(env, problems),
+    retention: {
+      signalsMs: retentionSetting(env, 'KUBEVIGIL_RETENTION_SIGNALS', '14d', problems),
+      incidentsMs: retentionSetting(env, 'KUBEVIGIL_RETENTION_INCIDENTS', '90d', problems),
+    },
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
@@ -439,3 +463,35 @@ function inventorySetting(env: NodeJS.ProcessEnv, problems: string[]): Config['i
   problems.push(`KUBEVIGIL_INVENTORY (${JSON.stringify(v)}) must be auto, in-cluster, kubeconfig, kubeconfig:/path/to/kubeconfig or off`);
   return { mode: 'off' };
 }
+
+/** KUBEVIGIL_CLUSTER_NAME: a DNS label (RFC 1123), so it is safe as an Alertmanager label value and in a Slack message. */
+function clusterNameSetting(env: NodeJS.ProcessEnv, problems: string[]): { clusterName?: string } {
+  const raw = env.KUBEVIGIL_CLUSTER_NAME;
+  if (raw === undefined || raw === '') return {};
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(raw)) {
+    problems.push(
+      `KUBEVIGIL_CLUSTER_NAME (${JSON.stringify(raw.slice(0, 80))}) must be a DNS label: 1 to 63 lowercase letters, digits and "-", starting and ending with a letter or digit, e.g. prod-eu-1`,
+    );
+    return {};
+  }
+  return { clusterName: raw };
+}
+
+const RETENTION_UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A retention such as 36h, 14d or 0 (keep), in ms; at least an hour, at most ten years. */
+function retentionSetting(env: NodeJS.ProcessEnv, name: string, def: string, problems: string[]): number {
+  const raw = (env[name] ?? '').trim() || def;
+  if (raw === '0') return 0;
+  const m = /^(\d+)(m|h|d)$/.exec(raw);
+  const ms = m ? Number(m[1]) * RETENTION_UNITS[m[2]!]! : NaN;
+  if (!(ms >= 3_600_000 && ms <= 3650 * 86_400_000)) {
+    problems.push(
+      `${name} (${JSON.stringify(raw.slice(0, 40))}) must be a duration from 1h to 3650d such as 36h or ${def}, or 0 to keep everything; ${def} is the default`,
+    );
+    return parseRetentionDefault(def);
+  }
+  return ms;
+}
+
+const parseRetentionDefault = (def: string): number => Number(def.slice(0, -1)) * RETENTION_UNITS[def.slice(-1)]!;

@@ -151,6 +151,8 @@ export interface PartitionedCorrelatorOptions {
   baseline?: IdentityBaseline;
   /** The live cluster, for root cause and remediation plans. */
   inventory?: ClusterInventory;
+  /** Silences (services/silences.ts): the silence that hides a signal from incident logic. */
+  silencer?: (s: Signal) => string | undefined;
   /**
    * How far back (in messages of the partition) a checkpoint refers to signals by offset; older
    * ones are written in full, so that a takeover reads at most about this many messages back.
@@ -206,8 +208,24 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     prologueEvicted: 0,
   };
 
+  /** The correlations new partition engines run; replaced by a rule reload. */
+  private correlations: readonly CompiledCorrelation[];
+
   constructor(private readonly o: PartitionedCorrelatorOptions) {
     this.maxRefDistance = o.maxRefDistance ?? DEFAULT_MAX_REF_DISTANCE;
+    this.correlations = o.correlations;
+  }
+
+  /** A rule reload: every partition held here keeps the windows of correlations still there (see CorrelationEngine.replaceCorrelations). */
+  replaceCorrelations(correlations: readonly CompiledCorrelation[]): { kept: number; dropped: number } {
+    this.correlations = correlations;
+    const sum = { kept: 0, dropped: 0 };
+    for (const part of this.parts.values()) {
+      const r = part.manager.correlation.replaceCorrelations(correlations);
+      sum.kept += r.kept;
+      sum.dropped += r.dropped;
+    }
+    return sum;
   }
 
   /**
@@ -502,7 +520,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     }
     const restoredBefore = this.stats.restored;
     const signalOf = await this.restoreSignals(p, st);
-    const engine = new CorrelationEngine(this.o.correlations, this.o.limits);
+    const engine = new CorrelationEngine(this.correlations, this.o.limits);
     const manager = this.manager(engine);
     for (const [key, slot] of st.slots) {
       if (!slot.signals) continue; // a window from another version's format: rebuilt by new signals
@@ -540,6 +558,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
 
   /** Makes `part` the partition's state here. */
   private install(p: number, part: Part): Part {
+    // A state built while the rules were reloaded runs the new correlations too.
+    if (part.manager.correlation.correlations !== this.correlations) part.manager.correlation.replaceCorrelations(this.correlations);
     this.drop(p);
     this.parts.set(p, part);
     this.stats.loads++;
@@ -550,6 +570,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     const manager = new IncidentManager(engine, this.o.clock, this.o.policy ?? {}, this.o.usage);
     if (this.o.baseline) manager.baseline = this.o.baseline;
     if (this.o.inventory) manager.inventory = this.o.inventory;
+    if (this.o.silencer) manager.silencer = this.o.silencer;
     return manager;
   }
 
@@ -611,7 +632,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     const since = anchor - this.horizonMs();
     const max = this.o.rebuildMaxMessages ?? DEFAULT_REBUILD_MAX_MESSAGES;
     const [msgs, published] = await Promise.all([history.signals(p, since, next.toString(), max), history.incidents(since)]);
-    const engine = new CorrelationEngine(this.o.correlations, this.o.limits);
+    const engine = new CorrelationEngine(this.correlations, this.o.limits);
     const scratch = new IncidentManager(engine, this.o.clock, this.o.policy ?? {});
     scratch.trackChanges();
     const signals: Signal[] = [];
@@ -677,7 +698,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   /** How far back a rebuild replays: the longest correlation window or quiet period, the allowed lateness, and a margin. */
   private horizonMs(): number {
     const quiet = this.o.policy?.quietPeriodMs ?? DEFAULT_INCIDENT_POLICY.quietPeriodMs;
-    return Math.max(quiet, ...this.o.correlations.map((c) => c.timespanMs)) + DEFAULT_CORRELATION_LIMITS.allowedLatenessMs + REBUILD_MARGIN_MS;
+    return Math.max(quiet, ...this.correlations.map((c) => c.timespanMs)) + DEFAULT_CORRELATION_LIMITS.allowedLatenessMs + REBUILD_MARGIN_MS;
   }
 
   /**

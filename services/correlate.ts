@@ -6,6 +6,7 @@
  */
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { CorrelationStats } from '../correlator/correlation/engine.js';
+import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
 import type { Incident, IncidentStatus } from '../correlator/incident.js';
 import type { BudgetUse, IncidentManager, IncidentStats } from '../correlator/incidents.js';
 import type { Signal } from '../correlator/signal.js';
@@ -36,6 +37,8 @@ export interface CorrelatorRuntime {
   engineStats(): CorrelationStats;
   /** Counters of the incident manager (evictions, floods, refusals); they never decrease. */
   incidentStats(): IncidentStats;
+  /** A rule reload: runs these correlations from now on, keeping the windows of those still there. */
+  replaceCorrelations(correlations: readonly CompiledCorrelation[]): { kept: number; dropped: number };
   /** How much of the count budgets is in use (for /readyz). */
   budget(): BudgetUse;
 }
@@ -70,6 +73,11 @@ export class Correlator implements IncidentCommands, CorrelatorRuntime {
   /** The incidents held open (for the open-incidents gauge). */
   openIncidents(): Incident[] {
     return this.manager.openIncidents();
+  }
+
+  /** Synchronous, so it falls between two batches: no batch sees part of each rule set. */
+  replaceCorrelations(correlations: readonly CompiledCorrelation[]): { kept: number; dropped: number } {
+    return this.manager.correlation.replaceCorrelations(correlations);
   }
 
   incidentStats(): IncidentStats {

@@ -32,12 +32,19 @@ export function busPublisher(bus: Bus, topic: Topic<SignalsMessage>): SignalPubl
 /** {@link IngestSink} over a detector and a publisher, counting what passes. */
 export class IngestPipeline implements IngestSink {
   constructor(
-    private readonly detector: Detector,
+    private detector: Detector,
     private readonly publisher: SignalPublisher,
     private readonly metrics?: Metrics,
     private readonly usage?: UsageProfiler,
     private readonly identity?: IdentityResolver,
+    /** KUBEVIGIL_CLUSTER_NAME: stamped on every signal, so incidents and notifications say where. */
+    private readonly cluster?: string,
   ) {}
+
+  /** A rule reload: batches from now on use this detector (a batch in progress finishes with the one it started with). */
+  setDetector(detector: Detector): void {
+    this.detector = detector;
+  }
 
   /** Detects over all events, then publishes every signal of the batch in one call (in a span per batch). */
   ingest(events: readonly SourceEvent[]): Promise<IngestOutcome> {
@@ -65,10 +72,11 @@ export class IngestPipeline implements IngestSink {
     const end = this.metrics?.detectSeconds.startTimer({ source });
     const signals: Signal[] = [];
     const learning = this.identity ? { identity: this.identity } : undefined;
+    const detector = this.detector;
     for (const ev of events) {
       // What the source teaches (identity facts) must be known before the next event's signals are resolved.
       if (learning) SOURCE_REGISTRY.get(ev.source)?.learn?.(ev, learning);
-      const found = this.detector.detect(ev);
+      const found = detector.detect(ev);
       for (const s of found) signals.push(s);
     }
     // A sender's clock far in the future would push correlation windows ahead and make every later
@@ -89,6 +97,7 @@ export class IngestPipeline implements IngestSink {
           s.actor = r.actor;
         }
       }
+    if (this.cluster) for (const s of signals) s.cluster = this.cluster;
     end?.();
     if (this.usage) learnFrom(events, { usage: this.usage });
     this.metrics?.ingestBatchSize.observe({ source }, events.length);

@@ -32,10 +32,15 @@ import { IngestRole } from './roles/ingest.js';
 import { component, Lifecycle, STOP_MARGIN_MS } from './roles/lifecycle.js';
 import { NotifierRole } from './roles/notifier.js';
 import type { Stage } from './roles/stage.js';
-import { loadRules, SCHEMAS } from './rules.js';
+import { ReloadRegistry } from './reload.js';
+import { Retention } from './retention.js';
+import { loadRules, SCHEMAS, type LoadedRules } from './rules.js';
 import type { CorrelatorStateStore } from './store/correlator-state.js';
 import type { IncidentStore } from './store/store.js';
 import { UsageProfiler } from './usage.js';
+import { Silences } from './silences.js';
+import { connectRedis } from './store/correlator-state.js';
+import { RedisSilenceStore } from './store/silences-redis.js';
 
 /** A running kubevigil process. */
 export interface Running {
@@ -51,6 +56,8 @@ export interface Running {
   partitioned?: PartitionedCorrelator;
   /** Resolves when everything queued in the embedded bus has been handled (tests await this instead of sleeping). */
   drained(): Promise<void>;
+  /** What SIGHUP and POST /-/reload reload (the rules; other parts register theirs). */
+  reload: ReloadRegistry;
   /** Drains HTTP within the shutdown grace, then stops the rest; rejects (StopTimeoutError) past the grace plus STOP_MARGIN_MS. */
   stop(): Promise<void>;
 }
@@ -65,10 +72,42 @@ export interface ServeOptions {
   clock?: Clock;
   /** node-cron schedule of the incident sweeper; `false` disables it (tests sweep by hand). */
   sweepSchedule?: string | false;
+  /** node-cron schedule of store retention (default hourly); `false` leaves pruning to the test. */
+  retentionSchedule?: string | false;
   /** Environment read for OTEL_* settings (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Cluster credentials for the inventory instead of KUBEVIGIL_INVENTORY (tests). */
   kubeConfig?: KubeConfig;
+  /** How often a distributed process reads the silences again (default 2000 ms). */
+  silencePollMs?: number;
+}
+
+/**
+ * Silences: embedded, in the store (the API and the correlator share them, so a silence applies at
+ * once); distributed, in Redis, read again every 2 s by every process. Without REDIS_URL a
+ * distributed process has none (the silence routes are not served).
+ */
+function silencesComponent(config: Config, store: IncidentStore, metrics: Metrics, logger: Logger, opts: ServeOptions): Silences | undefined {
+  const clock = opts.clock ?? systemClock;
+  if (config.kafkaBrokers.length === 0) return new Silences(store.silences, clock, metrics, logger, { pollMs: 0 });
+  if (!config.redisUrl) return undefined;
+  const redis = connectRedis(config.redisUrl, (err) => logger.debug({ err }, 'redis connection error'));
+  const close = () =>
+    redis.quit().then(
+      () => undefined,
+      () => redis.disconnect(),
+    );
+  // The client has no offline queue: wait (a little) for the connection before the first read.
+  const connected = () =>
+    new Promise<void>((resolve) => {
+      if (redis.status === 'ready') return resolve();
+      const t = setTimeout(resolve, 5000);
+      redis.once('ready', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  return new Silences(new RedisSilenceStore(redis, config.topicPrefix), clock, metrics, logger, { pollMs: opts.silencePollMs ?? 2000, connected, close });
 }
 
 /** Starts the configured roles in this process. */
@@ -76,7 +115,14 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
   const rules = loadRules(config.rulesPaths);
   if (rules.problems.length) throw new RuleSetError(rules.problems);
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
-  for (const s of SCHEMAS) metrics.rulesLoaded.set({ source: s.name }, rules.rules.filter((r) => r.source === s.name).length);
+  const countRules = (r: LoadedRules) => {
+    for (const s of SCHEMAS) metrics.rulesLoaded.set({ source: s.name }, r.rules.filter((x) => x.source === s.name).length);
+  };
+  countRules(rules);
+  const reload = new ReloadRegistry(logger, metrics.registry);
+  // What GET /api/v1/rules lists: replaced in place on a reload.
+  const ruleList = [...rules.rules];
+  const correlationList = [...rules.correlations];
   const { roles } = config;
   const distributed = config.kafkaBrokers.length > 0;
   const lifecycle = new Lifecycle(logger);
@@ -93,6 +139,8 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     const inventory =
       roles.has('ingest') || roles.has('correlator') ? await lifecycle.start(new InventoryRole(config, logger, metrics, opts.kubeConfig)) : undefined;
     metrics.trackDrops('incident-stream', 'slow_listener', () => stream.dropped);
+    const silenceSet = roles.has('correlator') || roles.has('api') ? silencesComponent(config, store, metrics, logger, opts) : undefined;
+    const silences = silenceSet && (await lifecycle.start(silenceSet));
     const stage: Stage = {
       config,
       logger,
@@ -108,6 +156,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       ...(bus.kafka ? { kafka: bus.kafka } : {}),
       instance: `${hostname()}-${process.pid}`,
       ...(inventory?.cluster ? { inventory: inventory.cluster } : {}),
+      ...(silences ? { silences } : {}),
     };
     // Fed only with the api role; without it GET /api/v1/signals is not served.
     const recent = new RecentSignals(config.recentSignals);
@@ -115,27 +164,62 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     // Consumers first, then what produces: at stop, the producers stop first and the bus drains into the consumers.
     const correlator = roles.has('correlator') ? await lifecycle.start(new CorrelatorRole(stage, opts)) : undefined;
     const api = roles.has('api') ? await lifecycle.start(new ApiRole(stage, recent, correlator?.correlator)) : undefined;
+    // Retention runs where the incidents are read from: the api role (embedded, the one process).
+    if (roles.has('api'))
+      await lifecycle.start(
+        new Retention({
+          store,
+          ...config.retention,
+          clock: stage.clock,
+          logger,
+          registry: metrics.registry,
+          ...(opts.retentionSchedule !== undefined ? { schedule: opts.retentionSchedule } : {}),
+        }),
+      );
     if (roles.has('notifier')) await lifecycle.start(new NotifierRole(stage));
     await lifecycle.start(drainOnStop(bus));
     const ingest = roles.has('ingest') ? await lifecycle.start(new IngestRole(stage)) : undefined;
+    // Validated before anything changes; the detector and the correlations are swapped synchronously.
+    reload.register('rules', () => {
+      const next = loadRules(config.rulesPaths);
+      if (next.problems.length) return Promise.resolve(next.problems);
+      ingest?.setRules(next.rules, config.minSeverity);
+      const windows = correlator?.replaceCorrelations(next.correlations);
+      ruleList.splice(0, ruleList.length, ...next.rules);
+      correlationList.splice(0, correlationList.length, ...next.correlations);
+      countRules(next);
+      logger.info(
+        {
+          rules: next.rules.length,
+          correlations: next.correlations.length,
+          disabled: next.disabled.length,
+          windowsKept: windows?.kept,
+          windowsDropped: windows?.dropped,
+        },
+        'rules reloaded',
+      );
+      return Promise.resolve([]);
+    });
     const app = createApp({
       config,
       metrics,
       logger,
       store,
       stream,
-      rules: rules.rules,
-      correlations: rules.correlations,
+      rules: ruleList,
+      correlations: correlationList,
+      reload,
       sink: ingest?.sink,
       recent: api && recent,
       commands: api?.commands,
+      ...(api && silences ? { silences } : {}),
       ready: () => lifecycle.ready(),
       ...(inventory?.cluster ? { inventory: () => inventory.cluster!.status() } : {}),
       ...(correlator ? { budget: () => correlator.budget() } : {}),
     });
     const http = await lifecycle.start(new HttpServer(config, app, stream, logger));
     const { correlator: embedded, partitioned } = correlator ?? {};
-    return { url: http.url, bus: bus.bus, recent, metrics, store, correlator: embedded, partitioned, drained: () => bus.drained() };
+    return { url: http.url, bus: bus.bus, recent, metrics, store, correlator: embedded, partitioned, drained: () => bus.drained(), reload };
   });
   logger.info(
     {

@@ -10,7 +10,7 @@ import { SOURCE_LIST, SOURCE_REGISTRY, SOURCES } from './sources.js';
 
 describe('the source registry', () => {
   it('declares each source once, under the name its schema has, with its own path and token variable', () => {
-    expect(SOURCE_LIST.map((s) => s.name)).toEqual(['k8s-audit', 'alertmanager', 'loki', 'otlp']);
+    expect(SOURCE_LIST.map((s) => s.name)).toEqual(['k8s-audit', 'alertmanager', 'loki', 'otlp', 'falco']);
     for (const s of SOURCE_LIST) expect(s.descriptor.schema.name, s.name).toBe(s.name);
     expect(new Set(SOURCE_LIST.map((s) => s.path)).size).toBe(SOURCE_LIST.length);
     expect(new Set(SOURCE_LIST.map((s) => s.tokenEnv)).size).toBe(SOURCE_LIST.length);

@@ -9,6 +9,8 @@
 import type { Router } from 'express';
 import { alertmanagerReceiver } from '../connectors/alertmanager/receiver.js';
 import { ALERTMANAGER_SOURCE } from '../connectors/alertmanager/source.js';
+import { falcoReceiver } from '../connectors/falco/receiver.js';
+import { FALCO_SOURCE } from '../connectors/falco/source.js';
 import { identityFacts } from '../connectors/k8s-audit/identity.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
 import { auditReceiver } from '../connectors/k8s-audit/receiver.js';
@@ -282,6 +284,57 @@ export const SOURCE_LIST: readonly Source[] = [
         '415': json('RpcStatus', 'google.rpc.Status'),
         '429': json('RpcStatus', 'slow down (Retry-After)'),
         '503': json('RpcStatus', 'unavailable (Retry-After)'),
+      },
+    },
+  },
+  {
+    name: 'falco',
+    descriptor: FALCO_SOURCE,
+    path: '/ingest/falco',
+    tokenEnv: 'KUBEVIGIL_INGEST_TOKEN_FALCO',
+    // Neither Falco's http_output nor Falcosidekick's webhook retries a refused post (both log it and
+    // drop the alert); 503 + Retry-After is the generic "try later" a retrying relay understands,
+    // where Falcosidekick would count a 429 as the receiver's own rate limit.
+    overloadStatus: 503,
+    authenticatesActors: false,
+    receiver: (ctx) =>
+      falcoReceiver({ sink: ctx.sink, maxBodyBytes: ctx.maxBodyBytes, dedupEntries: ctx.dedupEntries, stats: itemStats('falco', ctx.metrics) }),
+    openapi: {
+      operationId: 'ingestFalco',
+      tags: ['ingest'],
+      summary:
+        "Falco alerts as Falco's http_output (json_output: true) and Falcosidekick's webhook post them: one alert object, an array, or JSON lines; deduplicated by uuid",
+      security: INGEST_SECURITY,
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['rule', 'priority', 'time'],
+              properties: {
+                uuid: str,
+                rule: str,
+                priority: str,
+                time: str,
+                output: str,
+                source: str,
+                hostname: str,
+                tags: { type: 'array', items: str },
+                output_fields: { type: 'object' },
+              },
+            },
+          },
+          'application/x-ndjson': { schema: str },
+        },
+      },
+      responses: {
+        '200': json('IngestResult', 'accepted (invalid alerts of a batch are reported, not refused)'),
+        '400': problem,
+        '401': problem,
+        '413': problem,
+        '415': problem,
+        '503': problem,
       },
     },
   },

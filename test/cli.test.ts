@@ -203,7 +203,7 @@ describe('kubevigil CLI', () => {
 
   it('usage errors exit 2 with one line naming the problem and the fix', async () => {
     const cases: [string[], string][] = [
-      [['frobnicate'], 'kubevigil: unknown command "frobnicate"; use serve, replay, rules, demo or config (see kubevigil --help)'],
+      [['frobnicate'], 'kubevigil: unknown command "frobnicate"; use serve, replay, rules, demo, export, silence or config (see kubevigil --help)'],
       [['serv'], 'kubevigil: unknown command "serv"; did you mean serve? (see kubevigil --help)'],
       [['--nope'], 'kubevigil: unknown option --nope (see kubevigil --help)'],
       [['replay', '--nope', 'x'], 'kubevigil: unknown option --nope for replay (see kubevigil replay --help)'],

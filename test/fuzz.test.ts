@@ -10,7 +10,7 @@
  * Cases that fail are collected per phase and reported together, with the error logs they caused.
  */
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { ExportTraceServiceRequest, ExportTraceServiceResponse, RpcStatus } from
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
-import { readReal } from './helpers/fixtures.js';
+import { projectFixture, readReal } from './helpers/fixtures.js';
 import { corruptText, INVALID_UTF8, mutate, nestedText, paths, Rng, spliceInvalidUtf8, truncate, type Json, type JsonPath } from './helpers/fuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261129);
@@ -34,10 +34,16 @@ const MUTATIONS = 300;
 const MB = 1024 * 1024;
 const DEEP = 10_000;
 
-type Receiver = 'audit' | 'alertmanager' | 'loki' | 'otlp';
+type Receiver = 'audit' | 'alertmanager' | 'loki' | 'otlp' | 'falco';
 type Kind = Receiver | 'api';
-const PATH: Record<Receiver, string> = { audit: '/ingest/k8s-audit', alertmanager: '/ingest/alertmanager', loki: '/loki/api/v1/push', otlp: '/v1/traces' };
-const RECEIVERS: Receiver[] = ['audit', 'alertmanager', 'loki', 'otlp'];
+const PATH: Record<Receiver, string> = {
+  audit: '/ingest/k8s-audit',
+  alertmanager: '/ingest/alertmanager',
+  loki: '/loki/api/v1/push',
+  otlp: '/v1/traces',
+  falco: '/ingest/falco',
+};
+const RECEIVERS: Receiver[] = ['audit', 'alertmanager', 'loki', 'otlp', 'falco'];
 const JSON_H = { 'content-type': 'application/json' };
 const PROTO_H = { 'content-type': 'application/x-protobuf' };
 
@@ -269,6 +275,7 @@ async function stillServing(phase: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Valid payloads, from the real-payload fixtures in test/fixtures/real.
 
+const projectFixtureText = (rel: string) => readFileSync(projectFixture(rel), 'utf8');
 const webhookItems = readReal('k8s-audit/webhook-eventlist-bodies-k8s1.20.jsonl')
   .trim()
   .split('\n')
@@ -291,6 +298,13 @@ const amBodies = readReal('alertmanager/webhook-v4-am0.27-capture.jsonl')
   .trim()
   .split('\n')
   .map((l) => (JSON.parse(l) as { body: Json }).body);
+
+const falcoShell = JSON.parse(projectFixtureText('falco/frontend-attack.jsonl').split('\n')[0]!) as Record<string, Json>;
+
+/** A Falco alert (the fixture's terminal shell) with a uuid unique to `tag`. */
+function falcoAlert(tag: string): Record<string, Json> {
+  return { ...structuredClone(falcoShell), uuid: `fz-${SEED}-${tag}` };
+}
 
 /** An Alertmanager payload with fingerprints unique to `tag`. */
 function amPayload(tag: string, body: Json = amBodies[0]!): Record<string, Json> {
@@ -378,6 +392,7 @@ function otlpProto(doc: Json): Uint8Array {
 /** A fresh valid payload per receiver. */
 function validBody(kind: Receiver, tag: string): Record<string, Json> {
   if (kind === 'audit') return auditList(tag);
+  if (kind === 'falco') return falcoAlert(tag);
   if (kind === 'alertmanager') return amPayload(tag);
   if (kind === 'loki') return lokiPush();
   return otlpDoc();
@@ -614,6 +629,7 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
       ['otlp', 'otlp-trace-example.json', () => otlpDoc()],
       ['otlp', 'otlp-http-json-push.tempo-docs.json', () => otlpDoc(otlpTempoDoc)],
       ['otlp', 'client span answered 403 (raises a signal)', () => authFailedSpan()],
+      ['falco', 'frontend-attack.jsonl terminal shell', () => falcoAlert(`sys${n}`)],
     ];
     for (const [kind, name, make] of bases) {
       const all = paths(make()).filter((p) => p.length > 0);

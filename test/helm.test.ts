@@ -489,7 +489,9 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     // Only the notifier keeps state on a claim; the other roles' /data is scratch.
     expect(ofKind(objs, 'PersistentVolumeClaim').map(nameOf)).toEqual(['kubevigil-notifier-data']);
     expect(egressPorts(objs, 'correlator')).toEqual(expect.arrayContaining([53, 9092, 6379]));
-    for (const role of ['ingest', 'api', 'notifier']) expect(egressPorts(objs, role), role).not.toContain(6379);
+    // The API reads and writes silences in Redis.
+    expect(egressPorts(objs, 'api')).toContain(6379);
+    for (const role of ['ingest', 'notifier']) expect(egressPorts(objs, role), role).not.toContain(6379);
     for (const role of ['ingest', 'correlator', 'api', 'notifier']) expect(egressPorts(objs, role), role).toContain(9092);
   });
 

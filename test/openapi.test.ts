@@ -5,7 +5,7 @@
  * media type (JSON Schema 2020-12, as OpenAPI 3.1 uses).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConfig, lintFromString } from '@redocly/openapi-core';
@@ -121,13 +121,21 @@ describe('every response of a real kubevigil matches the document', () => {
     return fetch(`${kv.url}${path}`, { ...rest, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(rest.headers ?? {}) } });
   };
 
-  it('ingest: the four receivers, their successes and their errors', async () => {
+  it('ingest: the receivers, their successes and their errors', async () => {
     for (const d of fourSourceAttack(SEED_SCENARIO)) {
       const res = await call(d.path, { method: 'POST', token: INGEST, body: d.body, headers: { 'content-type': d.contentType } });
       await checker.check(res, 'post', d.path);
     }
+    // Falco: a batch with one alert that is not usable, reported in errors[].
+    const shell = readFileSync(new URL('./fixtures/falco/frontend-attack.jsonl', import.meta.url), 'utf8').split('\n')[0]!;
+    const falcoBatch = `[${shell},${JSON.stringify({ ...(JSON.parse(shell) as object), uuid: 'openapi-bad', priority: 'Loud' })}]`;
+    await checker.check(
+      await call('/ingest/falco', { method: 'POST', token: INGEST, body: falcoBatch, headers: { 'content-type': 'application/json' } }),
+      'post',
+      '/ingest/falco',
+    );
     await kv.drained();
-    for (const path of ['/ingest/k8s-audit', '/ingest/alertmanager', '/loki/api/v1/push', '/v1/traces']) {
+    for (const path of ['/ingest/k8s-audit', '/ingest/alertmanager', '/loki/api/v1/push', '/v1/traces', '/ingest/falco']) {
       await checker.check(await call(path, { method: 'POST', token: null, body: '{}', headers: { 'content-type': 'application/json' } }), 'post', path);
       await checker.check(await call(path, { method: 'POST', token: INGEST, body: '{"broken', headers: { 'content-type': 'application/json' } }), 'post', path);
       await checker.check(await call(path, { method: 'POST', token: INGEST, body: 'x', headers: { 'content-type': 'application/xml' } }), 'post', path);
@@ -154,6 +162,9 @@ describe('every response of a real kubevigil matches the document', () => {
     expect(signals.items.length).toBeGreaterThan(5);
     expect(signals.items[0]!.eventTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     await checker.check(await call('/api/v1/signals?limit=0'), 'get', '/api/v1/signals');
+    await checker.check(await call('/-/reload', { method: 'POST' }), 'post', '/-/reload');
+    await checker.check(await call('/-/reload', { method: 'POST', token: READ }), 'post', '/-/reload');
+    await checker.check(await call('/-/reload', { method: 'POST', token: null }), 'post', '/-/reload');
   });
 
   it('incidents: list, one, its signals, PATCH and their errors', async () => {
@@ -203,6 +214,37 @@ describe('every response of a real kubevigil matches the document', () => {
     checker.seen.add('get /api/v1/incidents/stream');
     await res.body!.cancel();
     await checker.check(await call('/api/v1/incidents/stream', { token: null }), 'get', '/api/v1/incidents/stream');
+  });
+
+  it('silences: create, list, one, expire, mark benign and their errors', async () => {
+    const json = { 'content-type': 'application/json' };
+    const silence = (over: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        matchers: [{ name: 'actor', value: 'sa:ci/deployer', isRegex: false, isEqual: true }],
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        createdBy: 'sre',
+        comment: 'deploys',
+        ...over,
+      });
+    const created = (await checker.check(await call('/api/v1/silences', { method: 'POST', body: silence(), headers: json }), 'post', '/api/v1/silences')) as {
+      silenceID: string;
+    };
+    await checker.check(await call('/api/v1/silences', { method: 'POST', body: silence({ matchers: [] }), headers: json }), 'post', '/api/v1/silences');
+    await checker.check(await call('/api/v1/silences', { method: 'POST', token: READ, body: silence(), headers: json }), 'post', '/api/v1/silences');
+    await checker.check(await call('/api/v1/silences', { method: 'POST', token: null, body: silence(), headers: json }), 'post', '/api/v1/silences');
+    await checker.check(await call('/api/v1/silences', { token: READ }), 'get', '/api/v1/silences');
+    await checker.check(await call('/api/v1/silences?state=active'), 'get', '/api/v1/silences');
+    await checker.check(await call(`/api/v1/silences/${created.silenceID}`, { token: READ }), 'get', '/api/v1/silences/{id}');
+    await checker.check(await call('/api/v1/silences/nope'), 'get', '/api/v1/silences/{id}');
+    await checker.check(await call(`/api/v1/silences/${created.silenceID}`, { method: 'DELETE', token: READ }), 'delete', '/api/v1/silences/{id}');
+    await checker.check(await call(`/api/v1/silences/${created.silenceID}`, { method: 'DELETE' }), 'delete', '/api/v1/silences/{id}');
+    await checker.check(await call('/api/v1/silences/nope', { method: 'DELETE' }), 'delete', '/api/v1/silences/{id}');
+    const page = (await (await call('/api/v1/incidents?limit=1')).json()) as { items: { id: string }[] };
+    const benign = (id: string, body: string, token = API) => call(`/api/v1/incidents/${id}/benign`, { method: 'POST', token, body, headers: json });
+    await checker.check(await benign(page.items[0]!.id, '{"duration":"1d"}'), 'post', '/api/v1/incidents/{id}/benign');
+    await checker.check(await benign(page.items[0]!.id, '{"duration":"forever"}'), 'post', '/api/v1/incidents/{id}/benign');
+    await checker.check(await benign(page.items[0]!.id, '{}', READ), 'post', '/api/v1/incidents/{id}/benign');
+    await checker.check(await benign('inc_00000000000000000000', '{}'), 'post', '/api/v1/incidents/{id}/benign');
   });
 
   it('covered every operation of the document', () => {

@@ -99,6 +99,9 @@ export class CorrelationEngine {
   private readonly byKind = new Map<string, Target[]>();
   private readonly byRule = new Map<string, Target[]>();
   private readonly byCorrelation = new Map<string, Target[]>();
+  /** The grouping spec of each correlation, by position (see {@link Target.spec}). */
+  private specOf: number[] = [];
+  private current: readonly CompiledCorrelation[] = [];
   /**
    * Group value → windows. Keyed by the value itself for the default grouping (the actor key, a
    * string the signal already holds, whose hash V8 has cached), so one lookup serves every
@@ -113,16 +116,28 @@ export class CorrelationEngine {
   /** Group keys changed since the last {@link takeDirty}, when tracking is on (distributed mode). */
   private dirty?: Set<string>;
 
-  constructor(
-    readonly correlations: readonly CompiledCorrelation[],
-    limits: Partial<CorrelationLimits> = {},
-  ) {
+  constructor(correlations: readonly CompiledCorrelation[], limits: Partial<CorrelationLimits> = {}) {
     this.limits = { ...DEFAULT_CORRELATION_LIMITS, ...limits };
+    this.indexCorrelations(correlations);
+  }
+
+  /** The correlations the engine runs. */
+  get correlations(): readonly CompiledCorrelation[] {
+    return this.current;
+  }
+
+  private indexCorrelations(correlations: readonly CompiledCorrelation[]): void {
+    this.current = correlations;
+    this.byKind.clear();
+    this.byRule.clear();
+    this.byCorrelation.clear();
+    this.specOf = [];
     const specs = new Map<string, number>([['actor.key', 0]]);
     correlations.forEach((c, ci) => {
       const specKey = c.groupBy.map((g) => g.name).join('\u0000') + (c.groupBy.some((g) => g.aliased) ? `\u0000${c.id}` : '');
       if (!specs.has(specKey)) specs.set(specKey, specs.size);
       const spec = specs.get(specKey)!;
+      this.specOf[ci] = spec;
       c.refs.forEach((name, ref) => {
         const index = c.refKinds[ref] === 'kind' ? this.byKind : c.refKinds[ref] === 'rule' ? this.byRule : this.byCorrelation;
         const list = index.get(name) ?? [];
@@ -130,6 +145,53 @@ export class CorrelationEngine {
         index.set(name, list);
       });
     });
+  }
+
+  /**
+   * Swaps in a new set of correlations (a rule reload), in place and synchronously, so no signal
+   * sees half of each. Windows of a correlation that is still there (same id, same references and
+   * grouping: entries index its references) are kept, under the group key its new position gives;
+   * the windows of the others are dropped. Returns how many windows were kept and dropped.
+   */
+  replaceCorrelations(correlations: readonly CompiledCorrelation[]): { kept: number; dropped: number } {
+    const old = this.current;
+    const oldSpec = this.specOf;
+    this.indexCorrelations(correlations);
+    const shape = (c: CompiledCorrelation) => JSON.stringify([c.refs, c.refKinds, c.groupBy.map((g) => [g.name, g.aliased])]);
+    const byId = new Map(correlations.map((c, ci) => [c.id, ci]));
+    const moved = new Map<string, Slot>();
+    let kept = 0;
+    let dropped = 0;
+    this.entryCount = 0;
+    for (const [key, slot] of this.groups) {
+      this.dirty?.add(key);
+      slot.windows.forEach((w, oci) => {
+        if (!w) return;
+        const c = old[oci]!;
+        const nci = byId.get(c.id);
+        if (nci === undefined || shape(correlations[nci]!) !== shape(c)) {
+          dropped++;
+          return;
+        }
+        // The key carries the spec id of the grouping (none for the actor): strip the old one, add the new one.
+        const value = oldSpec[oci] === 0 ? key : key.slice(String(oldSpec[oci]).length + 1);
+        const spec = this.specOf[nci]!;
+        const nkey = spec === 0 ? value : `${spec}\u0000${value}`;
+        let target = moved.get(nkey);
+        if (!target) moved.set(nkey, (target = { windows: [], seq: slot.seq }));
+        target.windows[nci] = w;
+        target.seq = Math.max(target.seq, slot.seq);
+        this.entryCount += w.entries.length;
+        kept++;
+      });
+    }
+    this.groups.clear();
+    // Least recently used first, as before.
+    for (const [k, slot] of [...moved].sort((a, b) => a[1].seq - b[1].seq)) {
+      this.groups.set(k, slot);
+      this.dirty?.add(k);
+    }
+    return { kept, dropped };
   }
 
   /** Starts recording which groups change, so only those are checkpointed. */

@@ -49,6 +49,7 @@ export function openApiDocument(): Json {
       { name: 'ingest', description: 'What the cluster sends: audit webhook, Alertmanager webhook, Loki push, OTLP traces' },
       { name: 'incidents', description: 'Incidents: one per attack, with root cause and remediations' },
       { name: 'signals', description: 'Single suspicious events, and the rules that find them' },
+      { name: 'silences', description: 'Silences (Alertmanager semantics): matched signals are kept and counted but open, escalate and notify nothing' },
     ],
     components: {
       securitySchemes: {
@@ -84,6 +85,21 @@ export function openApiDocument(): Json {
             'Open while no token is configured (loopback development); once the API or /metrics has a token, the metrics, API read or API token is required: the metrics tell which actions are detected.',
           security: [...PUBLIC, { metricsToken: [] }, ...READ],
           responses: { '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: str } } }, ...authProblems },
+        },
+      },
+      '/-/reload': {
+        post: {
+          operationId: 'reload',
+          tags: ['health'],
+          summary: 'Reload the rules (as SIGHUP does), validated first',
+          description: 'With any problem nothing changes: 400 lists every problem, and the running rules stay. Reloads this process only.',
+          security: WRITE,
+          responses: {
+            '200': json(ref('ReloadResult'), 'reloaded'),
+            '400': { description: 'refused', content: { 'application/problem+json': { schema: ref('ReloadProblem') } } },
+            ...authProblems,
+            '403': problem,
+          },
         },
       },
       ...Object.fromEntries(SOURCE_LIST.map((source) => [source.path, { post: source.openapi }])),
@@ -175,6 +191,66 @@ export function openApiDocument(): Json {
           security: READ,
           parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 5000, default: 500 } }],
           responses: { '200': json(ref('SignalPage'), 'signals'), '400': problem, ...authProblems, '404': problem },
+        },
+      },
+      '/api/v1/incidents/{id}/benign': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: str }],
+        post: {
+          operationId: 'markIncidentBenign',
+          tags: ['silences'],
+          summary: 'Mark benign: silence the incident’s actor and rules (actor=, rule=~) for a duration (default 7d)',
+          security: WRITE,
+          requestBody: { required: false, content: { 'application/json': { schema: ref('BenignRequest') } } },
+          responses: {
+            '200': json(ref('SilenceCreated'), 'the silence created'),
+            '400': problem,
+            ...authProblems,
+            '403': problem,
+            '404': problem,
+            '409': problem,
+            '413': problem,
+          },
+        },
+      },
+      '/api/v1/silences': {
+        get: {
+          operationId: 'listSilences',
+          tags: ['silences'],
+          summary: 'Every silence, active first, then pending, then expired (the last 1000 expired, for 30 days)',
+          security: READ,
+          responses: { '200': json(ref('SilenceList'), 'silences'), '400': problem, ...authProblems },
+        },
+        post: {
+          operationId: 'createSilence',
+          tags: ['silences'],
+          summary: 'Create a silence',
+          security: WRITE,
+          requestBody: { required: true, content: { 'application/json': { schema: ref('PostableSilence') } } },
+          responses: {
+            '200': json(ref('SilenceCreated'), 'the id of the silence'),
+            '400': problem,
+            ...authProblems,
+            '403': problem,
+            '409': problem,
+            '413': problem,
+          },
+        },
+      },
+      '/api/v1/silences/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: str }],
+        get: {
+          operationId: 'getSilence',
+          tags: ['silences'],
+          summary: 'One silence',
+          security: READ,
+          responses: { '200': json(ref('GettableSilence'), 'the silence'), ...authProblems, '404': problem },
+        },
+        delete: {
+          operationId: 'expireSilence',
+          tags: ['silences'],
+          summary: 'Expire a silence now (kept, expired, for history)',
+          security: WRITE,
+          responses: { '200': json(ref('GettableSilence'), 'the expired silence'), ...authProblems, '403': problem, '404': problem },
         },
       },
       '/api/v1/openapi.json': {

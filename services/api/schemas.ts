@@ -12,6 +12,7 @@ import { SIGNAL_KINDS } from '../../correlator/signal-kinds.js';
 import { describeValue } from '../../platform/describe.js';
 import { SOURCE_LIST } from '../sources.js';
 import type { Signal as EngineSignal } from '../../correlator/signal.js';
+import { matcherNameProblem, matchesEverything, regexProblem, SILENCE_LIMITS, silenceState, type Silence as EngineSilence } from '../../correlator/silences.js';
 
 /** Schemas that become `#/components/schemas/<id>` in the OpenAPI document. */
 export const registry = z.registry<{ id: string; description?: string }>();
@@ -36,6 +37,29 @@ export const Problem = z
     field: z.string().optional().describe('the input field at fault, when one is'),
   })
   .register(registry, { id: 'Problem', description: 'An RFC 9457 problem: what is wrong and how to fix it' });
+
+export const ReloadResult = z
+  .object({ status: z.literal('reloaded'), reloaded: Strings.describe('what was reloaded (rules, …)') })
+  .register(registry, { id: 'ReloadResult', description: 'A reload that applied' });
+
+export const ReloadProblem = z
+  .object({
+    type: z.string().optional(),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    problems: z.array(
+      z.object({
+        reloadable: z.string(),
+        file: z.string(),
+        item: z.string().optional(),
+        field: z.string(),
+        message: z.string(),
+        text: z.string().describe('file: item: field: message, as kubevigil rules lint prints it'),
+      }),
+    ),
+  })
+  .register(registry, { id: 'ReloadProblem', description: 'A reload refused: every problem found; the running configuration stays' });
 
 export const Actor = z
   .object({
@@ -71,6 +95,7 @@ export const Signal = z
     matched: z.array(z.object({ field: z.string(), op: z.string(), expected: z.unknown().optional(), actual: z.unknown().optional() })),
     attributes: Attributes,
     excerpt: z.record(z.string(), z.unknown()),
+    cluster: z.string().optional().describe('the cluster it came from (KUBEVIGIL_CLUSTER_NAME); absent when not set'),
   })
   .register(registry, { id: 'Signal', description: 'One suspicious (or, for info, noteworthy) event and the rule that matched it' });
 
@@ -235,6 +260,17 @@ const incidentCore = {
     .optional()
     .describe('set on a flood incident: many actors, one pattern, one incident (see KUBEVIGIL_FLOOD_ACTORS)'),
   maxSignalSeverity: Severity,
+  silenced: z
+    .array(
+      z.object({
+        silenceId: z.string(),
+        signalIds: Strings.describe('the first 50 signals it hid (stored with the incident’s signals)'),
+        count: z.int().describe('every signal it hid'),
+      }),
+    )
+    .optional()
+    .describe('signals of this incident’s actors that silences hid: they did not join the timeline, escalate or notify (at most 20 silences)'),
+  cluster: z.string().optional().describe('the cluster of the signals that opened it (KUBEVIGIL_CLUSTER_NAME); absent when not set'),
 };
 
 export const Incident = z
@@ -278,7 +314,19 @@ export const IngestResult = z
     duplicates: z.int(),
     invalid: z.int(),
     signals: z.int(),
-    errors: z.array(z.object({ index: z.int(), auditID: z.string().optional(), fingerprint: z.string().optional(), reason: z.string() })).optional(),
+    errors: z
+      .array(
+        z.object({
+          index: z.int(),
+          auditID: z.string().optional(),
+          fingerprint: z.string().optional(),
+          uuid: z.string().optional(),
+          rule: z.string().optional(),
+          field: z.string().optional(),
+          reason: z.string(),
+        }),
+      )
+      .optional(),
     warnings: Strings.optional(),
   })
   .register(registry, { id: 'IngestResult', description: 'What was taken from a batch; invalid items are reported, not refused' });
@@ -349,6 +397,130 @@ export const RuleList = z
     ),
   })
   .register(registry, { id: 'RuleList', description: 'The loaded detection and correlation rules' });
+
+// Silences (Alertmanager API v2 semantics; correlator/silences.ts matches them).
+
+const SilenceTime = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time such as 2026-12-06T15:00:00Z' });
+
+const SilenceMatcherIn = z
+  .strictObject(
+    {
+      name: z
+        .string({ error: 'must be a string' })
+        .min(1, { error: 'must not be empty' })
+        .max(SILENCE_LIMITS.name, { error: `must be at most ${SILENCE_LIMITS.name} characters` })
+        .superRefine((name, ctx) => {
+          const problem = matcherNameProblem(name);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      value: z.string({ error: 'must be a string' }).max(SILENCE_LIMITS.value, { error: `must be at most ${SILENCE_LIMITS.value} characters` }),
+      isRegex: z.boolean({ error: 'must be true or false' }),
+      isEqual: z.boolean({ error: 'must be true or false' }).optional().describe('false for != and !~ (default true)'),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys' ? `unknown field(s) ${iss.keys.join(', ')}; a matcher has name, value, isRegex and isEqual` : undefined,
+    },
+  )
+  .superRefine((m, ctx) => {
+    const problem = m.isRegex ? regexProblem(m.value) : undefined;
+    if (problem) ctx.addIssue({ code: 'custom', path: ['value'], message: `is not a valid regular expression (${problem}); it is anchored as ^(?:value)$` });
+  });
+
+export const PostableSilence = z
+  .strictObject(
+    {
+      matchers: z
+        .array(SilenceMatcherIn, { error: 'must be a list of matchers such as {"name": "actor", "value": "sa:ci/deployer", "isRegex": false}' })
+        .min(1, { error: 'must hold at least one matcher' })
+        .max(SILENCE_LIMITS.matchers, { error: `must hold at most ${SILENCE_LIMITS.matchers} matchers` }),
+      startsAt: SilenceTime.optional().describe('default: now'),
+      endsAt: SilenceTime,
+      createdBy: z
+        .string({ error: 'must be a string' })
+        .min(1, { error: 'must name who creates the silence' })
+        .max(SILENCE_LIMITS.createdBy, { error: `must be at most ${SILENCE_LIMITS.createdBy} characters` }),
+      comment: z
+        .string({ error: 'must be a string' })
+        .min(1, { error: 'must say why the signals are silenced' })
+        .max(SILENCE_LIMITS.comment, { error: `must be at most ${SILENCE_LIMITS.comment} characters` }),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `unknown field(s) ${iss.keys.join(', ')}; send matchers, startsAt, endsAt, createdBy and comment`
+          : iss.code === 'invalid_type'
+            ? 'send a JSON object with matchers, endsAt, createdBy and comment'
+            : undefined,
+    },
+  )
+  .superRefine((s, ctx) => {
+    const starts = s.startsAt === undefined ? Date.now() : Date.parse(s.startsAt);
+    if (Date.parse(s.endsAt) <= starts)
+      ctx.addIssue({ code: 'custom', path: ['endsAt'], message: 'must be after startsAt (and after now when startsAt is omitted)' });
+    // A matcher with a bad regex is reported on its own (refinements run past other issues).
+    if (s.matchers.some((m) => typeof m?.value !== 'string' || (m.isRegex && regexProblem(m.value)))) return;
+    if (s.matchers.length && matchesEverything(s.matchers.map((m) => ({ ...m, isEqual: m.isEqual ?? true }))))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['matchers'],
+        message: 'would silence every signal: each matcher also matches an empty value; add one that requires a value, such as actor="sa:ci/deployer"',
+      });
+  })
+  .register(registry, { id: 'PostableSilence', description: 'A new silence: signals every matcher matches, between startsAt and endsAt' });
+
+export const SilenceMatcherSchema = z
+  .object({ name: z.string(), value: z.string(), isRegex: z.boolean(), isEqual: z.boolean() })
+  .register(registry, { id: 'SilenceMatcher', description: 'name is actor, rule, kind, namespace, source, severity, cluster or attributes.<name>' });
+
+export const GettableSilence = z
+  .object({
+    id: z.string(),
+    status: z.object({ state: z.enum(['active', 'pending', 'expired']) }),
+    updatedAt: Timestamp,
+    matchers: z.array(SilenceMatcherSchema),
+    startsAt: Timestamp,
+    endsAt: Timestamp,
+    createdBy: z.string(),
+    comment: z.string(),
+  })
+  .register(registry, { id: 'GettableSilence', description: 'A silence and where it stands now' });
+
+export const SilenceList = z.object({ items: z.array(GettableSilence) }).register(registry, { id: 'SilenceList' });
+
+export const SilenceCreated = z.object({ silenceID: z.string() }).register(registry, { id: 'SilenceCreated' });
+
+export const BenignRequest = z
+  .strictObject(
+    {
+      duration: z
+        .string({ error: 'must be a duration such as 7d, 12h or 30m' })
+        .regex(/^[1-9][0-9]{0,5}(m|h|d)$/, { error: 'must be a duration such as 7d, 12h or 30m (at most 365d)' })
+        .optional()
+        .describe('how long the silence lasts (default 7d)'),
+      createdBy: z.string({ error: 'must be a string' }).max(SILENCE_LIMITS.createdBy).optional(),
+      comment: z
+        .string({ error: 'must be a string' })
+        .max(SILENCE_LIMITS.comment - 200, { error: 'must be at most 800 characters' })
+        .optional(),
+    },
+    { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field(s) ${iss.keys.join(', ')}; send duration, createdBy and comment` : undefined) },
+  )
+  .register(registry, { id: 'BenignRequest', description: 'Mark an incident benign: silence its actor and rules for a while' });
+
+/** A silence as the API sends it. */
+export function apiSilence(s: EngineSilence, now: number): z.infer<typeof GettableSilence> {
+  return {
+    id: s.id,
+    status: { state: silenceState(s, now) },
+    updatedAt: rfc3339(s.updatedAt),
+    matchers: s.matchers,
+    startsAt: rfc3339(s.startsAt),
+    endsAt: rfc3339(s.endsAt),
+    createdBy: s.createdBy,
+    comment: s.comment,
+  };
+}
 
 /** One line naming each problem of a failed zod parse, field first: `status (\"x\"): must be …; note: …`. */
 export function describeIssues(error: z.ZodError, input: unknown): string {

@@ -12,6 +12,7 @@ import { loadConfig, ROLES, SETTINGS } from '../config.js';
 import { createLogger } from '../logging.js';
 import { VERSION } from '../package-info.js';
 import { explain, listenFailure, UsageError } from './errors.js';
+import { addSilenceCommand, SILENCE_SYNOPSIS } from './silence.js';
 
 /** An action's result when the process keeps running after it returns (a server, a follower). */
 export const RUNNING = 'running';
@@ -33,6 +34,8 @@ export const SYNOPSIS = [
   'kubevigil demo [--background N] [--format text|json] [--keep]',
   'kubevigil rules lint [--rules PATH]… [--no-shipped]',
   'kubevigil rules test [--rules PATH]… [--no-shipped]',
+  'kubevigil export --since T [--until T] [--what incidents|signals|both] [--data-dir DIR]',
+  ...SILENCE_SYNOPSIS,
   'kubevigil config',
 ];
 
@@ -140,6 +143,8 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
       };
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
+      // As Prometheus: SIGHUP reloads the rules (this process only); the outcome is logged and on /metrics.
+      process.on('SIGHUP', () => void running.reload.reload('SIGHUP'));
       done(RUNNING);
     });
 
@@ -255,6 +260,42 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
       });
       done(keep ? RUNNING : 0);
     });
+
+  // A time on the command line: RFC 3339, or a duration before now (30m, 12h, 7d).
+  const timeArg = (flag: string) => (v: string) => {
+    const ago = /^(\d+)(m|h|d)$/.exec(v);
+    const ms = ago ? Date.now() - Number(ago[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2] as 'm' | 'h' | 'd'] : Date.parse(v);
+    if (!Number.isFinite(ms) || (!ago && !/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(v)))
+      throw new UsageError(`${flag} ${v} is not a time; use RFC 3339 (2026-11-29T03:12:00Z, or a date) or a duration before now (30m, 12h, 7d)`, 'export');
+    return ms;
+  };
+  program
+    .command('export')
+    .summary('write incidents and/or signals of a time range from the local store as NDJSON')
+    .description(
+      'Write the incidents active in a time range and/or the signals whose event time is in it, from the store in the data ' +
+        'directory (as serve keeps it), to stdout as JSON lines shaped as the API sends them, each with "type": "incident" or "signal" ' +
+        '(signals also name their incidentId). A running kubevigil may keep using the store meanwhile.',
+    )
+    .usage(usageOf('export'))
+    .requiredOption('--since <T>', 'start of the range: RFC 3339, or a duration before now (7d)', timeArg('--since'))
+    .option('--until <T>', 'end of the range, excluded (default: now)', timeArg('--until'))
+    .addOption(
+      new Option('--what <W>', 'what to write')
+        .choices(['incidents', 'signals', 'both'])
+        .default('both')
+        .argParser(oneOf('--what', 'export', ['incidents', 'signals', 'both'] as const)),
+    )
+    .option('--data-dir <DIR>', 'the data directory (KUBEVIGIL_DATA_DIR; default ./data)')
+    .action(async (o: { since: number; until?: number; what: 'incidents' | 'signals' | 'both'; dataDir?: string }) => {
+      const until = o.until ?? Date.now();
+      if (o.since >= until) throw new UsageError('--since must be before --until', 'export');
+      const { exportRecords } = await import('./export.js');
+      const n = await exportRecords({ dataDir: o.dataDir ?? (io.env.KUBEVIGIL_DATA_DIR || './data'), since: o.since, until, what: o.what, out: io.out });
+      io.err(`exported ${n.incidents} incident(s) and ${n.signals} signal(s)`);
+      done(0);
+    });
+  addSilenceCommand(program, io, done);
 
   program
     .command('config')

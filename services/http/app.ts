@@ -12,6 +12,8 @@ import type { IngestSink } from '../../correlator/ports.js';
 import { isSeverity, severityRank } from '../../correlator/severity.js';
 import { incidentApi } from '../api/incidents.js';
 import { openApiDocument } from '../api/openapi.js';
+import { silenceApi } from '../api/silences.js';
+import type { Silences } from '../silences.js';
 import { apiSignal } from '../api/schemas.js';
 import type { IncidentStream } from '../api/stream.js';
 import type { Config } from '../config.js';
@@ -23,6 +25,7 @@ import type { BudgetUse } from '../../correlator/incidents.js';
 import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
 import { SOURCE_LIST } from '../sources.js';
+import { reloadHandler, type ReloadRegistry } from '../reload.js';
 import { requireAuth } from './auth.js';
 import { ingestLimits } from './limits.js';
 
@@ -47,6 +50,10 @@ export interface AppDeps {
   inventory?: () => InventoryStatus;
   /** The correlator's count budgets in use, reported by /readyz; absent without the correlator role. */
   budget?: () => BudgetUse | undefined;
+  /** Silences; absent without the api role (or, distributed, without REDIS_URL). */
+  silences?: Silences;
+  /** What POST /-/reload reloads. */
+  reload?: ReloadRegistry;
 }
 
 /** Builds the express application. */
@@ -82,6 +89,14 @@ export function createApp(deps: AppDeps): Express {
   app.get('/metrics', metricsAuth, async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.scrape());
   });
+
+  // Reloading changes what is detected: the API write token only (the read and metrics tokens get 403).
+  if (deps.reload)
+    app.post(
+      '/-/reload',
+      requireAuth({ realm: 'api', write: [config.apiToken], read: [config.apiReadToken, config.metricsToken] }),
+      reloadHandler(deps.reload),
+    );
 
   // Every source's receiver, in the registry's order: its token (or the general one; with a client
   // CA a verified certificate too), the overload limits with the status its senders retry, then it.
@@ -140,6 +155,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   if (deps.commands) app.use(incidentApi({ store: deps.store, commands: deps.commands, stream: deps.stream }));
+  if (deps.silences) app.use(silenceApi({ silences: deps.silences, store: deps.store }));
   const recent = deps.recent;
   if (recent)
     app.get('/api/v1/signals', (req: Request, res: Response) => {

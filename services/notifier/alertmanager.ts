@@ -1,7 +1,7 @@
 /**
  * Incidents as Alertmanager alerts (POST /api/v2/alerts), so the routing a team already has
  * (PagerDuty, Opsgenie, e-mail) applies. One alert per incident, labelled alertname=KubevigilIncident,
- * severity, namespace, actor and incident_id. Alertmanager ends an alert that is not re-sent at its
+ * severity, namespace, actor, incident_id and, when named, cluster. Alertmanager ends an alert that is not re-sent at its
  * `endsAt`; an open incident's alert is given a far `endsAt` and ended when the incident resolves.
  */
 import type { Incident } from '../../correlator/incident.js';
@@ -33,6 +33,7 @@ function labels(inc: Incident, severity: Severity): Record<string, string> {
     namespace: inc.actor.namespace ?? inc.blastRadius.namespaces[0] ?? '',
     actor: inc.actor.key,
     incident_id: inc.id,
+    ...(inc.cluster ? { cluster: inc.cluster } : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import { PollSchedule } from '../../platform/schedule.js';
 import { IdentityBaseline, StateBaselineStore, type BaselineStore } from '../../correlator/baseline.js';
 import { RedisBaselineStore } from '../store/baseline-redis.js';
 import { CorrelationEngine, type CorrelationLimits } from '../../correlator/correlation/engine.js';
+import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import { IncidentManager, type BudgetUse, type IncidentPolicy } from '../../correlator/incidents.js';
 import type { Incident } from '../../correlator/incident.js';
 import type { BusMessage } from '../bus/bus.js';
@@ -63,6 +64,11 @@ export class CorrelatorRole implements Component {
   /** How much of the count budgets is in use (for /readyz); undefined until started. */
   budget(): BudgetUse | undefined {
     return this.runtime?.budget();
+  }
+
+  /** A rule reload: open correlation windows of correlations still there survive it. */
+  replaceCorrelations(correlations: readonly CompiledCorrelation[]): { kept: number; dropped: number } {
+    return this.runtime?.replaceCorrelations(correlations) ?? { kept: 0, dropped: 0 };
   }
 
   async start(): Promise<void> {
@@ -125,6 +131,7 @@ export class CorrelatorRole implements Component {
     await this.loadBaseline(this.opts.baselineStore ?? new StateBaselineStore(s.store));
     manager.baseline = this.baseline;
     if (s.inventory) manager.inventory = s.inventory;
+    if (s.silences) manager.silencer = s.silences.silencer;
     const c = new Correlator(manager, s.store, incidentPublisher(s), s.logger, s.metrics);
     this.correlator = c;
     const resumed = await c.restore();
@@ -183,6 +190,7 @@ export class CorrelatorRole implements Component {
       ...partitionBudget(s.config),
       baseline: this.baseline,
       ...(s.inventory ? { inventory: s.inventory } : {}),
+      ...(s.silences ? { silencer: s.silences.silencer } : {}),
       ...(source ? { source } : {}),
       ...(history ? { history } : {}),
       // Waiting on a rebuild blocks the consumer's heartbeats: well within its session.

@@ -3,7 +3,9 @@
  * feed it (each source's own, from the registry: Loki LogQL, Tempo TraceQL). The serious signals
  * are logged once, by the process that detected them, after the bus acknowledged them.
  */
+import type { CompiledRule } from '../../correlator/detection/compile.js';
 import { Detector } from '../../correlator/detection/engine.js';
+import type { Severity } from '../../correlator/severity.js';
 import { IdentityResolver } from '../../correlator/identity.js';
 import type { SignalPublisher } from '../../correlator/ports.js';
 import { busPublisher, IngestPipeline } from '../ingest.js';
@@ -19,14 +21,18 @@ export class IngestRole implements Component {
   readonly sink: IngestPipeline;
   private readonly pollers: Poller[] = [];
   private readonly started: Poller[] = [];
+  private detector: Detector;
+  /** Signals cut by detectors replaced in a reload, so the counter never goes back. */
+  private cutBefore = 0;
 
   constructor(s: Stage) {
     const { config, logger, metrics } = s;
     const detector = new Detector(s.rules.rules, SCHEMAS, { minSeverity: config.minSeverity });
+    this.detector = detector;
     const identity = new IdentityResolver(s.clock, {}, s.inventory);
     metrics.trackDrops('identity', 'evicted', () => identity.stats.evicted);
     // Not dropped, cut: signals whose attacker-sized strings or excerpt were cut to the size budget.
-    metrics.trackDrops('detection', 'signal_cut', () => detector.budget.cutSignals);
+    metrics.trackDrops('detection', 'signal_cut', () => this.cutBefore + this.detector.budget.cutSignals);
     const toBus = busPublisher(s.bus, s.topics.signals);
     const publisher: SignalPublisher = {
       publish: async (signals) => {
@@ -39,7 +45,7 @@ export class IngestRole implements Component {
             );
       },
     };
-    const sink = new IngestPipeline(detector, publisher, metrics, s.usage, identity);
+    const sink = new IngestPipeline(detector, publisher, metrics, s.usage, identity, config.clusterName);
     this.sink = sink;
     // Pollers keep where they got to in the store's state.
     const state = { get: (k: string) => s.store.getState(k), set: (k: string, v: string) => s.store.setState(k, v) };
@@ -49,6 +55,14 @@ export class IngestRole implements Component {
       const poller = source.poller?.({ config, sink, state, metrics, logger });
       if (poller) this.pollers.push(poller);
     }
+  }
+
+  /** A rule reload: a new detector (detection is stateless), swapped in between two batches. */
+  setRules(rules: readonly CompiledRule[], minSeverity: Severity): void {
+    const next = new Detector(rules, SCHEMAS, { minSeverity });
+    this.cutBefore += this.detector.budget.cutSignals;
+    this.detector = next;
+    this.sink.setDetector(next);
   }
 
   start(): void {

@@ -15,6 +15,7 @@ import type { Metrics } from '../metrics.js';
 import type { LoadedRules } from '../rules.js';
 import type { IncidentStore } from '../store/store.js';
 import type { UsageProfiler } from '../usage.js';
+import type { Silences } from '../silences.js';
 
 /** The topics of this deployment (prefixed). */
 export type Topics = ReturnType<typeof topics>;
@@ -41,6 +42,8 @@ export interface Stage {
   readonly instance: string;
   /** The live cluster (KUBEVIGIL_INVENTORY); absent when off. */
   readonly inventory?: ClusterInventory;
+  /** Silences (services/silences.ts); absent in distributed mode without REDIS_URL. */
+  readonly silences?: Silences;
 }
 
 /** Publishes changed incidents on the incidents topic, keyed by incident id. */

@@ -20,7 +20,11 @@ import {
   type OutboxEntry,
   type OutboxItem,
   type OutboxQuery,
+  type PruneResult,
+  type RetentionCutoffs,
+  type SilenceStore,
 } from './store.js';
+import type { Silence } from '../../correlator/silences.js';
 
 interface StoredIncident {
   id: string;
@@ -51,6 +55,7 @@ export class MemoryStore implements IncidentStore {
   private readonly state = new Map<string, string>();
   private closed = false;
   readonly outbox: NotificationOutbox = new MemoryOutbox(() => this.assertOpen());
+  readonly silences: SilenceStore = new MemorySilences(() => this.assertOpen());
 
   async upsert(incidents: Incident[], signals: IncidentSignal[] = []): Promise<void> {
     this.assertOpen();
@@ -132,6 +137,33 @@ export class MemoryStore implements IncidentStore {
   async setState(key: string, value: string): Promise<void> {
     this.assertOpen();
     this.state.set(key, value);
+  }
+
+  async prune(c: RetentionCutoffs): Promise<PruneResult> {
+    this.assertOpen();
+    const out: PruneResult = { incidents: 0, signals: 0 };
+    for (const [id, stored] of this.incidents) {
+      if (stored.status !== 'resolved') continue;
+      const inc = JSON.parse(stored.body) as Incident;
+      const list = this.signalsByIncident.get(id);
+      if (c.incidentsResolvedBefore !== undefined && (inc.resolvedAt ?? inc.updatedAt) < c.incidentsResolvedBefore) {
+        this.incidents.delete(id);
+        this.signalsByIncident.delete(id);
+        out.incidents++;
+        out.signals += list?.size ?? 0;
+      } else if (c.signalsBefore !== undefined && list)
+        for (const [sid, s] of list)
+          if (s.eventTime < c.signalsBefore) {
+            list.delete(sid);
+            out.signals++;
+          }
+    }
+    return out;
+  }
+
+  async sizeBytes(): Promise<number | undefined> {
+    this.assertOpen();
+    return undefined;
   }
 
   async close(): Promise<void> {
@@ -254,5 +286,35 @@ class MemoryOutbox implements NotificationOutbox {
     const i = this.pending(seq);
     if (!i) return;
     Object.assign(i, { status, finishedAt: now, leaseUntil: 0 }, error === undefined ? {} : { lastError: error }, note === undefined ? {} : { note });
+  }
+}
+
+/** The {@link SilenceStore} of a {@link MemoryStore}: JSON text per id, as SQLite keeps it. */
+export class MemorySilences implements SilenceStore {
+  private readonly byId = new Map<string, string>();
+
+  constructor(private readonly assertOpen: () => void = () => undefined) {}
+
+  async put(silence: Silence): Promise<void> {
+    this.assertOpen();
+    this.byId.set(silence.id, JSON.stringify(silence));
+  }
+
+  async get(id: string): Promise<Silence | undefined> {
+    this.assertOpen();
+    const body = this.byId.get(id);
+    return body === undefined ? undefined : (JSON.parse(body) as Silence);
+  }
+
+  async list(): Promise<Silence[]> {
+    this.assertOpen();
+    return [...this.byId.values()].map((b) => JSON.parse(b) as Silence).sort((a, b) => b.updatedAt - a.updatedAt || (a.id < b.id ? -1 : 1));
+  }
+
+  async delete(ids: string[]): Promise<number> {
+    this.assertOpen();
+    let n = 0;
+    for (const id of ids) if (this.byId.delete(id)) n++;
+    return n;
   }
 }

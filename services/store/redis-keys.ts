@@ -7,6 +7,8 @@ export function redisKeys(prefix = 'kubevigil') {
   return {
     /** The identity baseline (correlator/baseline.ts): one hash field per (actor, kind, namespace). */
     baseline: `${prefix}:baseline`,
+    /** Silences (services/store/silences-redis.ts): one hash field per silence id, its JSON. */
+    silences: `${prefix}:silences`,
     /** The last signal offset whose effects the checkpoint holds. */
     offset: (partition: number) => `${p(partition)}:offset`,
     /** Correlation windows per group (actor). */

@@ -27,7 +27,11 @@ import {
   type OutboxItem,
   type OutboxQuery,
   type OutboxStatus,
+  type PruneResult,
+  type RetentionCutoffs,
+  type SilenceStore,
 } from './store.js';
+import type { Silence } from '../../correlator/silences.js';
 
 /**
  * Schema steps in order; step i brings the database to `user_version` i + 1. Append new steps,
@@ -91,12 +95,21 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX outbox_pending ON outbox (status, lane, seq);
   CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
   `,
+  `
+  CREATE TABLE silences (
+    id TEXT PRIMARY KEY,
+    updated_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+  );
+  `,
 ];
 
 /** The schema version this code writes (`PRAGMA user_version` after every migration has run). */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 const BUSY_TIMEOUT_MS = 5000;
+/** Rows deleted per transaction by {@link SqliteStore.prune}. */
+const PRUNE_BATCH = 5000;
 
 interface IncidentRow {
   id: string;
@@ -202,12 +215,16 @@ export class SqliteStore implements IncidentStore {
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly writeBatch: (incidents: Incident[], signals: IncidentSignal[]) => void;
   readonly outbox: NotificationOutbox;
+  readonly silences: SilenceStore;
 
   /** Opens (creating it and its parent directory when missing) and migrates the database at `path`. */
   constructor(readonly path: string) {
     if (path !== ':memory:' && path !== '') mkdirSync(dirname(resolve(path)), { recursive: true });
     this.db = new DatabaseSync(path === '' ? ':memory:' : path);
     try {
+      // Only takes effect on a new file (before its first table): pruning then gives pages back with
+      // incremental_vacuum. An older file is switched by the VACUUM after its first large prune.
+      this.db.exec('PRAGMA auto_vacuum = INCREMENTAL');
       this.db.exec('PRAGMA journal_mode = WAL');
       this.db.exec('PRAGMA synchronous = NORMAL');
       this.db.exec('PRAGMA foreign_keys = ON');
@@ -223,12 +240,66 @@ export class SqliteStore implements IncidentStore {
     // SQLITE_BUSY when a read lock would have to be upgraded.
     this.writeBatch = (incidents, signals) => immediate(this.db, () => this.write(incidents, signals));
     this.outbox = new SqliteOutbox(this.db, () => this.assertOpen());
+    this.silences = new SqliteSilences(this.db, () => this.assertOpen());
   }
 
   async upsert(incidents: Incident[], signals: IncidentSignal[] = []): Promise<void> {
     this.assertOpen();
     if (incidents.length === 0 && signals.length === 0) return;
     this.writeBatch(incidents, signals);
+  }
+
+  /**
+   * Deletes in batches of {@link PRUNE_BATCH} rows, each its own transaction, yielding between them
+   * so that a large first prune does not hold the write lock (or the event loop) for long.
+   */
+  async prune(c: RetentionCutoffs): Promise<PruneResult> {
+    this.assertOpen();
+    const out: PruneResult = { incidents: 0, signals: 0 };
+    // A resolved incident without resolvedAt (stored before it existed) counts from its last update.
+    const expired = `status = 'resolved' AND COALESCE(json_extract(body, '$.resolvedAt'), json_extract(body, '$.updatedAt')) < ?`;
+    const steps: [keyof PruneResult, string, number | undefined][] = [
+      [
+        'signals',
+        `DELETE FROM signals WHERE rowid IN (SELECT s.rowid FROM signals s JOIN incidents i ON i.id = s.incident_id WHERE i.${expired.replaceAll('json_extract(body', 'json_extract(i.body')} LIMIT ${PRUNE_BATCH})`,
+        c.incidentsResolvedBefore,
+      ],
+      ['incidents', `DELETE FROM incidents WHERE rowid IN (SELECT rowid FROM incidents WHERE ${expired} LIMIT ${PRUNE_BATCH})`, c.incidentsResolvedBefore],
+      [
+        'signals',
+        `DELETE FROM signals WHERE rowid IN (SELECT s.rowid FROM signals s JOIN incidents i ON i.id = s.incident_id WHERE i.status = 'resolved' AND s.event_time < ? LIMIT ${PRUNE_BATCH})`,
+        c.signalsBefore,
+      ],
+    ];
+    for (const [what, sql, cutoff] of steps) {
+      if (cutoff === undefined) continue;
+      const stmt = prepare<[number]>(this.db, sql);
+      for (;;) {
+        this.assertOpen();
+        const n = Number(immediate(this.db, () => stmt.run(cutoff).changes));
+        out[what] += n;
+        if (n < PRUNE_BATCH) break;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (out.incidents + out.signals > 0) this.compact();
+    return out;
+  }
+
+  /** Gives freed pages back to the file system. */
+  private compact(): void {
+    const mode = Number(pragmaValue(this.db, 'auto_vacuum'));
+    if (mode === 2) this.db.exec('PRAGMA incremental_vacuum');
+    else if (mode === 0 && Number(pragmaValue(this.db, 'freelist_count')) * 4 > Number(pragmaValue(this.db, 'page_count'))) {
+      // A file created before auto_vacuum was set: rewrite it once a quarter of it is free (this
+      // also switches it to incremental vacuum, set in the constructor).
+      this.db.exec('VACUUM');
+    }
+  }
+
+  async sizeBytes(): Promise<number | undefined> {
+    this.assertOpen();
+    return Number(pragmaValue(this.db, 'page_count')) * Number(pragmaValue(this.db, 'page_size'));
   }
 
   async get(id: string): Promise<Incident | undefined> {
@@ -495,5 +566,48 @@ class SqliteOutbox implements NotificationOutbox {
   async prune(finishedBefore: number): Promise<number> {
     this.assertOpen();
     return Number(this.stmt.prune.run(finishedBefore).changes);
+  }
+}
+
+/** The {@link SilenceStore} of a {@link SqliteStore}: the `silences` table. */
+class SqliteSilences implements SilenceStore {
+  private readonly stmt;
+
+  constructor(
+    db: DatabaseSync,
+    private readonly assertOpen: () => void,
+  ) {
+    this.stmt = {
+      put: prepare<[string, number, string]>(
+        db,
+        'INSERT INTO silences (id, updated_at, body) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, body = excluded.body',
+      ),
+      get: prepare<[string], { body: string }>(db, 'SELECT body FROM silences WHERE id = ?'),
+      list: prepare<[], { body: string }>(db, 'SELECT body FROM silences ORDER BY updated_at DESC, id'),
+      delete: prepare<[string]>(db, 'DELETE FROM silences WHERE id = ?'),
+    };
+  }
+
+  async put(silence: Silence): Promise<void> {
+    this.assertOpen();
+    this.stmt.put.run(silence.id, silence.updatedAt, JSON.stringify(silence));
+  }
+
+  async get(id: string): Promise<Silence | undefined> {
+    this.assertOpen();
+    const row = this.stmt.get.get(id);
+    return row && (JSON.parse(row.body) as Silence);
+  }
+
+  async list(): Promise<Silence[]> {
+    this.assertOpen();
+    return this.stmt.list.all().map((r) => JSON.parse(r.body) as Silence);
+  }
+
+  async delete(ids: string[]): Promise<number> {
+    this.assertOpen();
+    let n = 0;
+    for (const id of ids) n += Number(this.stmt.delete.run(id).changes);
+    return n;
   }
 }

@@ -7,6 +7,7 @@ import { actorFromUsername } from '../../correlator/entities.js';
 import { timelineEntry, type Incident, type IncidentStatus } from '../../correlator/incident.js';
 import type { Severity } from '../../correlator/severity.js';
 import { signalId, type Signal } from '../../correlator/signal.js';
+import type { Silence } from '../../correlator/silences.js';
 import {
   StoreClosedError,
   StoreQueryError,
@@ -602,6 +603,73 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
       });
     });
 
+    describe('silences', () => {
+      const silence = (id: string, updatedAt: number, over: Partial<Silence> = {}): Silence => ({
+        id,
+        matchers: [{ name: 'actor', value: 'sa:ci/deployer', isRegex: false, isEqual: true }],
+        startsAt: updatedAt,
+        endsAt: updatedAt + 3_600_000,
+        createdBy: 'alice',
+        comment: 'CI deploys every hour',
+        updatedAt,
+        ...over,
+      });
+
+      it('keeps what was put, replaces by id, lists the most recently updated first and deletes', async () => {
+        const a = silence('s-a', T0);
+        const b = silence('s-b', T0 + 1000, { matchers: [{ name: 'rule', value: 'k8s-.*', isRegex: true, isEqual: false }] });
+        await store.silences.put(a);
+        await store.silences.put(b);
+        expect(await store.silences.get('s-a')).toEqual(a);
+        expect(await store.silences.get('s-none')).toBeUndefined();
+        expect(await store.silences.list()).toEqual([b, a]);
+        const expired = { ...a, endsAt: T0 + 2000, updatedAt: T0 + 2000 };
+        await store.silences.put(expired);
+        expect(await store.silences.list()).toEqual([expired, b]);
+        expect(await store.silences.delete(['s-b', 's-none'])).toBe(1);
+        expect(await store.silences.list()).toEqual([expired]);
+      });
+
+      it('does not let callers change a stored silence through the object they passed in', async () => {
+        const a = silence('s-a', T0);
+        await store.silences.put(a);
+        a.matchers[0]!.value = 'changed';
+        expect((await store.silences.get('s-a'))?.matchers[0]?.value).toBe('sa:ci/deployer');
+      });
+    });
+
+    describe('prune (retention)', () => {
+      const DAY = 86_400_000;
+      it('deletes resolved incidents past their retention with their signals, and old signals of resolved ones; never open ones', async () => {
+        const old = T0 - 100 * DAY;
+        const incidents = [
+          makeIncident('inc-open-old', { status: 'open', firstSeen: old, lastSeen: old, updatedAt: old }),
+          makeIncident('inc-ack-old', { status: 'acknowledged', firstSeen: old, lastSeen: old, updatedAt: old }),
+          makeIncident('inc-resolved-old', { status: 'resolved', resolvedAt: old, resolution: 'quiet', lastSeen: old }),
+          makeIncident('inc-resolved-recent', { status: 'resolved', resolvedAt: T0 - DAY, resolution: 'quiet', lastSeen: T0 - DAY }),
+        ];
+        const sig = (id: string, t: number) => makeSignal(id, t);
+        await store.upsert(incidents, [
+          { incidentId: 'inc-open-old', signal: sig('a-1', old) },
+          { incidentId: 'inc-ack-old', signal: sig('b-1', old) },
+          { incidentId: 'inc-resolved-old', signal: sig('c-1', old) },
+          { incidentId: 'inc-resolved-old', signal: sig('c-2', old + 1000) },
+          { incidentId: 'inc-resolved-recent', signal: sig('d-1', T0 - 20 * DAY) },
+          { incidentId: 'inc-resolved-recent', signal: sig('d-2', T0 - 2 * DAY) },
+        ]);
+        const cutoffs = { incidentsResolvedBefore: T0 - 90 * DAY, signalsBefore: T0 - 14 * DAY };
+        expect(await store.prune(cutoffs)).toEqual({ incidents: 1, signals: 3 });
+        expect(await store.get('inc-resolved-old')).toBeUndefined();
+        expect(await store.signals('inc-resolved-old', 10)).toEqual([]);
+        expect((await store.list({ limit: 10 })).items.map((i) => i.id).sort()).toEqual(['inc-ack-old', 'inc-open-old', 'inc-resolved-recent']);
+        expect((await store.signals('inc-resolved-recent', 10)).map((s) => s.eventTime)).toEqual([T0 - 2 * DAY]);
+        expect(await store.signals('inc-open-old', 10)).toHaveLength(1);
+        expect(await store.signals('inc-ack-old', 10)).toHaveLength(1);
+        expect(await store.prune(cutoffs)).toEqual({ incidents: 0, signals: 0 });
+        expect(await store.prune({})).toEqual({ incidents: 0, signals: 0 });
+      });
+    });
+
     describe('close', () => {
       it('is idempotent, and later calls reject with STORE_CLOSED', async () => {
         await store.close();
@@ -611,6 +679,7 @@ export function storeContract(name: string, make: () => Promise<IncidentStore>):
         await expect(store.getState('k')).rejects.toMatchObject({ code: 'STORE_CLOSED' });
         await expect(store.outbox.enqueue([], T0)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
         await expect(store.outbox.nextDue()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.silences.list()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
       });
     });
   });

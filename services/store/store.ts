@@ -7,6 +7,7 @@ import { KubevigilError } from '../../correlator/errors.js';
 import { INCIDENT_STATUSES, type Incident, type IncidentStatus } from '../../correlator/incident.js';
 import { isSeverity, type Severity } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
+import type { Silence } from '../../correlator/silences.js';
 
 /** Largest page {@link IncidentStore.list} returns. */
 export const MAX_LIST_LIMIT = 500;
@@ -41,6 +42,22 @@ export interface IncidentSignal {
   signal: Signal;
 }
 
+/**
+ * What {@link IncidentStore.prune} deletes (ms since epoch): resolved incidents resolved before
+ * `incidentsResolvedBefore`, with their signals, and the signals of resolved incidents with an event
+ * time before `signalsBefore`. Open and acknowledged incidents and their signals are never pruned.
+ */
+export interface RetentionCutoffs {
+  incidentsResolvedBefore?: number;
+  signalsBefore?: number;
+}
+
+/** What a prune deleted. */
+export interface PruneResult {
+  incidents: number;
+  signals: number;
+}
+
 /** Persistence for incidents, their signals and small component state. */
 export interface IncidentStore {
   /**
@@ -61,8 +78,14 @@ export interface IncidentStore {
   getState(key: string): Promise<string | undefined>;
   /** Saves a component's state, replacing any earlier value. */
   setState(key: string, value: string): Promise<void>;
+  /** Retention (see {@link RetentionCutoffs}); a store on disk gives the space back afterwards. */
+  prune(cutoffs: RetentionCutoffs): Promise<PruneResult>;
+  /** Bytes the store takes on disk (for kubevigil_store_bytes); undefined when it keeps nothing on disk. */
+  sizeBytes(): Promise<number | undefined>;
   /** The notifiers' durable outbox, kept in the same database. */
   readonly outbox: NotificationOutbox;
+  /** Silences (embedded mode; distributed, they live in Redis: services/store/silences-redis.ts). */
+  readonly silences: SilenceStore;
   /** Releases the store; idempotent. Later calls reject with {@link StoreClosedError}. */
   close(): Promise<void>;
 }
@@ -259,4 +282,15 @@ export interface NotificationOutbox {
   list(q: OutboxQuery): Promise<OutboxItem[]>;
   /** Deletes items that finished (done or failed) before `finishedBefore`; resolves with how many. */
   prune(finishedBefore: number): Promise<number>;
+}
+
+/** Where silences are kept: every one, expired ones included until pruned (history). */
+export interface SilenceStore {
+  /** Creates or replaces a silence (by id). */
+  put(silence: Silence): Promise<void>;
+  get(id: string): Promise<Silence | undefined>;
+  /** Every stored silence, most recently updated first. */
+  list(): Promise<Silence[]>;
+  /** Deletes these silences; resolves with how many were deleted. */
+  delete(ids: string[]): Promise<number>;
 }

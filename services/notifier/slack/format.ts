@@ -269,6 +269,7 @@ function remediationBlocks(r: Remediation, n: number, inc: Incident, o: FormatOp
 function footer(inc: Incident, o: FormatOptions): Block {
   const parts = [
     o.apiBaseUrl ? link(incidentUrl(o.apiBaseUrl, inc.id), 'Open the incident') : null,
+    inc.cluster ? `cluster ${inlineCode(inc.cluster, 80)}` : null,
     `id ${inlineCode(inc.id, 80)}`,
     `version ${inc.version}`,
     'kubevigil: nothing is applied automatically',
@@ -292,7 +293,10 @@ function changeLine(change: IncidentChange): string | undefined {
 
 /** The plain-text fallback: one line for notifications, escaped, no links. */
 function fallbackText(lead: string, inc: Incident, max = 1000): string {
-  return escapeClipped(`${lead}: ${inc.title}. Actor ${inc.actor.key}; ${inc.signalCount} signals. ${inc.rootCause.summary}`, max);
+  return escapeClipped(
+    `${lead}${inc.cluster ? ` in ${inc.cluster}` : ''}: ${inc.title}. Actor ${inc.actor.key}; ${inc.signalCount} signals. ${inc.rootCause.summary}`,
+    max,
+  );
 }
 
 /** The full message of an open or acknowledged incident (a resolved one gets {@link formatResolved}). */
