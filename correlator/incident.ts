@@ -261,6 +261,8 @@ export interface Incident {
   flood?: FloodInfo;
   /** For a merged incident: the incident that absorbed it. */
   mergedInto?: string;
+  /** Who is working on it (set from Slack's "Assign to me": `slack:<username> (<user id>)`). */
+  assignee?: string;
   /** Highest severity of any signal ever seen (the timeline is bounded; this is not). */
   maxSignalSeverity: Severity;
   /** Signals of its actors that silences hid (correlator/silences.ts): per silence, a few ids and the count. */

@@ -370,6 +370,14 @@ export class IncidentManager {
     return next;
   }
 
+  /** Names who works on an incident; a resolved one is final and is returned unchanged. */
+  assign(inc: Incident, assignee: string): Incident {
+    if (inc.status === 'resolved' || inc.assignee === assignee) return inc;
+    const next: Incident = { ...inc, assignee, updatedAt: this.clock.now(), version: inc.version + 1 };
+    if (this.open.has(inc.id)) this.open.set(inc.id, next);
+    return next;
+  }
+
   /** Resolves incidents that went quiet or reached their lifetime cap. */
   sweep(): Incident[] {
     const now = this.clock.now();

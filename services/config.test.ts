@@ -16,6 +16,15 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes the Slack signing secret only as the 32 hex digits Slack gives, never echoing it', () => {
+    expect(loadConfig({ KUBEVIGIL_SLACK_SIGNING_SECRET: '8f742231b10e8888abcd990000a85a5e' }).slackSigningSecret).toBe('8f742231b10e8888abcd990000a85a5e');
+    expect(loadConfig({}).slackSigningSecret).toBeUndefined();
+    expect(() => loadConfig({ KUBEVIGIL_SLACK_SIGNING_SECRET: 'xoxb-not-a-signing-secret' })).toThrow(
+      /KUBEVIGIL_SLACK_SIGNING_SECRET \(value hidden, 25 characters\) must be/,
+    );
+    expect(() => loadConfig({ KUBEVIGIL_SLACK_SIGNING_SECRET: 'xoxb-not-a-signing-secret' })).not.toThrow(/xoxb/);
+  });
+
   it('reports every problem at once with the variable, the value and advice', () => {
     let err: ConfigError | undefined;
     try {

@@ -27,6 +27,8 @@ export interface Config {
   apiReadToken?: string;
   /** A token that may only read /metrics. */
   metricsToken?: string;
+  /** The Slack app's signing secret: POST /slack/interactions is served only with it. */
+  slackSigningSecret?: string;
   /** On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;
   /** TLS listener; with a client CA, ingest requires a verified client certificate (mutual TLS). */
@@ -88,6 +90,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_INGEST_TOKEN', default: '(none)', help: 'Bearer token senders must present on /ingest/*.' },
   { env: 'KUBEVIGIL_API_TOKEN', default: '(none)', help: 'Bearer token for /api/* (read and write).' },
   { env: 'KUBEVIGIL_API_READ_TOKEN', default: '(none)', help: 'Bearer token that may only read /api/* (GET); PATCH answers 403.' },
+  {
+    env: 'KUBEVIGIL_SLACK_SIGNING_SECRET',
+    default: '(none)',
+    help: "Signing secret of the Slack app (Basic Information → App Credentials). Set: POST /slack/interactions is served, checking each request's signature, and bot messages get Acknowledge, Resolve, Assign to me and Mute actor buttons.",
+  },
   {
     env: 'KUBEVIGIL_METRICS_TOKEN',
     default: '(none)',
@@ -249,6 +256,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
   const apiToken = env.KUBEVIGIL_API_TOKEN || undefined;
   const apiReadToken = env.KUBEVIGIL_API_READ_TOKEN || undefined;
   const metricsToken = env.KUBEVIGIL_METRICS_TOKEN || undefined;
+  const slackSigningSecret = env.KUBEVIGIL_SLACK_SIGNING_SECRET?.trim() || undefined;
+  // Slack's signing secrets are 32 hex digits; anything else is a pasted token or a typo.
+  if (slackSigningSecret !== undefined && !/^[0-9a-f]{32,64}$/i.test(slackSigningSecret))
+    problems.push(
+      `KUBEVIGIL_SLACK_SIGNING_SECRET (value hidden, ${slackSigningSecret.length} characters) must be the app's signing secret: 32 hex digits, under Basic Information → App Credentials (not the bot token or the verification token)`,
+    );
   const sourceTokens: Record<string, string | undefined> = Object.fromEntries(SOURCE_LIST.map((s) => [s.name, env[s.tokenEnv] || undefined]));
   const tokenVars: [string, string | undefined][] = [
     ['KUBEVIGIL_INGEST_TOKEN', ingestToken],
@@ -357,6 +370,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     apiToken,
     apiReadToken,
     ...(metricsToken ? { metricsToken } : {}),
+    ...(slackSigningSecret ? { slackSigningSecret } : {}),
     shutdownGraceMs: duration(
       env,
       'KUBEVIGIL_SHUTDOWN_GRACE',

@@ -22,6 +22,8 @@ export type IncidentPublisher = (incidents: Incident[]) => Promise<void>;
 /** Lifecycle commands the API sends to the owner of open incidents. */
 export interface IncidentCommands {
   transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined>;
+  /** Names who works on an incident; absent where commands go over the bus (distributed mode). */
+  assign?(id: string, assignee: string): Promise<Incident | undefined>;
 }
 
 /**
@@ -114,6 +116,16 @@ export class Correlator implements IncidentCommands, CorrelatorRuntime {
       if (!current) return undefined;
       const next = this.manager.transition(current, to, note, by);
       await this.commit([next], []);
+      return next;
+    });
+  }
+
+  async assign(id: string, assignee: string): Promise<Incident | undefined> {
+    return this.serialize(async () => {
+      const current = this.manager.get(id) ?? (await this.store.get(id));
+      if (!current) return undefined;
+      const next = this.manager.assign(current, assignee);
+      if (next !== current) await this.commit([next], []);
       return next;
     });
   }

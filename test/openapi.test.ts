@@ -247,6 +247,17 @@ describe('every response of a real kubevigil matches the document', () => {
     await checker.check(await benign('inc_00000000000000000000', '{}'), 'post', '/api/v1/incidents/{id}/benign');
   });
 
+  it('Slack interactions: 404 naming the setting while the signing secret is unset', async () => {
+    const res = await call('/slack/interactions', {
+      method: 'POST',
+      token: null,
+      body: 'payload=%7B%7D',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const body = (await checker.check(res, 'post', '/slack/interactions')) as { detail: string };
+    expect(body.detail).toContain('KUBEVIGIL_SLACK_SIGNING_SECRET');
+  });
+
   it('covered every operation of the document', () => {
     expect([...checker.seen].sort()).toEqual(operations.map((o) => `${o.method} ${o.path}`).sort());
   });

@@ -50,6 +50,7 @@ export function openApiDocument(): Json {
       { name: 'incidents', description: 'Incidents: one per attack, with root cause and remediations' },
       { name: 'signals', description: 'Single suspicious events, and the rules that find them' },
       { name: 'silences', description: 'Silences (Alertmanager semantics): matched signals are kept and counted but open, escalate and notify nothing' },
+      { name: 'slack', description: "The Slack app's interactivity endpoint: the incident message's buttons" },
     ],
     components: {
       securitySchemes: {
@@ -251,6 +252,47 @@ export function openApiDocument(): Json {
           summary: 'Expire a silence now (kept, expired, for history)',
           security: WRITE,
           responses: { '200': json(ref('GettableSilence'), 'the expired silence'), ...authProblems, '403': problem, '404': problem },
+        },
+      },
+      '/slack/interactions': {
+        post: {
+          operationId: 'postSlackInteraction',
+          tags: ['slack'],
+          summary: 'A click on an incident message button (Slack block_actions)',
+          description:
+            "Called by Slack, not by people: the app's Interactivity Request URL. Authenticated by Slack's request signature (X-Slack-Signature, HMAC-SHA256 with KUBEVIGIL_SLACK_SIGNING_SECRET over the raw body), not by a token; a timestamp more than 5 minutes off is refused. Answered at once with an empty 200; the command then runs, and a refusal reaches the clicking user through the payload's response_url. 404 while KUBEVIGIL_SLACK_SIGNING_SECRET is unset.",
+          security: PUBLIC,
+          parameters: [
+            {
+              name: 'X-Slack-Request-Timestamp',
+              in: 'header',
+              required: true,
+              schema: { type: 'string', pattern: '^[0-9]+$' },
+              description: 'seconds since the epoch',
+            },
+            {
+              name: 'X-Slack-Signature',
+              in: 'header',
+              required: true,
+              schema: { type: 'string', pattern: '^v0=[0-9a-f]{64}$' },
+              description: 'v0=<hex HMAC-SHA256 of "v0:<timestamp>:<body>">',
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              'application/x-www-form-urlencoded': {
+                schema: { type: 'object', required: ['payload'], properties: { payload: { type: 'string', description: 'the block_actions payload, JSON' } } },
+              },
+            },
+          },
+          responses: {
+            '200': { description: 'received; the command runs after the answer' },
+            '400': problem,
+            '401': problem,
+            '404': problem,
+            '413': problem,
+          },
         },
       },
       '/api/v1/openapi.json': {

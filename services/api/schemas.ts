@@ -251,6 +251,7 @@ const incidentCore = {
   resolvedAt: Timestamp.optional(),
   resolution: z.enum(['manual', 'quiet', 'lifetime', 'merged', 'evicted']).optional(),
   mergedInto: z.string().optional(),
+  assignee: z.string().optional().describe('who is working on it (Slack "Assign to me": slack:<username> (<user id>))'),
   flood: z
     .object({
       pattern: z.string().describe('the detection rule or correlation id every actor of the flood matched'),

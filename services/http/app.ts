@@ -26,6 +26,8 @@ import type { Metrics } from '../metrics.js';
 import type { RecentSignals } from '../recent-signals.js';
 import { SOURCE_LIST } from '../sources.js';
 import { reloadHandler, type ReloadRegistry } from '../reload.js';
+import { slackClient } from '../notifier/slack/bot.js';
+import { slackInteractions } from '../notifier/slack/interactions.js';
 import { requireAuth } from './auth.js';
 import { ingestLimits } from './limits.js';
 
@@ -130,6 +132,20 @@ export function createApp(deps: AppDeps): Express {
         }),
       );
   }
+
+  // Slack's button clicks: authenticated by Slack's request signature, not by a bearer token.
+  const slackBot = config.notifier.slackBot;
+  app.use(
+    slackInteractions({
+      ...(config.slackSigningSecret ? { signingSecret: config.slackSigningSecret } : {}),
+      store: deps.store,
+      ...(deps.commands ? { commands: deps.commands } : {}),
+      ...(deps.silences ? { silences: deps.silences } : {}),
+      ...(slackBot ? { slack: slackClient(slackBot, deps.logger, config.notifier.delivery.requestTimeoutMs), slackApiUrl: slackBot.apiUrl } : {}),
+      ...(config.notifier.apiBaseUrl ? { apiBaseUrl: config.notifier.apiBaseUrl } : {}),
+      logger: deps.logger,
+    }),
+  );
 
   // The document is the same for the life of the process: generated from the schemas once.
   const openapi = JSON.stringify(openApiDocument());

@@ -20,6 +20,8 @@ export interface NotifiedSnapshot {
   rootCause: string;
   signalCount: number;
   lastSeen: number;
+  /** Who works on it (absent in snapshots written before assignment existed: the same as unassigned). */
+  assignee?: string;
   /** Sinks that were sent this incident (so updates follow it there even if routing would no longer pick them). */
   sinks: string[];
 }
@@ -58,6 +60,7 @@ export function snapshotOf(inc: Incident, sinks: string[]): NotifiedSnapshot {
     rootCause: inc.rootCause.summary,
     signalCount: inc.signalCount,
     lastSeen: inc.lastSeen,
+    ...(inc.assignee ? { assignee: inc.assignee } : {}),
     sinks: [...sinks],
   };
 }
@@ -98,6 +101,7 @@ export function describeChange(prev: NotifiedSnapshot | undefined, inc: Incident
   const material =
     severity !== undefined ||
     status !== undefined ||
+    prev.assignee !== inc.assignee ||
     newSources.length > 0 ||
     newKinds.length > 0 ||
     newCorrelations.length > 0 ||

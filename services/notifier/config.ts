@@ -61,6 +61,8 @@ export interface NotifierConfig {
   minSeverity: Severity;
   /** Public base URL of the kubevigil API, for links in messages. */
   apiBaseUrl?: string;
+  /** Bot messages carry action buttons: KUBEVIGIL_SLACK_SIGNING_SECRET is set, so the clicks are received. */
+  slackButtons?: boolean;
   delivery: DeliveryConfig;
 }
 
@@ -239,6 +241,7 @@ export function loadNotifierConfig(env: NodeJS.ProcessEnv = process.env): Notifi
     ...(alertmanagerUrl ? { alertmanagerUrl } : {}),
     minSeverity: isSeverity(minSeverity) ? minSeverity : 'medium',
     ...(apiBaseUrl ? { apiBaseUrl } : {}),
+    ...(token && env.KUBEVIGIL_SLACK_SIGNING_SECRET?.trim() ? { slackButtons: true } : {}),
     delivery,
   };
 }

@@ -51,7 +51,9 @@ const SINK_FACTORIES: readonly SinkFactory[] = [
     const slack = c.slackBot;
     if (!slack) return [];
     const client = slackClient(slack, deps.logger, c.delivery.requestTimeoutMs);
-    return configuredChannels(slack).map((ch) => new SlackBotSink(ch, client, slack, format, c.delivery.digestThreshold, c.delivery.slackIntervalMs));
+    // Buttons in bot messages only: a webhook's message cannot be edited to show what a click did.
+    const botFormat: FormatOptions = c.slackButtons ? { ...format, actions: true } : format;
+    return configuredChannels(slack).map((ch) => new SlackBotSink(ch, client, slack, botFormat, c.delivery.digestThreshold, c.delivery.slackIntervalMs));
   },
   (c, _deps, format) =>
     c.slackWebhookUrl

@@ -104,6 +104,10 @@ export interface SlackStandin {
   httpStatusNext(o: { method?: string; channel?: string; times?: number; status: number }): void;
   /** Resolves a channel name or id to the id, or undefined. */
   channelId(nameOrId: string): string | undefined;
+  /** A response_url as a block_actions payload carries it; posts to it are recorded as method `response_url`. */
+  responseUrl: string;
+  /** Resolves with the first recorded call (answered) that matches, now or when it comes. */
+  waitFor(match: (c: StandinCall) => boolean): Promise<StandinCall>;
   /** Stand-in failures (a bug here, or an error a method does not document); tests expect none. */
   faults: string[];
   /** Calls that were accepted (ok), optionally of one method. */
@@ -177,7 +181,17 @@ export function validateBlocks(blocks: unknown): number {
         break;
       case 'actions':
         if (!Array.isArray(block.elements) || block.elements.length < 1 || block.elements.length > 25) throw new Refusal('invalid_blocks');
-        for (const e of block.elements) total += textLength((e as Json)?.text);
+        for (const e of block.elements) {
+          const el = e as Json;
+          // Buttons, per the button element reference: plain_text of at most 75, action_id 255, value 2000.
+          if (el?.type === 'button') {
+            checkText(el.text, ['plain_text'], 75, 'button');
+            if (el.action_id !== undefined && (typeof el.action_id !== 'string' || el.action_id.length > 255)) throw new Refusal('invalid_blocks');
+            if (el.value !== undefined && (typeof el.value !== 'string' || el.value.length > 2000)) throw new Refusal('invalid_blocks');
+            if (el.style !== undefined && el.style !== 'primary' && el.style !== 'danger') throw new Refusal('invalid_blocks');
+          }
+          total += textLength(el?.text);
+        }
         break;
       default:
         throw new Refusal('invalid_blocks');
@@ -206,6 +220,17 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
   let seq = 0;
   const hookChannel = [...channels.values()][0] ?? 'C0SECURITY';
   const hookPath = `/services/T0STANDIN/B0STANDIN/${'x'.repeat(24)}`;
+  const responsePath = '/actions/T0STANDIN/1234567890123/standinResponseUrl';
+  const waiters: { match: (c: StandinCall) => boolean; resolve: (c: StandinCall) => void }[] = [];
+  const done = new WeakSet<StandinCall>();
+  const answered = (call: StandinCall) => {
+    done.add(call);
+    for (const w of [...waiters])
+      if (w.match(call)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(call);
+      }
+  };
 
   const channelId = (c: string): string | undefined => {
     const name = c.replace(/^#/, '');
@@ -303,7 +328,19 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
       call.status = status;
       res.writeHead(status, { 'content-type': isHook ? 'text/html' : 'application/json; charset=utf-8', ...headers });
       res.end(body);
+      answered(call);
     };
+    if (url.pathname === responsePath) {
+      // A response_url takes JSON (text, response_type, replace_original…) and answers {"ok":true}.
+      call.method = 'response_url';
+      try {
+        call.args = JSON.parse(raw) as Json;
+      } catch {
+        call.error = 'invalid_payload';
+        return send(400, JSON.stringify({ ok: false, error: 'invalid_payload' }));
+      }
+      return send(200, JSON.stringify({ ok: true }));
+    }
     if (req.method !== 'POST') return send(405, isHook ? 'invalid_payload' : JSON.stringify({ ok: false, error: 'invalid_post_type' }));
     let channelArg: string | undefined;
     if (isHook) channelArg = hookChannel;
@@ -388,6 +425,11 @@ export async function startSlackStandin(o: StandinOptions = {}): Promise<SlackSt
   return {
     apiUrl: `${base}/api/`,
     webhookUrl: `${base}${hookPath}`,
+    responseUrl: `${base}${responsePath}`,
+    waitFor: (match) => {
+      const seen = calls.find((c) => done.has(c) && match(c));
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
+    },
     token,
     calls,
     messages,

@@ -31,7 +31,20 @@ export type Block =
   | { type: 'header'; text: PlainText }
   | { type: 'section'; text?: TextObject; fields?: TextObject[] }
   | { type: 'context'; elements: TextObject[] }
-  | { type: 'divider' };
+  | { type: 'divider' }
+  | { type: 'actions'; block_id: string; elements: Button[] };
+
+/** A Block Kit button; `value` (at most 2000 characters) comes back in the block_actions payload. */
+export interface Button {
+  type: 'button';
+  action_id: string;
+  text: PlainText;
+  value: string;
+  style?: 'primary' | 'danger';
+}
+
+/** The `action_id`s of the incident buttons (POST /slack/interactions dispatches on them). */
+export const ACTION_IDS = { ack: 'kubevigil_ack', resolve: 'kubevigil_resolve', assign: 'kubevigil_assign', mute: 'kubevigil_mute' } as const;
 
 /** A message: blocks, and the plain `text` Slack shows in notifications and where blocks cannot be shown. */
 export interface SlackMessage {
@@ -61,6 +74,8 @@ export interface FormatOptions {
   maxChars?: number;
   /** Timeline entries shown. */
   maxTimeline?: number;
+  /** Adds the action buttons (bot messages, with POST /slack/interactions configured). */
+  actions?: boolean;
 }
 
 const DEFAULT_MAX_CHARS = 9000;
@@ -93,6 +108,7 @@ export function blockTextLength(blocks: readonly Block[]): number {
     if (b.type === 'header') n += b.text.text.length;
     else if (b.type === 'section') n += (b.text?.text.length ?? 0) + (b.fields ?? []).reduce((s, f) => s + f.text.length, 0);
     else if (b.type === 'context') n += b.elements.reduce((s, e) => s + e.text.length, 0);
+    else if (b.type === 'actions') n += b.elements.reduce((s, e) => s + e.text.text.length, 0);
   }
   return n;
 }
@@ -191,7 +207,9 @@ function factFields(inc: Incident): Mrkdwn[] {
   const seen = sameDay ? `${iso(inc.firstSeen)} → ${clock(inc.lastSeen)}Z` : `${iso(inc.firstSeen)} → ${iso(inc.lastSeen)}`;
   return [
     md(`*Actor*\n${inlineCode(inc.actor.key, 300)}`),
-    md(`*Status*\n${escapeText(inc.status)}${inc.status === 'resolved' && inc.resolution ? ` (${RESOLUTION_TEXT[inc.resolution]})` : ''}`),
+    md(
+      `*Status*\n${escapeText(inc.status)}${inc.status === 'resolved' && inc.resolution ? ` (${RESOLUTION_TEXT[inc.resolution]})` : ''}${inc.assignee ? `, assigned to ${escapeClipped(inc.assignee, 220)}` : ''}`,
+    ),
     md(`*Signals*\n${inc.signalCount} from ${escapeText(inc.sources.join(', ') || 'none')}`),
     md(`*Seen*\n${escapeText(seen)}`),
     md(
@@ -299,10 +317,32 @@ function fallbackText(lead: string, inc: Incident, max = 1000): string {
   );
 }
 
+/** The buttons that apply to the incident's state: none once resolved, no Acknowledge once acknowledged. */
+export function actionsBlock(inc: Incident): Block | undefined {
+  if (inc.status === 'resolved') return undefined;
+  const value = inc.id.slice(0, 2000);
+  const button = (id: string, text: string, style?: Button['style']): Button => ({
+    type: 'button',
+    action_id: id,
+    text: { type: 'plain_text', text, emoji: false },
+    value,
+    ...(style ? { style } : {}),
+  });
+  const elements: Button[] = [];
+  if (inc.status === 'open') elements.push(button(ACTION_IDS.ack, 'Acknowledge', 'primary'));
+  elements.push(button(ACTION_IDS.resolve, 'Resolve'));
+  elements.push(button(ACTION_IDS.assign, 'Assign to me'));
+  elements.push(button(ACTION_IDS.mute, 'Mute actor for 24 h', 'danger'));
+  // The block id carries the version, so Slack never reuses the buttons of an older state.
+  return { type: 'actions', block_id: `kubevigil_actions_v${inc.version}`, elements };
+}
+
 /** The full message of an open or acknowledged incident (a resolved one gets {@link formatResolved}). */
 export function formatIncident(inc: Incident, o: FormatOptions = {}, change?: IncidentChange): SlackMessage {
   if (inc.status === 'resolved') return formatResolved(inc, o);
-  const budget = new Budget(SLACK_LIMITS.blocks, o.maxChars ?? DEFAULT_MAX_CHARS);
+  const actions = o.actions ? actionsBlock(inc) : undefined;
+  // The buttons' block and text come off the budget first, so the rest is cut as before.
+  const budget = new Budget(SLACK_LIMITS.blocks - (actions ? 1 : 0), (o.maxChars ?? DEFAULT_MAX_CHARS) - (actions ? blockTextLength([actions]) : 0));
   const foot = footer(inc, o);
   const reserveChars = blockTextLength([foot]) + 200;
   budget.add([{ type: 'header', text: headerText(`${severityLabel(inc.severity)} · `, inc.title) }]);
@@ -348,7 +388,7 @@ export function formatIncident(inc: Incident, o: FormatOptions = {}, change?: In
     }
   }
   budget.add([foot]);
-  return { text: fallbackText(`${inc.severity.toUpperCase()} incident`, inc), blocks: budget.blocks };
+  return { text: fallbackText(`${inc.severity.toUpperCase()} incident`, inc), blocks: actions ? [...budget.blocks, actions] : budget.blocks };
 }
 
 /** The short form of a resolved incident: what it was, how it ended, and where to read it. */
@@ -398,6 +438,8 @@ export function formatCompact(inc: Incident, o: FormatOptions = {}): SlackMessag
     context(plain(`${inc.remediations.length} suggested remediation(s): ${inc.remediations.map((r) => r.title).join('; ')}`, 1200)),
     footer(inc, o),
   ];
+  const actions = o.actions ? actionsBlock(inc) : undefined;
+  if (actions) blocks.push(actions);
   return { text: fallbackText(`${inc.severity.toUpperCase()} incident`, inc, 600), blocks };
 }
 
