@@ -5,12 +5,15 @@ import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
 import type { Signal } from '../correlator/signal.js';
 import { RewindError, type BusMessage } from './bus/bus.js';
-import type { SignalsMessage } from './bus/topics.js';
+import { MemoryBus } from './bus/memory.js';
+import { topics, type SignalsMessage } from './bus/topics.js';
 import { PartitionedCorrelator, type PartitionedCorrelatorOptions, type SignalHistory, type SignalSource } from './correlate-partitioned.js';
 import { createLogger } from './logging.js';
+import { BusCommands } from './roles/bus-commands.js';
 import { Metrics } from './metrics.js';
 import { loadDetector, loadRules } from './rules.js';
 import { isRef, markedGeneration, MemoryCorrelatorState, type StoredSignal } from './store/correlator-state.js';
+import { MemoryStore } from './store/memory.js';
 
 const rules = loadRules();
 const detector = loadDetector();
@@ -264,6 +267,65 @@ describe('PartitionedCorrelator', () => {
     const final = latest(published).find((i) => i.id === id)!;
     expect(final.status).toBe('resolved');
     expect((await state.load(3)).incidents).toEqual([]);
+  });
+
+  it('applies assign commands in order with the signals; the same assignee again changes nothing', async () => {
+    const state = new MemoryCorrelatorState();
+    const published: Incident[] = [];
+    const c = correlator(state, published);
+    await c.handle(asMessages(signals));
+    const id = latest(published)[0]!.id;
+    const assign = (assignee: string, offset: number): BusMessage<SignalsMessage> => ({
+      key: 'sa:frontend/frontend',
+      partition: 3,
+      offset: String(offset),
+      value: { command: 'assign', incidentId: id, assignee },
+    });
+    await c.handle([assign('alice', signals.length)]);
+    const assigned = latest(published).find((i) => i.id === id)!;
+    expect(assigned).toMatchObject({ status: 'open', assignee: 'alice' });
+    expect((await state.load(3)).incidents.find((i) => i.id === id)?.assignee).toBe('alice');
+    const count = published.length;
+    await c.handle([assign('alice', signals.length + 1)]);
+    expect(published.length).toBe(count);
+    await c.handle([
+      assign('bob', signals.length + 2),
+      { ...assign('carol', signals.length + 3), value: { command: 'assign', incidentId: 'nope', assignee: 'carol' } },
+    ]);
+    expect(c.stats.commandsRejected).toBe(1);
+    const final = latest(published).find((i) => i.id === id)!;
+    expect(final).toMatchObject({ assignee: 'bob', version: assigned.version + 1 });
+  });
+
+  it('round trip: BusCommands.assign over the bus, applied by the owner, answered with the assigned version', async () => {
+    const state = new MemoryCorrelatorState();
+    const store = new MemoryStore();
+    const bus = new MemoryBus();
+    const t = topics('assigntest');
+    const published: Incident[] = [];
+    const commands = new BusCommands(bus, t, store, 5_000);
+    const c = new PartitionedCorrelator({
+      correlations: rules.correlations,
+      state,
+      publish: async (incs) => {
+        published.push(...incs);
+        await store.upsert(incs);
+        commands.seen(incs);
+      },
+      clock: { now: () => SEED_SCENARIO.start },
+      logger: createLogger('silent'),
+    });
+    await c.handle(asMessages(signals));
+    let offset = signals.length;
+    bus.subscribe(t.signals, 'correlator', async (batch) => {
+      await c.handle(batch.map((m) => ({ ...m, partition: 3, offset: String(offset++) })));
+    });
+    const [inc] = latest(published);
+    const assigned = await commands.assign(inc!.id, 'alice');
+    expect(assigned).toMatchObject({ id: inc!.id, status: 'open', assignee: 'alice', version: inc!.version + 1 });
+    expect((await store.get(inc!.id))?.assignee).toBe('alice');
+    expect((await state.load(3)).incidents.find((i) => i.id === inc!.id)?.assignee).toBe('alice');
+    await bus.drained();
   });
 
   it('applies batches in memory and makes them durable in one checkpoint per flush', async () => {

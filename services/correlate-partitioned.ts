@@ -393,6 +393,12 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
         this.stats.commandsRejected++;
         continue;
       }
+      if (cmd.command === 'assign') {
+        // Idempotent: assigning the same person again, or a resolved incident, changes nothing.
+        const next = m.assign(inc, cmd.assignee);
+        if (next !== inc) changed.set(next.id, next);
+        continue;
+      }
       try {
         const next = m.transition(inc, cmd.to, cmd.note, cmd.by);
         changed.set(next.id, next);

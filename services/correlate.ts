@@ -22,8 +22,8 @@ export type IncidentPublisher = (incidents: Incident[]) => Promise<void>;
 /** Lifecycle commands the API sends to the owner of open incidents. */
 export interface IncidentCommands {
   transition(id: string, to: IncidentStatus, note: string, by?: string): Promise<Incident | undefined>;
-  /** Names who works on an incident; absent where commands go over the bus (distributed mode). */
-  assign?(id: string, assignee: string): Promise<Incident | undefined>;
+  /** Names who works on an incident; a no-op on a resolved incident or the same assignee. */
+  assign(id: string, assignee: string): Promise<Incident | undefined>;
 }
 
 /**

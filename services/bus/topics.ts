@@ -3,7 +3,7 @@ import type { Incident, IncidentStatus } from '../../correlator/incident.js';
 import { parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
-export interface IncidentCommand {
+export interface TransitionCommand {
   command: 'transition';
   incidentId: string;
   to: IncidentStatus;
@@ -11,12 +11,23 @@ export interface IncidentCommand {
   by?: string;
 }
 
+/** Names who works on an incident; routed like {@link TransitionCommand}. */
+export interface AssignCommand {
+  command: 'assign';
+  incidentId: string;
+  assignee: string;
+}
+
+/** A command the API sends to the correlator that owns the incident. */
+export type IncidentCommand = TransitionCommand | AssignCommand;
+
 /** What the signals topic carries. */
 export type SignalsMessage = Signal | IncidentCommand;
 
 /** Distinguishes commands from signals on the signals topic. */
 export function isCommand(m: SignalsMessage): m is IncidentCommand {
-  return (m as IncidentCommand).command === 'transition';
+  const command = (m as IncidentCommand).command;
+  return command === 'transition' || command === 'assign';
 }
 
 /** A topic and the type of the values it carries. */

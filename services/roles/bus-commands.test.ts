@@ -45,4 +45,27 @@ describe('BusCommands', () => {
     await expect(answer).resolves.toBe(next);
     expect(await commands.transition('nope', 'resolved', '')).toBeUndefined();
   });
+
+  it('sends assign like a transition, answers when the assignee shows, and sends nothing when it would change nothing', async () => {
+    const inc = makeIncident('inc-1');
+    const { bus, sent, commands } = await setup([inc, makeIncident('inc-2', { status: 'resolved' }), makeIncident('inc-3', { assignee: 'bob' })]);
+    const answer = commands.assign('inc-1', 'alice');
+    await bus.drained();
+    expect(sent).toEqual([{ key: inc.actor.key, value: { command: 'assign', incidentId: 'inc-1', assignee: 'alice' } }]);
+    const next = { ...inc, assignee: 'alice', version: inc.version + 1 };
+    commands.seen([{ ...inc, version: inc.version + 1 }, next]);
+    await expect(answer).resolves.toBe(next);
+    await expect(commands.assign('inc-2', 'alice')).resolves.toMatchObject({ id: 'inc-2', status: 'resolved' });
+    await expect(commands.assign('inc-3', 'bob')).resolves.toMatchObject({ id: 'inc-3', assignee: 'bob' });
+    expect(await commands.assign('nope', 'alice')).toBeUndefined();
+    await bus.drained();
+    expect(sent).toHaveLength(1);
+  });
+
+  it('reports an assign the correlator does not confirm in time as pending', async () => {
+    const { bus, sent, commands } = await setup([makeIncident('inc-1')], 50);
+    await expect(commands.assign('inc-1', 'alice')).rejects.toMatchObject({ code: 'COMMAND_PENDING' });
+    await bus.drained();
+    expect(sent).toHaveLength(1);
+  });
 });

@@ -15,7 +15,8 @@ import type { Topics } from './stage.js';
 
 /** {@link IncidentCommands} over the bus, for API processes without the correlator. */
 export class BusCommands implements IncidentCommands {
-  private readonly waiters = new Map<string, { to: IncidentStatus; resolve: (i: Incident) => void }>();
+  /** Per incident, the commands waiting for the version that shows them applied. */
+  private readonly waiters = new Map<string, { done: (i: Incident) => boolean; resolve: (i: Incident) => void }[]>();
 
   constructor(
     private readonly bus: Bus,
@@ -27,11 +28,12 @@ export class BusCommands implements IncidentCommands {
   /** Called with every incident version the API role receives. */
   seen(incidents: Incident[]): void {
     for (const i of incidents) {
-      const w = this.waiters.get(i.id);
-      if (w && i.status === w.to) {
-        this.waiters.delete(i.id);
-        w.resolve(i);
-      }
+      const ws = this.waiters.get(i.id);
+      if (!ws) continue;
+      const left = ws.filter((w) => !w.done(i));
+      if (left.length) this.waiters.set(i.id, left);
+      else this.waiters.delete(i.id);
+      for (const w of ws) if (!left.includes(w)) w.resolve(i);
     }
   }
 
@@ -40,25 +42,50 @@ export class BusCommands implements IncidentCommands {
     if (!current) return undefined;
     // The correlator applies the same table; checking here answers 409 at once instead of after a timeout.
     if (!TRANSITIONS[current.status].includes(to)) throw new InvalidTransitionError(current.status, to);
-    const done = new Promise<Incident>((resolve) => this.waiters.set(id, { to, resolve }));
-    const cmd: IncidentCommand = { command: 'transition', incidentId: id, to, note, ...(by ? { by } : {}) };
-    await this.bus.publish(this.t.signals, [{ key: current.actor.key, value: cmd }]);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.waiters.delete(id);
-        reject(
-          new KubevigilError(
-            'COMMAND_PENDING',
-            `the correlator did not confirm within ${this.timeoutMs / 1000}s; the command is queued and will apply`,
-            true,
-            5,
-          ),
-        );
-      }, this.timeoutMs);
+    return this.send(current, { command: 'transition', incidentId: id, to, note, ...(by ? { by } : {}) }, (i) => i.status === to);
+  }
+
+  async assign(id: string, assignee: string): Promise<Incident | undefined> {
+    const current = await this.store.get(id);
+    if (!current) return undefined;
+    // The correlator changes nothing here either (IncidentManager.assign): answer at once.
+    if (current.status === 'resolved' || current.assignee === assignee) return current;
+    return this.send(current, { command: 'assign', incidentId: id, assignee }, (i) => i.assignee === assignee || i.status === 'resolved');
+  }
+
+  /** Sends a command keyed by the incident's actor and waits for the version for which `done` holds. */
+  private async send(current: Incident, cmd: IncidentCommand, done: (i: Incident) => boolean): Promise<Incident> {
+    const id = current.id;
+    let waiter: { done: (i: Incident) => boolean; resolve: (i: Incident) => void } | undefined;
+    const applied = new Promise<Incident>((resolve) => {
+      waiter = { done, resolve };
+      this.waiters.set(id, [...(this.waiters.get(id) ?? []), waiter]);
     });
+    const forget = () => {
+      const left = (this.waiters.get(id) ?? []).filter((w) => w !== waiter);
+      if (left.length) this.waiters.set(id, left);
+      else this.waiters.delete(id);
+    };
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([done, timeout]);
+      await this.bus.publish(this.t.signals, [{ key: current.actor.key, value: cmd }]);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          forget();
+          reject(
+            new KubevigilError(
+              'COMMAND_PENDING',
+              `the correlator did not confirm within ${this.timeoutMs / 1000}s; the command is queued and will apply`,
+              true,
+              5,
+            ),
+          );
+        }, this.timeoutMs);
+      });
+      return await Promise.race([applied, timeout]);
+    } catch (e) {
+      forget();
+      throw e;
     } finally {
       clearTimeout(timer);
     }

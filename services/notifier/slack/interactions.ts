@@ -161,7 +161,6 @@ async function act(deps: SlackInteractionDeps, p: BlockActions): Promise<void> {
         line = `:white_check_mark: Resolved by ${by}`;
         break;
       case ACTION_IDS.assign: {
-        if (!deps.commands.assign) throw new Refused('Assigning is not available in distributed mode yet; use the incident API.');
         const inc = await deps.commands.assign(id, by);
         if (!inc) throw new Refused(unknownIncident(id));
         if (inc.status === 'resolved') throw new Refused(`Incident ${id} is resolved: there is nothing to assign.`);
