@@ -28,6 +28,8 @@ export interface Silence {
   createdBy: string;
   comment: string;
   updatedAt: number;
+  /** Set on silences read from KUBEVIGIL_SILENCES_FILE: the file (they cannot be expired through the API). */
+  file?: string;
 }
 
 export type SilenceState = 'pending' | 'active' | 'expired';

@@ -37,6 +37,8 @@ export interface Config {
   insecure: boolean;
   /** Extra rule files or directories, loaded after the shipped pack. */
   rulesPaths: string[];
+  /** KUBEVIGIL_SILENCES_FILE: silences read from a YAML or JSON file, reloaded with the rules. */
+  silencesFile?: string;
   maxBodyBytes: number;
   dedupEntries: number;
   /** Count budget of the correlator's state (issue #19): open incidents, window entries, flood threshold. */
@@ -122,6 +124,11 @@ const CORE_SETTINGS: SettingDoc[] = [
     env: 'KUBEVIGIL_RULES_DIR',
     default: '(none)',
     help: 'Extra rule files or directories (separated by ":"), loaded after the shipped pack: your own rules, list additions, exceptions, overrides.',
+  },
+  {
+    env: 'KUBEVIGIL_SILENCES_FILE',
+    default: '(none)',
+    help: 'YAML or JSON list of silences (the POST /api/v1/silences body, plus an optional id; endsAt absent: until removed from the file), loaded at start and on SIGHUP or POST /-/reload; each process reads its own.',
   },
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
@@ -382,6 +389,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ...(certFile && keyFile ? { tls: { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
     insecure,
     rulesPaths: (env.KUBEVIGIL_RULES_DIR ?? '').split(':').filter((p) => p !== ''),
+    ...(env.KUBEVIGIL_SILENCES_FILE ? { silencesFile: env.KUBEVIGIL_SILENCES_FILE } : {}),
     maxBodyBytes: int(
       env,
       'KUBEVIGIL_MAX_BODY_BYTES',

@@ -39,6 +39,7 @@ import type { CorrelatorStateStore } from './store/correlator-state.js';
 import type { IncidentStore } from './store/store.js';
 import { UsageProfiler } from './usage.js';
 import { Silences } from './silences.js';
+import { loadSilencesFile, SilencesFileError } from './silences-file.js';
 import { connectRedis } from './store/correlator-state.js';
 import { RedisSilenceStore } from './store/silences-redis.js';
 
@@ -114,6 +115,9 @@ function silencesComponent(config: Config, store: IncidentStore, metrics: Metric
 export async function serve(config: Config, logger: Logger, opts: ServeOptions = {}): Promise<Running> {
   const rules = loadRules(config.rulesPaths);
   if (rules.problems.length) throw new RuleSetError(rules.problems);
+  // A broken silences file refuses the start, naming the file, the entry and the field.
+  const fileSilences = config.silencesFile ? loadSilencesFile(config.silencesFile) : undefined;
+  if (fileSilences?.problems.length) throw new SilencesFileError(fileSilences.problems);
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
   const countRules = (r: LoadedRules) => {
     for (const s of SCHEMAS) metrics.rulesLoaded.set({ source: s.name }, r.rules.filter((x) => x.source === s.name).length);
@@ -140,7 +144,13 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       roles.has('ingest') || roles.has('correlator') ? await lifecycle.start(new InventoryRole(config, logger, metrics, opts.kubeConfig)) : undefined;
     metrics.trackDrops('incident-stream', 'slow_listener', () => stream.dropped);
     const silenceSet = roles.has('correlator') || roles.has('api') ? silencesComponent(config, store, metrics, logger, opts) : undefined;
+    if (silenceSet && fileSilences) silenceSet.setFileSilences(fileSilences.silences);
     const silences = silenceSet && (await lifecycle.start(silenceSet));
+    if (config.silencesFile && !silences)
+      logger.warn(
+        { file: config.silencesFile },
+        'KUBEVIGIL_SILENCES_FILE is set but this process holds no silences (distributed without REDIS_URL, or no correlator/api role)',
+      );
     const stage: Stage = {
       config,
       logger,
@@ -200,6 +210,16 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       );
       return Promise.resolve([]);
     });
+    // Validated as a whole first; the new set replaces the old one at once, or the old one stays.
+    const silencesFile = config.silencesFile;
+    if (silencesFile && silences)
+      reload.register('silences', () => {
+        const next = loadSilencesFile(silencesFile);
+        if (next.problems.length) return Promise.resolve(next.problems);
+        silences.setFileSilences(next.silences);
+        logger.info({ file: silencesFile, silences: next.silences.length }, 'silences file reloaded');
+        return Promise.resolve([]);
+      });
     const app = createApp({
       config,
       metrics,

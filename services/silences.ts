@@ -22,6 +22,8 @@ export class Silences implements Component {
   /** Ids the silenced counter has a series for, removed once the silence is pruned (the label stays bounded). */
   private readonly counted = new Set<string>();
   private all: Silence[] = [];
+  /** Silences from KUBEVIGIL_SILENCES_FILE: held in memory by each process, never stored. */
+  private fromFile: Silence[] = [];
 
   constructor(
     readonly store: SilenceStore,
@@ -67,9 +69,33 @@ export class Silences implements Component {
     await this.opts.close?.();
   }
 
+  /** Replaces the silences from the file (already validated) at once; the API and the correlator see the new set. */
+  setFileSilences(silences: Silence[]): void {
+    this.fromFile = silences;
+    this.apply(this.stored);
+  }
+
+  /** The silence from the file with this id, if any. */
+  fileSilence(id: string): Silence | undefined {
+    return this.fromFile.find((s) => s.id === id);
+  }
+
+  /** One silence by id: from the file or the store. */
+  async get(id: string): Promise<Silence | undefined> {
+    return this.fileSilence(id) ?? (await this.store.get(id));
+  }
+
+  private stored: Silence[] = [];
+
   /** Reads the silences again. */
   async refresh(): Promise<void> {
-    const all = await this.store.list();
+    this.stored = await this.store.list();
+    this.apply(this.stored);
+  }
+
+  private apply(stored: Silence[]): void {
+    const fileIds = new Set(this.fromFile.map((s) => s.id));
+    const all = [...this.fromFile, ...stored.filter((s) => !fileIds.has(s.id))];
     this.all = all;
     this.set.replace(all, this.clock.now());
     const ids = new Set(all.map((s) => s.id));
@@ -107,6 +133,7 @@ export class Silences implements Component {
 
   /** Expires a silence now (a pending one never starts); an expired one stays as it is. */
   async expire(id: string): Promise<Silence | undefined> {
+    if (this.fileSilence(id)) throw new Error(`silence ${id} comes from a file; remove it from the file and reload`);
     const s = await this.store.get(id);
     if (!s) return undefined;
     const now = this.clock.now();
@@ -123,7 +150,10 @@ export class Silences implements Component {
     const order = { active: 0, pending: 1, expired: 2 };
     const all = await this.store.list();
     await this.prune(all, now);
-    return all.filter((s) => !this.pruned.has(s.id)).sort((a, b) => order[silenceState(a, now)] - order[silenceState(b, now)]);
+    const fileIds = new Set(this.fromFile.map((s) => s.id));
+    return [...this.fromFile, ...all.filter((s) => !this.pruned.has(s.id) && !fileIds.has(s.id))].sort(
+      (a, b) => order[silenceState(a, now)] - order[silenceState(b, now)],
+    );
   }
 
   private pruned = new Set<string>();

@@ -251,7 +251,7 @@ export function openApiDocument(): Json {
           tags: ['silences'],
           summary: 'Expire a silence now (kept, expired, for history)',
           security: WRITE,
-          responses: { '200': json(ref('GettableSilence'), 'the expired silence'), ...authProblems, '403': problem, '404': problem },
+          responses: { '200': json(ref('GettableSilence'), 'the expired silence'), ...authProblems, '403': problem, '404': problem, '409': problem },
         },
       },
       '/slack/interactions': {

@@ -484,6 +484,8 @@ export const GettableSilence = z
     endsAt: Timestamp,
     createdBy: z.string(),
     comment: z.string(),
+    source: z.enum(['api', 'file']).describe('file: from KUBEVIGIL_SILENCES_FILE (cannot be expired through the API)'),
+    file: z.string().optional().describe('the silences file, for source file'),
   })
   .register(registry, { id: 'GettableSilence', description: 'A silence and where it stands now' });
 
@@ -520,6 +522,8 @@ export function apiSilence(s: EngineSilence, now: number): z.infer<typeof Gettab
     endsAt: rfc3339(s.endsAt),
     createdBy: s.createdBy,
     comment: s.comment,
+    source: s.file === undefined ? 'api' : 'file',
+    ...(s.file === undefined ? {} : { file: s.file }),
   };
 }
 

@@ -65,13 +65,21 @@ export function silenceApi(deps: SilenceApiDeps): Router {
 
   r.get('/api/v1/silences/:id', async (req: Request, res: Response) => {
     const id = String(req.params.id);
-    const s = SILENCE_ID.test(id) ? await silences.store.get(id) : undefined;
+    const s = SILENCE_ID.test(id) ? await silences.get(id) : undefined;
     if (!s) return sendProblem(res, 404, 'Not Found', `no silence ${JSON.stringify(id.slice(0, 80))}; ids are UUIDs, as POST /api/v1/silences returns them`);
     res.json(apiSilence(s, silences.now()));
   });
 
   r.delete('/api/v1/silences/:id', async (req: Request, res: Response) => {
     const id = String(req.params.id);
+    const fromFile = silences.fileSilence(id);
+    if (fromFile)
+      return sendProblem(
+        res,
+        409,
+        'Conflict',
+        `silence ${id} comes from the silences file ${fromFile.file}; remove it from that file and reload (SIGHUP or POST /-/reload)`,
+      );
     const s = SILENCE_ID.test(id) ? await silences.expire(id) : undefined;
     if (!s) return sendProblem(res, 404, 'Not Found', `no silence ${JSON.stringify(id.slice(0, 80))}; ids are UUIDs, as POST /api/v1/silences returns them`);
     res.json(apiSilence(s, silences.now()));
