@@ -21,6 +21,8 @@ const WRITE: Json[] = [{ apiToken: [] }];
 
 /** Problem answers every authenticated operation may give. */
 const authProblems = { '401': problem };
+/** What a write with a JSON body may answer besides its success: bad body, auth, read token (403), conflict, too large. */
+const writeProblems = { '400': problem, ...authProblems, '403': problem, '409': problem, '413': problem };
 
 /** The component schemas, generated from the zod registry (each without its own `$schema`/`$id`). */
 function componentSchemas(): Record<string, Json> {
@@ -174,12 +176,8 @@ export function openApiDocument(): Json {
           requestBody: { required: true, content: { 'application/json': { schema: ref('IncidentPatch') } } },
           responses: {
             '200': json(ref('Incident'), 'the updated incident'),
-            '400': problem,
-            ...authProblems,
-            '403': problem,
+            ...writeProblems,
             '404': problem,
-            '409': problem,
-            '413': problem,
           },
         },
       },
@@ -204,12 +202,8 @@ export function openApiDocument(): Json {
           requestBody: { required: false, content: { 'application/json': { schema: ref('BenignRequest') } } },
           responses: {
             '200': json(ref('SilenceCreated'), 'the silence created'),
-            '400': problem,
-            ...authProblems,
-            '403': problem,
+            ...writeProblems,
             '404': problem,
-            '409': problem,
-            '413': problem,
           },
         },
       },
@@ -229,11 +223,7 @@ export function openApiDocument(): Json {
           requestBody: { required: true, content: { 'application/json': { schema: ref('PostableSilence') } } },
           responses: {
             '200': json(ref('SilenceCreated'), 'the id of the silence'),
-            '400': problem,
-            ...authProblems,
-            '403': problem,
-            '409': problem,
-            '413': problem,
+            ...writeProblems,
           },
         },
       },
