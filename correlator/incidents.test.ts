@@ -85,6 +85,19 @@ describe('IncidentManager', () => {
     expect(m.openIncidents().map((i) => i.id)).toEqual([a.id]);
   });
 
+  it('gives an incident opened and merged within one batch a title (lists and the console show it)', () => {
+    const { m } = setup();
+    const r = m.process([
+      sig('0s', 'secret.list_cluster_wide', 'sa:a/one', { severity: 'high', entities: ['binding:ClusterRoleBinding/too-broad'] }),
+      sig('5s', 'secret.list_cluster_wide', 'sa:b/two', { severity: 'high' }),
+      sig('10s', 'secret.read', 'sa:b/two', { entities: ['binding:ClusterRoleBinding/too-broad'] }),
+    ]).incidents;
+    const merged = r.find((i) => i.resolution === 'merged');
+    expect(merged).toBeDefined();
+    expect(merged!.title).not.toBe('');
+    expect(r.every((i) => i.title !== '')).toBe(true);
+  });
+
   it('does not merge incidents through bootstrap bindings every identity has', () => {
     const { m, clock } = setup();
     const basic = ['binding:ClusterRoleBinding/system:basic-user'];

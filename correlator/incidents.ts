@@ -468,7 +468,9 @@ export class IncidentManager {
     into.firstSeen = Math.min(into.firstSeen, from.firstSeen);
     into.lastSeen = Math.max(into.lastSeen, from.lastSeen);
     const now = this.clock.now();
-    const merged: Incident = { ...from, status: 'resolved', resolution: 'merged', mergedInto: into.id, resolvedAt: now, updatedAt: now };
+    // An incident opened and merged within one batch was never described: it still gets a title.
+    const title = from.title || `Merged into ${into.id}`;
+    const merged: Incident = { ...from, title, status: 'resolved', resolution: 'merged', mergedInto: into.id, resolvedAt: now, updatedAt: now };
     merged.notes = [...from.notes, { time: now, status: 'resolved', note: `merged into ${into.id}` }];
     const keys = mergeKeysOf(from);
     this.close(merged);
