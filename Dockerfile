@@ -14,7 +14,9 @@ COPY connectors ./connectors
 COPY correlator ./correlator
 COPY platform ./platform
 COPY services ./services
-RUN npx tsc -p tsconfig.build.json
+# The browser console (console/): bundled by Vite into dist/console, next to the compiled service.
+COPY console ./console
+RUN npm run build
 
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -25,6 +27,7 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # Production dependencies only; the image's own Node runs kubevigil, so the packaged one goes.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && rm -rf node_modules/node node_modules/.bin/node && npm cache clean --force
+# The compiled service and the built console (dist/console): no TypeScript, no bundler.
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
 COPY rules/detections ./rules/detections

@@ -10,6 +10,7 @@ export default defineConfig({
       'services/**/*.test.ts',
       'rules/**/*.test.ts',
       'test/**/*.test.ts',
+      'console/src/**/*.test.ts',
     ],
     testTimeout: 30_000,
     pool: 'forks',

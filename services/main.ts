@@ -24,6 +24,7 @@ import { createApp } from './http/app.js';
 import type { Logger } from './logging.js';
 import { Metrics } from './metrics.js';
 import { RecentSignals } from './recent-signals.js';
+import { SystemRates } from './api/system.js';
 import { ApiRole } from './roles/api.js';
 import { CorrelatorRole } from './roles/correlator.js';
 import { HttpServer } from './roles/http.js';
@@ -220,6 +221,9 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
         logger.info({ file: silencesFile, silences: next.silences.length }, 'silences file reloaded');
         return Promise.resolve([]);
       });
+    // The rates GET /api/v1/system reports: the counters sampled every 5 s while the process runs.
+    const systemRates = new SystemRates(metrics);
+    await lifecycle.start(component('system rates', { start: () => systemRates.start(), stop: () => systemRates.stop() }));
     const app = createApp({
       config,
       metrics,
@@ -234,6 +238,8 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       commands: api?.commands,
       ...(api && silences ? { silences } : {}),
       ready: () => lifecycle.ready(),
+      systemRates,
+      ...(bus.kafka ? {} : { busLag: () => bus.queued() ?? 0 }),
       ...(inventory?.cluster ? { inventory: () => inventory.cluster!.status() } : {}),
       ...(correlator ? { budget: () => correlator.budget() } : {}),
     });

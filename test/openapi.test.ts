@@ -156,6 +156,8 @@ describe('every response of a real kubevigil matches the document', () => {
     await checker.check(await call('/api/v1/openapi.json', { token: null }), 'get', '/api/v1/openapi.json');
     await checker.check(await call('/api/v1/rules', { token: READ }), 'get', '/api/v1/rules');
     await checker.check(await call('/api/v1/rules', { token: null }), 'get', '/api/v1/rules');
+    await checker.check(await call('/api/v1/system', { token: READ }), 'get', '/api/v1/system');
+    await checker.check(await call('/api/v1/system', { token: null }), 'get', '/api/v1/system');
     const signals = (await checker.check(await call('/api/v1/signals?limit=1000', { token: READ }), 'get', '/api/v1/signals')) as {
       items: { eventTime: string }[];
     };

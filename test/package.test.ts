@@ -57,10 +57,14 @@ describe('Dockerfile', () => {
     expect(user.startsWith('0:')).toBe(false);
     expect(of('HEALTHCHECK')).toHaveLength(1);
     expect(of('RUN').some((r) => /npm ci\b.*--omit=dev/.test(r.args))).toBe(true);
-    // Only the compiled output comes from the build stage: no TypeScript source in the image.
+    // Only the compiled output (the service and the console) comes from the build stage: no TypeScript source in the image.
     const copies = of('COPY').map((c) => c.args);
     expect(copies.filter((c) => c.startsWith('--from=')).map((c) => c.split(/\s+/)[1])).toEqual(['/src/dist']);
-    expect(copies.some((c) => /^(services|correlator|connectors|platform)\b/.test(c))).toBe(false);
+    expect(copies.some((c) => /^(services|correlator|connectors|platform|console)\b/.test(c))).toBe(false);
+    // The build stage builds what `npm run build` builds: the service and the console.
+    const build = stages.get('build') ?? [];
+    expect(build.filter((i) => i.op === 'COPY').map((c) => c.args)).toContain('console ./console');
+    expect(build.some((i) => i.op === 'RUN' && /^npm run build$/.test(i.args))).toBe(true);
   });
 });
 
@@ -96,6 +100,21 @@ describe("the runtime stage's steps, run outside Docker", () => {
             { encoding: 'utf8', cwd: ROOT },
           );
           expect(r.status, r.stdout + r.stderr).toBe(0);
+          // And its `vite build` of the console, into dist/console.
+          const v = spawnSync(
+            process.execPath,
+            [
+              join(ROOT, 'node_modules/vite/bin/vite.js'),
+              'build',
+              '--config',
+              join(ROOT, 'console/vite.config.ts'),
+              '--outDir',
+              join(dest, 'console'),
+              '--emptyOutDir',
+            ],
+            { encoding: 'utf8', cwd: ROOT },
+          );
+          expect(v.status, v.stdout + v.stderr).toBe(0);
         } else {
           for (const src of parts.slice(0, -1)) cpSync(join(ROOT, src), parts.at(-1)!.endsWith('/') ? join(dest, src) : dest, { recursive: true });
         }
@@ -132,16 +151,18 @@ describe("the runtime stage's steps, run outside Docker", () => {
     });
   }, 300_000);
 
+  // Removing the installed node_modules takes a while on a busy machine.
   afterAll(() => {
     child?.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('installs production dependencies only: no compiler, no test runner, no packaged Node', () => {
     const modules = readdirSync(join(app, 'node_modules'));
     for (const dev of ['typescript', 'tsx', 'vitest', 'eslint', 'vite', 'node']) expect(modules, dev).not.toContain(dev);
     expect(modules).toEqual(expect.arrayContaining(['express', 'kafkajs', 'ioredis', 'prom-client']));
     expect(existsSync(join(app, 'dist/services/cli/main.js'))).toBe(true);
+    expect(existsSync(join(app, 'dist/console/index.html'))).toBe(true);
     expect(listFiles(app).filter((f) => f.endsWith('.ts') && !f.startsWith('node_modules/') && !f.endsWith('.d.ts'))).toEqual([]);
   });
 
@@ -155,6 +176,14 @@ describe("the runtime stage's steps, run outside Docker", () => {
     });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { signals: number }).signals).toBeGreaterThanOrEqual(1);
+
+    // The console, built in the build stage, served at / with its assets.
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const asset = /src="(\/assets\/[\w.-]+\.js)"/.exec(await page.text())?.[1];
+    expect(asset).toBeDefined();
+    expect((await fetch(`${url}${asset}`)).status).toBe(200);
 
     const [, ...check] = JSON.parse(of('HEALTHCHECK')[0]!.args.replace(/^.*?CMD\s+/, '')) as string[];
     const port = new URL(url).port;

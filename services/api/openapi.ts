@@ -130,6 +130,17 @@ export function openApiDocument(): Json {
           responses: { '200': json(ref('RuleList'), 'rules'), ...authProblems },
         },
       },
+      '/api/v1/system': {
+        get: {
+          operationId: 'getSystem',
+          tags: ['health'],
+          summary: 'The system view of the process that answers: readiness, version, roles, ingest and signal rates, bus lag, inventory, budgets',
+          description:
+            'Rates are per second over the last minute, from the counters /metrics exposes, sampled every 5 s. Every source is listed, at 0 where nothing arrived. Each process answers for itself.',
+          security: READ,
+          responses: { '200': json(ref('SystemStatus'), 'the system status'), ...authProblems },
+        },
+      },
       '/api/v1/incidents': {
         get: {
           operationId: 'listIncidents',

@@ -342,31 +342,65 @@ export const RpcStatus = z
 
 const BudgetUse = z.object({ used: z.int(), max: z.int() });
 
+const InventoryState = z
+  .object({
+    enabled: z.boolean(),
+    synced: z.boolean().meta({ description: 'Every watched resource has been listed once; until then identities resolve from the audit stream alone.' }),
+    pending: z.array(z.object({ resource: z.string(), error: z.string().optional() })),
+  })
+  .meta({ description: 'The cluster inventory (KUBEVIGIL_INVENTORY), when one is configured. It never makes kubevigil unready.' });
+
+const Budgets = z
+  .object({
+    openIncidents: BudgetUse.meta({ description: 'open incidents held (KUBEVIGIL_MAX_OPEN_INCIDENTS)' }),
+    windowEntries: BudgetUse.meta({ description: 'correlation window entries held (KUBEVIGIL_MAX_WINDOW_ENTRIES)' }),
+    prologueSignals: BudgetUse.meta({ description: "signals kept as actors' prologues" }),
+    floodIncidents: z.int().meta({ description: 'open flood incidents (many actors, one pattern)' }),
+  })
+  .meta({
+    description:
+      'The correlator’s count budgets in use (processes with the correlator role). A full budget never makes kubevigil unready: the least severe, least recent state is evicted and counted in kubevigil_dropped_total.',
+  });
+
 export const Health = z
   .object({
     status: z.enum(['ok', 'ready']),
-    inventory: z
-      .object({
-        enabled: z.boolean(),
-        synced: z.boolean().meta({ description: 'Every watched resource has been listed once; until then identities resolve from the audit stream alone.' }),
-        pending: z.array(z.object({ resource: z.string(), error: z.string().optional() })),
-      })
-      .optional()
-      .meta({ description: 'The cluster inventory (KUBEVIGIL_INVENTORY), when one is configured. It never makes kubevigil unready.' }),
-    budget: z
-      .object({
-        openIncidents: BudgetUse.meta({ description: 'open incidents held (KUBEVIGIL_MAX_OPEN_INCIDENTS)' }),
-        windowEntries: BudgetUse.meta({ description: 'correlation window entries held (KUBEVIGIL_MAX_WINDOW_ENTRIES)' }),
-        prologueSignals: BudgetUse.meta({ description: "signals kept as actors' prologues" }),
-        floodIncidents: z.int().meta({ description: 'open flood incidents (many actors, one pattern)' }),
-      })
-      .optional()
-      .meta({
-        description:
-          'The correlator’s count budgets in use (processes with the correlator role). A full budget never makes kubevigil unready: the least severe, least recent state is evicted and counted in kubevigil_dropped_total.',
-      }),
+    inventory: InventoryState.optional(),
+    budget: Budgets.optional(),
   })
   .register(registry, { id: 'Health' });
+
+const Rate = z.number().min(0).meta({ description: 'per second, over the last minute' });
+
+export const SystemStatus = z
+  .object({
+    status: z.enum(['ready', 'not-ready']).meta({ description: 'as /readyz: not-ready while starting or draining, or when Kafka or Redis cannot be reached' }),
+    version: z.string(),
+    mode: z.enum(['embedded', 'distributed']).meta({ description: 'embedded: every role in one process; distributed: Kafka between processes' }),
+    roles: z.array(z.enum(['ingest', 'correlator', 'notifier', 'api'])).meta({ description: 'the roles of the process that answered' }),
+    cluster: z.string().optional().meta({ description: 'KUBEVIGIL_CLUSTER_NAME, when set' }),
+    uptimeSeconds: z.int().min(0),
+    ingest: z
+      .array(
+        z.object({
+          source: Source,
+          eventsPerSecond: Rate,
+          eventsTotal: z.number().min(0).meta({ description: 'events received since start, every outcome (kubevigil_ingest_events_total)' }),
+          rejectedTotal: z.number().min(0).meta({ description: 'requests turned away to protect the process (kubevigil_ingest_rejected_total)' }),
+        }),
+      )
+      .meta({ description: 'every source, in this process (0 where this process has no ingest role)' }),
+    signalsPerSecond: Rate,
+    incidentsOpen: z.int().min(0).optional().meta({ description: 'open and acknowledged incidents the correlator holds (processes with the correlator role)' }),
+    bus: z.object({
+      kind: z.enum(['memory', 'kafka']),
+      lagMessages: z.number().min(0).optional().meta({ description: 'messages the consumers of this process are behind (kubevigil_bus_lag_messages, summed)' }),
+    }),
+    inventory: InventoryState.optional(),
+    budget: Budgets.optional(),
+    stream: z.object({ clients: z.int().min(0).meta({ description: 'event stream listeners connected to this process' }) }),
+  })
+  .register(registry, { id: 'SystemStatus', description: 'What the console’s system view shows, for the process that answers' });
 
 export const RuleList = z
   .object({

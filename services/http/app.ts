@@ -28,7 +28,9 @@ import { SOURCE_LIST } from '../sources.js';
 import { reloadHandler, type ReloadRegistry } from '../reload.js';
 import { slackClient } from '../notifier/slack/bot.js';
 import { slackInteractions } from '../notifier/slack/interactions.js';
+import { SystemRates, systemHandler } from '../api/system.js';
 import { requireAuth } from './auth.js';
+import { consoleRoutes, type ConsoleFiles } from './console.js';
 import { ingestLimits } from './limits.js';
 
 /** What the app needs from the rest of the process. */
@@ -56,6 +58,12 @@ export interface AppDeps {
   silences?: Silences;
   /** What POST /-/reload reloads. */
   reload?: ReloadRegistry;
+  /** The sampled rates GET /api/v1/system reports; absent, each request samples (the rate since the previous one). */
+  systemRates?: SystemRates;
+  /** Messages queued behind this process's consumers (the in-memory bus); absent, the bus lag gauge is read. */
+  busLag?: () => number;
+  /** The built console (tests); absent, dist/console is read once. Served only with the api role. */
+  console?: ConsoleFiles;
 }
 
 /** Builds the express application. */
@@ -192,6 +200,19 @@ export function createApp(deps: AppDeps): Express {
       const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
       res.json({ items: items.map(apiSignal) });
     });
+  app.get(
+    '/api/v1/system',
+    systemHandler({
+      config,
+      metrics,
+      rates: deps.systemRates ?? new SystemRates(metrics),
+      stream: deps.stream,
+      ready: deps.ready,
+      ...(deps.inventory ? { inventory: deps.inventory } : {}),
+      ...(deps.budget ? { budget: deps.budget } : {}),
+      ...(deps.busLag ? { busLag: deps.busLag } : {}),
+    }),
+  );
   app.get('/api/v1/rules', (_req, res) => {
     const file = (f: string) => f.replace(/^.*\/rules\//, 'rules/');
     res.json({
@@ -219,6 +240,9 @@ export function createApp(deps: AppDeps): Express {
       })),
     });
   });
+
+  // The browser console (its pages and assets; the data comes from the API above, with its tokens).
+  if (deps.commands) app.use(consoleRoutes(deps.console));
 
   app.use((req, res) => {
     sendProblem(res, 404, 'Not Found', `no route for ${req.method} ${req.path.slice(0, 200)}; see the README for the endpoints`);

@@ -56,6 +56,7 @@ export class BusComponent implements Component {
   readonly name = 'bus';
   readonly bus: Bus;
   readonly kafka?: KafkaBus;
+  private readonly memory?: MemoryBus;
 
   constructor(config: Config, logger: Logger, metrics: Metrics) {
     if (config.kafkaBrokers.length > 0) {
@@ -82,6 +83,12 @@ export class BusComponent implements Component {
       for (const l of memory.lag()) metrics.busLag.set({ topic: l.topic, group: l.group, partition: '0' }, l.queued);
     });
     this.bus = memory;
+    this.memory = memory;
+  }
+
+  /** Messages queued behind this process's consumers of the in-memory bus; undefined with Kafka (its lag gauge is set as it is read). */
+  queued(): number | undefined {
+    return this.memory?.lag().reduce((n, l) => n + l.queued, 0);
   }
 
   async start(): Promise<void> {

@@ -1,0 +1,97 @@
+/**
+ * The console's only way to the API: same-origin fetch with the bearer token the user gave (kept in
+ * this tab's sessionStorage, never in a URL or a cookie), problem+json errors turned into
+ * {@link ApiError}s whose message is the server's own explanation.
+ */
+
+const TOKEN_KEY = 'kubevigil.token';
+
+/** An API answer that was not 2xx. `status` 401 means no or a wrong token, 403 a read token on a write. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+type TokenListener = () => void;
+const tokenListeners = new Set<TokenListener>();
+let authProblem: { status: number; message: string } | undefined;
+
+export function getToken(): string | undefined {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function setToken(token: string | undefined): void {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage disabled: the token lives until the page goes */
+  }
+  authProblem = undefined;
+  for (const l of tokenListeners) l();
+}
+
+/** The last 401/403 the API answered, for the token prompt to explain itself. */
+export function lastAuthProblem(): { status: number; message: string } | undefined {
+  return authProblem;
+}
+
+/** Called whenever the token changes or the API asks for one. */
+export function onTokenChange(l: TokenListener): () => void {
+  tokenListeners.add(l);
+  return () => tokenListeners.delete(l);
+}
+
+export function authHeaders(): Record<string, string> {
+  const t = getToken();
+  return t ? { Authorization: `Bearer ${t}` } : {};
+}
+
+async function problemOf(res: Response): Promise<string> {
+  try {
+    const body = (await res.json()) as { detail?: string; title?: string };
+    return body.detail ?? body.title ?? res.statusText;
+  } catch {
+    return res.statusText || `HTTP ${res.status}`;
+  }
+}
+
+/** Fetches JSON from the API; throws {@link ApiError} with the server's explanation otherwise. */
+export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(), ...(init.headers as Record<string, string> | undefined) };
+  const res = await fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' });
+  if (!res.ok) {
+    const message = await problemOf(res);
+    if (res.status === 401 || res.status === 403) {
+      authProblem = { status: res.status, message };
+      for (const l of tokenListeners) l();
+    }
+    throw new ApiError(res.status, message);
+  }
+  return (await res.json()) as T;
+}
+
+/** Sends a JSON body (PATCH, POST) and reads the JSON answer. */
+export function send<T>(method: 'PATCH' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  return api<T>(path, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
+  });
+}
+
+/** A query string from the parameters that are set (empty strings and undefined left out). */
+export function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}

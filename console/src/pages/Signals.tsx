@@ -1,0 +1,296 @@
+/**
+ * The signals explorer at `/signals`: the most recent signals (GET /api/v1/signals), filtered by the
+ * server (severity, kind, actor) and here (source, free text), every filter in the URL. A row opens
+ * its details (target, attributes, entities, MITRE) as text.
+ */
+import { Fragment } from 'preact';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { api, ApiError, query } from '../api';
+import { SeverityBadge } from '../components/Badges';
+import { matchesSignal, parseSignalFilters, SIGNAL_LIMITS, signalRule, signalServerQuery, signalText, SOURCES, type SignalFilters } from '../filters';
+import { formatTime } from '../format';
+import { countText } from '../incidents-store';
+import { setSearch, useLocation } from '../router';
+import { SEVERITIES, type Signal } from '../types';
+import '../list.css';
+
+export function SignalsPage() {
+  const loc = useLocation();
+  const searchKey = loc.search.toString();
+  const f = useMemo(() => parseSignalFilters(loc.search), [searchKey]);
+  const serverKey = JSON.stringify(signalServerQuery(f));
+  const [items, setItems] = useState<Signal[] | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const [loading, setLoading] = useState(false);
+  const [refreshes, setRefreshes] = useState(0);
+  const [open, setOpen] = useState<ReadonlySet<string>>(new Set());
+
+  useEffect(() => {
+    const ctrl = new AbortController();
+    setLoading(true);
+    setError(undefined);
+    api<{ items: Signal[] }>(`/api/v1/signals${query(signalServerQuery(f))}`, { signal: ctrl.signal })
+      .then((r) => {
+        if (ctrl.signal.aborted) return;
+        // Most recent event first (the server lists them as they were observed).
+        const list = Array.isArray(r.items) ? r.items.slice() : [];
+        list.sort((a, b) => (a.eventTime < b.eventTime ? 1 : a.eventTime > b.eventTime ? -1 : 0));
+        setItems(list);
+      })
+      .catch((e: unknown) => {
+        if (ctrl.signal.aborted) return;
+        setError(
+          e instanceof ApiError && e.status === 404
+            ? 'This kubevigil does not keep recent signals (no api role here).'
+            : e instanceof ApiError
+              ? `${e.message} (HTTP ${e.status})`
+              : `Could not load the signals: ${String(e)}`,
+        );
+      })
+      .finally(() => {
+        if (!ctrl.signal.aborted) setLoading(false);
+      });
+    return () => ctrl.abort();
+  }, [serverKey, refreshes]);
+
+  // The search text of each signal is computed once per load, not on every keystroke.
+  const texts = useMemo(() => new Map((items ?? []).map((s) => [s.id, signalText(s)])), [items]);
+  const shown = useMemo(() => (items ?? []).filter((s) => matchesSignal(s, f, (x) => texts.get(x.id) ?? signalText(x))), [items, texts, f.source, f.q]);
+  const toggle = (id: string) =>
+    setOpen((o) => {
+      const n = new Set(o);
+      if (n.has(id)) n.delete(id);
+      else n.add(id);
+      return n;
+    });
+
+  return (
+    <section>
+      <div class="page-head">
+        <h1>Signals</h1>
+        <p class="page-meta">
+          <span data-testid="signal-count">
+            {items ? `${countText(shown.length, 'signal')}${shown.length !== items.length ? ` of ${items.length} loaded` : ''}` : ''}
+          </span>
+          {loading ? (
+            <span class="muted" role="status">
+              {' '}
+              · loading…
+            </span>
+          ) : null}
+        </p>
+      </div>
+      <SignalFilterBar f={f} onRefresh={() => setRefreshes((n) => n + 1)} loading={loading} />
+      {error ? (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      ) : null}
+      {items && shown.length === 0 && !error ? (
+        <p class="empty">{items.length === 0 ? 'No signals yet — kubevigil is listening' : 'No signals match these filters'}</p>
+      ) : null}
+      {shown.length > 0 ? (
+        <div class="data-table table-scroll">
+          <table data-testid="signals-table">
+            <caption class="visually-hidden">Recent signals, most recent first; select a row to see its details</caption>
+            <thead>
+              <tr>
+                <th scope="col">
+                  <span class="visually-hidden">Details</span>
+                </th>
+                <th scope="col">Time</th>
+                <th scope="col">Severity</th>
+                <th scope="col">Source</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Title</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Rule</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((s) => {
+                const isOpen = open.has(s.id);
+                return (
+                  <Fragment key={s.id}>
+                    <tr class={`signal-row${isOpen ? ' expanded' : ''}`} data-testid="signal-row" data-signal-id={s.id} onClick={() => toggle(s.id)}>
+                      <td>
+                        <button
+                          type="button"
+                          class="expander"
+                          aria-expanded={isOpen}
+                          aria-controls={`sig-${s.id}`}
+                          aria-label={`${isOpen ? 'Hide' : 'Show'} details of signal ${s.id}`}
+                          onClick={(e) => {
+                            e.stopPropagation();
+                            toggle(s.id);
+                          }}
+                        >
+                          <span class="chev" aria-hidden="true">
+                            ▸
+                          </span>
+                        </button>
+                      </td>
+                      <td class="mono nowrap">{formatTime(s.eventTime)}</td>
+                      <td>
+                        <SeverityBadge severity={s.severity} />
+                      </td>
+                      <td class="nowrap">{s.source}</td>
+                      <td class="mono">{s.kind}</td>
+                      <td class="mono">{s.actor?.key ?? ''}</td>
+                      <td>{s.title}</td>
+                      <td class={s.outcome ? `outcome-${s.outcome}` : ''}>{s.outcome ?? ''}</td>
+                      <td class="mono" title={signalRule(s).title || undefined}>
+                        {signalRule(s).id}
+                      </td>
+                    </tr>
+                    {isOpen ? (
+                      <tr class="signal-details" id={`sig-${s.id}`}>
+                        <td colSpan={9}>
+                          <SignalDetails s={s} />
+                        </td>
+                      </tr>
+                    ) : null}
+                  </Fragment>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </section>
+  );
+}
+
+function kv(o: Record<string, unknown> | undefined): string {
+  if (!o) return '';
+  return Object.entries(o)
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join('\n');
+}
+
+/** The rule's conditions as evaluated: "authError exists → PERMISSION_DENIED". */
+function matched(m: unknown): string {
+  if (!Array.isArray(m)) return '';
+  return m
+    .map((c: { field?: unknown; op?: unknown; expected?: unknown; actual?: unknown }) =>
+      [String(c.field ?? ''), String(c.op ?? ''), JSON.stringify(c.expected), c.actual === undefined ? '' : `→ ${JSON.stringify(c.actual)}`]
+        .filter(Boolean)
+        .join(' '),
+    )
+    .join('\n');
+}
+
+function SignalDetails({ s }: { s: Signal }) {
+  const rule = signalRule(s);
+  const rows: [string, string][] = [
+    ['Signal', s.id],
+    ['Actor', [s.actor?.key, s.actor?.name && s.actor.name !== s.actor.key ? `(${s.actor.name})` : ''].filter(Boolean).join(' ')],
+    ['Event time', formatTime(s.eventTime)],
+    ['Observed', formatTime(s.observedTime)],
+    ['Target', kv(s.target)],
+    ['Attributes', kv(s.attributes)],
+    ['Entities', (s.entities ?? []).join('\n')],
+    ['Rule', [rule.id, rule.title ? `(${rule.title})` : ''].filter(Boolean).join(' ')],
+    ['MITRE ATT&CK', (s.mitre ?? []).join(', ')],
+    ['Matched', matched(s.matched)],
+  ];
+  return (
+    <dl class="details-grid">
+      {rows
+        .filter(([, v]) => v)
+        .map(([k, v]) => (
+          <Fragment key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </Fragment>
+        ))}
+    </dl>
+  );
+}
+
+function SignalFilterBar({ f, onRefresh, loading }: { f: SignalFilters; onRefresh: () => void; loading: boolean }) {
+  const [text, setText] = useState({ kind: f.kind, actor: f.actor, q: f.q });
+  useEffect(() => setText({ kind: f.kind, actor: f.actor, q: f.q }), [f.kind, f.actor, f.q]);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  const typed = (k: 'kind' | 'actor' | 'q', v: string) => {
+    setText((t) => ({ ...t, [k]: v }));
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => setSearch({ [k]: k === 'q' ? v : v.trim() }), k === 'q' ? 250 : 500);
+  };
+  const input = (k: 'kind' | 'actor' | 'q', label: string, placeholder: string) => (
+    <div class="field">
+      <label for={`s-${k}`}>{label}</label>
+      <input
+        id={`s-${k}`}
+        name={k}
+        type="search"
+        autocomplete="off"
+        spellcheck={false}
+        placeholder={placeholder}
+        value={text[k]}
+        onInput={(e) => typed(k, (e.target as HTMLInputElement).value)}
+      />
+    </div>
+  );
+  return (
+    <form
+      class="filters"
+      data-testid="signal-filters"
+      aria-label="Filter signals"
+      onSubmit={(e) => {
+        e.preventDefault();
+        clearTimeout(timer.current);
+        setSearch({ kind: text.kind.trim(), actor: text.actor.trim(), q: text.q });
+      }}
+    >
+      <div class="field">
+        <label for="s-severity">Severity</label>
+        <select id="s-severity" name="severity" value={f.severity} onChange={(e) => setSearch({ severity: (e.target as HTMLSelectElement).value })}>
+          <option value="">Any</option>
+          {SEVERITIES.map((s) => (
+            <option key={s} value={s}>
+              {s} or higher
+            </option>
+          ))}
+        </select>
+      </div>
+      <div class="field">
+        <label for="s-source">Source</label>
+        <select id="s-source" name="source" value={f.source} onChange={(e) => setSearch({ source: (e.target as HTMLSelectElement).value })}>
+          <option value="">Any</option>
+          {SOURCES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </div>
+      {input('kind', 'Kind', 'e.g. secret.read')}
+      {input('actor', 'Actor', 'sa:namespace/name')}
+      {input('q', 'Search', 'title, rule, target…')}
+      <div class="field">
+        <label for="s-limit">Load</label>
+        <select
+          id="s-limit"
+          name="limit"
+          value={f.limit}
+          onChange={(e) => setSearch({ limit: (e.target as HTMLSelectElement).value === '250' ? '' : (e.target as HTMLSelectElement).value })}
+        >
+          {SIGNAL_LIMITS.map((l) => (
+            <option key={l} value={l}>
+              {l} most recent
+            </option>
+          ))}
+        </select>
+      </div>
+      <div class="field actions">
+        <button type="button" class="secondary" onClick={onRefresh} disabled={loading}>
+          Refresh
+        </button>
+      </div>
+    </form>
+  );
+}
