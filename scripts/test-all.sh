@@ -12,6 +12,7 @@ fi
 echo "== build (dist/, what bin/kubevigil.js runs) and typecheck (tests, benchmarks, scripts too)"
 npm run build --silent
 npx tsc -p .
+npx tsc -p console
 echo "== lint (eslint, and the layers: dependency-cruiser)"
 npm run lint --silent
 echo "== rules lint"
@@ -31,6 +32,9 @@ kapi_start=$SECONDS
 KUBEVIGIL_KUBE_APISERVER_BIN="$(bash scripts/kube-apiserver.sh build)"
 export KUBEVIGIL_KUBE_APISERVER_BIN
 echo "kube-apiserver build: $((SECONDS - kapi_start))s (binaries in $KUBEVIGIL_KUBE_APISERVER_BIN)"
+
+echo "== Chromium from Debian's packages (the console's browser tests drive it with playwright-core)"
+bash scripts/chromium.sh install
 
 echo "== vitest (with a real Kafka broker and Redis server, started and stopped by scripts/with-services.sh)"
 mkdir -p .cache
