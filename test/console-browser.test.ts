@@ -370,19 +370,35 @@ describe.skipIf(skip !== undefined)(`console in Chromium${skip ? ` (skipped: ${s
       // Acknowledge with the read token: refused, the form asks for the write token, nothing changes.
       await page.locator(`[data-testid="incident-row"][data-id="${inc.id}"] a[href="/incidents/${inc.id}"]`).click();
       await present(page, 'h1[data-testid="incident-title"]');
+      const NOTE = 'isolated the pod, rotating db-credentials';
+      await page.getByLabel('Note (optional)').fill(NOTE);
       await page.locator('[data-testid="ack"]').click();
-      await page.locator('form[data-testid="token-form"]', { hasText: 'write token' }).waitFor();
+      const writeForm = page.locator('form[data-testid="token-form"]', { hasText: 'write token' });
+      await writeForm.waitFor();
       expect((await apiGet<ApiIncident>(kv.url, `/api/v1/incidents/${inc.id}`, WRITE)).status).toBe('open');
       await textIs(page, '[data-testid="status"]', 'open');
 
-      // The write token: the same action goes through.
-      await page.getByLabel('API token').fill(WRITE);
-      await page.locator('form[data-testid="token-form"]').getByRole('button', { name: 'Use token' }).click();
-      await present(page, 'h1[data-testid="incident-title"]');
+      // A mistyped write token is refused there and then, and the read token keeps working.
+      await page.getByLabel('API token').fill('mistyped-write-token');
+      await writeForm.getByRole('button', { name: 'Use token' }).click();
+      await writeForm.getByRole('alert').filter({ hasText: 'refused' }).waitFor();
+      expect(await page.evaluate(() => sessionStorage.getItem('kubevigil.token'))).toBe(READ);
+      // Cancel puts the prompt away and leaves the page as it was.
+      await writeForm.getByRole('button', { name: 'Cancel' }).click();
       expect(await page.locator('form[data-testid="token-form"]').count()).toBe(0);
       await page.locator('[data-testid="ack"]').click();
+      await writeForm.waitFor();
+
+      // The write token: the page stays (the note typed is kept) and the same action goes through.
+      await page.getByLabel('API token').fill(WRITE);
+      await writeForm.getByRole('button', { name: 'Use token' }).click();
+      await page.locator('form[data-testid="token-form"]').waitFor({ state: 'detached' });
+      expect(await page.getByLabel('Note (optional)').inputValue()).toBe(NOTE);
+      await page.locator('[data-testid="ack"]').click();
       await textIs(page, '[data-testid="status"]', 'acknowledged');
-      expect((await apiGet<ApiIncident>(kv.url, `/api/v1/incidents/${inc.id}`, WRITE)).status).toBe('acknowledged');
+      const acked = await apiGet<ApiIncident & { notes: { note: string }[] }>(kv.url, `/api/v1/incidents/${inc.id}`, WRITE);
+      expect(acked.status).toBe('acknowledged');
+      expect(acked.notes.map((n) => n.note)).toContain(NOTE);
       expectClean(watch);
     }, 90_000);
   });

@@ -20,24 +20,62 @@ export class ApiError extends Error {
 type TokenListener = () => void;
 const tokenListeners = new Set<TokenListener>();
 let authProblem: { status: number; message: string } | undefined;
+/** Bumped when a token is given after a 401 (or forgotten): the pages load again with it. */
+let generation = 0;
 
 export function getToken(): string | undefined {
   try {
-    return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+    return sessionStorage.getItem(TOKEN_KEY) ?? memoryToken;
   } catch {
-    return undefined;
+    return memoryToken;
   }
 }
 
-export function setToken(token: string | undefined): void {
+let memoryToken: string | undefined;
+
+/**
+ * Keeps `token` for this tab. `reload` (the default) makes the pages load again: wanted after a 401,
+ * not after a 403 on a write, where the page and what the user typed stay as they are.
+ */
+export function setToken(token: string | undefined, opts: { reload?: boolean } = {}): void {
+  memoryToken = token;
   try {
     if (token) sessionStorage.setItem(TOKEN_KEY, token);
     else sessionStorage.removeItem(TOKEN_KEY);
   } catch {
-    /* storage disabled: the token lives until the page goes */
+    /* storage disabled: the token lives in memory until the page goes */
   }
+  if (opts.reload !== false) generation++;
   authProblem = undefined;
   for (const l of tokenListeners) l();
+}
+
+/** Changes each time the pages should load again with a new token (see {@link setToken}). */
+export function tokenGeneration(): number {
+  return generation;
+}
+
+/** Records a 401/403 and tells the token prompt; api() does it for every call, the event stream too. */
+export function reportAuthProblem(status: number, message: string): void {
+  authProblem = { status, message };
+  for (const l of tokenListeners) l();
+}
+
+/** Puts the prompt away without a new token (a write the user gives up). */
+export function dismissAuthProblem(): void {
+  authProblem = undefined;
+  for (const l of tokenListeners) l();
+}
+
+/** Whether the API accepts `token` at all (a read): a mistyped token is refused before it replaces a working one. */
+export async function tokenAccepted(token: string): Promise<{ ok: boolean; message: string }> {
+  const res = await fetch('/api/v1/rules', {
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+    credentials: 'omit',
+    cache: 'no-store',
+  });
+  if (res.ok || res.status === 403) return { ok: true, message: '' };
+  return { ok: false, message: res.status === 401 ? await problemOf(res) : `HTTP ${res.status}` };
 }
 
 /** The last 401/403 the API answered, for the token prompt to explain itself. */
@@ -71,10 +109,7 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   const res = await fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' });
   if (!res.ok) {
     const message = await problemOf(res);
-    if (res.status === 401 || res.status === 403) {
-      authProblem = { status: res.status, message };
-      for (const l of tokenListeners) l();
-    }
+    if (res.status === 401 || res.status === 403) reportAuthProblem(res.status, message);
     throw new ApiError(res.status, message);
   }
   return (await res.json()) as T;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareIncidents, countText, firedCounts, isNewer, mergeIncidents, upsertIncident } from './incidents-store';
+import { compareIncidents, countText, firedCounts, isNewer, mergeIncidents, upsertIncident, VersionsSeen } from './incidents-store';
 import type { IncidentSummary, Severity } from './types';
 
 function inc(id: string, lastSeen: string, over: Partial<IncidentSummary> = {}): IncidentSummary {
@@ -119,5 +119,30 @@ describe('counts', () => {
     expect(f.get('a')).toEqual({ count: 3, last: Date.parse(T(5)) });
     expect(f.get('b')?.count).toBe(1);
     expect(f.has('c')).toBe(false);
+  });
+});
+
+describe('versions seen', () => {
+  const active = (i: IncidentSummary) => i.status !== 'resolved';
+  it('keeps an incident that a newer event took off the list from coming back with a late, older page', () => {
+    const seen = new VersionsSeen();
+    let list = mergeIncidents([], [inc('x', T(1), { version: 4 })], active, seen);
+    list = upsertIncident(list, inc('x', T(2), { version: 5, status: 'resolved' }), active, seen);
+    expect(ids(list)).toEqual([]);
+    // The page that was in flight when the resolution arrived.
+    expect(ids(mergeIncidents(list, [inc('x', T(1), { version: 4 })], active, seen))).toEqual([]);
+    expect(ids(upsertIncident(list, inc('x', T(1), { version: 4 }), active, seen))).toEqual([]);
+    // Without the record of versions, it came back as open.
+    expect(ids(mergeIncidents(list, [inc('x', T(1), { version: 4 })], active))).toEqual(['x']);
+    // Reopened later (a newer version that matches again): listed.
+    expect(ids(upsertIncident(list, inc('x', T(3), { version: 6 }), active, seen))).toEqual(['x']);
+  });
+  it('forgets the oldest ids past its bound', () => {
+    const seen = new VersionsSeen(2);
+    expect(seen.admit(inc('a', T(1), { version: 9 }))).toBe(true);
+    seen.admit(inc('b', T(1)));
+    seen.admit(inc('c', T(1)));
+    expect(seen.admit(inc('a', T(1), { version: 1 }))).toBe(true);
+    expect(seen.admit(inc('c', T(1), { version: 0 }))).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The incident list's data: pages from GET /api/v1/incidents and changes from the event stream
- * merged by id (the higher `version` wins, so a late page never undoes a newer stream event),
+ * merged by id (the higher `version` wins, so a late page never undoes a newer stream event —
+ * even one that took the incident off the list, thanks to the {@link VersionsSeen} the list keeps),
  * kept only while they match the filters, ordered most recent first. Pure: unit-tested in node.
  */
 import { severityRank } from './format';
@@ -18,6 +19,29 @@ export function compareIncidents(a: IncidentSummary, b: IncidentSummary): number
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+/**
+ * The highest version seen of each incident, including those no longer listed: a page loaded
+ * before an incident was resolved (and left an "active" list) must not bring it back as open.
+ * Bounded: past `max` ids the oldest entries go (an incident that old is long settled).
+ */
+export class VersionsSeen {
+  private readonly versions = new Map<string, number>();
+  constructor(private readonly max = 50_000) {}
+
+  /** Records `inc`'s version; false when a newer one was seen before (the caller drops `inc`). */
+  admit(inc: IncidentSummary): boolean {
+    const v = inc.version ?? 0;
+    const seen = this.versions.get(inc.id);
+    if (seen !== undefined && v < seen) return false;
+    if (seen === undefined && this.versions.size >= this.max) {
+      const oldest = this.versions.keys().next().value;
+      if (oldest !== undefined) this.versions.delete(oldest);
+    }
+    if (seen === undefined || v > seen) this.versions.set(inc.id, v);
+    return true;
+  }
+}
+
 /** Whether `next` should replace `prev` (absent, or at least as new). */
 export function isNewer(prev: IncidentSummary | undefined, next: IncidentSummary): boolean {
   return !prev || (next.version ?? 0) >= (prev.version ?? 0);
@@ -32,6 +56,7 @@ export function mergeIncidents(
   list: readonly IncidentSummary[],
   incoming: readonly IncidentSummary[],
   keep: (inc: IncidentSummary) => boolean = () => true,
+  seen?: VersionsSeen,
 ): readonly IncidentSummary[] {
   if (incoming.length === 0) return list;
   const byId = new Map<string, IncidentSummary>();
@@ -39,6 +64,7 @@ export function mergeIncidents(
   let changed = false;
   for (const inc of incoming) {
     if (!inc || typeof inc.id !== 'string') continue;
+    if (seen && !seen.admit(inc)) continue;
     const prev = byId.get(inc.id);
     if (!isNewer(prev, inc)) continue;
     if (prev && prev.version === inc.version && prev.updatedAt === inc.updatedAt && prev.status === inc.status) continue;
@@ -59,7 +85,9 @@ export function upsertIncident(
   list: readonly IncidentSummary[],
   inc: IncidentSummary,
   keep: (inc: IncidentSummary) => boolean = () => true,
+  seen?: VersionsSeen,
 ): readonly IncidentSummary[] {
+  if (seen && !seen.admit(inc)) return list;
   const i = list.findIndex((x) => x.id === inc.id);
   const prev = i < 0 ? undefined : list[i];
   if (!isNewer(prev, inc)) return list;

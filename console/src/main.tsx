@@ -3,8 +3,8 @@
  * Served by kubevigil at / from dist/console; talks only to this origin's /api/v1.
  */
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
-import { api, getToken, onTokenChange } from './api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, onTokenChange, tokenGeneration } from './api';
 import { TokenForm, useAuthProblem } from './components/TokenGate';
 import { IncidentPage } from './pages/Incident';
 import { IncidentList } from './pages/IncidentList';
@@ -25,14 +25,24 @@ function App() {
   const loc = useLocation();
   const route = parseRoute(loc.pathname);
   const problem = useAuthProblem();
-  // One probe at start, and again when the user gives another token, so a protected API asks for
-  // the token before any page loads. Only a new token re-probes and reloads the page: a 401 or 403
-  // also notifies token listeners, and re-probing on those would loop.
-  const [token, setTokenState] = useState(getToken() ?? '');
-  useEffect(() => onTokenChange(() => setTokenState(getToken() ?? '')), []);
+  // One probe at start, and again when the user gives a token after a 401, so a protected API asks
+  // for the token before any page loads. Only that re-probes and reloads the page: a 401 or 403 also
+  // notifies token listeners (re-probing on those would loop), and a write token given after a 403
+  // keeps the page as it is (the note typed, the scroll position).
+  const [generation, setGeneration] = useState(tokenGeneration());
+  useEffect(() => onTokenChange(() => setGeneration(tokenGeneration())), []);
   useEffect(() => {
     api('/api/v1/rules').catch(() => undefined);
-  }, [token]);
+  }, [generation]);
+
+  // After a navigation, focus goes to the new page (screen readers announce it; the link that was
+  // clicked may be gone), not on the first load.
+  const firstPath = useRef(loc.pathname);
+  useEffect(() => {
+    if (firstPath.current === loc.pathname) return;
+    firstPath.current = '';
+    document.getElementById('main')?.focus({ preventScroll: true });
+  }, [loc.pathname]);
 
   useEffect(() => {
     const t = route.page === 'incident' ? `Incident ${route.id}` : (NAV.find((n) => n.pages.includes(route.page))?.label ?? 'Not found');
@@ -57,7 +67,7 @@ function App() {
           ))}
         </nav>
       </header>
-      <main id="main" tabIndex={-1} key={token}>
+      <main id="main" tabIndex={-1} key={generation}>
         {problem && problem.status === 403 ? <TokenForm problem={problem} /> : null}
         {blocked ? (
           <TokenForm problem={problem} />

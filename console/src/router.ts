@@ -27,7 +27,11 @@ let listening = false;
 /** Goes to a URL inside the console (path and query). `replace` keeps the history entry (filters). */
 export function navigate(url: string, replace = false): void {
   if (replace) history.replaceState(null, '', url);
-  else history.pushState(null, '', url);
+  else {
+    history.pushState(null, '', url);
+    // A new page starts at its top (filters, which replace, keep the scroll position).
+    window.scrollTo(0, 0);
+  }
   notify();
 }
 
@@ -66,6 +70,8 @@ export function interceptLinks(root: HTMLElement): void {
     if (!a || a.target || a.hasAttribute('download')) return;
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
+    // A link to a place on this page ("Skip to content") is the browser's to follow.
+    if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
     e.preventDefault();
     navigate(url.pathname + url.search + url.hash);
   });

@@ -3,7 +3,7 @@
  * the bearer token), reconnected after a drop with `Last-Event-ID` so no change is missed, and a
  * `reset` passed on when the server no longer has the events after that id (list again).
  */
-import { ApiError, authHeaders } from './api';
+import { ApiError, authHeaders, reportAuthProblem } from './api';
 import { SseParser } from './sse';
 import type { IncidentSummary } from './types';
 
@@ -23,11 +23,12 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
   let lastEventId: string | undefined;
   let retryMs = 2000;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let attempts = 0;
 
   const connect = async (): Promise<void> => {
     if (closed) return;
     ctrl = new AbortController();
-    h.state?.(lastEventId === undefined ? 'connecting' : 'reconnecting');
+    h.state?.(attempts++ === 0 ? 'connecting' : 'reconnecting');
     const parser = new SseParser();
     parser.lastEventId = lastEventId;
     try {
@@ -38,8 +39,18 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
         credentials: 'omit',
       });
       if (res.status === 401 || res.status === 403) {
+        // A token revoked or rotated while the page was open: the prompt asks for the new one (the
+        // page is loaded again with it, and the stream reopened); a silent stop would leave a list
+        // that looks live and is not.
         h.state?.('unauthorized', `HTTP ${res.status}`);
-        return; // the token prompt takes over; a new token reopens the stream
+        let message = `the event stream answered ${res.status}`;
+        try {
+          message = ((await res.json()) as { detail?: string }).detail ?? message;
+        } catch {
+          /* not problem+json */
+        }
+        reportAuthProblem(401, message);
+        return;
       }
       if (!res.ok || !res.body) throw new ApiError(res.status, `event stream answered ${res.status}`);
       h.state?.('live');
@@ -54,7 +65,11 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
             } catch {
               /* a malformed event is skipped, the stream goes on */
             }
-          } else if (ev.event === 'reset') h.reset();
+          } else if (ev.event === 'reset') {
+            // The server no longer knows our place: forget it, or every reconnect would reset again.
+            parser.lastEventId = undefined;
+            h.reset();
+          }
         }
         lastEventId = parser.lastEventId;
         if (parser.retryMs !== undefined) retryMs = parser.retryMs;
@@ -62,7 +77,7 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
     } catch {
       if (closed) return;
     }
-    lastEventId = parser.lastEventId ?? lastEventId;
+    lastEventId = parser.lastEventId;
     if (closed) return;
     h.state?.('reconnecting');
     timer = setTimeout(() => void connect(), Math.min(retryMs, 30_000));

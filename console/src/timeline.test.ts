@@ -51,6 +51,8 @@ describe('manifestFile', () => {
   });
   it('falls back to <kind>-<n>.yaml and never lets a path through', () => {
     expect(manifestFile('apiVersion: v1\n', 'remove-binding', 1).filename).toBe('remove-binding-2.yaml');
-    expect(manifestFile('# save as ../../etc/passwd\nx', 'k', 0).filename).toBe('passwd');
+    expect(manifestFile('# save as ../../etc/passwd\nx', 'k', 0).filename).toBe('passwd.yaml');
+    expect(manifestFile('# save as run.sh\nx', 'k', 0).filename).toBe('run.sh.yaml');
+    expect(manifestFile('# save as np.YML\nx', 'k', 0).filename).toBe('np.yaml');
   });
 });

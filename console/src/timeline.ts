@@ -153,6 +153,7 @@ const safeName = (n: string): string =>
 export function manifestFile(m: string, kind: string, n: number): { filename: string; text: string } {
   const fallback = `${safeName(kind) || 'manifest'}-${n + 1}.yaml`;
   const named = /^#\s*save as\s+(\S+)/.exec(m.split('\n', 1)[0] ?? '')?.[1];
-  const f = named ? safeName(named) : '';
-  return { filename: f || fallback, text: m };
+  // Whatever the line says, the download is a YAML file: never a .sh or .exe a browser might run.
+  const f = named ? safeName(named).replace(/\.(ya?ml)$/i, '') : '';
+  return { filename: f ? `${f}.yaml` : fallback, text: m };
 }

@@ -375,6 +375,10 @@ const Rate = z.number().min(0).meta({ description: 'per second, over the last mi
 export const SystemStatus = z
   .object({
     status: z.enum(['ready', 'not-ready']).meta({ description: 'as /readyz: not-ready while starting or draining, or when Kafka or Redis cannot be reached' }),
+    scope: z.literal('process').meta({
+      description:
+        'every value (rates, totals, bus lag, budgets, stream clients) is the answering process’s own; in distributed mode ingest and correlation run in other pods — read their /metrics',
+    }),
     version: z.string(),
     mode: z.enum(['embedded', 'distributed']).meta({ description: 'embedded: every role in one process; distributed: Kafka between processes' }),
     roles: z.array(z.enum(['ingest', 'correlator', 'notifier', 'api'])).meta({ description: 'the roles of the process that answered' }),

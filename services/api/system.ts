@@ -92,7 +92,8 @@ export class SystemRates {
   /** The totals now and the rates since the oldest sample (0 until a sample is at least a second old). */
   async current(): Promise<{ ingest: IngestRate[]; signalsPerSecond: number }> {
     const now = await this.read();
-    // Without a running sampler (an app built by hand), each request samples: the rate is since the previous one.
+    // Without a running sampler (an app built by hand), each request adds its reading to the ring, so the rate is
+    // since the oldest of the last `samples` requests, this one included (0 on the first, or while that one is under a second old).
     if (!this.timer) {
       this.ring.push(now);
       while (this.ring.length > this.samples) this.ring.shift();
@@ -127,6 +128,8 @@ export interface IngestRate {
 /** What GET /api/v1/system answers (SystemStatus in schemas.ts). */
 export interface SystemStatus {
   status: 'ready' | 'not-ready';
+  /** Every value is this process's own (its counters, its consumers' lag), never the deployment's. */
+  scope: 'process';
   version: string;
   mode: 'embedded' | 'distributed';
   roles: string[];
@@ -165,6 +168,7 @@ export function systemHandler(deps: SystemDeps): RequestHandler {
     const budget = deps.budget?.();
     const body: SystemStatus = {
       status: ready ? 'ready' : 'not-ready',
+      scope: 'process',
       version: VERSION,
       mode: distributed ? 'distributed' : 'embedded',
       roles: [...deps.config.roles].sort(),

@@ -58,7 +58,7 @@ export interface AppDeps {
   silences?: Silences;
   /** What POST /-/reload reloads. */
   reload?: ReloadRegistry;
-  /** The sampled rates GET /api/v1/system reports; absent, each request samples (the rate since the previous one). */
+  /** The sampled rates GET /api/v1/system reports; absent, each request adds a sample: the rate is since the oldest of the last 12 requests, this one included (0 on the first). */
   systemRates?: SystemRates;
   /** Messages queued behind this process's consumers (the in-memory bus); absent, the bus lag gauge is read. */
   busLag?: () => number;

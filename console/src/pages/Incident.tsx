@@ -2,7 +2,8 @@
  * One incident at /incidents/{id}: what happened (header, blast radius), why (root cause and its
  * evidence), how (attack graph), when (timeline per source, correlations), what to do
  * (remediations) and the response (acknowledge, resolve, mute; notes). Live: an event-stream
- * message with a newer version of this incident reloads it.
+ * message with a newer version of this incident reloads it (at most once every 3 s; its signals
+ * only when its signal count changed).
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api';
@@ -20,6 +21,9 @@ import type { BlastRadius, Incident, Signal } from '../types';
 import '../incident.css';
 
 type Load = { state: 'loading' } | { state: 'missing'; message: string } | { state: 'error'; message: string } | { state: 'ok' };
+
+/** Stream-driven reloads start at most this often (the last event of a burst still causes one at the end). */
+const RELOAD_MS = 3000;
 
 const BLAST: { key: keyof BlastRadius & string; label: string }[] = [
   { key: 'namespaces', label: 'Namespaces' },
@@ -40,30 +44,34 @@ export function IncidentPage({ id }: { id: string }) {
   const version = useRef(-1);
   const inflight = useRef<Promise<void> | undefined>(undefined);
   const again = useRef(false);
+  /** The incident's signalCount when its signals were last loaded (requested after it was read). */
+  const signalsAt = useRef<number | undefined>(undefined);
+  const lastStart = useRef(0);
+  const trailing = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
   const path = `/api/v1/incidents/${encodeURIComponent(id)}`;
   const fetchAll = useCallback(async () => {
     try {
-      const [i, s] = await Promise.all([
-        api<Incident>(path),
-        api<{ items: Signal[] }>(`${path}/signals?limit=5000`).then(
-          (r) => r.items,
-          (e: unknown) => {
-            if (e instanceof ApiError && e.status === 404) throw e;
-            setSignalsError(e instanceof Error ? e.message : String(e));
-            return undefined;
-          },
-        ),
-      ]);
+      const i = await api<Incident>(path);
       if (i.version >= version.current) {
         version.current = i.version;
         setInc(i);
-        if (s) {
-          setSignals(s);
-          setSignalsError(undefined);
-        }
       }
       setLoad({ state: 'ok' });
+      // A status or notes change leaves the signals as they are: up to 5,000 of them are read again only
+      // when the count moved. Read after the incident, the list holds at least the signals it counts.
+      if (i.signalCount === signalsAt.current) return;
+      let s: Signal[];
+      try {
+        s = (await api<{ items: Signal[] }>(`${path}/signals?limit=5000`)).items;
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) throw e;
+        setSignalsError(e instanceof Error ? e.message : String(e));
+        return;
+      }
+      signalsAt.current = i.signalCount;
+      setSignals(s);
+      setSignalsError(undefined);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) setLoad({ state: 'missing', message: e.message });
       else if (version.current < 0) setLoad({ state: 'error', message: e instanceof Error ? e.message : String(e) });
@@ -76,6 +84,7 @@ export function IncidentPage({ id }: { id: string }) {
       again.current = true;
       return;
     }
+    lastStart.current = Date.now();
     inflight.current = fetchAll().finally(() => {
       inflight.current = undefined;
       if (again.current) {
@@ -85,16 +94,32 @@ export function IncidentPage({ id }: { id: string }) {
     });
   }, [fetchAll]);
 
+  // Stream events reload at most once every RELOAD_MS: within the window, one trailing reload at its end.
+  const throttled = useCallback(() => {
+    if (trailing.current) return;
+    const wait = lastStart.current + RELOAD_MS - Date.now();
+    if (wait <= 0) return reload();
+    trailing.current = setTimeout(() => {
+      trailing.current = undefined;
+      reload();
+    }, wait);
+  }, [reload]);
+
   useEffect(() => {
     reload();
-    return openIncidentStream({
+    const close = openIncidentStream({
       incident: (s) => {
-        if (s.id === id && s.version > version.current) reload();
+        if (s.id === id && s.version > version.current) throttled();
       },
-      reset: reload,
+      reset: throttled,
       state: setStream,
     });
-  }, [id, reload]);
+    return () => {
+      close();
+      clearTimeout(trailing.current);
+      trailing.current = undefined;
+    };
+  }, [id, reload, throttled]);
 
   const onUpdate = useCallback((next: Incident) => {
     if (next.version >= version.current) {

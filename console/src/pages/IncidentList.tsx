@@ -21,7 +21,7 @@ import {
 } from '../filters';
 import type { IncidentFilters } from '../filters';
 import { ago, formatTime } from '../format';
-import { countText, MAX_INCIDENTS, mergeIncidents, upsertIncident } from '../incidents-store';
+import { countText, MAX_INCIDENTS, mergeIncidents, upsertIncident, VersionsSeen } from '../incidents-store';
 import { setSearch, useLocation } from '../router';
 import { openIncidentStream, type StreamState } from '../stream';
 import { SEVERITIES, type IncidentSummary } from '../types';
@@ -53,11 +53,25 @@ export function IncidentList() {
 
   const keepRef = useRef<IncidentFilters>(serverFilters);
   keepRef.current = serverFilters;
+  // Versions seen over the list's life: a late page never brings back what a newer event removed.
+  const seen = useRef(new VersionsSeen()).current;
+  // The list loads once the stream is attached (or has failed): a change made between the list
+  // being read and the stream attaching would otherwise be missed until the incident changes again.
+  const [streamAttached, setStreamAttached] = useState(false);
+  const loadedKey = useRef<string | undefined>(undefined);
+  // Ids the stream changed since the current load began.
+  const streamed = useRef(new Set<string>()).current;
 
   // Load every page for the server-side filters; a newer load (filters changed, stream reset) cancels it.
+  // New filters start from an empty list; a reload (after a stream reset) keeps showing the old one
+  // until the new one is complete, so the table does not blink away or lose its scroll position.
   useEffect(() => {
+    if (!streamAttached) return;
     const ctrl = new AbortController();
-    setList([]);
+    const fresh = loadedKey.current !== serverKey;
+    loadedKey.current = serverKey;
+    streamed.clear();
+    if (fresh) setList([]);
     setLoading(true);
     setError(undefined);
     setTruncated(false);
@@ -67,15 +81,26 @@ export function IncidentList() {
       const q = serverQuery(f, Date.now());
       let cursor: string | undefined;
       let loaded = 0;
+      let acc: readonly IncidentSummary[] = [];
       try {
         do {
           const page = await api<Page>(`/api/v1/incidents${query({ ...q, limit: PAGE, cursor })}`, { signal: ctrl.signal });
           if (ctrl.signal.aborted) return;
           const items = Array.isArray(page.items) ? page.items : [];
           loaded += items.length;
-          setList((l) => mergeIncidents(l, items, keep));
+          if (fresh) setList((l) => mergeIncidents(l, items, keep, seen));
+          else acc = mergeIncidents(acc, items, keep, seen);
           cursor = page.nextCursor ?? undefined;
         } while (cursor && loaded < MAX_INCIDENTS);
+        // The reloaded list replaces the old one, keeping what the stream brought meanwhile.
+        if (!fresh)
+          setList((l) =>
+            mergeIncidents(
+              acc,
+              l.filter((i) => streamed.has(i.id)),
+              keep,
+            ),
+          );
         setTruncated(!!cursor);
         setNow(Date.now());
       } catch (e) {
@@ -86,7 +111,7 @@ export function IncidentList() {
       }
     })();
     return () => ctrl.abort();
-  }, [serverKey, reloads]);
+  }, [serverKey, reloads, streamAttached]);
 
   // Live changes: batched per animation frame so a burst of events is one re-render.
   useEffect(() => {
@@ -96,17 +121,26 @@ export function IncidentList() {
       frame = 0;
       const batch = pending;
       pending = [];
+      for (const inc of batch) if (streamed.size < 100_000) streamed.add(inc.id);
       const keep = (inc: IncidentSummary) => matchesIncident(inc, keepRef.current, Date.now());
-      setList((l) => (batch.length === 1 ? upsertIncident(l, batch[0]!, keep) : mergeIncidents(l, batch, keep)));
+      setList((l) => (batch.length === 1 ? upsertIncident(l, batch[0]!, keep, seen) : mergeIncidents(l, batch, keep, seen)));
     };
     const close = openIncidentStream({
       incident: (inc) => {
         if (!inc || typeof inc.id !== 'string') return;
         pending.push(inc);
-        if (!frame) frame = requestAnimationFrame(flush);
+        // A hidden tab runs no animation frames: past 500 waiting events they are applied at once,
+        // so the buffer stays bounded however long the tab stays in the background.
+        if (pending.length >= 500) {
+          cancelAnimationFrame(frame);
+          flush();
+        } else if (!frame) frame = requestAnimationFrame(flush);
       },
       reset: () => setReloads((n) => n + 1),
-      state: (s) => setStream(s),
+      state: (s) => {
+        setStream(s);
+        if (s !== 'connecting') setStreamAttached(true);
+      },
     });
     return () => {
       close();

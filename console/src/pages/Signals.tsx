@@ -210,17 +210,56 @@ function SignalDetails({ s }: { s: Signal }) {
   );
 }
 
+type TextKey = 'kind' | 'actor' | 'q';
+const TEXT_KEYS: readonly TextKey[] = ['kind', 'actor', 'q'];
+type TextFields = Record<TextKey, string>;
+/** A text field's value as the URL keeps it (kind and actor are trimmed, the free text is not). */
+const norm = (k: TextKey, v: string) => (k === 'q' ? v : v.trim());
+
 function SignalFilterBar({ f, onRefresh, loading }: { f: SignalFilters; onRefresh: () => void; loading: boolean }) {
-  const [text, setText] = useState({ kind: f.kind, actor: f.actor, q: f.q });
-  useEffect(() => setText({ kind: f.kind, actor: f.actor, q: f.q }), [f.kind, f.actor, f.q]);
+  const [text, setTextState] = useState<TextFields>({ kind: f.kind, actor: f.actor, q: f.q });
+  // The latest typed text, read by the debounce when it fires (not the text of the render that armed it).
+  const textRef = useRef(text);
+  const setText = (next: TextFields) => {
+    textRef.current = next;
+    setTextState(next);
+  };
+  // The URL's values at the previous sync, and the values this bar last wrote to the URL itself.
+  const urlRef = useRef<TextFields>({ kind: f.kind, actor: f.actor, q: f.q });
+  const wrote = useRef<Partial<TextFields>>({});
+  useEffect(() => {
+    const prev = urlRef.current;
+    const url: TextFields = { kind: f.kind, actor: f.actor, q: f.q };
+    urlRef.current = url;
+    let next = textRef.current;
+    for (const k of TEXT_KEYS) {
+      // Only a field whose URL value changed is re-synced, and not when the change is this bar's own
+      // write (the user may have typed on since) or already what the field shows.
+      if (url[k] === prev[k]) continue;
+      const ours = wrote.current[k] === url[k];
+      delete wrote.current[k];
+      if (ours || norm(k, next[k]) === url[k]) continue;
+      next = { ...next, [k]: url[k] };
+    }
+    if (next !== textRef.current) setText(next);
+  }, [f.kind, f.actor, f.q]);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useEffect(() => () => clearTimeout(timer.current), []);
-  const typed = (k: 'kind' | 'actor' | 'q', v: string) => {
-    setText((t) => ({ ...t, [k]: v }));
+  /** Puts every text field in the URL at once (the debounce and the submit both do). */
+  const apply = () => {
     clearTimeout(timer.current);
-    timer.current = setTimeout(() => setSearch({ [k]: k === 'q' ? v : v.trim() }), k === 'q' ? 250 : 500);
+    timer.current = undefined;
+    const t = textRef.current;
+    const params: TextFields = { kind: norm('kind', t.kind), actor: norm('actor', t.actor), q: norm('q', t.q) };
+    for (const k of TEXT_KEYS) if (params[k] !== urlRef.current[k]) wrote.current[k] = params[k];
+    setSearch(params);
   };
-  const input = (k: 'kind' | 'actor' | 'q', label: string, placeholder: string) => (
+  const typed = (k: TextKey, v: string) => {
+    setText({ ...textRef.current, [k]: v });
+    clearTimeout(timer.current);
+    timer.current = setTimeout(apply, k === 'q' ? 250 : 500);
+  };
+  const input = (k: TextKey, label: string, placeholder: string) => (
     <div class="field">
       <label for={`s-${k}`}>{label}</label>
       <input
@@ -242,8 +281,7 @@ function SignalFilterBar({ f, onRefresh, loading }: { f: SignalFilters; onRefres
       aria-label="Filter signals"
       onSubmit={(e) => {
         e.preventDefault();
-        clearTimeout(timer.current);
-        setSearch({ kind: text.kind.trim(), actor: text.actor.trim(), q: text.q });
+        apply();
       }}
     >
       <div class="field">

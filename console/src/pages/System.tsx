@@ -31,6 +31,8 @@ interface Inventory {
 
 export interface SystemInfo {
   status?: 'ready' | 'not-ready';
+  /** 'process': every value is the answering process's own (in distributed mode, not the deployment's). */
+  scope?: 'process';
   version?: string;
   mode?: 'embedded' | 'distributed';
   roles?: string[];
@@ -78,10 +80,19 @@ function uptime(s: number | undefined): string {
 const rate = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const num = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US'));
 
+/** The last refresh failed: why, its HTTP status (an ApiError's), and since when the values shown are stale. */
+interface Failure {
+  message: string;
+  status?: number;
+  since: number;
+}
+
+const NOT_RUN = 'not run by this process';
+
 export function SystemPage() {
   const [info, setInfo] = useState<SystemInfo | undefined>();
   const [from, setFrom] = useState<'system' | 'readyz'>('system');
-  const [error, setError] = useState<string | undefined>();
+  const [failure, setFailure] = useState<Failure | undefined>();
   const [at, setAt] = useState<number | undefined>();
 
   useEffect(() => {
@@ -98,12 +109,14 @@ export function SystemPage() {
           if (stopped) return;
           setInfo(r.info);
           setFrom(r.from);
-          setError(undefined);
+          setFailure(undefined);
           setAt(Date.now());
         } catch (e) {
           if (stopped) return;
-          setError(e instanceof ApiError ? `${e.message} (HTTP ${e.status})` : `kubevigil could not be reached: ${String(e)}`);
-          if (!(e instanceof ApiError)) setInfo((i) => (i ? { ...i, status: 'not-ready' } : { status: 'not-ready' }));
+          // Any failure (a 5xx through a proxy too) leaves the health unknown and what was shown stale.
+          const message = e instanceof ApiError ? `${e.message} (HTTP ${e.status})` : `kubevigil could not be reached: ${String(e)}`;
+          const status = e instanceof ApiError ? e.status : undefined;
+          setFailure((f) => ({ message, status, since: f?.since ?? Date.now() }));
         }
       }
       if (!stopped) timer = setTimeout(() => void tick(), REFRESH_MS);
@@ -125,7 +138,19 @@ export function SystemPage() {
     };
   }, []);
 
-  const ready = info?.status === 'ready';
+  // Ready only when the last refresh succeeded and said so; a 503 means not ready; any other failure: unknown.
+  const health: 'ready' | 'not-ready' | 'unknown' = failure
+    ? failure.status === 503
+      ? 'not-ready'
+      : 'unknown'
+    : info?.status === 'ready'
+      ? 'ready'
+      : 'not-ready';
+  const stale = failure !== undefined && info !== undefined;
+  const staleClass = stale ? 'stale muted' : '';
+  // Rates are per process: in distributed mode an ingest or correlator rate means something only where that role runs.
+  const distributed = info?.mode === 'distributed';
+  const runs = (role: string) => !distributed || !info?.roles || info.roles.includes(role);
   const inv = info?.inventory;
   const budget = info?.budget;
   const budgetRows = budget
@@ -152,33 +177,63 @@ export function SystemPage() {
           {from === 'readyz' && info ? <span class="muted"> · from /readyz (this kubevigil has no /api/v1/system)</span> : null}
         </p>
       </div>
-      {error ? (
+      {failure ? (
         <p class="error" role="alert">
-          {error}
+          {failure.message}
         </p>
       ) : null}
+      {stale ? (
+        <p class="stale-note muted" role="status" data-testid="stale-note">
+          Stale since {formatTime(failure.since)}: the values below are from the last successful refresh{at ? ` at ${formatTime(at)}` : ''}.
+        </p>
+      ) : null}
+      {info || failure ? (
+        <div class="system-grid">
+          <div class="stat">
+            <span class="label">Health</span>
+            <span class={`value ${health === 'ready' ? 'health-ready' : health === 'not-ready' ? 'health-not-ready' : 'health-unknown muted'}`}>
+              {/* The reason stays outside the testid'd text: only a successful "ready" answer may read "ready" there. */}
+              <span data-testid="health">{health === 'ready' ? 'ready' : health === 'not-ready' ? 'not ready' : 'unknown — last refresh failed'}</span>
+              {health === 'unknown' && failure ? `: ${failure.message}` : null}
+            </span>
+          </div>
+          {info ? (
+            <>
+              <Stat label="Mode" value={info.mode} stale={stale} />
+              <Stat label="Roles" value={info.roles?.join(', ')} stale={stale} />
+              <Stat label="Cluster" value={info.cluster} stale={stale} />
+              <Stat label="Version" value={info.version} stale={stale} />
+              <Stat label="Uptime" value={info.uptimeSeconds === undefined ? undefined : uptime(info.uptimeSeconds)} stale={stale} />
+            </>
+          ) : null}
+        </div>
+      ) : null}
       {info ? (
-        <>
+        <div class={staleClass || undefined} data-testid={stale ? 'system-stale' : undefined}>
+          {distributed ? (
+            <p class="muted" data-testid="process-scope-note">
+              Rates and lag are this API process's own; in distributed mode ingest and correlation run in other pods — see their /metrics
+            </p>
+          ) : null}
           <div class="system-grid">
-            <div class="stat">
-              <span class="label">Health</span>
-              <span class={`value ${ready ? 'health-ready' : 'health-not-ready'}`} data-testid="health">
-                {ready ? 'ready' : 'not ready'}
-              </span>
-            </div>
-            <Stat label="Mode" value={info.mode} />
-            <Stat label="Roles" value={info.roles?.join(', ')} />
-            <Stat label="Cluster" value={info.cluster} />
-            <Stat label="Version" value={info.version} />
-            <Stat label="Uptime" value={info.uptimeSeconds === undefined ? undefined : uptime(info.uptimeSeconds)} />
-            <Stat label="Signals per second" value={info.signalsPerSecond === undefined ? undefined : rate(info.signalsPerSecond)} />
+            <Stat
+              label="Signals per second"
+              value={info.signalsPerSecond === undefined ? undefined : runs('correlator') ? rate(info.signalsPerSecond) : NOT_RUN}
+            />
             <Stat label="Open incidents" value={info.incidentsOpen === undefined ? undefined : num(info.incidentsOpen)} />
             <Stat label="Bus" value={info.bus?.kind} />
             <Stat label="Bus lag (messages)" value={info.bus?.lagMessages === undefined ? undefined : num(info.bus.lagMessages)} />
             <Stat label="Stream clients" value={info.stream?.clients === undefined ? undefined : num(info.stream.clients)} />
           </div>
 
-          {info.ingest && info.ingest.length > 0 ? (
+          {info.ingest && info.ingest.length > 0 && !runs('ingest') ? (
+            <div class="system-section">
+              <h2>Ingest</h2>
+              <p class="muted" data-testid="ingest-not-run">
+                Events per second: {NOT_RUN}
+              </p>
+            </div>
+          ) : info.ingest && info.ingest.length > 0 ? (
             <div class="system-section">
               <h2>Ingest</h2>
               <div class="data-table">
@@ -266,16 +321,16 @@ export function SystemPage() {
               </div>
             </div>
           ) : null}
-        </>
+        </div>
       ) : null}
     </section>
   );
 }
 
-function Stat({ label, value }: { label: string; value: string | undefined }) {
+function Stat({ label, value, stale }: { label: string; value: string | undefined; stale?: boolean }) {
   if (value === undefined || value === '') return null;
   return (
-    <div class="stat">
+    <div class={stale ? 'stat stale muted' : 'stat'}>
       <span class="label">{label}</span>
       <span class="value">{value}</span>
     </div>
