@@ -76,55 +76,18 @@ function detectionCase(): void {
 /**
  * Case "correlation": signals from 20k actors through the correlation engine alone and through the
  * incident manager (engine + incidents + root cause), against a baseline that only counts signals
- * per actor in a Map (the least any per-actor stateful step must do).
+ * per actor in a Map (the least any per-actor stateful step must do). The stream is
+ * `correlationSignals` of bench/esper.ts, shared with case "esper" (the same rules in Esper).
  */
 async function correlationCase(): Promise<void> {
   const { CorrelationEngine } = await import('../correlator/correlation/engine.js');
   const { IncidentManager } = await import('../correlator/incidents.js');
-  const { signalFromSpec } = await import('../correlator/correlation/rule-tests.js');
+  const { correlationSignals } = await import('./esper.js');
   const { loadRules } = await import('../services/rules.js');
-  const { rng } = await import('../connectors/k8s-audit/synth.js');
   const rules = loadRules();
   const ACTORS = 20_000;
-  const M = Number(process.env.BENCH_SIGNALS ?? 400_000);
-  const r = rng(3);
-  // A realistic mix: most actors only ever raise low-severity observations of one or two kinds
-  // (their own secrets, the odd denial); 1% are compromised and walk an attack path.
-  const noise = ['secret.read', 'secret.read', 'secret.list', 'rbac.denied', 'pod.default_sa', 'admission.psa_violation'];
-  const attack = [
-    'rbac.permission_enumeration',
-    'secret.list_cluster_wide',
-    'secret.read_cross_namespace',
-    'rbac.denied',
-    'pod.exec',
-    'rbac.escalation_attempt',
-    'admission.denied',
-    'mtls.failed',
-  ];
-  const signals: import('../correlator/signal.js').Signal[] = [];
-  for (let i = 0; i < M; i++) {
-    const a = Math.floor(r() * ACTORS);
-    const bad = a % 100 === 0;
-    const kind = bad ? attack[Math.floor(r() * attack.length)]! : noise[(a + Math.floor(r() * 2)) % noise.length]!;
-    const ns = `ns-${a % 300}`;
-    signals.push(
-      signalFromSpec(
-        {
-          at: `${Math.floor(i / 200)}s`,
-          kind,
-          actor: `sa:${ns}/sa-${a}`,
-          severity: kind === 'secret.list_cluster_wide' || kind === 'secret.read_cross_namespace' ? 'high' : 'low',
-          outcome: kind === 'rbac.denied' || kind === 'pod.exec' || kind === 'rbac.escalation_attempt' || kind === 'admission.denied' ? 'denied' : 'allowed',
-          target: {
-            namespace: bad ? `ns-${Math.floor(r() * 40)}` : ns,
-            resource: bad ? ['pods', 'secrets', 'nodes', 'configmaps'][Math.floor(r() * 4)] : 'secrets',
-          },
-        },
-        i,
-        [],
-      )!,
-    );
-  }
+  const signals = await correlationSignals(undefined, ACTORS);
+  const M = signals.length;
   const baseline = () => {
     const m = new Map<string, number>();
     for (const s of signals) m.set(s.actor.key, (m.get(s.actor.key) ?? 0) + 1);
@@ -896,6 +859,7 @@ const CASES: Record<string, () => void | Promise<void>> = {
   kafka: kafkaCase,
   pathological: pathologicalCase,
   admission: admissionCase,
+  esper: async () => (await import('./esper.js')).esperCase(),
 };
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
 for (const name of wanted) {
