@@ -159,4 +159,52 @@ describe('CorrelationEngine', () => {
     expect(e.process(sig('2s', 'secret.read', 'sa:a/b', { target: { namespace: 'x' } }))).toEqual([]);
     expect(e.process(sig('3s', 'secret.read', 'sa:a/c', { target: { namespace: 'x' } }))).toHaveLength(1);
   });
+  it('counts distinct values incrementally exactly as a recount would, late and evicted entries included', () => {
+    const { correlations } = compile({
+      correlations: [
+        {
+          ...base,
+          id: 'namespaces',
+          type: 'value_count',
+          rules: ['rbac.denied', 'secret.read'],
+          field: 'target.namespace',
+          condition: { gte: 6 },
+          timespan: '2m',
+        },
+        { ...base, id: 'few-names', type: 'value_count', rules: ['rbac.denied'], field: 'target.name', condition: { lte: 2 }, timespan: '1m' },
+        { ...base, id: 'exact', type: 'value_count', rules: ['secret.read'], field: 'target.resource', condition: { eq: 3 }, timespan: '90s' },
+      ],
+    });
+    // A fixed pseudo-random stream: mostly in order, some late (within and beyond the lateness), values repeating.
+    let x = 7;
+    const next = (n: number) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x % n;
+    };
+    const stream: Signal[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const late = next(5) === 0 ? next(200) : 0;
+      // Skewed values: the distinct counts hover around the conditions.
+      const target: Record<string, string> = {
+        namespace: next(3) ? 'ns-0' : `ns-${next(9)}`,
+        resource: next(2) ? 'pods' : ['pods', 'secrets', 'nodes', 'configmaps'][next(4)]!,
+      };
+      if (next(3)) target.name = next(2) ? 'n-0' : `n-${next(4)}`;
+      stream.push(sig(`${Math.max(0, i * 2 - late)}s`, next(2) ? 'rbac.denied' : 'secret.read', `sa:a/actor-${next(3)}`, { target }));
+    }
+    const run = (limits: Record<string, number>, reload = false) => {
+      const e = new CorrelationEngine(correlations, { allowedLatenessMs: 60_000, ...limits });
+      return stream.map((s, i) => {
+        if (reload && i === 1500) e.replaceCorrelations([...correlations]);
+        return e.process(s).map((f) => `${f.correlation.id}|${f.group}|${f.time}|${f.signals.map((y) => y.id).join(',')}`);
+      });
+    };
+    for (const maxPerGroup of [256, 20]) {
+      const recount = run({ distinctFrom: Infinity, maxPerGroup });
+      expect(recount.flat().length).toBeGreaterThan(10);
+      expect(run({ distinctFrom: 0, maxPerGroup })).toEqual(recount);
+      expect(run({ distinctFrom: 4, maxPerGroup })).toEqual(recount);
+      expect(run({ distinctFrom: 4, maxPerGroup }, true)).toEqual(run({ distinctFrom: Infinity, maxPerGroup }, true));
+    }
+  });
 });
