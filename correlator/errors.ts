@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = {
   BUS_UNAVAILABLE: { status: 503, retryable: true, what: 'Kafka cannot be reached or did not answer in time' },
   BUS_REJECTED: { status: 500, retryable: false, what: 'Kafka refused messages; sending them again will not help' },
   BUS_INVALID_MESSAGE: { status: 500, retryable: false, what: 'a message cannot be encoded for the bus' },
+  WORKER_UNAVAILABLE: { status: 503, retryable: true, what: 'a detection worker thread stopped before it answered; the batch was not acknowledged' },
   STATE_UNAVAILABLE: { status: 503, retryable: true, what: 'Redis cannot be reached for correlator state' },
   STATE_STALE: { status: 409, retryable: false, what: 'another correlator moved a partition’s state on; this copy is dropped' },
   COMMAND_PENDING: { status: 503, retryable: true, what: 'the correlator has not confirmed a lifecycle command yet; it is queued' },

@@ -16,6 +16,14 @@ describe('loadConfig', () => {
     });
   });
 
+  it('detects on the event loop unless KUBEVIGIL_WORKERS asks for worker threads', () => {
+    expect(loadConfig({}).workers).toBe(0);
+    expect(loadConfig({ KUBEVIGIL_WORKERS: '0' }).workers).toBe(0);
+    expect(loadConfig({ KUBEVIGIL_WORKERS: '3' }).workers).toBe(3);
+    expect(() => loadConfig({ KUBEVIGIL_WORKERS: '-1' })).toThrow(/KUBEVIGIL_WORKERS \("-1"\) must be an integer from 0 to 64/);
+    expect(() => loadConfig({ KUBEVIGIL_WORKERS: 'all' })).toThrow(/KUBEVIGIL_WORKERS/);
+  });
+
   it('takes the Slack signing secret only as the 32 hex digits Slack gives, never echoing it', () => {
     expect(loadConfig({ KUBEVIGIL_SLACK_SIGNING_SECRET: '8f742231b10e8888abcd990000a85a5e' }).slackSigningSecret).toBe('8f742231b10e8888abcd990000a85a5e');
     expect(loadConfig({}).slackSigningSecret).toBeUndefined();

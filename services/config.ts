@@ -41,6 +41,8 @@ export interface Config {
   silencesFile?: string;
   maxBodyBytes: number;
   dedupEntries: number;
+  /** KUBEVIGIL_WORKERS: detection worker threads for audit bodies (0: detect on the event loop). */
+  workers: number;
   /** Count budget of the correlator's state (issue #19): open incidents, window entries, flood threshold. */
   budget: { maxOpenIncidents: number; maxWindowEntries: number; floodActors: number };
   busCapacity: number;
@@ -132,6 +134,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   },
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
+  {
+    env: 'KUBEVIGIL_WORKERS',
+    default: '0',
+    help: 'Worker threads that decode and run detection on audit webhook bodies, so the event loop keeps its core for HTTP, publication and correlation; 0 (the default) detects on the event loop. Worth it only with cores to spare: on 2 shared cores it measured slower (`npm run bench -- e2e`).',
+  },
   {
     env: 'KUBEVIGIL_MAX_OPEN_INCIDENTS',
     default: '2000',
@@ -400,6 +407,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
       problems,
     ),
     dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
+    workers: int(
+      env,
+      'KUBEVIGIL_WORKERS',
+      0,
+      0,
+      64,
+      'one fewer than the cores suits a process of its own on a node with cores to spare; 0 detects on the event loop',
+      problems,
+    ),
     budget: {
       maxOpenIncidents: int(
         env,

@@ -12,7 +12,9 @@ import type { Bus } from './bus/bus.js';
 import type { SignalsMessage, Topic } from './bus/topics.js';
 import type { Metrics } from './metrics.js';
 import type { UsageProfiler } from './usage.js';
-import type { IdentityResolver } from '../correlator/identity.js';
+import type { IdentityFact, IdentityResolver } from '../correlator/identity.js';
+import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
+import type { UsageRecord } from './workers/audit-batch.js';
 import { learnFrom, SOURCE_REGISTRY } from './sources.js';
 
 const tracer = trace.getTracer('kubevigil');
@@ -79,6 +81,45 @@ export class IngestPipeline implements IngestSink {
       const found = detector.detect(ev);
       for (const s of found) signals.push(s);
     }
+    end?.();
+    if (this.usage) learnFrom(events, { usage: this.usage });
+    return this.finish(source, events.length, signals);
+  }
+
+  /**
+   * Publishes signals detected elsewhere (a detection worker thread) for `count` events of `source`,
+   * after what those events taught (identity facts, service-account usage) was learnt here, where
+   * the other sources' signals are resolved; the same steps as {@link ingest} after detection.
+   */
+  publishDetected(
+    source: string,
+    count: number,
+    detected: { signals: readonly Signal[]; facts: readonly IdentityFact[]; usage: readonly UsageRecord[]; seconds: number },
+  ): Promise<IngestOutcome> {
+    return tracer.startActiveSpan(
+      'kubevigil.ingest',
+      { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': count, 'kubevigil.offloaded': true } },
+      async (span) => {
+        try {
+          this.metrics?.detectSeconds.observe({ source }, detected.seconds);
+          if (this.identity) for (const f of detected.facts) this.identity.learn(f);
+          if (this.usage) for (const u of detected.usage) this.usage.observe(u as AuditEvent);
+          const out = await this.finish(source, count, [...detected.signals]);
+          span.setAttribute('kubevigil.signals', out.signals);
+          return out;
+        } catch (e) {
+          span.recordException(e as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+          throw e;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /** Clock skew, identity resolution, cluster name, then one publish for the batch. */
+  private async finish(source: string, count: number, signals: Signal[]): Promise<IngestOutcome> {
     // A sender's clock far in the future would push correlation windows ahead and make every later
     // signal of that actor "late": such times are replaced by the receive time, and the fact kept.
     for (const s of signals)
@@ -98,9 +139,7 @@ export class IngestPipeline implements IngestSink {
         }
       }
     if (this.cluster) for (const s of signals) s.cluster = this.cluster;
-    end?.();
-    if (this.usage) learnFrom(events, { usage: this.usage });
-    this.metrics?.ingestBatchSize.observe({ source }, events.length);
+    this.metrics?.ingestBatchSize.observe({ source }, count);
     if (signals.length) {
       try {
         // The bus carries this span's context (Kafka headers), so correlation continues the trace.

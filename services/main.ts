@@ -194,7 +194,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     reload.register('rules', () => {
       const next = loadRules(config.rulesPaths);
       if (next.problems.length) return Promise.resolve(next.problems);
-      ingest?.setRules(next.rules, config.minSeverity);
+      ingest?.setRules(next.rules, config.minSeverity, next.detectionFiles);
       const windows = correlator?.replaceCorrelations(next.correlations);
       ruleList.splice(0, ruleList.length, ...next.rules);
       correlationList.splice(0, correlationList.length, ...next.correlations);
@@ -234,6 +234,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
       correlations: correlationList,
       reload,
       sink: ingest?.sink,
+      ...(ingest?.pool ? { auditOffload: ingest.pool } : {}),
       recent: api && recent,
       commands: api?.commands,
       ...(api && silences ? { silences } : {}),

@@ -75,6 +75,8 @@ export function readRuleFiles(extraPaths: string[] = [], problems: Problem[] = [
 /** Detection rules, correlations, and every problem found in either. */
 export interface LoadedRules extends CompileResult {
   correlations: CompiledCorrelation[];
+  /** The detection files as read (plain data): detection worker threads compile the very same rules from them. */
+  detectionFiles?: RuleFileInput[];
 }
 
 /** Loads, validates and compiles rules; every problem is returned (lint) rather than thrown. */
@@ -84,7 +86,7 @@ export function loadRules(extraPaths: string[] = [], includeShipped = true): Loa
   const result = compileRules(files.detection, SCHEMAS);
   const ids = new Set([...result.rules.map((r) => r.id), ...result.disabled]);
   const corr = compileCorrelations(files.correlation, ids);
-  return { ...result, correlations: corr.correlations, problems: [...problems, ...result.problems, ...corr.problems] };
+  return { ...result, correlations: corr.correlations, problems: [...problems, ...result.problems, ...corr.problems], detectionFiles: files.detection };
 }
 
 /** Loads rules and builds a detector; throws {@link RuleSetError} listing every problem. */

@@ -13,7 +13,7 @@ import { falcoReceiver } from '../connectors/falco/receiver.js';
 import { FALCO_SOURCE } from '../connectors/falco/source.js';
 import { identityFacts } from '../connectors/k8s-audit/identity.js';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
-import { auditReceiver } from '../connectors/k8s-audit/receiver.js';
+import { auditReceiver, type AuditOffload } from '../connectors/k8s-audit/receiver.js';
 import { AUDIT_SOURCE } from '../connectors/k8s-audit/source.js';
 import type { SourceDescriptor } from '../connectors/kit/source.js';
 import { lokiReceiver } from '../connectors/loki/receiver.js';
@@ -38,6 +38,8 @@ export interface ReceiverContext {
   maxBodyBytes: number;
   dedupEntries: number;
   metrics: Metrics;
+  /** Audit bodies decoded and detected on worker threads (KUBEVIGIL_WORKERS > 0). */
+  auditOffload?: AuditOffload;
   alertmanagerActorConventions: ActorConvention[];
 }
 
@@ -107,7 +109,13 @@ export const SOURCE_LIST: readonly Source[] = [
     overloadStatus: 503,
     authenticatesActors: true,
     receiver: (ctx) =>
-      auditReceiver({ sink: ctx.sink, maxBodyBytes: ctx.maxBodyBytes, dedupEntries: ctx.dedupEntries, stats: itemStats('k8s-audit', ctx.metrics) }),
+      auditReceiver({
+        sink: ctx.sink,
+        maxBodyBytes: ctx.maxBodyBytes,
+        dedupEntries: ctx.dedupEntries,
+        stats: itemStats('k8s-audit', ctx.metrics),
+        ...(ctx.auditOffload ? { offload: ctx.auditOffload } : {}),
+      }),
     learn(ev, ctx) {
       const raw = ev.raw as AuditEvent;
       if (ctx.identity) for (const f of identityFacts(raw, ev.observedTime)) ctx.identity.learn(f);

@@ -7,11 +7,11 @@
  * seen by (auditID, stage).
  */
 import type { Request, Response, Router } from 'express';
-import type { IngestSink } from '../../correlator/ports.js';
+import type { IngestOutcome, IngestSink } from '../../correlator/ports.js';
 import { decodeUtf8, mediaType, sendProblem } from '../../platform/http.js';
 import { Dedup } from '../kit/dedup.js';
-import { handOff, refused, webhookRouter } from '../kit/webhook.js';
-import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type AuditEvent, type DecodedBatch } from './parse.js';
+import { handOff, refused, webhookRouter, type Refusal } from '../kit/webhook.js';
+import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type AuditEvent, type DecodedBatch, type InvalidEvent } from './parse.js';
 import { normalizeAuditEvent } from './normalize.js';
 
 /** Counters the receiver reports through; the service wires them to Prometheus. */
@@ -31,6 +31,26 @@ export interface AuditReceiverOptions {
   now?: () => number;
   /** How many invalid events to describe in the response (all are counted). */
   maxReportedErrors?: number;
+  /** Decoding and detection elsewhere (worker threads); without it the sink detects in-process. */
+  offload?: AuditOffload;
+}
+
+/** A body decoded and detected by an {@link AuditOffload}: its events' dedup keys and invalid events (the rest is the offload's own). */
+export interface OffloadedAudit {
+  /** The (auditID, stage) key of each valid event, in order. */
+  keys: string[];
+  invalid: InvalidEvent[];
+}
+
+/**
+ * Decoding, normalization and detection of whole bodies away from the event loop. The receiver
+ * still deduplicates (its keys stay in one place) and answers only after {@link publish} resolved.
+ */
+export interface AuditOffload {
+  /** The body decoded and detected, or `{ problem }` for a body unusable as a whole (400); rejects retryably when it cannot run now. */
+  detect(body: Buffer, lines: boolean, observed: number): Promise<OffloadedAudit | { problem: string }>;
+  /** Hands on what the events at `fresh` (indices into `keys`) raised, as the sink does; rejects as the sink does. */
+  publish(batch: OffloadedAudit, fresh: readonly number[]): Promise<IngestOutcome>;
 }
 
 const JSON_TYPES = new Set(['application/json', 'text/json']);
@@ -53,6 +73,11 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
     sendProblem(res, status, title, detail);
   };
 
+  const unavailable = (req: Request, res: Response, handed: Refusal): void => {
+    res.setHeader('Retry-After', String(handed.retryAfterSeconds));
+    fail(req, res, 503, 'Service Unavailable', `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`);
+  };
+
   return webhookRouter({
     path: '/ingest/k8s-audit',
     maxBodyBytes: maxBody,
@@ -65,44 +90,62 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
       return `Content-Type ${JSON.stringify(type || '(none)')} is not accepted; send application/json (an audit EventList, Event or array) or application/x-ndjson (audit log lines).`;
     },
     async handle(req, res, body) {
-      const text = decodeUtf8(body);
-      if (text === undefined) return fail(req, res, 400, 'Bad Request', 'the body is not valid UTF-8; audit events are JSON text');
-      let batch: DecodedBatch;
-      try {
-        batch = LINES_TYPES.has(mediaType(req)) ? decodeAuditLines(text) : decodeAuditJson(text);
-      } catch (e) {
-        if (!(e instanceof AuditPayloadError)) throw e;
-        return fail(req, res, 400, 'Bad Request', e.message);
+      const lines = LINES_TYPES.has(mediaType(req));
+      let keyOf: (i: number) => string;
+      let count: number;
+      let invalid: InvalidEvent[];
+      let handOn: (fresh: number[]) => Promise<IngestOutcome>;
+      if (opts.offload) {
+        const offload = opts.offload;
+        let done: OffloadedAudit | { problem: string } | undefined;
+        const ran = await handOff({ ingest: async () => ((done = await offload.detect(body, lines, now())), { signals: 0 }) }, []);
+        if (refused(ran)) return unavailable(req, res, ran);
+        const detected = done!;
+        if ('problem' in detected) return fail(req, res, 400, 'Bad Request', detected.problem);
+        keyOf = (i) => detected.keys[i]!;
+        count = detected.keys.length;
+        invalid = detected.invalid;
+        handOn = (fresh) => offload.publish(detected, fresh);
+      } else {
+        const text = decodeUtf8(body);
+        if (text === undefined) return fail(req, res, 400, 'Bad Request', 'the body is not valid UTF-8; audit events are JSON text');
+        let batch: DecodedBatch;
+        try {
+          batch = lines ? decodeAuditLines(text) : decodeAuditJson(text);
+        } catch (e) {
+          if (!(e instanceof AuditPayloadError)) throw e;
+          return fail(req, res, 400, 'Bad Request', e.message);
+        }
+        const observed = now();
+        const { events } = batch;
+        keyOf = (i) => auditDedupKey(events[i]!);
+        count = events.length;
+        invalid = batch.invalid;
+        handOn = (fresh) => opts.sink.ingest(fresh.map((i) => normalizeAuditEvent(events[i]!, observed)));
       }
-      const observed = now();
-      const { fresh, keys, duplicates } = dedup.split(batch.events, auditDedupKey);
-      const handed = await handOff(
-        opts.sink,
-        fresh.map((ev) => normalizeAuditEvent(ev, observed)),
-      );
-      if (refused(handed)) {
-        // Not acknowledged: the apiserver will re-send the batch, and nothing was remembered as seen.
-        res.setHeader('Retry-After', String(handed.retryAfterSeconds));
-        return fail(
-          req,
-          res,
-          503,
-          'Service Unavailable',
-          `the batch could not be handed to the bus (${handed.message}); retry after ${handed.retryAfterSeconds}s`,
-        );
-      }
+      const { fresh, keys, duplicates } = dedup.split(indices(count), keyOf);
+      const handed = await handOff({ ingest: () => handOn(fresh) }, []);
+      // Not acknowledged: the apiserver will re-send the batch, and nothing was remembered as seen.
+      if (refused(handed)) return unavailable(req, res, handed);
       dedup.remember(keys);
       stats.events('accepted', fresh.length);
       stats.events('duplicate', duplicates);
-      stats.events('invalid', batch.invalid.length);
+      stats.events('invalid', invalid.length);
       stats.request(200);
       res.status(200).json({
         accepted: fresh.length,
         duplicates,
-        invalid: batch.invalid.length,
+        invalid: invalid.length,
         signals: handed.signals,
-        ...(batch.invalid.length ? { errors: batch.invalid.slice(0, maxErrors) } : {}),
+        ...(invalid.length ? { errors: invalid.slice(0, maxErrors) } : {}),
       });
     },
   });
+}
+
+/** 0 … n-1. */
+function indices(n: number): number[] {
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
 }

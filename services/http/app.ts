@@ -32,6 +32,7 @@ import { SystemRates, systemHandler } from '../api/system.js';
 import { requireAuth } from './auth.js';
 import { consoleRoutes, type ConsoleFiles } from './console.js';
 import { ingestLimits } from './limits.js';
+import type { AuditOffload } from '../../connectors/k8s-audit/receiver.js';
 
 /** What the app needs from the rest of the process. */
 export interface AppDeps {
@@ -40,6 +41,8 @@ export interface AppDeps {
   logger: Logger;
   /** The ingest stage; absent when this process does not run the ingest role. */
   sink?: IngestSink;
+  /** Audit bodies decoded and detected on worker threads (KUBEVIGIL_WORKERS > 0). */
+  auditOffload?: AuditOffload;
   /** Recent signals; absent in a process without the api role. */
   recent?: RecentSignals;
   rules: readonly CompiledRule[];
@@ -137,6 +140,7 @@ export function createApp(deps: AppDeps): Express {
           dedupEntries: config.dedupEntries,
           metrics,
           alertmanagerActorConventions: config.alertmanagerActorConventions,
+          ...(deps.auditOffload ? { auditOffload: deps.auditOffload } : {}),
         }),
       );
   }
