@@ -4,7 +4,7 @@ import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
 import type { Signal } from '../correlator/signal.js';
-import { RewindError, type BusMessage } from './bus/bus.js';
+import { RewindError, writtenJson, type BusMessage } from './bus/bus.js';
 import { MemoryBus } from './bus/memory.js';
 import { topics, type SignalsMessage } from './bus/topics.js';
 import { PartitionedCorrelator, type PartitionedCorrelatorOptions, type SignalHistory, type SignalSource } from './correlate-partitioned.js';
@@ -343,6 +343,36 @@ describe('PartitionedCorrelator', () => {
     expect(inc!.signalCount).toBe(signals.length);
     // Finalized once per flush, not once per batch: a new incident's first published version is 1.
     expect(published.filter((i) => i.id === inc!.id).map((i) => i.version)).toEqual([1]);
+  });
+
+  it("writes each changed incident's JSON once per checkpoint: the outbox and the incidents topic get the same text", async () => {
+    const state = new MemoryCorrelatorState();
+    const sent: { json: string | undefined; now: string }[] = [];
+    const c = new PartitionedCorrelator({
+      correlations: rules.correlations,
+      state,
+      publish: async (incs) => {
+        for (const i of incs) sent.push({ json: writtenJson(i), now: JSON.stringify(i) });
+      },
+      clock: { now: () => SEED_SCENARIO.start },
+      logger: createLogger('silent'),
+    });
+    const half = Math.ceil(signals.length / 2);
+    for (const [from, to] of [
+      [0, half],
+      [half, signals.length],
+    ] as const) {
+      await c.handle(asMessages(signals.slice(from, to), from));
+      const outbox = (await state.load(3)).outbox;
+      const last = sent.splice(0);
+      expect(last.length).toBe(outbox.length);
+      expect(last.length).toBeGreaterThan(0);
+      // Sent as the checkpoint wrote it, which is the incident as it is while the publish runs.
+      for (const [n, s] of last.entries()) {
+        expect(s.json).toBe(s.now);
+        expect(JSON.parse(s.json!)).toEqual(outbox[n]);
+      }
+    }
   });
 
   it('checkpoints before it publishes; a new owner publishes the last checkpoint again on load', async () => {

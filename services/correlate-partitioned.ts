@@ -13,7 +13,22 @@
  * by a new owner), only if the stored generation is still the one this state grew from →
  * publish the changed incidents (idempotent per id and version) → the bus commits. A failed flush
  * keeps the changes pending (or unpublished) and is retried; a checkpoint that moved on drops this
- * copy and rewinds. A new owner publishes the outbox again on load.
+ * copy and rewinds. A new owner publishes the outbox again on load. Each changed incident is
+ * written to JSON once per checkpoint: the same text goes into the outbox and onto the topic.
+ *
+ * The publish waits for the checkpoint instead of running beside it, because a version published
+ * before its checkpoint is durable may be one no checkpoint ever holds. Consumers keep the highest
+ * version of an incident and take an equal one as newer (the store upserts `version >=`). A copy
+ * whose checkpoint fails as moved on (a correlator paused past its session while the new owner
+ * went on) would have published its own branch already: version v+1 with other content than the
+ * owner's v+1 (say, resolved by its sweep while the owner holds it open), or a version the owner
+ * reaches only later, so the owner's next updates are ignored until then. After a crash between
+ * the two, the new owner replays from the last checkpoint and numbers versions by its own flushes,
+ * so the same (id, version) can again carry two contents. Publishing after the save keeps what is
+ * published a subset of what was checkpointed, which is what makes republishing the outbox
+ * idempotent. The wait costs one publish round trip per flush, and a draining backlog flushes once
+ * per 50,000 messages or 5 s per partition: well under 1% of a drain. The offset commit follows
+ * both (the bus commits after `flush` resolved).
  *
  * Redis may lose a checkpoint (a restart without persistence, FLUSHALL, failover to an empty or
  * lagging replica) while Kafka keeps the offsets committed after it. Each commit records the
@@ -43,7 +58,7 @@ import {
 } from '../correlator/incidents.js';
 import type { Clock, UsageSource } from '../correlator/ports.js';
 import { withoutEvidence, type Signal } from '../correlator/signal.js';
-import { RewindError, type BusMessage } from './bus/bus.js';
+import { RewindError, withJson, type BusMessage } from './bus/bus.js';
 import { isCommand, type SignalsMessage } from './bus/topics.js';
 import type { CorrelatorRuntime, IncidentPublisher } from './correlate.js';
 import type { Logger } from './logging.js';
@@ -85,7 +100,7 @@ interface Part {
   appliedOffset?: bigint;
   pending: PartitionCheckpoint;
   /** Incidents of the last checkpoint not yet published (a publish failed after the save). */
-  unpublished: Incident[];
+  unpublished: Outgoing[];
   /** Per window group and per prologue (actor), the lowest offset its stored form refers to. */
   floors: { slots: Map<string, number>; prologues: Map<string, number> };
   /** The applied offset when stored forms were last checked for references grown too old. */
@@ -95,6 +110,26 @@ interface Part {
 }
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
+
+/**
+ * An incident of a checkpoint's outbox on its way to the incidents topic: its JSON as the
+ * checkpoint saved it (written once per checkpoint, and sent as it is: {@link withJson}), and what
+ * the metrics count, taken when it was written.
+ */
+interface Outgoing {
+  incident: Incident;
+  /** Undefined for an outbox loaded from a checkpoint: the publisher writes it. */
+  json?: string;
+  status: Incident['status'];
+  severity: Incident['severity'];
+}
+
+const outgoing = (incident: Incident, json?: string): Outgoing => ({
+  incident,
+  ...(json === undefined ? {} : { json }),
+  status: incident.status,
+  severity: incident.severity,
+});
 
 /**
  * Reads messages of one signals partition back by offset. With a source, checkpoints refer to
@@ -439,10 +474,14 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     c.incidents.push(...part.manager.finalize());
     this.encodeChanges(part);
     if (!this.hasPending(part)) return;
-    // Latest version per incident only.
+    // Latest version per incident only, each written once: the checkpoint's outbox and the
+    // incidents topic get the same JSON. The partition's chain is held until the publish is done,
+    // so nothing changes the incidents in between.
     const latest = new Map<string, Incident>();
-    for (const i of c.incidents) latest.set(i.id, structuredClone(i));
+    for (const i of c.incidents) latest.set(i.id, i);
     c.incidents = [...latest.values()];
+    const out = c.incidents.map((i) => outgoing(i, JSON.stringify(i)));
+    c.incidentJson = out.map((o) => o.json!);
     try {
       part.generation = await this.o.state.save(p, c, part.generation);
     } catch (e) {
@@ -458,7 +497,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     // A rebuilt state's first checkpoint holds its open incidents as the incidents topic has them.
     const known = part.published;
     part.published = undefined;
-    part.unpublished = known ? c.incidents.filter((i) => known.get(i.id) !== i.version) : c.incidents;
+    part.unpublished = known ? out.filter((o) => known.get(o.incident.id) !== o.incident.version) : out;
     await this.publish(part);
   }
 
@@ -496,10 +535,10 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   }
 
   private async publish(part: Part): Promise<void> {
-    const incidents = part.unpublished;
-    if (incidents.length) await this.o.publish(incidents);
+    const out = part.unpublished;
+    if (out.length) await this.o.publish(out.map((o) => (o.json === undefined ? o.incident : withJson(o.incident, o.json))));
     part.unpublished = [];
-    for (const inc of incidents) this.o.metrics?.incidentUpdates.inc({ status: inc.status, severity: inc.severity });
+    for (const o of out) this.o.metrics?.incidentUpdates.inc({ status: o.status, severity: o.severity });
   }
 
   /**
@@ -549,7 +588,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
       manager,
       generation: st.generation,
       pending: emptyCheckpoint(),
-      unpublished: st.outbox,
+      unpublished: st.outbox.map((i) => outgoing(i)),
       floors: { slots: floors(st.slots.map(([k, slot]) => [k, Object.values(slot.signals ?? {})])), prologues: floors(st.prologue) },
       agedAt: st.offset === undefined ? 0 : Number(st.offset),
       ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}),

@@ -10,6 +10,23 @@ export interface BusMessage<T> {
   offset?: string;
 }
 
+const written = new WeakMap<object, string>();
+
+/**
+ * Marks `value` as already written as `json` (e.g. an incident a checkpoint just saved): a bus that
+ * encodes values (Kafka) sends that JSON instead of writing the value again. The JSON must be what
+ * `JSON.stringify(value)` gives, and the value must not change until the publish resolved.
+ */
+export function withJson<T extends object>(value: T, json: string): T {
+  written.set(value, json);
+  return value;
+}
+
+/** The JSON {@link withJson} recorded for `value`, if any. */
+export function writtenJson(value: unknown): string | undefined {
+  return value !== null && typeof value === 'object' ? written.get(value) : undefined;
+}
+
 /** Handles a batch of messages; a rejection means they were not processed and will be offered again. */
 export type BusHandler<T> = (batch: BusMessage<T>[]) => Promise<void>;
 
@@ -71,8 +88,16 @@ export interface SubscribeOptions {
    * e.g. the correlator reads signals without the evidence it does not keep. A throw sends the
    * message to the dead-letter topic.
    */
-  parse?: (json: string, header: (name: string) => string | undefined) => unknown;
+  parse?: MessageParser;
 }
+
+/**
+ * How a Kafka consumer turns a message's JSON into its value (see {@link SubscribeOptions.parse}).
+ * With `bytes`, it is given the raw value instead, and can leave parts it does not read undecoded.
+ */
+export type MessageParser = ((json: string, header: (name: string) => string | undefined) => unknown) & {
+  bytes?: (value: Buffer, header: (name: string) => string | undefined) => unknown;
+};
 
 /** Publishes and subscribes; `publish` resolves only once the bus has taken responsibility for the messages. */
 export interface Bus {

@@ -1,6 +1,7 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
 import type { Incident, IncidentStatus } from '../../correlator/incident.js';
 import { parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
+import type { MessageParser } from './bus.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
 export interface TransitionCommand {
@@ -54,9 +55,38 @@ export function encodeSignalsMessage(m: SignalsMessage): { json: string; headers
  * (the correlator): less than half of each message is parsed when the producer said where the
  * evidence starts, and all of it otherwise.
  */
-export function parseSignalsMessageWithoutEvidence(json: string, header: (name: string) => string | undefined): unknown {
-  const at = header(EVIDENCE_AT_HEADER);
-  return parseWithoutEvidence(json, at === undefined ? undefined : Number(at));
+export const parseSignalsMessageWithoutEvidence: MessageParser = Object.assign(
+  (json: string, header: (name: string) => string | undefined): unknown => {
+    const at = header(EVIDENCE_AT_HEADER);
+    return parseWithoutEvidence(json, at === undefined ? undefined : Number(at));
+  },
+  { bytes: parseSignalBytesWithoutEvidence },
+);
+
+const EVIDENCE_MEMBER = ',"matched":';
+const CLOSING_BRACE = 0x7d;
+
+/**
+ * {@link parseSignalsMessageWithoutEvidence} from the message's bytes: when everything before the
+ * evidence is ASCII (so that the header's character index is also a byte index), only that part is
+ * decoded; otherwise, or when the cut is not where the evidence starts, the whole message is.
+ */
+function parseSignalBytesWithoutEvidence(value: Buffer, header: (name: string) => string | undefined): unknown {
+  const raw = header(EVIDENCE_AT_HEADER);
+  const at = raw === undefined ? NaN : Number(raw);
+  const end = at + EVIDENCE_MEMBER.length;
+  if (Number.isInteger(at) && at > 1 && value.length > end && value[value.length - 1] === CLOSING_BRACE) {
+    const head = value.toString('utf8', 0, end);
+    // As many characters as bytes: all ASCII, the same characters a full decode starts with.
+    if (head.length === end && head.endsWith(EVIDENCE_MEMBER)) {
+      try {
+        return parseWithoutEvidence(`${head}}`, at);
+      } catch {
+        // Not a cut at a top-level member: read it all, as below.
+      }
+    }
+  }
+  return parseSignalsMessageWithoutEvidence(value.toString('utf8'), header);
 }
 
 /** Topic names with an optional prefix (tests give each run its own). */

@@ -135,6 +135,17 @@ function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
       await state.close();
     });
 
+    it("saves the incidents' JSON as the writer wrote it (the text it publishes), in the outbox and the open set", async () => {
+      const state = await open();
+      const inc = makeIncident('inc_written');
+      const json = JSON.stringify({ ...inc, title: 'as written' });
+      await state.save(7, checkpoint({ offset: '1', incidents: [inc], incidentJson: [json] }), 0);
+      const st = await state.load(7);
+      expect(st.outbox.map((i) => i.title)).toEqual(['as written']);
+      expect(st.incidents.map((i) => i.title)).toEqual(['as written']);
+      await state.close();
+    });
+
     it('refuses a checkpoint whose writer did not grow from the current generation', async () => {
       const state = await open();
       const g = await state.save(1, checkpoint({ offset: '5', seen: ['a'] }), 0);
@@ -148,6 +159,18 @@ function contract(name: string, open: () => Promise<CorrelatorStateStore>) {
 }
 
 contract('MemoryCorrelatorState', async () => new MemoryCorrelatorState());
+
+describe('SignalWriter', () => {
+  it('refers to a signal by the offset it came from, but writes a changed copy of it in full', () => {
+    const s = rememberOffset(makeSignal('a-1', T0, { id: 'sig-1' }), '120');
+    const annotated = { ...s, attributes: { ...s.attributes, firstTime: 'true' } };
+    const w = new SignalWriter(100);
+    expect(JSON.parse(w.json(s))).toEqual({ $offset: '120', id: 'sig-1' });
+    expect(JSON.parse(w.json(annotated))).toMatchObject({ id: 'sig-1', attributes: { firstTime: 'true' } });
+    // Nor does the offset show in the signal's own JSON.
+    expect(JSON.parse(JSON.stringify(s))).toEqual(JSON.parse(JSON.stringify(makeSignal('a-1', T0, { id: 'sig-1' }))));
+  });
+});
 
 describe('commit markers', () => {
   it('carry a checkpoint generation through Kafka commit metadata, and nothing else reads as one', () => {

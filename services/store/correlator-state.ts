@@ -29,6 +29,11 @@ export interface PartitionCheckpoint {
   slots: Map<string, string | null>;
   /** Changed incidents, the checkpoint's outbox; resolved ones leave the partition's open set. */
   incidents: Incident[];
+  /**
+   * The JSON of each of `incidents` (same order) when the caller already wrote it (to publish the
+   * same text): saved as it is instead of written again.
+   */
+  incidentJson?: string[];
   /** Changed prologues as the JSON of their {@link StoredSignal} lists (see {@link SignalWriter}); null when emptied. */
   prologue: Map<string, string | null>;
   seen: string[];
@@ -119,11 +124,17 @@ export function markedGeneration(metadata: string | null | undefined): number | 
 
 export const isRef = (s: StoredSignal): s is SignalRef => typeof (s as SignalRef).$offset === 'string';
 
-const sourceOffsets = new WeakMap<Signal, number>();
+/**
+ * Where a signal came from on its partition: a non-enumerable property, so that copies (`{ ...s }`,
+ * e.g. a signal the baseline annotated) do not inherit it and are written in full. (A WeakMap cost
+ * a hash per signal and weighed on every garbage collection of a drain.)
+ */
+const SOURCE_OFFSET = Symbol('kubevigil.sourceOffset');
+type WithOffset = Signal & { [SOURCE_OFFSET]?: number };
 
 /** Records where a signal came from on its partition, so that checkpoints can refer to it by offset. */
 export function rememberOffset(signal: Signal, offset: string): Signal {
-  sourceOffsets.set(signal, Number(offset));
+  Object.defineProperty(signal, SOURCE_OFFSET, { value: Number(offset), configurable: true });
   return signal;
 }
 
@@ -137,7 +148,7 @@ export class SignalWriter {
 
   /** One signal's JSON. */
   readonly json = (s: Signal): string => {
-    const offset = sourceOffsets.get(s);
+    const offset = (s as WithOffset)[SOURCE_OFFSET];
     if (offset === undefined || offset < this.oldest) return JSON.stringify(withoutEvidence(s));
     if (offset < this.floor) this.floor = offset;
     return `{"$offset":"${offset}","id":${JSON.stringify(String(s.id))}}`;
@@ -270,7 +281,7 @@ export class RedisCorrelatorState implements CorrelatorStateStore {
       if (v) proSet.push(key, v);
       else proDel.push(key);
     }
-    const incidents = cp.incidents.flatMap((i) => [i.id, JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
+    const incidents = cp.incidents.flatMap((i, n) => [i.id, cp.incidentJson?.[n] ?? JSON.stringify(i), i.status === 'resolved' ? '0' : '1']);
     const keys = [
       k.generation(partition),
       k.offset(partition),
@@ -404,8 +415,8 @@ export class MemoryCorrelatorState implements CorrelatorStateStore {
       else s.slots.delete(k);
     }
     s.outbox = [];
-    for (const i of cp.incidents) {
-      const json = JSON.stringify(i);
+    for (const [n, i] of cp.incidents.entries()) {
+      const json = cp.incidentJson?.[n] ?? JSON.stringify(i);
       s.outbox.push(json);
       if (i.status === 'resolved') s.incidents.delete(i.id);
       else s.incidents.set(i.id, json);

@@ -2,7 +2,7 @@
 import { propagation, ROOT_CONTEXT, type Context, type TextMapGetter } from '@opentelemetry/api';
 import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { KubevigilError } from '../../../correlator/errors.js';
-import type { BusMessage, SubscribeOptions } from '../bus.js';
+import { writtenJson, type BusMessage, type SubscribeOptions } from '../bus.js';
 import type { Topic } from '../topics.js';
 import { describe } from './errors.js';
 
@@ -16,7 +16,7 @@ type Decoded = { kind: 'ok'; value: object; ctx: Context } | { kind: 'dead'; rea
 export function serialize<T>(topic: Topic<T>, m: BusMessage<T>): { json: string; headers?: Record<string, string> } {
   let out: { json: string | undefined; headers?: Record<string, string> };
   try {
-    out = topic.encode ? topic.encode(m.value) : { json: JSON.stringify(m.value) as string | undefined };
+    out = topic.encode ? topic.encode(m.value) : { json: writtenJson(m.value) ?? (JSON.stringify(m.value) as string | undefined) };
   } catch (e) {
     throw new KubevigilError('BUS_INVALID_MESSAGE', `message ${JSON.stringify(m.key)} for ${topic.name} cannot be encoded as JSON: ${describe(e)}`, false);
   }
@@ -33,6 +33,14 @@ const headerGetter: TextMapGetter<IHeaders> = {
   },
 };
 
+/** A message's headers by name, the first value of each. */
+function headerReader(headers: IHeaders): (name: string) => string | undefined {
+  return (name) => {
+    const v = headerGetter.get(headers, name);
+    return Array.isArray(v) ? v[0] : v;
+  };
+}
+
 /** Decodes a fetched message with `parse` (default `JSON.parse`); anything but a JSON object goes to the dead-letter topic. */
 export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse']): Decoded {
   // A null value is a tombstone on the compacted incidents topic: nothing to handle, nothing wrong.
@@ -44,13 +52,12 @@ export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse'])
     return { kind: 'dead', reason: `content-type ${JSON.stringify(type.slice(0, 100))} is not ${CONTENT_TYPE}` };
   let value: unknown;
   try {
-    const json = message.value.toString('utf8');
-    value = parse
-      ? parse(json, (name) => {
-          const v = headerGetter.get(headers, name);
-          return Array.isArray(v) ? v[0] : v;
-        })
-      : JSON.parse(json);
+    const header = headerReader(headers);
+    if (parse?.bytes) value = parse.bytes(message.value, header);
+    else {
+      const json = message.value.toString('utf8');
+      value = parse ? parse(json, header) : JSON.parse(json);
+    }
   } catch (e) {
     return { kind: 'dead', reason: `value is not JSON: ${describe(e).slice(0, 200)}` };
   }

@@ -88,10 +88,10 @@ export class ConsumerSupervisor {
         sessionTimeout: settings.sessionTimeoutMs,
         heartbeatInterval: Math.min(3000, Math.floor(settings.sessionTimeoutMs / 3)),
         maxWaitTimeInMs: settings.maxWaitTimeMs,
-        // Larger fetches make larger handler batches: each batch costs the handler a few round
-        // trips (checkpoint, publish, commit), so fewer, larger batches drain a backlog faster.
+        // A checkpointed handler flushes and commits once per many batches, so a batch costs it
+        // little: fetches of a few MiB keep memory (and garbage collection) low while a backlog drains.
         maxBytesPerPartition: settings.maxBytesPerPartition,
-        maxBytes: Math.max(settings.maxBytesPerPartition, 10 * 1024 * 1024) * 4,
+        maxBytes: Math.max(settings.maxBytesPerPartition * 4, 10 * 1024 * 1024),
         allowAutoTopicCreation: false,
         retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => !sub.stopping },
       });

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { attackEvents, SEED_SCENARIO } from '../../connectors/k8s-audit/scenario.js';
+import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
+import { withoutEvidence, type Signal } from '../../correlator/signal.js';
+import { loadDetector } from '../rules.js';
+import { withJson, writtenJson } from './bus.js';
+import { serialize } from './kafka/codec.js';
+import { encodeSignalsMessage, EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type IncidentCommand } from './topics.js';
+
+const signals: Signal[] = attackEvents(SEED_SCENARIO).flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0)));
+
+/** What a consumer gets for `json` with `headers`, from its bytes. */
+function fromBytes(json: string, headers: Record<string, string> = {}): unknown {
+  return parseSignalsMessageWithoutEvidence.bytes!(Buffer.from(json, 'utf8'), (name) => headers[name]);
+}
+
+describe('signals read from their bytes without the evidence', () => {
+  it('gives what parsing the whole text gives, the signal without its evidence', () => {
+    expect(signals.length).toBeGreaterThan(5);
+    for (const s of signals) {
+      const { json, headers } = encodeSignalsMessage(s);
+      const header = (name: string) => headers?.[name];
+      expect(fromBytes(json, headers)).toEqual(parseSignalsMessageWithoutEvidence(json, header));
+      expect(fromBytes(json, headers)).toEqual(withoutEvidence(s));
+    }
+  });
+
+  it('reads a signal with non-ASCII text before the evidence (characters are not bytes there) in full, correctly', () => {
+    const s: Signal = { ...signals[0]!, title: 'Zugriff auf Geheimnisse — ünerwartet 🔑' };
+    const { json, headers } = encodeSignalsMessage(s);
+    expect(headers?.[EVIDENCE_AT_HEADER]).toBeDefined();
+    expect(fromBytes(json, headers)).toEqual(withoutEvidence(s));
+  });
+
+  it('parses everything when the header is missing or wrong, never a wrong signal', () => {
+    const s: Signal = { ...signals[0]!, title: 'x","matched":[],"excerpt":{}}', excerpt: { note: ',"matched":[1]}' } };
+    const { json, headers } = encodeSignalsMessage(s);
+    const at = Number(headers![EVIDENCE_AT_HEADER]);
+    const lean = withoutEvidence(s);
+    for (const h of [
+      undefined,
+      'x',
+      '-1',
+      '0',
+      '2.5',
+      String(at - 1),
+      String(at + 1),
+      String(json.indexOf(',"matched"')),
+      String(json.length),
+      String(json.length + 5),
+    ])
+      expect(fromBytes(json, h === undefined ? {} : { [EVIDENCE_AT_HEADER]: h })).toEqual(lean);
+  });
+
+  it('reads commands whole, and throws on a value that is not JSON', () => {
+    const command: IncidentCommand = { command: 'transition', incidentId: 'inc_1', to: 'resolved', note: 'n' };
+    expect(fromBytes(encodeSignalsMessage(command).json)).toEqual(command);
+    expect(fromBytes(JSON.stringify(command), { [EVIDENCE_AT_HEADER]: '3' })).toEqual(command);
+    expect(() => fromBytes('{"id": "x",', { [EVIDENCE_AT_HEADER]: '8' })).toThrow(SyntaxError);
+  });
+});
+
+describe('values already written', () => {
+  it('are sent as their JSON, not written again', () => {
+    const t = topics('t');
+    const value = { id: 'inc_1', version: 3 };
+    expect(serialize(t.incidents as never, { key: 'inc_1', value }).json).toBe(JSON.stringify(value));
+    withJson(value, '{"id":"inc_1","version":3,"written":true}');
+    expect(writtenJson(value)).toBe('{"id":"inc_1","version":3,"written":true}');
+    expect(serialize(t.incidents as never, { key: 'inc_1', value }).json).toBe('{"id":"inc_1","version":3,"written":true}');
+    expect(writtenJson({ id: 'inc_1' })).toBeUndefined();
+  });
+});
