@@ -33,6 +33,14 @@ function median(xs: number[]): number {
  * own secrets, the odd denial); 1% are compromised and walk an attack path.
  */
 export async function correlationSignals(m = Number(process.env.BENCH_SIGNALS ?? 400_000), actors = 20_000): Promise<Signal[]> {
+  return [...(await correlationSignalStream(m, actors))];
+}
+
+/**
+ * The stream of {@link correlationSignals}, made one signal at a time as it is read (the same
+ * signals): for a consumer that must not hold the whole stream, such as the memory case.
+ */
+export async function correlationSignalStream(m = Number(process.env.BENCH_SIGNALS ?? 400_000), actors = 20_000): Promise<Generator<Signal, void, undefined>> {
   const { signalFromSpec } = await import('../correlator/correlation/rule-tests.js');
   const { rng } = await import('../connectors/k8s-audit/synth.js');
   const r = rng(3);
@@ -47,14 +55,13 @@ export async function correlationSignals(m = Number(process.env.BENCH_SIGNALS ??
     'admission.denied',
     'mtls.failed',
   ];
-  const signals: Signal[] = [];
-  for (let i = 0; i < m; i++) {
-    const a = Math.floor(r() * actors);
-    const bad = a % 100 === 0;
-    const kind = bad ? attack[Math.floor(r() * attack.length)]! : noise[(a + Math.floor(r() * 2)) % noise.length]!;
-    const ns = `ns-${a % 300}`;
-    signals.push(
-      signalFromSpec(
+  return (function* () {
+    for (let i = 0; i < m; i++) {
+      const a = Math.floor(r() * actors);
+      const bad = a % 100 === 0;
+      const kind = bad ? attack[Math.floor(r() * attack.length)]! : noise[(a + Math.floor(r() * 2)) % noise.length]!;
+      const ns = `ns-${a % 300}`;
+      yield signalFromSpec(
         {
           at: `${Math.floor(i / 200)}s`,
           kind,
@@ -68,10 +75,9 @@ export async function correlationSignals(m = Number(process.env.BENCH_SIGNALS ??
         },
         i,
         [],
-      )!,
-    );
-  }
-  return signals;
+      )!;
+    }
+  })();
 }
 
 /** Signal field paths the rules may read → columns of the TSV file and properties of the Java bean. */
