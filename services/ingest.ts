@@ -51,12 +51,17 @@ export class IngestPipeline implements IngestSink {
   /** Detects over all events, then publishes every signal of the batch in one call (in a span per batch). */
   ingest(events: readonly SourceEvent[]): Promise<IngestOutcome> {
     const source = events[0]?.source ?? 'unknown';
+    return this.traced(source, events.length, {}, () => this.run(source, events));
+  }
+
+  /** Runs one batch's work in a `kubevigil.ingest` span that records its signal count, or its error. */
+  private traced(source: string, count: number, attributes: Record<string, boolean>, work: () => Promise<IngestOutcome>): Promise<IngestOutcome> {
     return tracer.startActiveSpan(
       'kubevigil.ingest',
-      { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': events.length } },
+      { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': count, ...attributes } },
       async (span) => {
         try {
-          const out = await this.run(source, events);
+          const out = await work();
           span.setAttribute('kubevigil.signals', out.signals);
           return out;
         } catch (e) {
@@ -96,26 +101,12 @@ export class IngestPipeline implements IngestSink {
     count: number,
     detected: { signals: readonly Signal[]; facts: readonly IdentityFact[]; usage: readonly UsageRecord[]; seconds: number },
   ): Promise<IngestOutcome> {
-    return tracer.startActiveSpan(
-      'kubevigil.ingest',
-      { kind: SpanKind.SERVER, attributes: { 'kubevigil.source': source, 'kubevigil.events': count, 'kubevigil.offloaded': true } },
-      async (span) => {
-        try {
-          this.metrics?.detectSeconds.observe({ source }, detected.seconds);
-          if (this.identity) for (const f of detected.facts) this.identity.learn(f);
-          if (this.usage) for (const u of detected.usage) this.usage.observe(u as AuditEvent);
-          const out = await this.finish(source, count, [...detected.signals]);
-          span.setAttribute('kubevigil.signals', out.signals);
-          return out;
-        } catch (e) {
-          span.recordException(e as Error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
-          throw e;
-        } finally {
-          span.end();
-        }
-      },
-    );
+    return this.traced(source, count, { 'kubevigil.offloaded': true }, () => {
+      this.metrics?.detectSeconds.observe({ source }, detected.seconds);
+      if (this.identity) for (const f of detected.facts) this.identity.learn(f);
+      if (this.usage) for (const u of detected.usage) this.usage.observe(u as AuditEvent);
+      return this.finish(source, count, [...detected.signals]);
+    });
   }
 
   /** Clock skew, identity resolution, cluster name, then one publish for the batch. */
