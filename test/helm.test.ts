@@ -617,6 +617,20 @@ describe.skipIf(!HELM)('charts/kubevigil: helm template', () => {
     expect(egressPorts(render({ secret: { existingSecret: 'x' }, slack: { enabled: true } }), 'embedded')).toContain(443);
   });
 
+  it('cluster name and the Slack signing secret: in the ConfigMap and the Secret, read by kubevigil; malformed ones refused', () => {
+    const secret = 'ab'.repeat(16);
+    const objs = render(merge(TOKENS, { mode: 'distributed' }, { config: { clusterName: 'prod-eu1' }, slack: { signingSecret: secret } }));
+    const api = ofKind(objs, 'Deployment').find((d) => roleOf(d) === 'api')!;
+    const config = loadConfig(containerEnv(objs, api), { role: 'api' });
+    expect(config.clusterName).toBe('prod-eu1');
+    expect(config.slackSigningSecret).toBe(secret);
+    // Unset: neither variable is rendered (kubevigil stamps no cluster and shows no buttons).
+    const plain = loadConfig(containerEnv(render(TOKENS), ofKind(render(TOKENS), 'Deployment')[0]!), {});
+    expect([plain.clusterName, plain.slackSigningSecret]).toEqual([undefined, undefined]);
+    for (const values of [{ config: { clusterName: 'Prod_EU' } }, { slack: { signingSecret: 'not-hex' } }])
+      expect(helm(['lint', '--strict', CHART], merge(TOKENS, values)).status, JSON.stringify(values)).not.toBe(0);
+  });
+
   it('Loki and Tempo pollers: settings in the ConfigMap and Secret, egress only to the given peers from the pods that poll', () => {
     const pollers = {
       loki: {
