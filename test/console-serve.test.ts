@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import express from 'express';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SEED_SCENARIO, attackEvents } from '../connectors/k8s-audit/scenario.js';
 import { SystemRates, type SystemStatus } from '../services/api/system.js';
 import { loadConfig } from '../services/config.js';
@@ -272,13 +272,19 @@ describe('the rates of GET /api/v1/system', () => {
   });
 
   it('sample on their own timer between start and stop', async () => {
-    const rates = new SystemRates(new Metrics(), { intervalMs: 10 });
-    rates.start();
-    await new Promise((r) => setTimeout(r, 60));
-    rates.stop();
-    const ring = (rates as unknown as { ring: unknown[] }).ring.length;
-    expect(ring).toBeGreaterThanOrEqual(3);
-    await new Promise((r) => setTimeout(r, 40));
-    expect((rates as unknown as { ring: unknown[] }).ring.length).toBe(ring);
+    vi.useFakeTimers();
+    try {
+      const rates = new SystemRates(new Metrics(), { intervalMs: 10 });
+      const ring = () => (rates as unknown as { ring: unknown[] }).ring.length;
+      rates.start();
+      // One sample at start, then one every 10 ms.
+      await vi.advanceTimersByTimeAsync(50);
+      expect(ring()).toBe(6);
+      rates.stop();
+      await vi.advanceTimersByTimeAsync(50);
+      expect(ring()).toBe(6);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -25,9 +25,3 @@ export function ago(iso: string, now = Date.now()): string {
   if (s < 86_400) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86_400)} d ago`;
 }
-
-/** A readable entity key: "binding:ClusterRoleBinding/x" → kind "binding", name "ClusterRoleBinding/x". */
-export function splitEntity(key: string): { kind: string; name: string } {
-  const i = key.indexOf(':');
-  return i < 0 ? { kind: 'entity', name: key } : { kind: key.slice(0, i), name: key.slice(i + 1) };
-}

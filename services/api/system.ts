@@ -73,8 +73,12 @@ export class SystemRates {
 
   /** Takes one sample into the ring (the oldest goes once it holds {@link samples}). */
   async sample(): Promise<void> {
-    this.ring.push(await this.read());
-    while (this.ring.length > this.samples) this.ring.shift();
+    this.keep(await this.read());
+  }
+
+  private keep(s: Sample): void {
+    this.ring.push(s);
+    if (this.ring.length > this.samples) this.ring.shift();
   }
 
   start(): void {
@@ -94,10 +98,7 @@ export class SystemRates {
     const now = await this.read();
     // Without a running sampler (an app built by hand), each request adds its reading to the ring, so the rate is
     // since the oldest of the last `samples` requests, this one included (0 on the first, or while that one is under a second old).
-    if (!this.timer) {
-      this.ring.push(now);
-      while (this.ring.length > this.samples) this.ring.shift();
-    }
+    if (!this.timer) this.keep(now);
     const base = this.ring[0];
     const seconds = base ? (now.at - base.at) / 1000 : 0;
     const rate = (a: number, b: number) => (seconds >= 1 ? round(Math.max(0, a - b) / seconds) : 0);
