@@ -6,6 +6,7 @@ import { Component, type CSSProperties } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, query } from '../api';
 import { SeverityBadge, SourceChips, StatusBadge } from '../components/Badges';
+import { anyOf, SelectField, SEVERITY_OPTIONS, type Option } from '../components/SelectField';
 import { VirtualTable } from '../components/VirtualList';
 import {
   EMPTY_FILTERS,
@@ -24,8 +25,17 @@ import { ago, formatTime } from '../format';
 import { countText, MAX_INCIDENTS, mergeIncidents, upsertIncident, VersionsSeen } from '../incidents-store';
 import { setSearch, useLocation } from '../router';
 import { openIncidentStream, type StreamState } from '../stream';
-import { SEVERITIES, type IncidentSummary } from '../types';
+import type { IncidentSummary } from '../types';
 import '../list.css';
+
+const STATUS_OPTIONS: readonly Option[] = [
+  { value: '', label: 'Any' },
+  { value: 'active', label: 'Active' },
+  { value: 'open', label: 'Open' },
+  { value: 'acknowledged', label: 'Acknowledged' },
+  { value: 'resolved', label: 'Resolved' },
+];
+const SINCE_OPTIONS: readonly Option[] = [...Object.keys(SINCE).map((k) => ({ value: k, label: SINCE_LABELS[k] ?? k })), { value: '', label: 'All time' }];
 
 const ROW_HEIGHT = 40;
 const PAGE = 500;
@@ -303,27 +313,8 @@ function Filters({ filters }: { filters: IncidentFilters }) {
         setSearch({ actor: actor.trim(), namespace: ns.trim() });
       }}
     >
-      <div class="field">
-        <label for="f-severity">Severity</label>
-        <select id="f-severity" name="severity" value={filters.severity} onChange={(e) => set('severity', (e.target as HTMLSelectElement).value)}>
-          <option value="">Any</option>
-          {SEVERITIES.map((s) => (
-            <option key={s} value={s}>
-              {s} or higher
-            </option>
-          ))}
-        </select>
-      </div>
-      <div class="field">
-        <label for="f-status">Status</label>
-        <select id="f-status" name="status" value={filters.status} onChange={(e) => set('status', (e.target as HTMLSelectElement).value)}>
-          <option value="">Any</option>
-          <option value="active">Active</option>
-          <option value="open">Open</option>
-          <option value="acknowledged">Acknowledged</option>
-          <option value="resolved">Resolved</option>
-        </select>
-      </div>
+      <SelectField id="f-severity" name="severity" label="Severity" value={filters.severity} options={SEVERITY_OPTIONS} onChange={(v) => set('severity', v)} />
+      <SelectField id="f-status" name="status" label="Status" value={filters.status} options={STATUS_OPTIONS} onChange={(v) => set('status', v)} />
       <div class="field">
         <label for="f-actor">Actor</label>
         <input
@@ -366,29 +357,15 @@ function Filters({ filters }: { filters: IncidentFilters }) {
           }}
         />
       </div>
-      <div class="field">
-        <label for="f-source">Source</label>
-        <select id="f-source" name="source" value={filters.source} onChange={(e) => set('source', (e.target as HTMLSelectElement).value)}>
-          <option value="">Any</option>
-          {SOURCES.map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-          {filters.source && !(SOURCES as readonly string[]).includes(filters.source) ? <option value={filters.source}>{filters.source}</option> : null}
-        </select>
-      </div>
-      <div class="field">
-        <label for="f-since">Time range</label>
-        <select id="f-since" name="since" value={filters.since} onChange={(e) => set('since', (e.target as HTMLSelectElement).value)}>
-          {Object.keys(SINCE).map((k) => (
-            <option key={k} value={k}>
-              {SINCE_LABELS[k]}
-            </option>
-          ))}
-          <option value="">All time</option>
-        </select>
-      </div>
+      <SelectField
+        id="f-source"
+        name="source"
+        label="Source"
+        value={filters.source}
+        options={anyOf(SOURCES, filters.source)}
+        onChange={(v) => set('source', v)}
+      />
+      <SelectField id="f-since" name="since" label="Time range" value={filters.since} options={SINCE_OPTIONS} onChange={(v) => set('since', v)} />
       <div class="field actions">
         <button type="submit" class="secondary">
           Apply

@@ -7,11 +7,12 @@ import { Fragment } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, query } from '../api';
 import { SeverityBadge } from '../components/Badges';
+import { anyOf, SelectField, SEVERITY_OPTIONS } from '../components/SelectField';
 import { matchesSignal, parseSignalFilters, SIGNAL_LIMITS, signalRule, signalServerQuery, signalText, SOURCES, type SignalFilters } from '../filters';
 import { formatTime } from '../format';
 import { countText } from '../incidents-store';
 import { setSearch, useLocation } from '../router';
-import { SEVERITIES, type Signal } from '../types';
+import type { Signal } from '../types';
 import '../list.css';
 
 export function SignalsPage() {
@@ -284,28 +285,15 @@ function SignalFilterBar({ f, onRefresh, loading }: { f: SignalFilters; onRefres
         apply();
       }}
     >
-      <div class="field">
-        <label for="s-severity">Severity</label>
-        <select id="s-severity" name="severity" value={f.severity} onChange={(e) => setSearch({ severity: (e.target as HTMLSelectElement).value })}>
-          <option value="">Any</option>
-          {SEVERITIES.map((s) => (
-            <option key={s} value={s}>
-              {s} or higher
-            </option>
-          ))}
-        </select>
-      </div>
-      <div class="field">
-        <label for="s-source">Source</label>
-        <select id="s-source" name="source" value={f.source} onChange={(e) => setSearch({ source: (e.target as HTMLSelectElement).value })}>
-          <option value="">Any</option>
-          {SOURCES.map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
-      </div>
+      <SelectField
+        id="s-severity"
+        name="severity"
+        label="Severity"
+        value={f.severity}
+        options={SEVERITY_OPTIONS}
+        onChange={(v) => setSearch({ severity: v })}
+      />
+      <SelectField id="s-source" name="source" label="Source" value={f.source} options={anyOf(SOURCES)} onChange={(v) => setSearch({ source: v })} />
       {input('kind', 'Kind', 'e.g. secret.read')}
       {input('actor', 'Actor', 'sa:namespace/name')}
       {input('q', 'Search', 'title, rule, target…')}
