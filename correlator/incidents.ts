@@ -16,11 +16,12 @@
  */
 import { createHash } from 'node:crypto';
 import { KubevigilError } from './errors.js';
-import type { CorrelationEngine, Firing } from './correlation/engine.js';
+import { appended, type CorrelationEngine, type Firing } from './correlation/engine.js';
+import { encodeId, PackedSignal, type SignalLike } from './correlation/packed.js';
 import { entityType } from './entities.js';
 import { timelineEntry, type BlastRadius, type Incident, type IncidentLimits, type IncidentStatus } from './incident.js';
 import type { Clock, UsageSource } from './ports.js';
-import { RecentKeys } from './recent-keys.js';
+import { RecentIds } from './recent-ids.js';
 import type { IdentityBaseline } from './baseline.js';
 import type { ClusterInventory } from './inventory.js';
 import { answersKey, RecordingInventory, type InventoryQuery } from './remediation/inventory-answers.js';
@@ -86,6 +87,9 @@ const FLOOD_SAMPLE = 10;
 /** Silences an incident lists as having hidden its signals, and signal ids listed per silence. */
 const MAX_SILENCES_LISTED = 20;
 const MAX_SILENCED_IDS = 50;
+
+/** Prologues shorter than this grow by copying, at their exact length. */
+const PROLOGUE_SHORT = 8;
 
 /** Per pattern: the distinct actors that opened incidents of it in the current window, and its flood incident. */
 interface FloodState {
@@ -187,14 +191,14 @@ export class IncidentManager {
   private readonly keysOf = new Map<string, Set<string>>();
   /** What each open incident's remediation plan was computed from, and the questions it asked the cluster inventory. */
   private readonly planKeys = new Map<string, { key: string; queries: InventoryQuery[] }>();
-  private readonly seen: RecentKeys;
+  private readonly seen: RecentIds;
   private readonly dirty = new Set<Incident>();
   /** Signal ids per timeline array, see {@link timelineIds}. */
   private readonly idsByTimeline = new WeakMap<Incident['timeline'], Set<string>>();
   /** Entity keys per entities array, see {@link addEntity}. */
   private readonly entitySets = new WeakMap<string[], Set<string>>();
-  /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later. */
-  private readonly prologue = new Map<string, Signal[]>();
+  /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later (packed, see packed.ts). */
+  private readonly prologue = new Map<string, PackedSignal[]>();
   /** Actors whose prologue changed since the last checkpoint, when tracking is on (distributed mode). */
   private changedPrologue?: Set<string>;
   /** Signals held in prologues, over all actors. */
@@ -216,7 +220,9 @@ export class IncidentManager {
     private readonly usage?: UsageSource,
   ) {
     this.policy = { ...DEFAULT_INCIDENT_POLICY, ...policy };
-    this.seen = new RecentKeys(this.policy.dedupEntries);
+    this.seen = new RecentIds(this.policy.dedupEntries);
+    // Windows keep the same packed signals as prologues (see correlation/packed.ts).
+    engine.packSignals();
   }
 
   /** Resumes open incidents after a restart (from the store), so an attack keeps its incident id. */
@@ -246,9 +252,9 @@ export class IncidentManager {
     this.engine.trackChanges();
   }
 
-  /** Prologues changed since the last call (null when emptied). */
-  takePrologueChanges(): Map<string, Signal[] | null> {
-    const out = new Map<string, Signal[] | null>();
+  /** Prologues changed since the last call (null when emptied), packed ({@link PackedSignal.signal} rebuilds a signal). */
+  takePrologueChanges(): Map<string, readonly PackedSignal[] | null> {
+    const out = new Map<string, readonly PackedSignal[] | null>();
     for (const k of this.changedPrologue ?? []) out.set(k, this.prologue.get(k) ?? null);
     this.changedPrologue?.clear();
     return out;
@@ -261,8 +267,10 @@ export class IncidentManager {
   }
 
   /** Restores prologues and the ids already processed, from a checkpoint. */
-  restoreSeen(prologues: Iterable<[string, Signal[]]>, seenIds: Iterable<string>): void {
-    for (const [k, list] of prologues) {
+  restoreSeen(prologues: Iterable<[string, readonly SignalLike[]]>, seenIds: Iterable<string>): void {
+    for (const [k, signals] of prologues) {
+      const list: PackedSignal[] = [];
+      for (const s of signals) list.push(s instanceof PackedSignal ? s : PackedSignal.pack(s, undefined, list[list.length - 1]));
       this.prologueSignals += list.length - (this.prologue.get(k)?.length ?? 0);
       this.prologue.set(k, list);
     }
@@ -305,11 +313,12 @@ export class IncidentManager {
   process(signals: readonly Signal[], opts: { defer?: boolean } = {}): { incidents: Incident[]; attached: { incidentId: string; signal: Signal }[] } {
     const attached: { incidentId: string; signal: Signal }[] = [];
     for (const raw of signals) {
-      if (this.seen.has(raw.id)) {
+      // The id encoded as packed signals keep it, parsed once for both.
+      const key = this.seen.addNew(raw.id);
+      if (key === undefined) {
         this.stats.duplicates++;
         continue;
       }
-      this.seen.add(raw.id);
       // Judged against what the identity did before: first time, or routine (one step lower).
       const s = this.baseline ? this.baseline.annotate(raw) : raw;
       const silence = this.silencer?.(s);
@@ -317,14 +326,14 @@ export class IncidentManager {
         this.recordSilenced(s, silence, attached);
         continue;
       }
-      const firings = this.engine.process(s);
+      const firings = this.engine.process(s, key);
       const keys = mergeKeys(s);
       let inc = this.find(keys);
       if (inc) this.attach(inc, [s], attached, keys);
       // Building blocks last: they only enrich an incident that a real correlation (or the signal) opened.
       for (const f of firings.sort((a, b) => Number(a.correlation.buildingBlock) - Number(b.correlation.buildingBlock))) inc = this.onFiring(f, inc, attached);
       if (!inc && severityRank(s.severity) >= severityRank(this.policy.openOnSeverity)) inc = this.openWithin([s], undefined, attached);
-      if (!inc) this.remember(s);
+      if (!inc) this.remember(s, key);
     }
     return { incidents: opts.defer ? [] : this.finalize(), attached };
   }
@@ -503,7 +512,7 @@ export class IncidentManager {
   }
 
   /** Keeps a signal that joined nothing, bounded per actor and in actors. */
-  private remember(s: Signal): void {
+  private remember(s: Signal, idKey?: string): void {
     const key = s.actor.key;
     let list = this.prologue.get(key);
     if (list) this.prologue.delete(key);
@@ -511,7 +520,11 @@ export class IncidentManager {
       list = [];
       if (this.prologue.size >= this.policy.lookbackActors) this.forgetOldestPrologue();
     }
-    list.push(s);
+    const n = list.length;
+    const p = this.engine.packedOf(s) ?? PackedSignal.pack(s, idKey, list[n - 1], list[n - 2], list[n - 3]);
+    // Most prologues are short: copied at their exact length (push() from empty takes room for 17).
+    if (n < PROLOGUE_SHORT) list = appended(list, p);
+    else list.push(p);
     this.prologueSignals++;
     if (list.length > this.policy.lookbackSignals) {
       list.shift();
@@ -625,9 +638,9 @@ export class IncidentManager {
     // The actor's earlier signals within the quiet period are part of the story (reconnaissance first).
     const actorKey = (f?.trigger ?? opening[0]!).actor.key;
     const earliest = Math.min(...opening.map((s) => s.eventTime));
-    const before = (this.prologue.get(actorKey) ?? []).filter(
-      (p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !opening.some((o) => o.id === p.id),
-    );
+    const prologue = this.prologue.get(actorKey);
+    const openingKeys = prologue ? new Set(opening.map((o) => encodeId(o.id))) : undefined;
+    const before = (prologue ?? []).filter((p) => p.eventTime >= earliest - this.policy.quietPeriodMs && !openingKeys!.has(p.key)).map((p) => p.signal());
     const had = this.prologue.get(actorKey)?.length ?? 0;
     if (this.prologue.delete(actorKey)) {
       this.prologueSignals -= had;

@@ -57,6 +57,7 @@ import {
   type IncidentStats,
 } from '../correlator/incidents.js';
 import type { Clock, UsageSource } from '../correlator/ports.js';
+import type { PackedSignal } from '../correlator/correlation/packed.js';
 import { withoutEvidence, type Signal } from '../correlator/signal.js';
 import { RewindError, withJson, type BusMessage } from './bus/bus.js';
 import { isCommand, type SignalsMessage } from './bus/topics.js';
@@ -702,7 +703,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     const manager = this.manager(engine);
     manager.restore(open);
     const inIncidents = new Set(open.flatMap((i) => i.timeline.map((e) => e.signalId)));
-    const prologues: [string, Signal[]][] = [];
+    const prologues: [string, readonly PackedSignal[]][] = [];
     for (const [k, list] of scratch.takePrologueChanges()) {
       const keep = (list ?? []).filter((s) => !inIncidents.has(s.id));
       if (keep.length) prologues.push([k, keep]);

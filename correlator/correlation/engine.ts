@@ -5,6 +5,7 @@
  * concurrent batches) and counted otherwise. Everything evicted or dropped is counted.
  */
 import type { Signal } from '../signal.js';
+import { encodeId, PackedSignal } from './packed.js';
 import { holds, type CompiledCorrelation } from './rules.js';
 
 /** A correlation that held, with the signals of the window that satisfied it. */
@@ -56,18 +57,31 @@ export interface CorrelationStats {
   firings: number;
 }
 
-interface Entry {
+/** A signal as windows keep it: packed when the engine packs (see {@link CorrelationEngine.packSignals}), else as given. */
+export type Kept = Signal | PackedSignal;
+
+interface WindowEntry {
   t: number;
   ref: number;
   v: unknown;
   /** One signal, or for a correlation's firing the signals of its window. */
-  signals: Signal | Signal[];
+  signals: Kept | Kept[];
 }
+
+/**
+ * A window entry: a packed signal is one by itself (at its event time, reference 0, no value),
+ * which is what most entries are when the engine packs; the others take an object.
+ */
+type Entry = WindowEntry | PackedSignal;
+
+/** The key a kept signal is told apart by: its id, encoded as packed signals keep it. */
+const keyOf = (s: Kept): string => (s instanceof PackedSignal ? s.key : encodeId(String(s.id)));
 
 interface Group {
   entries: Entry[];
   maxT: number;
-  lastFire: number;
+  /** When it last fired; undefined for never (no number: V8 boxes a number field's value, 16 bytes for every window). */
+  lastFire: number | undefined;
   /** value_count windows of many entries: their distinct values, kept up to date (see {@link Distinct}). */
   distinct: Distinct | undefined;
 }
@@ -101,10 +115,11 @@ function countOut(d: Distinct, v: unknown): void {
   else d.counts.delete(k);
 }
 
-/** Window arrays shorter than this are copied at their exact length to grow (see {@link CorrelationEngine.add}). */
-const SHORT = 4;
+/** Arrays shorter than this are copied at their exact length to grow (see {@link CorrelationEngine.add}). */
+const SHORT = 8;
 
-function appended(es: Entry[], e: Entry): Entry[] {
+/** `es` and `e` in a new array of their exact length (push() from empty takes room for 17). */
+export function appended<T>(es: readonly T[], e: T): T[] {
   switch (es.length) {
     case 0:
       return [e];
@@ -112,8 +127,11 @@ function appended(es: Entry[], e: Entry): Entry[] {
       return [es[0]!, e];
     case 2:
       return [es[0]!, es[1]!, e];
-    default:
+    case 3:
       return [es[0]!, es[1]!, es[2]!, e];
+    default:
+      // concat() allocates the exact length (slice() then push() would grow it by half and 16).
+      return es.concat([e]);
   }
 }
 
@@ -130,6 +148,8 @@ interface Target {
 interface Slot {
   windows: (Group | undefined)[];
   seq: number;
+  /** The signal last packed into the slot: the next one of the group most likely shares its shape. */
+  last?: PackedSignal;
 }
 
 const SCRATCH = new Set<string>();
@@ -149,7 +169,7 @@ const SCRATCH_FEW: string[] = [];
  * windows of several correlations.
  */
 export interface SlotState {
-  signals: Record<string, Signal>;
+  signals: Record<string, Signal | PackedSignal>;
   windows: Record<string, { entries: { t: number; ref: number; v?: unknown; ids: string | string[] }[]; maxT: number | null; lastFire: number | null }>;
 }
 
@@ -174,6 +194,12 @@ export class CorrelationEngine {
   private entryCount = 0;
   /** Group keys changed since the last {@link takeDirty}, when tracking is on (distributed mode). */
   private dirty?: Set<string>;
+  /** The signal being processed, its id encoded if the caller had it, and its packed form once a window kept it (see {@link packedOf}). */
+  private subject: Signal | undefined;
+  private subjectKey: string | undefined;
+  private subjectPacked: PackedSignal | undefined;
+  /** Whether windows keep signals packed (see {@link packSignals}). */
+  private packing = false;
 
   constructor(correlations: readonly CompiledCorrelation[], limits: Partial<CorrelationLimits> = {}) {
     this.limits = { ...DEFAULT_CORRELATION_LIMITS, ...limits };
@@ -237,7 +263,7 @@ export class CorrelationEngine {
         const spec = this.specOf[nci]!;
         const nkey = spec === 0 ? value : `${spec}\u0000${value}`;
         let target = moved.get(nkey);
-        if (!target) moved.set(nkey, (target = { windows: [], seq: slot.seq }));
+        if (!target) moved.set(nkey, (target = { windows: this.noWindows(), seq: slot.seq }));
         // The kept correlation may count another field or over another timespan: recount from scratch.
         w.distinct = undefined;
         target.windows[nci] = w;
@@ -253,6 +279,23 @@ export class CorrelationEngine {
       this.dirty?.add(k);
     }
     return { kept, dropped };
+  }
+
+  /**
+   * A slot's windows, one place per correlation, allocated at that length: filled from empty, a
+   * sparse array takes room for twice the index it is written at, and more.
+   */
+  private noWindows(): (Group | undefined)[] {
+    return new Array<Group | undefined>(this.current.length);
+  }
+
+  /**
+   * From now on, windows keep signals packed (correlator/correlation/packed.ts): a fifth of the
+   * memory, for a pack per signal kept. The incident manager turns it on (it keeps the same packed
+   * signals in its prologues); an engine alone keeps the signals it is given.
+   */
+  packSignals(): void {
+    this.packing = true;
   }
 
   /** Starts recording which groups change, so only those are checkpointed. */
@@ -278,13 +321,14 @@ export class CorrelationEngine {
    * a noisy group holds hundreds of entries, and objects built only to be stringified cost as much
    * again as the text.
    */
-  exportSlot(key: string, signal: (s: Signal) => string): string | undefined {
+  exportSlot(key: string, signal: (s: Kept) => string): string | undefined {
     const slot = this.groups.get(key);
     if (!slot) return undefined;
-    const signals = new Map<string, Signal>();
-    const ref = (s: Signal) => {
-      signals.set(s.id, s);
-      return JSON.stringify(String(s.id));
+    const signals = new Map<string, Kept>();
+    const ref = (s: Kept) => {
+      const id = String(s.id);
+      signals.set(id, s);
+      return JSON.stringify(id);
     };
     const windows: string[] = [];
     slot.windows.forEach((w, ci) => {
@@ -293,29 +337,39 @@ export class CorrelationEngine {
         (e) =>
           `{"t":${num(e.t)},"ref":${e.ref}${e.v === undefined ? '' : `,"v":${JSON.stringify(e.v)}`},"ids":${Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals)}}`,
       );
-      windows.push(`${JSON.stringify(this.correlations[ci]!.id)}:{"entries":[${entries.join(',')}],"maxT":${num(w.maxT)},"lastFire":${num(w.lastFire)}}`);
+      windows.push(
+        `${JSON.stringify(this.correlations[ci]!.id)}:{"entries":[${entries.join(',')}],"maxT":${num(w.maxT)},"lastFire":${w.lastFire === undefined ? 'null' : num(w.lastFire)}}`,
+      );
     });
     if (!windows.length) return undefined;
     const sigs: string[] = [];
-    for (const [id, s] of signals) sigs.push(`${JSON.stringify(String(id))}:${signal(s)}`);
+    for (const [id, s] of signals) sigs.push(`${JSON.stringify(id)}:${signal(s)}`);
     return `{"signals":{${sigs.join(',')}},"windows":{${windows.join(',')}}}`;
   }
 
   /** Restores one group from a checkpoint; windows of correlations that no longer exist are dropped. */
   importSlot(key: string, state: SlotState): void {
-    const slot: Slot = { windows: [], seq: ++this.seq };
-    const sig = (id: string): Signal[] => (state.signals[id] ? [state.signals[id]] : []);
+    const slot: Slot = { windows: this.noWindows(), seq: ++this.seq };
+    const kept = new Map<string, Kept>();
+    const sig = (id: string): Kept[] => {
+      let p = kept.get(id);
+      const s = state.signals[id];
+      if (!p && s) kept.set(id, (p = s instanceof PackedSignal || !this.packing ? s : (slot.last = PackedSignal.pack(s, undefined, slot.last))));
+      return p ? [p] : [];
+    };
     for (const [id, w] of Object.entries(state.windows)) {
       const ci = this.correlations.findIndex((c) => c.id === id);
       if (ci < 0) continue;
       slot.windows[ci] = {
-        entries: w.entries.flatMap((e) => {
+        entries: w.entries.flatMap((e): Entry[] => {
           const signals = Array.isArray(e.ids) ? e.ids.flatMap(sig) : sig(e.ids);
           if (!signals.length) return [];
-          return [{ t: e.t, ref: e.ref, v: e.v, signals: Array.isArray(e.ids) ? signals : signals[0]! }];
+          if (Array.isArray(e.ids)) return [{ t: e.t, ref: e.ref, v: e.v, signals }];
+          const p = signals[0]!;
+          return [p instanceof PackedSignal && e.ref === 0 && e.v === undefined && e.t === p.t ? p : { t: e.t, ref: e.ref, v: e.v, signals: p }];
         }),
         maxT: w.maxT ?? -Infinity,
-        lastFire: w.lastFire ?? -Infinity,
+        lastFire: w.lastFire ?? undefined,
         distinct: undefined,
       };
     }
@@ -374,20 +428,33 @@ export class CorrelationEngine {
   }
 
   /**
-   * Feeds one signal; returns every correlation it completed (including correlations of
+   * Feeds one signal (`key`: its id encoded by `encodeId`, when the caller has it: packing then
+   * need not encode it again); returns every correlation it completed (including correlations of
    * correlations). A fresh empty array when nothing fired: a shared frozen one measured slower
    * (callers iterating a frozen array leave V8's fast path).
    */
-  process(s: Signal): Firing[] {
+  process(s: Signal, key?: string): Firing[] {
     let out: Firing[] | undefined;
+    this.subject = s;
+    this.subjectKey = key;
+    this.subjectPacked = undefined;
     const a = this.byKind.get(s.kind);
     const b = this.byRule.get(s.rule.id);
-    if (a) for (const t of a) out = this.add(t, s, s.eventTime, s, out);
-    if (b) for (const t of b) out = this.add(t, s, s.eventTime, s, out);
+    if (a) for (const t of a) out = this.add(t, s, s.eventTime, undefined, out);
+    if (b) for (const t of b) out = this.add(t, s, s.eventTime, undefined, out);
     return out ?? [];
   }
 
-  private add(target: Target, subject: Signal, t: number, signals: Signal | Signal[], out: Firing[] | undefined): Firing[] | undefined {
+  /**
+   * The packed form of the signal last processed, if a window kept it: whoever keeps the signal
+   * too (the incident manager's prologues) keeps the same, not a second copy.
+   */
+  packedOf(s: Signal): PackedSignal | undefined {
+    return this.subject === s ? this.subjectPacked : undefined;
+  }
+
+  /** `signals` undefined: the subject itself, packed once the first window keeps it. */
+  private add(target: Target, subject: Signal, t: number, signals: Kept[] | undefined, out: Firing[] | undefined): Firing[] | undefined {
     const { c, ref } = target;
     if (c.where && !c.where(subject)) return out;
     let key = target.spec === 0 ? '' : String(target.spec);
@@ -411,7 +478,7 @@ export class CorrelationEngine {
         slot.seq = ++this.seq;
       }
     } else {
-      slot = { windows: [], seq: ++this.seq };
+      slot = { windows: this.noWindows(), seq: ++this.seq };
       this.groups.set(key, slot);
       if (this.groups.size > this.limits.maxGroups) {
         const oldest = this.groups.keys().next().value as string;
@@ -423,13 +490,26 @@ export class CorrelationEngine {
     }
     this.dirty?.add(key);
     let st = slot.windows[target.ci];
-    if (!st) st = slot.windows[target.ci] = { entries: [], maxT: -Infinity, lastFire: -Infinity, distinct: undefined };
+    if (!st) st = slot.windows[target.ci] = { entries: [], maxT: -Infinity, lastFire: undefined, distinct: undefined };
     const horizon = c.timespanMs + this.limits.allowedLatenessMs;
     if (t < st.maxT - horizon) {
       this.stats.lateDropped++;
       return out;
     }
-    const entry: Entry = { t, ref, v: c.field ? c.field(subject) : undefined, signals };
+    let kept: Kept | Kept[] | undefined = signals;
+    if (!kept) {
+      if (!this.packing) kept = subject;
+      else {
+        kept = this.subjectPacked;
+        if (!kept) {
+          const last = st.entries.length ? st.entries[st.entries.length - 1]!.signals : undefined;
+          kept = this.subjectPacked = PackedSignal.pack(subject, this.subjectKey, last instanceof PackedSignal ? last : undefined, slot.last);
+        }
+        slot.last = kept;
+      }
+    }
+    const v = c.field ? c.field(subject) : undefined;
+    const entry: Entry = kept instanceof PackedSignal && ref === 0 && v === undefined && t === kept.t ? kept : { t, ref, v, signals: kept };
     let es = st.entries;
     let pos = es.length;
     while (pos > 0 && es[pos - 1]!.t > t) pos--;
@@ -468,25 +548,29 @@ export class CorrelationEngine {
     if (this.entryCount > this.limits.maxEntries) this.trim(key);
 
     // Once fired, a group stays quiet for one timespan: later signals join the incident directly.
-    if (t - st.lastFire < c.timespanMs) return out;
+    if (st.lastFire !== undefined && t - st.lastFire < c.timespanMs) return out;
     const window = this.satisfyingWindow(c, st, entry);
     if (!window) return out;
     st.lastFire = t;
     this.stats.firings++;
     const seen = new Set<string>();
-    const sigs: Signal[] = [];
+    const packed: Kept[] = [];
     for (let i = window[0]; i < window[1]; i++) {
       const x = es[i]!.signals;
-      for (const y of Array.isArray(x) ? x : [x])
-        if (!seen.has(y.id)) {
-          seen.add(y.id);
-          sigs.push(y);
+      for (const y of Array.isArray(x) ? x : [x]) {
+        const k = keyOf(y);
+        if (!seen.has(k)) {
+          seen.add(k);
+          packed.push(y);
         }
+      }
     }
+    // Rebuilt: the same signals as were fed (the subject is the very object).
+    const sigs = packed.map((p) => (p === this.subjectPacked ? subject : p instanceof PackedSignal ? p.signal() : p));
     const firing: Firing = { correlation: c, group, signals: sigs, time: t, trigger: subject };
     (out ??= []).push(firing);
     const deps = this.byCorrelation.get(c.id);
-    if (deps) for (const d of deps) out = this.add(d, subject, t, sigs, out);
+    if (deps) for (const d of deps) out = this.add(d, subject, t, packed, out);
     return out;
   }
 

@@ -16,6 +16,7 @@
  */
 import { Redis } from 'ioredis';
 import type { SlotState } from '../../correlator/correlation/engine.js';
+import { PackedSignal, SOURCE_OFFSET, unpacked, type SignalLike } from '../../correlator/correlation/packed.js';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Incident } from '../../correlator/incident.js';
 import { withoutEvidence, type Signal } from '../../correlator/signal.js';
@@ -125,11 +126,11 @@ export function markedGeneration(metadata: string | null | undefined): number | 
 export const isRef = (s: StoredSignal): s is SignalRef => typeof (s as SignalRef).$offset === 'string';
 
 /**
- * Where a signal came from on its partition: a non-enumerable property, so that copies (`{ ...s }`,
- * e.g. a signal the baseline annotated) do not inherit it and are written in full. (A WeakMap cost
- * a hash per signal and weighed on every garbage collection of a drain.)
+ * Where a signal came from on its partition: a non-enumerable property ({@link SOURCE_OFFSET}), so
+ * that copies (`{ ...s }`, e.g. a signal the baseline annotated) do not inherit it and are written
+ * in full. (A WeakMap cost a hash per signal and weighed on every garbage collection of a drain.)
+ * Windows and prologues keep signals packed (correlator/correlation/packed.ts), offset included.
  */
-const SOURCE_OFFSET = Symbol('kubevigil.sourceOffset');
 type WithOffset = Signal & { [SOURCE_OFFSET]?: number };
 
 /** Records where a signal came from on its partition, so that checkpoints can refer to it by offset. */
@@ -147,15 +148,15 @@ export class SignalWriter {
   constructor(private readonly oldest: number) {}
 
   /** One signal's JSON. */
-  readonly json = (s: Signal): string => {
-    const offset = (s as WithOffset)[SOURCE_OFFSET];
-    if (offset === undefined || offset < this.oldest) return JSON.stringify(withoutEvidence(s));
+  readonly json = (s: SignalLike): string => {
+    const offset = s instanceof PackedSignal ? s.offset : (s as WithOffset)[SOURCE_OFFSET];
+    if (offset === undefined || offset < this.oldest) return JSON.stringify(withoutEvidence(unpacked(s)));
     if (offset < this.floor) this.floor = offset;
     return `{"$offset":"${offset}","id":${JSON.stringify(String(s.id))}}`;
   };
 
   /** A prologue's JSON. */
-  list(signals: readonly Signal[]): string {
+  list(signals: readonly SignalLike[]): string {
     return `[${signals.map(this.json).join(',')}]`;
   }
 }

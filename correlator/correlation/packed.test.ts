@@ -1,0 +1,176 @@
+import { describe, expect, it } from 'vitest';
+import { loadRules } from '../../services/rules.js';
+import { IncidentManager } from '../incidents.js';
+import type { Signal } from '../signal.js';
+import { CorrelationEngine, type Firing, type SlotState } from './engine.js';
+import { decodeId, encodeId, PackedSignal, SOURCE_OFFSET, unpacked } from './packed.js';
+import { signalFromSpec } from './rule-tests.js';
+
+const spec = (i: number, extra: Record<string, unknown> = {}): Signal =>
+  signalFromSpec(
+    { at: `${i}s`, kind: 'rbac.denied', actor: `sa:ns-${i % 3}/sa-${i % 5}`, outcome: 'denied', target: { namespace: 'x', resource: 'secrets' }, ...extra },
+    i,
+    [],
+  )!;
+
+/** A signal as a connector makes it: with evidence, attributes, a cluster. */
+function full(i: number): Signal {
+  return {
+    ...spec(i),
+    matched: [{ field: 'verb', op: 'eq', expected: 'get', actual: 'get' }],
+    excerpt: { user: { username: `u-${i}` }, objectRef: { resource: 'secrets', name: `s-${i}` }, n: i },
+    attributes: { binding: `b-${i % 2}`, role: 'view' },
+    cluster: 'prod',
+    mitre: ['T1552.007'],
+    entities: ['ns:x', `pod:x/p-${i % 4}`],
+  };
+}
+
+describe('PackedSignal', () => {
+  it('rebuilds the signal packed, evidence, source offset and all, in fresh objects', () => {
+    let prev: PackedSignal | undefined;
+    for (let i = 0; i < 20; i++) {
+      const s = full(i);
+      Object.defineProperty(s, SOURCE_OFFSET, { value: 1000 + i, configurable: true });
+      const p = PackedSignal.pack(s, undefined, prev);
+      const back = p.signal();
+      expect(back).toEqual(s);
+      expect(JSON.parse(JSON.stringify(back))).toEqual(JSON.parse(JSON.stringify(s)));
+      expect((back as Signal & { [SOURCE_OFFSET]?: number })[SOURCE_OFFSET]).toBe(1000 + i);
+      expect(p.offset).toBe(1000 + i);
+      expect(p.id).toBe(s.id);
+      expect(p.t).toBe(s.eventTime);
+      expect(p.eventTime).toBe(s.eventTime);
+      // Fresh objects: changing one rebuilt signal changes neither the packed one nor another.
+      back.actor.name = 'changed';
+      back.entities.push('changed');
+      expect(p.signal()).toEqual(s);
+      prev = p;
+    }
+  });
+
+  it('shares the shape of an earlier signal of the same actor', () => {
+    const a = PackedSignal.pack(spec(0), undefined);
+    const b = PackedSignal.pack(spec(15), undefined, a);
+    const shapeOf = (p: PackedSignal) => (p as unknown as { shape: unknown }).shape;
+    expect(shapeOf(b)).toBe(shapeOf(a));
+    expect(b.signal()).toEqual(spec(15));
+    // Another kind: another shape, the actor still shared.
+    const c = PackedSignal.pack(spec(30, { kind: 'secret.read' }), undefined, b);
+    expect(shapeOf(c)).not.toBe(shapeOf(b));
+    expect((shapeOf(c) as { actor: unknown }).actor).toBe((shapeOf(b) as { actor: unknown }).actor);
+    expect(c.signal()).toEqual(spec(30, { kind: 'secret.read' }));
+  });
+
+  it('keeps a signal of unexpected form as it is', () => {
+    const odd = { ...full(1), extraMember: { nested: [1, 2] } } as Signal;
+    expect(PackedSignal.pack(odd, undefined).signal()).toEqual(odd);
+    const noCluster = spec(2);
+    expect('cluster' in PackedSignal.pack(noCluster, undefined).signal()).toBe(false);
+    const fractional = { ...spec(3), eventTime: 0.1, observedTime: 1e15 + 0.5 };
+    const p = PackedSignal.pack(fractional, undefined);
+    expect(p.t).toBe(0.1);
+    expect(p.signal()).toEqual(fractional);
+  });
+
+  it('encodes ids losslessly, hex ids in 16 characters', () => {
+    for (const id of ['0123456789abcdef0123456789abcdef', 'ABCDEF0123456789abcdef0123456789', 'short', '', '\u0000x', 'sixteen-chars-id', 'x'.repeat(32)]) {
+      expect(decodeId(encodeId(id))).toBe(id);
+    }
+    expect(encodeId('0123456789abcdef0123456789abcdef')).toHaveLength(16);
+    // An id of 16 characters is marked, so that it is never read as an encoded hex id.
+    expect(encodeId('sixteen-chars-id')).toBe('\u0000sixteen-chars-id');
+  });
+});
+
+describe('windows and prologues keep signals packed', () => {
+  const rules = loadRules().correlations;
+  // Attack-like traffic of a few actors, with evidence: correlations fire, prologues fill and open.
+  const kinds = [
+    'rbac.permission_enumeration',
+    'secret.list_cluster_wide',
+    'secret.read_cross_namespace',
+    'rbac.denied',
+    'pod.exec',
+    'rbac.escalation_attempt',
+  ];
+  const stream: Signal[] = [];
+  for (let i = 0; i < 600; i++) {
+    const kind = kinds[(i * 7) % kinds.length]!;
+    const s = signalFromSpec(
+      {
+        at: `${i * 3}s`,
+        kind,
+        actor: `sa:ns-${i % 4}/sa-${i % 6}`,
+        severity: i % 50 === 49 ? 'high' : 'low',
+        outcome: kind === 'rbac.denied' || kind === 'pod.exec' ? 'denied' : 'allowed',
+        target: { namespace: `ns-${i % 9}`, resource: ['pods', 'secrets', 'nodes'][i % 3] },
+      },
+      i,
+      [],
+    )!;
+    stream.push({ ...s, matched: [{ field: 'kind', op: 'eq', expected: kind, actual: kind }], excerpt: { i, verb: 'get' }, cluster: 'c1' });
+  }
+
+  it('fires the same correlations with the same signals as an engine that keeps them as given', () => {
+    const plain = new CorrelationEngine(rules);
+    const packed = new CorrelationEngine(rules);
+    packed.packSignals();
+    const a: Firing[] = [];
+    const b: Firing[] = [];
+    for (const s of stream) {
+      a.push(...plain.process(s));
+      b.push(...packed.process(s));
+    }
+    expect(a.length).toBeGreaterThan(5);
+    expect(b.map((f) => [f.correlation.id, f.group, f.time, f.trigger.id])).toEqual(a.map((f) => [f.correlation.id, f.group, f.time, f.trigger.id]));
+    for (let i = 0; i < a.length; i++) expect(b[i]!.signals).toEqual(a[i]!.signals);
+  });
+
+  it('gives incidents the full signals, as fed', () => {
+    let now = 0;
+    const m = new IncidentManager(new CorrelationEngine(rules), { now: () => now });
+    const byId = new Map(stream.map((s) => [s.id, s]));
+    let attached = 0;
+    for (let i = 0; i < stream.length; i += 25) {
+      now = stream[i]!.eventTime;
+      const out = m.process(stream.slice(i, i + 25));
+      for (const x of out.attached) expect(x.signal).toEqual(byId.get(x.signal.id));
+      attached += out.attached.length;
+    }
+    expect(m.stats.opened).toBeGreaterThan(0);
+    // Prologue signals joined the incidents they opened.
+    expect(attached).toBeGreaterThan(m.stats.opened * 2);
+  });
+
+  it('checkpoints a packed window and restores it, also from a checkpoint of the earlier format', () => {
+    const one = new CorrelationEngine(rules);
+    one.packSignals();
+    one.trackChanges();
+    for (const s of stream.slice(0, 40)) one.process(s);
+    const byId = new Map(stream.map((s) => [s.id, s]));
+    for (const key of one.takeDirty()) {
+      const json = one.exportSlot(key, (s) => JSON.stringify({ ref: s.id }));
+      if (!json) continue;
+      const state = JSON.parse(json) as { signals: Record<string, { ref: string }>; windows: SlotState['windows'] };
+      const two = new CorrelationEngine(rules);
+      two.packSignals();
+      const signals = Object.fromEntries(Object.entries(state.signals).map(([id, r]) => [id, byId.get(r.ref)!]));
+      two.importSlot(key, { signals, windows: state.windows });
+      expect(two.exportSlot(key, (s) => JSON.stringify({ ref: s.id }))).toBe(json);
+    }
+    // A window as the code before packing wrote it ("lastFire": null for never).
+    const s0 = stream[0]!;
+    const old = {
+      signals: { [s0.id]: s0 },
+      windows: {
+        [rules.find((c) => c.refs.includes(s0.kind))!.id]: { entries: [{ t: s0.eventTime, ref: 0, ids: s0.id }], maxT: s0.eventTime, lastFire: null },
+      },
+    };
+    const three = new CorrelationEngine(rules);
+    three.packSignals();
+    three.importSlot(s0.actor.key, old);
+    expect(three.entries).toBe(1);
+    expect(JSON.parse(three.exportSlot(s0.actor.key, (s) => JSON.stringify(unpacked(s)))!)).toEqual(JSON.parse(JSON.stringify(old)));
+  });
+});
