@@ -7,7 +7,7 @@ import { makeSignal } from '../services/store/store.contract.js';
 describe('incidentJson', () => {
   it('is JSON.stringify in content, version after version, as entries come and go past the timeline bound', () => {
     let now = Date.UTC(2026, 0, 1);
-    const m = new IncidentManager(new CorrelationEngine([]), { now: () => now }, { limits: { maxTimeline: 6 } });
+    const m = new IncidentManager(new CorrelationEngine([]), { now: () => now }, { limits: { maxTimeline: 6, maxEntities: 500 } });
     const seen: string[] = [];
     for (let i = 0; i < 12; i++) {
       now += 1000;
