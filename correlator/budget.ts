@@ -128,6 +128,9 @@ export function boundSignal(s: Signal, stats?: BudgetStats): Signal {
       attributes,
     };
   }
+  // The common case, one serialization: a signal within the excerpt budget has its excerpt (a part
+  // of it) within that budget too, and is within the (larger) signal budget.
+  if (out === s && B.excerptBytes <= B.signalBytes && jsonBytes(s) <= B.excerptBytes) return s;
   const excerpt = boundExcerpt(out.excerpt);
   if (excerpt !== out.excerpt) out = { ...out, excerpt };
   // The parts are bounded; the whole is checked once more, so that no combination of parts at their

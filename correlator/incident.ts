@@ -321,6 +321,29 @@ function entryAttributes(s: Signal): Record<string, string> {
 }
 
 /** Converts a signal to its timeline entry. */
+/**
+ * Each timeline entry's JSON, written once. An entry never changes once made (an incident's
+ * timeline gains and loses whole entries), and an incident is written again on every change: the
+ * 200 entries of a long attack are most of its JSON.
+ */
+const entryJson = new WeakMap<TimelineEntry, string>();
+
+/**
+ * `JSON.stringify(inc)` in content (the timeline comes last), with each timeline entry serialized
+ * once across all the versions of the incident (see {@link entryJson}).
+ */
+export function incidentJson(inc: Incident): string {
+  const { timeline, ...rest } = inc;
+  const head = JSON.stringify(rest);
+  const entries = timeline.map((e) => {
+    let json = entryJson.get(e);
+    if (json === undefined) entryJson.set(e, (json = JSON.stringify(e)));
+    return json;
+  });
+  return `${head.slice(0, -1)}${head === '{}' ? '' : ','}"timeline":[${entries.join(',')}]}`;
+}
+
+/** A timeline entry of `s`; never changed once made ({@link incidentJson} relies on it). */
 export function timelineEntry(s: Signal): TimelineEntry {
   return {
     signalId: s.id,

@@ -46,6 +46,8 @@ export interface Config {
   /** Count budget of the correlator's state (issue #19): open incidents, window entries, flood threshold. */
   budget: { maxOpenIncidents: number; maxWindowEntries: number; floodActors: number };
   busCapacity: number;
+  /** Embedded bus: shortest time between two deliveries to one consumer (ms). */
+  busLingerMs: number;
   recentSignals: number;
   minSeverity: Severity;
   logLevel: string;
@@ -190,6 +192,11 @@ const CORE_SETTINGS: SettingDoc[] = [
     help: "Watch the cluster for its inventory (pods, workloads, RBAC…): auto (the pod's service account in a pod, else $KUBECONFIG when set, else off), in-cluster, kubeconfig[:PATH], or off.",
   },
   { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
+  {
+    env: 'KUBEVIGIL_BUS_LINGER_MS',
+    default: '20',
+    help: 'Embedded bus: shortest time between two deliveries to a consumer under load; what arrives meanwhile goes in one batch (0 delivers every batch at once).',
+  },
   { env: 'KUBEVIGIL_RECENT_SIGNALS', default: '10000', help: 'Signals kept in memory for GET /api/v1/signals.' },
   { env: 'KUBEVIGIL_MIN_SEVERITY', default: 'info', help: `Signals below this severity are not emitted (${SEVERITIES.join(', ')}).` },
   { env: 'KUBEVIGIL_LOG_LEVEL', default: 'info', help: 'pino log level: trace, debug, info, warn, error, fatal.' },
@@ -438,6 +445,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
       floodActors: int(env, 'KUBEVIGIL_FLOOD_ACTORS', 200, 2, 1_000_000, '200 distinct actors of one pattern in 10 minutes is a flood', problems),
     },
     busCapacity: int(env, 'KUBEVIGIL_BUS_CAPACITY', 100_000, 100, 10_000_000, '100000 suits most clusters', problems),
+    busLingerMs: int(env, 'KUBEVIGIL_BUS_LINGER_MS', 20, 0, 1000, '20 keeps incident updates within tens of milliseconds', problems),
     recentSignals: int(env, 'KUBEVIGIL_RECENT_SIGNALS', 10_000, 0, 1_000_000, '10000 is plenty for a look at what fired', problems),
     minSeverity: isSeverity(minSeverity) ? minSeverity : 'info',
     logLevel,

@@ -46,7 +46,7 @@ import {
   type SlotState,
 } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
-import type { Incident } from '../correlator/incident.js';
+import { incidentJson, type Incident } from '../correlator/incident.js';
 import {
   addBudget,
   DEFAULT_INCIDENT_POLICY,
@@ -481,7 +481,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     const latest = new Map<string, Incident>();
     for (const i of c.incidents) latest.set(i.id, i);
     c.incidents = [...latest.values()];
-    const out = c.incidents.map((i) => outgoing(i, JSON.stringify(i)));
+    const out = c.incidents.map((i) => outgoing(i, incidentJson(i)));
     c.incidentJson = out.map((o) => o.json!);
     try {
       part.generation = await this.o.state.save(p, c, part.generation);

@@ -7,9 +7,10 @@
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { CorrelationStats } from '../correlator/correlation/engine.js';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
-import type { Incident, IncidentStatus } from '../correlator/incident.js';
+import { incidentJson, type Incident, type IncidentStatus } from '../correlator/incident.js';
 import type { BudgetUse, IncidentManager, IncidentStats } from '../correlator/incidents.js';
 import type { Signal } from '../correlator/signal.js';
+import { withJson } from './bus/bus.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import type { IncidentSignal, IncidentStore } from './store/store.js';
@@ -151,7 +152,14 @@ export class Correlator implements IncidentCommands, CorrelatorRuntime {
   }
 
   private async commit(incidents: Incident[], attached: IncidentSignal[]): Promise<void> {
-    for (const inc of incidents) this.pendingIncidents.set(inc.id, structuredClone(inc));
+    // A snapshot (the manager changes its incidents in place) with its JSON, which the store then
+    // writes as it is. Timeline entries never change once made: the snapshot shares them, and their
+    // JSON is written once for every version (incidentJson).
+    for (const inc of incidents) {
+      const { timeline, ...rest } = inc;
+      const snapshot = { ...structuredClone(rest), timeline: timeline.slice() } as Incident;
+      this.pendingIncidents.set(inc.id, withJson(snapshot, incidentJson(snapshot)));
+    }
     this.pendingSignals.push(...attached);
     if (this.pendingIncidents.size === 0) return;
     const batch = [...this.pendingIncidents.values()];

@@ -13,7 +13,7 @@ import {
   type TextMapSetter,
 } from '@opentelemetry/api';
 import { Kafka, logLevel, type Admin, type IHeaders, type KafkaMessage } from 'kafkajs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KubevigilError } from '../../correlator/errors.js';
 import { busContract, Received, testPrefix, type TestValue } from './bus.contract.js';
 import { createKafkaBus, DLQ_HEADERS, SIGNALS_RETENTION_MS, type KafkaBus, type KafkaBusOptions } from './kafka.js';
@@ -31,6 +31,66 @@ function kafkaBus(prefix: string, extra: Partial<KafkaBusOptions> = {}): KafkaBu
 }
 
 busContract('MemoryBus', async () => new MemoryBus());
+
+describe('MemoryBus deliveries', () => {
+  const topic = { name: 'deliveries' } as Topic<TestValue>;
+  const msgs = (...ns: number[]) => ns.map((seq) => ({ key: 'k', value: { k: 'k', seq } }));
+  const numbers = (batch: { value: TestValue }[]) => batch.map((m) => m.value.seq);
+
+  it('hands a busy consumer what queued meanwhile in one delivery, whole published batches up to maxBatch, in order', async () => {
+    const bus = new MemoryBus({ maxBatch: 4 });
+    const deliveries: number[][] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    bus.subscribe(topic, 'g', async (batch) => {
+      deliveries.push(numbers(batch));
+      if (deliveries.length === 1) await held;
+    });
+    await bus.publish(topic, msgs(1));
+    await bus.publish(topic, msgs(2, 3));
+    await bus.publish(topic, msgs(4));
+    await bus.publish(topic, msgs(5, 6));
+    await bus.publish(topic, msgs(7));
+    release();
+    await bus.drained();
+    // [2,3]+[4] fit in 4; [5,6] would make 5, so it starts the next delivery.
+    expect(deliveries).toEqual([[1], [2, 3, 4], [5, 6, 7]]);
+    expect(bus.lag()[0]!.queued).toBe(0);
+  });
+
+  it('with lingerMs, delivers at once when idle and gathers a busy stream into one delivery per lingerMs', async () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const bus = new MemoryBus({ lingerMs: 50 });
+      const deliveries: [number, number[]][] = [];
+      bus.subscribe(topic, 'g', async (batch) => {
+        deliveries.push([Date.now(), numbers(batch)]);
+      });
+      await bus.publish(topic, msgs(1));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(deliveries).toEqual([[0, [1]]]);
+      await vi.advanceTimersByTimeAsync(10);
+      await bus.publish(topic, msgs(2));
+      await vi.advanceTimersByTimeAsync(10);
+      await bus.publish(topic, msgs(3, 4));
+      await vi.advanceTimersByTimeAsync(29);
+      expect(deliveries).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(deliveries).toEqual([
+        [0, [1]],
+        [50, [2, 3, 4]],
+      ]);
+      // Quiet for longer than lingerMs: the next message goes at once again.
+      await vi.advanceTimersByTimeAsync(200);
+      await bus.publish(topic, msgs(5));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(deliveries.at(-1)).toEqual([250, [5]]);
+      await bus.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
 
 describe.skipIf(brokers.length === 0)('KafkaBus (needs KAFKA_BROKERS; scripts/with-services.sh sets it)', () => {
   busContract('KafkaBus', async (prefix) => {

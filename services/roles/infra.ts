@@ -76,6 +76,7 @@ export class BusComponent implements Component {
     }
     const memory = new MemoryBus({
       capacity: config.busCapacity,
+      lingerMs: config.busLingerMs,
       onError: (err, topic, group, attempt) => logger.error({ err, topic, group, attempt }, 'bus handler failed'),
     });
     metrics.trackDrops('bus', 'handler_failed', () => memory.dropped);

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { KubevigilError } from '../../correlator/errors.js';
+import { writtenJson } from '../bus/bus.js';
 import type { Incident } from '../../correlator/incident.js';
 import { severityRank } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
@@ -357,7 +358,8 @@ export class SqliteStore implements IncidentStore {
         firstSeen: inc.firstSeen,
         lastSeen: inc.lastSeen,
         version: inc.version,
-        body: JSON.stringify(inc),
+        // The JSON the correlator's snapshot was made from, when it was (services/correlate.ts).
+        body: writtenJson(inc) ?? JSON.stringify(inc),
       });
       // No change means the stored version was newer: its namespaces must stay too.
       if (Number(changes) === 0) continue;
