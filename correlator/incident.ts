@@ -329,18 +329,26 @@ function entryAttributes(s: Signal): Record<string, string> {
 const entryJson = new WeakMap<TimelineEntry, string>();
 
 /**
- * `JSON.stringify(inc)` in content (the timeline comes last), with each timeline entry serialized
- * once across all the versions of the incident (see {@link entryJson}).
+ * Exactly `JSON.stringify(inc)`, with each timeline entry serialized once across all the versions
+ * of the incident (see {@link entryJson}). An incident is a plain JSON object: its own keys, in
+ * order, with JSON values.
  */
 export function incidentJson(inc: Incident): string {
-  const { timeline, ...rest } = inc;
-  const head = JSON.stringify(rest);
-  const entries = timeline.map((e) => {
-    let json = entryJson.get(e);
-    if (json === undefined) entryJson.set(e, (json = JSON.stringify(e)));
-    return json;
-  });
-  return `${head.slice(0, -1)}${head === '{}' ? '' : ','}"timeline":[${entries.join(',')}]}`;
+  const o = inc as unknown as Record<string, unknown>;
+  let out = '';
+  for (const k of Object.keys(o)) {
+    let json: string | undefined;
+    if (k === 'timeline' && Array.isArray(o[k])) {
+      const entries = (o[k] as TimelineEntry[]).map((e) => {
+        let j = entryJson.get(e);
+        if (j === undefined) entryJson.set(e, (j = JSON.stringify(e)));
+        return j;
+      });
+      json = `[${entries.join(',')}]`;
+    } else json = JSON.stringify(o[k]);
+    if (json !== undefined) out += `${out ? ',' : ''}${JSON.stringify(k)}:${json}`;
+  }
+  return `{${out}}`;
 }
 
 /** A timeline entry of `s`; never changed once made ({@link incidentJson} relies on it). */

@@ -22,7 +22,7 @@ describe('Correlator', () => {
       [1, 1, 1],
       [2, 3, 3],
     ]);
-    for (const inc of published) expect(JSON.parse(writtenJson(inc)!)).toStrictEqual(JSON.parse(JSON.stringify(inc)));
+    for (const inc of published) expect(writtenJson(inc)).toBe(JSON.stringify(inc));
     expect((await store.get(published[0]!.id))?.timeline).toHaveLength(3);
   });
 });

@@ -156,8 +156,9 @@ export class Correlator implements IncidentCommands, CorrelatorRuntime {
     // writes as it is. Timeline entries never change once made: the snapshot shares them, and their
     // JSON is written once for every version (incidentJson).
     for (const inc of incidents) {
-      const { timeline, ...rest } = inc;
-      const snapshot = { ...structuredClone(rest), timeline: timeline.slice() } as Incident;
+      // Cloned without its timeline, which is then put back in its place (the keys keep their order).
+      const snapshot: Incident = structuredClone({ ...inc, timeline: [] as Incident['timeline'] });
+      snapshot.timeline = inc.timeline.slice();
       this.pendingIncidents.set(inc.id, withJson(snapshot, incidentJson(snapshot)));
     }
     this.pendingSignals.push(...attached);
