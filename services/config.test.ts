@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../correlator/errors.js';
 import { readFileSync } from 'node:fs';
@@ -16,12 +17,14 @@ describe('loadConfig', () => {
     });
   });
 
-  it('detects on the event loop unless KUBEVIGIL_WORKERS asks for worker threads', () => {
-    expect(loadConfig({}).workers).toBe(0);
+  it('detects on one worker thread when it may use two CPUs or more, unless KUBEVIGIL_WORKERS says otherwise', () => {
+    expect(loadConfig({}).workers).toBe(availableParallelism() >= 2 ? 1 : 0);
     expect(loadConfig({ KUBEVIGIL_WORKERS: '0' }).workers).toBe(0);
     expect(loadConfig({ KUBEVIGIL_WORKERS: '3' }).workers).toBe(3);
     expect(() => loadConfig({ KUBEVIGIL_WORKERS: '-1' })).toThrow(/KUBEVIGIL_WORKERS \("-1"\) must be an integer from 0 to 64/);
     expect(() => loadConfig({ KUBEVIGIL_WORKERS: 'all' })).toThrow(/KUBEVIGIL_WORKERS/);
+    // auto: one worker with two usable CPUs or more (a container's CPU limit counts), none with one.
+    expect(loadConfig({ KUBEVIGIL_WORKERS: 'auto' }).workers).toBe(availableParallelism() >= 2 ? 1 : 0);
   });
 
   it('takes the Slack signing secret only as the 32 hex digits Slack gives, never echoing it', () => {

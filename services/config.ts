@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '../correlator/errors.js';
 import { isSeverity, SEVERITIES, type Severity } from '../correlator/severity.js';
 import { parseActorConventions, type ActorConvention } from '../connectors/alertmanager/normalize.js';
@@ -138,8 +139,8 @@ const CORE_SETTINGS: SettingDoc[] = [
   { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage) keys are remembered to drop re-sent events.' },
   {
     env: 'KUBEVIGIL_WORKERS',
-    default: '0',
-    help: 'Worker threads that decode and run detection on audit webhook bodies, so the event loop keeps its core for HTTP, publication and correlation; 0 (the default) detects on the event loop. Worth it only with cores to spare: on 2 shared cores it measured slower (`npm run bench -- e2e`).',
+    default: 'auto',
+    help: 'Worker threads that decode audit webhook bodies and run detection on them, so the event loop keeps its core for HTTP, publication and correlation. auto (the default): one when the process may use two CPUs or more (a container CPU limit counts), else 0, which detects on the event loop.',
   },
   {
     env: 'KUBEVIGIL_MAX_OPEN_INCIDENTS',
@@ -235,6 +236,16 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 /** True for addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/**
+ * KUBEVIGIL_WORKERS: a count, or `auto` (the default): one detection worker when this process may use two CPUs or
+ * more (`os.availableParallelism()`, which counts a container's CPU limit), none otherwise.
+ */
+function workersSetting(env: NodeJS.ProcessEnv, problems: string[]): number {
+  const raw = env.KUBEVIGIL_WORKERS?.trim();
+  if (raw === undefined || raw === '' || raw === 'auto') return availableParallelism() >= 2 ? 1 : 0;
+  return int(env, 'KUBEVIGIL_WORKERS', 0, 0, 64, 'auto uses one worker when the process may use two CPUs or more; 0 detects on the event loop', problems);
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number, advice: string, problems: string[]): number {
@@ -414,15 +425,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
       problems,
     ),
     dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
-    workers: int(
-      env,
-      'KUBEVIGIL_WORKERS',
-      0,
-      0,
-      64,
-      'one fewer than the cores suits a process of its own on a node with cores to spare; 0 detects on the event loop',
-      problems,
-    ),
+    workers: workersSetting(env, problems),
     budget: {
       maxOpenIncidents: int(
         env,
