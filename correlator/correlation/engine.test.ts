@@ -137,6 +137,28 @@ describe('CorrelationEngine', () => {
     expect(e.stats.ungrouped).toBe(0);
   });
 
+  it('evicts the least recently used group, evicting on and on as groups are touched and added', () => {
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'bounded', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' }],
+    });
+    const e = new CorrelationEngine(correlations, { maxGroups: 3, allowedLatenessMs: 60_000 });
+    const feed = (actor: string) => e.process(sig('10s', 'rbac.denied', `sa:a/${actor}`));
+    const held = () => ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].filter((a) => e.exportSlot(`sa:a/${a}`, () => '{}') !== undefined);
+    for (const a of ['a', 'b', 'c']) feed(a);
+    // a is touched: it moves behind c, so b and then c go first.
+    feed('a');
+    feed('d');
+    expect(held()).toEqual(['a', 'c', 'd']);
+    feed('e');
+    expect(held()).toEqual(['a', 'd', 'e']);
+    feed('f');
+    expect(held()).toEqual(['d', 'e', 'f']);
+    // The whole order once more, after the map has lost and regained every key.
+    for (const a of ['g', 'h', 'a']) feed(a);
+    expect(held()).toEqual(['a', 'g', 'h']);
+    expect(e.stats.evictedGroups).toBe(6);
+  });
+
   it('filters with where: and skips signals without a group value', () => {
     const { correlations } = compile({
       correlations: [

@@ -187,6 +187,14 @@ export class CorrelationEngine {
    * correlation of a signal; other groupings prefix their spec id.
    */
   private readonly groups = new Map<string, Slot>();
+  /**
+   * The groups in eviction order, one iterator kept across evictions. Evicting takes the Map's first
+   * key, and the Map keeps a deleted key's place until it is rebuilt: a fresh `keys()` would walk
+   * past every group evicted so far to find the first live one (12% of the engine's time once it
+   * was full, in the correlation bench). Every key it yields is deleted or moved to the end, so it
+   * always stands at the first live key.
+   */
+  private evictionOrder: MapIterator<string> | undefined;
   readonly stats: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
   private readonly limits: CorrelationLimits;
   private seq = 0;
@@ -273,6 +281,7 @@ export class CorrelationEngine {
       });
     }
     this.groups.clear();
+    this.evictionOrder = undefined;
     // Least recently used first, as before.
     for (const [k, slot] of [...moved].sort((a, b) => a[1].seq - b[1].seq)) {
       this.groups.set(k, slot);
@@ -381,9 +390,20 @@ export class CorrelationEngine {
   }
 
   /** Forgets the least recently fed groups (never `keep`) until the entries are within their bound. */
+  /** The least recently used group's key (see {@link evictionOrder}); the caller deletes it or moves it to the end. */
+  private oldestGroup(): string | undefined {
+    for (let fresh = 0; fresh < 2; fresh++) {
+      this.evictionOrder ??= this.groups.keys();
+      const next = this.evictionOrder.next();
+      if (!next.done) return next.value;
+      this.evictionOrder = undefined;
+    }
+    return undefined;
+  }
+
   private trim(keep: string): void {
     while (this.entryCount > this.limits.maxEntries && this.groups.size > 1) {
-      const oldest = this.groups.keys().next().value as string;
+      const oldest = this.oldestGroup()!;
       if (oldest === keep) {
         // Recently fed but first in order: move it last and go on with the next.
         const slot = this.groups.get(keep)!;
@@ -481,7 +501,7 @@ export class CorrelationEngine {
       slot = { windows: this.noWindows(), seq: ++this.seq };
       this.groups.set(key, slot);
       if (this.groups.size > this.limits.maxGroups) {
-        const oldest = this.groups.keys().next().value as string;
+        const oldest = this.oldestGroup()!;
         this.entryCount -= entriesOf(this.groups.get(oldest)!);
         this.groups.delete(oldest);
         this.dirty?.add(oldest);
