@@ -256,9 +256,12 @@ function patternOf(s: Signal, like: Pattern | undefined): Pattern {
   return p;
 }
 
-/** The shape of `s`: `like`'s when equal, else a new one sharing what it can with `like` and with other shapes. */
-function shapeOf(s: Signal, like: Shape | undefined): Shape {
-  if (like && sameShape(s, like)) return like;
+/**
+ * The shape of `s`: `like`'s when equal, else a new one sharing what it can with `like` and with
+ * other shapes (`differs`: the caller compared them already and found them different).
+ */
+function shapeOf(s: Signal, like: Shape | undefined, differs = false): Shape {
+  if (like && !differs && sameShape(s, like)) return like;
   return new Shape(
     patternOf(s, like?.pattern),
     like && flatEqual(like.actor, s.actor) ? like.actor : s.actor,
@@ -319,7 +322,8 @@ export class PackedSignal {
         first = l;
       }
     }
-    shape ??= shapeOf(s, first?.shape as Shape | undefined);
+    // None matched: `first` (if any) was compared already.
+    shape ??= shapeOf(s, first?.shape as Shape | undefined, true);
     const title = first && first.title === s.title ? first.title : s.title;
     return PackedSignal.make(key ?? encodeId(s.id), s.eventTime, s.observedTime - s.eventTime, title, shape, evidence, offset);
   }
