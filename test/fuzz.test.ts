@@ -1586,8 +1586,11 @@ describe('fuzz and bad input: every receiver and the API', { timeout: 60_000 }, 
     );
     // What the suite leaves retained is the heap after GC; the resident size also holds pages the
     // allocator keeps for reuse after the phases that sent hundreds of megabytes (Node 24 keeps
-    // more of them than Node 20 did: +110 MB there, +270-320 MB here, with the same heap).
+    // more of them than Node 20 did: +110 MB there, +270-350 MB here, with the same heap), and
+    // since a detection worker is on by default (KUBEVIGIL_WORKERS=auto) the pages of its own heap,
+    // which decoded the same bodies: +360-520 MB over four runs. That heap is bounded apart
+    // (WORKER_HEAP_MB, services/workers/pool.ts).
     expect(heapAfter - heapBefore).toBeLessThan(64);
-    expect(grewMb).toBeLessThan(500);
+    expect(grewMb).toBeLessThan(640);
   });
 });

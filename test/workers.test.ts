@@ -215,6 +215,38 @@ describe('detection on worker threads (KUBEVIGIL_WORKERS)', () => {
     }
   }, 30_000);
 
+  it('bounds the heap of each worker: a worker past it dies alone, the body is refused retryably, and a new worker takes the next', async () => {
+    const rules = loadRules();
+    const hungry = join(tempDir('kv-hungry-'), 'hungry-worker.mjs');
+    // Keeps everything it allocates for a body that says "eat"; answers the others as unusable.
+    writeFileSync(
+      hungry,
+      "import { parentPort } from 'node:worker_threads'; const keep = []; parentPort.on('message', (m) => { if (m.type !== 'audit') return; if (new TextDecoder().decode(m.body) === 'eat') for (;;) keep.push(new Array(1e5).fill(keep.length)); parentPort.postMessage({ id: m.id, result: { problem: 'not a batch' } }); });\n",
+    );
+    let crashes = 0;
+    const pool = new DetectionPool(
+      1,
+      { files: rules.detectionFiles!, minSeverity: 'info' },
+      { publishDetected: async () => ({ signals: 0 }) },
+      {
+        script: { url: new URL(`file://${hungry}`) },
+        heapMb: 32,
+        onCrash: () => crashes++,
+      },
+    );
+    try {
+      await expect(pool.detect(Buffer.from('eat'), false, 0)).rejects.toMatchObject({
+        code: 'WORKER_UNAVAILABLE',
+        retryable: true,
+        message: expect.stringMatching(/memory limit/),
+      });
+      expect(crashes).toBe(1);
+      await expect(pool.detect(Buffer.from('[]'), false, 0)).resolves.toEqual({ problem: 'not a batch' });
+    } finally {
+      await pool.stop();
+    }
+  }, 30_000);
+
   it('refuses bodies once stopped, retryably', async () => {
     const rules = loadRules();
     const pool = new DetectionPool(1, { files: rules.detectionFiles!, minSeverity: 'info' }, { publishDetected: async () => ({ signals: 0 }) });

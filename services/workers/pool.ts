@@ -48,6 +48,9 @@ interface Slot {
   jobs: Map<number, Job>;
 }
 
+/** Most old-generation heap a detection worker may use (MiB). */
+export const WORKER_HEAP_MB = 512;
+
 /** The worker script: compiled JavaScript next to this file, or the TypeScript source under tsx (tests, benches). */
 function workerScript(): { url: URL; execArgv?: string[] } {
   const js = new URL('./detect-worker.js', import.meta.url);
@@ -67,6 +70,8 @@ export interface DetectionPoolOptions {
    * own delay no longer shows a backlog that waits on the workers.
    */
   maxQueueDelayMs?: number;
+  /** Most old-generation heap per worker, MiB (default {@link WORKER_HEAP_MB}). */
+  heapMb?: number;
   /** Called for each body refused by {@link maxQueueDelayMs}. */
   onQueueDelayRefusal?: () => void;
 }
@@ -176,7 +181,14 @@ export class DetectionPool implements AuditOffload {
 
   private spawn(index: number): Slot {
     const script = this.opts.script ?? workerScript();
-    const worker = new Worker(script.url, { workerData: this.rules, ...(script.execArgv ? { execArgv: script.execArgv } : {}) });
+    const worker = new Worker(script.url, {
+      workerData: this.rules,
+      // A worker's heap is bounded apart from the process's: a body (12 MiB at most by default) decodes
+      // to a few times its size, so this leaves room for several, and a worker that runs out dies
+      // like any other (the body answered 503, the worker replaced) instead of growing the process.
+      resourceLimits: { maxOldGenerationSizeMb: this.opts.heapMb ?? WORKER_HEAP_MB },
+      ...(script.execArgv ? { execArgv: script.execArgv } : {}),
+    });
     // Never what keeps the process alive: the ingest role stops it.
     worker.unref();
     const slot: Slot = { worker, jobs: new Map() };
