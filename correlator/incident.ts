@@ -320,7 +320,6 @@ function entryAttributes(s: Signal): Record<string, string> {
   return out;
 }
 
-/** Converts a signal to its timeline entry. */
 /**
  * Each timeline entry's JSON, written once. An entry never changes once made (an incident's
  * timeline gains and loses whole entries), and an incident is written again on every change: the
@@ -351,7 +350,7 @@ export function incidentJson(inc: Incident): string {
   return `{${out}}`;
 }
 
-/** A timeline entry of `s`; never changed once made ({@link incidentJson} relies on it). */
+/** Converts a signal to its timeline entry; never changed once made ({@link incidentJson} relies on it). */
 export function timelineEntry(s: Signal): TimelineEntry {
   return {
     signalId: s.id,

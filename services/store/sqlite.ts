@@ -358,7 +358,7 @@ export class SqliteStore implements IncidentStore {
         firstSeen: inc.firstSeen,
         lastSeen: inc.lastSeen,
         version: inc.version,
-        // The JSON the correlator's snapshot was made from, when it was (services/correlate.ts).
+        // The JSON written with the correlator's snapshot, when there is one (services/correlate.ts).
         body: writtenJson(inc) ?? JSON.stringify(inc),
       });
       // No change means the stored version was newer: its namespaces must stay too.
