@@ -153,6 +153,8 @@ interface Slot {
 }
 
 const SCRATCH = new Set<string>();
+/** Most distinct counted values an engine shares (see {@link CorrelationEngine.shared}). */
+const SHARED_VALUES = 16_384;
 
 function entriesOf(slot: Slot): number {
   let n = 0;
@@ -208,6 +210,17 @@ export class CorrelationEngine {
   private subjectPacked: PackedSignal | undefined;
   /** Whether windows keep signals packed (see {@link packSignals}). */
   private packing = false;
+  /**
+   * The group slot the subject was last filed under, and its key: a signal usually feeds several
+   * correlations of one grouping, and looking its group up again for each was an eighth of the
+   * engine's time (a cold hash-table probe and a comparison with the stored key). Forgotten with
+   * every signal. It never points at an evicted group: a group is evicted only while another one is
+   * being filed (which then takes its place here), and expiry and reloads run between signals.
+   */
+  private slotKey: string | undefined;
+  /** Counted values, one string each (see {@link shared}). */
+  private readonly values = new Map<string, string>();
+  private slotOf: Slot | undefined;
 
   constructor(correlations: readonly CompiledCorrelation[], limits: Partial<CorrelationLimits> = {}) {
     this.limits = { ...DEFAULT_CORRELATION_LIMITS, ...limits };
@@ -458,6 +471,8 @@ export class CorrelationEngine {
     this.subject = s;
     this.subjectKey = key;
     this.subjectPacked = undefined;
+    this.slotKey = undefined;
+    this.slotOf = undefined;
     const a = this.byKind.get(s.kind);
     const b = this.byRule.get(s.rule.id);
     if (a) for (const t of a) out = this.add(t, s, s.eventTime, undefined, out);
@@ -488,8 +503,10 @@ export class CorrelationEngine {
       group = group === '' ? String(v) : `${group}\u0000${String(v)}`;
     }
     key = key === '' ? group : `${key}\u0000${group}`;
-    let slot = this.groups.get(key);
-    if (slot) {
+    let slot = key === this.slotKey ? this.slotOf : this.groups.get(key);
+    if (slot === this.slotOf && slot) {
+      // Filed under this group for another correlation of the same signal: moved and marked already.
+    } else if (slot) {
       // Least recently used first out: re-inserting moves the key to the end of the Map's order.
       // Only slots in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
       if (this.seq - slot.seq > this.limits.maxGroups >> 1) {
@@ -509,6 +526,8 @@ export class CorrelationEngine {
       }
     }
     this.dirty?.add(key);
+    this.slotKey = key;
+    this.slotOf = slot;
     let st = slot.windows[target.ci];
     if (!st) st = slot.windows[target.ci] = { entries: [], maxT: -Infinity, lastFire: undefined, distinct: undefined };
     const horizon = c.timespanMs + this.limits.allowedLatenessMs;
@@ -528,11 +547,12 @@ export class CorrelationEngine {
         slot.last = kept;
       }
     }
-    const v = c.field ? c.field(subject) : undefined;
+    const v = c.field ? this.shared(c.field(subject)) : undefined;
     const entry: Entry = kept instanceof PackedSignal && ref === 0 && v === undefined && t === kept.t ? kept : { t, ref, v, signals: kept };
     let es = st.entries;
     let pos = es.length;
-    while (pos > 0 && es[pos - 1]!.t > t) pos--;
+    // The newest entry is at maxT: a signal in order (most are) goes last without reading it.
+    if (t < st.maxT) while (pos > 0 && es[pos - 1]!.t > t) pos--;
     // Most windows hold a few entries: grown by push() from empty, an array takes room for 17.
     // Short ones are copied at their exact length instead.
     if (pos === es.length) {
@@ -592,6 +612,21 @@ export class CorrelationEngine {
     const deps = this.byCorrelation.get(c.id);
     if (deps) for (const d of deps) out = this.add(d, subject, t, packed, out);
     return out;
+  }
+
+  /**
+   * A counted value as one shared string: every signal brings its own copy of a namespace or a name,
+   * and counting distinct values compares each entry's value with the others: copies scattered over
+   * the heap are a cache miss each, one shared string is not. Bounded: past {@link SHARED_VALUES}
+   * the table starts again (values are compared by content either way; sharing only saves the misses).
+   */
+  private shared(v: unknown): unknown {
+    if (typeof v !== 'string') return v;
+    const known = this.values.get(v);
+    if (known !== undefined) return known;
+    if (this.values.size >= SHARED_VALUES) this.values.clear();
+    this.values.set(v, v);
+    return v;
   }
 
   /** Index range [from, to) of a window of at most one timespan that contains `x` and satisfies the condition. */
