@@ -10,7 +10,6 @@
  *   per-partition state in Redis; the API role keeps its own store fed by the incidents topic.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { InventoryRole } from './roles/inventory.js';
 import { hostname } from 'node:os';
 import { RuleSetError } from '../correlator/detection/problems.js';
 import { systemClock, type Clock } from '../correlator/ports.js';
@@ -141,8 +140,13 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     const usage = new UsageProfiler();
     metrics.trackDrops('usage-profile', 'bound', () => usage.dropped);
     // The cluster itself, for the roles that reason about identities and objects.
+    // Loaded only when a cluster is to be watched: the Kubernetes client and its generated API
+    // models are about 26 MB of heap, more than the rest of kubevigil's code, and every full garbage
+    // collection marks them again.
     const inventory =
-      roles.has('ingest') || roles.has('correlator') ? await lifecycle.start(new InventoryRole(config, logger, metrics, opts.kubeConfig)) : undefined;
+      (roles.has('ingest') || roles.has('correlator')) && (opts.kubeConfig || config.inventory.mode !== 'off')
+        ? await lifecycle.start(new (await import('./roles/inventory.js')).InventoryRole(config, logger, metrics, opts.kubeConfig))
+        : undefined;
     metrics.trackDrops('incident-stream', 'slow_listener', () => stream.dropped);
     const silenceSet = roles.has('correlator') || roles.has('api') ? silencesComponent(config, store, metrics, logger, opts) : undefined;
     if (silenceSet && fileSilences) silenceSet.setFileSilences(fileSilences.silences);
