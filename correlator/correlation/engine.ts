@@ -155,6 +155,18 @@ interface Slot {
 const SCRATCH = new Set<string>();
 /** Most distinct counted values an engine shares (see {@link CorrelationEngine.shared}). */
 const SHARED_VALUES = 16_384;
+const NAMES: Record<string, 0> = Object.create(null) as Record<string, 0>;
+/**
+ * `s` as a string of its own: V8 keeps a property name as one flat string (a copy when `s` is a
+ * slice of a longer string or a concatenation), so passing it through an object's keys copies it.
+ */
+function ownCopy(s: string): string {
+  NAMES[s] = 0;
+  let own = s;
+  for (const k in NAMES) own = k;
+  delete NAMES[s];
+  return own;
+}
 
 function entriesOf(slot: Slot): number {
   let n = 0;
@@ -619,14 +631,17 @@ export class CorrelationEngine {
    * and counting distinct values compares each entry's value with the others: copies scattered over
    * the heap are a cache miss each, one shared string is not. Bounded: past {@link SHARED_VALUES}
    * the table starts again (values are compared by content either way; sharing only saves the misses).
+   * The table keeps its own copy ({@link ownCopy}): a value cut out of a longer string (a regular
+   * expression's match in a log line) would otherwise keep that whole string alive with it.
    */
   private shared(v: unknown): unknown {
     if (typeof v !== 'string') return v;
     const known = this.values.get(v);
     if (known !== undefined) return known;
     if (this.values.size >= SHARED_VALUES) this.values.clear();
-    this.values.set(v, v);
-    return v;
+    const own = ownCopy(v);
+    this.values.set(own, own);
+    return own;
   }
 
   /** Index range [from, to) of a window of at most one timespan that contains `x` and satisfies the condition. */
