@@ -224,15 +224,15 @@ export class CorrelationEngine {
   private packing = false;
   /**
    * The group slot the subject was last filed under, and its key: a signal usually feeds several
-   * correlations of one grouping, and looking its group up again for each was an eighth of the
+   * correlations of one grouping, and looking its group up again for each was up to a sixth of the
    * engine's time (a cold hash-table probe and a comparison with the stored key). Forgotten with
    * every signal. It never points at an evicted group: a group is evicted only while another one is
    * being filed (which then takes its place here), and expiry and reloads run between signals.
    */
   private slotKey: string | undefined;
+  private slotOf: Slot | undefined;
   /** Counted values, one string each (see {@link shared}). */
   private readonly values = new Map<string, string>();
-  private slotOf: Slot | undefined;
 
   constructor(correlations: readonly CompiledCorrelation[], limits: Partial<CorrelationLimits> = {}) {
     this.limits = { ...DEFAULT_CORRELATION_LIMITS, ...limits };
@@ -515,18 +515,10 @@ export class CorrelationEngine {
       group = group === '' ? String(v) : `${group}\u0000${String(v)}`;
     }
     key = key === '' ? group : `${key}\u0000${group}`;
-    let slot = key === this.slotKey ? this.slotOf : this.groups.get(key);
-    if (slot === this.slotOf && slot) {
-      // Filed under this group for another correlation of the same signal: moved and marked already.
-    } else if (slot) {
-      // Least recently used first out: re-inserting moves the key to the end of the Map's order.
-      // Only slots in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
-      if (this.seq - slot.seq > this.limits.maxGroups >> 1) {
-        this.groups.delete(key);
-        this.groups.set(key, slot);
-        slot.seq = ++this.seq;
-      }
-    } else {
+    // Filed under this group for another correlation of the same signal: moved in the LRU order already.
+    const again = key === this.slotKey;
+    let slot = again ? this.slotOf : this.groups.get(key);
+    if (!slot) {
       slot = { windows: this.noWindows(), seq: ++this.seq };
       this.groups.set(key, slot);
       if (this.groups.size > this.limits.maxGroups) {
@@ -536,6 +528,12 @@ export class CorrelationEngine {
         this.dirty?.add(oldest);
         this.stats.evictedGroups++;
       }
+    } else if (!again && this.seq - slot.seq > this.limits.maxGroups >> 1) {
+      // Least recently used first out: re-inserting moves the key to the end of the Map's order.
+      // Only slots in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
+      this.groups.delete(key);
+      this.groups.set(key, slot);
+      slot.seq = ++this.seq;
     }
     this.dirty?.add(key);
     this.slotKey = key;
