@@ -317,7 +317,9 @@ async function e2eCase(): Promise<void> {
   console.log(
     `e2e (embedded, HTTP → detect → bus → correlate → SQLite): ${E} audit events in batches of 400, 4 in flight, ${ROUNDS_E2E} interleaved rounds (medians)`,
   );
-  console.log(`  bare express + JSON.parse (baseline)    ${fmt(E / baseSeconds)} events/s   event loop CPU ${baseLoop.toFixed(2)} s, all threads ${med((r) => r.base.processSeconds).toFixed(2)} s`);
+  console.log(
+    `  bare express + JSON.parse (baseline)    ${fmt(E / baseSeconds)} events/s   event loop CPU ${baseLoop.toFixed(2)} s, all threads ${med((r) => r.base.processSeconds).toFixed(2)} s`,
+  );
   configs.forEach((c, i) => {
     const seconds = med((r) => r.runs[i]!.seconds);
     // Every signal published: an incident's timeline keeps 200 entries, so not all show in an update.
