@@ -125,7 +125,7 @@ export const SOURCE_LIST: readonly Source[] = [
       operationId: 'ingestAudit',
       tags: ['ingest'],
       summary:
-        'Audit webhook: an EventList, an Event, an array, or JSON lines (gzip, deflate, br or zstd allowed); repeated (auditID, stage) pairs are dropped',
+        'Audit webhook: an EventList, an Event, an array, or JSON lines (gzip, deflate, br or zstd allowed); repeated (auditID, stage, receive time) pairs are dropped',
       security: INGEST_SECURITY,
       requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: str } } },
       responses: {

@@ -79,7 +79,7 @@ describe('kubevigil CLI', () => {
     expect(d.stderr).toMatch(/17 events, 0 invalid, 0 duplicates dropped/);
   });
 
-  it('replay drops events repeated by (auditID, stage), as the audit webhook does, and says how many', async () => {
+  it('replay drops events repeated by (auditID, stage, receive time), as the audit webhook does, and says how many', async () => {
     const log = realFixture('k8s-audit/audit2rbac/demo.log');
     const once = await kubevigil(['replay', '--format', 'json', log]);
     const twice = await kubevigil(['replay', '--format', 'json', log, log]);

@@ -63,7 +63,7 @@ describe('POST /ingest/k8s-audit', () => {
     expect(sink.events.map((e) => e.key.split('/')[0])).toEqual(['single', 'arr-1', 'arr-2', 'line-1', 'line-2', 'gz-1']);
   });
 
-  it('drops events already seen by (auditID, stage), within and across batches', async () => {
+  it('drops events already seen by (auditID, stage, receive time), within and across batches', async () => {
     const a = event('dup');
     const b = { ...event('dup'), stage: 'ResponseStarted' };
     const res = await post(JSON.stringify([a, a, b]));
@@ -71,6 +71,21 @@ describe('POST /ingest/k8s-audit', () => {
     const again = await post(JSON.stringify([a, b]));
     expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 2 });
     expect(sink.events).toHaveLength(2);
+  });
+
+  it('keeps events that reuse an earlier auditID: a client chooses it (Audit-ID header), a re-send repeats the receive time too', async () => {
+    const first = event('chosen-by-client', { requestReceivedTimestamp: '2026-12-06T10:00:00.000001Z' });
+    // The same Audit-ID on a later request (an exec instead of a get): not a re-send.
+    const later = event('chosen-by-client', {
+      verb: 'create',
+      requestURI: '/api/v1/namespaces/a/pods/p/exec',
+      requestReceivedTimestamp: '2026-12-06T10:05:00.000002Z',
+    });
+    expect(await (await post(JSON.stringify([first]))).json()).toMatchObject({ accepted: 1, duplicates: 0 });
+    expect(await (await post(JSON.stringify([later]))).json()).toMatchObject({ accepted: 1, duplicates: 0 });
+    // The apiserver re-sending the batch: dropped.
+    expect(await (await post(JSON.stringify([first, later]))).json()).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(sink.events.map((e) => e.details().target.verb)).toEqual(['get', 'create']);
   });
 
   it('accepts a batch with invalid events, keeps the valid ones and reports the rest', async () => {

@@ -4,7 +4,7 @@
  * The apiserver re-sends a whole batch on any non-2xx and may send batches concurrently and out of
  * order, so: answer 2xx only after the batch's signals are handed to the bus; accept a batch with
  * some invalid events (reporting them in the body) rather than 4xx it forever; drop events already
- * seen by (auditID, stage).
+ * seen by (auditID, stage, receive time): see {@link auditDedupKey}.
  */
 import type { Request, Response, Router } from 'express';
 import type { IngestOutcome, IngestSink } from '../../correlator/ports.js';
@@ -25,7 +25,7 @@ export interface AuditReceiverOptions {
   sink: IngestSink;
   /** Largest accepted body after decompression, in bytes (default 12 MiB). */
   maxBodyBytes?: number;
-  /** How many (auditID, stage) keys to remember for deduplication (default 100,000). */
+  /** How many (auditID, stage, receive time) keys to remember for deduplication (default 100,000). */
   dedupEntries?: number;
   stats?: AuditReceiverStats;
   now?: () => number;
@@ -37,7 +37,7 @@ export interface AuditReceiverOptions {
 
 /** A body decoded and detected by an {@link AuditOffload}: its events' dedup keys and invalid events (the rest is the offload's own). */
 export interface OffloadedAudit {
-  /** The (auditID, stage) key of each valid event, in order. */
+  /** The dedup key ({@link auditDedupKey}) of each valid event, in order. */
   keys: string[];
   invalid: InvalidEvent[];
 }
@@ -56,8 +56,13 @@ export interface AuditOffload {
 const JSON_TYPES = new Set(['application/json', 'text/json']);
 const LINES_TYPES = new Set(['application/x-ndjson', 'application/jsonl', 'application/json-lines', 'application/jsonlines']);
 
-/** The key the apiserver's re-sends share: the same event at the same stage. */
-export const auditDedupKey = (ev: AuditEvent): string => `${ev.auditID}/${ev.stage}`;
+/**
+ * The key the apiserver's re-sends share: the same event at the same stage, received at the same
+ * instant. The auditID alone is not enough: any client may set it (the Audit-ID request header),
+ * and one that reused the ID of an earlier request would have its next requests dropped as
+ * re-sends, unseen. A re-send repeats the whole event, receive time (microseconds) included.
+ */
+export const auditDedupKey = (ev: AuditEvent): string => `${ev.auditID}/${ev.stage}/${ev.requestReceivedTimestamp ?? ''}`;
 
 /** The express router for the audit webhook; mount it at the app root. */
 export function auditReceiver(opts: AuditReceiverOptions): Router {

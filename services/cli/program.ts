@@ -155,7 +155,7 @@ export function buildProgram(io: Io, done: (outcome: Outcome) => void): Command 
       'Read audit events (JSON lines as --audit-log-path writes them, EventLists or arrays) from files, ' +
         'directories (walked for *.json, *.jsonl, *.ndjson, *.log) or - (stdin); run the detection rules and ' +
         'correlations over them on event time; print the signals, then the incidents and a summary. ' +
-        'Events repeated by (auditID, stage) are dropped, as the server drops them, and counted in the summary.',
+        'Events repeated by (auditID, stage, receive time) are dropped, as the server drops them, and counted in the summary.',
     )
     .usage(usageOf('replay'))
     .argument('<FILE|DIR|-...>', 'audit log files, directories of them, or - for stdin')

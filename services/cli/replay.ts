@@ -39,7 +39,7 @@ export interface ReplayOptions {
 
 const AUDIT_FILE = /\.(json|jsonl|ndjson|log)(\.\d+)?$/;
 
-/** How many (auditID, stage) keys replay remembers to drop repeats: as many as the audit webhook does. */
+/** How many (auditID, stage, receive time) keys replay remembers to drop repeats: as many as the audit webhook does. */
 const DEDUP_ENTRIES = 100_000;
 
 function stat(p: string): Stats {
@@ -107,7 +107,7 @@ export async function replay(o: ReplayOptions): Promise<number> {
   const byKind = new Map<string, number>();
   const bySeverity = new Map<string, number>(SEVERITIES.map((s) => [s, 0]));
   // The apiserver's log and webhook backends repeat events (retries, overlapping files): drop an
-  // (auditID, stage) already seen, with the same bounded memory of keys as the audit webhook.
+  // (auditID, stage, receive time) already seen, with the same bounded memory of keys as the audit webhook.
   const seen = new RecentKeys(DEDUP_ENTRIES);
   let duplicates = 0;
   let events = 0;
