@@ -955,6 +955,13 @@ const CASES: Record<string, () => void | Promise<void>> = {
   esper: async () => (await import('./esper.js')).esperCase(),
   memory: async () => (await import('./memory.js')).memoryCase(),
 };
+// The V8 flags a kubevigil sets when it starts serving (KUBEVIGIL_V8_FLAGS) are the process's: set
+// them before any case, so that every baseline runs under the same V8 as the kubevigils next to it.
+{
+  const { loadConfig } = await import('../services/config.js');
+  const { applyV8Flags } = await import('../services/v8-flags.js');
+  applyV8Flags(loadConfig({ KUBEVIGIL_V8_FLAGS: process.env.KUBEVIGIL_V8_FLAGS }).v8Flags);
+}
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(CASES);
 for (const name of wanted) {
   const run = CASES[name];

@@ -27,6 +27,18 @@ describe('loadConfig', () => {
     expect(loadConfig({ KUBEVIGIL_WORKERS: 'auto' }).workers).toBe(availableParallelism() >= 2 ? 1 : 0);
   });
 
+  it('sets V8 flags from KUBEVIGIL_V8_FLAGS: none by default, flags only', () => {
+    expect(loadConfig({}).v8Flags).toEqual([]);
+    expect(loadConfig({ KUBEVIGIL_V8_FLAGS: 'none' }).v8Flags).toEqual([]);
+    expect(loadConfig({ KUBEVIGIL_V8_FLAGS: ' --external-memory-accounted-in-global-limit  --stack-size=2048 ' }).v8Flags).toEqual([
+      '--external-memory-accounted-in-global-limit',
+      '--stack-size=2048',
+    ]);
+    expect(() => loadConfig({ KUBEVIGIL_V8_FLAGS: '--ok rm -rf' })).toThrow(
+      /KUBEVIGIL_V8_FLAGS \("--ok rm -rf"\): "rm", "-rf" is not a V8 flag; write flags as --name/,
+    );
+  });
+
   it('takes the Slack signing secret only as the 32 hex digits Slack gives, never echoing it', () => {
     expect(loadConfig({ KUBEVIGIL_SLACK_SIGNING_SECRET: '8f742231b10e8888abcd990000a85a5e' }).slackSigningSecret).toBe('8f742231b10e8888abcd990000a85a5e');
     expect(loadConfig({}).slackSigningSecret).toBeUndefined();

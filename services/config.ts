@@ -12,6 +12,7 @@ import { checkPollerOptions, type LokiQuery } from '../connectors/loki/poller.js
 import { validate as validateCron } from 'node-cron';
 import { splitTraceQLQueries } from '../connectors/otlp/tempo-poller.js';
 import type { SettingDoc } from './settings-doc.js';
+import { THROUGHPUT_FLAG } from './v8-flags.js';
 import { SOURCE_LIST } from './sources.js';
 import { loadNotifierConfig, NOTIFIER_SETTINGS, type NotifierConfig } from './notifier/config.js';
 
@@ -44,6 +45,8 @@ export interface Config {
   dedupEntries: number;
   /** KUBEVIGIL_WORKERS: detection worker threads for audit bodies (0: detect on the event loop). */
   workers: number;
+  /** KUBEVIGIL_V8_FLAGS: V8 flags the process sets when it starts serving (see services/v8-flags.ts). */
+  v8Flags: string[];
   /** Count budget of the correlator's state (issue #19): open incidents, window entries, flood threshold. */
   budget: { maxOpenIncidents: number; maxWindowEntries: number; floodActors: number };
   busCapacity: number;
@@ -194,6 +197,11 @@ const CORE_SETTINGS: SettingDoc[] = [
   },
   { env: 'KUBEVIGIL_BUS_CAPACITY', default: '100000', help: 'Signals queued in the embedded bus before ingest answers 503.' },
   {
+    env: 'KUBEVIGIL_V8_FLAGS',
+    default: '(none)',
+    help: `V8 flags set when the process starts serving, separated by spaces. ${THROUGHPUT_FLAG} counts request bodies in the garbage collector's global limit: 20–30% more audit events/s on 2 cores, for a peak resident size a few hundred MB higher (services/v8-flags.ts).`,
+  },
+  {
     env: 'KUBEVIGIL_BUS_LINGER_MS',
     default: '20',
     help: 'Embedded bus: shortest time between two deliveries to a consumer under load; what arrives meanwhile goes in one batch (0 delivers every batch at once).',
@@ -246,6 +254,21 @@ function workersSetting(env: NodeJS.ProcessEnv, problems: string[]): number {
   const raw = env.KUBEVIGIL_WORKERS?.trim();
   if (raw === undefined || raw === '' || raw === 'auto') return availableParallelism() >= 2 ? 1 : 0;
   return int(env, 'KUBEVIGIL_WORKERS', 0, 0, 64, 'auto uses one worker when the process may use two CPUs or more; 0 detects on the event loop', problems);
+}
+
+/** KUBEVIGIL_V8_FLAGS: `--name` or `--name=value` words (none by default). */
+function v8FlagsSetting(env: NodeJS.ProcessEnv, problems: string[]): string[] {
+  const raw = env.KUBEVIGIL_V8_FLAGS?.trim();
+  if (raw === undefined || raw === '' || raw === 'none') return [];
+  const flags = raw.split(/\s+/);
+  const bad = flags.filter((f) => !/^--[a-z0-9][a-z0-9_-]*(=[\w.,:-]+)?$/.test(f));
+  if (bad.length) {
+    problems.push(
+      `KUBEVIGIL_V8_FLAGS (${JSON.stringify(raw)}): ${bad.map((f) => JSON.stringify(f)).join(', ')} is not a V8 flag; write flags as --name or --name=value, separated by spaces`,
+    );
+    return [];
+  }
+  return flags;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number, advice: string, problems: string[]): number {
@@ -426,6 +449,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     ),
     dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
     workers: workersSetting(env, problems),
+    v8Flags: v8FlagsSetting(env, problems),
     budget: {
       maxOpenIncidents: int(
         env,

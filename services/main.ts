@@ -11,6 +11,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { hostname } from 'node:os';
+import { applyV8Flags } from './v8-flags.js';
 import { RuleSetError } from '../correlator/detection/problems.js';
 import { systemClock, type Clock } from '../correlator/ports.js';
 import { IncidentStream } from './api/stream.js';
@@ -113,6 +114,9 @@ function silencesComponent(config: Config, store: IncidentStore, metrics: Metric
 
 /** Starts the configured roles in this process. */
 export async function serve(config: Config, logger: Logger, opts: ServeOptions = {}): Promise<Running> {
+  // First, before the load they are for (see services/v8-flags.ts).
+  const flags = applyV8Flags(config.v8Flags);
+  if (flags.length) logger.debug({ flags }, 'V8 flags set');
   const rules = loadRules(config.rulesPaths);
   if (rules.problems.length) throw new RuleSetError(rules.problems);
   // A broken silences file refuses the start, naming the file, the entry and the field.
