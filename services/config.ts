@@ -199,7 +199,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   {
     env: 'KUBEVIGIL_V8_FLAGS',
     default: '(none)',
-    help: `V8 flags set when the process starts serving, separated by spaces. ${THROUGHPUT_FLAG} counts request bodies in the garbage collector's global limit: 20–30% more audit events/s on 2 cores, for a peak resident size a few hundred MB higher (services/v8-flags.ts).`,
+    help: `V8 flags set when the process starts serving, separated by spaces. ${THROUGHPUT_FLAG} counts request bodies in the garbage collector's global limit: 10–35% more audit events/s in the e2e bench on 2 cores, for a peak resident size a few hundred MB higher (services/v8-flags.ts).`,
   },
   {
     env: 'KUBEVIGIL_BUS_LINGER_MS',

@@ -8,7 +8,7 @@
  * audit events a second that is a full marking of the main heap every 0.4 s, about as much CPU as the
  * detection worker. With the flag, that memory counts toward the same global limit as the heap, and
  * collections follow the two together. The price is memory: bodies stay allocated longer before a
- * collection frees them. Measured (`npm run bench -- e2e`, 2 cores): 20–30% more audit events/s,
+ * collection frees them. Measured (`npm run bench -- e2e`, 2 cores): 10–35% more audit events/s,
  * with a peak resident size 220–270 MB higher; under the fuzz suite's hostile bodies, 400 MB higher.
  * Off by default for that reason: a process with a tight memory limit keeps its margin.
  */
