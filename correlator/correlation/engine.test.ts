@@ -262,6 +262,26 @@ describe('CorrelationEngine', () => {
     expect(held).toBeLessThan(4 << 20);
   });
 
+  it('holds no counted value once its windows are gone, however long the values were', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heap = () => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'names', type: 'value_count', rules: ['secret.read'], field: 'target.name', condition: { gte: 50 }, timespan: '1m' }],
+    });
+    const e = new CorrelationEngine(correlations, { allowedLatenessMs: 0 });
+    const before = heap();
+    // Sixteen names of 1 MB each, from sixteen actors, then every window expires.
+    for (let i = 0; i < 16; i++) e.process(sig(`${i}s`, 'secret.read', `sa:a/actor-${i}`, { target: { name: `${i}-${'n'.repeat(1 << 20)}` } }));
+    expect(e.expire(Date.parse('2030-01-01T00:00:00Z'))).toBe(16);
+    expect(e.entries).toBe(0);
+    expect(heap() - before).toBeLessThan(4 << 20);
+  });
+
   it('counts distinct values incrementally exactly as a recount would, late and evicted entries included', () => {
     const { correlations } = compile({
       correlations: [

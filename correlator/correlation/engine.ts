@@ -153,8 +153,9 @@ interface Slot {
 }
 
 const SCRATCH = new Set<string>();
-/** Most distinct counted values an engine shares (see {@link CorrelationEngine.shared}). */
+/** Most distinct counted values an engine shares, and the longest (see {@link CorrelationEngine.shared}): at most a few MB. */
 const SHARED_VALUES = 16_384;
+const SHARED_MAX_LENGTH = 256;
 const NAMES: Record<string, 0> = Object.create(null) as Record<string, 0>;
 /**
  * `s` as a string of its own: V8 keeps a property name as one flat string (a copy when `s` is a
@@ -628,12 +629,14 @@ export class CorrelationEngine {
    * A counted value as one shared string: every signal brings its own copy of a namespace or a name,
    * and counting distinct values compares each entry's value with the others: copies scattered over
    * the heap are a cache miss each, one shared string is not. Bounded: past {@link SHARED_VALUES}
-   * the table starts again (values are compared by content either way; sharing only saves the misses).
+   * the table starts again, and values longer than {@link SHARED_MAX_LENGTH} are not shared (values
+   * are compared by content either way; sharing only saves the misses).
    * The table keeps its own copy ({@link ownCopy}): a value cut out of a longer string (a regular
    * expression's match in a log line) would otherwise keep that whole string alive with it.
    */
   private shared(v: unknown): unknown {
-    if (typeof v !== 'string') return v;
+    // Long values are rare and seldom repeat: sharing them would only keep them alive in the table.
+    if (typeof v !== 'string' || v.length > SHARED_MAX_LENGTH) return v;
     const known = this.values.get(v);
     if (known !== undefined) return known;
     if (this.values.size >= SHARED_VALUES) this.values.clear();
