@@ -14,8 +14,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createDeflate, createGzip, zstdCompressSync } from 'node:zlib';
 import snappy from 'snappyjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +24,7 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type Running } from '../services/main.js';
 import { projectFixture, readReal } from './helpers/fixtures.js';
+import { heapAfterGc } from './helpers/heap.js';
 import { corruptText, INVALID_UTF8, mutate, nestedText, paths, Rng, spliceInvalidUtf8, truncate, type Json, type JsonPath } from './helpers/fuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261129);
@@ -47,21 +46,13 @@ const RECEIVERS: Receiver[] = ['audit', 'alertmanager', 'loki', 'otlp', 'falco']
 const JSON_H = { 'content-type': 'application/json' };
 const PROTO_H = { 'content-type': 'application/x-protobuf' };
 
-// A full garbage collection before each memory reading, so that what is measured is what the
-// process retains, not garbage it has not collected yet.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
 /** Prints a figure of the run (counts, memory, timings): the closing note is written from them. */
 function report(line: string): void {
   console.log(line);
 }
 
-const heapMb = () => {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed / MB;
-};
+// After full garbage collections: what the process retains, not garbage it has not collected yet.
+const heapMb = () => heapAfterGc() / MB;
 
 // ---------------------------------------------------------------------------------------------
 // The process under test, its error logs, and the bookkeeping of every response.

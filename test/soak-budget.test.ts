@@ -4,8 +4,6 @@
  * Before the count budget, each open incident held about 60 KB for 30 minutes and this ran a 384 MB
  * heap out of memory; now the state stays within the budget and the flood is one incident.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import { attackEvents } from '../connectors/k8s-audit/scenario.js';
@@ -13,15 +11,9 @@ import { CorrelationEngine } from '../correlator/correlation/engine.js';
 import { DEFAULT_INCIDENT_POLICY, IncidentManager } from '../correlator/incidents.js';
 import type { Signal } from '../correlator/signal.js';
 import { loadDetector, loadRules } from '../services/rules.js';
+import { heapAfterGc } from './helpers/heap.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 const MB = 1024 * 1024;
-const heap = () => {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-};
 
 const ACTORS = 10_000;
 
@@ -32,7 +24,7 @@ describe('a flood of distinct actors (soak)', () => {
     const template = JSON.stringify(attackEvents().flatMap((e) => detector.detect(normalizeAuditEvent(e, Date.now()))));
     let now = Date.parse('2026-12-06T10:00:00Z');
     const m = new IncidentManager(new CorrelationEngine(rules.correlations), { now: () => now }, {});
-    const before = heap();
+    const before = heapAfterGc();
     let signals = 0;
     for (let i = 0; i < ACTORS; i++) {
       // Each actor its own namespace, pods, binding and database: nothing merges them but the pattern.
@@ -45,7 +37,7 @@ describe('a flood of distinct actors (soak)', () => {
       m.process(batch);
       now += 10;
     }
-    const grew = (heap() - before) / MB;
+    const grew = (heapAfterGc() - before) / MB;
     const open = m.openIncidents();
     const floods = open.filter((i) => i.flood);
     const budget = m.budget();
