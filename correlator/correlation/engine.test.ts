@@ -1,11 +1,10 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { signalFromSpec } from './rule-tests.js';
 import { CorrelationEngine, type SlotState } from './engine.js';
 import { compileCorrelations, parseDuration } from './rules.js';
 import { formatProblem } from '../detection/problems.js';
 import type { Signal } from '../signal.js';
+import { heapAfterGc } from '../../test/helpers/heap.js';
 
 function compile(doc: unknown, ruleIds: string[] = []) {
   const r = compileCorrelations([{ file: 'c.yaml', doc }], new Set(ruleIds));
@@ -186,7 +185,8 @@ describe('CorrelationEngine', () => {
   it('keeps every entry of a signal in a live group when its groupings evict one another', () => {
     // Two correlations grouped by the actor around one grouped by namespace: one signal feeds the
     // actor's group, then a namespace group whose creation can evict that very actor group, then the
-    // actor's group again. Every entry counted must sit in a group that a checkpoint can export.
+    // actor's group again; groups also expire between signals. Every entry counted must sit in a
+    // group that a checkpoint can export.
     const { correlations } = compile({
       correlations: [
         { ...base, id: 'by-actor-1', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' },
@@ -206,6 +206,9 @@ describe('CorrelationEngine', () => {
       const keys = new Set<string>();
       for (let i = 0; i < 400; i++) {
         e.process(sig(`${i}s`, 'rbac.denied', `sa:a/actor-${next(4)}`, { target: { namespace: `ns-${next(4)}` } }));
+        // Now and then every group expires between two signals: the next signal must not file into
+        // the group its predecessor used.
+        if (i % 25 === 24) e.expire(Date.parse('2030-01-01T00:00:00Z'));
         for (const k of e.takeDirty()) keys.add(k);
       }
       let exported = 0;
@@ -237,18 +240,11 @@ describe('CorrelationEngine', () => {
   });
 
   it('keeps counted values without the longer strings they were cut from', () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const heap = () => {
-      gc();
-      gc();
-      return process.memoryUsage().heapUsed;
-    };
     const { correlations } = compile({
       correlations: [{ ...base, id: 'names', type: 'value_count', rules: ['secret.read'], field: 'target.name', condition: { gte: 50 }, timespan: '1h' }],
     });
     const e = new CorrelationEngine(correlations);
-    const before = heap();
+    const before = heapAfterGc();
     // Each name is a regular expression's match in a line of 4 MB: V8 keeps such a match as a slice
     // that holds the whole line. Shared as the engine's own copy, the value holds no line (and V8
     // turns the slice itself into a reference to that copy, so the signal holding it does not either).
@@ -257,29 +253,22 @@ describe('CorrelationEngine', () => {
       const name = /name=(\S+)/.exec(line)![1]!;
       e.process(sig(`${i}s`, 'secret.read', 'sa:a/b', { target: { name } }));
     }
-    const held = heap() - before;
+    const held = heapAfterGc() - before;
     expect(e.entries).toBe(8);
     expect(held).toBeLessThan(4 << 20);
   });
 
   it('holds no counted value once its windows are gone, however long the values were', () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const heap = () => {
-      gc();
-      gc();
-      return process.memoryUsage().heapUsed;
-    };
     const { correlations } = compile({
       correlations: [{ ...base, id: 'names', type: 'value_count', rules: ['secret.read'], field: 'target.name', condition: { gte: 50 }, timespan: '1m' }],
     });
     const e = new CorrelationEngine(correlations, { allowedLatenessMs: 0 });
-    const before = heap();
+    const before = heapAfterGc();
     // Sixteen names of 1 MB each, from sixteen actors, then every window expires.
     for (let i = 0; i < 16; i++) e.process(sig(`${i}s`, 'secret.read', `sa:a/actor-${i}`, { target: { name: `${i}-${'n'.repeat(1 << 20)}` } }));
     expect(e.expire(Date.parse('2030-01-01T00:00:00Z'))).toBe(16);
     expect(e.entries).toBe(0);
-    expect(heap() - before).toBeLessThan(4 << 20);
+    expect(heapAfterGc() - before).toBeLessThan(4 << 20);
   });
 
   it('counts distinct values incrementally exactly as a recount would, late and evicted entries included', () => {
