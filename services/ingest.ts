@@ -11,10 +11,8 @@ import type { Signal } from '../correlator/signal.js';
 import type { Bus } from './bus/bus.js';
 import type { SignalsMessage, Topic } from './bus/topics.js';
 import type { Metrics } from './metrics.js';
-import type { UsageProfiler } from './usage.js';
+import type { UsageCount, UsageProfiler } from './usage.js';
 import type { IdentityFact, IdentityResolver } from '../correlator/identity.js';
-import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
-import type { UsageRecord } from './workers/audit-batch.js';
 import { learnFrom, SOURCE_REGISTRY } from './sources.js';
 
 const tracer = trace.getTracer('kubevigil');
@@ -99,12 +97,12 @@ export class IngestPipeline implements IngestSink {
   publishDetected(
     source: string,
     count: number,
-    detected: { signals: readonly Signal[]; facts: readonly IdentityFact[]; usage: readonly UsageRecord[]; seconds: number },
+    detected: { signals: readonly Signal[]; facts: readonly IdentityFact[]; usage: readonly UsageCount[]; seconds: number },
   ): Promise<IngestOutcome> {
     return this.traced(source, count, { 'kubevigil.offloaded': true }, () => {
       this.metrics?.detectSeconds.observe({ source }, detected.seconds);
       if (this.identity) for (const f of detected.facts) this.identity.learn(f);
-      if (this.usage) for (const u of detected.usage) this.usage.observe(u as AuditEvent);
+      if (this.usage) for (const u of detected.usage) this.usage.record(u, u.count);
       return this.finish(source, count, [...detected.signals]);
     });
   }

@@ -9,13 +9,16 @@ import type { Detector } from '../../correlator/detection/engine.js';
 import type { IdentityFact } from '../../correlator/identity.js';
 import type { Signal } from '../../correlator/signal.js';
 import { identityFacts } from '../../connectors/k8s-audit/identity.js';
-import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type AuditEvent, type DecodedBatch } from '../../connectors/k8s-audit/parse.js';
+import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type DecodedBatch } from '../../connectors/k8s-audit/parse.js';
 import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
 import { auditDedupKey, type OffloadedAudit } from '../../connectors/k8s-audit/receiver.js';
 import { decodeUtf8 } from '../../platform/http.js';
+import { usageOf, type UsageKey } from '../usage.js';
 
-/** The part of an audit event {@link UsageProfiler.observe} reads. */
-export type UsageRecord = Pick<AuditEvent, 'user' | 'impersonatedUser' | 'responseStatus' | 'objectRef' | 'verb'>;
+/** One permission a body's events used ({@link usageOf}), with the indices of those events. */
+export interface UsageBatch extends UsageKey {
+  events: number[];
+}
 
 /** A body detected off the event loop: {@link OffloadedAudit} plus what the ingest stage publishes and learns. */
 export interface DetectedAudit extends OffloadedAudit {
@@ -23,8 +26,11 @@ export interface DetectedAudit extends OffloadedAudit {
   signals: [number, Signal[]][];
   /** [event index, its identity facts], only for events that teach any. */
   facts: [number, IdentityFact[]][];
-  /** [event index, the request], for final events made by a service account (usage profiling). */
-  usage: [number, UsageRecord][];
+  /**
+   * Service-account usage (the profiler's counts), one entry per permission the body's final events
+   * used: a body's requests mostly repeat a few, so this is a few entries instead of one per event.
+   */
+  usage: UsageBatch[];
   /** Signals cut to the size budget while detecting this body. */
   cut: number;
   /** Seconds spent decoding and detecting. */
@@ -35,8 +41,6 @@ export interface DetectedAudit extends OffloadedAudit {
 export interface RejectedAudit {
   problem: string;
 }
-
-const SA = 'system:serviceaccount:';
 
 /** Decodes, normalizes and detects one body; the same steps, in the same order, as the in-process receiver and ingest stage. */
 export function detectAuditBody(detector: Detector, body: Uint8Array, lines: boolean, observed: number): DetectedAudit | RejectedAudit {
@@ -52,26 +56,24 @@ export function detectAuditBody(detector: Detector, body: Uint8Array, lines: boo
   }
   const cutBefore = detector.budget.cutSignals;
   const out: DetectedAudit = { keys: [], invalid: batch.invalid, signals: [], facts: [], usage: [], cut: 0, seconds: 0 };
+  const usage = new Map<string, UsageBatch>();
   for (let i = 0; i < batch.events.length; i++) {
     const raw = batch.events[i]!;
     out.keys.push(auditDedupKey(raw));
     const ev = normalizeAuditEvent(raw, observed);
     const facts = identityFacts(raw, ev.observedTime);
     if (facts.length) out.facts.push([i, facts]);
-    if (ev.final && (raw.impersonatedUser ?? raw.user).username?.startsWith(SA))
-      out.usage.push([
-        i,
-        {
-          user: { username: raw.user.username },
-          ...(raw.impersonatedUser ? { impersonatedUser: { username: raw.impersonatedUser.username } } : {}),
-          ...(raw.responseStatus ? { responseStatus: { code: raw.responseStatus.code } } : {}),
-          ...(raw.objectRef ? { objectRef: raw.objectRef } : {}),
-          verb: raw.verb,
-        } as UsageRecord,
-      ]);
+    const u = ev.final ? usageOf(raw) : undefined;
+    if (u) {
+      const k = `${u.actor}\u0000${u.key}`;
+      const b = usage.get(k);
+      if (b) b.events.push(i);
+      else usage.set(k, { ...u, events: [i] });
+    }
     const found = detector.detect(ev);
     if (found.length) out.signals.push([i, found]);
   }
+  out.usage = [...usage.values()];
   out.cut = detector.budget.cutSignals - cutBefore;
   out.seconds = (performance.now() - t0) / 1000;
   return out;

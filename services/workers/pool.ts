@@ -16,7 +16,8 @@ import type { Severity } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
 import type { IdentityFact } from '../../correlator/identity.js';
 import type { AuditOffload, OffloadedAudit } from '../../connectors/k8s-audit/receiver.js';
-import type { DetectedAudit, RejectedAudit, UsageRecord } from './audit-batch.js';
+import type { UsageCount } from '../usage.js';
+import type { DetectedAudit, RejectedAudit } from './audit-batch.js';
 
 /** What a worker compiles: the detection rule files and the minimum severity. */
 export interface WorkerRules {
@@ -34,7 +35,7 @@ export interface DetectedSink {
   publishDetected(
     source: string,
     count: number,
-    detected: { signals: readonly Signal[]; facts: readonly IdentityFact[]; usage: readonly UsageRecord[]; seconds: number },
+    detected: { signals: readonly Signal[]; facts: readonly IdentityFact[]; usage: readonly UsageCount[]; seconds: number },
   ): Promise<IngestOutcome>;
 }
 
@@ -150,8 +151,12 @@ export class DetectionPool implements AuditOffload {
     for (const [i, list] of d.signals) if (keep[i]) for (const s of list) signals.push(s);
     const facts: IdentityFact[] = [];
     for (const [i, list] of d.facts) if (keep[i]) for (const f of list) facts.push(f);
-    const usage: UsageRecord[] = [];
-    for (const [i, u] of d.usage) if (keep[i]) usage.push(u);
+    const usage: UsageCount[] = [];
+    for (const { events, ...u } of d.usage) {
+      let count = 0;
+      for (const i of events) count += keep[i]!;
+      if (count) usage.push({ ...u, count });
+    }
     return this.sink.publishDetected('k8s-audit', fresh.length, { signals, facts, usage, seconds: d.seconds });
   }
 
