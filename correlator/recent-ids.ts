@@ -25,7 +25,7 @@ export class RecentIds {
   private count = 0;
   /** Once full, the ring position of the oldest id (the next to be replaced). */
   private next = 0;
-  /** Ids of other forms, made at the first one (a RecentKeys allocates its ring at its capacity). */
+  /** Ids of other forms, made at the first one. */
   private others: RecentKeys | undefined;
   private forgotten = 0;
 

@@ -12,15 +12,16 @@ function compact(key: string): string {
 export class RecentKeys {
   private readonly keys = new Set<string>();
   // Insertion order in a ring: finding the oldest key through the Set's iterator would walk past
-  // every deleted entry, which makes eviction slow once the set is full.
-  private readonly ring: (string | undefined)[];
+  // every deleted entry, which makes eviction slow once the set is full. It grows with use up to
+  // the capacity: a receiver that sees few keys (most see none) holds little, and the collector
+  // does not scan a million empty slots on every full collection.
+  private readonly ring: string[] = [];
   private next = 0;
   /** Keys forgotten to stay within the bound. */
   evicted = 0;
 
   constructor(readonly capacity: number) {
     if (!(capacity >= 1)) throw new RangeError(`capacity must be at least 1 (got ${capacity})`);
-    this.ring = new Array<string | undefined>(capacity);
   }
 
   has(key: string): boolean {
@@ -31,13 +32,13 @@ export class RecentKeys {
   add(key: string): void {
     key = compact(key);
     if (this.keys.has(key)) return;
-    const oldest = this.ring[this.next];
-    if (oldest !== undefined) {
-      this.keys.delete(oldest);
+    if (this.ring.length < this.capacity) this.ring.push(key);
+    else {
+      this.keys.delete(this.ring[this.next]!);
       this.evicted++;
+      this.ring[this.next] = key;
+      this.next = (this.next + 1) % this.capacity;
     }
-    this.ring[this.next] = key;
-    this.next = (this.next + 1) % this.capacity;
     this.keys.add(key);
   }
 
