@@ -201,7 +201,7 @@ export function createApp(deps: AppDeps): Express {
       const kind = typeof q.kind === 'string' ? q.kind : undefined;
       const actor = typeof q.actor === 'string' ? q.actor : undefined;
       const min = minSev ? severityRank(minSev) : 0;
-      const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor.key === actor) && severityRank(s.severity) >= min);
+      const items = recent.list(limitRaw, (s) => (!kind || s.kind === kind) && (!actor || s.actor === actor) && severityRank(s.severity) >= min);
       res.json({ items: items.map(apiSignal) });
     });
   app.get(
