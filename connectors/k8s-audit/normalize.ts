@@ -26,6 +26,7 @@ import type { AuditEvent, UserInfo } from './parse.js';
 import { bindsAdminEquivalentRole, learnRole } from './role-facts.js';
 import { csrFacts, describeObject, execFacts, type CsrFacts, type ExecFacts } from './facts.js';
 import { isObj } from '../../correlator/json-guards.js';
+import { parseTimestamp } from '../../platform/timestamp.js';
 
 /** The binding that allowed a request, parsed from the RBAC authorizer's reason. */
 export interface AuthzReason {
@@ -484,7 +485,7 @@ export const AUDIT_SCHEMA: SourceSchema = {
 function eventTime(ev: AuditEvent, fallback: number): number {
   for (const s of [ev.stageTimestamp, ev.requestReceivedTimestamp, ev.timestamp]) {
     if (s) {
-      const t = Date.parse(s);
+      const t = parseTimestamp(s);
       if (Number.isFinite(t)) return t;
     }
   }

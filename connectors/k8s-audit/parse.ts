@@ -7,6 +7,7 @@
 
 import { KubevigilError } from '../../correlator/errors.js';
 import { describeValue } from '../../platform/describe.js';
+import { parseTimestamp } from '../../platform/timestamp.js';
 import { isObj } from '../../correlator/json-guards.js';
 
 /** The fields of an audit Event that kubevigil reads (audit.k8s.io/v1, v1beta1 tolerated). */
@@ -116,7 +117,7 @@ export function auditEventProblem(v: unknown): string | undefined {
     const t = v[k];
     if (t === undefined) continue;
     if (typeof t !== 'string') return `${k} must be an RFC 3339 timestamp string`;
-    const ms = Date.parse(t);
+    const ms = parseTimestamp(t);
     if (!Number.isFinite(ms)) return `${k} (${describeValue(t)}) is not an RFC 3339 timestamp such as 2026-12-06T09:00:00.123456Z`;
     // Correlation windows and retention run on these times: a year -1 or 3000 would pin an actor's
     // windows or evade them. Kubernetes audit did not exist before 2000; a clock a year ahead is broken.
