@@ -17,7 +17,7 @@ function two(s: string, i: number): number {
 }
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (month 1–12). */
-function daysFromCivil(y: number, m: number, d: number): number {
+export function daysFromCivil(y: number, m: number, d: number): number {
   const yy = m <= 2 ? y - 1 : y;
   const era = Math.floor(yy / 400);
   const yoe = yy - era * 400;
@@ -28,6 +28,11 @@ function daysFromCivil(y: number, m: number, d: number): number {
 
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const leap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+
+/** Whether day `d` exists in month `m` (1–12) of year `y`. */
+export function isDayOfMonth(y: number, m: number, d: number): boolean {
+  return d >= 1 && d <= DAYS[m - 1]! + (m === 2 && leap(y) ? 1 : 0);
+}
 
 /** Milliseconds since the epoch, as `Date.parse(s)` returns them. */
 export function parseTimestamp(s: string): number {
@@ -61,7 +66,7 @@ export function parseTimestamp(s: string): number {
   )
     return Date.parse(s);
   const y = y1 * 100 + y2;
-  if (d > DAYS[mo - 1]! + (mo === 2 && leap(y) ? 1 : 0)) return Date.parse(s);
+  if (!isDayOfMonth(y, mo, d)) return Date.parse(s);
   let ms = 0;
   if (n > 20) {
     // A dot and 1–9 digits; milliseconds are the first three, the rest truncated.

@@ -4,15 +4,15 @@
  * The apiserver re-sends a whole batch on any non-2xx and may send batches concurrently and out of
  * order, so: answer 2xx only after the batch's signals are handed to the bus; accept a batch with
  * some invalid events (reporting them in the body) rather than 4xx it forever; drop events already
- * seen by (auditID, stage, receive time): see {@link auditDedupKey}.
+ * seen by (auditID, stage, receive time): see {@link auditDedupKey} and audit-dedup.ts.
  */
 import type { Request, Response, Router } from 'express';
 import type { IngestOutcome, IngestSink } from '../../correlator/ports.js';
 import { decodeUtf8, mediaType, sendProblem } from '../../platform/http.js';
-import { Dedup } from '../kit/dedup.js';
 import { handOff, refused, webhookRouter, type Refusal } from '../kit/webhook.js';
-import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type AuditEvent, type DecodedBatch, type InvalidEvent } from './parse.js';
+import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type DecodedBatch, type InvalidEvent } from './parse.js';
 import { normalizeAuditEvent } from './normalize.js';
+import { AuditDedup, auditKeys, type AuditKeys } from './audit-dedup.js';
 
 /** Counters the receiver reports through; the service wires them to Prometheus. */
 export interface AuditReceiverStats {
@@ -37,8 +37,8 @@ export interface AuditReceiverOptions {
 
 /** A body decoded and detected by an {@link AuditOffload}: its events' dedup keys and invalid events (the rest is the offload's own). */
 export interface OffloadedAudit {
-  /** The dedup key ({@link auditDedupKey}) of each valid event, in order. */
-  keys: string[];
+  /** The dedup keys of the valid events, in order ({@link auditKeys}). */
+  keys: AuditKeys;
   invalid: InvalidEvent[];
 }
 
@@ -56,18 +56,10 @@ export interface AuditOffload {
 const JSON_TYPES = new Set(['application/json', 'text/json']);
 const LINES_TYPES = new Set(['application/x-ndjson', 'application/jsonl', 'application/json-lines', 'application/jsonlines']);
 
-/**
- * The key the apiserver's re-sends share: the same event at the same stage, received at the same
- * instant. The auditID alone is not enough: any client may set it (the Audit-ID request header),
- * and one that reused the ID of an earlier request would have its next requests dropped as
- * re-sends, unseen. A re-send repeats the whole event, receive time (microseconds) included.
- */
-export const auditDedupKey = (ev: AuditEvent): string => `${ev.auditID}/${ev.stage}/${ev.requestReceivedTimestamp ?? ''}`;
-
 /** The express router for the audit webhook; mount it at the app root. */
 export function auditReceiver(opts: AuditReceiverOptions): Router {
   const maxBody = opts.maxBodyBytes ?? 12 * 1024 * 1024;
-  const dedup = new Dedup(opts.dedupEntries ?? 100_000);
+  const dedup = new AuditDedup(opts.dedupEntries ?? 100_000);
   const now = opts.now ?? Date.now;
   const maxErrors = opts.maxReportedErrors ?? 20;
   const noop = () => {};
@@ -96,8 +88,7 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
     },
     async handle(req, res, body) {
       const lines = LINES_TYPES.has(mediaType(req));
-      let keyOf: (i: number) => string;
-      let count: number;
+      let keys: AuditKeys;
       let invalid: InvalidEvent[];
       let handOn: (fresh: number[]) => Promise<IngestOutcome>;
       if (opts.offload) {
@@ -107,8 +98,7 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
         if (refused(ran)) return unavailable(req, res, ran);
         const detected = done!;
         if ('problem' in detected) return fail(req, res, 400, 'Bad Request', detected.problem);
-        keyOf = (i) => detected.keys[i]!;
-        count = detected.keys.length;
+        keys = detected.keys;
         invalid = detected.invalid;
         handOn = (fresh) => offload.publish(detected, fresh);
       } else {
@@ -123,16 +113,15 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
         }
         const observed = now();
         const { events } = batch;
-        keyOf = (i) => auditDedupKey(events[i]!);
-        count = events.length;
+        keys = auditKeys(events);
         invalid = batch.invalid;
         handOn = (fresh) => opts.sink.ingest(fresh.map((i) => normalizeAuditEvent(events[i]!, observed)));
       }
-      const { fresh, keys, duplicates } = dedup.split(indices(count), keyOf);
+      const { fresh, duplicates, remember } = dedup.split(keys);
       const handed = await handOff({ ingest: () => handOn(fresh) }, []);
       // Not acknowledged: the apiserver will re-send the batch, and nothing was remembered as seen.
       if (refused(handed)) return unavailable(req, res, handed);
-      dedup.remember(keys);
+      remember();
       stats.events('accepted', fresh.length);
       stats.events('duplicate', duplicates);
       stats.events('invalid', invalid.length);
@@ -146,11 +135,4 @@ export function auditReceiver(opts: AuditReceiverOptions): Router {
       });
     },
   });
-}
-
-/** 0 … n-1. */
-function indices(n: number): number[] {
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) out[i] = i;
-  return out;
 }

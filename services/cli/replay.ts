@@ -12,7 +12,7 @@ import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.
 import type { Signal } from '../../correlator/signal.js';
 import { terminalSafe } from './terminal.js';
 import { RecentKeys } from '../../correlator/recent-keys.js';
-import { auditDedupKey } from '../../connectors/k8s-audit/receiver.js';
+import { auditDedupKey } from '../../connectors/k8s-audit/audit-dedup.js';
 import { learnFrom } from '../sources.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { Detector } from '../../correlator/detection/engine.js';

@@ -11,7 +11,8 @@ import type { Signal } from '../../correlator/signal.js';
 import { identityFacts } from '../../connectors/k8s-audit/identity.js';
 import { AuditPayloadError, decodeAuditJson, decodeAuditLines, type DecodedBatch } from '../../connectors/k8s-audit/parse.js';
 import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
-import { auditDedupKey, type OffloadedAudit } from '../../connectors/k8s-audit/receiver.js';
+import type { OffloadedAudit } from '../../connectors/k8s-audit/receiver.js';
+import { auditKeys } from '../../connectors/k8s-audit/audit-dedup.js';
 import { decodeUtf8 } from '../../platform/http.js';
 import { usageOf, type UsageKey } from '../usage.js';
 
@@ -55,11 +56,11 @@ export function detectAuditBody(detector: Detector, body: Uint8Array, lines: boo
     return { problem: e.message };
   }
   const cutBefore = detector.budget.cutSignals;
-  const out: DetectedAudit = { keys: [], invalid: batch.invalid, signals: [], facts: [], usage: [], cut: 0, seconds: 0 };
+  // The dedup keys, in the compact form where they have one: a typed array the answer transfers.
+  const out: DetectedAudit = { keys: auditKeys(batch.events), invalid: batch.invalid, signals: [], facts: [], usage: [], cut: 0, seconds: 0 };
   const usage = new Map<string, UsageBatch>();
   for (let i = 0; i < batch.events.length; i++) {
     const raw = batch.events[i]!;
-    out.keys.push(auditDedupKey(raw));
     const ev = normalizeAuditEvent(raw, observed);
     const facts = identityFacts(raw, ev.observedTime);
     if (facts.length) out.facts.push([i, facts]);

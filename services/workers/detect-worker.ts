@@ -41,7 +41,8 @@ port.on('message', (m: PoolRequest) => {
   } catch (e) {
     answer = { id: m.id, error: (e as Error).stack ?? String(e) };
   }
-  port.postMessage(answer);
+  // The dedup keys' words move to the event loop instead of being copied.
+  port.postMessage(answer, 'result' in answer && 'keys' in answer.result ? [answer.result.keys.words.buffer as ArrayBuffer] : []);
   if (m.body.byteLength >= LARGE_BODY) {
     clearTimeout(collectTimer);
     collectTimer = setTimeout(collect, 50);

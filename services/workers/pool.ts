@@ -145,7 +145,7 @@ export class DetectionPool implements AuditOffload {
     this.cutSignals += d.cut;
     d.cut = 0;
     // Only what the fresh events raised and taught: a re-sent event's signals were published the first time.
-    const keep = new Uint8Array(d.keys.length);
+    const keep = new Uint8Array(d.keys.count);
     for (const i of fresh) keep[i] = 1;
     const signals: Signal[] = [];
     for (const [i, list] of d.signals) if (keep[i]) for (const s of list) signals.push(s);
