@@ -15,12 +15,20 @@ import type { AuditEvent } from './parse.js';
 /** Words per key. */
 export const AUDIT_KEY_WORDS = 6;
 
-const STAGES: Record<string, number> = { RequestReceived: 0, ResponseStarted: 1, ResponseComplete: 2, Panic: 3 };
-/** Where each of a UUID's 32 hex digits is in its text (the hyphens skipped). */
-const UUID_DIGITS = Array.from({ length: 32 }, (_, j) => j + (j >= 8 ? 1 : 0) + (j >= 12 ? 1 : 0) + (j >= 16 ? 1 : 0) + (j >= 20 ? 1 : 0));
-
-function hexDigit(c: number): number {
-  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+/** The stage's code; compared, not looked up: a keyed read with a string from JSON.parse (not internalized) takes V8's slow path. */
+function stageCode(stage: string): number {
+  return stage === 'ResponseComplete' ? 2 : stage === 'ResponseStarted' ? 1 : stage === 'RequestReceived' ? 0 : stage === 'Panic' ? 3 : -1;
+}
+/** `n` (at most 8) lowercase hex digits of `s` at `i` as a number, or -1. */
+function hex(s: string, i: number, n: number): number {
+  let x = 0;
+  for (let k = 0; k < n; k++) {
+    const c = s.charCodeAt(i + k);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    x = x * 16 + d;
+  }
+  return x;
 }
 
 /** `n` decimal digits of `s` at `i`, or -1. */
@@ -40,19 +48,22 @@ function digits(s: string, i: number, n: number): number {
  */
 export function writeAuditKey(ev: AuditEvent, out: Uint32Array, at: number): boolean {
   const id = ev.auditID;
-  const stage = STAGES[ev.stage];
+  const stage = stageCode(ev.stage);
   const t = ev.requestReceivedTimestamp;
-  if (id.length !== 36 || stage === undefined || t === undefined || t.length !== 27) return false;
+  if (id.length !== 36 || stage < 0 || t === undefined || t.length !== 27) return false;
   if (id.charCodeAt(8) !== 45 || id.charCodeAt(13) !== 45 || id.charCodeAt(18) !== 45 || id.charCodeAt(23) !== 45) return false;
-  for (let w = 0; w < 4; w++) {
-    let x = 0;
-    for (let k = 0; k < 8; k++) {
-      const digit = hexDigit(id.charCodeAt(UUID_DIGITS[w * 8 + k]!));
-      if (digit < 0) return false;
-      x = (x << 4) | digit;
-    }
-    out[at + w] = x;
-  }
+  // 8-4-4-4-12 digits: words of 8, 4+4, 4+4 and 8.
+  const a = hex(id, 0, 8);
+  const b = hex(id, 9, 4);
+  const c = hex(id, 14, 4);
+  const d2 = hex(id, 19, 4);
+  const e = hex(id, 24, 4);
+  const f = hex(id, 28, 8);
+  if (a < 0 || b < 0 || c < 0 || d2 < 0 || e < 0 || f < 0) return false;
+  out[at] = a;
+  out[at + 1] = b * 65536 + c;
+  out[at + 2] = d2 * 65536 + e;
+  out[at + 3] = f;
   if (t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return false;
   if (t.charCodeAt(19) !== 46 || t.charCodeAt(26) !== 90) return false;
   const y = digits(t, 0, 4);
