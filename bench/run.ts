@@ -239,7 +239,7 @@ function trackLatency(bus: import('../services/bus/bus.js').Bus, t: ReturnType<t
  * The client runs in this process too, as it does for the baseline. kubevigil runs with 0 detection
  * workers, then 1 and 2 (KUBEVIGIL_WORKERS; BENCH_E2E_WORKERS picks others), each a fresh kubevigil
  * warmed up first with other events (re-sent ones would be deduplicated). Rounds interleave the
- * baseline and every kubevigil (BENCH_E2E_ROUNDS, 3), so that what else the machine runs hits all
+ * baseline and every kubevigil (BENCH_E2E_ROUNDS, 5), so that what else the machine runs hits all
  * of them alike; each ratio is the median over the rounds of baseline seconds / kubevigil seconds
  * in the same round. The headline is kubevigil's default worker count.
  */
@@ -250,7 +250,7 @@ async function e2eCase(): Promise<void> {
   /** User + system seconds of a `process.threadCpuUsage` difference. */
   const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
   const E = Number(process.env.BENCH_E2E_EVENTS ?? 100_000);
-  const ROUNDS_E2E = Number(process.env.BENCH_E2E_ROUNDS ?? 3);
+  const ROUNDS_E2E = Number(process.env.BENCH_E2E_ROUNDS ?? 5);
   const bodies = eventListBodies(syntheticAuditEvents(E, { suspiciousShare: 0.01, seed: 11, stepMs: 2 }));
   const warmup = eventListBodies(
     syntheticAuditEvents(Math.max(400, E / 10), { suspiciousShare: 0.01, seed: 12, stepMs: 2, start: Date.UTC(2026, 10, 28, 12, 0, 0) }),
