@@ -136,6 +136,18 @@ describe('AuditDedup', () => {
   });
 });
 
+describe('AuditDedup, one batch larger than its bound', () => {
+  it('still finds the repeats within the batch', () => {
+    const dedup = new AuditDedup(10);
+    const unique = syntheticAuditEvents(40, { seed: 12 });
+    const batch = [...unique, ...unique];
+    expect(auditKeys(batch).strings).toEqual([]);
+    const split = dedup.split(auditKeys(batch));
+    expect(split.fresh).toEqual(unique.map((_, i) => i));
+    expect(split.duplicates).toBe(40);
+  });
+});
+
 describe('WordKeys', () => {
   it('stays correct when keys differ only in their last word, and never grows past its bound', () => {
     const keys = new WordKeys(6, 5000);

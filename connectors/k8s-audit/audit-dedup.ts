@@ -55,7 +55,9 @@ export class AuditDedup {
 
   constructor(capacity: number) {
     this.compact = new WordKeys(W, capacity);
-    this.batch = new WordKeys(W, capacity);
+    // As many as one body holds (the body limit bounds it): a batch larger than the store's bound
+    // must still find its own repeats. It grows with the largest batch seen.
+    this.batch = new WordKeys(W, 2 ** 30);
     this.strings = new Dedup(capacity);
   }
 
