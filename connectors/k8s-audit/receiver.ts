@@ -4,7 +4,7 @@
  * The apiserver re-sends a whole batch on any non-2xx and may send batches concurrently and out of
  * order, so: answer 2xx only after the batch's signals are handed to the bus; accept a batch with
  * some invalid events (reporting them in the body) rather than 4xx it forever; drop events already
- * seen by (auditID, stage, receive time): see {@link auditDedupKey} and audit-dedup.ts.
+ * seen by (auditID, stage, receive time): see `auditDedupKey` and the store in audit-dedup.ts.
  */
 import type { Request, Response, Router } from 'express';
 import type { IngestOutcome, IngestSink } from '../../correlator/ports.js';
