@@ -17,7 +17,7 @@ function two(s: string, i: number): number {
 }
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (month 1–12). */
-export function daysFromCivil(y: number, m: number, d: number): number {
+function daysFromCivil(y: number, m: number, d: number): number {
   const yy = m <= 2 ? y - 1 : y;
   const era = Math.floor(yy / 400);
   const yoe = yy - era * 400;
@@ -30,15 +30,25 @@ const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const leap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 
 /** Whether day `d` exists in month `m` (1–12) of year `y`. */
-export function isDayOfMonth(y: number, m: number, d: number): boolean {
+function isDayOfMonth(y: number, m: number, d: number): boolean {
   return d >= 1 && d <= DAYS[m - 1]! + (m === 2 && leap(y) ? 1 : 0);
 }
 
 /** Milliseconds since the epoch, as `Date.parse(s)` returns them. */
 export function parseTimestamp(s: string): number {
+  const ms = canonicalMillis(s);
+  return ms === ms ? ms : Date.parse(s);
+}
+
+/**
+ * Milliseconds since the epoch of a timestamp in the canonical form, `YYYY-MM-DDTHH:MM:SS` and an
+ * optional fraction of 1–9 digits, then `Z`, with a valid date and time and a year from 1000;
+ * NaN for any other string. Where it is a number it is `Date.parse`'s.
+ */
+export function canonicalMillis(s: string): number {
   const n = s.length;
   // YYYY-MM-DDTHH:MM:SSZ (20) up to nine digits of fraction (30).
-  if (n < 20 || n > 30 || s.charCodeAt(n - 1) !== 90 /* Z */) return Date.parse(s);
+  if (n < 20 || n > 30 || s.charCodeAt(n - 1) !== 90 /* Z */) return NaN;
   const y1 = two(s, 0);
   const y2 = two(s, 2);
   const mo = two(s, 5);
@@ -64,16 +74,16 @@ export function parseTimestamp(s: string): number {
     se < 0 ||
     se > 59
   )
-    return Date.parse(s);
+    return NaN;
   const y = y1 * 100 + y2;
-  if (!isDayOfMonth(y, mo, d)) return Date.parse(s);
+  if (!isDayOfMonth(y, mo, d)) return NaN;
   let ms = 0;
   if (n > 20) {
     // A dot and 1–9 digits; milliseconds are the first three, the rest truncated.
-    if (s.charCodeAt(19) !== 46 /* . */ || n === 21) return Date.parse(s);
+    if (s.charCodeAt(19) !== 46 /* . */ || n === 21) return NaN;
     for (let i = 20; i < n - 1; i++) {
       const c = s.charCodeAt(i) - ZERO;
-      if (c < 0 || c > 9) return Date.parse(s);
+      if (c < 0 || c > 9) return NaN;
       if (i < 23) ms += c * (i === 20 ? 100 : i === 21 ? 10 : 1);
     }
   }

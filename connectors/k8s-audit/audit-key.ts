@@ -9,7 +9,7 @@
  * Words: 0–3 the UUID's 128 bits; 4 the stage (2 bits), the microseconds below the millisecond (10
  * bits) and the day since 1970 (17 bits, until 2328); 5 the millisecond of the day.
  */
-import { daysFromCivil, isDayOfMonth } from '../../platform/timestamp.js';
+import { canonicalMillis } from '../../platform/timestamp.js';
 import type { AuditEvent } from './parse.js';
 
 /** Words per key. */
@@ -27,17 +27,6 @@ function hex(s: string, i: number, n: number): number {
     const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
     if (d < 0) return -1;
     x = x * 16 + d;
-  }
-  return x;
-}
-
-/** `n` decimal digits of `s` at `i`, or -1. */
-function digits(s: string, i: number, n: number): number {
-  let x = 0;
-  for (let k = 0; k < n; k++) {
-    const d = s.charCodeAt(i + k) - 48;
-    if (d < 0 || d > 9) return -1;
-    x = x * 10 + d;
   }
   return x;
 }
@@ -64,20 +53,13 @@ export function writeAuditKey(ev: AuditEvent, out: Uint32Array, at: number): boo
   out[at + 1] = b * 65536 + c;
   out[at + 2] = d2 * 65536 + e;
   out[at + 3] = f;
-  if (t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return false;
-  if (t.charCodeAt(19) !== 46 || t.charCodeAt(26) !== 90) return false;
-  const y = digits(t, 0, 4);
-  const mo = digits(t, 5, 2);
-  const d = digits(t, 8, 2);
-  const h = digits(t, 11, 2);
-  const mi = digits(t, 14, 2);
-  const s = digits(t, 17, 2);
-  const ms = digits(t, 20, 3);
-  const us = digits(t, 23, 3);
-  if (y < 1970 || mo < 1 || mo > 12 || !isDayOfMonth(y, mo, d) || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 || ms < 0 || us < 0) return false;
-  const day = daysFromCivil(y, mo, d);
+  // The receive time: a valid date and time with six digits of fraction (27 characters), from 1970.
+  const ms = canonicalMillis(t);
+  if (!(ms >= 0)) return false;
+  const day = Math.floor(ms / 86_400_000);
   if (day >= 1 << 17) return false;
+  const us = (t.charCodeAt(23) - 48) * 100 + (t.charCodeAt(24) - 48) * 10 + (t.charCodeAt(25) - 48);
   out[at + 4] = (stage << 27) | (us << 17) | day;
-  out[at + 5] = ((h * 60 + mi) * 60 + s) * 1000 + ms;
+  out[at + 5] = ms - day * 86_400_000;
   return true;
 }
