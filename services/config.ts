@@ -139,7 +139,11 @@ const CORE_SETTINGS: SettingDoc[] = [
     help: 'YAML or JSON list of silences (the POST /api/v1/silences body, plus an optional id; endsAt absent: until removed from the file), loaded at start and on SIGHUP or POST /-/reload; each process reads its own.',
   },
   { env: 'KUBEVIGIL_MAX_BODY_BYTES', default: '12582912', help: 'Largest ingest body after decompression (12 MiB); larger bodies get 413.' },
-  { env: 'KUBEVIGIL_DEDUP_ENTRIES', default: '100000', help: 'How many (auditID, stage, receive time) keys are remembered to drop re-sent events.' },
+  {
+    env: 'KUBEVIGIL_DEDUP_ENTRIES',
+    default: '100000',
+    help: 'How many keys the audit, Alertmanager, Loki and Falco receivers each remember to drop re-sent events (audit: (auditID, stage, receive time), this many in the form kube-apiserver writes, 24 bytes each, and this many in any other form).',
+  },
   {
     env: 'KUBEVIGIL_WORKERS',
     default: 'auto',
