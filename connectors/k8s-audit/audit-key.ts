@@ -1,5 +1,5 @@
 /**
- * An audit event's dedup key (auditID, stage, receive time: see `auditDedupKey` in receiver.ts) as
+ * An audit event's dedup key (auditID, stage, receive time: see `auditDedupKey` in audit-dedup.ts) as
  * six 32-bit words, for the forms kube-apiserver writes: a lowercase UUID, one of the four stages,
  * and `requestReceivedTimestamp` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (Kubernetes' MicroTime). The
  * words are the key's content, not a digest of it: two events get the same words exactly when their
@@ -15,10 +15,11 @@ import type { AuditEvent } from './parse.js';
 /** Words per key. */
 export const AUDIT_KEY_WORDS = 6;
 
-/** The stage's code; compared, not looked up: a keyed read with a string from JSON.parse (not internalized) takes V8's slow path. */
+/** The stage's 2-bit code, -1 for a stage the apiserver does not write. */
 function stageCode(stage: string): number {
   return stage === 'ResponseComplete' ? 2 : stage === 'ResponseStarted' ? 1 : stage === 'RequestReceived' ? 0 : stage === 'Panic' ? 3 : -1;
 }
+
 /** `n` (at most 8) lowercase hex digits of `s` at `i` as a number, or -1. */
 function hex(s: string, i: number, n: number): number {
   let x = 0;
