@@ -11,8 +11,7 @@ import type { DecodedBatch } from '../../connectors/k8s-audit/parse.js';
 import { isSeverity, SEVERITIES, severityRank } from '../../correlator/severity.js';
 import type { Signal } from '../../correlator/signal.js';
 import { terminalSafe } from './terminal.js';
-import { RecentKeys } from '../../correlator/recent-keys.js';
-import { auditDedupKey } from '../../connectors/k8s-audit/audit-dedup.js';
+import { AuditDedup, auditKeys } from '../../connectors/k8s-audit/audit-dedup.js';
 import { learnFrom } from '../sources.js';
 import { CorrelationEngine } from '../../correlator/correlation/engine.js';
 import { Detector } from '../../correlator/detection/engine.js';
@@ -108,7 +107,7 @@ export async function replay(o: ReplayOptions): Promise<number> {
   const bySeverity = new Map<string, number>(SEVERITIES.map((s) => [s, 0]));
   // The apiserver's log and webhook backends repeat events (retries, overlapping files): drop an
   // (auditID, stage, receive time) already seen, with the same bounded memory of keys as the audit webhook.
-  const seen = new RecentKeys(DEDUP_ENTRIES);
+  const seen = new AuditDedup(DEDUP_ENTRIES);
   let duplicates = 0;
   let events = 0;
   let invalid = 0;
@@ -121,13 +120,11 @@ export async function replay(o: ReplayOptions): Promise<number> {
     events += batch.events.length;
     invalid += batch.invalid.length;
     for (const bad of batch.invalid.slice(0, 5)) err(`${where}: invalid event ${bad.index}: ${terminalSafe(bad.reason, 300)}`);
-    const fresh = batch.events.filter((ev) => {
-      const key = auditDedupKey(ev);
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-    duplicates += batch.events.length - fresh.length;
+    // The receiver's own store: nothing here is acknowledged later, so the keys are remembered at once.
+    const split = seen.split(auditKeys(batch.events));
+    split.remember();
+    const fresh = split.fresh.map((i) => batch.events[i]!);
+    duplicates += split.duplicates;
     const normalized = fresh.map((ev) => normalizeAuditEvent(ev, now));
     learnFrom(normalized, { usage });
     for (const ev of normalized) {
