@@ -182,6 +182,20 @@ describe('CorrelationEngine', () => {
     expect(e.process(sig('2s', 'secret.read', 'sa:a/b', { target: { namespace: 'x' } }))).toEqual([]);
     expect(e.process(sig('3s', 'secret.read', 'sa:a/c', { target: { namespace: 'x' } }))).toHaveLength(1);
   });
+  it('groups by the actor key, and counts a signal without one as ungrouped instead of failing', () => {
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'reads', type: 'event_count', rules: ['secret.read'], condition: { gte: 2 }, timespan: '5m' }],
+    });
+    const e = new CorrelationEngine(correlations);
+    e.process(sig('0s', 'secret.read', ''));
+    e.process({ ...sig('1s', 'secret.read'), actor: undefined } as unknown as Signal);
+    expect(e.stats.ungrouped).toBe(2);
+    expect(e.size).toBe(0);
+    expect(e.process(sig('2s', 'secret.read', 'sa:a/b'))).toEqual([]);
+    expect(e.process(sig('3s', 'secret.read', 'sa:a/c'))).toEqual([]);
+    const fired = e.process(sig('4s', 'secret.read', 'sa:a/b'));
+    expect(fired.map((f) => [f.group, f.signals.length])).toEqual([['sa:a/b', 2]]);
+  });
   it('keeps every entry of a signal in a live group when its groupings evict one another', () => {
     // Two correlations grouped by the actor around one grouped by namespace: one signal feeds the
     // actor's group, then a namespace group whose creation can evict that very actor group, then the

@@ -144,13 +144,29 @@ interface Target {
   spec: number;
 }
 
-/** The windows of one group value: one slot per correlation, and its place in the LRU order. */
-interface Slot {
-  windows: (Group | undefined)[];
-  seq: number;
-  /** The signal last packed into the slot: the next one of the group most likely shares its shape. */
-  last?: PackedSignal;
+/**
+ * The windows of one group value: its place in the LRU order (at {@link SEQ}), the signal last
+ * packed into it (at {@link LAST}: the next one of the group most likely shares its shape), then
+ * one place per correlation, by position. One array rather than an object holding an array of
+ * windows: every signal reads a group's windows, and they are one memory load nearer so (6–10% of
+ * the correlation bench). The sequence number comes first: it is read on every arrival, and at the
+ * end it sat on another cache line than the header (that measured 15% slower than the object).
+ */
+type Slot = (Group | PackedSignal | number | undefined)[];
+const SEQ = 0;
+const LAST = 1;
+const FIRST_WINDOW = 2;
+
+/** A slot of `width` windows, none yet, at `seq` in the LRU order; allocated at its length (filled from empty, an array takes more). */
+function newSlot(width: number, seq: number): Slot {
+  const slot: Slot = new Array<Group | PackedSignal | number | undefined>(FIRST_WINDOW + width);
+  slot[SEQ] = seq;
+  return slot;
 }
+const windowAt = (slot: Slot, ci: number): Group | undefined => slot[FIRST_WINDOW + ci] as Group | undefined;
+const setWindow = (slot: Slot, ci: number, w: Group): Group => (slot[FIRST_WINDOW + ci] = w);
+const seqOf = (slot: Slot): number => slot[SEQ] as number;
+const lastOf = (slot: Slot): PackedSignal | undefined => slot[LAST] as PackedSignal | undefined;
 
 const SCRATCH = new Set<string>();
 /** Most distinct counted values an engine shares, and the longest (see {@link CorrelationEngine.shared}): at most a few MB. */
@@ -169,9 +185,9 @@ function ownCopy(s: string): string {
   return own;
 }
 
-function entriesOf(slot: Slot): number {
+function entriesOf(slot: Slot, width: number): number {
   let n = 0;
-  for (const w of slot.windows) if (w) n += w.entries.length;
+  for (let ci = 0; ci < width; ci++) n += windowAt(slot, ci)?.entries.length ?? 0;
   return n;
 }
 /** A number as JSON: -Infinity (a window that never fired) is null, read back as never. */
@@ -196,6 +212,8 @@ export class CorrelationEngine {
   /** The grouping spec of each correlation, by position (see {@link Target.spec}). */
   private specOf: number[] = [];
   private current: readonly CompiledCorrelation[] = [];
+  /** How many correlations, and so windows per slot (see {@link Slot}). */
+  private width = 0;
   /**
    * Group value → windows. Keyed by the value itself for the default grouping (the actor key, a
    * string the signal already holds, whose hash V8 has cached), so one lookup serves every
@@ -247,6 +265,7 @@ export class CorrelationEngine {
 
   private indexCorrelations(correlations: readonly CompiledCorrelation[]): void {
     this.current = correlations;
+    this.width = correlations.length;
     this.byKind.clear();
     this.byRule.clear();
     this.byCorrelation.clear();
@@ -284,44 +303,37 @@ export class CorrelationEngine {
     this.entryCount = 0;
     for (const [key, slot] of this.groups) {
       this.dirty?.add(key);
-      slot.windows.forEach((w, oci) => {
-        if (!w) return;
+      for (let oci = 0; oci < old.length; oci++) {
+        const w = windowAt(slot, oci);
+        if (!w) continue;
         const c = old[oci]!;
         const nci = byId.get(c.id);
         if (nci === undefined || shape(correlations[nci]!) !== shape(c)) {
           dropped++;
-          return;
+          continue;
         }
         // The key carries the spec id of the grouping (none for the actor): strip the old one, add the new one.
         const value = oldSpec[oci] === 0 ? key : key.slice(String(oldSpec[oci]).length + 1);
         const spec = this.specOf[nci]!;
         const nkey = spec === 0 ? value : `${spec}\u0000${value}`;
         let target = moved.get(nkey);
-        if (!target) moved.set(nkey, (target = { windows: this.noWindows(), seq: slot.seq }));
+        if (!target) moved.set(nkey, (target = newSlot(this.width, seqOf(slot))));
         // The kept correlation may count another field or over another timespan: recount from scratch.
         w.distinct = undefined;
-        target.windows[nci] = w;
-        target.seq = Math.max(target.seq, slot.seq);
+        setWindow(target, nci, w);
+        target[SEQ] = Math.max(seqOf(target), seqOf(slot));
         this.entryCount += w.entries.length;
         kept++;
-      });
+      }
     }
     this.groups.clear();
     this.evictionOrder = undefined;
     // Least recently used first, as before.
-    for (const [k, slot] of [...moved].sort((a, b) => a[1].seq - b[1].seq)) {
+    for (const [k, slot] of [...moved].sort((a, b) => seqOf(a[1]) - seqOf(b[1]))) {
       this.groups.set(k, slot);
       this.dirty?.add(k);
     }
     return { kept, dropped };
-  }
-
-  /**
-   * A slot's windows, one place per correlation, allocated at that length: filled from empty, a
-   * sparse array takes room for twice the index it is written at, and more.
-   */
-  private noWindows(): (Group | undefined)[] {
-    return new Array<Group | undefined>(this.current.length);
   }
 
   /**
@@ -366,8 +378,9 @@ export class CorrelationEngine {
       return JSON.stringify(id);
     };
     const windows: string[] = [];
-    slot.windows.forEach((w, ci) => {
-      if (!w || !w.entries.length) return;
+    for (let ci = 0; ci < this.width; ci++) {
+      const w = windowAt(slot, ci);
+      if (!w || !w.entries.length) continue;
       const entries = w.entries.map(
         (e) =>
           `{"t":${num(e.t)},"ref":${e.ref}${e.v === undefined ? '' : `,"v":${JSON.stringify(e.v)}`},"ids":${Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals)}}`,
@@ -375,7 +388,7 @@ export class CorrelationEngine {
       windows.push(
         `${JSON.stringify(this.correlations[ci]!.id)}:{"entries":[${entries.join(',')}],"maxT":${num(w.maxT)},"lastFire":${w.lastFire === undefined ? 'null' : num(w.lastFire)}}`,
       );
-    });
+    }
     if (!windows.length) return undefined;
     const sigs: string[] = [];
     for (const [id, s] of signals) sigs.push(`${JSON.stringify(id)}:${signal(s)}`);
@@ -384,18 +397,19 @@ export class CorrelationEngine {
 
   /** Restores one group from a checkpoint; windows of correlations that no longer exist are dropped. */
   importSlot(key: string, state: SlotState): void {
-    const slot: Slot = { windows: this.noWindows(), seq: ++this.seq };
+    const width = this.width;
+    const slot = newSlot(width, ++this.seq);
     const kept = new Map<string, Kept>();
     const sig = (id: string): Kept[] => {
       let p = kept.get(id);
       const s = state.signals[id];
-      if (!p && s) kept.set(id, (p = s instanceof PackedSignal || !this.packing ? s : (slot.last = PackedSignal.pack(s, undefined, slot.last))));
+      if (!p && s) kept.set(id, (p = s instanceof PackedSignal || !this.packing ? s : (slot[LAST] = PackedSignal.pack(s, undefined, lastOf(slot)))));
       return p ? [p] : [];
     };
     for (const [id, w] of Object.entries(state.windows)) {
       const ci = this.correlations.findIndex((c) => c.id === id);
       if (ci < 0) continue;
-      slot.windows[ci] = {
+      setWindow(slot, ci, {
         entries: w.entries.flatMap((e): Entry[] => {
           const signals = Array.isArray(e.ids) ? e.ids.flatMap(sig) : sig(e.ids);
           if (!signals.length) return [];
@@ -406,12 +420,12 @@ export class CorrelationEngine {
         maxT: w.maxT ?? -Infinity,
         lastFire: w.lastFire ?? undefined,
         distinct: undefined,
-      };
+      });
     }
     const before = this.groups.get(key);
-    if (before) this.entryCount -= entriesOf(before);
+    if (before) this.entryCount -= entriesOf(before, width);
     this.groups.set(key, slot);
-    this.entryCount += entriesOf(slot);
+    this.entryCount += entriesOf(slot, width);
     this.trim(key);
   }
 
@@ -437,7 +451,7 @@ export class CorrelationEngine {
         this.groups.set(keep, slot);
         continue;
       }
-      this.entryCount -= entriesOf(this.groups.get(oldest)!);
+      this.entryCount -= entriesOf(this.groups.get(oldest)!, this.width);
       this.groups.delete(oldest);
       this.dirty?.add(oldest);
       this.stats.evictedGroups++;
@@ -448,9 +462,13 @@ export class CorrelationEngine {
   expire(watermark: number): number {
     let n = 0;
     for (const [key, slot] of this.groups) {
-      const live = slot.windows.some((w, ci) => w && w.maxT >= watermark - this.correlations[ci]!.timespanMs - this.limits.allowedLatenessMs);
+      let live = false;
+      for (let ci = 0; ci < this.width && !live; ci++) {
+        const w = windowAt(slot, ci);
+        live = w !== undefined && w.maxT >= watermark - this.correlations[ci]!.timespanMs - this.limits.allowedLatenessMs;
+      }
       if (!live) {
-        this.entryCount -= entriesOf(slot);
+        this.entryCount -= entriesOf(slot, this.width);
         this.groups.delete(key);
         this.dirty?.add(key);
         n++;
@@ -505,42 +523,51 @@ export class CorrelationEngine {
   private add(target: Target, subject: Signal, t: number, signals: Kept[] | undefined, out: Firing[] | undefined): Firing[] | undefined {
     const { c, ref } = target;
     if (c.where && !c.where(subject)) return out;
-    let key = target.spec === 0 ? '' : String(target.spec);
-    let group = '';
-    for (const g of c.groupBy) {
-      const v = g.get(ref, subject);
-      if (v === undefined || v === null || v === '') {
-        this.stats.ungrouped++;
-        return out;
+    // The default grouping (spec 0: the actor key alone) read directly: most correlations group
+    // so, and the compiled getter's two calls were a twentieth of the correlation bench. A signal
+    // without one goes the general way (and counts as ungrouped there).
+    const actorKey = target.spec === 0 ? (subject.actor as Signal['actor'] | undefined)?.key : undefined;
+    let key: string;
+    let group: string;
+    if (typeof actorKey === 'string' && actorKey !== '') key = group = actorKey;
+    else {
+      key = target.spec === 0 ? '' : String(target.spec);
+      group = '';
+      for (const g of c.groupBy) {
+        const v = g.get(ref, subject);
+        if (v === undefined || v === null || v === '') {
+          this.stats.ungrouped++;
+          return out;
+        }
+        group = group === '' ? String(v) : `${group}\u0000${String(v)}`;
       }
-      group = group === '' ? String(v) : `${group}\u0000${String(v)}`;
+      key = key === '' ? group : `${key}\u0000${group}`;
     }
-    key = key === '' ? group : `${key}\u0000${group}`;
     // Filed under this group for another correlation of the same signal: moved in the LRU order already.
     const again = key === this.slotKey;
     let slot = again ? this.slotOf : this.groups.get(key);
     if (!slot) {
-      slot = { windows: this.noWindows(), seq: ++this.seq };
+      slot = newSlot(this.width, ++this.seq);
       this.groups.set(key, slot);
       if (this.groups.size > this.limits.maxGroups) {
         const oldest = this.oldestGroup()!;
-        this.entryCount -= entriesOf(this.groups.get(oldest)!);
+        this.entryCount -= entriesOf(this.groups.get(oldest)!, this.width);
         this.groups.delete(oldest);
         this.dirty?.add(oldest);
         this.stats.evictedGroups++;
       }
-    } else if (!again && this.seq - slot.seq > this.limits.maxGroups >> 1) {
+    } else if (!again && this.seq - seqOf(slot) > this.limits.maxGroups >> 1) {
       // Least recently used first out: re-inserting moves the key to the end of the Map's order.
       // Only slots in the older half are moved, which keeps the order close to LRU at a fraction of the cost.
       this.groups.delete(key);
       this.groups.set(key, slot);
-      slot.seq = ++this.seq;
+      slot[SEQ] = ++this.seq;
     }
     this.dirty?.add(key);
     this.slotKey = key;
     this.slotOf = slot;
-    let st = slot.windows[target.ci];
-    if (!st) st = slot.windows[target.ci] = { entries: [], maxT: -Infinity, lastFire: undefined, distinct: undefined };
+    let st = windowAt(slot, target.ci);
+    st ??= setWindow(slot, target.ci, { entries: [], maxT: -Infinity, lastFire: undefined, distinct: undefined });
     const horizon = c.timespanMs + this.limits.allowedLatenessMs;
     if (t < st.maxT - horizon) {
       this.stats.lateDropped++;
@@ -553,9 +580,9 @@ export class CorrelationEngine {
         kept = this.subjectPacked;
         if (!kept) {
           const last = st.entries.length ? st.entries[st.entries.length - 1]!.signals : undefined;
-          kept = this.subjectPacked = PackedSignal.pack(subject, this.subjectKey, last instanceof PackedSignal ? last : undefined, slot.last);
+          kept = this.subjectPacked = PackedSignal.pack(subject, this.subjectKey, last instanceof PackedSignal ? last : undefined, lastOf(slot));
         }
-        slot.last = kept;
+        slot[LAST] = kept;
       }
     }
     const v = c.field ? this.shared(c.field(subject)) : undefined;
