@@ -285,6 +285,62 @@ describe('CorrelationEngine', () => {
     expect(heapAfterGc() - before).toBeLessThan(4 << 20);
   });
 
+  it('fires value_count correlations as a plain recount of every window does, single-valued windows included', () => {
+    // Windows that keep to one value skip the count (a condition that needs two values cannot
+    // hold): checked against a model that counts every window of an in-order stream from scratch.
+    const conditions = [{ gte: 2 }, { gte: 3 }, { gt: 1 }, { lte: 1 }, { eq: 1 }, { gte: 1 }];
+    const { correlations } = compile({
+      correlations: conditions.map((condition, i) => ({
+        ...base,
+        id: `vc-${i}`,
+        type: 'value_count',
+        rules: ['secret.read'],
+        field: 'target.namespace',
+        condition,
+        timespan: '1m',
+      })),
+    });
+    let x = 11;
+    // The high bits of the generator: its low bits repeat with short periods.
+    const next = (n: number) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return Math.floor((x / 2 ** 31) * n);
+    };
+    // Runs of one namespace per actor, now and then another (and back), some signals without one.
+    const stream: Signal[] = [];
+    const current = ['ns-a', 'ns-b', 'ns-c'];
+    for (let i = 0; i < 4000; i++) {
+      const a = next(3);
+      if (next(40) === 0) current[a] = `ns-${next(4)}`;
+      const target = next(10) === 0 ? {} : { namespace: next(12) === 0 ? `ns-${next(4)}` : current[a]! };
+      stream.push(sig(`${i * 3}s`, 'secret.read', `sa:a/actor-${a}`, { target }));
+    }
+    const e = new CorrelationEngine(correlations);
+    const got = stream.flatMap((s) => e.process(s).map((f) => `${f.correlation.id}|${f.group}|${f.time}|${f.signals.map((y) => y.id).join(',')}`));
+    // The model: per correlation and actor, the signals within one timespan of the newest, counted
+    // anew on every arrival; once fired, quiet for one timespan.
+    const want: string[] = [];
+    const seen = new Map<string, Signal[]>();
+    const fired = new Map<string, number>();
+    for (const s of stream) {
+      const held = (seen.get(s.actor.key) ?? []).filter((y) => y.eventTime >= s.eventTime - 60_000);
+      held.push(s);
+      seen.set(s.actor.key, held);
+      correlations.forEach((c, i) => {
+        const key = `${c.id}|${s.actor.key}`;
+        const last = fired.get(key);
+        if (last !== undefined && s.eventTime - last < 60_000) return;
+        const n = new Set(held.map((y) => y.target.namespace).filter((v) => v !== undefined)).size;
+        const [op, value] = Object.entries(conditions[i]!)[0]!;
+        const holds = op === 'gte' ? n >= value : op === 'gt' ? n > value : op === 'lte' ? n <= value : n === value;
+        if (!holds) return;
+        fired.set(key, s.eventTime);
+        want.push(`${c.id}|${s.actor.key}|${s.eventTime}|${held.map((y) => y.id).join(',')}`);
+      });
+    }
+    expect(new Set(got.map((g) => g.split('|')[0])).size).toBe(conditions.length);
+    expect(got.sort()).toEqual(want.sort());
+  });
   it('counts distinct values incrementally exactly as a recount would, late and evicted entries included', () => {
     const { correlations } = compile({
       correlations: [

@@ -84,6 +84,22 @@ interface Group {
   lastFire: number | undefined;
   /** value_count windows of many entries: their distinct values, kept up to date (see {@link Distinct}). */
   distinct: Distinct | undefined;
+  /**
+   * value_count windows: the one value every entry with a value holds (undefined: no entry has one
+   * yet), or {@link MIXED} once two differ (see {@link noteValue}). While it is one value, the
+   * window counts at most one, and a condition that needs two or more cannot hold: nothing to count.
+   */
+  only: unknown;
+}
+
+/** {@link Group.only} of a window whose entries may hold different values. */
+const MIXED: unique symbol = Symbol('mixed');
+
+/** Updates {@link Group.only} for an entry of value `v` entering the window (a bound: leaving entries do not change it). */
+function noteValue(st: Group, v: unknown): void {
+  if (v === undefined || v === null || st.only === MIXED || st.only === v) return;
+  // Strings compare by content; other values (objects from JSON) are not compared at all.
+  st.only = st.only === undefined && typeof v === 'string' ? v : MIXED;
 }
 
 /**
@@ -320,6 +336,7 @@ export class CorrelationEngine {
         if (!target) moved.set(nkey, (target = newSlot(this.width, seqOf(slot))));
         // The kept correlation may count another field or over another timespan: recount from scratch.
         w.distinct = undefined;
+        w.only = MIXED;
         setWindow(target, nci, w);
         target[SEQ] = Math.max(seqOf(target), seqOf(slot));
         this.entryCount += w.entries.length;
@@ -420,6 +437,8 @@ export class CorrelationEngine {
         maxT: w.maxT ?? -Infinity,
         lastFire: w.lastFire ?? undefined,
         distinct: undefined,
+        // Not known without reading every entry: the window counts as it always did until it is recounted.
+        only: MIXED,
       });
     }
     const before = this.groups.get(key);
@@ -567,7 +586,7 @@ export class CorrelationEngine {
     this.slotKey = key;
     this.slotOf = slot;
     let st = windowAt(slot, target.ci);
-    st ??= setWindow(slot, target.ci, { entries: [], maxT: -Infinity, lastFire: undefined, distinct: undefined });
+    st ??= setWindow(slot, target.ci, { entries: [], maxT: -Infinity, lastFire: undefined, distinct: undefined, only: undefined });
     const horizon = c.timespanMs + this.limits.allowedLatenessMs;
     if (t < st.maxT - horizon) {
       this.stats.lateDropped++;
@@ -587,6 +606,7 @@ export class CorrelationEngine {
     }
     const v = c.field ? this.shared(c.field(subject)) : undefined;
     const entry: Entry = kept instanceof PackedSignal && ref === 0 && v === undefined && t === kept.t ? kept : { t, ref, v, signals: kept };
+    if (v !== undefined) noteValue(st, v);
     let es = st.entries;
     let pos = es.length;
     // The newest entry is at maxT: a signal in order (most are) goes last without reading it.
@@ -674,6 +694,10 @@ export class CorrelationEngine {
 
   /** Index range [from, to) of a window of at most one timespan that contains `x` and satisfies the condition. */
   private satisfyingWindow(c: CompiledCorrelation, st: Group, x: Entry): [number, number] | undefined {
+    // A value_count window of one value counts at most one, however its entries lie: a condition
+    // that needs two or more cannot hold, and the entries need not be read (most windows of an
+    // identity that keeps to its own namespace or resource are so).
+    if (c.type === 'value_count' && st.only !== MIXED && !holds(c.condition, 0) && !holds(c.condition, 1)) return undefined;
     const es = st.entries;
     const span = c.timespanMs;
     // Entries are in event-time order: the first one inside the timespan by binary search (most
@@ -696,7 +720,10 @@ export class CorrelationEngine {
         }
         return holds(c.condition, d.counts.size) ? [lo, es.length] : undefined;
       }
-      return this.satisfied(c, es, lo, es.length) ? [lo, es.length] : undefined;
+      const ok = this.satisfied(c, es, lo, es.length);
+      // Recounted the whole window: whether it still holds different values is known again.
+      if (c.type === 'value_count' && lo === 0 && es.length <= 16 && SCRATCH_FEW.length <= 1) st.only = SCRATCH_FEW[0];
+      return ok ? [lo, es.length] : undefined;
     }
     const at = es.indexOf(x);
     for (let i = lo; i <= at; i++) {
