@@ -285,61 +285,85 @@ describe('CorrelationEngine', () => {
     expect(heapAfterGc() - before).toBeLessThan(4 << 20);
   });
 
-  it('fires value_count correlations as a plain recount of every window does, single-valued windows included', () => {
-    // Windows that keep to one value skip the count (a condition that needs two values cannot
-    // hold): checked against a model that counts every window of an in-order stream from scratch.
-    const conditions = [{ gte: 2 }, { gte: 3 }, { gt: 1 }, { lte: 1 }, { eq: 1 }, { gte: 1 }];
-    const { correlations } = compile({
-      correlations: conditions.map((condition, i) => ({
-        ...base,
-        id: `vc-${i}`,
+  it('fires value_count and temporal correlations as a plain recount of every window does, single-valued windows included', () => {
+    // Windows whose entries keep to one value (value_count) or one reference (temporal) skip the
+    // count when the condition needs two: checked against a model that counts every window of an
+    // in-order stream from scratch.
+    const kinds = ['secret.read', 'rbac.denied', 'pod.exec'];
+    const specs = [
+      ...[{ gte: 2 }, { gte: 3 }, { gt: 1 }, { lte: 1 }, { eq: 1 }, { eq: 2 }, { gte: 1 }].map((condition) => ({
         type: 'value_count',
-        rules: ['secret.read'],
+        rules: ['secret.read', 'rbac.denied'],
         field: 'target.namespace',
         condition,
-        timespan: '1m',
       })),
-    });
+      ...[undefined, { gte: 2 }, { lte: 1 }, { eq: 2 }, { gte: 1 }].map((condition) => ({
+        type: 'temporal',
+        rules: kinds,
+        ...(condition ? { condition } : {}),
+      })),
+    ];
+    const { correlations } = compile({ correlations: specs.map((c, i) => ({ ...base, id: `c-${i}`, timespan: '1m', ...c })) });
     let x = 11;
     // The high bits of the generator: its low bits repeat with short periods.
     const next = (n: number) => {
       x = (x * 1103515245 + 12345) % 2 ** 31;
       return Math.floor((x / 2 ** 31) * n);
     };
-    // Runs of one namespace per actor, now and then another (and back), some signals without one.
+    // Runs of one namespace and one kind per actor, now and then another (and back), some signals without a namespace.
     const stream: Signal[] = [];
-    const current = ['ns-a', 'ns-b', 'ns-c'];
+    const namespace = ['ns-a', 'ns-b', 'ns-c'];
+    const kind = ['secret.read', 'secret.read', 'rbac.denied'];
     for (let i = 0; i < 4000; i++) {
       const a = next(3);
-      if (next(40) === 0) current[a] = `ns-${next(4)}`;
-      const target = next(10) === 0 ? {} : { namespace: next(12) === 0 ? `ns-${next(4)}` : current[a]! };
-      stream.push(sig(`${i * 3}s`, 'secret.read', `sa:a/actor-${a}`, { target }));
+      if (next(40) === 0) namespace[a] = `ns-${next(4)}`;
+      if (next(30) === 0) kind[a] = kinds[next(3)]!;
+      const target = next(10) === 0 ? {} : { namespace: next(12) === 0 ? `ns-${next(4)}` : namespace[a]! };
+      stream.push(sig(`${i * 3}s`, next(12) === 0 ? kinds[next(3)]! : kind[a]!, `sa:a/actor-${a}`, { target }));
     }
     const e = new CorrelationEngine(correlations);
     const got = stream.flatMap((s) => e.process(s).map((f) => `${f.correlation.id}|${f.group}|${f.time}|${f.signals.map((y) => y.id).join(',')}`));
-    // The model: per correlation and actor, the signals within one timespan of the newest, counted
-    // anew on every arrival; once fired, quiet for one timespan.
+    // The model: per correlation and actor, its signals within one timespan of the newest, counted
+    // anew on every arrival of one of them; once fired, quiet for one timespan.
     const want: string[] = [];
     const seen = new Map<string, Signal[]>();
     const fired = new Map<string, number>();
     for (const s of stream) {
-      const held = (seen.get(s.actor.key) ?? []).filter((y) => y.eventTime >= s.eventTime - 60_000);
-      held.push(s);
-      seen.set(s.actor.key, held);
       correlations.forEach((c, i) => {
+        const spec = specs[i]!;
+        if (!spec.rules.includes(s.kind)) return;
         const key = `${c.id}|${s.actor.key}`;
+        const held = (seen.get(key) ?? []).filter((y) => y.eventTime >= s.eventTime - 60_000);
+        held.push(s);
+        seen.set(key, held);
         const last = fired.get(key);
         if (last !== undefined && s.eventTime - last < 60_000) return;
-        const n = new Set(held.map((y) => y.target.namespace).filter((v) => v !== undefined)).size;
-        const [op, value] = Object.entries(conditions[i]!)[0]!;
+        const n = new Set(held.map((y) => (spec.type === 'temporal' ? y.kind : y.target.namespace)).filter((v) => v !== undefined)).size;
+        const [op, value] = Object.entries(spec.condition ?? { gte: spec.rules.length })[0]!;
         const holds = op === 'gte' ? n >= value : op === 'gt' ? n > value : op === 'lte' ? n <= value : n === value;
         if (!holds) return;
         fired.set(key, s.eventTime);
         want.push(`${c.id}|${s.actor.key}|${s.eventTime}|${held.map((y) => y.id).join(',')}`);
       });
     }
-    expect(new Set(got.map((g) => g.split('|')[0])).size).toBe(conditions.length);
+    expect(new Set(got.map((g) => g.split('|')[0])).size).toBe(specs.length);
     expect(got.sort()).toEqual(want.sort());
+  });
+  it('takes a window for single-valued again only after a count that found one value', () => {
+    // No lateness, so a window holds only its timespan. a, b (eq 2 fires), c while quiet, a (the
+    // window is c, a: fires), c at the end of the quiet timespan (the window is a, c: fires: two values, not c alone).
+    const { correlations } = compile({
+      correlations: [
+        { ...base, id: 'ns', type: 'value_count', rules: ['secret.read'], field: 'target.namespace', condition: { eq: 2 }, timespan: '1m' },
+        { ...base, id: 'kinds', type: 'temporal', rules: ['secret.list', 'rbac.denied', 'pod.exec'], condition: { eq: 2 }, timespan: '1m' },
+      ],
+    });
+    const e = new CorrelationEngine(correlations, { allowedLatenessMs: 0 });
+    const read = (at: string, namespace: string) => e.process(sig(at, 'secret.read', 'sa:a/b', { target: { namespace } })).map((f) => f.correlation.id);
+    expect([read('0s', 'a'), read('30s', 'b'), read('50s', 'c'), read('95s', 'a'), read('155s', 'c')]).toEqual([[], ['ns'], [], ['ns'], ['ns']]);
+    const act = (at: string, kind: string) => e.process(sig(at, kind, 'sa:c/d')).map((f) => f.correlation.id);
+    const kinds = [act('0s', 'secret.list'), act('30s', 'rbac.denied'), act('50s', 'pod.exec'), act('95s', 'secret.list'), act('155s', 'pod.exec')];
+    expect(kinds).toEqual([[], ['kinds'], [], ['kinds'], ['kinds']]);
   });
   it('counts distinct values incrementally exactly as a recount would, late and evicted entries included', () => {
     const { correlations } = compile({

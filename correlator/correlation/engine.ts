@@ -85,9 +85,11 @@ interface Group {
   /** value_count windows of many entries: their distinct values, kept up to date (see {@link Distinct}). */
   distinct: Distinct | undefined;
   /**
-   * value_count windows: the one value every entry with a value holds (undefined: no entry has one
-   * yet), or {@link MIXED} once two differ (see {@link noteValue}). While it is one value, the
-   * window counts at most one, and a condition that needs two or more cannot hold: nothing to count.
+   * The one value every entry with a value holds (value_count), or the one reference every entry
+   * has (temporal, temporal_ordered); undefined while no entry has one, {@link MIXED} once two
+   * differ (see {@link noteValue}). While there is one, the window counts at most one distinct
+   * value or reference, and a condition that needs two cannot hold (see {@link needsTwo}):
+   * nothing to read.
    */
   only: unknown;
 }
@@ -98,8 +100,20 @@ const MIXED: unique symbol = Symbol('mixed');
 /** Updates {@link Group.only} for an entry of value `v` entering the window (a bound: leaving entries do not change it). */
 function noteValue(st: Group, v: unknown): void {
   if (v === undefined || v === null || st.only === MIXED || st.only === v) return;
-  // Strings compare by content; other values (objects from JSON) are not compared at all.
-  st.only = st.only === undefined && typeof v === 'string' ? v : MIXED;
+  // Strings compare by content, references are numbers; other values (objects from JSON) are not compared at all.
+  st.only = st.only === undefined && (typeof v === 'string' || typeof v === 'number') ? v : MIXED;
+}
+
+/** Whether a window of at most one distinct value (value_count) or reference (temporal, temporal_ordered) can never satisfy `c`. */
+function needsTwo(c: CompiledCorrelation): boolean {
+  switch (c.type) {
+    case 'event_count':
+      return false;
+    case 'temporal_ordered':
+      return c.refs.length > 1;
+    default:
+      return !holds(c.condition, 0) && !holds(c.condition, 1);
+  }
 }
 
 /**
@@ -209,6 +223,8 @@ function entriesOf(slot: Slot, width: number): number {
 /** A number as JSON: -Infinity (a window that never fired) is null, read back as never. */
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
 const SCRATCH_FEW: string[] = [];
+/** The references the last temporal count found, as bits (see {@link CorrelationEngine.relearnOnly}). */
+let SCRATCH_REFS = 0;
 
 /**
  * A group's windows in a form that survives JSON: per correlation id, its entries and firing state.
@@ -606,7 +622,8 @@ export class CorrelationEngine {
     }
     const v = c.field ? this.shared(c.field(subject)) : undefined;
     const entry: Entry = kept instanceof PackedSignal && ref === 0 && v === undefined && t === kept.t ? kept : { t, ref, v, signals: kept };
-    if (v !== undefined) noteValue(st, v);
+    if (c.type === 'value_count') noteValue(st, v);
+    else if (c.type !== 'event_count') noteValue(st, ref);
     let es = st.entries;
     let pos = es.length;
     // The newest entry is at maxT: a signal in order (most are) goes last without reading it.
@@ -697,7 +714,7 @@ export class CorrelationEngine {
     // A value_count window of one value counts at most one, however its entries lie: a condition
     // that needs two or more cannot hold, and the entries need not be read (most windows of an
     // identity that keeps to its own namespace or resource are so).
-    if (c.type === 'value_count' && st.only !== MIXED && !holds(c.condition, 0) && !holds(c.condition, 1)) return undefined;
+    if (st.only !== MIXED && needsTwo(c)) return undefined;
     const es = st.entries;
     const span = c.timespanMs;
     // Entries are in event-time order: the first one inside the timespan by binary search (most
@@ -722,7 +739,7 @@ export class CorrelationEngine {
       }
       const ok = this.satisfied(c, es, lo, es.length);
       // Recounted the whole window: whether it still holds different values is known again.
-      if (c.type === 'value_count' && lo === 0 && es.length <= 16 && SCRATCH_FEW.length <= 1) st.only = SCRATCH_FEW[0];
+      if (lo === 0) this.relearnOnly(c, st);
       return ok ? [lo, es.length] : undefined;
     }
     const at = es.indexOf(x);
@@ -732,6 +749,16 @@ export class CorrelationEngine {
       if (this.satisfied(c, es, i, k)) return [i, k];
     }
     return undefined;
+  }
+
+  /**
+   * After a count of the whole window (by {@link satisfied}): whether its entries hold one value or
+   * reference is known again, so a window that once held two can skip its counts again.
+   */
+  private relearnOnly(c: CompiledCorrelation, st: Group): void {
+    if (c.type === 'value_count') {
+      if (st.entries.length <= 16 && SCRATCH_FEW.length <= 1) st.only = SCRATCH_FEW[0];
+    } else if (c.type === 'temporal' && (SCRATCH_REFS & (SCRATCH_REFS - 1)) === 0) st.only = SCRATCH_REFS === 0 ? undefined : 31 - Math.clz32(SCRATCH_REFS);
   }
 
   private satisfied(c: CompiledCorrelation, es: Entry[], from: number, to: number): boolean {
@@ -772,6 +799,7 @@ export class CorrelationEngine {
             n++;
           }
         }
+        SCRATCH_REFS = bits;
         return holds(c.condition, n);
       }
       case 'temporal_ordered': {
