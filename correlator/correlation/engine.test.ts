@@ -121,6 +121,22 @@ describe('CorrelationEngine', () => {
     expect(fired(two)).toEqual(expected);
   });
 
+  it('restores whether a window holds one value from its checkpointed entries', () => {
+    const { correlations } = compile({
+      correlations: [{ ...base, id: 'ns', type: 'value_count', rules: ['secret.read'], field: 'target.namespace', condition: { gte: 2 }, timespan: '1m' }],
+    });
+    const read = (at: string, namespace: string) => sig(at, 'secret.read', 'sa:a/b', { target: { namespace } });
+    const one = new CorrelationEngine(correlations);
+    // a, b (fires), a while quiet: the window holds two values.
+    expect([read('0s', 'a'), read('30s', 'b'), read('50s', 'a')].map((x) => one.process(x).length)).toEqual([0, 1, 0]);
+    const state = JSON.parse(one.exportSlot('sa:a/b', (x) => JSON.stringify(x))!) as SlotState;
+    const two = new CorrelationEngine(correlations);
+    two.importSlot('sa:a/b', state);
+    // At the end of the quiet timespan the window is b (30s), a, a: two values, though the arrival repeats one.
+    const last = read('90s', 'a');
+    expect(two.process(last).map((f) => f.correlation.id)).toEqual(['ns']);
+    expect(one.process(last).map((f) => f.correlation.id)).toEqual(['ns']);
+  });
   it('bounds state per group and in total, and counts what it evicts or drops', () => {
     const { correlations } = compile({
       correlations: [{ ...base, id: 'bounded', type: 'event_count', rules: ['rbac.denied'], condition: { gte: 1000 }, timespan: '1h' }],

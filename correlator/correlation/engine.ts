@@ -442,7 +442,8 @@ export class CorrelationEngine {
     for (const [id, w] of Object.entries(state.windows)) {
       const ci = this.correlations.findIndex((c) => c.id === id);
       if (ci < 0) continue;
-      setWindow(slot, ci, {
+      const c = this.correlations[ci]!;
+      const st = setWindow(slot, ci, {
         entries: w.entries.flatMap((e): Entry[] => {
           const signals = Array.isArray(e.ids) ? e.ids.flatMap(sig) : sig(e.ids);
           if (!signals.length) return [];
@@ -453,9 +454,9 @@ export class CorrelationEngine {
         maxT: w.maxT ?? -Infinity,
         lastFire: w.lastFire ?? undefined,
         distinct: undefined,
-        // Not known without reading every entry: the window counts as it always did until it is recounted.
-        only: MIXED,
+        only: undefined,
       });
+      if (c.type !== 'event_count') for (const e of st.entries) noteValue(st, c.type === 'value_count' ? e.v : e.ref);
     }
     const before = this.groups.get(key);
     if (before) this.entryCount -= entriesOf(before, width);
