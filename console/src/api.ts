@@ -55,6 +55,16 @@ export function tokenGeneration(): number {
   return generation;
 }
 
+/**
+ * Whether a 401/403 to a request sent with `sentWith` speaks for the token in use now. A request its
+ * page aborted (the page went away, often because another request's 401 put up the prompt) has no
+ * readable body, and one sent before the user gave another token answers for the old one: either
+ * would replace the server's explanation of the current token with a wrong one.
+ */
+export function answersCurrentToken(sentWith: string | undefined, signal?: AbortSignal | null): boolean {
+  return !signal?.aborted && getToken() === sentWith;
+}
+
 /** Records a 401/403 and tells the token prompt; api() does it for every call, the event stream too. */
 export function reportAuthProblem(status: number, message: string): void {
   authProblem = { status, message };
@@ -105,11 +115,12 @@ async function problemOf(res: Response): Promise<string> {
 
 /** Fetches JSON from the API; throws {@link ApiError} with the server's explanation otherwise. */
 export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const sentWith = getToken();
   const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(), ...(init.headers as Record<string, string> | undefined) };
   const res = await fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' });
   if (!res.ok) {
     const message = await problemOf(res);
-    if (res.status === 401 || res.status === 403) reportAuthProblem(res.status, message);
+    if ((res.status === 401 || res.status === 403) && answersCurrentToken(sentWith, init.signal)) reportAuthProblem(res.status, message);
     throw new ApiError(res.status, message);
   }
   return (await res.json()) as T;

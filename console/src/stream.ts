@@ -3,7 +3,7 @@
  * the bearer token), reconnected after a drop with `Last-Event-ID` so no change is missed, and a
  * `reset` passed on when the server no longer has the events after that id (list again).
  */
-import { ApiError, authHeaders, reportAuthProblem } from './api';
+import { answersCurrentToken, ApiError, authHeaders, getToken, reportAuthProblem } from './api';
 import { SseParser } from './sse';
 import type { IncidentSummary } from './types';
 
@@ -31,6 +31,7 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
     h.state?.(attempts++ === 0 ? 'connecting' : 'reconnecting');
     const parser = new SseParser();
     parser.lastEventId = lastEventId;
+    const sentWith = getToken();
     try {
       const res = await fetch(path, {
         headers: { Accept: 'text/event-stream', ...authHeaders(), ...(lastEventId !== undefined ? { 'Last-Event-ID': lastEventId } : {}) },
@@ -49,7 +50,7 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
         } catch {
           /* not problem+json */
         }
-        reportAuthProblem(401, message);
+        if (!closed && answersCurrentToken(sentWith, ctrl.signal)) reportAuthProblem(401, message);
         return;
       }
       if (!res.ok || !res.body) throw new ApiError(res.status, `event stream answered ${res.status}`);
