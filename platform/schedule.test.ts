@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { getTasks } from 'node-cron';
 import { PollSchedule } from './schedule.js';
 
 describe('PollSchedule', () => {
@@ -21,5 +22,15 @@ describe('PollSchedule', () => {
 
   it('refuses a schedule that is not a cron expression, naming it', () => {
     expect(() => new PollSchedule('loki-poller', 'every minute', async () => 0)).toThrow(/loki-poller: "every minute" is not a cron expression/);
+  });
+
+  it('lets go of its task when stopped (node-cron would otherwise keep it, and all its poll reaches, for good)', async () => {
+    const before = new Set(getTasks().keys());
+    const s = new PollSchedule('test-release', '* * * * *', async () => 0);
+    s.start();
+    const added = [...getTasks().keys()].filter((k) => !before.has(k));
+    expect(added).toHaveLength(1);
+    await s.stop();
+    expect(getTasks().has(added[0]!)).toBe(false);
   });
 });

@@ -29,9 +29,14 @@ export class PollSchedule<R> {
     );
   }
 
-  /** Stops the schedule and waits for a run in progress. */
+  /**
+   * Stops the schedule and waits for a run in progress. The task is destroyed, not only stopped:
+   * node-cron keeps every task it scheduled in a process-wide registry until it is destroyed, and a
+   * stopped one would hold `poll` and all it reaches (a whole kubevigil, for the incident sweeper)
+   * for the life of the process.
+   */
   async stop(): Promise<void> {
-    await this.task?.stop();
+    await this.task?.destroy();
     this.task = undefined;
     await this.running?.catch(() => undefined);
   }
