@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { lastAuthProblem, setToken } from './api';
+import { dismissAuthProblem, lastAuthProblem, setToken } from './api';
 import { openIncidentStream, type StreamState } from './stream';
 
 /** A fetch that answers each call with the next scripted event-stream body (or status), and records the Last-Event-ID sent. */
@@ -48,5 +48,25 @@ describe('openIncidentStream', () => {
     await vi.waitFor(() => expect(lastAuthProblem()).toEqual({ status: 401, message: 'answered 401' }));
     expect(states.at(-1)).toBe('unauthorized');
     expect(sent).toHaveLength(1);
+  });
+
+  it('on a 401 to a token the user has since replaced, connects again with the new one instead of prompting', async () => {
+    dismissAuthProblem();
+    setToken('read-token');
+    let answer!: (r: Response) => void;
+    const tokens: (string | undefined)[] = [];
+    const fetch = vi.fn((_url: string, init: RequestInit) => {
+      tokens.push((init.headers as Record<string, string>).Authorization);
+      if (tokens.length === 1) return new Promise<Response>((r) => (answer = r));
+      return new Promise<Response>(() => undefined); // the second connection stays open
+    });
+    vi.stubGlobal('fetch', fetch);
+    const close = openIncidentStream({ incident: () => undefined, reset: () => undefined });
+    await vi.waitFor(() => expect(tokens).toHaveLength(1));
+    setToken('write-token', { reload: false });
+    answer(new Response(JSON.stringify({ detail: 'the bearer token is not valid for api' }), { status: 401 }));
+    await vi.waitFor(() => expect(tokens).toEqual(['Bearer read-token', 'Bearer write-token']));
+    expect(lastAuthProblem()).toBeUndefined();
+    close();
   });
 });

@@ -3,7 +3,7 @@
  * the bearer token), reconnected after a drop with `Last-Event-ID` so no change is missed, and a
  * `reset` passed on when the server no longer has the events after that id (list again).
  */
-import { answersCurrentToken, ApiError, authHeaders, getToken, reportAuthProblem } from './api';
+import { ApiError, authHeaders, getToken, reportAuthProblem } from './api';
 import { SseParser } from './sse';
 import type { IncidentSummary } from './types';
 
@@ -50,7 +50,11 @@ export function openIncidentStream(h: StreamHandlers, path = '/api/v1/incidents/
         } catch {
           /* not problem+json */
         }
-        if (!closed && answersCurrentToken(sentWith, ctrl.signal)) reportAuthProblem(401, message);
+        if (closed || ctrl.signal.aborted) return;
+        // Refused a token the user has since replaced (a write token given after a 403 keeps the
+        // page and this stream): ask again with the new one instead of prompting for it.
+        if (getToken() !== sentWith) return void connect();
+        reportAuthProblem(401, message);
         return;
       }
       if (!res.ok || !res.body) throw new ApiError(res.status, `event stream answered ${res.status}`);
