@@ -171,6 +171,26 @@ function eventListBodies(events: import('../connectors/k8s-audit/parse.js').Audi
   return bodies;
 }
 
+/** Counts the event loop's full garbage collections (mark-compact) from now until `stop()`. */
+async function countFullCollections(): Promise<{ stop: () => number }> {
+  const { PerformanceObserver, constants } = await import('node:perf_hooks');
+  let n = 0;
+  const major = (e: import('node:perf_hooks').PerformanceEntry) =>
+    (e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR;
+  const obs = new PerformanceObserver((list) => {
+    n += list.getEntries().filter(major).length;
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop: () => {
+      // Entries are delivered asynchronously: take those still buffered.
+      n += obs.takeRecords().filter(major).length;
+      obs.disconnect();
+      return n;
+    },
+  };
+}
+
 /** POSTs every body with `concurrency` requests in flight; resolves with the seconds it took. */
 async function postAll(url: string, bodies: string[], concurrency = 4): Promise<number> {
   let next = 0;
@@ -271,8 +291,9 @@ async function e2eCase(): Promise<void> {
   const baseline = async () => {
     const cpu = process.threadCpuUsage();
     const all = process.cpuUsage();
+    const full = await countFullCollections();
     const seconds = await postAll(`http://127.0.0.1:${port}/ingest`, bodies);
-    return { seconds, loopSeconds: cpuSeconds(process.threadCpuUsage(cpu)), processSeconds: cpuSeconds(process.cpuUsage(all)) };
+    return { seconds, loopSeconds: cpuSeconds(process.threadCpuUsage(cpu)), processSeconds: cpuSeconds(process.cpuUsage(all)), fullGcs: full.stop() };
   };
 
   /** One kubevigil with `workers` detection workers: seconds to acknowledge every batch, and to correlate them all. */
@@ -284,15 +305,17 @@ async function e2eCase(): Promise<void> {
     const t0 = process.hrtime.bigint();
     const cpu0 = process.threadCpuUsage();
     const all0 = process.cpuUsage();
+    const full = await countFullCollections();
     const seconds = await postAll(`${kv.url}/ingest/k8s-audit`, bodies);
     await kv.drained();
+    const fullGcs = full.stop();
     const loopSeconds = cpuSeconds(process.threadCpuUsage(cpu0));
     // Every thread of the process: detection workers and the garbage collector's helpers too.
     const processSeconds = cpuSeconds(process.cpuUsage(all0));
     const drainedSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     await latency.stop();
     await kv.stop();
-    return { seconds, drainedSeconds, loopSeconds, processSeconds, latency };
+    return { seconds, drainedSeconds, loopSeconds, processSeconds, fullGcs, latency };
   };
   type Run = Awaited<ReturnType<typeof run>>;
   const defaultWorkers = loadConfig({}).workers;
@@ -318,14 +341,14 @@ async function e2eCase(): Promise<void> {
     `e2e (embedded, HTTP → detect → bus → correlate → SQLite): ${E} audit events in batches of 400, 4 in flight, ${ROUNDS_E2E} interleaved rounds (medians)`,
   );
   console.log(
-    `  bare express + JSON.parse (baseline)    ${fmt(E / baseSeconds)} events/s   event loop CPU ${baseLoop.toFixed(2)} s, all threads ${med((r) => r.base.processSeconds).toFixed(2)} s`,
+    `  bare express + JSON.parse (baseline)    ${fmt(E / baseSeconds)} events/s   event loop CPU ${baseLoop.toFixed(2)} s, all threads ${med((r) => r.base.processSeconds).toFixed(2)} s, full GCs ${med((r) => r.base.fullGcs)}`,
   );
   configs.forEach((c, i) => {
     const seconds = med((r) => r.runs[i]!.seconds);
     // Every signal published: an incident's timeline keeps 200 entries, so not all show in an update.
     const signals = med((r) => r.runs[i]!.latency.published / r.runs[i]!.seconds);
     console.log(
-      `  ${c.label.padEnd(38)} ${fmt(E / seconds)} events/s ${fmt(signals)} signals/s   ratio ${ratioOf(i).toFixed(2)} (rounds ${rounds.map((r) => (r.base.seconds / r.runs[i]!.seconds).toFixed(2)).join(', ')})   all correlated at ${fmt(E / med((r) => r.runs[i]!.drainedSeconds)).trim()} events/s   event loop CPU ${med((r) => r.runs[i]!.loopSeconds).toFixed(2)} s, all threads ${med((r) => r.runs[i]!.processSeconds).toFixed(2)} s`,
+      `  ${c.label.padEnd(38)} ${fmt(E / seconds)} events/s ${fmt(signals)} signals/s   ratio ${ratioOf(i).toFixed(2)} (rounds ${rounds.map((r) => (r.base.seconds / r.runs[i]!.seconds).toFixed(2)).join(', ')})   all correlated at ${fmt(E / med((r) => r.runs[i]!.drainedSeconds)).trim()} events/s   event loop CPU ${med((r) => r.runs[i]!.loopSeconds).toFixed(2)} s, all threads ${med((r) => r.runs[i]!.processSeconds).toFixed(2)} s, full GCs ${med((r) => r.runs[i]!.fullGcs)}`,
     );
   });
   const last = rounds[rounds.length - 1]!.runs[headline]!;

@@ -18,6 +18,7 @@ import type { IdentityFact } from '../../correlator/identity.js';
 import type { AuditOffload, OffloadedAudit } from '../../connectors/k8s-audit/receiver.js';
 import type { UsageCount } from '../usage.js';
 import type { DetectedAudit, RejectedAudit } from './audit-batch.js';
+import { BodyScavenger } from './body-scavenge.js';
 
 /** What a worker compiles: the detection rule files and the minimum severity. */
 export interface WorkerRules {
@@ -75,6 +76,8 @@ export interface DetectionPoolOptions {
   heapMb?: number;
   /** Called for each body refused by {@link maxQueueDelayMs}. */
   onQueueDelayRefusal?: () => void;
+  /** What frees the bodies' memory on the event loop (default: a scavenge every 8 MiB, {@link BodyScavenger}). */
+  scavenger?: BodyScavenger;
 }
 
 /** A fixed number of detection workers, started on first use and replaced when one dies. */
@@ -88,6 +91,7 @@ export class DetectionPool implements AuditOffload {
   crashes = 0;
   /** Moving average of the seconds a worker takes per body (0 until one was answered). */
   private bodySeconds = 0;
+  private readonly scavenger: BodyScavenger;
 
   constructor(
     size: number,
@@ -96,6 +100,7 @@ export class DetectionPool implements AuditOffload {
     private readonly opts: DetectionPoolOptions = {},
   ) {
     this.slots = new Array<Slot | undefined>(Math.max(1, size)).fill(undefined);
+    this.scavenger = opts.scavenger ?? new BodyScavenger();
   }
 
   get size(): number {
@@ -134,9 +139,12 @@ export class DetectionPool implements AuditOffload {
     // slice of shared memory (Node's small-buffer pool) is copied, so nothing else is detached.
     const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
     const bytes = owned ? new Uint8Array(body.buffer, 0, body.byteLength) : Uint8Array.from(body);
+    const size = body.byteLength; // read before the transfer detaches the body
     return new Promise((resolve, reject) => {
       slot.jobs.set(id, { resolve, reject });
       slot.worker.postMessage({ type: 'audit', id, body: bytes, lines, observed } satisfies PoolRequest, [bytes.buffer as ArrayBuffer]);
+      // After the hand-over: the worker is busy with this body while the event loop collects.
+      this.scavenger.note(size);
     });
   }
 
