@@ -203,7 +203,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   {
     env: 'KUBEVIGIL_V8_FLAGS',
     default: '(none)',
-    help: `V8 flags set when the process starts serving, separated by spaces. ${THROUGHPUT_FLAG} counts request bodies in the garbage collector's global limit: 10–35% more audit events/s in the e2e bench on 2 cores, for a peak resident size a few hundred MB higher (services/v8-flags.ts).`,
+    help: `V8 flags set when the process starts serving, separated by spaces. ${THROUGHPUT_FLAG} counts request bodies in the garbage collector's global limit: 10–35% more audit events/s in the e2e bench on 2 cores before the detection pool's scavenges took away most of the full collections it avoids (services/workers/body-scavenge.ts), for a peak resident size a few hundred MB higher (services/v8-flags.ts).`,
   },
   {
     env: 'KUBEVIGIL_BUS_LINGER_MS',
