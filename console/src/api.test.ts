@@ -10,23 +10,23 @@ afterEach(() => {
 });
 
 describe('api() and the token prompt', () => {
-  it('reports a 401 with the server explanation of the token in use', async () => {
+  /** A wrong token in use, refused by the API: the prompt explains why. */
+  async function refuseWrongToken(): Promise<void> {
     setToken('wrong-token');
     vi.stubGlobal(
       'fetch',
       vi.fn(async () => problem('the bearer token is not valid for api')),
     );
     await expect(api('/api/v1/rules')).rejects.toBeInstanceOf(ApiError);
+  }
+
+  it('reports a 401 with the server explanation of the token in use', async () => {
+    await refuseWrongToken();
     expect(lastAuthProblem()).toEqual({ status: 401, message: 'the bearer token is not valid for api' });
   });
 
   it('does not let a request its page aborted replace the explanation (its body cannot be read)', async () => {
-    setToken('wrong-token');
-    vi.stubGlobal(
-      'fetch',
-      vi.fn(async () => problem('the bearer token is not valid for api')),
-    );
-    await expect(api('/api/v1/rules')).rejects.toBeInstanceOf(ApiError);
+    await refuseWrongToken();
     const ctrl = new AbortController();
     // The 401 arrives, then the page goes away before its body is read: what the browser does when
     // another request's 401 puts up the prompt and unmounts the list.

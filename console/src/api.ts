@@ -61,7 +61,7 @@ export function tokenGeneration(): number {
  * readable body, and one sent before the user gave another token answers for the old one: either
  * would replace the server's explanation of the current token with a wrong one.
  */
-export function answersCurrentToken(sentWith: string | undefined, signal?: AbortSignal | null): boolean {
+function answersCurrentToken(sentWith: string | undefined, signal?: AbortSignal | null): boolean {
   return !signal?.aborted && getToken() === sentWith;
 }
 
