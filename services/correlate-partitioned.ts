@@ -305,6 +305,18 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   }
 
   /**
+   * Drops a partition's state whose messages were not all applied (a correlation worker thread
+   * failed a batch the bus had already moved past): the next flush asks the bus for everything
+   * since its last commit again, and the state is loaded from the checkpoint.
+   */
+  discard(partition: number): void {
+    void this.serialize(partition, async () => {
+      this.drop(partition);
+      this.rebuilds.delete(partition);
+    });
+  }
+
+  /**
    * What the bus commits with the partition's offsets after a flush: the generation of the
    * checkpoint the flush wrote or found ({@link commitMarker}). Kafka keeps it when Redis does not.
    */

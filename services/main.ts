@@ -82,6 +82,8 @@ export interface ServeOptions {
   kubeConfig?: KubeConfig;
   /** How often a distributed process reads the silences again (default 2000 ms). */
   silencePollMs?: number;
+  /** Another correlation worker script (tests: one that crashes). */
+  correlatorWorkerScript?: { url: URL; execArgv?: string[] };
 }
 
 /**
@@ -199,11 +201,11 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
     await lifecycle.start(drainOnStop(bus));
     const ingest = roles.has('ingest') ? await lifecycle.start(new IngestRole(stage)) : undefined;
     // Validated before anything changes; the detector and the correlations are swapped synchronously.
-    reload.register('rules', () => {
+    reload.register('rules', async () => {
       const next = loadRules(config.rulesPaths);
-      if (next.problems.length) return Promise.resolve(next.problems);
+      if (next.problems.length) return next.problems;
       ingest?.setRules(next.rules, config.minSeverity, next.detectionFiles);
-      const windows = correlator?.replaceCorrelations(next.correlations);
+      const windows = await correlator?.replaceCorrelations(next.correlations);
       ruleList.splice(0, ruleList.length, ...next.rules);
       correlationList.splice(0, correlationList.length, ...next.correlations);
       countRules(next);
@@ -217,7 +219,7 @@ export async function serve(config: Config, logger: Logger, opts: ServeOptions =
         },
         'rules reloaded',
       );
-      return Promise.resolve([]);
+      return [];
     });
     // Validated as a whole first; the new set replaces the old one at once, or the old one stays.
     const silencesFile = config.silencesFile;

@@ -4,6 +4,28 @@ import { Metrics } from './metrics.js';
 import { VERSION } from './package-info.js';
 
 describe('Metrics', () => {
+  it('merges the registries of worker threads into its scrape: counters summed, build info once, known silences as their maximum', async () => {
+    const main = new Metrics();
+    const workers = [new Metrics(), new Metrics()];
+    main.correlatedSignals.inc(0);
+    workers[0]!.correlatedSignals.inc(30);
+    workers[1]!.correlatedSignals.inc(12);
+    workers[0]!.openIncidents.set({ severity: 'high' }, 2);
+    workers[1]!.openIncidents.set({ severity: 'high' }, 3);
+    // Every thread knows the same silences; the process knows 4, not 12.
+    const { Gauge } = await import('prom-client');
+    const silences = (m: Metrics) =>
+      new Gauge({ name: 'kubevigil_silences', help: 'h', labelNames: ['state'] as const, aggregator: 'max', registers: [m.registry] });
+    for (const m of [main, ...workers]) silences(m).set({ state: 'active' }, 4);
+    for (const w of workers) main.addRemote(() => w.collect());
+    const text = await main.scrape();
+    expect(text).toMatch(/^kubevigil_correlator_signals_total 42$/m);
+    expect(text).toMatch(/^kubevigil_incidents_open\{severity="high"\} 5$/m);
+    expect(text).toMatch(/^kubevigil_silences\{state="active"\} 4$/m);
+    expect(text.match(/^kubevigil_build_info\{.*\} 1$/gm)).toHaveLength(1);
+    expect(await main.total('kubevigil_correlator_signals_total')).toBe(42);
+  });
+
   it('adds what components dropped since the last scrape to kubevigil_dropped_total', async () => {
     const m = new Metrics();
     let evicted = 5;

@@ -2,7 +2,7 @@
  * kubevigil's own metrics (prom-client). Every component counts received, emitted, dropped and failed
  * items with a fixed, bounded label set; names follow Prometheus conventions.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { VERSION } from './package-info.js';
 
 /** All metric families of one process, on their own registry (tests create as many as they like). */
@@ -157,10 +157,40 @@ export class Metrics {
     this.scrapeHooks.push(fn);
   }
 
+  private readonly remotes: (() => Promise<MetricObjectWithValues<MetricValue<string>>[]>)[] = [];
+
+  /**
+   * Adds the metrics of another registry of this process (a correlation worker thread's) to every
+   * scrape: samples of the same name and labels are summed, unless the metric says otherwise
+   * (its `aggregator`: build info is taken once, the silences gauge as its maximum).
+   */
+  addRemote(read: () => Promise<MetricObjectWithValues<MetricValue<string>>[]>): void {
+    this.remotes.push(read);
+  }
+
+  /** This process's metrics with those of its remote registries, after the scrape hooks ran. */
+  async collect(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    for (const h of this.scrapeHooks) h();
+    const own = await this.registry.getMetricsAsJSON();
+    if (!this.remotes.length) return own;
+    const merged = AggregatorRegistry.aggregate([own, ...(await Promise.all(this.remotes.map((r) => r())))]);
+    return merged.getMetricsAsJSON();
+  }
+
   /** The exposition text, after the scrape hooks ran. */
   async scrape(): Promise<string> {
-    for (const h of this.scrapeHooks) h();
-    return this.registry.metrics();
+    if (!this.remotes.length) {
+      for (const h of this.scrapeHooks) h();
+      return this.registry.metrics();
+    }
+    const merged = AggregatorRegistry.aggregate([await this.collect()]);
+    return merged.metrics();
+  }
+
+  /** The value of a counter or gauge without labels (or summed over them), remote registries included. */
+  async total(name: string): Promise<number> {
+    const m = (await this.collect()).find((x) => x.name === name);
+    return (m?.values ?? []).reduce((a, v) => a + v.value, 0);
   }
 
   /**
@@ -191,6 +221,8 @@ export class Metrics {
       name: 'kubevigil_build_info',
       help: 'Always 1; the labels say which kubevigil and which Node.js runtime this process runs.',
       labelNames: ['version', 'nodejs_version'] as const,
+      // Correlation worker threads have it too (Metrics.addRemote): one per process.
+      aggregator: 'first',
       registers: [this.registry],
     }).set({ version: VERSION, nodejs_version: process.versions.node }, 1);
     // Standard names, no prefix (process_cpu_seconds_total, nodejs_eventloop_lag_p99_seconds…), so

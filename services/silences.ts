@@ -42,6 +42,8 @@ export class Silences implements Component {
       name: 'kubevigil_silences',
       help: 'Silences this process knows, by state (active, pending, expired).',
       labelNames: ['state'] as const,
+      // Correlation worker threads know the same silences (Metrics.addRemote): not a sum.
+      aggregator: 'max',
       registers: [metrics.registry],
     });
     metrics.onScrape(() => {
@@ -93,10 +95,19 @@ export class Silences implements Component {
     this.apply(this.stored);
   }
 
+  private readonly listeners: ((all: readonly Silence[]) => void)[] = [];
+
+  /** Called with every silence (file and store) each time they are read or replaced: correlation worker threads get them so. */
+  onChange(listener: (all: readonly Silence[]) => void): void {
+    this.listeners.push(listener);
+    listener(this.all);
+  }
+
   private apply(stored: Silence[]): void {
     const fileIds = new Set(this.fromFile.map((s) => s.id));
     const all = [...this.fromFile, ...stored.filter((s) => !fileIds.has(s.id))];
     this.all = all;
+    for (const l of this.listeners) l(all);
     this.set.replace(all, this.clock.now());
     const ids = new Set(all.map((s) => s.id));
     for (const id of this.counted)

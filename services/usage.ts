@@ -55,6 +55,8 @@ export class UsageProfiler implements UsageSource {
   private readonly byActor = new Map<string, Map<string, PermissionUse>>();
   /** Identities or permissions forgotten to stay within the bounds. */
   dropped = 0;
+  /** Told of every count recorded (correlation worker threads keep a copy of the profile). */
+  onRecord?: (u: UsageKey, n: number) => void;
 
   constructor(private readonly limits: UsageLimits = { maxActors: 20_000, maxPermissionsPerActor: 128 }) {}
 
@@ -66,6 +68,7 @@ export class UsageProfiler implements UsageSource {
 
   /** Counts `n` requests of one permission (the detection workers send them counted per body: {@link usageOf}). */
   record(u: UsageKey, n: number): void {
+    this.onRecord?.(u, n);
     let perms = this.byActor.get(u.actor);
     if (!perms) {
       if (this.byActor.size >= this.limits.maxActors) {

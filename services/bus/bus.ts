@@ -93,10 +93,11 @@ export interface SubscribeOptions {
 
 /**
  * How a Kafka consumer turns a message's JSON into its value (see {@link SubscribeOptions.parse}).
- * With `bytes`, it is given the raw value instead, and can leave parts it does not read undecoded.
+ * With `bytes`, it is given the raw value (and all the headers) instead, and can leave parts it
+ * does not read undecoded.
  */
 export type MessageParser = ((json: string, header: (name: string) => string | undefined) => unknown) & {
-  bytes?: (value: Buffer, header: (name: string) => string | undefined) => unknown;
+  bytes?: (value: Buffer, header: (name: string) => string | undefined, headers?: Readonly<Record<string, unknown>>) => unknown;
 };
 
 /** Publishes and subscribes; `publish` resolves only once the bus has taken responsibility for the messages. */

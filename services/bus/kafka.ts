@@ -8,6 +8,7 @@
  * {@link KafkaBus} composes the parts in `kafka/`: the producer, the consumer supervisor, the batch
  * and checkpoint runners, read-back, and topic creation at start.
  */
+import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { pino } from 'pino';
 import { KubevigilError } from '../../correlator/errors.js';
 import type { Logger } from '../logging.js';
@@ -18,7 +19,7 @@ import { BatchRunner } from './kafka/batch.js';
 import { CheckpointRunner } from './kafka/checkpoint.js';
 import { createClient } from './kafka/client.js';
 import { OffsetCommitter } from './kafka/commit.js';
-import { DeadLetterWriter } from './kafka/dead-letter.js';
+import { DeadLetterWriter, type DeadLetter } from './kafka/dead-letter.js';
 import { withDeadline } from './kafka/deadline.js';
 import { BusErrors } from './kafka/errors.js';
 import { newStats, resolveOptions, type KafkaBusOptions, type KafkaBusStats } from './kafka/options.js';
@@ -53,6 +54,7 @@ export class KafkaBus implements Bus {
   private readonly producer: BusProducer;
   private readonly supervisor: ConsumerSupervisor;
   private readonly reader: ReadBack;
+  private readonly deadLetters: DeadLetterWriter;
   private closing?: Promise<void>;
 
   constructor(opts: KafkaBusOptions) {
@@ -68,7 +70,13 @@ export class KafkaBus implements Bus {
     const admin = (this.admin = new AdminConnection(kafka, state));
     this.provisioner = new TopicProvisioner({ topics: this.topics, settings, admin, state, errors, log });
     const producer = (this.producer = new BusProducer({ kafka, state, stats, errors, publishTimeoutMs: settings.publishTimeoutMs }));
-    const deadLetters = new DeadLetterWriter({ producer, topic: this.topics.deadLetter.name, publishTimeoutMs: settings.publishTimeoutMs, stats, log });
+    const deadLetters = (this.deadLetters = new DeadLetterWriter({
+      producer,
+      topic: this.topics.deadLetter.name,
+      publishTimeoutMs: settings.publishTimeoutMs,
+      stats,
+      log,
+    }));
     const committer = new OffsetCommitter({ state, stats, log });
     const checkpoints = new CheckpointRunner({ stats, log, backoff, committer, onHandlerError: settings.onHandlerError });
     const batches = new BatchRunner({ settings, stats, log, backoff, deadLetters, committer, checkpoints });
@@ -113,6 +121,19 @@ export class KafkaBus implements Bus {
     const sub = newSubscription(topic.name, group, consumerGroupId(this.prefix, group), handler as BusHandler<unknown>, options);
     this.supervisor.run(sub);
     return () => this.supervisor.stop(sub);
+  }
+
+  /**
+   * Parks messages a consumer found it cannot decode only after its handler took them (a
+   * correlation worker thread parses them): on the dead-letter topic with their original key,
+   * value and headers. Resolves once the brokers have them.
+   */
+  park(topic: Topic<unknown>, partition: number, dead: { key: string; value: Buffer; headers: IHeaders; offset: string; reason: string }[]): Promise<void> {
+    const letters: DeadLetter[] = dead.map((d) => ({
+      message: { key: Buffer.from(d.key), value: d.value, headers: d.headers, offset: d.offset, timestamp: '', attributes: 0 } as KafkaMessage,
+      reason: d.reason,
+    }));
+    return this.deadLetters.park(topic.name, partition, letters);
   }
 
   /** Reads messages of one partition back by offset; see {@link ReadBack.read}. */

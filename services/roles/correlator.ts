@@ -15,10 +15,13 @@ import { CorrelationEngine, type CorrelationLimits } from '../../correlator/corr
 import type { CompiledCorrelation } from '../../correlator/correlation/rules.js';
 import { IncidentManager, type BudgetUse, type IncidentPolicy } from '../../correlator/incidents.js';
 import type { Incident } from '../../correlator/incident.js';
-import type { BusMessage } from '../bus/bus.js';
+import { withJson, type BusMessage } from '../bus/bus.js';
+import type { KafkaBus } from '../bus/kafka.js';
+import { ThreadedCorrelator, rawSignals, type RawSignal } from '../correlate-threads.js';
+import { systemClock } from '../../correlator/ports.js';
 import { standaloneReadBack, type ReadBack } from '../bus/kafka/read-back.js';
 import type { KafkaCheckpointing } from '../bus/kafka/subscription.js';
-import { consumerGroupId, isCommand, parseSignalsMessageWithoutEvidence, type SignalsMessage } from '../bus/topics.js';
+import { consumerGroupId, isCommand, parseSignalsMessageWithoutEvidence, type SignalsMessage, type Topic } from '../bus/topics.js';
 import { Correlator, type CorrelatorRuntime } from '../correlate.js';
 import { PartitionedCorrelator, type SignalHistory, type SignalSource } from '../correlate-partitioned.js';
 import type { Logger } from '../logging.js';
@@ -35,6 +38,8 @@ export interface CorrelatorRoleOptions {
   sweepSchedule?: string | false;
   /** Where the identity baseline is kept instead of the store or Redis (tests). */
   baselineStore?: BaselineStore;
+  /** Another correlation worker script (tests: one that crashes). */
+  correlatorWorkerScript?: { url: URL; execArgv?: string[] };
 }
 
 /** Runs the correlator of this process's mode. */
@@ -42,8 +47,10 @@ export class CorrelatorRole implements Component {
   readonly name = 'correlator';
   /** The embedded correlator (embedded mode). */
   correlator?: Correlator;
-  /** The distributed correlator (Kafka mode). */
+  /** The distributed correlator (Kafka mode) on the event loop. */
   partitioned?: PartitionedCorrelator;
+  /** The distributed correlator on worker threads (KUBEVIGIL_CORRELATOR_WORKERS). */
+  threaded?: ThreadedCorrelator;
   private state?: CorrelatorStateStore;
   private unsubscribe?: () => Promise<void>;
   private sweeper?: Sweeper;
@@ -59,22 +66,29 @@ export class CorrelatorRole implements Component {
     private readonly opts: CorrelatorRoleOptions = {},
   ) {}
 
-  private runtime?: CorrelatorRuntime;
+  private runtime?: Pick<CorrelatorRuntime, 'sweep' | 'budget'>;
 
   /** How much of the count budgets is in use (for /readyz); undefined until started. */
   budget(): BudgetUse | undefined {
     return this.runtime?.budget();
   }
 
-  /** A rule reload: open correlation windows of correlations still there survive it. */
-  replaceCorrelations(correlations: readonly CompiledCorrelation[]): { kept: number; dropped: number } {
-    return this.runtime?.replaceCorrelations(correlations) ?? { kept: 0, dropped: 0 };
+  /** A rule reload: open correlation windows of correlations still there survive it (worker threads read the rule files again). */
+  async replaceCorrelations(correlations: readonly CompiledCorrelation[]): Promise<{ kept: number; dropped: number }> {
+    if (this.threaded) return this.threaded.reloadCorrelations();
+    return (this.partitioned ?? this.correlator)?.replaceCorrelations(correlations) ?? { kept: 0, dropped: 0 };
   }
 
   async start(): Promise<void> {
-    const runtime = this.s.distributed ? await this.startDistributed() : await this.startEmbedded();
+    let runtime: Pick<CorrelatorRuntime, 'sweep' | 'budget'>;
+    if (this.threads() > 0) runtime = await this.startThreaded();
+    else {
+      const own = this.s.distributed ? await this.startDistributed() : await this.startEmbedded();
+      // Worker threads report these themselves (their metrics are merged into each scrape).
+      reportMetrics(own, this.s.metrics);
+      runtime = own;
+    }
     this.runtime = runtime;
-    reportMetrics(runtime, this.s.metrics);
     this.s.metrics.trackDrops('correlation', 'baseline_evicted', () => this.baseline.evicted);
     if (this.opts.sweepSchedule !== false) {
       const sweepAndSave = { sweep: () => runtime.sweep().finally(() => this.saveBaseline()) };
@@ -108,6 +122,7 @@ export class CorrelatorRole implements Component {
   async stop(): Promise<void> {
     await this.sweeper?.stop();
     await this.unsubscribe?.();
+    await this.threaded?.stop();
     await this.closeHistory?.();
     await this.correlator?.stop();
     await this.saveBaseline();
@@ -138,6 +153,50 @@ export class CorrelatorRole implements Component {
     if (resumed) s.logger.info({ resumed }, 'open incidents resumed');
     this.unsubscribe = s.bus.subscribe(s.topics.signals, 'correlator', (batch) => c.handle(batch.flatMap((m) => (isCommand(m.value) ? [] : [m.value]))));
     return c;
+  }
+
+  /**
+   * Correlation worker threads to run: KUBEVIGIL_CORRELATOR_WORKERS in distributed mode, unless a
+   * test hook put state, a baseline store or a clock in this process (a thread cannot share them).
+   */
+  private threads(): number {
+    const { s, opts } = this;
+    if (!s.distributed || !s.kafka || opts.correlatorState || opts.baselineStore || s.clock !== systemClock) return 0;
+    return s.config.correlatorWorkers;
+  }
+
+  private async startThreaded(): Promise<ThreadedCorrelator> {
+    const { s } = this;
+    const kafka = s.kafka!;
+    const t = await ThreadedCorrelator.start({
+      config: s.config,
+      workers: this.threads(),
+      logger: s.logger,
+      metrics: s.metrics,
+      // Written as JSON by the worker's checkpoint: sent as it is (the value only carries the key).
+      publish: (items) =>
+        s.bus.publish(
+          s.topics.incidents,
+          items.map((i) => ({ key: i.id, value: withJson({ id: i.id } as Incident, i.json) })),
+        ),
+      park: (partition, dead) => kafka.park(s.topics.signals as Topic<unknown>, partition, dead as Parameters<KafkaBus['park']>[2]),
+      ...(s.silences ? { silences: s.silences } : {}),
+      usage: s.usage,
+      ...(this.opts.correlatorWorkerScript ? { script: this.opts.correlatorWorkerScript } : {}),
+    });
+    this.threaded = t;
+    const checkpointing: KafkaCheckpointing = {
+      flush: (partition) => t.flush(partition),
+      assigned: (partitions) => t.assigned(partitions),
+      commitMetadata: (partition) => t.commitMetadata(partition),
+    };
+    // The worker parses: the bus hands the messages over as bytes.
+    this.unsubscribe = s.bus.subscribe(s.topics.signals, 'correlator', (batch) => t.apply(batch as unknown as BusMessage<RawSignal>[]), {
+      checkpointing,
+      parse: rawSignals,
+    });
+    s.logger.info({ workers: this.threads() }, 'correlating on worker threads');
+    return t;
   }
 
   private async startDistributed(): Promise<CorrelatorRuntime> {
@@ -214,7 +273,7 @@ export class CorrelatorRole implements Component {
 }
 
 /** {@link SignalHistory} on Kafka: the correlators' group's commits, and the signals and incidents topics read by time. */
-function kafkaHistory(reader: ReadBack, topics: Topics, groupId: string): SignalHistory {
+export function kafkaHistory(reader: ReadBack, topics: Topics, groupId: string): SignalHistory {
   return {
     async committed(partition) {
       const c = (await reader.committed(groupId, topics.signals.name)).get(partition);
@@ -243,7 +302,10 @@ function kafkaHistory(reader: ReadBack, topics: Topics, groupId: string): Signal
  * holds the whole budget, not one per partition. The flood threshold is shared the same way, as
  * actors spread over partitions by key.
  */
-function partitionBudget(config: Stage['config']): { policy: Partial<IncidentPolicy>; limits: Partial<CorrelationLimits> } {
+export function partitionBudget(config: Pick<Stage['config'], 'budget' | 'partitions'>): {
+  policy: Partial<IncidentPolicy>;
+  limits: Partial<CorrelationLimits>;
+} {
   const { budget: b, partitions } = config;
   const share = (n: number, min: number) => Math.max(min, Math.ceil(n / Math.max(1, partitions)));
   return {
@@ -256,7 +318,7 @@ function partitionBudget(config: Stage['config']): { policy: Partial<IncidentPol
  * The metrics both runtimes report beyond what they count themselves (signals correlated, incident
  * updates): the incidents open here, by severity, and what the correlation bounds dropped.
  */
-function reportMetrics(runtime: CorrelatorRuntime, metrics: Metrics): void {
+export function reportMetrics(runtime: CorrelatorRuntime, metrics: Metrics): void {
   metrics.onScrape(() => {
     metrics.openIncidents.reset();
     for (const i of runtime.openIncidents()) metrics.openIncidents.inc({ severity: i.severity });

@@ -53,7 +53,7 @@ export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse'])
   let value: unknown;
   try {
     const header = headerReader(headers);
-    if (parse?.bytes) value = parse.bytes(message.value, header);
+    if (parse?.bytes) value = parse.bytes(message.value, header, headers);
     else {
       const json = message.value.toString('utf8');
       value = parse ? parse(json, header) : JSON.parse(json);

@@ -1,0 +1,250 @@
+/**
+ * The distributed correlator on worker threads (KUBEVIGIL_CORRELATOR_WORKERS) against a real Kafka
+ * broker and Redis (skipped without KAFKA_BROKERS and REDIS_URL): the same incidents and
+ * remediations as the embedded mode, a worker that dies mid-stream without losing or doubling a
+ * signal, and messages no worker can parse parked on the dead-letter topic.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
+import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
+import { attackEvents, interleave, SEED_SCENARIO, type AttackScenario } from '../connectors/k8s-audit/scenario.js';
+import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
+import type { Incident } from '../correlator/incident.js';
+import { DLQ_HEADERS } from '../services/bus/kafka.js';
+import { encodeSignalsMessage } from '../services/bus/topics.js';
+import { loadConfig } from '../services/config.js';
+import { createLogger } from '../services/logging.js';
+import { serve, type ServeOptions } from '../services/main.js';
+import { loadDetector } from '../services/rules.js';
+
+const KAFKA = process.env.KAFKA_BROKERS;
+const REDIS = process.env.REDIS_URL;
+const dirs: string[] = [];
+
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'kv-threads-'));
+  dirs.push(d);
+  return d;
+}
+
+/** An in-process kubevigil; distributed when `env` names the broker. */
+async function start(env: Record<string, string | undefined>, opts: ServeOptions = {}) {
+  const dir = tempDir();
+  const kv = await serve(
+    loadConfig({ KUBEVIGIL_PORT: '0', KUBEVIGIL_DATA_DIR: dir, KUBEVIGIL_PARTITIONS: '4', KUBEVIGIL_KAFKA_SESSION_TIMEOUT_MS: '6000', ...env }),
+    createLogger('silent'),
+    { processMetrics: false, sweepSchedule: false, ...opts },
+  );
+  return { kv, dir };
+}
+
+/** Polls until `check` returns a value or the deadline passes (waits on the system under test, not on time). */
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function send(url: string, events: AuditEvent[], batch = 400): Promise<void> {
+  for (let i = 0; i < events.length; i += batch) {
+    const body = JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + batch) });
+    const res = await fetch(`${url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(res.status).toBe(200);
+  }
+}
+
+async function listAll(url: string): Promise<Incident[]> {
+  const page = (await (await fetch(`${url}/api/v1/incidents?limit=500&status=open,acknowledged,resolved`)).json()) as { items: { id: string }[] };
+  return Promise.all(page.items.map(async (i) => (await (await fetch(`${url}/api/v1/incidents/${i.id}`)).json()) as Incident));
+}
+
+/** What must come out the same: per actor, severity, signals, correlations, the enabling binding and the remediations. */
+const summary = (incs: Incident[]) =>
+  incs
+    .filter((i) => i.resolution !== 'merged')
+    .map((i) => ({
+      actor: i.actor.key,
+      severity: i.severity,
+      signals: i.signalCount,
+      correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(),
+      binding: i.rootCause.enablingBinding?.name,
+      remediations: i.remediations.map((r) => ({ kind: r.kind, commands: r.commands, manifests: r.manifests })),
+    }))
+    .sort((a, b) => a.actor.localeCompare(b.actor));
+
+/** The same input through an embedded kubevigil: the baseline. */
+async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
+  const { kv } = await start({});
+  try {
+    await send(kv.url, events);
+    await kv.drained();
+    return (await listAll(kv.url)).filter((i) => i.resolution !== 'merged');
+  } finally {
+    await kv.stop();
+  }
+}
+
+function scenario(i: number): AttackScenario {
+  return {
+    ...SEED_SCENARIO,
+    namespace: `team-${i}`,
+    serviceAccount: `app-${i}`,
+    pod: `app-${i}-6d8f9c-x${i}`,
+    podIP: `10.9.${Math.floor(i / 250)}.${i % 250}`,
+    binding: `legacy-read-${i}`,
+    ownBinding: `deployer-${i}`,
+    targetNamespace: `data-${i % 7}`,
+    secrets: [`db-${i}`],
+    targetPod: `db-${i}-0`,
+    start: SEED_SCENARIO.start + i * 1000,
+  };
+}
+
+/** Many attacks among benign traffic, in time order. */
+function attackStream(attacks: number, benign: number): AuditEvent[] {
+  return interleave(
+    Array.from({ length: attacks }, (_, i) => attackEvents(scenario(i), i + 1))
+      .flat()
+      .sort((a, b) => Date.parse(a.stageTimestamp!) - Date.parse(b.stageTimestamp!)),
+    syntheticAuditEvents(benign, { start: SEED_SCENARIO.start - 60_000, stepMs: 50, suspiciousShare: 0, seed: 5 }),
+  );
+}
+
+const distributed = (prefix: string, workers: number) => ({
+  KAFKA_BROKERS: KAFKA,
+  REDIS_URL: REDIS,
+  KUBEVIGIL_TOPIC_PREFIX: prefix,
+  KUBEVIGIL_CORRELATOR_WORKERS: String(workers),
+});
+
+/** Every incident of the baseline with all its signals, read from the API. */
+const complete = (url: string, baseline: Incident[]) =>
+  until(
+    'every incident with every signal',
+    async () => {
+      const incs = (await listAll(url)).filter((i) => i.resolution !== 'merged');
+      const total = incs.reduce((n, i) => n + i.signalCount, 0);
+      return incs.length === baseline.length && total === baseline.reduce((n, i) => n + i.signalCount, 0) ? incs : undefined;
+    },
+    120_000,
+  );
+
+describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads', () => {
+  it('finds the same incidents and remediations as the embedded mode on two worker threads, and applies lifecycle commands', async () => {
+    const events = attackStream(12, 1500);
+    const baseline = await embeddedBaseline(events);
+    expect(baseline).toHaveLength(12);
+
+    const { kv } = await start(distributed(`kvth-${randomBytes(4).toString('hex')}`, 2));
+    try {
+      expect(kv.partitioned).toBeUndefined(); // not on the event loop
+      await send(kv.url, events);
+      const found = await complete(kv.url, baseline);
+      // Remediations included: the least-privilege roles rest on the permission use ingest counted
+      // on the event loop, copied to the workers.
+      expect(summary(found)).toEqual(summary(baseline));
+
+      // A lifecycle command travels through Kafka to the worker that owns the incident's partition.
+      const id = found[0]!.id;
+      const ack = await fetch(`${kv.url}/api/v1/incidents/${id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ status: 'acknowledged', note: 'looking' }),
+      });
+      expect(ack.status).toBe(200);
+      expect(((await ack.json()) as Incident).status).toBe('acknowledged');
+
+      // The workers' metrics are in the process's scrape: their signals counted, build info once.
+      const text = await (await fetch(`${kv.url}/metrics`)).text();
+      const signals = baseline.reduce((n, i) => n + i.signalCount, 0);
+      expect(Number(/^kubevigil_correlator_signals_total (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(signals);
+      expect(text.match(/^kubevigil_build_info\{.*\} 1$/gm)).toHaveLength(1);
+      expect(Number(/^kubevigil_incidents_open\{severity="critical"\} (\d+)/m.exec(text)?.[1])).toBe(found.filter((i) => i.severity === 'critical').length);
+    } finally {
+      await kv.stop();
+    }
+  }, 180_000);
+
+  it('loses and doubles nothing when a correlation worker dies mid-stream', async () => {
+    const events = attackStream(40, 2000);
+    const baseline = await embeddedBaseline(events);
+    expect(baseline).toHaveLength(40);
+
+    const script = {
+      url: new URL('./helpers/crashing-correlate-worker.ts', import.meta.url),
+      execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href],
+    };
+    const { kv, dir } = await start(distributed(`kvth-${randomBytes(4).toString('hex')}`, 1), { correlatorWorkerScript: script });
+    try {
+      await send(kv.url, events, 100);
+      const found = await complete(kv.url, baseline);
+      expect(existsSync(join(dir, 'correlate-worker-crashed'))).toBe(true);
+      expect(summary(found)).toEqual(summary(baseline));
+    } finally {
+      await kv.stop();
+    }
+  }, 240_000);
+
+  it('parks a message no worker can parse on the dead-letter topic and correlates the ones after it', async () => {
+    const prefix = `kvth-${randomBytes(4).toString('hex')}`;
+    const { kv } = await start({ ...distributed(prefix, 1), KUBEVIGIL_ROLES: 'correlator' });
+    const kafka = new Kafka({ clientId: 'kv-threads-test', brokers: KAFKA!.split(','), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    const consumer = kafka.consumer({ groupId: `${prefix}.test-dlq` });
+    try {
+      const detector = loadDetector();
+      const signals = attackEvents(SEED_SCENARIO).flatMap((e) => detector.detect(normalizeAuditEvent(e, 0)));
+      expect(signals.length).toBeGreaterThan(3);
+      const key = signals[0]!.actor.key;
+      await producer.connect();
+      // Same key: the same partition, the broken message first.
+      await producer.send({
+        topic: `${prefix}.signals`,
+        messages: [
+          { key, value: '{"id":"broken", "kind":', headers: { 'content-type': 'application/json' } },
+          ...signals.map((s) => {
+            const { json, headers } = encodeSignalsMessage(s);
+            return { key, value: json, headers: { 'content-type': 'application/json', ...headers } };
+          }),
+        ],
+      });
+      await until('every valid signal correlated', async () =>
+        (await kv.metrics.total('kubevigil_correlator_signals_total')) >= signals.length ? true : undefined,
+      );
+      await consumer.connect();
+      await consumer.subscribe({ topics: [`${prefix}.dead-letter`], fromBeginning: true });
+      const parked = await new Promise<{ value: string; reason: string; offset: string }>((resolve) => {
+        void consumer.run({
+          eachMessage: async ({ message }) =>
+            resolve({
+              value: message.value!.toString(),
+              reason: message.headers![DLQ_HEADERS.reason]!.toString(),
+              offset: message.headers![DLQ_HEADERS.offset]!.toString(),
+            }),
+        });
+      });
+      expect(parked.value).toBe('{"id":"broken", "kind":');
+      expect(parked.reason).toMatch(/^value is not JSON/);
+      expect(parked.offset).toBe('0');
+    } finally {
+      await consumer.disconnect();
+      await producer.disconnect();
+      await kv.stop();
+    }
+  }, 120_000);
+});
