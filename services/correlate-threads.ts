@@ -237,7 +237,20 @@ export class ThreadedCorrelator {
     slot.inFlight = 0;
     wake(slot);
     void slot.worker.terminate();
-    this.spawn(slot.index).catch((e: unknown) => this.o.logger.error({ err: e, worker: slot.index }, 'correlation worker could not be restarted'));
+    this.respawn(slot.index);
+  }
+
+  /** Starts a worker in place of one that died, trying again every second while it cannot start (its batches fail retryably meanwhile). */
+  private respawn(index: number): void {
+    if (this.stopping) return;
+    this.spawn(index).catch((e: unknown) => {
+      this.o.logger.error({ err: e, worker: index }, 'correlation worker could not be restarted; trying again in 1 s');
+      const failed = this.slots[index]!;
+      const lost = new KubevigilError('WORKER_UNAVAILABLE', `correlation worker ${index} could not be restarted: ${(e as Error).message}`, true, 1);
+      for (const call of failed.calls.values()) call.reject(lost);
+      failed.calls.clear();
+      setTimeout(() => this.respawn(index), 1000).unref();
+    });
   }
 
   private post(slot: Slot, m: CorrelateRequest, transfer?: ArrayBuffer[]): void {

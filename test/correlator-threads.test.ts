@@ -23,6 +23,8 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type ServeOptions } from '../services/main.js';
 import { loadDetector } from '../services/rules.js';
+import { allIncidents, metricValue, postAudit } from './helpers/distributed.js';
+import { waitFor } from './helpers/prometheus.js';
 
 const KAFKA = process.env.KAFKA_BROKERS;
 const REDIS = process.env.REDIS_URL;
@@ -49,28 +51,9 @@ async function start(env: Record<string, string | undefined>, opts: ServeOptions
   return { kv, dir };
 }
 
-/** Polls until `check` returns a value or the deadline passes (waits on the system under test, not on time). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
+/** Posts the events in batches of `batch`. */
 async function send(url: string, events: AuditEvent[], batch = 400): Promise<void> {
-  for (let i = 0; i < events.length; i += batch) {
-    const body = JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: events.slice(i, i + batch) });
-    const res = await fetch(`${url}/ingest/k8s-audit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    expect(res.status).toBe(200);
-  }
-}
-
-async function listAll(url: string): Promise<Incident[]> {
-  const page = (await (await fetch(`${url}/api/v1/incidents?limit=500&status=open,acknowledged,resolved`)).json()) as { items: { id: string }[] };
-  return Promise.all(page.items.map(async (i) => (await (await fetch(`${url}/api/v1/incidents/${i.id}`)).json()) as Incident));
+  for (let i = 0; i < events.length; i += batch) await postAudit(url, events.slice(i, i + batch));
 }
 
 /** What must come out the same: per actor, severity, signals, correlations, the enabling binding and the remediations. */
@@ -93,7 +76,7 @@ async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
   try {
     await send(kv.url, events);
     await kv.drained();
-    return (await listAll(kv.url)).filter((i) => i.resolution !== 'merged');
+    return (await allIncidents(kv.url)).filter((i) => i.resolution !== 'merged');
   } finally {
     await kv.stop();
   }
@@ -134,10 +117,10 @@ const distributed = (prefix: string, workers: number) => ({
 
 /** Every incident of the baseline with all its signals, read from the API. */
 const complete = (url: string, baseline: Incident[]) =>
-  until(
+  waitFor(
     'every incident with every signal',
     async () => {
-      const incs = (await listAll(url)).filter((i) => i.resolution !== 'merged');
+      const incs = (await allIncidents(url)).filter((i) => i.resolution !== 'merged');
       const total = incs.reduce((n, i) => n + i.signalCount, 0);
       return incs.length === baseline.length && total === baseline.reduce((n, i) => n + i.signalCount, 0) ? incs : undefined;
     },
@@ -170,11 +153,10 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
       expect(((await ack.json()) as Incident).status).toBe('acknowledged');
 
       // The workers' metrics are in the process's scrape: their signals counted, build info once.
-      const text = await (await fetch(`${kv.url}/metrics`)).text();
       const signals = baseline.reduce((n, i) => n + i.signalCount, 0);
-      expect(Number(/^kubevigil_correlator_signals_total (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(signals);
-      expect(text.match(/^kubevigil_build_info\{.*\} 1$/gm)).toHaveLength(1);
-      expect(Number(/^kubevigil_incidents_open\{severity="critical"\} (\d+)/m.exec(text)?.[1])).toBe(found.filter((i) => i.severity === 'critical').length);
+      expect(await metricValue(kv.url, 'kubevigil_correlator_signals_total')).toBeGreaterThanOrEqual(signals);
+      expect(await metricValue(kv.url, 'kubevigil_incidents_open{severity="critical"}')).toBe(found.filter((i) => i.severity === 'critical').length);
+      expect((await (await fetch(`${kv.url}/metrics`)).text()).match(/^kubevigil_build_info\{.*\} 1$/gm)).toHaveLength(1);
     } finally {
       await kv.stop();
     }
@@ -223,7 +205,7 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
           }),
         ],
       });
-      await until('every valid signal correlated', async () =>
+      await waitFor('every valid signal correlated', async () =>
         (await kv.metrics.total('kubevigil_correlator_signals_total')) >= signals.length ? true : undefined,
       );
       await consumer.connect();

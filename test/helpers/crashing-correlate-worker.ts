@@ -1,7 +1,7 @@
 /**
  * The correlation worker, except that the first one of a data directory dies (exit code 1) when it
- * is asked for its twelfth checkpoint (every partition has one by then): the batches it applied since the last one are lost with it,
- * as in a crash mid-stream.
+ * is asked for a checkpoint once every partition of the test's topic (4) has one: the batches it
+ * applied since are lost with it, as in a crash mid-stream.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,13 +9,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 const marker = join((workerData as { config: { dataDir: string } }).config.dataDir, 'correlate-worker-crashed');
 if (!existsSync(marker)) {
-  let flushes = 0;
-  // Registered before the worker's own listener: the twelfth checkpoint is never written.
-  parentPort!.on('message', (m: { type?: string }) => {
-    if (m.type === 'flush' && ++flushes === 12) {
+  const checkpointed = new Set<number>();
+  // Registered before the worker's own listener: this checkpoint is never written.
+  parentPort!.on('message', (m: { type?: string; partition?: number }) => {
+    if (m.type !== 'flush') return;
+    if (checkpointed.size === 4) {
       writeFileSync(marker, '');
       process.exit(1);
     }
+    checkpointed.add(m.partition!);
   });
 }
 await import('../../services/workers/correlate-worker.js');
