@@ -5,7 +5,7 @@
  * signal, and messages no worker can parse parked on the dead-letter topic.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,9 +51,11 @@ async function start(env: Record<string, string | undefined>, opts: ServeOptions
   return { kv, dir };
 }
 
-/** Posts the events in batches of `batch`. */
-async function send(url: string, events: AuditEvent[], batch = 400): Promise<void> {
-  for (let i = 0; i < events.length; i += batch) await postAudit(url, events.slice(i, i + batch));
+/** Posts the events in batches of `batch`; resolves to the number of signals ingest published. */
+async function send(url: string, events: AuditEvent[], batch = 400): Promise<number> {
+  let signals = 0;
+  for (let i = 0; i < events.length; i += batch) signals += await postAudit(url, events.slice(i, i + batch));
+  return signals;
 }
 
 /** What must come out the same: per actor, severity, signals, correlations, the enabling binding and the remediations. */
@@ -173,7 +175,13 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
     };
     const { kv, dir } = await start(distributed(`kvth-${randomBytes(4).toString('hex')}`, 1), { correlatorWorkerScript: script });
     try {
-      await send(kv.url, events, 100);
+      // The first half checkpointed everywhere, then the worker dies at the next checkpoint, with
+      // the batches of the second half it applied since.
+      const half = Math.floor(events.length / 2);
+      const first = await send(kv.url, events.slice(0, half), 100);
+      await waitFor('the first half checkpointed', async () => ((await metricValue(kv.url, 'kubevigil_correlator_signals_total')) >= first ? true : undefined));
+      writeFileSync(join(dir, 'crash-correlate-worker'), '');
+      await send(kv.url, events.slice(half), 100);
       const found = await complete(kv.url, baseline);
       expect(existsSync(join(dir, 'correlate-worker-crashed'))).toBe(true);
       expect(summary(found)).toEqual(summary(baseline));
