@@ -104,7 +104,14 @@ interface Slot {
   waiters: (() => void)[];
   /** Partitions routed here since it started: a crash loses their uncommitted state. */
   partitions: Set<number>;
+  /** The worker said it is ready, and had not ended then. */
+  ready?: boolean;
+  /** The thread has ended (nothing will answer). */
+  exited?: boolean;
 }
+
+/** Longest a worker gets at stop to save its identity baseline and close its connections. */
+const STOP_TIMEOUT_MS = 10_000;
 
 /** Most distinct permission counts kept for the workers between two batches; beyond, counts are dropped. */
 const MAX_PENDING_USAGE = 10_000;
@@ -187,7 +194,7 @@ export class ThreadedCorrelator {
       let ready = false;
       worker.on('message', (m: CorrelateAnswer) => {
         if ('type' in m && m.type === 'ready') {
-          ready = true;
+          ready = slot.ready = true;
           if (this.assignment) this.post(slot, { type: 'assigned', partitions: this.assignment });
           if (this.silenceList.length) this.post(slot, { type: 'silences', silences: this.silenceList });
           resolve();
@@ -201,6 +208,7 @@ export class ThreadedCorrelator {
       };
       worker.on('error', lost);
       worker.on('exit', (code) => {
+        slot.exited = true;
         if (!this.stopping || !ready) lost(new Error(`correlation worker ${index} exited with code ${code}`));
       });
     });
@@ -258,6 +266,9 @@ export class ThreadedCorrelator {
   }
 
   private request<T>(slot: Slot, m: Extract<CorrelateRequest, { id: number }>, transfer?: ArrayBuffer[]): Promise<T> {
+    // A worker replaced since the caller looked it up never answers.
+    if (this.slots[slot.index] !== slot)
+      return Promise.reject(new KubevigilError('WORKER_UNAVAILABLE', `correlation worker ${slot.index} was replaced before it was asked`, true, 1));
     return new Promise<T>((resolve, reject) => {
       slot.calls.set(m.id, { resolve: resolve as (v: unknown) => void, reject });
       this.post(slot, m, transfer);
@@ -275,18 +286,23 @@ export class ThreadedCorrelator {
       this.pendingUsage = new Map();
       for (const s of this.slots) this.post(s, { type: 'usage', usage });
     }
-    const bySlot = new Map<Slot, BusMessage<RawSignal>[]>();
+    const bySlot = new Map<number, BusMessage<RawSignal>[]>();
     for (const m of batch) {
       const p = m.partition ?? 0;
       // Its earlier messages were not all applied: the next flush rewinds the partition, these come again.
       if (this.failed.has(p)) continue;
-      const slot = this.slotOf(p);
-      let list = bySlot.get(slot);
-      if (!list) bySlot.set(slot, (list = []));
+      const index = p % this.slots.length;
+      let list = bySlot.get(index);
+      if (!list) bySlot.set(index, (list = []));
       list.push(m);
     }
-    for (const [slot, msgs] of bySlot) {
-      while (slot.inFlight >= this.inFlightLimit) await new Promise<void>((r) => slot.waiters.push(r));
+    for (const [index, msgs] of bySlot) {
+      // Looked up again after each wait: a worker that died meanwhile has been replaced.
+      let slot = this.slots[index]!;
+      while (slot.inFlight >= this.inFlightLimit) {
+        await new Promise<void>((r) => slot.waiters.push(r));
+        slot = this.slots[index]!;
+      }
       this.give(slot, msgs);
     }
   }
@@ -433,7 +449,11 @@ export class ThreadedCorrelator {
       this.slots
         .filter((s): s is Slot => s !== undefined)
         .map(async (s) => {
-          await this.request(s, { type: 'stop', id: ++this.nextId }).catch(() => undefined);
+          // Bounded: a worker that died or hangs is ended anyway (what it did not save is redone from the last commit).
+          let timer: NodeJS.Timeout | undefined;
+          const bound = new Promise<void>((r) => (timer = setTimeout(r, STOP_TIMEOUT_MS)));
+          if (s.ready && !s.exited) await Promise.race([this.request(s, { type: 'stop', id: ++this.nextId }).catch(() => undefined), bound]);
+          clearTimeout(timer);
           await s.worker.terminate();
         }),
     );
