@@ -154,7 +154,7 @@ const CORE_SETTINGS: SettingDoc[] = [
   {
     env: 'KUBEVIGIL_CORRELATOR_WORKERS',
     default: '0',
-    help: 'Distributed mode: worker threads that parse and correlate the signals partitions this process owns (each partition on one of them), so that a correlator uses more than one core; the event loop keeps the Kafka consumer, commits and publishing. 0 (the default) correlates on the event loop. On 2 cores one worker drained a backlog of 178k signals in 4.8 s instead of 7.0 s, but a short one of 89k slower (3.8 s against 3.2: a new thread starts cold); see README, performance.',
+    help: 'Distributed mode: worker threads that parse and correlate the signals partitions this process owns (each partition on one of them), so that a correlator uses more than one core; the event loop keeps the Kafka consumer, commits and publishing. 0 (the default) correlates on the event loop. Meant for machines with cores to spare, which is not measured: on 2 cores shared with Kafka and Redis the bench drained no faster with workers (README, performance).',
   },
   {
     env: 'KUBEVIGIL_MAX_OPEN_INCIDENTS',
