@@ -435,6 +435,18 @@ export class ThreadedCorrelator {
     return sum;
   }
 
+  /** For /readyz: every worker answers within 2 s and reaches Redis. */
+  async ready(): Promise<boolean> {
+    const one = async (s: Slot) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000)));
+      const ok = await Promise.race([this.request<boolean>(s, { type: 'ready', id: ++this.nextId }).catch(() => false), late]);
+      clearTimeout(timer);
+      return ok;
+    };
+    return !this.stopping && (await Promise.all(this.slots.map(one))).every(Boolean);
+  }
+
   private async remoteMetrics(index: number): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
     const slot = this.slots[index];
     if (!slot || this.stopping) return [];

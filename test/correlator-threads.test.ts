@@ -138,6 +138,8 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
     const { kv } = await start(distributed(`kvth-${randomBytes(4).toString('hex')}`, 2));
     try {
       expect(kv.partitioned).toBeUndefined(); // not on the event loop
+      // Ready once the workers reach Redis.
+      expect((await fetch(`${kv.url}/readyz`)).status).toBe(200);
       await send(kv.url, events);
       const found = await complete(kv.url, baseline);
       // Remediations included: the least-privilege roles rest on the permission use ingest counted

@@ -81,6 +81,8 @@ export class CorrelatorRole implements Component {
 
   async start(): Promise<void> {
     let runtime: Pick<CorrelatorRuntime, 'sweep' | 'budget'>;
+    if (this.s.config.correlatorWorkers > 0 && !this.s.distributed)
+      this.s.logger.warn('KUBEVIGIL_CORRELATOR_WORKERS applies to distributed mode (KAFKA_BROKERS) only; correlating on the event loop');
     if (this.threads() > 0) runtime = await this.startThreaded();
     else {
       const own = this.s.distributed ? await this.startDistributed() : await this.startEmbedded();
@@ -131,6 +133,7 @@ export class CorrelatorRole implements Component {
   }
 
   ready(): Promise<boolean> {
+    if (this.threaded) return this.threaded.ready();
     return this.state ? this.state.ready() : Promise.resolve(true);
   }
 

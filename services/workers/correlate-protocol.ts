@@ -1,6 +1,5 @@
 /** What the main thread and a correlation worker thread say to each other (services/correlate-threads.ts). */
-import type { CorrelationStats } from '../../correlator/correlation/engine.js';
-import type { BudgetUse, IncidentStats } from '../../correlator/incidents.js';
+import type { BudgetUse } from '../../correlator/incidents.js';
 import { KubevigilError, type ErrorCode } from '../../correlator/errors.js';
 import { RewindError } from '../bus/bus.js';
 import type { UsageCount } from '../usage.js';
@@ -19,11 +18,9 @@ export interface PackedSignals {
   keys: string[];
 }
 
-/** The worker's counters and budget after each answer, for what the main thread reads synchronously. */
+/** What the main thread reads of a worker synchronously (the count budgets for /readyz), as of its last answer. */
 export interface Snapshot {
   budget: BudgetUse;
-  engine: CorrelationStats;
-  incidents: IncidentStats;
 }
 
 /** An error as it crosses threads: enough to raise the same kind on the other side. */
@@ -43,6 +40,7 @@ export type CorrelateRequest =
   | { type: 'sweep'; id: number }
   | { type: 'rules'; id: number }
   | { type: 'metrics'; id: number }
+  | { type: 'ready'; id: number }
   | { type: 'stop'; id: number }
   | { type: 'assigned'; partitions: number[] }
   | { type: 'silences'; silences: unknown[] }

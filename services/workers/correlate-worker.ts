@@ -115,7 +115,7 @@ async function saveBaseline(): Promise<void> {
 }
 
 function snapshot(): Snapshot {
-  return { budget: correlator.budget(), engine: correlator.engineStats(), incidents: correlator.incidentStats() };
+  return { budget: correlator.budget() };
 }
 
 function send(m: CorrelateAnswer): void {
@@ -186,6 +186,9 @@ async function answer(m: Extract<CorrelateRequest, { id: number }>): Promise<voi
       }
       case 'metrics':
         value = await metrics.collect();
+        break;
+      case 'ready':
+        value = await state.ready();
         break;
       case 'stop':
         await saveBaseline();
