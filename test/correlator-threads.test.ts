@@ -14,7 +14,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
-import { attackEvents, interleave, SEED_SCENARIO, type AttackScenario } from '../connectors/k8s-audit/scenario.js';
+import { attackEvents, interleave, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
 import type { Incident } from '../correlator/incident.js';
 import { DLQ_HEADERS } from '../services/bus/kafka.js';
@@ -23,7 +23,7 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type ServeOptions } from '../services/main.js';
 import { loadDetector } from '../services/rules.js';
-import { allIncidents, metricValue, postAudit } from './helpers/distributed.js';
+import { allIncidents, incidentSummary, metricValue, numberedScenario, postAudit } from './helpers/distributed.js';
 import { waitFor } from './helpers/prometheus.js';
 
 const KAFKA = process.env.KAFKA_BROKERS;
@@ -58,19 +58,8 @@ async function send(url: string, events: AuditEvent[], batch = 400): Promise<num
   return signals;
 }
 
-/** What must come out the same: per actor, severity, signals, correlations, the enabling binding and the remediations. */
-const summary = (incs: Incident[]) =>
-  incs
-    .filter((i) => i.resolution !== 'merged')
-    .map((i) => ({
-      actor: i.actor.key,
-      severity: i.severity,
-      signals: i.signalCount,
-      correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(),
-      binding: i.rootCause.enablingBinding?.name,
-      remediations: i.remediations.map((r) => ({ kind: r.kind, commands: r.commands, manifests: r.manifests })),
-    }))
-    .sort((a, b) => a.actor.localeCompare(b.actor));
+/** What must come out the same, remediations included. */
+const summary = (incs: Incident[]) => incidentSummary(incs, { remediations: true });
 
 /** The same input through an embedded kubevigil: the baseline. */
 async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
@@ -84,26 +73,10 @@ async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
   }
 }
 
-function scenario(i: number): AttackScenario {
-  return {
-    ...SEED_SCENARIO,
-    namespace: `team-${i}`,
-    serviceAccount: `app-${i}`,
-    pod: `app-${i}-6d8f9c-x${i}`,
-    podIP: `10.9.${Math.floor(i / 250)}.${i % 250}`,
-    binding: `legacy-read-${i}`,
-    ownBinding: `deployer-${i}`,
-    targetNamespace: `data-${i % 7}`,
-    secrets: [`db-${i}`],
-    targetPod: `db-${i}-0`,
-    start: SEED_SCENARIO.start + i * 1000,
-  };
-}
-
 /** Many attacks among benign traffic, in time order. */
 function attackStream(attacks: number, benign: number): AuditEvent[] {
   return interleave(
-    Array.from({ length: attacks }, (_, i) => attackEvents(scenario(i), i + 1))
+    Array.from({ length: attacks }, (_, i) => attackEvents(numberedScenario(i), i + 1))
       .flat()
       .sort((a, b) => Date.parse(a.stageTimestamp!) - Date.parse(b.stageTimestamp!)),
     syntheticAuditEvents(benign, { start: SEED_SCENARIO.start - 60_000, stepMs: 50, suspiciousShare: 0, seed: 5 }),

@@ -13,12 +13,13 @@ import { createInterface } from 'node:readline';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
-import { attackEvents, interleave, SEED_SCENARIO, type AttackScenario } from '../connectors/k8s-audit/scenario.js';
+import { attackEvents, interleave, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
 import type { Incident } from '../correlator/incident.js';
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve } from '../services/main.js';
+import { incidentSummary, numberedScenario } from './helpers/distributed.js';
 
 const KAFKA = process.env.KAFKA_BROKERS;
 const REDIS = process.env.REDIS_URL;
@@ -108,33 +109,7 @@ async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
   }
 }
 
-const summary = (incs: Incident[]) =>
-  incs
-    .filter((i) => i.resolution !== 'merged')
-    .map((i) => ({
-      actor: i.actor.key,
-      severity: i.severity,
-      signals: i.signalCount,
-      correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(),
-      binding: i.rootCause.enablingBinding?.name,
-    }))
-    .sort((a, b) => a.actor.localeCompare(b.actor));
-
-function scenario(i: number): AttackScenario {
-  return {
-    ...SEED_SCENARIO,
-    namespace: `team-${i}`,
-    serviceAccount: `app-${i}`,
-    pod: `app-${i}-6d8f9c-x${i}`,
-    podIP: `10.9.${Math.floor(i / 250)}.${i % 250}`,
-    binding: `legacy-read-${i}`,
-    ownBinding: `deployer-${i}`,
-    targetNamespace: `data-${i % 7}`,
-    secrets: [`db-${i}`],
-    targetPod: `db-${i}-0`,
-    start: SEED_SCENARIO.start + i * 1000,
-  };
-}
+const summary = (incs: Incident[]) => incidentSummary(incs);
 
 describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
   it('finds the same incidents as the embedded mode with ingest, API and two correlators in separate processes', async () => {
@@ -177,7 +152,7 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
   }, 180_000);
 
   it('loses and doubles nothing when one of two correlators is killed with SIGKILL mid-stream', async () => {
-    const attacks = Array.from({ length: 120 }, (_, i) => attackEvents(scenario(i), i + 1));
+    const attacks = Array.from({ length: 120 }, (_, i) => attackEvents(numberedScenario(i), i + 1));
     const events = interleave(
       attacks.flat().sort((a, b) => Date.parse(a.stageTimestamp!) - Date.parse(b.stageTimestamp!)),
       syntheticAuditEvents(3000, { start: SEED_SCENARIO.start - 60_000, stepMs: 50, suspiciousShare: 0, seed: 5 }),

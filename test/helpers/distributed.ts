@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import type { AuditEvent } from '../../connectors/k8s-audit/parse.js';
+import { SEED_SCENARIO, type AttackScenario } from '../../connectors/k8s-audit/scenario.js';
 import type { Incident } from '../../correlator/incident.js';
 import { freePort, waitFor } from './prometheus.js';
 
@@ -113,4 +114,39 @@ export async function metricValue(url: string, series: string): Promise<number> 
   const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** The seed attack, the i-th of many: its own namespace, service account, pod, bindings and target. */
+export function numberedScenario(i: number): AttackScenario {
+  return {
+    ...SEED_SCENARIO,
+    namespace: `team-${i}`,
+    serviceAccount: `app-${i}`,
+    pod: `app-${i}-6d8f9c-x${i}`,
+    podIP: `10.9.${Math.floor(i / 250)}.${i % 250}`,
+    binding: `legacy-read-${i}`,
+    ownBinding: `deployer-${i}`,
+    targetNamespace: `data-${i % 7}`,
+    secrets: [`db-${i}`],
+    targetPod: `db-${i}-0`,
+    start: SEED_SCENARIO.start + i * 1000,
+  };
+}
+
+/**
+ * What two runs over the same input must agree on, per actor: severity, signals, correlations and
+ * the enabling binding, and with `remediations` the commands and manifests of each remediation.
+ */
+export function incidentSummary(incs: Incident[], opts: { remediations?: boolean } = {}) {
+  return incs
+    .filter((i) => i.resolution !== 'merged')
+    .map((i) => ({
+      actor: i.actor.key,
+      severity: i.severity,
+      signals: i.signalCount,
+      correlations: [...new Set(i.correlations.map((c) => c.ruleId))].sort(),
+      binding: i.rootCause.enablingBinding?.name,
+      ...(opts.remediations ? { remediations: i.remediations.map((r) => ({ kind: r.kind, commands: r.commands, manifests: r.manifests })) } : {}),
+    }))
+    .sort((a, b) => a.actor.localeCompare(b.actor));
 }
