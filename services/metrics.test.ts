@@ -1,6 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import type { Silence } from '../correlator/silences.js';
+import { systemClock } from '../correlator/ports.js';
+import { createLogger } from './logging.js';
 import { Metrics } from './metrics.js';
+import { Silences } from './silences.js';
+import { MemorySilences } from './store/memory.js';
 import { VERSION } from './package-info.js';
 
 describe('Metrics', () => {
@@ -12,16 +17,23 @@ describe('Metrics', () => {
     workers[1]!.correlatedSignals.inc(12);
     workers[0]!.openIncidents.set({ severity: 'high' }, 2);
     workers[1]!.openIncidents.set({ severity: 'high' }, 3);
-    // Every thread knows the same silences; the process knows 4, not 12.
-    const { Gauge } = await import('prom-client');
-    const silences = (m: Metrics) =>
-      new Gauge({ name: 'kubevigil_silences', help: 'h', labelNames: ['state'] as const, aggregator: 'max', registers: [m.registry] });
-    for (const m of [main, ...workers]) silences(m).set({ state: 'active' }, 4);
+    // Every thread knows the same silences (the workers get the main thread's): the process knows 2, not 6.
+    const now = Date.now();
+    const known: Silence[] = ['a', 'b'].map((id) => ({
+      id,
+      matchers: [{ name: 'actor', value: `sa:ci/${id}`, isRegex: false, isEqual: true }],
+      startsAt: now - 1000,
+      endsAt: now + 3_600_000,
+      createdBy: 'test',
+      comment: 'test',
+      updatedAt: now,
+    }));
+    for (const m of [main, ...workers]) new Silences(new MemorySilences(), systemClock, m, createLogger('silent'), { pollMs: 0 }).setFileSilences(known);
     for (const w of workers) main.addRemote(() => w.collect());
     const text = await main.scrape();
     expect(text).toMatch(/^kubevigil_correlator_signals_total 42$/m);
     expect(text).toMatch(/^kubevigil_incidents_open\{severity="high"\} 5$/m);
-    expect(text).toMatch(/^kubevigil_silences\{state="active"\} 4$/m);
+    expect(text).toMatch(/^kubevigil_silences\{state="active"\} 2$/m);
     expect(text.match(/^kubevigil_build_info\{.*\} 1$/gm)).toHaveLength(1);
     expect(await main.total('kubevigil_correlator_signals_total')).toBe(42);
   });
