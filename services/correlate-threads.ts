@@ -14,9 +14,6 @@
  * its last commit again (RewindError), as the checkpoint protocol does for a state found stale.
  * Messages the worker cannot parse are parked on the dead-letter topic before that flush resolves.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { KubevigilError } from '../correlator/errors.js';
@@ -31,6 +28,7 @@ import type { Metrics } from './metrics.js';
 import type { Silences } from './silences.js';
 import type { UsageCount, UsageProfiler } from './usage.js';
 import { describeError, reviveError, type CorrelateAnswer, type CorrelateRequest, type PackedSignals, type Snapshot } from './workers/correlate-protocol.js';
+import { workerScript, type WorkerScript } from './workers/script.js';
 
 /** A signals message as the bus hands it to a threaded correlator: its bytes, its headers, and where its evidence starts. */
 export interface RawSignal {
@@ -86,7 +84,7 @@ export interface ThreadedCorrelatorOptions {
   usage?: UsageProfiler;
   inFlightBytes?: number;
   /** Another worker script (tests). */
-  script?: { url: URL; execArgv?: string[] };
+  script?: WorkerScript;
 }
 
 interface Call {
@@ -121,15 +119,6 @@ function wake(slot: Slot): void {
   const waiting = slot.waiters;
   slot.waiters = [];
   for (const w of waiting) w();
-}
-
-function workerScript(): { url: URL; execArgv?: string[] } {
-  const js = new URL('./workers/correlate-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(js))) return { url: js };
-  return {
-    url: new URL('./workers/correlate-worker.ts', import.meta.url),
-    execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href],
-  };
 }
 
 /** Runs the partitions this process owns on worker threads; see the module comment. */
@@ -183,7 +172,7 @@ export class ThreadedCorrelator {
   }
 
   private spawn(index: number): Promise<void> {
-    const script = this.o.script ?? workerScript();
+    const script = this.o.script ?? workerScript(new URL('./workers/correlate-worker', import.meta.url));
     const worker = new Worker(script.url, {
       workerData: { config: this.o.config, index, logLevel: this.o.logger.level },
       ...(script.execArgv ? { execArgv: script.execArgv } : {}),

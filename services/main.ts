@@ -40,8 +40,9 @@ import type { CorrelatorStateStore } from './store/correlator-state.js';
 import type { IncidentStore } from './store/store.js';
 import { UsageProfiler } from './usage.js';
 import { Silences } from './silences.js';
+import type { WorkerScript } from './workers/script.js';
 import { loadSilencesFile, SilencesFileError } from './silences-file.js';
-import { connectRedis } from './store/correlator-state.js';
+import { connectRedis, redisReady } from './store/correlator-state.js';
 import { RedisSilenceStore } from './store/silences-redis.js';
 
 /** A running kubevigil process. */
@@ -83,7 +84,7 @@ export interface ServeOptions {
   /** How often a distributed process reads the silences again (default 2000 ms). */
   silencePollMs?: number;
   /** Another correlation worker script (tests: one that crashes). */
-  correlatorWorkerScript?: { url: URL; execArgv?: string[] };
+  correlatorWorkerScript?: WorkerScript;
 }
 
 /**
@@ -102,15 +103,7 @@ function silencesComponent(config: Config, store: IncidentStore, metrics: Metric
       () => redis.disconnect(),
     );
   // The client has no offline queue: wait (a little) for the connection before the first read.
-  const connected = () =>
-    new Promise<void>((resolve) => {
-      if (redis.status === 'ready') return resolve();
-      const t = setTimeout(resolve, 5000);
-      redis.once('ready', () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+  const connected = () => redisReady(redis);
   return new Silences(new RedisSilenceStore(redis, config.topicPrefix), clock, metrics, logger, { pollMs: opts.silencePollMs ?? 2000, connected, close });
 }
 

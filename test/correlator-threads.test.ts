@@ -6,10 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../connectors/k8s-audit/parse.js';
@@ -23,6 +21,7 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve, type ServeOptions } from '../services/main.js';
 import { loadDetector } from '../services/rules.js';
+import { workerScript } from '../services/workers/script.js';
 import { allIncidents, incidentSummary, metricValue, numberedScenario, postAudit } from './helpers/distributed.js';
 import { waitFor } from './helpers/prometheus.js';
 
@@ -144,10 +143,7 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
     const baseline = await embeddedBaseline(events);
     expect(baseline).toHaveLength(40);
 
-    const script = {
-      url: new URL('./helpers/crashing-correlate-worker.ts', import.meta.url),
-      execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href],
-    };
+    const script = workerScript(new URL('./helpers/crashing-correlate-worker', import.meta.url));
     const { kv, dir } = await start(distributed(`kvth-${randomBytes(4).toString('hex')}`, 1), { correlatorWorkerScript: script });
     try {
       // The first half checkpointed everywhere, then the worker dies at the next checkpoint, with

@@ -18,6 +18,7 @@ import type { Incident } from '../../correlator/incident.js';
 import { withJson, type BusMessage } from '../bus/bus.js';
 import type { KafkaBus } from '../bus/kafka.js';
 import { ThreadedCorrelator, rawSignals, type RawSignal } from '../correlate-threads.js';
+import type { WorkerScript } from '../workers/script.js';
 import { systemClock } from '../../correlator/ports.js';
 import { standaloneReadBack, type ReadBack } from '../bus/kafka/read-back.js';
 import type { KafkaCheckpointing } from '../bus/kafka/subscription.js';
@@ -26,7 +27,7 @@ import { Correlator, type CorrelatorRuntime } from '../correlate.js';
 import { PartitionedCorrelator, type SignalHistory, type SignalSource } from '../correlate-partitioned.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
-import { connectRedis, markedGeneration, RedisCorrelatorState, type CorrelatorStateStore } from '../store/correlator-state.js';
+import { connectRedis, markedGeneration, RedisCorrelatorState, redisReady, type CorrelatorStateStore } from '../store/correlator-state.js';
 import type { Component } from './lifecycle.js';
 import { incidentPublisher, type Stage, type Topics } from './stage.js';
 
@@ -39,7 +40,7 @@ export interface CorrelatorRoleOptions {
   /** Where the identity baseline is kept instead of the store or Redis (tests). */
   baselineStore?: BaselineStore;
   /** Another correlation worker script (tests: one that crashes). */
-  correlatorWorkerScript?: { url: URL; execArgv?: string[] };
+  correlatorWorkerScript?: WorkerScript;
 }
 
 /** Runs the correlator of this process's mode. */
@@ -99,25 +100,15 @@ export class CorrelatorRole implements Component {
     }
   }
 
-  /** Loads the baseline; a store that cannot be read leaves it empty (it is relearned, and only ever lowers severity). */
+  /** Loads the baseline from `store`, and saves it there from now on. */
   private async loadBaseline(store: BaselineStore): Promise<void> {
     this.baselineStore = store;
-    try {
-      this.baseline.restore(await store.load());
-    } catch (err) {
-      this.s.logger.warn({ err }, 'identity baseline could not be loaded; starting empty');
-    }
+    await loadBaseline(this.baseline, store, this.s.logger);
   }
 
-  /** Saves what the baseline learned since the last save; a failure keeps nothing back but is logged. */
+  /** Saves what the baseline learned since the last save. */
   async saveBaseline(): Promise<void> {
-    const changes = this.baseline.takeChanges();
-    if (!changes.size || !this.baselineStore) return;
-    try {
-      await this.baselineStore.save(changes);
-    } catch (err) {
-      this.s.logger.warn({ err, entries: changes.size }, 'identity baseline could not be saved');
-    }
+    if (this.baselineStore) await saveBaseline(this.baseline, this.baselineStore, this.s.logger);
   }
 
   /** Stops sweeping, then consuming (a distributed correlator checkpoints what it applied), then waits for work in progress. */
@@ -206,13 +197,9 @@ export class CorrelatorRole implements Component {
     const { s } = this;
     if (this.opts.baselineStore) await this.loadBaseline(this.opts.baselineStore);
     else {
-      const redis = connectRedis(s.config.redisUrl!, (err) => s.logger.debug({ err }, 'redis connection error'));
-      this.closeBaselineStore = () =>
-        redis.quit().then(
-          () => undefined,
-          () => redis.disconnect(),
-        );
-      await this.loadBaseline(new RedisBaselineStore(redis, s.config.topicPrefix));
+      const { store, close } = await redisBaselineStore(s.config, s.logger);
+      this.closeBaselineStore = close;
+      await this.loadBaseline(store);
     }
     const state =
       this.opts.correlatorState ??
@@ -273,6 +260,47 @@ export class CorrelatorRole implements Component {
     });
     return p;
   }
+}
+
+/** Loads a baseline; a store that cannot be read leaves it empty (it is relearned, and only ever lowers severity). */
+export async function loadBaseline(baseline: IdentityBaseline, store: BaselineStore, logger: Logger): Promise<void> {
+  try {
+    baseline.restore(await store.load());
+  } catch (err) {
+    logger.warn({ err }, 'identity baseline could not be loaded; starting empty');
+  }
+}
+
+/** Saves what a baseline learned since the last save; a failure keeps nothing back but is logged. */
+export async function saveBaseline(baseline: IdentityBaseline, store: BaselineStore, logger: Logger): Promise<void> {
+  const changes = baseline.takeChanges();
+  if (!changes.size) return;
+  try {
+    await store.save(changes);
+  } catch (err) {
+    logger.warn({ err, entries: changes.size }, 'identity baseline could not be saved');
+  }
+}
+
+/**
+ * The baseline's store in Redis, on a connection of its own that is ready (or waited on for 5 s:
+ * without an offline queue, a load sent before the connection is up fails and the baseline would
+ * start empty), and how to close it.
+ */
+export async function redisBaselineStore(
+  config: Pick<Stage['config'], 'redisUrl' | 'topicPrefix'>,
+  logger: Logger,
+): Promise<{ store: BaselineStore; close(): Promise<void> }> {
+  const redis = connectRedis(config.redisUrl!, (err) => logger.debug({ err }, 'redis connection error'));
+  await redisReady(redis);
+  return {
+    store: new RedisBaselineStore(redis, config.topicPrefix),
+    close: () =>
+      redis.quit().then(
+        () => undefined,
+        () => redis.disconnect(),
+      ),
+  };
 }
 
 /** {@link SignalHistory} on Kafka: the correlators' group's commits, and the signals and incidents topics read by time. */

@@ -7,6 +7,8 @@ import { actorFromUsername } from '../../correlator/entities.js';
 import type { Signal } from '../../correlator/signal.js';
 import { RedisBaselineStore } from './baseline-redis.js';
 import { connectRedis } from './correlator-state.js';
+import { createLogger } from '../logging.js';
+import { redisBaselineStore } from '../roles/correlator.js';
 
 const T0 = Date.UTC(2026, 11, 1, 10);
 const signal = (namespace: string): Signal => ({
@@ -50,5 +52,22 @@ describe.skipIf(!url)('RedisBaselineStore (needs REDIS_URL; scripts/with-service
     ]);
     await store.save(new Map([['sa:ci/deployer|secret.read_cross_namespace|billing', null]]));
     expect(await new RedisBaselineStore(r, prefix).load()).toHaveLength(1);
+  });
+
+  it('loads at once on a new connection: a correlator that starts does not begin with an empty baseline', async () => {
+    const r = connectRedis(url!);
+    clients.push(r);
+    if (r.status !== 'ready') await once(r, 'ready');
+    const prefix = `kvt-${randomBytes(4).toString('hex')}`;
+    const b = new IdentityBaseline();
+    b.annotate(signal('billing'));
+    await new RedisBaselineStore(r, prefix).save(b.takeChanges());
+    // As a correlator does at start: a fresh connection, loaded right away.
+    const { store, close } = await redisBaselineStore({ redisUrl: url!, topicPrefix: prefix }, createLogger('silent'));
+    try {
+      expect((await store.load()).map(([k]) => k)).toEqual(['sa:ci/deployer|secret.read_cross_namespace|billing']);
+    } finally {
+      await close();
+    }
   });
 });

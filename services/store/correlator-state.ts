@@ -353,6 +353,22 @@ export function connectRedis(url: string, onError: (err: Error) => void = () => 
   return r;
 }
 
+/**
+ * Resolves once the connection is ready, or after `timeoutMs` (the client has no offline queue:
+ * a first command before the connection is up would fail; a Redis that stays away is the caller's
+ * retries to handle).
+ */
+export function redisReady(redis: Redis, timeoutMs = 5000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (redis.status === 'ready') return resolve();
+    const t = setTimeout(resolve, timeoutMs);
+    redis.once('ready', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
 /** In-memory {@link CorrelatorStateStore} with the same semantics, for tests and single-process runs. */
 export class MemoryCorrelatorState implements CorrelatorStateStore {
   private readonly parts = new Map<

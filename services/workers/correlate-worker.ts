@@ -13,16 +13,16 @@ import { systemClock } from '../../correlator/ports.js';
 import { incidentJson, type Incident } from '../../correlator/incident.js';
 import type { Silence } from '../../correlator/silences.js';
 import { writtenJson, type BusMessage } from '../bus/bus.js';
+import { notAnObject, notJson } from '../bus/kafka/codec.js';
 import { standaloneReadBack } from '../bus/kafka/read-back.js';
 import { consumerGroupId, EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type SignalsMessage } from '../bus/topics.js';
 import type { Config } from '../config.js';
 import { PartitionedCorrelator } from '../correlate-partitioned.js';
 import { createLogger } from '../logging.js';
 import { Metrics } from '../metrics.js';
-import { kafkaHistory, partitionBudget, reportMetrics } from '../roles/correlator.js';
+import { kafkaHistory, loadBaseline, partitionBudget, redisBaselineStore, reportMetrics, saveBaseline } from '../roles/correlator.js';
 import { loadRules } from '../rules.js';
 import { Silences } from '../silences.js';
-import { RedisBaselineStore } from '../store/baseline-redis.js';
 import { connectRedis, RedisCorrelatorState } from '../store/correlator-state.js';
 import { MemorySilences } from '../store/memory.js';
 import { UsageProfiler, type UsageCount } from '../usage.js';
@@ -49,23 +49,9 @@ function publish(incidents: Incident[]): Promise<void> {
 }
 
 const redis = connectRedis(config.redisUrl!, (err) => logger.debug({ err }, 'redis connection error'));
-const baselineRedis = connectRedis(config.redisUrl!, (err) => logger.debug({ err }, 'redis connection error'));
-const baselineStore = new RedisBaselineStore(baselineRedis, config.topicPrefix);
+const { store: baselineStore, close: closeBaselineStore } = await redisBaselineStore(config, logger);
 const baseline = new IdentityBaseline();
-// The client has no offline queue: wait (a little) for the connection before the first read.
-await new Promise<void>((resolve) => {
-  if (baselineRedis.status === 'ready') return resolve();
-  const t = setTimeout(resolve, 5000);
-  baselineRedis.once('ready', () => {
-    clearTimeout(t);
-    resolve();
-  });
-});
-try {
-  baseline.restore(await baselineStore.load());
-} catch (err) {
-  logger.warn({ err }, 'identity baseline could not be loaded; starting empty');
-}
+await loadBaseline(baseline, baselineStore, logger);
 metrics.trackDrops('correlation', 'baseline_evicted', () => baseline.evicted);
 const usage = new UsageProfiler();
 // The silences the main thread holds (from Redis and the file), matched and counted here.
@@ -104,16 +90,6 @@ const correlator = new PartitionedCorrelator({
 });
 reportMetrics(correlator, metrics);
 
-async function saveBaseline(): Promise<void> {
-  const changes = baseline.takeChanges();
-  if (!changes.size) return;
-  try {
-    await baselineStore.save(changes);
-  } catch (err) {
-    logger.warn({ err, entries: changes.size }, 'identity baseline could not be saved');
-  }
-}
-
 function snapshot(): Snapshot {
   return { budget: correlator.budget() };
 }
@@ -139,13 +115,14 @@ function unpack(b: PackedSignals): { batch: BusMessage<SignalsMessage>[]; dead: 
     try {
       value = parseSignalsMessageWithoutEvidence.bytes!(bytes.subarray(start, end), header);
     } catch (e) {
-      dead.push({ index: i, reason: `value is not JSON: ${(e as Error).message.slice(0, 200)}` });
+      dead.push({ index: i, reason: notJson(e) });
       start = end;
       continue;
     }
     start = end;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      dead.push({ index: i, reason: `value is JSON ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}, not an object` });
+    const problem = notAnObject(value);
+    if (problem) {
+      dead.push({ index: i, reason: problem });
       continue;
     }
     batch.push({ key: b.keys[i]!, value: value as SignalsMessage, partition: b.partitions[i]!, offset: b.offsets[i]! });
@@ -176,7 +153,7 @@ async function answer(m: Extract<CorrelateRequest, { id: number }>): Promise<voi
         break;
       case 'sweep':
         value = await correlator.sweep();
-        await saveBaseline();
+        await saveBaseline(baseline, baselineStore, logger);
         break;
       case 'rules': {
         const next = loadRules(config.rulesPaths);
@@ -191,10 +168,10 @@ async function answer(m: Extract<CorrelateRequest, { id: number }>): Promise<voi
         value = await state.ready();
         break;
       case 'stop':
-        await saveBaseline();
+        await saveBaseline(baseline, baselineStore, logger);
         await closeReader();
         await inventory?.stop();
-        await Promise.allSettled([redis.quit(), baselineRedis.quit()]);
+        await Promise.allSettled([redis.quit(), closeBaselineStore()]);
         break;
     }
     send({ re: m.id, value, snapshot: snapshot() });

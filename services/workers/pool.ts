@@ -5,9 +5,6 @@
  * bus: a worker that dies with bodies in hand rejects them retryably (503, the apiserver re-sends),
  * and is replaced. Rule reloads are posted to every worker before any later body.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RuleFileInput } from '../../correlator/detection/compile.js';
 import { KubevigilError } from '../../correlator/errors.js';
@@ -19,6 +16,7 @@ import type { AuditOffload, OffloadedAudit } from '../../connectors/k8s-audit/re
 import type { UsageCount } from '../usage.js';
 import type { DetectedAudit, RejectedAudit } from './audit-batch.js';
 import { BodyScavenger } from './body-scavenge.js';
+import { workerScript, type WorkerScript } from './script.js';
 
 /** What a worker compiles: the detection rule files and the minimum severity. */
 export interface WorkerRules {
@@ -53,17 +51,10 @@ interface Slot {
 /** Most old-generation heap a detection worker may use (MiB). */
 export const WORKER_HEAP_MB = 512;
 
-/** The worker script: compiled JavaScript next to this file, or the TypeScript source under tsx (tests, benches). */
-function workerScript(): { url: URL; execArgv?: string[] } {
-  const js = new URL('./detect-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(js))) return { url: js };
-  return { url: new URL('./detect-worker.ts', import.meta.url), execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] };
-}
-
 /** Options of {@link DetectionPool}. */
 export interface DetectionPoolOptions {
   /** Another worker script (tests: one that crashes). */
-  script?: { url: URL; execArgv?: string[] };
+  script?: WorkerScript;
   /** Called when a worker stops unexpectedly. */
   onCrash?: (err: Error) => void;
   /**
@@ -193,7 +184,7 @@ export class DetectionPool implements AuditOffload {
   }
 
   private spawn(index: number): Slot {
-    const script = this.opts.script ?? workerScript();
+    const script = this.opts.script ?? workerScript(new URL('./detect-worker', import.meta.url));
     const worker = new Worker(script.url, {
       workerData: this.rules,
       // A worker's heap is bounded apart from the process's: a body (12 MiB at most by default) decodes

@@ -41,6 +41,17 @@ function headerReader(headers: IHeaders): (name: string) => string | undefined {
   };
 }
 
+/** Why a value that failed to parse goes to the dead-letter topic. */
+export function notJson(e: unknown): string {
+  return `value is not JSON: ${describe(e).slice(0, 200)}`;
+}
+
+/** Why a parsed value goes to the dead-letter topic, if it does: every bus value is a JSON object. */
+export function notAnObject(value: unknown): string | undefined {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) return undefined;
+  return `value is JSON ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}, not an object`;
+}
+
 /** Decodes a fetched message with `parse` (default `JSON.parse`); anything but a JSON object goes to the dead-letter topic. */
 export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse']): Decoded {
   // A null value is a tombstone on the compacted incidents topic: nothing to handle, nothing wrong.
@@ -59,9 +70,9 @@ export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse'])
       value = parse ? parse(json, header) : JSON.parse(json);
     }
   } catch (e) {
-    return { kind: 'dead', reason: `value is not JSON: ${describe(e).slice(0, 200)}` };
+    return { kind: 'dead', reason: notJson(e) };
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    return { kind: 'dead', reason: `value is JSON ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}, not an object` };
-  return { kind: 'ok', value, ctx: propagation.extract(ROOT_CONTEXT, headers, headerGetter) };
+  const problem = notAnObject(value);
+  if (problem) return { kind: 'dead', reason: problem };
+  return { kind: 'ok', value: value as object, ctx: propagation.extract(ROOT_CONTEXT, headers, headerGetter) };
 }
