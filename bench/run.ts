@@ -5,6 +5,7 @@
  * Case "detection": realistic audit JSON lines → parse + validate + normalize + detect, against plain
  * JSON.parse of the same lines.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { decodeAuditLines } from '../connectors/k8s-audit/parse.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
@@ -420,6 +421,45 @@ async function kafkaCase(): Promise<void> {
   for (const attackers of shapes) await drainCase(kafka, `${prefix}a${attackers}`, E, attackers);
 }
 
+/** CPU seconds of the Kafka broker's JVM so far, when it runs on this machine (Linux /proc), else undefined. */
+function brokerCpuSeconds(): number | undefined {
+  try {
+    brokerPid ??= readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .find((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('kafka.Kafka');
+        } catch {
+          return false;
+        }
+      });
+    if (!brokerPid) return undefined;
+    // utime and stime, fields 14 and 15, in clock ticks (100 a second on Linux).
+    const fields = readFileSync(`/proc/${brokerPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+let brokerPid: string | undefined;
+
+/** CPU seconds taken between start and stop: this thread (the event loop), this process (all threads), the broker. */
+function cpuMeter(): () => { loop: number; process: number; broker: number | undefined } {
+  const loop = process.threadCpuUsage();
+  const all = process.cpuUsage();
+  const broker = brokerCpuSeconds();
+  return () => {
+    const b = brokerCpuSeconds();
+    const seconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+    return {
+      loop: seconds(process.threadCpuUsage(loop)),
+      process: seconds(process.cpuUsage(all)),
+      broker: broker === undefined || b === undefined ? undefined : b - broker,
+    };
+  };
+}
+type CpuUse = ReturnType<ReturnType<typeof cpuMeter>>;
+
 /**
  * Raw kafkajs produce + consume of one stream's signal messages, and a correlator-only kubevigil
  * draining the same messages from a fresh topic; consume and drain alternate for several rounds
@@ -466,31 +506,33 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
    * message; without `parse`, it only fetches them (shown for reference: no consumer of signals
    * can do less).
    */
-  const rawConsume = async (r: number, parse = true): Promise<number> => {
+  const rawConsume = async (r: number, parse = true): Promise<{ rate: number; cpu: CpuUse }> => {
     const consumer = kafka.consumer({ groupId: `${prefix}.raw-consumer-${r}-${parse ? 'parse' : 'fetch'}` });
     await consumer.connect();
     await consumer.subscribe({ topics: [`${prefix}.raw`], fromBeginning: true });
     let consumed = 0;
     let firstBatch: bigint | undefined;
-    const seconds = await new Promise<number>((resolve) => {
+    let meter: ReturnType<typeof cpuMeter> | undefined;
+    const { seconds, cpu } = await new Promise<{ seconds: number; cpu: CpuUse }>((resolve) => {
       void consumer.run({
         eachBatch: async ({ batch }) => {
           // Timed from the first batch: the group join before it is not consumption.
           firstBatch ??= process.hrtime.bigint();
+          meter ??= cpuMeter();
           if (parse) for (const m of batch.messages) JSON.parse(m.value!.toString());
           consumed += batch.messages.length;
-          if (consumed >= messages.length) resolve(Number(process.hrtime.bigint() - firstBatch) / 1e9);
+          if (consumed >= messages.length) resolve({ seconds: Number(process.hrtime.bigint() - firstBatch) / 1e9, cpu: meter() });
         },
       });
     });
     await consumer.disconnect();
-    return messages.length / seconds;
+    return { rate: messages.length / seconds, cpu };
   };
   /**
    * The correlator alone, until every signal's effects are checkpointed (the counter counts them
    * then), correlating on the event loop (`workers` 0) or on that many worker threads.
    */
-  const drain = async (r: number, workers: number): Promise<number> => {
+  const drain = async (r: number, workers: number): Promise<{ rate: number; cpu: CpuUse }> => {
     const c = await startKubevigil({
       KAFKA_BROKERS: process.env.KAFKA_BROKERS,
       REDIS_URL: process.env.REDIS_URL,
@@ -503,15 +545,20 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
     // Timed like the baseline: from the first fetched batch (the consumer's lag gauge appears then),
     // not from the group join.
     while ((await c.metrics.busLag.get()).values.length === 0) await new Promise((res) => setTimeout(res, 1));
+    const profile = await profileInto(process.env.BENCH_KAFKA_PROFILE, `drain-r${r}-w${workers}`);
+    const meter = cpuMeter();
     const t0 = process.hrtime.bigint();
     while ((await correlatedCount()) < messages.length) await new Promise((res) => setTimeout(res, 5));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = meter();
+    await profile();
     await c.stop();
-    return messages.length / seconds;
+    return { rate: messages.length / seconds, cpu };
   };
-  const raw: number[] = [];
-  const fetchOnly: number[] = [];
-  const ours = new Map<number, number[]>(workerCounts.map((w) => [w, []]));
+  type Run = { rate: number; cpu: CpuUse };
+  const raw: Run[] = [];
+  const fetchOnly: Run[] = [];
+  const ours = new Map<number, Run[]>(workerCounts.map((w) => [w, []]));
   // BENCH_KAFKA_RAW=0 skips the baselines (to profile the drain alone: no ratio then).
   const baseline = process.env.BENCH_KAFKA_RAW !== '0';
   for (let r = 0; r < rounds; r++) {
@@ -523,28 +570,64 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   }
   const shape = attackers === 1 ? 'one noisy attacker' : `${attackers} compromised workloads`;
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US').padStart(10);
+  const rates = (runs: Run[]) => runs.map((x) => x.rate);
+  const listed = (runs: Run[]) =>
+    rates(runs)
+      .map((x) => Math.round(x))
+      .join(', ');
+  // Where the time went: CPU milliseconds per 1,000 messages (medians), on the event loop, in this
+  // whole process (worker threads, GC, I/O threads included) and in the broker. Two cores share it all.
+  const perK = (runs: Run[], pick: (c: CpuUse) => number | undefined) => {
+    const xs = runs.map((x) => pick(x.cpu)).filter((x): x is number => x !== undefined);
+    return xs.length ? ((1e6 * median(xs)) / messages.length).toFixed(1) : 'n/a';
+  };
+  const cpuLine = (runs: Run[]) =>
+    `CPU ms per 1,000: event loop ${perK(runs, (c) => c.loop)}, process ${perK(runs, (c) => c.process)}, broker ${perK(runs, (c) => c.broker)}`;
   console.log(
     `kafka drain, ${shape}: ${messages.length} signal messages of ${Math.round(messages.reduce((n, m) => n + m.value.length, 0) / messages.length)} B on 4 partitions, median of ${rounds} alternating rounds`,
   );
   console.log(`  raw kafkajs produce (acks=all, idempotent) ${fmt(messages.length / produceSeconds)} msgs/s`);
   if (baseline) {
     console.log(
-      `  raw kafkajs consume, no parsing            ${fmt(median(fetchOnly))} msgs/s      (rounds: ${fetchOnly.map((x) => Math.round(x)).join(', ')})`,
+      `  raw kafkajs consume, no parsing            ${fmt(median(rates(fetchOnly)))} msgs/s      (rounds: ${listed(fetchOnly)})   ${cpuLine(fetchOnly)}`,
     );
-    console.log(`  raw kafkajs consume + JSON.parse           ${fmt(median(raw))} msgs/s      (rounds: ${raw.map((x) => Math.round(x)).join(', ')})`);
+    console.log(`  raw kafkajs consume + JSON.parse           ${fmt(median(rates(raw)))} msgs/s      (rounds: ${listed(raw)})   ${cpuLine(raw)}`);
   }
   for (const [w, xs] of ours) {
     const label = w === 0 ? 'correlator on the event loop' : `correlator on ${w} worker thread${w > 1 ? 's' : ''}`;
     console.log(
-      `  ${label.padEnd(42)} ${fmt(median(xs))} signals/s   (rounds: ${xs.map((x) => Math.round(x)).join(', ')})${baseline ? `   ratio ${(median(xs) / median(raw)).toFixed(2)}` : ''}`,
+      `  ${label.padEnd(42)} ${fmt(median(rates(xs)))} signals/s   (rounds: ${listed(xs)})${baseline ? `   ratio ${(median(rates(xs)) / median(rates(raw))).toFixed(2)}` : ''}   ${cpuLine(xs)}`,
     );
   }
   if (!baseline) return;
   // Drain / raw consume + JSON.parse, read by scripts (issue #18's target: ≥ 0.8), for the
   // default setting (on the event loop) when it ran.
-  const headline = ours.get(0) ?? ours.get(workerCounts[0]!)!;
-  console.log(`  ratio (drain / raw consume, no parsing)    ${(median(headline) / median(fetchOnly)).toFixed(2).padStart(10)}`);
-  console.log(`kafka drain vs raw consume: ratio ${(median(headline) / median(raw)).toFixed(2)}`);
+  const headline = rates(ours.get(0) ?? ours.get(workerCounts[0]!)!);
+  console.log(`  ratio (drain / raw consume, no parsing)    ${(median(headline) / median(rates(fetchOnly))).toFixed(2).padStart(10)}`);
+  console.log(`kafka drain vs raw consume: ratio ${(median(headline) / median(rates(raw))).toFixed(2)}`);
+}
+
+/**
+ * With `dir` set (BENCH_KAFKA_PROFILE), profiles this thread's CPU from now until the returned
+ * function is called, into `dir/NAME.cpuprofile` (open it in Chrome DevTools): the drain alone,
+ * without the data generation and the produce before it.
+ */
+async function profileInto(dir: string | undefined, name: string): Promise<() => Promise<void>> {
+  if (!dir) return async () => {};
+  const { Session } = await import('node:inspector/promises');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile));
+    console.log(`  profile of the drain: ${dir}/${name}.cpuprofile`);
+  };
 }
 
 /**

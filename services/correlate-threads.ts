@@ -155,7 +155,7 @@ export class ThreadedCorrelator {
       throw e;
     }
     o.metrics.trackDrops('correlation', 'usage_not_copied', () => c.usageDropped);
-    for (const slot of c.slots) o.metrics.addRemote(() => c.remoteMetrics(slot.index));
+    for (const slot of c.slots) o.metrics.addRemote((name) => c.remoteMetrics(slot.index, name));
     o.silences?.onChange((all) => {
       c.silenceList = [...all];
       for (const s of c.slots) c.post(s, { type: 'silences', silences: c.silenceList });
@@ -436,11 +436,15 @@ export class ThreadedCorrelator {
     return !this.stopping && (await Promise.all(this.slots.map(one))).every(Boolean);
   }
 
-  private async remoteMetrics(index: number): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+  private async remoteMetrics(index: number, name?: string): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
     const slot = this.slots[index];
     if (!slot || this.stopping) return [];
     // A worker being replaced has no metrics to add: its counters start again (as a restarted process's).
-    return this.request<MetricObjectWithValues<MetricValue<string>>[]>(slot, { type: 'metrics', id: ++this.nextId }).catch(() => []);
+    return this.request<MetricObjectWithValues<MetricValue<string>>[]>(slot, {
+      type: 'metrics',
+      id: ++this.nextId,
+      ...(name === undefined ? {} : { name }),
+    }).catch(() => []);
   }
 
   /** Waits for the workers to save what they hold (baseline), then ends them. Call after the bus stopped consuming. */

@@ -29,7 +29,7 @@ describe('Metrics', () => {
       updatedAt: now,
     }));
     for (const m of [main, ...workers]) new Silences(new MemorySilences(), systemClock, m, createLogger('silent'), { pollMs: 0 }).setFileSilences(known);
-    for (const w of workers) main.addRemote(() => w.collect());
+    for (const w of workers) main.addRemote((name) => (name === undefined ? w.collect() : w.one(name)));
     const text = await main.scrape();
     expect(text).toMatch(/^kubevigil_correlator_signals_total 42$/m);
     expect(text).toMatch(/^kubevigil_incidents_open\{severity="high"\} 5$/m);

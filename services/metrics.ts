@@ -5,6 +5,9 @@
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { VERSION } from './package-info.js';
 
+/** Reads another registry of this process: every metric, or with `name` only that one. */
+export type RemoteRead = (name?: string) => Promise<MetricObjectWithValues<MetricValue<string>>[]>;
+
 /** All metric families of one process, on their own registry (tests create as many as they like). */
 export class Metrics {
   readonly registry = new Registry();
@@ -157,14 +160,15 @@ export class Metrics {
     this.scrapeHooks.push(fn);
   }
 
-  private readonly remotes: (() => Promise<MetricObjectWithValues<MetricValue<string>>[]>)[] = [];
+  private readonly remotes: RemoteRead[] = [];
 
   /**
    * Adds the metrics of another registry of this process (a correlation worker thread's) to every
    * scrape: samples of the same name and labels are summed, unless the metric says otherwise
-   * (its `aggregator`: build info is taken once, the silences gauge as its maximum).
+   * (its `aggregator`: build info is taken once, the silences gauge as its maximum). `read` gives
+   * every metric, or with a name only that one.
    */
-  addRemote(read: () => Promise<MetricObjectWithValues<MetricValue<string>>[]>): void {
+  addRemote(read: RemoteRead): void {
     this.remotes.push(read);
   }
 
@@ -187,10 +191,22 @@ export class Metrics {
     return merged.metrics();
   }
 
-  /** The value of a counter or gauge without labels (or summed over them), remote registries included. */
+  /**
+   * The value of a counter without labels (or summed over them), remote registries included. Only
+   * that metric is read (no scrape hook runs), so it is cheap enough to poll.
+   */
   async total(name: string): Promise<number> {
-    const m = (await this.collect()).find((x) => x.name === name);
-    return (m?.values ?? []).reduce((a, v) => a + v.value, 0);
+    const parts = [await this.one(name), ...(await Promise.all(this.remotes.map((r) => r(name))))];
+    return parts
+      .flat()
+      .filter((m) => m.name === name)
+      .reduce((a, m) => a + m.values.reduce((b, v) => b + v.value, 0), 0);
+  }
+
+  /** The metric `name` of this registry alone, if it has one. */
+  async one(name: string): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    const m = this.registry.getSingleMetric(name);
+    return m ? [await m.get()] : [];
   }
 
   /**

@@ -39,7 +39,7 @@ export type CorrelateRequest =
   | { type: 'discard'; id: number; partition: number }
   | { type: 'sweep'; id: number }
   | { type: 'rules'; id: number }
-  | { type: 'metrics'; id: number }
+  | { type: 'metrics'; id: number; name?: string }
   | { type: 'ready'; id: number }
   | { type: 'stop'; id: number }
   | { type: 'assigned'; partitions: number[] }

@@ -162,7 +162,7 @@ async function answer(m: Extract<CorrelateRequest, { id: number }>): Promise<voi
         break;
       }
       case 'metrics':
-        value = await metrics.collect();
+        value = m.name === undefined ? await metrics.collect() : await metrics.one(m.name);
         break;
       case 'ready':
         value = await state.ready();

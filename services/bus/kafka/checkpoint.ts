@@ -11,7 +11,7 @@ import { flushDue, RewindError } from '../bus.js';
 import type { Backoff } from './backoff.js';
 import type { OffsetCommitter } from './commit.js';
 import type { KafkaBusSettings, KafkaBusStats } from './options.js';
-import type { Subscription } from './subscription.js';
+import { movePosition, type Subscription } from './subscription.js';
 
 /** Flushes and commits the partitions of checkpointed subscriptions. */
 export class CheckpointRunner {
@@ -64,6 +64,8 @@ export class CheckpointRunner {
             { err: e, topic, partition, group: sub.groupId, offset: u.first },
             'consumer dropped its unflushed state; offering the partition again from its last commit',
           );
+          // Batches of the partition fetched already are not handled: kafkajs fetches them again.
+          movePosition(sub, partition);
           sub.consumer?.seek({ topic, partition, offset: u.first });
           return false;
         }
@@ -81,6 +83,8 @@ export class CheckpointRunner {
   async flushOnStop(sub: Subscription): Promise<void> {
     const consumer = sub.consumer;
     if (!sub.checkpointing || !consumer) return;
+    // Batches in hand stop at their next chunk (the subscription is stopping); what they handled is flushed here.
+    await Promise.all(sub.busy.values());
     for (const [partition, u] of [...sub.unflushed]) {
       await sub.busy.get(partition);
       if (sub.unflushed.get(partition) !== u) continue;
@@ -103,6 +107,7 @@ export class CheckpointRunner {
   /** After a rebalance: the unflushed work of partitions not in `mine` is their new owner's now. */
   assigned(sub: Subscription, mine: number[]): void {
     if (!sub.checkpointing) return;
+    movePosition(sub);
     for (const p of sub.unflushed.keys()) if (!mine.includes(p)) sub.unflushed.delete(p);
     sub.checkpointing.assigned?.(mine);
   }

@@ -14,7 +14,7 @@ import { withDeadline } from './deadline.js';
 import type { KafkaBusSettings } from './options.js';
 import type { TopicProvisioner } from './provision.js';
 import type { BusState } from './state.js';
-import type { Subscription } from './subscription.js';
+import { movePosition, type Subscription } from './subscription.js';
 
 /** Runs and stops the consumers of a bus's subscriptions. */
 export class ConsumerSupervisor {
@@ -122,11 +122,15 @@ export class ConsumerSupervisor {
   /** Follows a consumer's events: connectivity, partitions assigned after a rebalance, and crashes to restart from. */
   private watch(sub: Subscription, consumer: Consumer): void {
     const { state, log, backoff, checkpoints } = this.deps;
-    const { CONNECT, GROUP_JOIN, FETCH, CRASH, REQUEST_TIMEOUT } = consumer.events;
+    const { CONNECT, GROUP_JOIN, REBALANCING, FETCH, CRASH, REQUEST_TIMEOUT } = consumer.events;
     const up = () => {
       if (sub.consumer === consumer) state.connected = true;
     };
     consumer.on(CONNECT, up);
+    // Batches fetched before a rebalance are not handled after it: kafkajs fetches from the commits again.
+    consumer.on(REBALANCING, () => {
+      if (sub.consumer === consumer) movePosition(sub);
+    });
     consumer.on(GROUP_JOIN, (event) => {
       up();
       if (sub.consumer !== consumer) return;
