@@ -399,16 +399,18 @@ export class CorrelationEngine {
   /**
    * One group's state as the JSON text of a {@link SlotState}, for a checkpoint. Written directly:
    * a noisy group holds hundreds of entries, and objects built only to be stringified cost as much
-   * again as the text.
+   * again as the text. `signal` writes a kept signal, given its id as JSON (each id is decoded and
+   * written once: a checkpoint of a drain writes tens of thousands of them).
    */
-  exportSlot(key: string, signal: (s: Kept) => string): string | undefined {
+  exportSlot(key: string, signal: (s: Kept, idJson: string) => string): string | undefined {
     const slot = this.groups.get(key);
     if (!slot) return undefined;
-    const signals = new Map<string, Kept>();
+    // By object: a signal is kept once per group (packed once, shared by its windows and entries).
+    const signals = new Map<Kept, string>();
     const ref = (s: Kept) => {
-      const id = String(s.id);
-      signals.set(id, s);
-      return JSON.stringify(id);
+      let id = signals.get(s);
+      if (id === undefined) signals.set(s, (id = JSON.stringify(String(s.id))));
+      return id;
     };
     const windows: string[] = [];
     for (let ci = 0; ci < this.width; ci++) {
@@ -424,7 +426,13 @@ export class CorrelationEngine {
     }
     if (!windows.length) return undefined;
     const sigs: string[] = [];
-    for (const [id, s] of signals) sigs.push(`${JSON.stringify(id)}:${signal(s)}`);
+    const written = new Set<string>();
+    for (const [s, id] of signals) {
+      // Two objects for one signal (not expected) are written once, as one key.
+      if (written.has(id)) continue;
+      written.add(id);
+      sigs.push(`${id}:${signal(s, id)}`);
+    }
     return `{"signals":{${sigs.join(',')}},"windows":{${windows.join(',')}}}`;
   }
 

@@ -147,17 +147,17 @@ export class SignalWriter {
   floor = Infinity;
   constructor(private readonly oldest: number) {}
 
-  /** One signal's JSON. */
-  readonly json = (s: SignalLike): string => {
+  /** One signal's JSON (`idJson`: its id as JSON, when the caller has it). */
+  readonly json = (s: SignalLike, idJson?: string): string => {
     const offset = s instanceof PackedSignal ? s.offset : (s as WithOffset)[SOURCE_OFFSET];
     if (offset === undefined || offset < this.oldest) return JSON.stringify(withoutEvidence(unpacked(s)));
     if (offset < this.floor) this.floor = offset;
-    return `{"$offset":"${offset}","id":${JSON.stringify(String(s.id))}}`;
+    return `{"$offset":"${offset}","id":${idJson ?? JSON.stringify(String(s.id))}}`;
   };
 
   /** A prologue's JSON. */
   list(signals: readonly SignalLike[]): string {
-    return `[${signals.map(this.json).join(',')}]`;
+    return `[${signals.map((s) => this.json(s)).join(',')}]`;
   }
 }
 
