@@ -22,7 +22,7 @@ import { createLogger } from '../services/logging.js';
 import { serve, type ServeOptions } from '../services/main.js';
 import { loadDetector } from '../services/rules.js';
 import { workerScript } from '../services/workers/script.js';
-import { allIncidents, incidentSummary, metricValue, numberedScenario, postAudit } from './helpers/distributed.js';
+import { allIncidents, everySignalIn, incidentSummary, metricValue, numberedScenario, postAudit } from './helpers/distributed.js';
 import { waitFor } from './helpers/prometheus.js';
 
 const KAFKA = process.env.KAFKA_BROKERS;
@@ -89,18 +89,6 @@ const distributed = (prefix: string, workers: number) => ({
   KUBEVIGIL_CORRELATOR_WORKERS: String(workers),
 });
 
-/** Every incident of the baseline with all its signals, read from the API. */
-const complete = (url: string, baseline: Incident[]) =>
-  waitFor(
-    'every incident with every signal',
-    async () => {
-      const incs = (await allIncidents(url)).filter((i) => i.resolution !== 'merged');
-      const total = incs.reduce((n, i) => n + i.signalCount, 0);
-      return incs.length === baseline.length && total === baseline.reduce((n, i) => n + i.signalCount, 0) ? incs : undefined;
-    },
-    120_000,
-  );
-
 describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads', () => {
   it('finds the same incidents and remediations as the embedded mode on two worker threads, and applies lifecycle commands', async () => {
     const events = attackStream(12, 1500);
@@ -113,7 +101,7 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
       // Ready once the workers reach Redis.
       expect((await fetch(`${kv.url}/readyz`)).status).toBe(200);
       await send(kv.url, events);
-      const found = await complete(kv.url, baseline);
+      const found = await everySignalIn(kv.url, baseline);
       // Remediations included: the least-privilege roles rest on the permission use ingest counted
       // on the event loop, copied to the workers.
       expect(summary(found)).toEqual(summary(baseline));
@@ -153,7 +141,7 @@ describe.skipIf(!KAFKA || !REDIS)('the distributed correlator on worker threads'
       await waitFor('the first half checkpointed', async () => ((await metricValue(kv.url, 'kubevigil_correlator_signals_total')) >= first ? true : undefined));
       writeFileSync(join(dir, 'crash-correlate-worker'), '');
       await send(kv.url, events.slice(half), 100);
-      const found = await complete(kv.url, baseline);
+      const found = await everySignalIn(kv.url, baseline);
       expect(existsSync(join(dir, 'correlate-worker-crashed'))).toBe(true);
       expect(summary(found)).toEqual(summary(baseline));
     } finally {

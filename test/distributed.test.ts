@@ -19,7 +19,7 @@ import type { Incident } from '../correlator/incident.js';
 import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve } from '../services/main.js';
-import { incidentSummary, numberedScenario } from './helpers/distributed.js';
+import { allIncidents, everySignalIn, incidentSummary, numberedScenario } from './helpers/distributed.js';
 
 const KAFKA = process.env.KAFKA_BROKERS;
 const REDIS = process.env.REDIS_URL;
@@ -90,11 +90,6 @@ async function send(url: string, events: AuditEvent[], batch = 400): Promise<voi
   }
 }
 
-async function listAll(url: string): Promise<Incident[]> {
-  const page = (await (await fetch(`${url}/api/v1/incidents?limit=500&status=open,acknowledged,resolved`)).json()) as { items: { id: string }[] };
-  return Promise.all(page.items.map(async (i) => (await (await fetch(`${url}/api/v1/incidents/${i.id}`)).json()) as Incident));
-}
-
 /** The same input through an embedded kubevigil: the baseline. */
 async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kv-base-'));
@@ -103,7 +98,7 @@ async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
   try {
     await send(kv.url, events);
     await kv.drained();
-    return (await listAll(kv.url)).filter((i) => i.resolution !== 'merged');
+    return (await allIncidents(kv.url)).filter((i) => i.resolution !== 'merged');
   } finally {
     await kv.stop();
   }
@@ -128,7 +123,7 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
     await until('readiness', async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined));
     await send(url, events);
     const found = await until('the incident to reach the API', async () => {
-      const incs = await listAll(url);
+      const incs = await allIncidents(url);
       return incs.length && incs[0]!.signalCount === baseline[0]!.signalCount ? incs : undefined;
     });
     expect(summary(found)).toEqual(summary(baseline));
@@ -187,15 +182,7 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
       }
     }
     expect(killed).toBe(true);
-    const found = await until(
-      'every incident with every signal',
-      async () => {
-        const incs = (await listAll(url)).filter((i) => i.resolution !== 'merged');
-        const total = incs.reduce((n, i) => n + i.signalCount, 0);
-        return incs.length === baseline.length && total === baseline.reduce((n, i) => n + i.signalCount, 0) ? incs : undefined;
-      },
-      120_000,
-    );
+    const found = await everySignalIn(url, baseline);
     expect(summary(found)).toEqual(summary(baseline));
     // The survivor took the dead one's windows over by reading their signals back from the topic.
     const restored = async (result: string) =>

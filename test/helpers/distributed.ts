@@ -109,6 +109,23 @@ export async function allIncidents(url: string): Promise<Incident[]> {
   return Promise.all(page.items.map(async (i) => (await (await fetch(`${url}/api/v1/incidents/${i.id}`)).json()) as Incident));
 }
 
+/**
+ * Waits until the API at `url` holds as many unmerged incidents as `baseline`, with as many signals
+ * in all (every signal correlated), and returns them.
+ */
+export function everySignalIn(url: string, baseline: Incident[], timeoutMs = 120_000): Promise<Incident[]> {
+  const signals = baseline.reduce((n, i) => n + i.signalCount, 0);
+  return waitFor(
+    'every incident with every signal',
+    async () => {
+      const incs = (await allIncidents(url)).filter((i) => i.resolution !== 'merged');
+      return incs.length === baseline.length && incs.reduce((n, i) => n + i.signalCount, 0) === signals ? incs : undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}
+
 /** The value of one series on a process's /metrics (0 when absent); `series` is the name with its labels, as exposed. */
 export async function metricValue(url: string, series: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
