@@ -86,7 +86,6 @@ export class CheckpointRunner {
     // Batches in hand stop at their next chunk (the subscription is stopping); what they handled is flushed here.
     await Promise.all(sub.busy.values());
     for (const [partition, u] of [...sub.unflushed]) {
-      await sub.busy.get(partition);
       if (sub.unflushed.get(partition) !== u) continue;
       try {
         await sub.checkpointing.flush(partition);
