@@ -74,6 +74,18 @@ describe('IdentityBaseline', () => {
     expect(b.get('sa:ci/deployer|secret.read_cross_namespace|a')?.count).toBe(2);
   });
 
+  it('moves only entries in the older half of the bound to the end when seen again', () => {
+    const b = new IdentityBaseline({ maxEntries: 8 });
+    const seen = (i: number, at: number) => b.annotate(signal({ at, target: { namespace: `n${i}` } }));
+    const key = (i: number) => `sa:ci/deployer|secret.read_cross_namespace|n${i}`;
+    for (let i = 0; i < 8; i++) seen(i, T0 + i);
+    seen(1, T0 + 10); // in the older half: moved last
+    seen(7, T0 + 11); // the newest already: left where it is
+    for (let i = 8; i < 12; i++) seen(i, T0 + i + 10);
+    expect([...Array(12).keys()].filter((i) => b.get(key(i)) === undefined)).toEqual([0, 2, 3, 4]);
+    expect([b.get(key(1))?.count, b.get(key(7))?.count]).toEqual([2, 2]);
+  });
+
   it('survives a restart through the store: what was learned is routine after it', async () => {
     const kv = new Map<string, string>();
     const state = { getState: async (k: string) => kv.get(k), setState: async (k: string, v: string) => void kv.set(k, v) };
