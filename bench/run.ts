@@ -1082,6 +1082,7 @@ const CASES: Record<string, () => void | Promise<void>> = {
   admission: admissionCase,
   esper: async () => (await import('./esper.js')).esperCase(),
   memory: async () => (await import('./memory.js')).memoryCase(),
+  'drain-work': async () => (await import('./drain-work.js')).drainWorkCase(),
 };
 // The V8 flags a kubevigil sets when it starts serving (KUBEVIGIL_V8_FLAGS) are the process's: set
 // them before any case, so that every baseline runs under the same V8 as the kubevigils next to it.
