@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KubevigilError } from '../correlator/errors.js';
 import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
@@ -641,41 +641,6 @@ describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
     // Nothing in Redis although the group committed, with or without a recorded generation: rebuilt.
     state.lose();
     expect(await load({ offset: String(cut + 1) })).toBe(1);
-  });
-
-  it("reads a newly assigned partition's checkpoint at the assignment, not in its first batch, and afresh after every rebalance", async () => {
-    const { state, fromA, kafka } = await firstPart();
-    const loads: number[] = [];
-    const load = state.load.bind(state);
-    state.load = (p) => (loads.push(p), load(p));
-    const b = correlator(state, [], undefined, 0, { source: topicOf(msgs), history: kafka });
-    b.assigned([3]);
-    await vi.waitFor(() => expect(loads).toEqual([3]));
-    // Read already: the first batch applies with the store down (its flush would need it back).
-    state.down = true;
-    await b.apply(msgs.slice(cut, cut + 1));
-    expect(b.partitions).toEqual([3]);
-    expect(b.stats.rebuilds).toBe(0);
-    state.down = false;
-
-    // A read that failed is read again by the batch.
-    const c = correlator(state, [], undefined, 0, { source: topicOf(msgs), history: kafka });
-    state.down = true;
-    c.assigned([3]);
-    await vi.waitFor(() => expect(loads).toEqual([3, 3]));
-    state.down = false;
-    await c.apply(msgs.slice(cut, cut + 1));
-    expect(loads).toEqual([3, 3, 3]);
-
-    // Taken away and given back: read again (another owner may have checkpointed meanwhile).
-    const d = correlator(state, fromA, undefined, 0, { source: topicOf(msgs), history: kafka });
-    d.assigned([3]);
-    d.assigned([]);
-    d.assigned([3]);
-    await vi.waitFor(() => expect(loads).toHaveLength(5));
-    await d.handle(msgs.slice(cut, cut + 2));
-    expect(loads).toHaveLength(5);
-    expect(latest(fromA)[0]!.signalCount).toBe(cut + 2);
   });
 
   it('fails batches retryably while a rebuild runs, and takes the one rebuild up when it is done', async () => {

@@ -214,12 +214,6 @@ interface Rebuild {
   part: Promise<Part>;
 }
 
-/** A partition's checkpoint read ahead of its first batch (see {@link PartitionedCorrelator.assigned}), and whether Redis lost it. */
-interface ReadAhead {
-  st: PartitionState;
-  loss: { reason: LossReason; committed: number } | undefined;
-}
-
 /** Runs one {@link IncidentManager} per owned partition with checkpointed state. */
 export class PartitionedCorrelator implements CorrelatorRuntime {
   private readonly parts = new Map<number, Part>();
@@ -234,8 +228,6 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
   /** Rebuilds in progress or done but not yet taken up by a batch, per partition. */
   private readonly rebuilds = new Map<number, Rebuild>();
-  /** Checkpoints of partitions assigned here and not loaded yet, read while the bus fetches their first batch. */
-  private readonly readAheads = new Map<number, Promise<ReadAhead>>();
 
   private readonly maxRefDistance: number;
   /** Engine counters of the partition states dropped or reloaded here, so that {@link engineStats} never decreases. */
@@ -300,18 +292,10 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     });
   }
 
-  /**
-   * A rebalance: forgets the partitions the bus no longer assigns here (their uncommitted messages
-   * go to the new owner), and starts reading the checkpoints of those it newly assigns, so that
-   * their first batches do not wait for Redis and Kafka's committed offsets (two round trips, and
-   * a connection on a worker thread's first takeover: 0.1–2 s measured in the drain bench).
-   */
+  /** Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages go to the new owner. */
   assigned(partitions: readonly number[]): void {
     const keep = new Set(partitions);
     for (const p of [...this.rebuilds.keys()]) if (!keep.has(p)) this.rebuilds.delete(p);
-    for (const p of [...this.readAheads.keys()]) if (!keep.has(p)) this.readAheads.delete(p);
-    // Read again after every rebalance: another owner may have checkpointed since an earlier read.
-    for (const p of keep) if (!this.parts.has(p) && !this.rebuilds.has(p)) this.readAhead(p);
     for (const p of [...this.parts.keys()])
       if (!keep.has(p))
         void this.serialize(p, async () => {
@@ -329,7 +313,6 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     void this.serialize(partition, async () => {
       this.drop(partition);
       this.rebuilds.delete(partition);
-      this.readAheads.delete(partition);
     });
   }
 
@@ -581,10 +564,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     // A rebuild accounts for the messages before its offset: one that stops short of this batch misses some.
     if (running && next !== undefined && running.next >= next) return this.install(p, await this.awaitRebuild(p, running));
     this.rebuilds.delete(p);
-    // Read ahead at the assignment, else now (a read ahead that failed is tried again here).
-    const ahead = this.readAheads.get(p);
-    this.readAheads.delete(p);
-    const { st, loss } = (await ahead?.catch(() => undefined)) ?? (await this.readCheckpoint(p));
+    const st = await this.o.state.load(p);
+    const loss = next === undefined ? undefined : await this.checkpointLoss(p, st);
     if (loss && next !== undefined) {
       // Kafka's timestamps are wall-clock: anchor the lookback where the lost state stopped, when the
       // signal that follows it says (a correlator that was down or behind needs that older state).
@@ -649,19 +630,6 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     if (this.o.inventory) manager.inventory = this.o.inventory;
     if (this.o.silencer) manager.silencer = this.o.silencer;
     return manager;
-  }
-
-  /** Starts reading a partition's checkpoint for its first batch (see {@link assigned}). */
-  private readAhead(p: number): void {
-    const read = this.readCheckpoint(p);
-    read.catch(() => undefined); // taken up by load(), which reads again after a failure
-    this.readAheads.set(p, read);
-  }
-
-  /** A partition's checkpoint, and whether Redis lost it ({@link checkpointLoss}). */
-  private async readCheckpoint(p: number): Promise<ReadAhead> {
-    const st = await this.o.state.load(p);
-    return { st, loss: await this.checkpointLoss(p, st) };
   }
 
   /**

@@ -305,15 +305,9 @@ export async function redisBaselineStore(
 
 /** {@link SignalHistory} on Kafka: the correlators' group's commits, and the signals and incidents topics read by time. */
 export function kafkaHistory(reader: ReadBack, topics: Topics, groupId: string): SignalHistory {
-  // The partitions taken over together ask at once: one request answers them all.
-  let inFlight: ReturnType<ReadBack['committed']> | undefined;
-  const committedOffsets = () => {
-    inFlight ??= reader.committed(groupId, topics.signals.name).finally(() => (inFlight = undefined));
-    return inFlight;
-  };
   return {
     async committed(partition) {
-      const c = (await committedOffsets()).get(partition);
+      const c = (await reader.committed(groupId, topics.signals.name)).get(partition);
       if (!c) return undefined;
       const generation = markedGeneration(c.metadata);
       return { offset: c.offset, ...(generation === undefined ? {} : { generation }) };
