@@ -18,24 +18,18 @@
  * this case gave 0.50).
  */
 import type { KafkaMessage } from 'kafkajs';
-import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
-import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
 import type { BusMessage } from '../services/bus/bus.js';
 import { decode } from '../services/bus/kafka/codec.js';
-import { encodeSignalsMessage, parseSignalsMessageWithoutEvidence, type SignalsMessage } from '../services/bus/topics.js';
+import { parseSignalsMessageWithoutEvidence, type SignalsMessage } from '../services/bus/topics.js';
 import { PartitionedCorrelator } from '../services/correlate-partitioned.js';
 import { createLogger } from '../services/logging.js';
-import { loadDetector, loadRules } from '../services/rules.js';
+import { loadRules } from '../services/rules.js';
 import { MemoryCorrelatorState } from '../services/store/correlator-state.js';
+import { drainSignalMessages, median } from './shared.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const EVENTS = Number(process.env.BENCH_KAFKA_EVENTS ?? 100_000);
 const PARTITION = 0;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** Seconds `fn` takes (it may be async). */
 async function seconds(fn: () => unknown): Promise<number> {
@@ -44,17 +38,19 @@ async function seconds(fn: () => unknown): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** The signal messages of one drain-case stream, as kafkajs hands them to the bus: bytes, headers, offsets. */
+/** The drain case's signal messages as kafkajs hands them to the bus: bytes, headers, offsets. */
 function messagesOf(attackers: number): KafkaMessage[] {
-  const detector = loadDetector();
-  return syntheticAuditEvents(EVENTS, { suspiciousShare: 0.3, seed: 22, stepMs: 2, attackers })
-    .flatMap((e) => detector.detect(normalizeAuditEvent(e, 0)))
-    .map((s, i) => {
-      const { json, headers } = encodeSignalsMessage(s);
-      const h: Record<string, Buffer> = { 'content-type': Buffer.from('application/json') };
-      for (const [k, v] of Object.entries(headers ?? {})) h[k] = Buffer.from(v);
-      return { key: Buffer.from(s.actor.key), value: Buffer.from(json), headers: h, offset: String(i), timestamp: '0', attributes: 0 } as KafkaMessage;
-    });
+  return drainSignalMessages(EVENTS, attackers).map(
+    (m, i) =>
+      ({
+        key: Buffer.from(m.key),
+        value: Buffer.from(m.value),
+        headers: Object.fromEntries(Object.entries(m.headers).map(([k, v]) => [k, Buffer.from(v)])),
+        offset: String(i),
+        timestamp: '0',
+        attributes: 0,
+      }) as KafkaMessage,
+  );
 }
 
 /** Decodes a chunk as the correlator's subscription does. */

@@ -17,15 +17,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { CompiledCorrelation } from '../correlator/correlation/rules.js';
 import type { Signal } from '../correlator/signal.js';
+import { median } from './shared.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PROJECT = join(HERE, 'esper');
 const JAR = join(PROJECT, 'target', 'esper-bench.jar');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /**
  * The correlation bench stream: `m` signals from `actors` actors, 200 a second of event time. A

@@ -10,14 +10,10 @@ import { decodeAuditLines } from '../connectors/k8s-audit/parse.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
 import { loadDetector } from '../services/rules.js';
+import { drainSignalMessages, median } from './shared.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function timeIt(fn: () => number): { seconds: number; result: number } {
   const t0 = process.hrtime.bigint();
@@ -468,20 +464,10 @@ type CpuUse = ReturnType<ReturnType<typeof cpuMeter>>;
  * and the medians are compared, so that noise on a shared machine hits both alike.
  */
 async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events: number, attackers: number): Promise<void> {
-  const { loadDetector } = await import('../services/rules.js');
-  const { normalizeAuditEvent } = await import('../connectors/k8s-audit/normalize.js');
   const rounds = Number(process.env.BENCH_KAFKA_ROUNDS ?? 3);
   // Correlation worker threads of the drains (BENCH_KAFKA_WORKERS, default "0,1,2": on the event loop, one, two).
   const workerCounts = (process.env.BENCH_KAFKA_WORKERS ?? '0,1,2').split(',').map(Number);
-  const detector = loadDetector();
-  const { encodeSignalsMessage } = await import('../services/bus/topics.js');
-  // Encoded as kubevigil's ingest publishes them (evidence last, its position in a header).
-  const messages = syntheticAuditEvents(events, { suspiciousShare: 0.3, seed: 22, stepMs: 2, attackers })
-    .flatMap((e) => detector.detect(normalizeAuditEvent(e, 0)))
-    .map((s) => {
-      const { json, headers } = encodeSignalsMessage(s);
-      return { key: s.actor.key, value: json, headers: { 'content-type': 'application/json', ...headers } };
-    });
+  const messages = drainSignalMessages(events, attackers);
   const admin = kafka.admin();
   await admin.connect();
   const streams = (r: number, w: number) => [
