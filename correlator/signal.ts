@@ -99,22 +99,31 @@ export function signalJson(s: Signal): { json: string; evidenceAt?: number } {
  */
 export function parseWithoutEvidence(json: string, evidenceAt?: number): unknown {
   if (evidenceAt !== undefined && Number.isInteger(evidenceAt) && evidenceAt > 1 && json.startsWith(EVIDENCE_MEMBER, evidenceAt) && json.endsWith('}')) {
-    let core: unknown;
-    try {
-      core = JSON.parse(`${json.slice(0, evidenceAt)}}`);
-    } catch {
-      core = undefined;
-    }
-    if (core !== null && typeof core === 'object' && !Array.isArray(core)) {
-      const signal = core as Signal;
-      signal.matched = NO_MATCHED;
-      signal.excerpt = NO_EXCERPT;
-      return signal;
-    }
+    const signal = parseSignalCore(`${json.slice(0, evidenceAt)}}`);
+    if (signal) return signal;
   }
   const value: unknown = JSON.parse(json);
   const s = value as Partial<Signal> | null;
   return s !== null && typeof s === 'object' && 'excerpt' in s && 'matched' in s ? withoutEvidence(s as Signal) : value;
+}
+
+/**
+ * The signal without its evidence from `core`: the members {@link signalJson} writes before the
+ * evidence, closed with a brace. Undefined when that is not a JSON object (the cut was not at the
+ * evidence member): the caller then parses the whole message.
+ */
+export function parseSignalCore(core: string): Signal | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(core);
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const signal = value as Signal;
+  signal.matched = NO_MATCHED;
+  signal.excerpt = NO_EXCERPT;
+  return signal;
 }
 
 /** Deterministic signal id: 32 hex characters of SHA-256 over rule id, source and the event's own key. */

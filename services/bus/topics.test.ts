@@ -32,6 +32,14 @@ describe('signals read from their bytes without the evidence', () => {
     expect(fromBytes(json, headers)).toEqual(withoutEvidence(s));
   });
 
+  it('reads a signal longer before its evidence than the reading buffer, and the next one after it', () => {
+    const long: Signal = { ...signals[0]!, attributes: { ...signals[0]!.attributes, note: 'n'.repeat(70_000) } };
+    for (const s of [long, signals[1]!, long, signals[0]!]) {
+      const { json, headers } = encodeSignalsMessage(s);
+      expect(fromBytes(json, headers)).toEqual(withoutEvidence(s));
+    }
+  });
+
   it('parses everything when the header is missing or wrong, never a wrong signal', () => {
     const s: Signal = { ...signals[0]!, title: 'x","matched":[],"excerpt":{}}', excerpt: { note: ',"matched":[1]}' } };
     const { json, headers } = encodeSignalsMessage(s);

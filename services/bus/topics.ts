@@ -1,6 +1,7 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
+import { isAscii } from 'node:buffer';
 import type { Incident, IncidentStatus } from '../../correlator/incident.js';
-import { parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
+import { parseSignalCore, parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
 import type { MessageParser } from './bus.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
@@ -63,28 +64,42 @@ export const parseSignalsMessageWithoutEvidence: MessageParser = Object.assign(
   { bytes: parseSignalBytesWithoutEvidence },
 );
 
-const EVIDENCE_MEMBER = ',"matched":';
+const EVIDENCE_MEMBER = Buffer.from(',"matched":', 'latin1');
 const CLOSING_BRACE = 0x7d;
+/**
+ * Where a message's part before the evidence is closed with a brace and read as one string: the
+ * bytes copied, not a decoded string concatenated (which JSON.parse would flatten, a copy more).
+ * Cores longer than it (signals are bounded far below) take a concatenation.
+ */
+const core = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * {@link parseSignalsMessageWithoutEvidence} from the message's bytes: when everything before the
  * evidence is ASCII (so that the header's character index is also a byte index), only that part is
- * decoded; otherwise, or when the cut is not where the evidence starts, the whole message is.
+ * decoded, as Latin-1 (the same characters, without UTF-8 validation); otherwise, or when the cut
+ * is not where the evidence starts, the whole message is.
  */
 function parseSignalBytesWithoutEvidence(value: Buffer, header: (name: string) => string | undefined): unknown {
   const raw = header(EVIDENCE_AT_HEADER);
   const at = raw === undefined ? NaN : Number(raw);
   const end = at + EVIDENCE_MEMBER.length;
-  if (Number.isInteger(at) && at > 1 && value.length > end && value[value.length - 1] === CLOSING_BRACE) {
-    const head = value.toString('utf8', 0, end);
-    // As many characters as bytes: all ASCII, the same characters a full decode starts with.
-    if (head.length === end && head.endsWith(EVIDENCE_MEMBER)) {
-      try {
-        return parseWithoutEvidence(`${head}}`, at);
-      } catch {
-        // Not a cut at a top-level member: read it all, as below.
-      }
-    }
+  if (
+    Number.isInteger(at) &&
+    at > 1 &&
+    value.length > end &&
+    value[value.length - 1] === CLOSING_BRACE &&
+    value.compare(EVIDENCE_MEMBER, 0, EVIDENCE_MEMBER.length, at, end) === 0 &&
+    isAscii(value.subarray(0, at))
+  ) {
+    let json: string;
+    if (at < core.length) {
+      value.copy(core, 0, 0, at);
+      core[at] = CLOSING_BRACE;
+      json = core.toString('latin1', 0, at + 1);
+    } else json = `${value.toString('latin1', 0, at)}}`;
+    // Undefined when the cut is not at a top-level member: read it all, as below.
+    const signal = parseSignalCore(json);
+    if (signal) return signal;
   }
   return parseSignalsMessageWithoutEvidence(value.toString('utf8'), header);
 }
