@@ -241,6 +241,15 @@ function suspicious(r: () => number, t: number, attacker = 0): AuditEvent {
     ...sa('frontend', name),
     extra: { 'authentication.kubernetes.io/pod-name': [pod], 'authentication.kubernetes.io/node-name': [NODES[attacker % NODES.length]!] },
   };
+  const ev = suspiciousRequest(r, t, user);
+  // A pod's requests come from its pod IP, one address per workload (base() drew a random one:
+  // replaced rather than not drawn, so that the rest of the stream stays the same draw for draw).
+  ev.sourceIPs = [`10.244.${(attacker >> 8) & 255}.${(attacker & 255) + 1}`];
+  return ev;
+}
+
+/** What a compromised workload asks the API server for: list and read secrets, exec, bind itself a role. */
+function suspiciousRequest(r: () => number, t: number, user: AuditEvent['user']): AuditEvent {
   const p = r();
   if (p < 0.3) return base(r, t, 'list', user, { resource: 'secrets', apiVersion: 'v1' }, '/api/v1/secrets?limit=500', 200, 'curl/8.5.0');
   if (p < 0.55)
