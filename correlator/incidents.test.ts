@@ -140,6 +140,27 @@ describe('IncidentManager', () => {
     expect(() => m.transition(done, 'open' as never, '')).toThrow(/cannot become open/);
   });
 
+  it('attaches signals like earlier ones (same actor, same entities) as fully as the first, whoever shares the entities', () => {
+    const { m } = setup();
+    const pod = ['pod:shop/db-0'];
+    const denied = (at: string, actor: string) => sig(at, 'rbac.denied', actor, { severity: 'high', entities: pod });
+    const inc = m.process([denied('0s', 'sa:a/one')]).incidents[0]!;
+    for (let i = 1; i < 5; i++) m.process([denied(`${i}s`, 'sa:a/one')]);
+    // Another actor with the very same entities: its own key joins the incident and finds it later.
+    for (let i = 5; i < 9; i++) m.process([denied(`${i}s`, 'sa:b/two')]);
+    const later = m.process([sig('10s', 'secret.read', 'sa:b/two')]).incidents.find((i) => i.id === inc.id)!;
+    expect(later.signalCount).toBe(10);
+    expect([...later.entities].sort()).toEqual(['pod:shop/db-0', 'sa:a/one', 'sa:b/two']);
+    expect(later.timeline.map((e) => e.actor)).toEqual([...Array(5).fill('sa:a/one'), ...Array(5).fill('sa:b/two')]);
+    // Once it is resolved, the same signals start an incident of their own, with everything again.
+    m.transition(m.get(inc.id)!, 'resolved', 'fixed');
+    const next = m.process([denied('1m', 'sa:a/one'), denied('1m', 'sa:a/one')]).incidents;
+    expect(next).toHaveLength(1);
+    expect(next[0]!.id).not.toBe(inc.id);
+    expect([...next[0]!.entities].sort()).toEqual(['pod:shop/db-0', 'sa:a/one']);
+    expect(m.process([sig('2m', 'secret.read', 'sa:b/two', { entities: pod })]).incidents[0]!.id).toBe(next[0]!.id);
+  });
+
   it('bounds the timeline, keeping the beginning and the latest, and counts everything', () => {
     const { m } = setup({ limits: { maxTimeline: 10, maxEntities: 5 } });
     m.process([sig('0s', 'secret.list_cluster_wide', 'sa:a/a', { severity: 'high' })]);
@@ -152,6 +173,24 @@ describe('IncidentManager', () => {
     expect(last!.timeline[9]!.target.namespace).toBe('ns-49');
     expect(last!.entities.length).toBeLessThanOrEqual(5);
     expect(last!.countsByKind).toEqual({ 'secret.list_cluster_wide': 1, 'secret.read': 49 });
+  });
+
+  it('keeps, of signals out of order and unflushed, the timeline that trimming after every signal keeps', () => {
+    const { m } = setup({ limits: { maxTimeline: 8 } });
+    // Seconds, shuffled deterministically: late and early arrivals on both sides of the middle.
+    const seconds = Array.from({ length: 40 }, (_, i) => (i * 17) % 40);
+    const model: number[] = [];
+    for (const s of seconds) {
+      let i = model.length;
+      while (i > 0 && model[i - 1]! > s) i--;
+      model.splice(i, 0, s);
+      if (model.length > 8) model.splice(4, 1);
+    }
+    const signals = seconds.map((s) => sig(`${s}s`, 'secret.read', 'sa:a/a', { severity: 'high', title: String(s) }));
+    for (let i = 0; i < signals.length; i += 13) m.process(signals.slice(i, i + 13), { defer: true });
+    const [inc] = m.finalize();
+    expect(inc!.timeline.map((e) => Number(e.title))).toEqual(model);
+    expect(inc!.signalCount).toBe(40);
   });
 
   it('restores open incidents so new signals of the actor join them after a restart', () => {

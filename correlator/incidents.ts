@@ -184,6 +184,9 @@ export function addBudget(to: BudgetUse, from: BudgetUse): BudgetUse {
   return to;
 }
 
+/** Most merge key arrays remembered per incident (see IncidentManager.attachedKeys); past it, the memory starts again. */
+const ATTACHED_KEYS = 1024;
+
 /** Keeps the open incidents and turns signals and correlation firings into incident changes. */
 export class IncidentManager {
   private readonly open = new Map<string, Incident>();
@@ -195,8 +198,20 @@ export class IncidentManager {
   private readonly dirty = new Set<Incident>();
   /** Signal ids per timeline array, see {@link timelineIds}. */
   private readonly idsByTimeline = new WeakMap<Incident['timeline'], Set<string>>();
-  /** Entity keys per entities array, see {@link addEntity}. */
+  /** Entity keys per entities array, see {@link entitySet}. */
   private readonly entitySets = new WeakMap<string[], Set<string>>();
+  /**
+   * Merge keys per entity list: they follow from the actor and its entities, and packing shares one
+   * list among the signals that have it (see correlation/packed.ts), so a signal with the list of
+   * an earlier one of its actor reuses that one's keys (the actor key is their first).
+   */
+  private readonly keysByEntities = new WeakMap<string[], string[]>();
+  /**
+   * Per open incident, the shared merge keys (as above: one array per actor and entity list) of the
+   * signals attached to it one by one: a signal with the same actor and list adds no entity, and its
+   * merge keys are the incident's already (see {@link attach}).
+   */
+  private readonly attachedKeys = new WeakMap<Incident, Set<string[]>>();
   /** Per actor, the latest signals that joined no incident: the prologue of an incident opened later (packed, see packed.ts). */
   private readonly prologue = new Map<string, PackedSignal[]>();
   /** Actors whose prologue changed since the last checkpoint, when tracking is on (distributed mode). */
@@ -327,9 +342,15 @@ export class IncidentManager {
         continue;
       }
       const firings = this.engine.process(s, key);
-      const keys = mergeKeys(s);
+      // The entity list as packing shares it: the same array for every signal that has it.
+      const list = this.engine.packedOf(s)?.shared?.entities;
+      let keys = list && this.keysByEntities.get(list);
+      if (keys?.[0] !== s.actor.key) {
+        keys = mergeKeys(s);
+        if (list) this.keysByEntities.set(list, keys);
+      }
       let inc = this.find(keys);
-      if (inc) this.attach(inc, [s], attached, keys);
+      if (inc) this.attach(inc, [s], attached, keys, list);
       // Building blocks last: they only enrich an incident that a real correlation (or the signal) opened.
       for (const f of firings.sort((a, b) => Number(a.correlation.buildingBlock) - Number(b.correlation.buildingBlock))) inc = this.onFiring(f, inc, attached);
       if (!inc && severityRank(s.severity) >= severityRank(this.policy.openOnSeverity)) inc = this.openWithin([s], undefined, attached);
@@ -454,11 +475,12 @@ export class IncidentManager {
     this.stats.merged++;
     // A signal in both timelines (a firing attached it to each) is added, and counted, once.
     const ids = this.timelineIds(into.timeline);
-    for (const e of from.timeline) if (!ids.has(e.signalId)) this.addEntry(into, e);
+    for (const e of from.timeline) if (!ids.has(e.signalId)) this.addEntry(into, ids, e);
     into.signalCount += from.signalCount - from.timeline.length;
     for (const [k, n] of Object.entries(from.countsByKind))
       into.countsByKind[k as keyof typeof into.countsByKind] = (into.countsByKind[k as keyof typeof into.countsByKind] ?? 0) + (n ?? 0);
-    for (const e of from.entities) this.addEntity(into, e);
+    const entities = this.entitySet(into);
+    for (const e of from.entities) this.addEntity(into, entities, e);
     into.correlations.push(...from.correlations);
     for (const r of from.rules) if (!into.rules.includes(r)) into.rules.push(r);
     for (const m of from.mitre) if (!into.mitre.includes(m)) into.mitre.push(m);
@@ -690,14 +712,27 @@ export class IncidentManager {
     return inc;
   }
 
-  /** Attaches signals not in the timeline yet; `known` are the merge keys of a single signal, when the caller has them. */
-  private attach(inc: Incident, signals: Signal[], attached: { incidentId: string; signal: Signal }[], known?: string[]): void {
+  /**
+   * Attaches signals not in the timeline yet; `known` are the merge keys of a single signal, and
+   * `list` its entity list as packing shares it, when the caller has them. A signal whose actor and
+   * list were attached before adds its entry, counts, source, rule and techniques only (see
+   * {@link attachedKeys}).
+   */
+  private attach(inc: Incident, signals: Signal[], attached: { incidentId: string; signal: Signal }[], known?: string[], list?: string[]): void {
     const keys: string[] = [];
     const ids = this.timelineIds(inc.timeline);
+    // Keys of a shared list are themselves shared: one array per list and actor (see process).
+    // Attached once, they are the incident's until it closes: find() merged every other open
+    // incident holding one into it, and index() gave it the rest.
+    const shared = list && known && signals.length === 1 && !inc.flood ? known : undefined;
+    let memo = shared && this.attachedKeys.get(inc);
+    const same = memo !== undefined && memo.has(shared!);
+    let added = 0;
     for (const s of signals) {
       if (ids.has(s.id)) continue;
+      added++;
       attached.push({ incidentId: inc.id, signal: s });
-      this.addEntry(inc, timelineEntry(s));
+      this.addEntry(inc, ids, timelineEntry(s));
       inc.countsByKind[s.kind] = (inc.countsByKind[s.kind] ?? 0) + 1;
       inc.severity = maxSeverity(inc.severity, s.severity);
       inc.maxSignalSeverity = maxSeverity(inc.maxSignalSeverity, s.severity);
@@ -706,14 +741,22 @@ export class IncidentManager {
       if (!inc.sources.includes(s.source)) inc.sources.push(s.source);
       if (!inc.rules.includes(s.rule.id)) inc.rules.push(s.rule.id);
       for (const m of s.mitre) if (!inc.mitre.includes(m)) inc.mitre.push(m);
-      this.addEntity(inc, s.actor.key);
-      for (const e of s.entities) this.addEntity(inc, e);
+      if (same) continue;
+      const entities = this.entitySet(inc);
+      this.addEntity(inc, entities, s.actor.key);
+      for (const e of s.entities) this.addEntity(inc, entities, e);
       // A flood incident is found by its actors only: their pods and bindings would index the whole flood.
       if (inc.flood) keys.push(s.actor.key);
       else keys.push(...(known && signals.length === 1 ? known : mergeKeys(s)));
     }
     inc.updatedAt = this.clock.now();
-    this.index(inc, keys);
+    if (!same) {
+      this.index(inc, keys);
+      if (shared && added === 1) {
+        if (!memo || memo.size >= ATTACHED_KEYS) this.attachedKeys.set(inc, (memo = new Set()));
+        memo.add(shared);
+      }
+    }
     this.markDirty(inc);
   }
 
@@ -735,23 +778,44 @@ export class IncidentManager {
     this.dirty.add(inc);
   }
 
-  /** Inserts in event-time order; beyond the bound, the middle goes (the start and the latest stay). */
-  private addEntry(inc: Incident, e: Incident['timeline'][number]): void {
+  /** Inserts in event-time order (`ids`: the timeline's, see {@link timelineIds}); beyond the bound, the middle goes (see {@link trimTimeline}). */
+  private addEntry(inc: Incident, ids: Set<string>, e: Incident['timeline'][number]): void {
     inc.signalCount++;
     const tl = inc.timeline;
     let i = tl.length;
     while (i > 0 && tl[i - 1]!.time > e.time) i--;
-    tl.splice(i, 0, e);
-    const ids = this.timelineIds(tl);
+    // Most signals come in order: appended (splice() would allocate the array of what it removed).
+    if (i === tl.length) tl.push(e);
+    else tl.splice(i, 0, e);
     ids.add(e.signalId);
-    if (tl.length > this.policy.limits.maxTimeline) ids.delete(tl.splice(Math.floor(this.policy.limits.maxTimeline / 2), 1)[0]!.signalId);
+    const max = this.policy.limits.maxTimeline;
+    if (tl.length > max + (max >> 2)) this.trimTimeline(inc, ids);
   }
 
-  /** Adds an entity key once, up to the bound; a set beside the array keeps it O(1). */
-  private addEntity(inc: Incident, e: string): void {
+  /**
+   * Bounds a timeline to `maxTimeline` entries: the middle goes, the start and the latest stay.
+   * Done a quarter of the bound at a time while signals come (one splice instead of one per
+   * signal) and at {@link finalize}, so that no reader sees more; what stays is what removing
+   * one entry per signal would have kept (the oldest after the first half, again and again).
+   */
+  private trimTimeline(inc: Incident, ids = this.timelineIds(inc.timeline)): void {
+    const tl = inc.timeline;
+    const max = this.policy.limits.maxTimeline;
+    if (tl.length <= max) return;
+    for (const gone of tl.splice(Math.floor(max / 2), tl.length - max)) ids.delete(gone.signalId);
+  }
+
+  /** The entity keys of an incident, kept beside its array so that adding one is O(1). */
+  private entitySet(inc: Incident): Set<string> {
     const list = inc.entities;
     let set = this.entitySets.get(list);
     if (!set) this.entitySets.set(list, (set = new Set(list)));
+    return set;
+  }
+
+  /** Adds an entity key once (`set`: the incident's, see {@link entitySet}), up to the bound. */
+  private addEntity(inc: Incident, set: Set<string>, e: string): void {
+    const list = inc.entities;
     if (set.has(e) || list.length >= this.policy.limits.maxEntities) return;
     set.add(e);
     list.push(e);
@@ -768,6 +832,7 @@ export class IncidentManager {
   finalize(): Incident[] {
     const out: Incident[] = [];
     for (const inc of this.dirty) {
+      this.trimTimeline(inc);
       if (inc.status !== 'resolved') this.derive(inc);
       inc.version++;
       out.push(inc);

@@ -345,6 +345,16 @@ export class PackedSignal {
       : new AbsolutePackedSignal(key, t, observedDelta, title, shape, extra);
   }
 
+  /**
+   * The members this signal shares with others packed alike (see {@link Shape}): the same object
+   * for signals of equal actor, target, entities, attributes, rule and the like. Undefined for a
+   * signal kept as its JSON text.
+   */
+  get shared(): Shape | undefined {
+    const sh = this.shape;
+    return typeof sh === 'string' ? undefined : sh;
+  }
+
   /** The event time (see {@link dt}). */
   get t(): number {
     return this.dt + EPOCH;
