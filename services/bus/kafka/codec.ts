@@ -8,6 +8,7 @@ import { describe } from './errors.js';
 
 /** The content type of every value the bus writes. */
 export const CONTENT_TYPE = 'application/json';
+const CONTENT_TYPE_BYTES = Buffer.from(CONTENT_TYPE, 'latin1');
 
 /** A fetched message decoded: a value to handle (with its trace context), one for the dead-letter topic, or a tombstone. */
 type Decoded = { kind: 'ok'; value: object; ctx: Context } | { kind: 'dead'; reason: string } | { kind: 'skip' };
@@ -57,10 +58,14 @@ export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse'])
   // A null value is a tombstone on the compacted incidents topic: nothing to handle, nothing wrong.
   if (message.value === null) return { kind: 'skip' };
   const headers = message.headers ?? {};
-  const ct = headerGetter.get(headers, 'content-type');
-  const type = Array.isArray(ct) ? ct[0] : ct;
-  if (type !== undefined && type.split(';')[0]!.trim().toLowerCase() !== CONTENT_TYPE)
-    return { kind: 'dead', reason: `content-type ${JSON.stringify(type.slice(0, 100))} is not ${CONTENT_TYPE}` };
+  const raw = headers['content-type'];
+  // What the bus writes, compared as bytes; any other value is read and judged as text.
+  if (!(Buffer.isBuffer(raw) && raw.equals(CONTENT_TYPE_BYTES))) {
+    const ct = headerGetter.get(headers, 'content-type');
+    const type = Array.isArray(ct) ? ct[0] : ct;
+    if (type !== undefined && type.split(';')[0]!.trim().toLowerCase() !== CONTENT_TYPE)
+      return { kind: 'dead', reason: `content-type ${JSON.stringify(type.slice(0, 100))} is not ${CONTENT_TYPE}` };
+  }
   let value: unknown;
   try {
     const header = headerReader(headers);
