@@ -228,8 +228,9 @@ let SCRATCH_REFS = 0;
 
 /**
  * A group's windows in a form that survives JSON: per correlation id, its entries and firing state.
- * Every signal is written once in `signals` and referenced by id: one signal usually sits in the
- * windows of several correlations.
+ * Every signal is written once in `signals`, under a name the entries refer to (a short one of the
+ * group's own; checkpoints written before used its id): one signal usually sits in the windows of
+ * several correlations.
  */
 export interface SlotState {
   signals: Record<string, Signal | PackedSignal>;
@@ -400,17 +401,20 @@ export class CorrelationEngine {
    * One group's state as the JSON text of a {@link SlotState}, for a checkpoint. Written directly:
    * a noisy group holds hundreds of entries, and objects built only to be stringified cost as much
    * again as the text. `signal` writes a kept signal, given its id as JSON (each id is decoded and
-   * written once: a checkpoint of a drain writes tens of thousands of them).
+   * written once: a checkpoint of a drain writes tens of thousands of them; entries refer to the
+   * signal by a short name, see {@link SlotState}).
    */
   exportSlot(key: string, signal: (s: Kept, idJson: string) => string): string | undefined {
     const slot = this.groups.get(key);
     if (!slot) return undefined;
-    // By object: a signal is kept once per group (packed once, shared by its windows and entries).
+    // By object: a signal is kept once per group (packed once, shared by its windows and entries),
+    // and written once, under a short name of its own that the entries refer to (its id, 32
+    // characters, is in what `signal` writes; loading takes the names as they come).
     const signals = new Map<Kept, string>();
     const ref = (s: Kept) => {
-      let id = signals.get(s);
-      if (id === undefined) signals.set(s, (id = JSON.stringify(String(s.id))));
-      return id;
+      let name = signals.get(s);
+      if (name === undefined) signals.set(s, (name = `"${signals.size.toString(36)}"`));
+      return name;
     };
     const windows: string[] = [];
     for (let ci = 0; ci < this.width; ci++) {
@@ -426,13 +430,7 @@ export class CorrelationEngine {
     }
     if (!windows.length) return undefined;
     const sigs: string[] = [];
-    const written = new Set<string>();
-    for (const [s, id] of signals) {
-      // Two objects for one signal (not expected) are written once, as one key.
-      if (written.has(id)) continue;
-      written.add(id);
-      sigs.push(`${id}:${signal(s, id)}`);
-    }
+    for (const [s, name] of signals) sigs.push(`${name}:${signal(s, JSON.stringify(String(s.id)))}`);
     return `{"signals":{${sigs.join(',')}},"windows":{${windows.join(',')}}}`;
   }
 

@@ -171,6 +171,11 @@ describe('windows and prologues keep signals packed', () => {
     three.packSignals();
     three.importSlot(s0.actor.key, old);
     expect(three.entries).toBe(1);
-    expect(JSON.parse(three.exportSlot(s0.actor.key, (s) => JSON.stringify(unpacked(s)))!)).toEqual(JSON.parse(JSON.stringify(old)));
+    // Written again in today's format: the signal under a short name, the same window.
+    const again = JSON.parse(three.exportSlot(s0.actor.key, (s) => JSON.stringify(unpacked(s)))!) as SlotState;
+    const [[name, signal]] = Object.entries(again.signals) as [[string, Signal]];
+    expect(signal).toEqual(JSON.parse(JSON.stringify(s0)));
+    const [correlation, window] = Object.entries(old.windows)[0]!;
+    expect(again.windows).toEqual({ [correlation]: { ...window, entries: [{ ...window.entries[0]!, ids: name }] } });
   });
 });

@@ -112,18 +112,9 @@ export function encodeId(id: string): string {
  */
 let EPOCH = NaN;
 
-const HEX_DIGITS = '0123456789abcdef';
-
-/** The id {@link encodeId} encoded. */
+/** The id {@link encodeId} encoded (its 16 characters are bytes: written out as hex in one flat string). */
 export function decodeId(k: string): string {
-  if (k.length === 16) {
-    let out = '';
-    for (let i = 0; i < 16; i++) {
-      const b = k.charCodeAt(i);
-      out += HEX_DIGITS[b >> 4]! + HEX_DIGITS[b & 15]!;
-    }
-    return out;
-  }
+  if (k.length === 16) return Buffer.from(k, 'latin1').toString('hex');
   return k.charCodeAt(0) === 0 ? k.slice(1) : k;
 }
 
