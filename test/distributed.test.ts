@@ -20,6 +20,7 @@ import { loadConfig } from '../services/config.js';
 import { createLogger } from '../services/logging.js';
 import { serve } from '../services/main.js';
 import { allIncidents, everySignalIn, incidentSummary, numberedScenario } from './helpers/distributed.js';
+import { waitFor } from './helpers/prometheus.js';
 
 const KAFKA = process.env.KAFKA_BROKERS;
 const REDIS = process.env.REDIS_URL;
@@ -69,15 +70,7 @@ function kubevigil(roles: string, prefix: string, extra: Record<string, string> 
 }
 
 /** Polls until `check` returns a value or the deadline passes (waits on the system under test, not on time). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> => waitFor(what, check, timeoutMs, 250);
 
 async function send(url: string, events: AuditEvent[], batch = 400): Promise<void> {
   for (let i = 0; i < events.length; i += batch) {

@@ -23,6 +23,7 @@ import { createLogger } from '../services/logging.js';
 import { serve } from '../services/main.js';
 import { loadDetector, loadRules } from '../services/rules.js';
 import { connectRedis, RedisCorrelatorState } from '../services/store/correlator-state.js';
+import { waitFor } from './helpers/prometheus.js';
 
 const ENABLED = !!process.env.KAFKA_BROKERS && !!process.env.REDIS_URL;
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -42,15 +43,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Polls until `check` returns a value or the deadline passes (waits on the system under test, not on time). */
+const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => waitFor(what, check, timeoutMs, 200);
 
 describe.skipIf(!ENABLED)('outages of real components', () => {
   it('pauses checkpoints while Redis restarts, then continues with nothing lost', async () => {
