@@ -69,7 +69,8 @@ export function withoutEvidence(s: Signal): Signal {
   return s.excerpt === NO_EXCERPT && s.matched === NO_MATCHED ? s : { ...s, matched: NO_MATCHED, excerpt: NO_EXCERPT };
 }
 
-const EVIDENCE_MEMBER = ',"matched":';
+/** What starts a signal's evidence in its JSON (see {@link signalJson}). */
+export const EVIDENCE_MEMBER = ',"matched":';
 
 /**
  * A signal's JSON with its evidence last, and where the evidence starts (a character index):

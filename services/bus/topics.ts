@@ -1,7 +1,7 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
 import { isAscii } from 'node:buffer';
 import type { Incident, IncidentStatus } from '../../correlator/incident.js';
-import { parseSignalCore, parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
+import { EVIDENCE_MEMBER, parseSignalCore, parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
 import type { MessageParser } from './bus.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
@@ -64,7 +64,7 @@ export const parseSignalsMessageWithoutEvidence: MessageParser = Object.assign(
   { bytes: parseSignalBytesWithoutEvidence },
 );
 
-const EVIDENCE_MEMBER = Buffer.from(',"matched":', 'latin1');
+const EVIDENCE_BYTES = Buffer.from(EVIDENCE_MEMBER, 'latin1');
 const CLOSING_BRACE = 0x7d;
 /**
  * Where a message's part before the evidence is closed with a brace and read as one string: the
@@ -82,13 +82,13 @@ const core = Buffer.allocUnsafe(64 * 1024);
 function parseSignalBytesWithoutEvidence(value: Buffer, header: (name: string) => string | undefined): unknown {
   const raw = header(EVIDENCE_AT_HEADER);
   const at = raw === undefined ? NaN : Number(raw);
-  const end = at + EVIDENCE_MEMBER.length;
+  const end = at + EVIDENCE_BYTES.length;
   if (
     Number.isInteger(at) &&
     at > 1 &&
     value.length > end &&
     value[value.length - 1] === CLOSING_BRACE &&
-    value.compare(EVIDENCE_MEMBER, 0, EVIDENCE_MEMBER.length, at, end) === 0 &&
+    value.compare(EVIDENCE_BYTES, 0, EVIDENCE_BYTES.length, at, end) === 0 &&
     isAscii(value.subarray(0, at))
   ) {
     let json: string;
