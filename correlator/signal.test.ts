@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import { loadDetector } from '../services/rules.js';
-import { parseWithoutEvidence, signalJson, withoutEvidence, type Signal } from './signal.js';
+import { parseWithoutEvidence, sharedMembers, signalJson, textHash, withoutEvidence, type Signal } from './signal.js';
+
+const omit = (o: object, keys: string[]) => Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
 
 const signals: Signal[] = attackEvents(SEED_SCENARIO).flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0)));
 
@@ -18,6 +20,22 @@ describe('signal JSON with the evidence last', () => {
       if (s.severity !== 'info') expect(evidenceAt! / json.length).toBeLessThan(0.55);
       expect(parseWithoutEvidence(json, evidenceAt)).toEqual(withoutEvidence(s));
     }
+  });
+
+  it('writes the signal’s own members first, then the shared ones, named by the hash of their text', () => {
+    for (const s of signals) {
+      const { json, evidenceAt, shared } = signalJson(s);
+      expect(shared).toBeDefined();
+      const { at, hash } = shared!;
+      expect(JSON.parse(`${json.slice(0, at)}}`)).toEqual({ id: s.id, eventTime: s.eventTime, observedTime: s.observedTime });
+      const text = json.slice(at + 1, evidenceAt);
+      expect(hash).toBe(textHash(text));
+      expect(sharedMembers(JSON.parse(`{${text}}`))).toEqual(omit(withoutEvidence(s), ['id', 'eventTime', 'observedTime', 'matched', 'excerpt']));
+    }
+    // Equal text, equal hash; other text, (almost always) another.
+    const [a, b] = [signalJson(signals[0]!).shared!, signalJson({ ...signals[0]!, id: 'x' }).shared!];
+    expect(b.hash).toBe(a.hash);
+    expect(signalJson({ ...signals[0]!, title: 'other' }).shared!.hash).not.toBe(a.hash);
   });
 
   it('parses everything when the position is missing or wrong, never a wrong signal', () => {
@@ -53,5 +71,13 @@ describe('signal JSON with the evidence last', () => {
     // A signal without evidence members is written whole, with no position.
     const { matched: _m, excerpt: _e, ...bare } = signals[0]!;
     expect(signalJson(bare as Signal)).toEqual({ json: JSON.stringify(bare) });
+    // Only own members, or only shared ones: nothing shared to name.
+    const own = signalJson({ id: 'x', eventTime: 1, observedTime: 2, matched: [], excerpt: {} } as unknown as Signal);
+    expect(own.shared).toBeUndefined();
+    expect(JSON.parse(own.json)).toEqual({ id: 'x', eventTime: 1, observedTime: 2, matched: [], excerpt: {} });
+    const { id: _i, eventTime: _t, observedTime: _o, ...rest } = signals[0]!;
+    const others = signalJson(rest as Signal);
+    expect(others.shared).toBeUndefined();
+    expect(parseWithoutEvidence(others.json, others.evidenceAt)).toEqual(withoutEvidence(rest as Signal));
   });
 });

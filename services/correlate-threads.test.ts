@@ -21,12 +21,13 @@ describe('ThreadedCorrelator', () => {
     await expect(started).rejects.toThrow('cannot reach the rule files');
   });
 
-  it('hands a signal over as its bytes, its headers and where its evidence starts', () => {
-    const value = Buffer.from('{"id":"s1","matched":[]}');
-    const headers = { 'content-type': 'application/json', 'x-kubevigil-evidence-at': '10' };
+  it('hands a signal over as its bytes, its headers, where its evidence starts and where its shared part starts', () => {
+    const value = Buffer.from('{"id":"s1","kind":"k","matched":[]}');
+    const headers = { 'content-type': 'application/json', 'x-kubevigil-evidence-at': '20', 'x-kubevigil-shared': '10:12345' };
     const header = (name: string) => (headers as Record<string, string>)[name];
-    expect(rawSignals.bytes!(value, header, headers)).toEqual({ value, headers, evidenceAt: 10 });
-    expect((rawSignals.bytes!(value, () => undefined, {}) as { evidenceAt: number }).evidenceAt).toBeNaN();
+    expect(rawSignals.bytes!(value, header, headers)).toEqual({ value, headers, evidenceAt: 20, sharedAt: 10, sharedHash: 12345 });
+    const bare = rawSignals.bytes!(value, () => undefined, {}) as { evidenceAt: number; sharedAt: number; sharedHash: number };
+    expect([bare.evidenceAt, bare.sharedAt, bare.sharedHash]).toEqual([NaN, NaN, NaN]);
   });
 
   it('raises the same kind of error on the main thread as the worker threw: a rewind stays a rewind, a catalogued error keeps its code', () => {

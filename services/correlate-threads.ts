@@ -21,7 +21,7 @@ import type { BudgetUse } from '../correlator/incidents.js';
 import { addBudget } from '../correlator/incidents.js';
 import type { Incident } from '../correlator/incident.js';
 import { RewindError, type BusMessage, type MessageParser } from './bus/bus.js';
-import { EVIDENCE_AT_HEADER } from './bus/topics.js';
+import { EVIDENCE_AT_HEADER, SHARED_HEADER, sharedAtOf, sharedHashOf } from './bus/topics.js';
 import type { Config } from './config.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
@@ -36,21 +36,26 @@ export interface RawSignal {
   headers: Readonly<Record<string, unknown>>;
   /** The evidence offset the producer's header gave, or NaN. */
   evidenceAt: number;
+  /** Where the shared part starts and its hash, as the producer's header gave them, or NaN. */
+  sharedAt: number;
+  sharedHash: number;
 }
 
-const evidenceAt = (header: (name: string) => string | undefined): number => {
+/** What a message's headers say about where its parts are, for the worker (see services/bus/signal-reader.ts). */
+function positions(header: (name: string) => string | undefined): Pick<RawSignal, 'evidenceAt' | 'sharedAt' | 'sharedHash'> {
   const at = header(EVIDENCE_AT_HEADER);
-  return at === undefined ? NaN : Number(at);
-};
+  const shared = header(SHARED_HEADER);
+  return { evidenceAt: at === undefined ? NaN : Number(at), sharedAt: sharedAtOf(shared), sharedHash: sharedHashOf(shared) };
+}
 
 /** The bus's parser for a threaded correlator: nothing is parsed on the event loop, the worker does it. */
 export const rawSignals: MessageParser = Object.assign(
-  (json: string, header: (name: string) => string | undefined): RawSignal => ({ value: Buffer.from(json), headers: {}, evidenceAt: evidenceAt(header) }),
+  (json: string, header: (name: string) => string | undefined): RawSignal => ({ value: Buffer.from(json), headers: {}, ...positions(header) }),
   {
     bytes: (value: Buffer, header: (name: string) => string | undefined, headers?: Readonly<Record<string, unknown>>): RawSignal => ({
       value,
       headers: headers ?? {},
-      evidenceAt: evidenceAt(header),
+      ...positions(header),
     }),
   },
 );
@@ -304,6 +309,8 @@ export class ThreadedCorrelator {
       bytes,
       ends: new Uint32Array(msgs.length),
       evidenceAt: new Float64Array(msgs.length),
+      sharedAt: new Float64Array(msgs.length),
+      sharedHash: new Float64Array(msgs.length),
       partitions: new Int32Array(msgs.length),
       offsets: [],
       keys: [],
@@ -315,6 +322,8 @@ export class ThreadedCorrelator {
       at += m.value.value.length;
       packed.ends[i] = at;
       packed.evidenceAt[i] = m.value.evidenceAt;
+      packed.sharedAt[i] = m.value.sharedAt;
+      packed.sharedHash[i] = m.value.sharedHash;
       packed.partitions[i] = m.partition ?? 0;
       packed.offsets.push(m.offset ?? '');
       packed.keys.push(m.key);

@@ -62,6 +62,25 @@ describe('PackedSignal', () => {
     expect(c.signal()).toEqual(spec(30, { kind: 'secret.read' }));
   });
 
+  it('finds the shape again through an entity list that signals share (read from the bus), and checks it', () => {
+    const shapeOf = (p: PackedSignal) => (p as unknown as { shape: unknown }).shape;
+    // Signals read from the bus share their members' objects, frozen (services/bus/signal-reader.ts).
+    const entities = Object.freeze(['ns:x', 'pod:x/p-1']) as string[];
+    const shared = { ...spec(1), entities };
+    const a = PackedSignal.pack(shared, undefined);
+    // No earlier signal offered: the list names the shape.
+    const b = PackedSignal.pack({ ...shared, id: 'b'.repeat(32) }, undefined);
+    expect(shapeOf(b)).toBe(shapeOf(a));
+    // The same list with another actor (a copy changed after reading): not that shape.
+    const other = { ...shared, id: 'c'.repeat(32), actor: { ...shared.actor, key: 'sa:ns-9/sa-9', name: 'sa-9' } };
+    const c = PackedSignal.pack(other, undefined);
+    expect(shapeOf(c)).not.toBe(shapeOf(a));
+    expect(c.signal()).toEqual(other);
+    // A list of the signal's own (not frozen) names nothing.
+    const d = PackedSignal.pack({ ...spec(1), entities: [...entities] }, undefined);
+    expect(shapeOf(PackedSignal.pack({ ...spec(1), entities: [...entities] }, undefined))).not.toBe(shapeOf(d));
+  });
+
   it('keeps a signal of unexpected form as it is', () => {
     const odd = { ...full(1), extraMember: { nested: [1, 2] } } as Signal;
     expect(PackedSignal.pack(odd, undefined).signal()).toEqual(odd);

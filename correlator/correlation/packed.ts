@@ -262,6 +262,13 @@ function shapeOf(s: Signal, like: Shape | undefined, differs = false): Shape {
   );
 }
 
+/**
+ * The shape last given to signals with a given entity list, for lists that signals share (frozen:
+ * read once from the bus for all the signals that repeat them): their next signal then finds its
+ * shape without comparing with others. Weak: a list nobody holds any more is forgotten.
+ */
+const hints = new WeakMap<readonly string[], Shape>();
+
 type Extra = string | number | { evidence: string; offset: number } | undefined;
 
 /**
@@ -302,7 +309,11 @@ export class PackedSignal {
     const offset = (s as WithOffset)[SOURCE_OFFSET];
     if (!regular(s)) return PackedSignal.make(encodeId(String(s.id)), s.eventTime, 0, '', JSON.stringify(s), undefined, offset);
     const evidence = s.matched.length === 0 && isEmpty(s.excerpt) ? undefined : JSON.stringify([s.matched, s.excerpt]);
-    let shape: Shape | undefined;
+    // Signals read from the bus share their members' objects with the signals that repeat them
+    // (services/bus/signal-reader.ts); the entity list names the shape they were given last.
+    const entities = s.entities;
+    const hinted = hints.get(entities);
+    let shape = hinted && sameShape(s, hinted) ? hinted : undefined;
     let first: PackedSignal | undefined;
     for (let i = 0; i < 3 && !shape; i++) {
       const l = i === 0 ? like1 : i === 1 ? like2 : like3;
@@ -315,6 +326,7 @@ export class PackedSignal {
     }
     // None matched: `first` (if any) was compared already.
     shape ??= shapeOf(s, first?.shape as Shape | undefined, true);
+    if (shape !== hinted && Object.isFrozen(entities)) hints.set(entities, shape);
     const title = first && first.title === s.title ? first.title : s.title;
     return PackedSignal.make(key ?? encodeId(s.id), s.eventTime, s.observedTime - s.eventTime, title, shape, evidence, offset);
   }

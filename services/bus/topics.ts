@@ -1,8 +1,8 @@
 /** Bus topic names, built here and nowhere else (Kafka topics in distributed mode, queues in memory). */
-import { isAscii } from 'node:buffer';
 import type { Incident, IncidentStatus } from '../../correlator/incident.js';
-import { EVIDENCE_MEMBER, parseSignalCore, parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
+import { parseWithoutEvidence, signalJson, type Signal } from '../../correlator/signal.js';
 import type { MessageParser } from './bus.js';
+import { readSignal } from './signal-reader.js';
 
 /** A lifecycle change requested through the API, routed to the partition that owns the incident. */
 export interface TransitionCommand {
@@ -44,11 +44,21 @@ export interface Topic<T> {
 /** Header of a signal message: where its evidence starts in the JSON (see {@link signalJson}). */
 export const EVIDENCE_AT_HEADER = 'x-kubevigil-evidence-at';
 
-/** Writes a signals-topic message: a signal with its evidence last and where it starts in a header; a command as JSON. */
+/**
+ * Header of a signal message: where the members it shares with other signals start in the JSON
+ * and their text's hash, as `at:hash` (see {@link signalJson}); readers that parsed the same text
+ * before reuse what they parsed.
+ */
+export const SHARED_HEADER = 'x-kubevigil-shared';
+
+/** Writes a signals-topic message: a signal with its evidence last and where it and its shared members start in headers; a command as JSON. */
 export function encodeSignalsMessage(m: SignalsMessage): { json: string; headers?: Record<string, string> } {
   if (isCommand(m)) return { json: JSON.stringify(m) };
-  const { json, evidenceAt } = signalJson(m as Signal);
-  return evidenceAt === undefined ? { json } : { json, headers: { [EVIDENCE_AT_HEADER]: String(evidenceAt) } };
+  const { json, evidenceAt, shared } = signalJson(m as Signal);
+  if (evidenceAt === undefined) return { json };
+  const headers: Record<string, string> = { [EVIDENCE_AT_HEADER]: String(evidenceAt) };
+  if (shared) headers[SHARED_HEADER] = `${shared.at}:${shared.hash}`;
+  return { json, headers };
 }
 
 /**
@@ -64,44 +74,23 @@ export const parseSignalsMessageWithoutEvidence: MessageParser = Object.assign(
   { bytes: parseSignalBytesWithoutEvidence },
 );
 
-const EVIDENCE_BYTES = Buffer.from(EVIDENCE_MEMBER, 'latin1');
-const CLOSING_BRACE = 0x7d;
-/**
- * Where a message's part before the evidence is closed with a brace and read as one string: the
- * bytes copied, not a decoded string concatenated (which JSON.parse would flatten, a copy more).
- * Cores longer than it (signals are bounded far below) take a concatenation.
- */
-const core = Buffer.allocUnsafe(64 * 1024);
+/** Where the message's shared part starts (see {@link SHARED_HEADER}), or NaN. */
+export function sharedAtOf(header: string | undefined): number {
+  const colon = header === undefined ? -1 : header.indexOf(':');
+  return colon < 0 ? NaN : Number(header!.slice(0, colon));
+}
 
-/**
- * {@link parseSignalsMessageWithoutEvidence} from the message's bytes: when everything before the
- * evidence is ASCII (so that the header's character index is also a byte index), only that part is
- * decoded, as Latin-1 (the same characters, without UTF-8 validation); otherwise, or when the cut
- * is not where the evidence starts, the whole message is.
- */
+/** The hash of the message's shared part (see {@link SHARED_HEADER}), or NaN. */
+export function sharedHashOf(header: string | undefined): number {
+  const colon = header === undefined ? -1 : header.indexOf(':');
+  return colon < 0 ? NaN : Number(header!.slice(colon + 1));
+}
+
+/** {@link parseSignalsMessageWithoutEvidence} from the message's bytes (see services/bus/signal-reader.ts). */
 function parseSignalBytesWithoutEvidence(value: Buffer, header: (name: string) => string | undefined): unknown {
-  const raw = header(EVIDENCE_AT_HEADER);
-  const at = raw === undefined ? NaN : Number(raw);
-  const end = at + EVIDENCE_BYTES.length;
-  if (
-    Number.isInteger(at) &&
-    at > 1 &&
-    value.length > end &&
-    value[value.length - 1] === CLOSING_BRACE &&
-    value.compare(EVIDENCE_BYTES, 0, EVIDENCE_BYTES.length, at, end) === 0 &&
-    isAscii(value.subarray(0, at))
-  ) {
-    let json: string;
-    if (at < core.length) {
-      value.copy(core, 0, 0, at);
-      core[at] = CLOSING_BRACE;
-      json = core.toString('latin1', 0, at + 1);
-    } else json = `${value.toString('latin1', 0, at)}}`;
-    // Undefined when the cut is not at a top-level member: read it all, as below.
-    const signal = parseSignalCore(json);
-    if (signal) return signal;
-  }
-  return parseSignalsMessageWithoutEvidence(value.toString('utf8'), header);
+  const at = header(EVIDENCE_AT_HEADER);
+  const shared = header(SHARED_HEADER);
+  return readSignal(value, at === undefined ? NaN : Number(at), sharedAtOf(shared), sharedHashOf(shared));
 }
 
 /** Topic names with an optional prefix (tests give each run its own). */

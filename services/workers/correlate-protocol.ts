@@ -6,13 +6,15 @@ import type { UsageCount } from '../usage.js';
 
 /**
  * Signal messages of one or more partitions, as fetched: their values back to back in one buffer
- * (transferred, not copied, to the worker), and per message where it ends, the evidence offset its
- * header gave (NaN without one), its partition, offset and key.
+ * (transferred, not copied, to the worker), and per message where it ends, the evidence offset and
+ * the shared part's offset and hash its headers gave (NaN without), its partition, offset and key.
  */
 export interface PackedSignals {
   bytes: Uint8Array;
   ends: Uint32Array;
   evidenceAt: Float64Array;
+  sharedAt: Float64Array;
+  sharedHash: Float64Array;
   partitions: Int32Array;
   offsets: string[];
   keys: string[];

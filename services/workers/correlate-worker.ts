@@ -15,7 +15,8 @@ import type { Silence } from '../../correlator/silences.js';
 import { writtenJson, type BusMessage } from '../bus/bus.js';
 import { notAnObject, notJson } from '../bus/kafka/codec.js';
 import { standaloneReadBack } from '../bus/kafka/read-back.js';
-import { consumerGroupId, EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type SignalsMessage } from '../bus/topics.js';
+import { readSignal } from '../bus/signal-reader.js';
+import { consumerGroupId, parseSignalsMessageWithoutEvidence, topics, type SignalsMessage } from '../bus/topics.js';
 import type { Config } from '../config.js';
 import { PartitionedCorrelator } from '../correlate-partitioned.js';
 import { createLogger } from '../logging.js';
@@ -109,11 +110,9 @@ function unpack(b: PackedSignals): { batch: BusMessage<SignalsMessage>[]; dead: 
   let start = 0;
   for (let i = 0; i < b.ends.length; i++) {
     const end = b.ends[i]!;
-    const at = b.evidenceAt[i]!;
-    const header = (name: string) => (name === EVIDENCE_AT_HEADER && !Number.isNaN(at) ? String(at) : undefined);
     let value: unknown;
     try {
-      value = parseSignalsMessageWithoutEvidence.bytes!(bytes.subarray(start, end), header);
+      value = readSignal(bytes.subarray(start, end), b.evidenceAt[i]!, b.sharedAt[i]!, b.sharedHash[i]!);
     } catch (e) {
       dead.push({ index: i, reason: notJson(e) });
       start = end;

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { attackEvents, SEED_SCENARIO } from '../../connectors/k8s-audit/scenario.js';
+import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
+import { withoutEvidence, type Signal } from '../../correlator/signal.js';
+import { loadDetector } from '../rules.js';
+import { readSignal, SHARED_PARTS_KEPT, sharedPartStats } from './signal-reader.js';
+import { encodeSignalsMessage, EVIDENCE_AT_HEADER, SHARED_HEADER, sharedAtOf, sharedHashOf } from './topics.js';
+
+const signals: Signal[] = attackEvents(SEED_SCENARIO).flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0)));
+
+/** A signal as the producer writes it: bytes and the three numbers its headers give. */
+function written(s: Signal): { value: Buffer; at: number; sharedAt: number; hash: number } {
+  const { json, headers } = encodeSignalsMessage(s);
+  const shared = headers?.[SHARED_HEADER];
+  return { value: Buffer.from(json, 'utf8'), at: Number(headers?.[EVIDENCE_AT_HEADER]), sharedAt: sharedAtOf(shared), hash: sharedHashOf(shared) };
+}
+
+function read(w: ReturnType<typeof written>, over: Partial<{ at: number; sharedAt: number; hash: number }> = {}): Signal {
+  const { at, sharedAt, hash } = { ...w, ...over };
+  return readSignal(w.value, at, sharedAt, hash) as Signal;
+}
+
+/** Counts what reading `fn` reused and parsed. */
+function counted(fn: () => void): { reused: number; parsed: number } {
+  const before = { ...sharedPartStats };
+  fn();
+  return { reused: sharedPartStats.reused - before.reused, parsed: sharedPartStats.parsed - before.parsed };
+}
+
+describe('signals read with the shared part of earlier ones', () => {
+  it('gives the signal without its evidence, the first time and when the shared part is reused', () => {
+    expect(signals.length).toBeGreaterThan(5);
+    for (const s of signals) {
+      const w = written(s);
+      expect(Number.isInteger(w.sharedAt) && Number.isInteger(w.hash)).toBe(true);
+      const first = read(w);
+      expect(first).toEqual(withoutEvidence(s));
+      let again: Signal | undefined;
+      expect(counted(() => (again = read(w)))).toEqual({ reused: 1, parsed: 0 });
+      expect(again).toEqual(withoutEvidence(s));
+      // Its own members are its own; the shared ones are the same objects, frozen.
+      expect(again).not.toBe(first);
+      expect(again!.actor).toBe(first.actor);
+      expect(again!.entities).toBe(first.entities);
+      expect(Object.isFrozen(first.actor) && Object.isFrozen(first.target) && Object.isFrozen(first.attributes)).toBe(true);
+      expect(() => {
+        (again!.entities as string[]).push('ns:other');
+      }).toThrow(TypeError);
+    }
+  });
+
+  it('reuses a shared part for another signal that repeats it, with that signal’s own id and times', () => {
+    const s = signals[0]!;
+    const next: Signal = { ...s, id: 'f'.repeat(32), eventTime: s.eventTime + 1000, observedTime: s.observedTime + 1500 };
+    read(written(s));
+    let got: Signal | undefined;
+    expect(counted(() => (got = read(written(next))))).toEqual({ reused: 1, parsed: 0 });
+    expect(got).toEqual(withoutEvidence(next));
+  });
+
+  it('never takes a kept part for other bytes under the same hash', () => {
+    const a = signals[0]!;
+    const b: Signal = { ...a, target: { ...a.target, name: 'other-secret' }, title: `${a.title}!` };
+    const wa = written(a);
+    const wb = written(b);
+    read(wa);
+    // b's header names a's hash: its bytes are compared, found different, and read.
+    expect(counted(() => expect(read(wb, { hash: wa.hash })).toEqual(withoutEvidence(b)))).toEqual({ reused: 0, parsed: 1 });
+    // The same length too: only the bytes tell them apart.
+    const c: Signal = { ...a, title: a.title.replace(/.$/, (x) => (x === 'z' ? 'y' : 'z')) };
+    const wc = written(c);
+    expect(wc.at - wc.sharedAt).toBe(wa.at - wa.sharedAt);
+    read(wa);
+    expect(read(wc, { hash: wa.hash })).toEqual(withoutEvidence(c));
+  });
+
+  it('reads the whole message when a position is wrong, never a wrong signal', () => {
+    const s: Signal = { ...signals[0]!, title: 'x","id":"forged","matched":[],"excerpt":{}}', attributes: { ...signals[0]!.attributes, note: ',"kind":"x"' } };
+    const w = written(s);
+    const lean = withoutEvidence(s);
+    const json = w.value.toString('utf8');
+    for (const sharedAt of [
+      NaN,
+      -1,
+      0,
+      1,
+      2.5,
+      w.sharedAt - 1,
+      w.sharedAt + 1,
+      json.indexOf(','),
+      json.indexOf(',"kind"'),
+      json.indexOf('","id"') + 1,
+      w.at - 1,
+      w.at,
+      json.length,
+    ])
+      expect(read(w, { sharedAt })).toEqual(lean);
+    expect(read(w, { hash: NaN })).toEqual(lean);
+    expect(read(w, { at: NaN, sharedAt: NaN, hash: NaN })).toEqual(lean);
+    expect(read(w, { at: w.at + 1 })).toEqual(lean);
+  });
+
+  it('reads a shared part with members a signal does not have (a newer producer) in full', () => {
+    const s = { ...signals[0]!, region: 'eu-west-1' } as Signal & { region: string };
+    const w = written(s);
+    expect(read(w)).toEqual(withoutEvidence(s));
+    expect(read(w)).toEqual(withoutEvidence(s));
+  });
+
+  it('reads a signal with non-ASCII text in its shared part in full, correctly', () => {
+    const s: Signal = { ...signals[0]!, title: 'Zugriff auf Geheimnisse — ünerwartet 🔑' };
+    const w = written(s);
+    expect(counted(() => expect(read(w)).toEqual(withoutEvidence(s)))).toEqual({ reused: 0, parsed: 0 });
+  });
+
+  it('keeps a bounded number of shared parts: the least recently read are forgotten', () => {
+    const s = signals[0]!;
+    const variant = (i: number): Signal => ({ ...s, target: { ...s.target, name: `secret-${i}` } });
+    const first = written(variant(0));
+    read(first);
+    for (let i = 1; i <= 2 * SHARED_PARTS_KEPT; i++) read(written(variant(i)));
+    expect(counted(() => read(first))).toEqual({ reused: 0, parsed: 1 });
+    // One read recently (in the newer generation) is still there.
+    expect(counted(() => read(written(variant(2 * SHARED_PARTS_KEPT))))).toEqual({ reused: 1, parsed: 0 });
+  });
+});

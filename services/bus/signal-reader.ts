@@ -1,0 +1,137 @@
+/**
+ * Signal messages read from their bytes without their evidence, and without parsing again what
+ * earlier messages already said (see `signalJson` in correlator/signal.ts for how they are written).
+ *
+ * An actor's signals repeat most of their members from one to the next (the same actor, target,
+ * entities, rule…); only the id and the times are each signal's own. The producer writes the
+ * repeated part in one stretch and names it by a hash in a header. The reader keeps the parts it
+ * parsed recently by that hash and, when a message's bytes there are the same as a kept part's
+ * (compared byte for byte: the hash only finds the candidate), parses the message's own members
+ * alone and builds the signal from the kept members (frozen, shared by the signals built from
+ * them). Anything else — no header, a hash that finds nothing or other bytes, a part that is not a
+ * signal's — is parsed as before, so a wrong header costs time, never a wrong signal.
+ */
+import { isAscii } from 'node:buffer';
+import {
+  EVIDENCE_MEMBER,
+  isOwnMembers,
+  leanSignal,
+  parseSignalCore,
+  parseWithoutEvidence,
+  sharedMembers,
+  type SharedMembers,
+} from '../../correlator/signal.js';
+
+const EVIDENCE_BYTES = Buffer.from(EVIDENCE_MEMBER, 'latin1');
+const OPEN_BRACE = 0x7b;
+const CLOSING_BRACE = 0x7d;
+const COMMA = 0x2c;
+
+/**
+ * Where a part of a message is wrapped in braces and read as one string: the bytes copied, not a
+ * decoded string concatenated (which JSON.parse would flatten, a copy more). Parts longer than it
+ * (signals are bounded far below) take a concatenation.
+ */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** `value[start, end)` with `open` (a byte) before it, if given, and a closing brace after, as one Latin-1 string (the bytes must be ASCII). */
+function braced(value: Buffer, start: number, end: number, open?: number): string {
+  const o = open === undefined ? 0 : 1;
+  const n = end - start;
+  if (n + o + 1 > scratch.length) return `${open === undefined ? '' : String.fromCharCode(open)}${value.toString('latin1', start, end)}}`;
+  if (open !== undefined) scratch[0] = open;
+  value.copy(scratch, o, start, end);
+  scratch[n + o] = CLOSING_BRACE;
+  return scratch.toString('latin1', 0, n + o + 1);
+}
+
+/** A shared part read before: its bytes, and its members (undefined when they are not a signal's: such messages are parsed whole). */
+interface Known {
+  bytes: Buffer;
+  members: SharedMembers | undefined;
+}
+
+/**
+ * Shared parts kept per generation. Two generations: when the newer fills, the older is forgotten
+ * and the newer takes its place; a part found in the older moves to the newer. At most twice this
+ * many are kept, ≈ 2.5 KB each for a typical signal (its bytes and its parsed members).
+ */
+export const SHARED_PARTS_KEPT = 2048;
+let newer = new Map<number, Known>();
+let older = new Map<number, Known>();
+
+function keep(hash: number, k: Known): void {
+  if (newer.size >= SHARED_PARTS_KEPT) {
+    older = newer;
+    newer = new Map();
+  }
+  newer.set(hash, k);
+}
+
+/** Reading statistics since the process started (tests and benchmarks read them). */
+export const sharedPartStats = { reused: 0, parsed: 0 };
+
+/** The shared part `value[start, end)`, named by `hash`: as kept, or parsed now and kept. */
+function sharedPart(value: Buffer, start: number, end: number, hash: number): Known {
+  let k = newer.get(hash);
+  if (!k) {
+    k = older.get(hash);
+    if (k) keep(hash, k);
+  }
+  if (k && k.bytes.length === end - start && value.compare(k.bytes, 0, k.bytes.length, start, end) === 0) {
+    sharedPartStats.reused++;
+    return k;
+  }
+  sharedPartStats.parsed++;
+  let members: SharedMembers | undefined;
+  try {
+    members = sharedMembers(JSON.parse(braced(value, start, end, OPEN_BRACE)));
+  } catch {
+    members = undefined;
+  }
+  k = { bytes: Buffer.from(value.subarray(start, end)), members };
+  keep(hash, k);
+  return k;
+}
+
+/**
+ * The signal without its evidence from a message's bytes, given what its headers said: where the
+ * evidence starts (`evidenceAt`, NaN when not said) and where its shared part starts and its hash
+ * (NaN when not said). When everything before the evidence is ASCII (so that character indexes
+ * are byte indexes), only that part is read, as Latin-1 (the same characters, without UTF-8
+ * validation), and of it only the signal's own members when its shared part was read before.
+ * Otherwise, or when a position is not what it should be, the whole message is parsed. Throws what
+ * `JSON.parse` throws for a value that is not JSON.
+ */
+export function readSignal(value: Buffer, evidenceAt: number, sharedAt: number, sharedHash: number): unknown {
+  const at = evidenceAt;
+  const end = at + EVIDENCE_BYTES.length;
+  if (
+    Number.isInteger(at) &&
+    at > 1 &&
+    value.length > end &&
+    value[value.length - 1] === CLOSING_BRACE &&
+    value.compare(EVIDENCE_BYTES, 0, EVIDENCE_BYTES.length, at, end) === 0 &&
+    isAscii(value.subarray(0, at))
+  ) {
+    // The own members end at a top-level comma when they parse as an object closed there (a cut
+    // inside a string or a nested value leaves one unterminated); the shared part then runs from
+    // that comma to the evidence, and was checked to be members when it was first read.
+    if (Number.isInteger(sharedAt) && sharedAt > 1 && sharedAt < at - 1 && value[sharedAt] === COMMA && Number.isInteger(sharedHash)) {
+      const shared = sharedPart(value, sharedAt + 1, at, sharedHash).members;
+      if (shared) {
+        let own: unknown;
+        try {
+          own = JSON.parse(braced(value, 0, sharedAt));
+        } catch {
+          own = undefined;
+        }
+        if (isOwnMembers(own)) return leanSignal(own, shared);
+      }
+    }
+    // Undefined when the cut is not at a top-level member: read it all, as below.
+    const signal = parseSignalCore(braced(value, 0, at));
+    if (signal) return signal;
+  }
+  return parseWithoutEvidence(value.toString('utf8'), at);
+}
