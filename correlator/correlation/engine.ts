@@ -227,6 +227,17 @@ const SCRATCH_FEW: string[] = [];
 let SCRATCH_REFS = 0;
 
 /**
+ * A window entry as a checkpoint writes it: `[t, ids]`, `[t, ids, ref]` when its reference is not
+ * the first, `[t, ids, ref, v]` with a value (half of the object form's text, which checkpoints
+ * written before used and which is still read).
+ */
+export type EntryState =
+  | { t: number; ref: number; v?: unknown; ids: string | string[] }
+  | [t: number, ids: string | string[]]
+  | [t: number, ids: string | string[], ref: number]
+  | [t: number, ids: string | string[], ref: number, v: unknown];
+
+/**
  * A group's windows in a form that survives JSON: per correlation id, its entries and firing state.
  * Every signal is written once in `signals`, under a name the entries refer to (a short one of the
  * group's own; checkpoints written before used its id): one signal usually sits in the windows of
@@ -234,7 +245,7 @@ let SCRATCH_REFS = 0;
  */
 export interface SlotState {
   signals: Record<string, Signal | PackedSignal>;
-  windows: Record<string, { entries: { t: number; ref: number; v?: unknown; ids: string | string[] }[]; maxT: number | null; lastFire: number | null }>;
+  windows: Record<string, { entries: EntryState[]; maxT: number | null; lastFire: number | null }>;
 }
 
 /** Runs compiled correlations over a stream of signals. Pure: no I/O, no clock (event time only). */
@@ -420,10 +431,14 @@ export class CorrelationEngine {
     for (let ci = 0; ci < this.width; ci++) {
       const w = windowAt(slot, ci);
       if (!w || !w.entries.length) continue;
-      const entries = w.entries.map(
-        (e) =>
-          `{"t":${num(e.t)},"ref":${e.ref}${e.v === undefined ? '' : `,"v":${JSON.stringify(e.v)}`},"ids":${Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals)}}`,
-      );
+      const entries = w.entries.map((e) => {
+        const ids = Array.isArray(e.signals) ? `[${e.signals.map(ref).join(',')}]` : ref(e.signals);
+        return e.v !== undefined
+          ? `[${num(e.t)},${ids},${e.ref},${JSON.stringify(e.v)}]`
+          : e.ref !== 0
+            ? `[${num(e.t)},${ids},${e.ref}]`
+            : `[${num(e.t)},${ids}]`;
+      });
       windows.push(
         `${JSON.stringify(this.correlations[ci]!.id)}:{"entries":[${entries.join(',')}],"maxT":${num(w.maxT)},"lastFire":${w.lastFire === undefined ? 'null' : num(w.lastFire)}}`,
       );
@@ -450,7 +465,8 @@ export class CorrelationEngine {
       if (ci < 0) continue;
       const c = this.correlations[ci]!;
       const st = setWindow(slot, ci, {
-        entries: w.entries.flatMap((e): Entry[] => {
+        entries: w.entries.flatMap((written): Entry[] => {
+          const e = Array.isArray(written) ? { t: written[0], ids: written[1], ref: written[2] ?? 0, v: written[3] } : written;
           const signals = Array.isArray(e.ids) ? e.ids.flatMap(sig) : sig(e.ids);
           if (!signals.length) return [];
           if (Array.isArray(e.ids)) return [{ t: e.t, ref: e.ref, v: e.v, signals }];
