@@ -21,7 +21,7 @@ import type { BudgetUse } from '../correlator/incidents.js';
 import { addBudget } from '../correlator/incidents.js';
 import type { Incident } from '../correlator/incident.js';
 import { RewindError, type BusMessage, type MessageParser } from './bus/bus.js';
-import { EVIDENCE_AT_HEADER, SHARED_HEADER, sharedAtOf, sharedHashOf } from './bus/topics.js';
+import { signalPositions, type SignalPositions } from './bus/topics.js';
 import type { Config } from './config.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
@@ -30,32 +30,20 @@ import type { UsageCount, UsageProfiler } from './usage.js';
 import { describeError, reviveError, type CorrelateAnswer, type CorrelateRequest, type PackedSignals, type Snapshot } from './workers/correlate-protocol.js';
 import { workerScript, type WorkerScript } from './workers/script.js';
 
-/** A signals message as the bus hands it to a threaded correlator: its bytes, its headers, and where its evidence starts. */
-export interface RawSignal {
+/** A signals message as the bus hands it to a threaded correlator: its bytes, its headers, and where its parts are. */
+export interface RawSignal extends SignalPositions {
   value: Buffer;
   headers: Readonly<Record<string, unknown>>;
-  /** The evidence offset the producer's header gave, or NaN. */
-  evidenceAt: number;
-  /** Where the shared part starts and its hash, as the producer's header gave them, or NaN. */
-  sharedAt: number;
-  sharedHash: number;
-}
-
-/** What a message's headers say about where its parts are, for the worker (see services/bus/signal-reader.ts). */
-function positions(header: (name: string) => string | undefined): Pick<RawSignal, 'evidenceAt' | 'sharedAt' | 'sharedHash'> {
-  const at = header(EVIDENCE_AT_HEADER);
-  const shared = header(SHARED_HEADER);
-  return { evidenceAt: at === undefined ? NaN : Number(at), sharedAt: sharedAtOf(shared), sharedHash: sharedHashOf(shared) };
 }
 
 /** The bus's parser for a threaded correlator: nothing is parsed on the event loop, the worker does it. */
 export const rawSignals: MessageParser = Object.assign(
-  (json: string, header: (name: string) => string | undefined): RawSignal => ({ value: Buffer.from(json), headers: {}, ...positions(header) }),
+  (json: string, header: (name: string) => string | undefined): RawSignal => ({ value: Buffer.from(json), headers: {}, ...signalPositions(header) }),
   {
     bytes: (value: Buffer, header: (name: string) => string | undefined, headers?: Readonly<Record<string, unknown>>): RawSignal => ({
       value,
       headers: headers ?? {},
-      ...positions(header),
+      ...signalPositions(header, headers),
     }),
   },
 );

@@ -5,7 +5,15 @@ import { withoutEvidence, type Signal } from '../../correlator/signal.js';
 import { loadDetector } from '../rules.js';
 import { withJson, writtenJson } from './bus.js';
 import { serialize } from './kafka/codec.js';
-import { encodeSignalsMessage, EVIDENCE_AT_HEADER, parseSignalsMessageWithoutEvidence, topics, type IncidentCommand } from './topics.js';
+import {
+  encodeSignalsMessage,
+  EVIDENCE_AT_HEADER,
+  parseSignalsMessageWithoutEvidence,
+  SHARED_HEADER,
+  signalPositions,
+  topics,
+  type IncidentCommand,
+} from './topics.js';
 
 const signals: Signal[] = attackEvents(SEED_SCENARIO).flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0)));
 
@@ -65,6 +73,29 @@ describe('signals read from their bytes without the evidence', () => {
     expect(fromBytes(encodeSignalsMessage(command).json)).toEqual(command);
     expect(fromBytes(JSON.stringify(command), { [EVIDENCE_AT_HEADER]: '3' })).toEqual(command);
     expect(() => fromBytes('{"id": "x",', { [EVIDENCE_AT_HEADER]: '8' })).toThrow(SyntaxError);
+  });
+});
+
+describe('where a signal message says its parts are', () => {
+  const text = (h: Record<string, Buffer>) => (name: string) => h[name]?.toString();
+  it('reads the positions from the header bytes, and odd forms as their text says', () => {
+    const h = { [EVIDENCE_AT_HEADER]: Buffer.from('963'), [SHARED_HEADER]: Buffer.from('97:4294967295') };
+    expect(signalPositions(text(h), h)).toEqual({ evidenceAt: 963, sharedAt: 97, sharedHash: 4294967295 });
+    const odd = { [EVIDENCE_AT_HEADER]: Buffer.from(' 1e2'), [SHARED_HEADER]: Buffer.from('0x10:7') };
+    expect(signalPositions(text(odd), odd)).toEqual({ evidenceAt: 100, sharedAt: 16, sharedHash: 7 });
+    const bad = { [EVIDENCE_AT_HEADER]: Buffer.from('x'), [SHARED_HEADER]: Buffer.from('97') };
+    expect(signalPositions(text(bad), bad)).toEqual({ evidenceAt: NaN, sharedAt: NaN, sharedHash: NaN });
+    expect(signalPositions(() => undefined, {})).toEqual({ evidenceAt: NaN, sharedAt: NaN, sharedHash: NaN });
+    // Text headers only (a parser given no bytes): the same numbers.
+    expect(signalPositions(text(h))).toEqual({ evidenceAt: 963, sharedAt: 97, sharedHash: 4294967295 });
+  });
+
+  it('reads a message the same from header bytes as from header text', () => {
+    for (const s of signals) {
+      const { json, headers } = encodeSignalsMessage(s);
+      const bytes = Object.fromEntries(Object.entries(headers!).map(([k, v]) => [k, Buffer.from(v)]));
+      expect(parseSignalsMessageWithoutEvidence.bytes!(Buffer.from(json), text(bytes), bytes)).toEqual(withoutEvidence(s));
+    }
   });
 });
 

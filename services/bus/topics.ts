@@ -86,11 +86,63 @@ export function sharedHashOf(header: string | undefined): number {
   return colon < 0 ? NaN : Number(header!.slice(colon + 1));
 }
 
+/**
+ * The unsigned decimal integer in `b[start, end)`, or NaN for anything else (an empty range, other
+ * characters, more than 15 digits). Read from the header's bytes: no string made for it.
+ */
+function decimal(b: Uint8Array, start: number, end: number): number {
+  if (end <= start || end - start > 15) return NaN;
+  let x = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i]! - 48;
+    if (d < 0 || d > 9) return NaN;
+    x = x * 10 + d;
+  }
+  return x;
+}
+
+/** A header's value as Kafka gave it (bytes), if it is one. */
+function headerBytes(headers: Readonly<Record<string, unknown>> | undefined, name: string): Buffer | undefined {
+  const v = headers?.[name];
+  return Buffer.isBuffer(v) ? v : undefined;
+}
+
+/** Where a signal message's parts are, as its headers say (NaN for what they do not say). */
+export interface SignalPositions {
+  /** See {@link EVIDENCE_AT_HEADER}. */
+  evidenceAt: number;
+  /** See {@link SHARED_HEADER}. */
+  sharedAt: number;
+  sharedHash: number;
+}
+
+/**
+ * A signal message's {@link SignalPositions}, read from the headers' bytes (`headers`, as Kafka
+ * gave them) when they are plain numbers, else from their text (`header`).
+ */
+export function signalPositions(header: (name: string) => string | undefined, headers?: Readonly<Record<string, unknown>>): SignalPositions {
+  const atBytes = headerBytes(headers, EVIDENCE_AT_HEADER);
+  let evidenceAt = atBytes ? decimal(atBytes, 0, atBytes.length) : NaN;
+  if (Number.isNaN(evidenceAt)) {
+    const text = header(EVIDENCE_AT_HEADER);
+    evidenceAt = text === undefined ? NaN : Number(text);
+  }
+  const sharedBytes = headerBytes(headers, SHARED_HEADER);
+  const colon = sharedBytes ? sharedBytes.indexOf(0x3a) : -1;
+  let sharedAt = colon > 0 ? decimal(sharedBytes!, 0, colon) : NaN;
+  let sharedHash = colon > 0 ? decimal(sharedBytes!, colon + 1, sharedBytes!.length) : NaN;
+  if (Number.isNaN(sharedAt) || Number.isNaN(sharedHash)) {
+    const text = header(SHARED_HEADER);
+    sharedAt = sharedAtOf(text);
+    sharedHash = sharedHashOf(text);
+  }
+  return { evidenceAt, sharedAt, sharedHash };
+}
+
 /** {@link parseSignalsMessageWithoutEvidence} from the message's bytes (see services/bus/signal-reader.ts). */
-function parseSignalBytesWithoutEvidence(value: Buffer, header: (name: string) => string | undefined): unknown {
-  const at = header(EVIDENCE_AT_HEADER);
-  const shared = header(SHARED_HEADER);
-  return readSignal(value, at === undefined ? NaN : Number(at), sharedAtOf(shared), sharedHashOf(shared));
+function parseSignalBytesWithoutEvidence(value: Buffer, header: (name: string) => string | undefined, headers?: Readonly<Record<string, unknown>>): unknown {
+  const { evidenceAt, sharedAt, sharedHash } = signalPositions(header, headers);
+  return readSignal(value, evidenceAt, sharedAt, sharedHash);
 }
 
 /** Topic names with an optional prefix (tests give each run its own). */
