@@ -165,7 +165,10 @@ export interface OwnMembers {
   observedTime: number;
 }
 
-/** A signal's members besides its own and its evidence: read once and shared by the signals that repeat them, so frozen. */
+/**
+ * A signal's members besides its own and its evidence: read once and shared by the signals that
+ * repeat them, so not to be changed (objects frozen; arrays not, see {@link sharedMembers}).
+ */
 export type SharedMembers = Readonly<Omit<Signal, keyof OwnMembers | 'matched' | 'excerpt'>>;
 
 const SHARED_KEYS = ['source', 'kind', 'severity', 'title', 'actor', 'target', 'outcome', 'entities', 'mitre', 'rule', 'attributes'] as const;
@@ -180,10 +183,15 @@ function keyCount(o: object): number {
   return n;
 }
 
-function deepFreeze<T>(v: T): T {
+/**
+ * Freezes the objects in `v`, all the way down, but not its arrays: V8 (Node 24) iterates a frozen,
+ * sealed or non-extensible array 5–10 times slower than a plain one (7 strings: 70 ns against 8 in
+ * a for-of loop), and every reader of a signal iterates its entities.
+ */
+function freezeObjects<T>(v: T): T {
   if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
-    for (const x of Object.values(v)) deepFreeze(x);
-    Object.freeze(v);
+    for (const x of Object.values(v)) freezeObjects(x);
+    if (!Array.isArray(v)) Object.freeze(v);
   }
   return v;
 }
@@ -194,14 +202,16 @@ export function isOwnMembers(v: unknown): v is OwnMembers {
 }
 
 /**
- * `v` (parsed JSON) as shared members, frozen all the way down (so that no reader of one signal
- * changes another's), when it has exactly those members (`cluster` optional); undefined otherwise.
- * The values are not checked: the signal built from them is what parsing its JSON would give.
+ * `v` (parsed JSON) as shared members, its objects frozen all the way down (so that no reader of
+ * one signal changes another's; arrays are left as they are, see {@link freezeObjects}: nothing
+ * changes a signal's entities or techniques), when it has exactly those members (`cluster`
+ * optional); undefined otherwise. The values are not checked: the signal built from them is what
+ * parsing its JSON would give.
  */
 export function sharedMembers(v: unknown): SharedMembers | undefined {
   if (!isJsonObject(v) || keyCount(v) !== SHARED_KEYS.length + ('cluster' in v ? 1 : 0)) return undefined;
   for (const k of SHARED_KEYS) if (!(k in v)) return undefined;
-  return deepFreeze(v) as unknown as SharedMembers;
+  return freezeObjects(v) as unknown as SharedMembers;
 }
 
 /** The signal (without its evidence) of its own and its shared members: what parsing its JSON's core would give, sharing `sh`'s objects. */

@@ -64,9 +64,9 @@ describe('PackedSignal', () => {
 
   it('finds the shape again through an entity list that signals share (read from the bus), and checks it', () => {
     const shapeOf = (p: PackedSignal) => (p as unknown as { shape: unknown }).shape;
-    // Signals read from the bus share their members' objects, frozen (services/bus/signal-reader.ts).
-    const entities = Object.freeze(['ns:x', 'pod:x/p-1']) as string[];
-    const shared = { ...spec(1), entities };
+    // Signals read from the bus share their members, the objects frozen (services/bus/signal-reader.ts).
+    const entities = ['ns:x', 'pod:x/p-1'];
+    const shared = { ...spec(1), actor: Object.freeze({ ...spec(1).actor }), entities };
     const a = PackedSignal.pack(shared, undefined);
     // No earlier signal offered: the list names the shape.
     const b = PackedSignal.pack({ ...shared, id: 'b'.repeat(32) }, undefined);
@@ -76,9 +76,10 @@ describe('PackedSignal', () => {
     const c = PackedSignal.pack(other, undefined);
     expect(shapeOf(c)).not.toBe(shapeOf(a));
     expect(c.signal()).toEqual(other);
-    // A list of the signal's own (not frozen) names nothing.
-    const d = PackedSignal.pack({ ...spec(1), entities: [...entities] }, undefined);
-    expect(shapeOf(PackedSignal.pack({ ...spec(1), entities: [...entities] }, undefined))).not.toBe(shapeOf(d));
+    // A signal of its own (its actor not frozen: not read from the bus) names nothing.
+    const own = { ...spec(1), entities: ['ns:y'] };
+    const d = PackedSignal.pack(own, undefined);
+    expect(shapeOf(PackedSignal.pack({ ...own, id: 'd'.repeat(32) }, undefined))).not.toBe(shapeOf(d));
   });
 
   it('keeps a signal of unexpected form as it is', () => {

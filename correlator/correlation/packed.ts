@@ -263,9 +263,10 @@ function shapeOf(s: Signal, like: Shape | undefined, differs = false): Shape {
 }
 
 /**
- * The shape last given to signals with a given entity list, for lists that signals share (frozen:
- * read once from the bus for all the signals that repeat them): their next signal then finds its
- * shape without comparing with others. Weak: a list nobody holds any more is forgotten.
+ * The shape last given to signals with a given entity list, for lists that signals share (read
+ * once from the bus for all the signals that repeat them, which the frozen actor tells): their
+ * next signal then finds its shape without comparing with others. Weak: a list nobody holds any
+ * more is forgotten.
  */
 const hints = new WeakMap<readonly string[], Shape>();
 
@@ -326,7 +327,7 @@ export class PackedSignal {
     }
     // None matched: `first` (if any) was compared already.
     shape ??= shapeOf(s, first?.shape as Shape | undefined, true);
-    if (shape !== hinted && Object.isFrozen(entities)) hints.set(entities, shape);
+    if (shape !== hinted && Object.isFrozen(s.actor)) hints.set(entities, shape);
     const title = first && first.title === s.title ? first.title : s.title;
     return PackedSignal.make(key ?? encodeId(s.id), s.eventTime, s.observedTime - s.eventTime, title, shape, evidence, offset);
   }

@@ -38,13 +38,15 @@ describe('signals read with the shared part of earlier ones', () => {
       let again: Signal | undefined;
       expect(counted(() => (again = read(w)))).toEqual({ reused: 1, parsed: 0 });
       expect(again).toEqual(withoutEvidence(s));
-      // Its own members are its own; the shared ones are the same objects, frozen.
+      // Its own members are its own; the shared ones are the same objects, frozen (arrays are not:
+      // V8 iterates frozen arrays several times slower).
       expect(again).not.toBe(first);
       expect(again!.actor).toBe(first.actor);
       expect(again!.entities).toBe(first.entities);
-      expect(Object.isFrozen(first.actor) && Object.isFrozen(first.target) && Object.isFrozen(first.attributes)).toBe(true);
+      expect(Object.isFrozen(first.actor) && Object.isFrozen(first.target) && Object.isFrozen(first.attributes) && Object.isFrozen(first.rule)).toBe(true);
+      expect(Object.isFrozen(first.entities)).toBe(false);
       expect(() => {
-        (again!.entities as string[]).push('ns:other');
+        again!.actor.name = 'changed';
       }).toThrow(TypeError);
     }
   });

@@ -7,9 +7,9 @@
  * repeated part in one stretch and names it by a hash in a header. The reader keeps the parts it
  * parsed recently by that hash and, when a message's bytes there are the same as a kept part's
  * (compared byte for byte: the hash only finds the candidate), parses the message's own members
- * alone and builds the signal from the kept members (frozen, shared by the signals built from
- * them). Anything else — no header, a hash that finds nothing or other bytes, a part that is not a
- * signal's — is parsed as before, so a wrong header costs time, never a wrong signal.
+ * alone and builds the signal from the kept members (shared by the signals built from them, their
+ * objects frozen). Anything else — no header, a hash that finds nothing or other bytes, a part
+ * that is not a signal's — is parsed as before, so a wrong header costs time, never a wrong signal.
  */
 import { isAscii } from 'node:buffer';
 import {
