@@ -405,11 +405,17 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     // partition meanwhile, or wrote a checkpoint and died before committing): reload it.
     if (!part || !(await this.current(p, part))) part = await this.load(p, msgs[0]);
     const applied = part.appliedOffset;
-    const fresh = msgs.filter((m) => {
-      if (m.offset === undefined || applied === undefined || BigInt(m.offset) > applied) return true;
-      this.stats.skipped++;
-      return false;
-    });
+    // Redelivered messages (at or below the applied offset) come first in a batch, if at all: the
+    // batch is taken whole, without an offset compared per message, when its first is new.
+    const first = msgs[0]?.offset;
+    const fresh =
+      applied === undefined || first === undefined || BigInt(first) > applied
+        ? msgs
+        : msgs.filter((m) => {
+            if (m.offset === undefined || BigInt(m.offset) > applied) return true;
+            this.stats.skipped++;
+            return false;
+          });
     const m = part.manager;
     const signals: Signal[] = [];
     const changed = new Map<string, Incident>();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { attackEvents, SEED_SCENARIO } from '../../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
-import { withoutEvidence, type Signal } from '../../correlator/signal.js';
+import { signalJson, withoutEvidence, type Signal } from '../../correlator/signal.js';
 import { loadDetector } from '../rules.js';
 import { readSignal, SHARED_PARTS_KEPT, sharedPartStats } from './signal-reader.js';
 import { encodeSignalsMessage, EVIDENCE_AT_HEADER, SHARED_HEADER, sharedAtOf, sharedHashOf } from './topics.js';
@@ -113,6 +113,20 @@ describe('signals read with the shared part of earlier ones', () => {
     const s: Signal = { ...signals[0]!, title: 'Zugriff auf Geheimnisse — ünerwartet 🔑' };
     const w = written(s);
     expect(counted(() => expect(read(w)).toEqual(withoutEvidence(s)))).toEqual({ reused: 0, parsed: 0 });
+  });
+
+  it('reads text that is not ASCII correctly when the positions are given in bytes', () => {
+    // Character positions are not byte positions past a non-ASCII character; here they are given
+    // as bytes, so that only the reader's own ASCII checks keep it from reading UTF-8 as Latin-1.
+    for (const s of [
+      { ...signals[0]!, title: 'Zugriff auf Geheimnisse — ünerwartet 🔑' },
+      { ...signals[0]!, id: 'ïd-ünïcode' },
+    ]) {
+      const { json, evidenceAt, shared } = signalJson(s);
+      const bytes = (i: number) => Buffer.byteLength(json.slice(0, i));
+      const value = Buffer.from(json, 'utf8');
+      for (let i = 0; i < 2; i++) expect(readSignal(value, bytes(evidenceAt!), bytes(shared!.at), shared!.hash)).toEqual(withoutEvidence(s));
+    }
   });
 
   it('keeps a bounded number of shared parts: the least recently read are forgotten', () => {

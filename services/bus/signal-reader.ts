@@ -51,6 +51,12 @@ function startsWithAt(value: Buffer, at: number, what: Buffer): boolean {
   return true;
 }
 
+/** True when `value[start, end)` is ASCII: a loop here for the few bytes of a signal's own members (a call into isAscii costs more). */
+function asciiIn(value: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (value[i]! > 0x7f) return false;
+  return true;
+}
+
 /** A shared part read before: its bytes, and its members (undefined when they are not a signal's: such messages are parsed whole). */
 interface Known {
   bytes: Buffer;
@@ -90,11 +96,14 @@ function sharedPart(value: Buffer, start: number, end: number, hash: number): Kn
   }
   sharedPartStats.parsed++;
   let members: SharedMembers | undefined;
-  try {
-    members = sharedMembers(JSON.parse(braced(value, start, end, OPEN_BRACE)));
-  } catch {
-    members = undefined;
-  }
+  // Text that is not ASCII is not read here (its characters are not its bytes): kept as such, so
+  // that messages repeating it go to the whole parse at once.
+  if (isAscii(value.subarray(start, end)))
+    try {
+      members = sharedMembers(JSON.parse(braced(value, start, end, OPEN_BRACE)));
+    } catch {
+      members = undefined;
+    }
   k = { bytes: Buffer.from(value.subarray(start, end)), members };
   keep(hash, k);
   return k;
@@ -112,18 +121,18 @@ function sharedPart(value: Buffer, start: number, end: number, hash: number): Kn
 export function readSignal(value: Buffer, evidenceAt: number, sharedAt: number, sharedHash: number): unknown {
   const at = evidenceAt;
   const end = at + EVIDENCE_BYTES.length;
-  if (
-    Number.isInteger(at) &&
-    at > 1 &&
-    value.length > end &&
-    value[value.length - 1] === CLOSING_BRACE &&
-    startsWithAt(value, at, EVIDENCE_BYTES) &&
-    isAscii(value.subarray(0, at))
-  ) {
+  if (Number.isInteger(at) && at > 1 && value.length > end && value[value.length - 1] === CLOSING_BRACE && startsWithAt(value, at, EVIDENCE_BYTES)) {
     // The own members end at a top-level comma when they parse as an object closed there (a cut
     // inside a string or a nested value leaves one unterminated); the shared part then runs from
-    // that comma to the evidence, and was checked to be members when it was first read.
-    if (Number.isInteger(sharedAt) && sharedAt > 1 && sharedAt < at - 1 && value[sharedAt] === COMMA && Number.isInteger(sharedHash)) {
+    // that comma to the evidence, and was checked to be ASCII members when it was first read.
+    if (
+      Number.isInteger(sharedAt) &&
+      sharedAt > 1 &&
+      sharedAt < at - 1 &&
+      value[sharedAt] === COMMA &&
+      Number.isInteger(sharedHash) &&
+      asciiIn(value, 0, sharedAt)
+    ) {
       const shared = sharedPart(value, sharedAt + 1, at, sharedHash).members;
       if (shared) {
         let own: unknown;
@@ -136,7 +145,7 @@ export function readSignal(value: Buffer, evidenceAt: number, sharedAt: number, 
       }
     }
     // Undefined when the cut is not at a top-level member: read it all, as below.
-    const signal = parseSignalCore(braced(value, 0, at));
+    const signal = isAscii(value.subarray(0, at)) ? parseSignalCore(braced(value, 0, at)) : undefined;
     if (signal) return signal;
   }
   return parseWithoutEvidence(value.toString('utf8'), at);
