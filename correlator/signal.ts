@@ -211,7 +211,16 @@ export function isOwnMembers(v: unknown): v is OwnMembers {
 export function sharedMembers(v: unknown): SharedMembers | undefined {
   if (!isJsonObject(v) || keyCount(v) !== SHARED_KEYS.length + ('cluster' in v ? 1 : 0)) return undefined;
   for (const k of SHARED_KEYS) if (!(k in v)) return undefined;
+  if (Array.isArray(v.entities)) sharedLists.add(v.entities);
   return freezeObjects(v) as unknown as SharedMembers;
+}
+
+/** Entity lists of {@link sharedMembers}: each is the list of every signal built from those members. */
+const sharedLists = new WeakSet<readonly string[]>();
+
+/** True when `list` is the entity list of shared members, and so of all the signals that repeat them (see {@link sharedMembers}). */
+export function isSharedList(list: readonly string[]): boolean {
+  return sharedLists.has(list);
 }
 
 /** The signal (without its evidence) of its own and its shared members: what parsing its JSON's core would give, sharing `sh`'s objects. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../services/rules.js';
 import { IncidentManager } from '../incidents.js';
-import type { Signal } from '../signal.js';
+import { sharedMembers, type Signal } from '../signal.js';
 import { CorrelationEngine, type Firing, type SlotState } from './engine.js';
 import { decodeId, encodeId, PackedSignal, SOURCE_OFFSET, unpacked } from './packed.js';
 import { signalFromSpec } from './rule-tests.js';
@@ -64,9 +64,9 @@ describe('PackedSignal', () => {
 
   it('finds the shape again through an entity list that signals share (read from the bus), and checks it', () => {
     const shapeOf = (p: PackedSignal) => (p as unknown as { shape: unknown }).shape;
-    // Signals read from the bus share their members, the objects frozen (services/bus/signal-reader.ts).
-    const entities = ['ns:x', 'pod:x/p-1'];
-    const shared = { ...spec(1), actor: Object.freeze({ ...spec(1).actor }), entities };
+    // Signals read from the bus share their members (services/bus/signal-reader.ts).
+    const { id: _i, eventTime: _t, observedTime: _o, matched: _m, excerpt: _e, ...members } = { ...spec(1), entities: ['ns:x', 'pod:x/p-1'] };
+    const shared = { ...spec(1), ...sharedMembers(JSON.parse(JSON.stringify(members))) } as Signal;
     const a = PackedSignal.pack(shared, undefined);
     // No earlier signal offered: the list names the shape.
     const b = PackedSignal.pack({ ...shared, id: 'b'.repeat(32) }, undefined);
@@ -76,8 +76,8 @@ describe('PackedSignal', () => {
     const c = PackedSignal.pack(other, undefined);
     expect(shapeOf(c)).not.toBe(shapeOf(a));
     expect(c.signal()).toEqual(other);
-    // A signal of its own (its actor not frozen: not read from the bus) names nothing.
-    const own = { ...spec(1), entities: ['ns:y'] };
+    // A signal of its own (not read from the bus) names nothing, whatever is frozen in it.
+    const own = { ...spec(1), actor: Object.freeze({ ...spec(1).actor }), entities: ['ns:y'] };
     const d = PackedSignal.pack(own, undefined);
     expect(shapeOf(PackedSignal.pack({ ...own, id: 'd'.repeat(32) }, undefined))).not.toBe(shapeOf(d));
   });

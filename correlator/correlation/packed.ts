@@ -13,7 +13,7 @@
  * signal equal to the one packed (fresh objects, its evidence parsed back, its source offset too).
  * A signal of unexpected form (unknown members, members of other types) is kept as its JSON text.
  */
-import type { Signal } from '../signal.js';
+import { isSharedList, type Signal } from '../signal.js';
 
 /**
  * Where a signal came from on its partition's signals topic (distributed mode, see
@@ -264,9 +264,9 @@ function shapeOf(s: Signal, like: Shape | undefined, differs = false): Shape {
 
 /**
  * The shape last given to signals with a given entity list, for lists that signals share (read
- * once from the bus for all the signals that repeat them, which the frozen actor tells): their
- * next signal then finds its shape without comparing with others. Weak: a list nobody holds any
- * more is forgotten.
+ * once from the bus for all the signals that repeat them, see `isSharedList`): their next signal
+ * then finds its shape without comparing with others. Weak: a list nobody holds any more is
+ * forgotten.
  */
 const hints = new WeakMap<readonly string[], Shape>();
 
@@ -327,7 +327,7 @@ export class PackedSignal {
     }
     // None matched: `first` (if any) was compared already.
     shape ??= shapeOf(s, first?.shape as Shape | undefined, true);
-    if (shape !== hinted && Object.isFrozen(s.actor)) hints.set(entities, shape);
+    if (shape !== hinted && isSharedList(entities)) hints.set(entities, shape);
     const title = first && first.title === s.title ? first.title : s.title;
     return PackedSignal.make(key ?? encodeId(s.id), s.eventTime, s.observedTime - s.eventTime, title, shape, evidence, offset);
   }
