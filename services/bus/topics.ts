@@ -28,6 +28,9 @@ export type SignalsMessage = Signal | IncidentCommand;
 
 /** Distinguishes commands from signals on the signals topic. */
 export function isCommand(m: SignalsMessage): m is IncidentCommand {
+  // Asked own first: reading a member that signals lack is slow once this has seen objects of
+  // many shapes (a megamorphic miss), and most messages are signals.
+  if (!Object.hasOwn(m, 'command')) return false;
   const command = (m as IncidentCommand).command;
   return command === 'transition' || command === 'assign';
 }
