@@ -15,8 +15,8 @@
  * fetching ≈ 4 µs a message; the raw consumer also waits for the broker between its fetches (it
  * asks for the next one only once it handled the last), which the drain hides by handling a batch
  * while the next is fetched, so the drain case's ratio runs above that (0.85–0.93 for one attacker
- * and 0.59–0.64 for 200 workloads when this case gave 0.74 and 0.60; 1.14–1.34 and a median of
- * 0.76 when it gave 1.06 and 0.73).
+ * and 0.59–0.64 for 200 workloads when this case gave 0.74 and 0.60; 1.11–1.34 and a median of
+ * 0.76 when it gave 1.09 and 0.76).
  */
 import type { KafkaMessage } from 'kafkajs';
 import type { BusMessage } from '../services/bus/bus.js';
