@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Actor } from './entities.js';
+import { isObj } from './json-guards.js';
 import type { Severity } from './severity.js';
 import type { SignalKind } from './signal-kinds.js';
 
@@ -151,8 +152,8 @@ export function parseSignalCore(core: string): Signal | undefined {
   } catch {
     return undefined;
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
-  const signal = value as Signal;
+  if (!isObj(value)) return undefined;
+  const signal = value as unknown as Signal;
   signal.matched = NO_MATCHED;
   signal.excerpt = NO_EXCERPT;
   return signal;
@@ -172,10 +173,6 @@ export interface OwnMembers {
 export type SharedMembers = Readonly<Omit<Signal, keyof OwnMembers | 'matched' | 'excerpt'>>;
 
 const SHARED_KEYS = ['source', 'kind', 'severity', 'title', 'actor', 'target', 'outcome', 'entities', 'mitre', 'rule', 'attributes'] as const;
-
-function isJsonObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function keyCount(o: object): number {
   let n = 0;
@@ -198,7 +195,7 @@ function freezeObjects<T>(v: T): T {
 
 /** True when `v` (parsed JSON) has exactly a signal's own members: `id`, `eventTime`, `observedTime`. */
 export function isOwnMembers(v: unknown): v is OwnMembers {
-  return isJsonObject(v) && 'id' in v && 'eventTime' in v && 'observedTime' in v && keyCount(v) === 3;
+  return isObj(v) && 'id' in v && 'eventTime' in v && 'observedTime' in v && keyCount(v) === 3;
 }
 
 /**
@@ -209,7 +206,7 @@ export function isOwnMembers(v: unknown): v is OwnMembers {
  * parsing its JSON would give.
  */
 export function sharedMembers(v: unknown): SharedMembers | undefined {
-  if (!isJsonObject(v) || keyCount(v) !== SHARED_KEYS.length + ('cluster' in v ? 1 : 0)) return undefined;
+  if (!isObj(v) || keyCount(v) !== SHARED_KEYS.length + ('cluster' in v ? 1 : 0)) return undefined;
   for (const k of SHARED_KEYS) if (!(k in v)) return undefined;
   if (Array.isArray(v.entities)) sharedLists.add(v.entities);
   return freezeObjects(v) as unknown as SharedMembers;

@@ -4,15 +4,15 @@ import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
 import { signalJson, withoutEvidence, type Signal } from '../../correlator/signal.js';
 import { loadDetector } from '../rules.js';
 import { readSignal, SHARED_PARTS_KEPT, sharedPartStats } from './signal-reader.js';
-import { encodeSignalsMessage, EVIDENCE_AT_HEADER, SHARED_HEADER, sharedAtOf, sharedHashOf } from './topics.js';
+import { encodeSignalsMessage, signalPositions } from './topics.js';
 
 const signals: Signal[] = attackEvents(SEED_SCENARIO).flatMap((e) => loadDetector().detect(normalizeAuditEvent(e, 0)));
 
 /** A signal as the producer writes it: bytes and the three numbers its headers give. */
 function written(s: Signal): { value: Buffer; at: number; sharedAt: number; hash: number } {
   const { json, headers } = encodeSignalsMessage(s);
-  const shared = headers?.[SHARED_HEADER];
-  return { value: Buffer.from(json, 'utf8'), at: Number(headers?.[EVIDENCE_AT_HEADER]), sharedAt: sharedAtOf(shared), hash: sharedHashOf(shared) };
+  const { evidenceAt, sharedAt, sharedHash } = signalPositions((name) => headers?.[name]);
+  return { value: Buffer.from(json, 'utf8'), at: evidenceAt, sharedAt, hash: sharedHash };
 }
 
 function read(w: ReturnType<typeof written>, over: Partial<{ at: number; sharedAt: number; hash: number }> = {}): Signal {

@@ -77,18 +77,6 @@ export const parseSignalsMessageWithoutEvidence: MessageParser = Object.assign(
   { bytes: parseSignalBytesWithoutEvidence },
 );
 
-/** Where the message's shared part starts (see {@link SHARED_HEADER}), or NaN. */
-export function sharedAtOf(header: string | undefined): number {
-  const colon = header === undefined ? -1 : header.indexOf(':');
-  return colon < 0 ? NaN : Number(header!.slice(0, colon));
-}
-
-/** The hash of the message's shared part (see {@link SHARED_HEADER}), or NaN. */
-export function sharedHashOf(header: string | undefined): number {
-  const colon = header === undefined ? -1 : header.indexOf(':');
-  return colon < 0 ? NaN : Number(header!.slice(colon + 1));
-}
-
 /**
  * The unsigned decimal integer in `b[start, end)`, or NaN for anything else (an empty range, other
  * characters, more than 15 digits). Read from the header's bytes: no string made for it.
@@ -130,14 +118,16 @@ export function signalPositions(header: (name: string) => string | undefined, he
     const text = header(EVIDENCE_AT_HEADER);
     evidenceAt = text === undefined ? NaN : Number(text);
   }
+  // `at:hash`
   const sharedBytes = headerBytes(headers, SHARED_HEADER);
-  const colon = sharedBytes ? sharedBytes.indexOf(0x3a) : -1;
+  let colon = sharedBytes ? sharedBytes.indexOf(0x3a) : -1;
   let sharedAt = colon > 0 ? decimal(sharedBytes!, 0, colon) : NaN;
   let sharedHash = colon > 0 ? decimal(sharedBytes!, colon + 1, sharedBytes!.length) : NaN;
   if (Number.isNaN(sharedAt) || Number.isNaN(sharedHash)) {
     const text = header(SHARED_HEADER);
-    sharedAt = sharedAtOf(text);
-    sharedHash = sharedHashOf(text);
+    colon = text === undefined ? -1 : text.indexOf(':');
+    sharedAt = colon < 0 ? NaN : Number(text!.slice(0, colon));
+    sharedHash = colon < 0 ? NaN : Number(text!.slice(colon + 1));
   }
   return { evidenceAt, sharedAt, sharedHash };
 }
