@@ -104,6 +104,15 @@ describe.skipIf(skip !== undefined)(`console in Chromium${skip ? ` (skipped: ${s
     cleanUp();
   });
 
+  /**
+   * Stops a server once the pages on it are closed: a page's open event stream would otherwise hold
+   * the server's HTTP drain (and this hook) until its grace period ends.
+   */
+  async function stopServer(kv: ConsoleServer | undefined): Promise<void> {
+    await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => undefined)));
+    await kv?.process.stop();
+  }
+
   async function newPage(opts: BrowserContextOptions = {}): Promise<{ page: Page; watch: PageWatch; context: BrowserContext }> {
     const context = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true, ...opts });
     contexts.push(context);
@@ -118,7 +127,7 @@ describe.skipIf(skip !== undefined)(`console in Chromium${skip ? ` (skipped: ${s
     beforeAll(async () => {
       kv = await startConsoleServer();
     }, 60_000);
-    afterAll(() => kv?.process.stop());
+    afterAll(() => stopServer(kv), 30_000);
 
     it('shows the incident as it happens and works it on its own page', async () => {
       const { page, watch, context } = await newPage();
@@ -333,7 +342,7 @@ describe.skipIf(skip !== undefined)(`console in Chromium${skip ? ` (skipped: ${s
       await sendDemoAttack(kv.url, INGEST);
       inc = await incidentOf(kv.url, SEED_ACTOR, 4, WRITE);
     }, 90_000);
-    afterAll(() => kv?.process.stop());
+    afterAll(() => stopServer(kv), 30_000);
 
     it('asks for the token before showing anything, and for the write token before acting', async () => {
       const { page, watch } = await newPage();
@@ -423,7 +432,7 @@ describe.skipIf(skip !== undefined)(`console in Chromium${skip ? ` (skipped: ${s
       );
       inc = await incidentOf(kv.url, `sa:${s.namespace}/${SA}`, 1);
     }, 90_000);
-    afterAll(() => kv?.process.stop());
+    afterAll(() => stopServer(kv), 30_000);
 
     const injected = `({
       xss: window.__xss,
