@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CorrelationEngine } from './correlation/engine.js';
-import { signalFromSpec } from './correlation/rule-tests.js';
+import { BASE_TIME, signalFromSpec } from './correlation/rule-tests.js';
 import { compileCorrelations } from './correlation/rules.js';
 import { IncidentManager, InvalidTransitionError } from './incidents.js';
 import type { Signal } from './signal.js';
@@ -106,6 +106,27 @@ describe('IncidentManager', () => {
     const b = m.process([sig('5s', 'secret.list_cluster_wide', 'sa:b/two', { severity: 'high', entities: basic })]).incidents[0]!;
     expect(b.id).not.toBe(a.id);
     expect(m.openIncidents()).toHaveLength(2);
+  });
+
+  it('keeps the windows of a replayed old log across sweeps, and forgets them once nothing is fed', () => {
+    const { m, clock } = setup();
+    // A week after its events: the clock alone would expire the first denial's window at the sweep
+    // between the two batches, and whether the correlation fires would depend on when it ran.
+    clock.t = BASE_TIME + 7 * 86_400_000;
+    expect(m.process([sig('0s', 'rbac.denied', 'sa:old/replay')]).incidents).toEqual([]);
+    clock.t += 1_000;
+    m.sweep();
+    expect(m.budget().windowEntries.used).toBe(1);
+    const [inc] = m.process([sig('1m', 'rbac.denied', 'sa:old/replay')]).incidents;
+    expect(inc?.correlations.map((c) => c.ruleId)).toEqual(['two-denials']);
+    // Idle for longer than the window and the lateness: gone, as a live stream's would be.
+    m.process([sig('2m', 'rbac.denied', 'sa:old/other')]);
+    clock.t += 6 * 60_000;
+    m.sweep();
+    expect(m.budget().windowEntries.used).toBe(3);
+    clock.t += 2 * 60_000;
+    m.sweep();
+    expect(m.budget().windowEntries.used).toBe(0);
   });
 
   it('resolves after a quiet period and at the lifetime cap, and never reuses a resolved incident', () => {

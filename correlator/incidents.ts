@@ -227,6 +227,8 @@ export class IncidentManager {
   /** The id of the silence that hides a signal, if one does (services/silences.ts); see {@link recordSilenced}. */
   silencer?: (s: Signal) => string | undefined;
   private readonly policy: IncidentPolicy;
+  /** When signals were last fed, by the clock (see {@link sweep}); the start counts as a feed. */
+  private fedAt: number;
 
   constructor(
     private readonly engine: CorrelationEngine,
@@ -235,6 +237,7 @@ export class IncidentManager {
     private readonly usage?: UsageSource,
   ) {
     this.policy = { ...DEFAULT_INCIDENT_POLICY, ...policy };
+    this.fedAt = clock.now();
     this.seen = new RecentIds(this.policy.dedupEntries);
     // Windows keep the same packed signals as prologues (see correlation/packed.ts).
     engine.packSignals();
@@ -327,6 +330,7 @@ export class IncidentManager {
    */
   process(signals: readonly Signal[], opts: { defer?: boolean } = {}): { incidents: Incident[]; attached: { incidentId: string; signal: Signal }[] } {
     const attached: { incidentId: string; signal: Signal }[] = [];
+    if (signals.length) this.fedAt = this.clock.now();
     for (const raw of signals) {
       // The id encoded as packed signals keep it, parsed once for both.
       const key = this.seen.addNew(raw.id);
@@ -411,8 +415,14 @@ export class IncidentManager {
   /** Resolves incidents that went quiet or reached their lifetime cap. */
   sweep(): Incident[] {
     const now = this.clock.now();
-    // Windows nobody has fed for longer than their timespan are forgotten (and, distributed, deleted from the checkpoint).
-    this.engine.expire(now);
+    // Windows nobody has fed for longer than their timespan are forgotten (and, distributed,
+    // deleted from the checkpoint), by event time: the newest event fed, moved on by the time
+    // nothing was fed since, never past the clock. Live, that is the clock; a replay of last week's
+    // audit log keeps its windows while it is fed (the clock would expire them between two of its
+    // batches, and a correlation would then depend on when the sweep ran); an idle stream's
+    // windows go as the clock moves on.
+    const idle = Math.max(0, now - this.fedAt);
+    this.engine.expire(Math.min(now, this.engine.newestEventTime + idle));
     const out: Incident[] = [];
     for (const inc of [...this.open.values()]) {
       const quiet = now - inc.updatedAt >= this.policy.quietPeriodMs;

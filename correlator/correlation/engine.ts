@@ -273,6 +273,8 @@ export class CorrelationEngine {
    */
   private evictionOrder: MapIterator<string> | undefined;
   readonly stats: CorrelationStats = { evictedGroups: 0, evictedEntries: 0, lateDropped: 0, ungrouped: 0, firings: 0 };
+  /** See {@link newestEventTime}. */
+  private newest = -Infinity;
   private readonly limits: CorrelationLimits;
   private seq = 0;
   /** Window entries held over all groups (see {@link CorrelationLimits.maxEntries}). */
@@ -479,6 +481,7 @@ export class CorrelationEngine {
         only: undefined,
       });
       if (c.type !== 'event_count') for (const e of st.entries) noteValue(st, c.type === 'value_count' ? e.v : e.ref);
+      if (st.maxT > this.newest) this.newest = st.maxT;
     }
     const before = this.groups.get(key);
     if (before) this.entryCount -= entriesOf(before, width);
@@ -514,6 +517,14 @@ export class CorrelationEngine {
       this.dirty?.add(oldest);
       this.stats.evictedGroups++;
     }
+  }
+
+  /**
+   * The newest event time fed ({@link process}) or restored ({@link importSlot}); -Infinity before
+   * any. Event time, not the clock: a replay of an old audit log moves it as the log goes on.
+   */
+  get newestEventTime(): number {
+    return this.newest;
   }
 
   /** Forgets groups whose newest event is older than `watermark` minus one timespan and the lateness. */
@@ -559,6 +570,7 @@ export class CorrelationEngine {
     let out: Firing[] | undefined;
     this.subject = s;
     this.subjectKey = key;
+    if (s.eventTime > this.newest) this.newest = s.eventTime;
     this.subjectPacked = undefined;
     this.slotKey = undefined;
     this.slotOf = undefined;

@@ -51,7 +51,7 @@ export interface CorrelationTestResult {
   expects: string[];
 }
 
-const BASE_TIME = Date.UTC(2026, 0, 1);
+export const BASE_TIME = Date.UTC(2026, 0, 1);
 
 function actorOf(key: string): Actor {
   if (key.startsWith('sa:')) {
