@@ -23,7 +23,12 @@ export interface KubevigilProcess {
   url: Promise<string>;
   /** Sends `signal` and resolves once the process exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Its log records so far (JSON lines on stdout), the latest {@link KEPT_LOG_LINES}. */
+  logs(): Record<string, unknown>[];
 }
+
+/** Log lines a test keeps of each process. */
+const KEPT_LOG_LINES = 5000;
 
 /** Processes and directories to clean up after the tests of a file ({@link cleanUp}). */
 const children = new Set<ChildProcess>();
@@ -56,8 +61,10 @@ export function startKubevigil(roles: string, env: Record<string, string>): Kube
   });
   children.add(child);
   const exited = once(child, 'exit').then(() => void children.delete(child));
+  const lines: string[] = [];
   const url = new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (lines.push(line) > KEPT_LOG_LINES) lines.shift();
       if (line.includes('kubevigil listening')) resolve((JSON.parse(line) as { url: string }).url);
     });
     child.on('exit', (code) => reject(new Error(`kubevigil ${roles} exited with ${code}`)));
@@ -71,6 +78,14 @@ export function startKubevigil(roles: string, env: Record<string, string>): Kube
       if (children.has(child)) child.kill(signal);
       await exited;
     },
+    logs: () =>
+      lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      }),
   };
 }
 
