@@ -511,8 +511,8 @@ class KafkaHistory implements SignalHistory {
     this.commit = { offset: String(next), ...(generation === undefined ? {} : { generation }) };
   }
 
-  async committed(partition: number) {
-    return partition === 3 ? this.commit : undefined;
+  async committed() {
+    return new Map(this.commit ? [[3, this.commit]] : []);
   }
 
   async signals(partition: number, _since: number, before: string, max: number) {
@@ -641,6 +641,27 @@ describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
     // Nothing in Redis although the group committed, with or without a recorded generation: rebuilt.
     state.lose();
     expect(await load({ offset: String(cut + 1) })).toBe(1);
+  });
+
+  it("reads the group's commits once at an assignment for the partitions' first loads, and again for later loads", async () => {
+    const { state, fromA, kafka } = await firstPart();
+    let asked = 0;
+    const history: SignalHistory = {
+      committed: () => (asked++, kafka.committed()),
+      signals: (...a) => kafka.signals(...a),
+      incidents: () => kafka.incidents(),
+    };
+    state.lose();
+    const c = correlator(state, fromA, undefined, 0, { source: topicOf(msgs), history });
+    c.assigned([2, 3]);
+    expect(asked).toBe(1);
+    // The first load takes the commits fetched at the assignment: the checkpoint is gone, rebuilt.
+    await c.handle(msgs.slice(cut, cut + 1));
+    expect([asked, c.stats.rebuilds]).toEqual([1, 1]);
+    // A later load of the same partition asks again (this correlator committed since).
+    c.discard(3);
+    await c.handle(msgs.slice(cut + 1, cut + 2));
+    expect(asked).toBe(2);
   });
 
   it('fails batches retryably while a rebuild runs, and takes the one rebuild up when it is done', async () => {

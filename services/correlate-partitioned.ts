@@ -141,6 +141,12 @@ export interface SignalSource {
   read(partition: number, offsets: readonly string[]): Promise<Map<string, SignalsMessage>>;
 }
 
+/** A commit of the correlators' group on one signals partition (see {@link SignalHistory.committed}). */
+export interface GroupCommit {
+  offset: string;
+  generation?: number;
+}
+
 /**
  * What Kafka keeps of a signals partition independently of Redis. With it, a correlator that loads
  * a partition notices a checkpoint Redis lost (none, or an older one, behind the offsets the group
@@ -149,11 +155,11 @@ export interface SignalSource {
  */
 export interface SignalHistory {
   /**
-   * The correlators' committed offset of the partition (the next to consume) and the checkpoint
-   * generation the commit recorded (`markedGeneration` of its metadata; absent for a commit without one).
-   * Undefined when the group never committed the partition.
+   * The correlators' committed offsets, by partition (the next offset to consume), each with the
+   * checkpoint generation the commit recorded (`markedGeneration` of its metadata; absent for a
+   * commit without one). Partitions the group never committed are left out.
    */
-  committed(partition: number): Promise<{ offset: string; generation?: number } | undefined>;
+  committed(): Promise<ReadonlyMap<number, GroupCommit>>;
   /** The partition's messages written at or after `since` (ms since epoch) and before offset `before`; at most the last `max`. */
   signals(partition: number, since: number, before: string, max: number): Promise<BusMessage<SignalsMessage>[]>;
   /** The latest version of each incident published at or after `since` (ms since epoch). */
@@ -225,6 +231,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    */
   private readonly rewind = new Set<number>();
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on, lost checkpoints rebuilt. */
+  /** The group's commits as fetched at the last assignment, for the partitions whose first load has not used them yet. */
+  private assignedCommits: { partitions: Set<number>; commits: Promise<ReadonlyMap<number, GroupCommit>> } | undefined;
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
   /** Rebuilds in progress or done but not yet taken up by a batch, per partition. */
   private readonly rebuilds = new Map<number, Rebuild>();
@@ -292,8 +300,17 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     });
   }
 
-  /** Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages go to the new owner. */
+  /**
+   * Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages
+   * go to the new owner. Fetches the group's commits for the first load of each assigned partition
+   * while the consumer's first fetch is on its way (see {@link checkpointLoss}).
+   */
   assigned(partitions: readonly number[]): void {
+    if (this.o.history && partitions.length) {
+      const commits = this.o.history.committed();
+      commits.catch(() => undefined); // awaited by the loads, or fetched again
+      this.assignedCommits = { partitions: new Set(partitions), commits };
+    } else this.assignedCommits = undefined;
     const keep = new Set(partitions);
     for (const p of [...this.rebuilds.keys()]) if (!keep.has(p)) this.rebuilds.delete(p);
     for (const p of [...this.parts.keys()])
@@ -643,7 +660,15 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * checkpoint) but Redis has none, or one older than the generation the commit recorded.
    */
   private async checkpointLoss(p: number, st: PartitionState): Promise<{ reason: LossReason; committed: number } | undefined> {
-    const committed = await this.o.history?.committed(p);
+    const history = this.o.history;
+    if (!history) return undefined;
+    // The commits fetched at the assignment serve each assigned partition's first load: nobody
+    // commits a partition between its assignment here and this correlator's first flush of it
+    // (Kafka refuses the commits of a member that lost it). Fetched partition by partition at each
+    // first batch, they held the start of a drain up by 100–250 ms. Later loads fetch them again.
+    const early = this.assignedCommits;
+    const commits = early?.partitions.delete(p) ? await early.commits.catch(() => history.committed()) : await history.committed();
+    const committed = commits.get(p);
     if (!committed) return undefined;
     const generation = committed.generation ?? 0;
     if (st.generation === 0) return { reason: 'checkpoint_lost', committed: generation };

@@ -24,7 +24,7 @@ import { standaloneReadBack, type ReadBack } from '../bus/kafka/read-back.js';
 import type { KafkaCheckpointing } from '../bus/kafka/subscription.js';
 import { consumerGroupId, isCommand, parseSignalsMessageWithoutEvidence, type SignalsMessage, type Topic } from '../bus/topics.js';
 import { Correlator, type CorrelatorRuntime } from '../correlate.js';
-import { PartitionedCorrelator, type SignalHistory, type SignalSource } from '../correlate-partitioned.js';
+import { PartitionedCorrelator, type GroupCommit, type SignalHistory, type SignalSource } from '../correlate-partitioned.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
 import { connectRedis, markedGeneration, RedisCorrelatorState, redisReady, type CorrelatorStateStore } from '../store/correlator-state.js';
@@ -215,10 +215,11 @@ export class CorrelatorRole implements Component {
       read: (partition, offsets) => kafka.read(s.topics.signals, partition, offsets, { parse: parseSignalsMessageWithoutEvidence }),
     };
     // A checkpoint Redis lost is noticed against the committed offsets and rebuilt from the topics.
-    // The bus does not offer those reads, so a client of its own does (connected on first use).
+    // The bus does not offer those reads, so a client of its own does: connected now, as every
+    // assignment asks it for the group's commits before the partitions' first batches load.
     let history: SignalHistory | undefined;
     if (kafka) {
-      const { reader, close } = standaloneReadBack({
+      const { reader, connect, close } = standaloneReadBack({
         brokers: s.config.kafkaBrokers,
         clientId: `kubevigil-${hostname()}-${process.pid}-history`,
         topicPrefix: s.config.topicPrefix,
@@ -226,6 +227,7 @@ export class CorrelatorRole implements Component {
         logger: s.logger,
       });
       this.closeHistory = close;
+      connect();
       history = kafkaHistory(reader, s.topics, consumerGroupId(s.config.topicPrefix, 'correlator'));
     }
     const p = new PartitionedCorrelator({
@@ -306,11 +308,13 @@ export async function redisBaselineStore(
 /** {@link SignalHistory} on Kafka: the correlators' group's commits, and the signals and incidents topics read by time. */
 export function kafkaHistory(reader: ReadBack, topics: Topics, groupId: string): SignalHistory {
   return {
-    async committed(partition) {
-      const c = (await reader.committed(groupId, topics.signals.name)).get(partition);
-      if (!c) return undefined;
-      const generation = markedGeneration(c.metadata);
-      return { offset: c.offset, ...(generation === undefined ? {} : { generation }) };
+    async committed() {
+      const out = new Map<number, GroupCommit>();
+      for (const [partition, c] of await reader.committed(groupId, topics.signals.name)) {
+        const generation = markedGeneration(c.metadata);
+        out.set(partition, { offset: c.offset, ...(generation === undefined ? {} : { generation }) });
+      }
+      return out;
     },
     async signals(partition, since, before, max) {
       const out: BusMessage<SignalsMessage>[] = [];

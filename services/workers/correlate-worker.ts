@@ -57,13 +57,19 @@ metrics.trackDrops('correlation', 'baseline_evicted', () => baseline.evicted);
 const usage = new UsageProfiler();
 // The silences the main thread holds (from Redis and the file), matched and counted here.
 const silences = new Silences(new MemorySilences(), clock, metrics, logger, { pollMs: 0 });
-const { reader, close: closeReader } = standaloneReadBack({
+const {
+  reader,
+  connect: connectReader,
+  close: closeReader,
+} = standaloneReadBack({
   brokers: config.kafkaBrokers,
   clientId: `kubevigil-${hostname()}-${process.pid}-correlator-${index}`,
   topicPrefix: config.topicPrefix,
   sessionTimeoutMs: config.kafkaSessionTimeoutMs,
   logger,
 });
+// Connected now: each assignment asks it for the group's commits before the first batches load.
+connectReader();
 const inventory =
   config.inventory.mode === 'off'
     ? undefined

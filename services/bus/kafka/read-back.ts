@@ -230,7 +230,7 @@ export class ReadBack {
  * A {@link ReadBack} on a client of its own, for a component that needs reads the bus it runs on
  * does not offer (a correlator rebuilding a lost checkpoint); `close` releases it.
  */
-export function standaloneReadBack(opts: KafkaBusOptions): { reader: ReadBack; close(): Promise<void> } {
+export function standaloneReadBack(opts: KafkaBusOptions): { reader: ReadBack; connect(): void; close(): Promise<void> } {
   const settings = resolveOptions(opts);
   const log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'kafka-read-back' });
   const kafka = createClient(settings, opts.logger, log);
@@ -239,6 +239,8 @@ export function standaloneReadBack(opts: KafkaBusOptions): { reader: ReadBack; c
   const reader = new ReadBack({ kafka, admin, settings, state, errors: new BusErrors(settings.brokers, settings.retryAfterSeconds), log });
   return {
     reader,
+    // Its admin client, ahead of the first read (which connects it otherwise); a failure is the first read's to report.
+    connect: () => void admin.get().catch(() => undefined),
     close: async () => {
       // No new read starts; those in flight end within their deadlines.
       state.closed = true;
