@@ -230,9 +230,9 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * checkpoint moved on): the next flush asks the bus to offer them again instead of committing.
    */
   private readonly rewind = new Set<number>();
-  /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on, lost checkpoints rebuilt. */
   /** The group's commits as fetched at the last assignment, for the partitions whose first load has not used them yet. */
   private assignedCommits: { partitions: Set<number>; commits: Promise<ReadonlyMap<number, GroupCommit>> } | undefined;
+  /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on, lost checkpoints rebuilt. */
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
   /** Rebuilds in progress or done but not yet taken up by a batch, per partition. */
   private readonly rebuilds = new Map<number, Rebuild>();
