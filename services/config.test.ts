@@ -27,6 +27,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ KUBEVIGIL_WORKERS: 'auto' }).workers).toBe(availableParallelism() >= 2 ? 1 : 0);
   });
 
+  it('sweeps every minute unless KUBEVIGIL_SWEEP_SCHEDULE gives another cron expression', () => {
+    expect(loadConfig({}).sweepSchedule).toBe('* * * * *');
+    expect(loadConfig({ KUBEVIGIL_SWEEP_SCHEDULE: '*/10 * * * * *' }).sweepSchedule).toBe('*/10 * * * * *');
+    expect(() => loadConfig({ KUBEVIGIL_SWEEP_SCHEDULE: 'hourly' })).toThrow(/KUBEVIGIL_SWEEP_SCHEDULE \(hourly\) is not a cron expression/);
+  });
+
   it('sets V8 flags from KUBEVIGIL_V8_FLAGS: none by default, flags only', () => {
     expect(loadConfig({}).v8Flags).toEqual([]);
     expect(loadConfig({ KUBEVIGIL_V8_FLAGS: 'none' }).v8Flags).toEqual([]);

@@ -47,6 +47,8 @@ export interface Config {
   workers: number;
   /** KUBEVIGIL_CORRELATOR_WORKERS: correlation worker threads of a distributed correlator (0: on the event loop). */
   correlatorWorkers: number;
+  /** KUBEVIGIL_SWEEP_SCHEDULE: node-cron schedule of the correlator's sweep (quiet incidents resolved, idle windows forgotten). */
+  sweepSchedule: string;
   /** KUBEVIGIL_V8_FLAGS: V8 flags the process sets when it starts serving (see services/v8-flags.ts). */
   v8Flags: string[];
   /** Count budget of the correlator's state (issue #19): open incidents, window entries, flood threshold. */
@@ -157,6 +159,11 @@ const CORE_SETTINGS: SettingDoc[] = [
     help: 'Distributed mode: worker threads that parse and correlate the signals partitions this process owns (each partition on one of them), so that a correlator uses more than one core; the event loop keeps the Kafka consumer, commits and publishing. 0 (the default) correlates on the event loop. Meant for machines with cores to spare, which is not measured: on 2 cores shared with Kafka and Redis the bench drained no faster with workers (README, performance).',
   },
   {
+    env: 'KUBEVIGIL_SWEEP_SCHEDULE',
+    default: '* * * * *',
+    help: 'node-cron schedule of the correlator sweep, which resolves incidents that went quiet or reached their lifetime cap and forgets correlation windows nobody fed for longer than their timespan (by event time: a replayed old log keeps its windows while it is fed). Six fields for seconds.',
+  },
+  {
     env: 'KUBEVIGIL_MAX_OPEN_INCIDENTS',
     default: '2000',
     help: 'Open incidents a correlator holds (each partition, distributed); past it the least severe, least recently updated is resolved early (resolution evicted).',
@@ -255,6 +262,14 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 /** True for addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/** KUBEVIGIL_SWEEP_SCHEDULE: a node-cron expression (every minute by default). */
+function sweepScheduleSetting(env: NodeJS.ProcessEnv, problems: string[]): string {
+  const schedule = env.KUBEVIGIL_SWEEP_SCHEDULE?.trim() || '* * * * *';
+  if (!validateCron(schedule))
+    problems.push(`KUBEVIGIL_SWEEP_SCHEDULE (${schedule}) is not a cron expression; every minute is "* * * * *", every 10 seconds "*/10 * * * * *"`);
+  return schedule;
 }
 
 /**
@@ -461,6 +476,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: { insecu
     dedupEntries: int(env, 'KUBEVIGIL_DEDUP_ENTRIES', 100_000, 1, 10_000_000, '100000 covers several minutes of a busy cluster', problems),
     workers: workersSetting(env, problems),
     correlatorWorkers: int(env, 'KUBEVIGIL_CORRELATOR_WORKERS', 0, 0, 64, '0 correlates on the event loop; 1 or 2 use more cores (distributed mode)', problems),
+    sweepSchedule: sweepScheduleSetting(env, problems),
     v8Flags: v8FlagsSetting(env, problems),
     budget: {
       maxOpenIncidents: int(

@@ -33,9 +33,19 @@ const KAFKA = process.env.KAFKA_BROKERS;
 const REDIS = process.env.REDIS_URL;
 afterAll(cleanUp);
 
-/** `kubevigil serve --role roles` in a process of its own, on the shared topics of `prefix`. */
+/**
+ * `kubevigil serve --role roles` in a process of its own, on the shared topics of `prefix`. The
+ * correlators sweep every second, so that sweeps fall between the batches of every attack: the
+ * streams are dated days back, and a sweep that expired windows by the clock alone emptied them.
+ */
 const kubevigil = (roles: string, prefix: string): KubevigilProcess =>
-  startKubevigil(roles, { KAFKA_BROKERS: KAFKA!, REDIS_URL: REDIS!, KUBEVIGIL_TOPIC_PREFIX: prefix, KUBEVIGIL_PARTITIONS: '4' });
+  startKubevigil(roles, {
+    KAFKA_BROKERS: KAFKA!,
+    REDIS_URL: REDIS!,
+    KUBEVIGIL_TOPIC_PREFIX: prefix,
+    KUBEVIGIL_PARTITIONS: '4',
+    KUBEVIGIL_SWEEP_SCHEDULE: '* * * * * *',
+  });
 
 /** Polls until `check` returns a value or the deadline passes (waits on the system under test, not on time). */
 const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> => waitFor(what, check, timeoutMs, 250);

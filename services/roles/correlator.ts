@@ -35,7 +35,7 @@ import { incidentPublisher, type Stage, type Topics } from './stage.js';
 export interface CorrelatorRoleOptions {
   /** Correlator state instead of Redis (distributed mode tests). */
   correlatorState?: CorrelatorStateStore;
-  /** node-cron schedule of the incident sweeper (default every minute); `false` disables it (tests sweep by hand). */
+  /** node-cron schedule of the incident sweeper (default: KUBEVIGIL_SWEEP_SCHEDULE); `false` disables it (tests sweep by hand). */
   sweepSchedule?: string | false;
   /** Where the identity baseline is kept instead of the store or Redis (tests). */
   baselineStore?: BaselineStore;
@@ -95,7 +95,7 @@ export class CorrelatorRole implements Component {
     this.s.metrics.trackDrops('correlation', 'baseline_evicted', () => this.baseline.evicted);
     if (this.opts.sweepSchedule !== false) {
       const sweepAndSave = { sweep: () => runtime.sweep().finally(() => this.saveBaseline()) };
-      this.sweeper = new Sweeper(sweepAndSave, this.opts.sweepSchedule ?? '* * * * *', this.s.logger);
+      this.sweeper = new Sweeper(sweepAndSave, this.opts.sweepSchedule ?? this.s.config.sweepSchedule, this.s.logger);
       this.sweeper.start();
     }
   }
