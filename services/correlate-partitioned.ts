@@ -230,7 +230,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * checkpoint moved on): the next flush asks the bus to offer them again instead of committing.
    */
   private readonly rewind = new Set<number>();
-  /** The group's commits as fetched at the last assignment, for the partitions whose first load has not used them yet. */
+  /** The group's commits as fetched at the last assignment, for the partitions neither loaded nor flushed here since. */
   private assignedCommits: { partitions: Set<number>; commits: Promise<ReadonlyMap<number, GroupCommit>> } | undefined;
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on, lost checkpoints rebuilt. */
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
@@ -302,7 +302,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
 
   /**
    * Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages
-   * go to the new owner. Fetches the group's commits for the first load of each assigned partition
+   * go to the new owner. Fetches the group's commits for the next load of each assigned partition
    * while the consumer's first fetch is on its way (see {@link checkpointLoss}).
    */
   assigned(partitions: readonly number[]): void {
@@ -520,6 +520,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     c.incidentJson = out.map((o) => o.json!);
     try {
       part.generation = await this.o.state.save(p, c, part.generation);
+      // The bus commits after this: commits fetched before it are stale for a later load.
+      this.assignedCommits?.partitions.delete(p);
     } catch (e) {
       if (!(e instanceof KubevigilError) || e.code !== 'STATE_STALE') throw e;
       this.stats.stale++;
@@ -662,10 +664,10 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   private async checkpointLoss(p: number, st: PartitionState): Promise<{ reason: LossReason; committed: number } | undefined> {
     const history = this.o.history;
     if (!history) return undefined;
-    // The commits fetched at the assignment serve each assigned partition's first load: nobody
-    // commits a partition between its assignment here and this correlator's first flush of it
-    // (Kafka refuses the commits of a member that lost it). Fetched partition by partition at each
-    // first batch, they held the start of a drain up by 100–250 ms. Later loads fetch them again.
+    // The commits fetched at the assignment serve a partition's next load unless it was flushed
+    // here since (this correlator commits after a flush): nobody else commits a partition assigned
+    // here (Kafka refuses the commits of a member that lost it). Fetched partition by partition at
+    // each first batch, they held the start of a drain up by 100–250 ms. Later loads fetch again.
     const early = this.assignedCommits;
     const commits = early?.partitions.delete(p) ? await early.commits.catch(() => history.committed()) : await history.committed();
     const committed = commits.get(p);
