@@ -22,6 +22,7 @@ import {
   cleanUp,
   everySignalIn,
   incidentSummary,
+  metricTotal,
   metricValue,
   numberedScenario,
   startKubevigil,
@@ -76,13 +77,6 @@ async function embeddedBaseline(events: AuditEvent[]): Promise<Incident[]> {
 }
 
 const summary = (incs: Incident[]) => incidentSummary(incs);
-
-/** State rebuilds (checkpoints found lost) a correlator counted, for any reason. */
-const rebuilds = async (url: string): Promise<number> =>
-  (await (await fetch(`${url}/metrics`)).text())
-    .split('\n')
-    .filter((l) => l.startsWith('kubevigil_correlator_state_rebuilds_total{'))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 
 /** The partitions a correlator process loaded state for, by its log. */
 const loadedPartitions = (p: KubevigilProcess): number[] => p.logs().flatMap((l) => (l.msg === 'correlator state loaded' ? [l.partition as number] : []));
@@ -175,7 +169,11 @@ describe.skipIf(!KAFKA || !REDIS)('distributed mode on Kafka and Redis', () => {
     // to read back from the topic; signals the baseline annotated are in the checkpoint itself).
     // Its counters go with the comparison, so that a failure says whether a read-back fell short.
     const restored = (result: string) => metricValue(survivor, `kubevigil_correlator_restored_signals_total{result="${result}"}`);
-    expect({ incidents: summary(found), missing: await restored('missing'), rebuilds: await rebuilds(survivor) }).toEqual({
+    expect({
+      incidents: summary(found),
+      missing: await restored('missing'),
+      rebuilds: await metricTotal(survivor, 'kubevigil_correlator_state_rebuilds_total'),
+    }).toEqual({
       incidents: summary(baseline),
       missing: 0,
       rebuilds: 0,

@@ -148,6 +148,14 @@ export async function metricValue(url: string, series: string): Promise<number> 
   return line ? Number(line.slice(series.length + 1)) : 0;
 }
 
+/** A metric's value summed over all its series (labels) on a process's /metrics (0 when absent). */
+export async function metricTotal(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const l of text.split('\n')) if (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
+  return sum;
+}
+
 /** The seed attack, the i-th of many: its own namespace, service account, pod, bindings and target. */
 export function numberedScenario(i: number): AttackScenario {
   return {
