@@ -108,6 +108,11 @@ interface Part {
   agedAt: number;
   /** After a rebuild: the incident versions already on the incidents topic, not to publish again. */
   published?: Map<string, number>;
+  /**
+   * Set when the load went ahead before the group's commits arrived: whether the checkpoint it
+   * loaded was lost, which the first flush waits for (see {@link PartitionedCorrelator.verified}).
+   */
+  verify?: { st: PartitionState; loss: Promise<Loss | undefined> };
 }
 
 const emptyCheckpoint = (): PartitionCheckpoint => ({ slots: new Map(), incidents: [], prologue: new Map(), seen: [] });
@@ -214,6 +219,9 @@ const REBUILD_MARGIN_MS = 5 * 60_000;
 /** Why a checkpoint is rebuilt (the `reason` of `kubevigil_correlator_state_rebuilds_total`). */
 type LossReason = 'checkpoint_lost' | 'checkpoint_behind';
 
+/** A lost checkpoint: why, and the generation the group's commit recorded. */
+type Loss = { reason: LossReason; committed: number };
+
 /** A rebuild in progress: it accounts for the partition's messages before offset `next`. */
 interface Rebuild {
   next: bigint;
@@ -230,8 +238,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * checkpoint moved on): the next flush asks the bus to offer them again instead of committing.
    */
   private readonly rewind = new Set<number>();
-  /** The group's commits as fetched at the last assignment, for the partitions neither loaded nor flushed here since. */
-  private assignedCommits: { partitions: Set<number>; commits: Promise<ReadonlyMap<number, GroupCommit>> } | undefined;
+  /** The group's commits as fetched at the last assignment (`arrived` once they have), for the partitions neither loaded nor flushed here since. */
+  private assignedCommits: { partitions: Set<number>; commits: Promise<ReadonlyMap<number, GroupCommit>>; arrived: boolean } | undefined;
   /** Takeovers (state loaded from a checkpoint), messages skipped as already applied, checkpoints found moved on, lost checkpoints rebuilt. */
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
   /** Rebuilds in progress or done but not yet taken up by a batch, per partition. */
@@ -307,9 +315,13 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    */
   assigned(partitions: readonly number[]): void {
     if (this.o.history && partitions.length) {
-      const commits = this.o.history.committed();
-      commits.catch(() => undefined); // awaited by the loads, or fetched again
-      this.assignedCommits = { partitions: new Set(partitions), commits };
+      const early = { partitions: new Set(partitions), commits: this.o.history.committed(), arrived: false };
+      // A failure is the loads' to handle (they fetch again).
+      early.commits.then(
+        () => (early.arrived = true),
+        () => undefined,
+      );
+      this.assignedCommits = early;
     } else this.assignedCommits = undefined;
     const keep = new Set(partitions);
     for (const p of [...this.rebuilds.keys()]) if (!keep.has(p)) this.rebuilds.delete(p);
@@ -505,6 +517,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * checkpoint's outbox); on failure the changes stay pending, or unpublished, and are retried.
    */
   private async flushPart(p: number, part: Part): Promise<void> {
+    if (part.verify) await this.verified(p, part);
     if (part.unpublished.length) await this.publish(part);
     const c = part.pending;
     c.incidents.push(...part.manager.finalize());
@@ -590,7 +603,19 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     if (running && next !== undefined && running.next >= next) return this.install(p, await this.awaitRebuild(p, running));
     this.rebuilds.delete(p);
     const st = await this.o.state.load(p);
-    const loss = next === undefined ? undefined : await this.checkpointLoss(p, st);
+    let loss: Loss | undefined;
+    let verify: Part['verify'];
+    const early = this.assignedCommits;
+    if (next !== undefined && early?.partitions.has(p) && !early.arrived) {
+      // The commits fetched at the assignment are still on their way (kafkajs' group coordinator
+      // lookup and offset fetch took 100–170 ms, longer than the first fetch of messages): the batch
+      // goes ahead on the state as loaded, and the first flush, before anything is saved or
+      // published, waits for them. A checkpoint found lost then is rebuilt after a rewind.
+      early.partitions.delete(p);
+      const history = this.o.history!;
+      verify = { st, loss: early.commits.catch(() => history.committed()).then((commits) => lossOf(commits.get(p), st)) };
+      verify.loss.catch(() => undefined); // awaited by the first flush
+    } else if (next !== undefined) loss = await this.checkpointLoss(p, st);
     if (loss && next !== undefined) {
       // Kafka's timestamps are wall-clock: anchor the lookback where the lost state stopped, when the
       // signal that follows it says (a correlator that was down or behind needs that older state).
@@ -630,8 +655,11 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
       floors: { slots: floors(st.slots.map(([k, slot]) => [k, Object.values(slot.signals ?? {})])), prologues: floors(st.prologue) },
       agedAt: st.offset === undefined ? 0 : Number(st.offset),
       ...(st.offset !== undefined ? { appliedOffset: BigInt(st.offset) } : {}),
+      ...(verify ? { verify } : {}),
     };
-    if (part.unpublished.length) await this.publish(part);
+    // An outbox is published once the checkpoint is known not to be lost: one Redis holds from
+    // before the group's commit has older versions than the incidents topic.
+    if (part.unpublished.length && !verify) await this.publish(part);
     this.o.logger.info(
       { partition: p, offset: st.offset, incidents: st.incidents.length, groups: st.slots.length, restoredSignals: this.stats.restored - restoredBefore },
       'correlator state loaded',
@@ -657,11 +685,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     return manager;
   }
 
-  /**
-   * Whether Redis lost the partition's checkpoint: the group committed offsets (only ever after a
-   * checkpoint) but Redis has none, or one older than the generation the commit recorded.
-   */
-  private async checkpointLoss(p: number, st: PartitionState): Promise<{ reason: LossReason; committed: number } | undefined> {
+  /** Whether Redis lost the partition's checkpoint `st` ({@link lossOf}), by the group's commits. */
+  private async checkpointLoss(p: number, st: PartitionState): Promise<Loss | undefined> {
     const history = this.o.history;
     if (!history) return undefined;
     // The commits fetched at the assignment serve a partition's next load unless it was flushed
@@ -670,12 +695,34 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     // each first batch, they held the start of a drain up by 100–250 ms. Later loads fetch again.
     const early = this.assignedCommits;
     const commits = early?.partitions.delete(p) ? await early.commits.catch(() => history.committed()) : await history.committed();
-    const committed = commits.get(p);
-    if (!committed) return undefined;
-    const generation = committed.generation ?? 0;
-    if (st.generation === 0) return { reason: 'checkpoint_lost', committed: generation };
-    if (st.generation < generation) return { reason: 'checkpoint_behind', committed: generation };
-    return undefined;
+    return lossOf(commits.get(p), st);
+  }
+
+  /**
+   * Before the first save of a state loaded ahead of the group's commits ({@link load}): waits for
+   * them, and when they show the checkpoint it loaded was lost, drops the state and asks the bus for
+   * the messages since its last commit again ({@link RewindError}), whose load rebuilds it. A failed
+   * fetch fails the flush (the bus retries it) and is tried again.
+   */
+  private async verified(p: number, part: Part): Promise<void> {
+    const v = part.verify!;
+    let loss: Loss | undefined;
+    try {
+      loss = await v.loss;
+    } catch (e) {
+      v.loss = this.checkpointLoss(p, v.st);
+      v.loss.catch(() => undefined);
+      throw e;
+    }
+    part.verify = undefined;
+    if (!loss) return;
+    this.drop(p);
+    this.rewind.add(p);
+    this.o.logger.warn(
+      { partition: p, reason: loss.reason },
+      'correlator checkpoint found lost at the first flush after loading it; offering the partition again to rebuild it',
+    );
+    throw new RewindError(`correlator checkpoint of partition ${p} was lost (${loss.reason}): rebuilding it`);
   }
 
   /** Waits for a rebuild, at most {@link PartitionedCorrelatorOptions.rebuildWaitMs}; the batch fails retryably while it runs. */
@@ -711,7 +758,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
    * version and, for attacks that began before the horizon, in id). Nothing is published: the
    * first checkpoint replaces what Redis holds of the partition.
    */
-  private async rebuild(p: number, st: PartitionState, loss: { reason: LossReason; committed: number }, next: bigint, anchor: number): Promise<Part> {
+  private async rebuild(p: number, st: PartitionState, loss: Loss, next: bigint, anchor: number): Promise<Part> {
     const history = this.o.history!;
     const started = Date.now();
     this.o.logger.warn(
@@ -842,6 +889,19 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     );
     return run;
   }
+}
+
+/**
+ * Whether a checkpoint Redis returned was lost, given the group's commit of its partition: the
+ * group committed (only ever after a checkpoint) but Redis has none, or one older than the
+ * generation the commit recorded.
+ */
+function lossOf(committed: GroupCommit | undefined, st: PartitionState): Loss | undefined {
+  if (!committed) return undefined;
+  const generation = committed.generation ?? 0;
+  if (st.generation === 0) return { reason: 'checkpoint_lost', committed: generation };
+  if (st.generation < generation) return { reason: 'checkpoint_behind', committed: generation };
+  return undefined;
 }
 
 function addStats<T extends CorrelationStats | IncidentStats>(to: T, from: T): void {
