@@ -84,9 +84,14 @@ export class KafkaBus implements Bus {
     this.reader = new ReadBack({ kafka, admin, settings, state, errors, log });
   }
 
-  /** Creates the topics (idempotent): signals, incidents (compacted) and the dead-letter topic. */
-  start(): Promise<void> {
-    return this.provisioner.start();
+  /**
+   * Creates the topics (idempotent): signals, incidents (compacted) and the dead-letter topic; then
+   * connects the producer in the background, so that the first publish (a correlator's first
+   * checkpoint, ingest's first batch) does not wait for its handshake.
+   */
+  async start(): Promise<void> {
+    await this.provisioner.start();
+    this.producer.warm();
   }
 
   /** Last known broker connectivity: true after a successful exchange, false after a failed one or when closed. */
