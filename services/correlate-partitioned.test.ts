@@ -455,6 +455,38 @@ describe('PartitionedCorrelator', () => {
     expect(inc!.signalCount).toBe(signals.length);
   });
 
+  it("reads the checkpoints of partitions it is assigned at the assignment, for their first loads; a previous owner's later save is caught at the first flush", async () => {
+    const { state, fromA, cut } = await firstHalfByA();
+    const reads: number[] = [];
+    const load = state.load.bind(state);
+    state.load = (p) => (reads.push(p), load(p));
+    const fromB: Incident[] = [];
+    const b = correlator(state, fromB);
+    b.assigned([2, 3]);
+    expect(reads).toEqual([2, 3]);
+    // The first batch loads what was read then: no second read.
+    await b.handle(asMessages(signals.slice(cut, cut + 1), cut));
+    expect(reads).toEqual([2, 3]);
+    // Loaded again later (a batch a worker failed, say): read again.
+    b.discard(3);
+    await b.handle(asMessages(signals.slice(cut + 1, cut + 2), cut + 1));
+    expect(reads).toEqual([2, 3, 3]);
+    // A partition held here at an assignment is not read again.
+    b.assigned([3]);
+    expect(reads).toEqual([2, 3, 3]);
+
+    // Assigned to C while its previous owner B still saves one last checkpoint: C's first save finds
+    // the checkpoint moved on, and the bus offers the messages again to a reload.
+    const c = correlator(state, fromA);
+    c.assigned([3]);
+    await b.handle(asMessages(signals.slice(cut + 2, cut + 3), cut + 2));
+    await c.apply(asMessages(signals.slice(cut + 3), cut + 3));
+    await expect(c.flush(3)).rejects.toBeInstanceOf(RewindError);
+    expect(c.stats.stale).toBe(1);
+    await c.handle(asMessages(signals.slice(cut + 3), cut + 3));
+    expect(latest(fromA)[0]!.signalCount).toBe(signals.length);
+  });
+
   it('notices that another correlator moved the partition on: no stale sweeps, reload on return', async () => {
     const { state, fromA, a, cut } = await firstHalfByA();
     // The partition moves to B, which goes on from the committed offset.

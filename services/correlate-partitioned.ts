@@ -244,6 +244,8 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
   readonly stats = { loads: 0, skipped: 0, commandsRejected: 0, stale: 0, restored: 0, unrestorable: 0, invalid: 0, rebuilds: 0 };
   /** Rebuilds in progress or done but not yet taken up by a batch, per partition. */
   private readonly rebuilds = new Map<number, Rebuild>();
+  /** Checkpoints read at the last assignment for the first load of partitions not held here then. */
+  private readonly preloads = new Map<number, Promise<PartitionState>>();
 
   private readonly maxRefDistance: number;
   /** Engine counters of the partition states dropped or reloaded here, so that {@link engineStats} never decreases. */
@@ -310,10 +312,20 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
 
   /**
    * Forgets the partitions the bus no longer assigns here (a rebalance); their uncommitted messages
-   * go to the new owner. Fetches the group's commits for the next load of each assigned partition
-   * while the consumer's first fetch is on its way (see {@link checkpointLoss}).
+   * go to the new owner. Fetches the group's commits for the next load of each assigned partition,
+   * and the checkpoints of those not held here, while the consumer's first fetch is on its way (see
+   * {@link checkpointLoss}): a checkpoint read now is the one the first batch would load, as nobody
+   * else writes a partition assigned here (a previous owner's late save makes the first save here
+   * fail as stale, which reloads the partition).
    */
   assigned(partitions: readonly number[]): void {
+    this.preloads.clear();
+    for (const p of partitions)
+      if (!this.parts.has(p)) {
+        const st = this.o.state.load(p);
+        st.catch(() => undefined); // the load reads it again
+        this.preloads.set(p, st);
+      }
     if (this.o.history && partitions.length) {
       const early = { partitions: new Set(partitions), commits: this.o.history.committed(), arrived: false };
       // A failure is the loads' to handle (they fetch again).
@@ -602,7 +614,9 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
     // A rebuild accounts for the messages before its offset: one that stops short of this batch misses some.
     if (running && next !== undefined && running.next >= next) return this.install(p, await this.awaitRebuild(p, running));
     this.rebuilds.delete(p);
-    const st = await this.o.state.load(p);
+    const preloaded = this.preloads.get(p);
+    this.preloads.delete(p);
+    const st = await (preloaded?.catch(() => this.o.state.load(p)) ?? this.o.state.load(p));
     let loss: Loss | undefined;
     let verify: Part['verify'];
     const early = this.assignedCommits;

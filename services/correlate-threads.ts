@@ -177,7 +177,7 @@ export class ThreadedCorrelator {
       worker.on('message', (m: CorrelateAnswer) => {
         if ('type' in m && m.type === 'ready') {
           ready = slot.ready = true;
-          if (this.assignment) this.post(slot, { type: 'assigned', partitions: this.assignment });
+          if (this.assignment) this.post(slot, { type: 'assigned', partitions: this.routedTo(slot, this.assignment) });
           if (this.silenceList.length) this.post(slot, { type: 'silences', silences: this.silenceList });
           resolve();
           return;
@@ -391,15 +391,20 @@ export class ThreadedCorrelator {
     return this.markers.get(partition);
   }
 
-  /** A rebalance: every worker forgets the partitions this process no longer owns. */
+  /** A rebalance: every worker is told the partitions routed to it, and forgets the others. */
   assigned(partitions: number[]): void {
     this.assignment = [...partitions];
     const keep = new Set(partitions);
     for (const m of [this.failed, this.markers, this.outstanding, this.rewinds]) for (const p of [...m.keys()]) if (!keep.has(p)) m.delete(p);
     for (const s of this.slots) {
       for (const p of [...s.partitions]) if (!keep.has(p)) s.partitions.delete(p);
-      this.post(s, { type: 'assigned', partitions: this.assignment });
+      this.post(s, { type: 'assigned', partitions: this.routedTo(s, this.assignment) });
     }
+  }
+
+  /** The partitions among `partitions` that `slot`'s worker correlates (it reads their checkpoints at an assignment). */
+  private routedTo(slot: Slot, partitions: readonly number[]): number[] {
+    return partitions.filter((p) => this.slotOf(p) === slot);
   }
 
   /** Resolves quiet incidents in every worker's partitions (each saves its identity baseline after). */
