@@ -476,17 +476,20 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
     { topic: `${prefix}r${r}w${w}.dead-letter`, numPartitions: 1 },
   ];
   const runs = Array.from({ length: rounds }, (_, r) => workerCounts.map((w) => [r, w] as const)).flat();
-  await admin.createTopics({ topics: [{ topic: `${prefix}.raw`, numPartitions: 4 }, ...runs.flatMap(([r, w]) => streams(r, w))] });
+  // The warm-up drain's topics: round -1, on the event loop.
+  await admin.createTopics({ topics: [{ topic: `${prefix}.raw`, numPartitions: 4 }, ...streams(-1, 0), ...runs.flatMap(([r, w]) => streams(r, w))] });
   await admin.disconnect();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  const send = async (topic: string) => {
+  const send = async (topic: string, count = messages.length) => {
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
+    for (let i = 0; i < count; i += 500) await producer.send({ topic, acks: -1, messages: messages.slice(i, Math.min(i + 500, count)) });
     return Number(process.hrtime.bigint() - t0) / 1e9;
   };
   const produceSeconds = await send(`${prefix}.raw`);
   for (const [r, w] of runs) await send(`${prefix}r${r}w${w}.signals`);
+  const warmUpCount = Math.ceil(messages.length / 4);
+  await send(`${prefix}r-1w0.signals`, warmUpCount);
   await producer.disconnect();
   // The messages are on the topics now: dropped here, so that the bench's own data (≈ 2 KB a
   // message, hundreds of MB) does not weigh on the garbage collections of what it measures.
@@ -527,7 +530,7 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
    * The correlator alone, until every signal's effects are checkpointed (the counter counts them
    * then), correlating on the event loop (`workers` 0) or on that many worker threads.
    */
-  const drain = async (r: number, workers: number): Promise<{ rate: number; cpu: CpuUse }> => {
+  const drain = async (r: number, workers: number, expected = total): Promise<{ rate: number; cpu: CpuUse }> => {
     const c = await startKubevigil({
       KAFKA_BROKERS: process.env.KAFKA_BROKERS,
       REDIS_URL: process.env.REDIS_URL,
@@ -554,12 +557,12 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
     const profile = await profileInto(process.env.BENCH_KAFKA_PROFILE, `drain-r${r}-w${workers}`);
     const meter = cpuMeter();
     const t0 = first;
-    while ((await correlatedCount()) < total) await new Promise((res) => setTimeout(res, 5));
+    while ((await correlatedCount()) < expected) await new Promise((res) => setTimeout(res, 5));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = meter();
     await profile();
     await c.stop();
-    return { rate: total / seconds, cpu };
+    return { rate: expected / seconds, cpu };
   };
   type Run = { rate: number; cpu: CpuUse };
   const raw: Run[] = [];
@@ -567,6 +570,12 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   const ours = new Map<number, Run[]>(workerCounts.map((w) => [w, []]));
   // BENCH_KAFKA_RAW=0 skips the baselines (to profile the drain alone: no ratio then).
   const baseline = process.env.BENCH_KAFKA_RAW !== '0';
+  // An untimed warm-up first, as the other cases have: a raw consume of the whole stream and a drain
+  // on the event loop of its first quarter, so that the rounds compare code V8 has compiled (the
+  // first drain in a process ran 20–35% slower than the next ones, the raw consumer's first round
+  // 5–25%). Worker threads start fresh isolates at every drain: their rounds include the JIT.
+  if (baseline) await rawConsume(-1);
+  await drain(-1, 0, warmUpCount);
   for (let r = 0; r < rounds; r++) {
     if (baseline) {
       raw.push(await rawConsume(r));
@@ -589,7 +598,9 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   };
   const cpuLine = (runs: Run[]) =>
     `CPU ms per 1,000: event loop ${perK(runs, (c) => c.loop)}, process ${perK(runs, (c) => c.process)}, broker ${perK(runs, (c) => c.broker)}`;
-  console.log(`kafka drain, ${shape}: ${total} signal messages of ${averageBytes} B on 4 partitions, median of ${rounds} alternating rounds`);
+  console.log(
+    `kafka drain, ${shape}: ${total} signal messages of ${averageBytes} B on 4 partitions, median of ${rounds} alternating rounds after an untimed warm-up`,
+  );
   console.log(`  raw kafkajs produce (acks=all, idempotent) ${fmt(total / produceSeconds)} msgs/s`);
   if (baseline) {
     console.log(
