@@ -558,6 +558,23 @@ class KafkaHistory implements SignalHistory {
   }
 }
 
+/** `kafka`'s history with its commits held back until `release` (as a slow group coordinator holds them); `asked` counts the fetches. */
+function heldCommits(kafka: KafkaHistory) {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const counter = { asked: 0 };
+  const history: SignalHistory = {
+    committed: async () => {
+      counter.asked++;
+      await held;
+      return kafka.committed();
+    },
+    signals: (...a) => kafka.signals(...a),
+    incidents: () => kafka.incidents(),
+  };
+  return { history, release, counter };
+}
+
 const latestVersions = (published: Incident[]) => {
   const m = new Map<string, Incident>();
   for (const i of published) if ((m.get(i.id)?.version ?? -1) <= i.version) m.set(i.id, i);
@@ -712,18 +729,7 @@ describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
     const outbox = await state.load(3);
     expect(outbox.generation).toBe(0);
     // The commits fetched at the assignment are held until released, as a slow group coordinator does.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let asked = 0;
-    const history: SignalHistory = {
-      committed: async () => {
-        asked++;
-        await held;
-        return kafka.committed();
-      },
-      signals: (...a) => kafka.signals(...a),
-      incidents: () => kafka.incidents(),
-    };
+    const { history, release, counter } = heldCommits(kafka);
     const fromB: Incident[] = [];
     const b = correlator(state, fromB, undefined, 0, { source: topicOf(msgs), history });
     b.assigned([3]);
@@ -744,7 +750,7 @@ describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
     expect(flushed).toBeInstanceOf(RewindError);
     expect([b.partitions, fromB, b.stats.rebuilds]).toEqual([[], [], 0]);
     await b.handle(msgs.slice(cut));
-    expect(asked).toBe(2);
+    expect(counter.asked).toBe(2);
     expect(b.stats.rebuilds).toBe(1);
     // The attack stays one incident across the loss, as without the early start.
     expect(latest(fromB).map((i) => i.id)).toEqual([one!.id]);
@@ -753,13 +759,7 @@ describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
 
   it('saves a state loaded before the commits arrived once they show nothing was lost', async () => {
     const { state, fromA, kafka } = await firstPart();
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const history: SignalHistory = {
-      committed: async () => (await held, kafka.committed()),
-      signals: (...a) => kafka.signals(...a),
-      incidents: () => kafka.incidents(),
-    };
+    const { history, release } = heldCommits(kafka);
     const fromB: Incident[] = [];
     const b = correlator(state, fromB, undefined, 0, { source: topicOf(msgs), history });
     b.assigned([3]);
@@ -785,13 +785,7 @@ describe('PartitionedCorrelator when Redis loses the checkpoints', () => {
     // The group committed after a later checkpoint than Redis has (Redis came back from an older snapshot).
     const kafka = new KafkaHistory(msgs, fromA);
     kafka.commit = { offset: String(cut), generation: saved.generation + 5 };
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const history: SignalHistory = {
-      committed: async () => (await held, kafka.committed()),
-      signals: (...x) => kafka.signals(...x),
-      incidents: () => kafka.incidents(),
-    };
+    const { history, release } = heldCommits(kafka);
     const fromB: Incident[] = [];
     const b = correlator(state, fromB, undefined, 0, { source: topicOf(msgs), history });
     b.assigned([3]);
