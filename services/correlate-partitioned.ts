@@ -625,9 +625,7 @@ export class PartitionedCorrelator implements CorrelatorRuntime {
       // lookup and offset fetch took 100–170 ms, longer than the first fetch of messages): the batch
       // goes ahead on the state as loaded, and the first flush, before anything is saved or
       // published, waits for them. A checkpoint found lost then is rebuilt after a rewind.
-      early.partitions.delete(p);
-      const history = this.o.history!;
-      verify = { st, loss: early.commits.catch(() => history.committed()).then((commits) => lossOf(commits.get(p), st)) };
+      verify = { st, loss: this.checkpointLoss(p, st) };
       verify.loss.catch(() => undefined); // awaited by the first flush
     } else if (next !== undefined) loss = await this.checkpointLoss(p, st);
     if (loss && next !== undefined) {
