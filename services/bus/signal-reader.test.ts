@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { attackEvents, SEED_SCENARIO } from '../../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../../connectors/k8s-audit/normalize.js';
 import { signalJson, withoutEvidence, type Signal } from '../../correlator/signal.js';
@@ -67,6 +67,44 @@ describe('signals read with the shared part of earlier ones', () => {
     let got: Signal | undefined;
     expect(counted(() => (got = read(written(next))))).toEqual(REUSED);
     expect(got).toEqual(withoutEvidence(next));
+  });
+
+  it('reads a signal’s own members without JSON.parse when the producer wrote them, and as JSON.parse would otherwise', () => {
+    const s = signals[0]!;
+    read(written(s));
+    read(written(s));
+    // As signalId and the audit connector make them: 32 hex digits, times in whole milliseconds.
+    const plain: Signal = { ...s, id: '0123456789abcdef0123456789abcdef', eventTime: 1795953600030, observedTime: 0 };
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      expect(read(written(plain))).toEqual(withoutEvidence(plain));
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      parse.mockRestore();
+    }
+    // Anything else is left to JSON.parse, and read as it reads it.
+    for (const own of [
+      { id: '0123456789ABCDEF0123456789ABCDEF' },
+      { id: 'forged' },
+      { id: '0123456789abcdef0123456789abcde' },
+      { id: '0123456789abcdef0123456789abcdef0' },
+      { id: 'x'.repeat(32) },
+      { eventTime: 1795953600030.5 },
+      { eventTime: 1234567890123456 },
+      { eventTime: 123456789012345 },
+      { eventTime: 0 },
+      { eventTime: 1e21 },
+      { observedTime: -5 },
+      { observedTime: 7 },
+    ]) {
+      const other = { ...plain, ...own } as Signal;
+      expect(read(written(other))).toEqual(withoutEvidence(other));
+    }
+    // What JSON.parse refuses (a leading zero) is refused: the message goes to the dead-letter topic.
+    const w = written(plain);
+    const at = w.value.indexOf('"eventTime":1') + '"eventTime":'.length;
+    const zero = { ...w, value: Buffer.concat([w.value.subarray(0, at), Buffer.from('0'), w.value.subarray(at + 1)]) };
+    expect(() => read(zero)).toThrow(SyntaxError);
   });
 
   it('never takes a kept part for other bytes under the same hash', () => {

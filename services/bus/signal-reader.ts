@@ -19,6 +19,7 @@ import {
   parseSignalCore,
   parseWithoutEvidence,
   sharedMembers,
+  type OwnMembers,
   type SharedMembers,
 } from '../../correlator/signal.js';
 
@@ -55,6 +56,66 @@ function startsWithAt(value: Buffer, at: number, what: Buffer): boolean {
 function asciiIn(value: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (value[i]! > 0x7f) return false;
   return true;
+}
+
+const ID_START = Buffer.from('{"id":"', 'latin1');
+const ID_DIGITS = 32;
+const EVENT_TIME = Buffer.from('","eventTime":', 'latin1');
+const OBSERVED_TIME = Buffer.from(',"observedTime":', 'latin1');
+/** The value of the integer {@link integerEnd} read last. */
+let integerValue = 0;
+
+/**
+ * Where the JSON integer at `value[start]` ends, at most at `end`, its value in
+ * {@link integerValue}; -1 unless it is one this reader takes: 1 to 15 digits (exact as a double),
+ * no sign, fraction or exponent, no leading zero (JSON has none).
+ */
+function integerEnd(value: Buffer, start: number, end: number): number {
+  let x = 0;
+  let i = start;
+  for (; i < end && i - start <= 15; i++) {
+    const d = value[i]! - 48;
+    if (d < 0 || d > 9) break;
+    x = x * 10 + d;
+  }
+  const n = i - start;
+  if (n === 0 || n > 15 || (n > 1 && value[start] === 48)) return -1;
+  integerValue = x;
+  return i;
+}
+
+/**
+ * A signal's own members read from `value[0, end)` as the producer writes them
+ * (`{"id":"<32 hex digits>","eventTime":N,"observedTime":N`, see `signalJson` in
+ * correlator/signal.ts; N an integer of {@link integerEnd}), without JSON.parse; undefined for
+ * anything else, which JSON.parse then reads. What it takes, JSON.parse reads the same. (A drain
+ * of the signals topic spent ≈ 0.5 µs a signal copying, decoding and parsing those ≈ 85 bytes.)
+ */
+function ownMembers(value: Buffer, end: number): OwnMembers | undefined {
+  const idEnd = ID_START.length + ID_DIGITS;
+  const t0 = idEnd + EVENT_TIME.length;
+  if (t0 >= end || !startsWithAt(value, 0, ID_START)) return undefined;
+  for (let i = ID_START.length; i < idEnd; i++) {
+    const c = value[i]!;
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return undefined;
+  }
+  if (!startsWithAt(value, idEnd, EVENT_TIME)) return undefined;
+  const t1 = integerEnd(value, t0, end);
+  const eventTime = integerValue;
+  const o0 = t1 + OBSERVED_TIME.length;
+  if (t1 < 0 || o0 >= end || !startsWithAt(value, t1, OBSERVED_TIME) || integerEnd(value, o0, end) !== end) return undefined;
+  return { id: value.toString('latin1', ID_START.length, idEnd), eventTime, observedTime: integerValue };
+}
+
+/** A signal's own members in `value[0, end)` parsed as JSON (closed with a brace), if that is what they are. */
+function parsedOwnMembers(value: Buffer, end: number): OwnMembers | undefined {
+  let own: unknown;
+  try {
+    own = JSON.parse(braced(value, 0, end));
+  } catch {
+    return undefined;
+  }
+  return isOwnMembers(own) ? own : undefined;
 }
 
 /** A shared part read before: its bytes, and its members (undefined when they are not a signal's: such messages are parsed whole). */
@@ -155,13 +216,8 @@ export function readSignal(value: Buffer, evidenceAt: number, sharedAt: number, 
     ) {
       const shared = sharedPart(value, sharedAt + 1, at, sharedHash)?.members;
       if (shared) {
-        let own: unknown;
-        try {
-          own = JSON.parse(braced(value, 0, sharedAt));
-        } catch {
-          own = undefined;
-        }
-        if (isOwnMembers(own)) return leanSignal(own, shared);
+        const own = ownMembers(value, sharedAt) ?? parsedOwnMembers(value, sharedAt);
+        if (own) return leanSignal(own, shared);
       }
     }
     // Undefined when the cut is not at a top-level member: read it all, as below.
