@@ -3,7 +3,7 @@ import { IdentityBaseline, StateBaselineStore } from './baseline.js';
 import { CorrelationEngine } from './correlation/engine.js';
 import { actorFromUsername } from './entities.js';
 import { IncidentManager } from './incidents.js';
-import type { Signal } from './signal.js';
+import { leanSignal, sharedMembers, type Signal } from './signal.js';
 import type { Severity } from './severity.js';
 
 const DAY = 86_400_000;
@@ -34,6 +34,24 @@ function signal(over: Partial<Signal> & { at: number }): Signal {
 }
 
 describe('IdentityBaseline', () => {
+  it('judges signals read with shared members (the bus) like any other, by their own actor, kind and target', () => {
+    const b = new IdentityBaseline({ habitualDays: 1 });
+    const { id, eventTime, observedTime, matched, excerpt, at, ...rest } = signal({ at: T0 }) as Signal & { at: number };
+    void [id, eventTime, observedTime, matched, excerpt, at];
+    const shared = sharedMembers(JSON.parse(JSON.stringify(rest)))!;
+    const read = (at: number, over: Partial<Signal> = {}) => ({ ...leanSignal({ id: `own-${at}`, eventTime: at, observedTime: at }, shared), ...over });
+    expect(b.annotate(read(T0)).attributes.firstTime).toBe('true');
+    expect(b.annotate(read(T0 + 1)).attributes).toEqual({});
+    expect(b.annotate(read(T0 + DAY)).attributes.habitual).toBe('seen on 1 earlier days since 2026-12-01');
+    // The same entity list with another actor, kind or namespace is another action.
+    const other = actorFromUsername('system:serviceaccount:ci:other');
+    expect(b.annotate(read(T0 + DAY, { actor: other })).attributes.firstTime).toBe('true');
+    expect(b.annotate(read(T0 + DAY, { kind: 'secret.list' })).attributes.firstTime).toBe('true');
+    expect(b.annotate(read(T0 + DAY, { target: { ...shared.target, namespace: 'payments' } })).attributes.firstTime).toBe('true');
+    expect(b.annotate(read(T0 + DAY, { outcome: 'denied' })).attributes).toEqual({});
+    expect(b.annotate(read(T0 + 2 * DAY)).attributes.habitual).toBe('seen on 2 earlier days since 2026-12-01');
+  });
+
   it('marks the first time, keeps severity through a same-day burst, and lowers it once habitual on earlier days', () => {
     const b = new IdentityBaseline({ habitualDays: 3 });
     expect(b.annotate(signal({ at: T0 })).attributes.firstTime).toBe('true');
