@@ -94,7 +94,7 @@ export interface SubscribeOptions {
 /**
  * How a Kafka consumer turns a message's JSON into its value (see {@link SubscribeOptions.parse}).
  * With `bytes`, it is given the raw value (and all the headers) instead, and can leave parts it
- * does not read undecoded.
+ * does not read undecoded; its `header` reads the message's headers during the call only.
  */
 export type MessageParser = ((json: string, header: (name: string) => string | undefined) => unknown) & {
   bytes?: (value: Buffer, header: (name: string) => string | undefined, headers?: Readonly<Record<string, unknown>>) => unknown;

@@ -1,5 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import type { MessageParser } from '../bus.js';
 import { decode } from './codec.js';
 
 const message = (value: string | null, headers: KafkaMessage['headers'] = {}): KafkaMessage =>
@@ -27,5 +28,24 @@ describe('decoding a fetched message', () => {
     expect(decode(message('[1]'))).toEqual({ kind: 'dead', reason: 'value is JSON array, not an object' });
     expect(decode(message('{"a":'))).toMatchObject({ kind: 'dead', reason: expect.stringMatching(/^value is not JSON/) });
     expect(decode(message(null))).toEqual({ kind: 'skip' });
+  });
+
+  it('gives a bytes parser each message’s own headers while it runs, and a failing one a dead letter', () => {
+    let kept: ((name: string) => string | undefined) | undefined;
+    const parser: MessageParser = Object.assign((json: string) => JSON.parse(json) as unknown, {
+      bytes: (value: Buffer, header: (name: string) => string | undefined) => {
+        kept = header;
+        if (header('x-fail') !== undefined) throw new SyntaxError('refused');
+        return { text: value.toString(), tag: header('x-tag'), listed: header('x-list') };
+      },
+    });
+    const first = decode(message('a', { 'x-tag': Buffer.from('one'), 'x-list': [Buffer.from('p'), Buffer.from('q')] }), parser);
+    expect(first).toMatchObject({ kind: 'ok', value: { text: 'a', tag: 'one', listed: 'p' } });
+    expect(decode(message('b', { 'x-tag': 'two' }), parser)).toMatchObject({ kind: 'ok', value: { text: 'b', tag: 'two', listed: undefined } });
+    // After the call, the reader no longer reads the message it was given for.
+    expect(kept!('x-tag')).toBeUndefined();
+    expect(decode(message('c', { 'x-fail': '1' }), parser)).toEqual({ kind: 'dead', reason: 'value is not JSON: refused' });
+    expect(kept!('x-fail')).toBeUndefined();
+    expect(decode(message('d'), parser)).toMatchObject({ kind: 'ok', value: { text: 'd', tag: undefined } });
   });
 });

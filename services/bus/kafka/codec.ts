@@ -36,11 +36,22 @@ const headerGetter: TextMapGetter<IHeaders> = {
 
 /** A message's headers by name, the first value of each. */
 function headerReader(headers: IHeaders): (name: string) => string | undefined {
-  return (name) => {
-    const v = headerGetter.get(headers, name);
-    return Array.isArray(v) ? v[0] : v;
-  };
+  return (name) => firstHeader(headers, name);
 }
+
+function firstHeader(headers: IHeaders, name: string): string | undefined {
+  const v = headerGetter.get(headers, name);
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The reader a `bytes` parser is given: one for every message, pointed at the message's headers
+ * for the call (a parser reads headers while it runs, never later), so that the signals topic's
+ * messages, read this way, do not each make a closure.
+ */
+const NO_HEADERS: IHeaders = Object.freeze({});
+let readingHeaders = NO_HEADERS;
+const readingHeader = (name: string): string | undefined => firstHeader(readingHeaders, name);
 
 /** Why a value that failed to parse goes to the dead-letter topic. */
 export function notJson(e: unknown): string {
@@ -68,11 +79,16 @@ export function decode(message: KafkaMessage, parse?: SubscribeOptions['parse'])
   }
   let value: unknown;
   try {
-    const header = headerReader(headers);
-    if (parse?.bytes) value = parse.bytes(message.value, header, headers);
-    else {
+    if (parse?.bytes) {
+      readingHeaders = headers;
+      try {
+        value = parse.bytes(message.value, readingHeader, headers);
+      } finally {
+        readingHeaders = NO_HEADERS;
+      }
+    } else {
       const json = message.value.toString('utf8');
-      value = parse ? parse(json, header) : JSON.parse(json);
+      value = parse ? parse(json, headerReader(headers)) : JSON.parse(json);
     }
   } catch (e) {
     return { kind: 'dead', reason: notJson(e) };
