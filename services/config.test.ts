@@ -33,8 +33,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KUBEVIGIL_SWEEP_SCHEDULE: 'hourly' })).toThrow(/KUBEVIGIL_SWEEP_SCHEDULE \(hourly\) is not a cron expression/);
   });
 
-  it('sets V8 flags from KUBEVIGIL_V8_FLAGS: none by default, flags only', () => {
+  it('sets V8 flags from KUBEVIGIL_V8_FLAGS: by default the throughput flag only for a correlator without the ingest role (request bodies); flags only', () => {
+    const distributed = { KAFKA_BROKERS: '127.0.0.1:9092', REDIS_URL: 'redis://127.0.0.1:6379' };
     expect(loadConfig({}).v8Flags).toEqual([]);
+    expect(loadConfig({ ...distributed, KUBEVIGIL_ROLES: 'ingest' }).v8Flags).toEqual([]);
+    expect(loadConfig({ ...distributed, KUBEVIGIL_ROLES: 'ingest,correlator' }).v8Flags).toEqual([]);
+    expect(loadConfig({ ...distributed, KUBEVIGIL_ROLES: 'correlator' }).v8Flags).toEqual(['--external-memory-accounted-in-global-limit']);
+    expect(loadConfig({ ...distributed, KUBEVIGIL_ROLES: 'correlator,api,notifier' }).v8Flags).toEqual(['--external-memory-accounted-in-global-limit']);
+    expect(loadConfig({ ...distributed, KUBEVIGIL_ROLES: 'api,notifier' }).v8Flags).toEqual([]);
+    expect(loadConfig({ ...distributed, KUBEVIGIL_ROLES: 'correlator', KUBEVIGIL_V8_FLAGS: 'none' }).v8Flags).toEqual([]);
     expect(loadConfig({ KUBEVIGIL_V8_FLAGS: 'none' }).v8Flags).toEqual([]);
     expect(loadConfig({ KUBEVIGIL_V8_FLAGS: ' --external-memory-accounted-in-global-limit  --stack-size=2048 ' }).v8Flags).toEqual([
       '--external-memory-accounted-in-global-limit',
