@@ -441,6 +441,18 @@ function brokerCpuSeconds(): number | undefined {
 }
 let brokerPid: string | undefined;
 
+/** The highest resident size sampled since it was made, above the resident size then (bytes). */
+function rssMeter(): { sample(): void; growth(): number } {
+  const start = process.memoryUsage.rss();
+  let peak = start;
+  return {
+    sample: () => {
+      peak = Math.max(peak, process.memoryUsage.rss());
+    },
+    growth: () => peak - start,
+  };
+}
+
 /** CPU seconds taken between start and stop: this thread (the event loop), this process (all threads), the broker. */
 function cpuMeter(): () => { loop: number; process: number; broker: number | undefined } {
   const loop = process.threadCpuUsage();
@@ -499,18 +511,21 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
   // Finds the broker's process now, not inside the first timed batch.
   brokerCpuSeconds();
 
+  type Run = { rate: number; cpu: CpuUse; rssGrowth: number };
   /**
    * Baseline: one plain kafkajs consumer of the raw topic (a new group each round), parsing each
    * message; without `parse`, it only fetches them (shown for reference: no consumer of signals
    * can do less).
    */
-  const rawConsume = async (r: number, parse = true): Promise<{ rate: number; cpu: CpuUse }> => {
+  const rawConsume = async (r: number, parse = true): Promise<Run> => {
     const consumer = kafka.consumer({ groupId: `${prefix}.raw-consumer-${r}-${parse ? 'parse' : 'fetch'}` });
     await consumer.connect();
     await consumer.subscribe({ topics: [`${prefix}.raw`], fromBeginning: true });
     let consumed = 0;
     let firstBatch: bigint | undefined;
     let meter: ReturnType<typeof cpuMeter> | undefined;
+    const rss = rssMeter();
+    const profile = await profileInto(process.env.BENCH_KAFKA_PROFILE, `raw-r${r}-${parse ? 'parse' : 'fetch'}`);
     const { seconds, cpu } = await new Promise<{ seconds: number; cpu: CpuUse }>((resolve) => {
       void consumer.run({
         eachBatch: async ({ batch }) => {
@@ -519,18 +534,20 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
           meter ??= cpuMeter();
           if (parse) for (const m of batch.messages) JSON.parse(m.value!.toString());
           consumed += batch.messages.length;
+          rss.sample();
           if (consumed >= total) resolve({ seconds: Number(process.hrtime.bigint() - firstBatch) / 1e9, cpu: meter() });
         },
       });
     });
+    await profile();
     await consumer.disconnect();
-    return { rate: total / seconds, cpu };
+    return { rate: total / seconds, cpu, rssGrowth: rss.growth() };
   };
   /**
    * The correlator alone, until every signal's effects are checkpointed (the counter counts them
    * then), correlating on the event loop (`workers` 0) or on that many worker threads.
    */
-  const drain = async (r: number, workers: number, expected = total): Promise<{ rate: number; cpu: CpuUse }> => {
+  const drain = async (r: number, workers: number, expected = total): Promise<Run> => {
     const c = await startKubevigil({
       KAFKA_BROKERS: process.env.KAFKA_BROKERS,
       REDIS_URL: process.env.REDIS_URL,
@@ -556,15 +573,18 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
     while (first === undefined) await new Promise((res) => setTimeout(res, 1));
     const profile = await profileInto(process.env.BENCH_KAFKA_PROFILE, `drain-r${r}-w${workers}`);
     const meter = cpuMeter();
+    const rss = rssMeter();
     const t0 = first;
-    while ((await correlatedCount()) < expected) await new Promise((res) => setTimeout(res, 5));
+    while ((await correlatedCount()) < expected) {
+      rss.sample();
+      await new Promise((res) => setTimeout(res, 5));
+    }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = meter();
     await profile();
     await c.stop();
-    return { rate: expected / seconds, cpu };
+    return { rate: expected / seconds, cpu, rssGrowth: rss.growth() };
   };
-  type Run = { rate: number; cpu: CpuUse };
   const raw: Run[] = [];
   const fetchOnly: Run[] = [];
   const ours = new Map<number, Run[]>(workerCounts.map((w) => [w, []]));
@@ -596,11 +616,23 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
     const xs = runs.map((x) => pick(x.cpu)).filter((x): x is number => x !== undefined);
     return xs.length ? ((1e6 * median(xs)) / total).toFixed(1) : 'n/a';
   };
+  // How far the resident size rose above its level at the start of a round (median, MB): the
+  // memory each side's garbage takes before a collection frees it, with the V8 flags in effect.
+  const rssLine = (runs: Run[]) => `RSS +${Math.round(median(runs.map((x) => x.rssGrowth)) / 2 ** 20)} MB`;
   const cpuLine = (runs: Run[]) =>
-    `CPU ms per 1,000: event loop ${perK(runs, (c) => c.loop)}, process ${perK(runs, (c) => c.process)}, broker ${perK(runs, (c) => c.broker)}`;
+    `CPU ms per 1,000: event loop ${perK(runs, (c) => c.loop)}, process ${perK(runs, (c) => c.process)}, broker ${perK(runs, (c) => c.broker)}   ${rssLine(runs)}`;
   console.log(
     `kafka drain, ${shape}: ${total} signal messages of ${averageBytes} B on 4 partitions, median of ${rounds} alternating rounds after an untimed warm-up`,
   );
+  // V8's flags are the process's: set by the warm-up drain's kubevigil, they hold for every timed round, the raw consumer's too.
+  const { loadConfig } = await import('../services/config.js');
+  const flags = loadConfig({
+    ...benchEnv(),
+    KAFKA_BROKERS: process.env.KAFKA_BROKERS,
+    REDIS_URL: process.env.REDIS_URL,
+    KUBEVIGIL_ROLES: 'correlator',
+  }).v8Flags;
+  console.log(`  V8 flags of a correlator-only kubevigil (KUBEVIGIL_V8_FLAGS), so of every round: ${flags.join(' ') || 'none'}`);
   console.log(`  raw kafkajs produce (acks=all, idempotent) ${fmt(total / produceSeconds)} msgs/s`);
   if (baseline) {
     console.log(
@@ -624,8 +656,8 @@ async function drainCase(kafka: import('kafkajs').Kafka, prefix: string, events:
 
 /**
  * With `dir` set (BENCH_KAFKA_PROFILE), profiles this thread's CPU from now until the returned
- * function is called, into `dir/NAME.cpuprofile` (open it in Chrome DevTools): the drain alone,
- * without the data generation and the produce before it.
+ * function is called, into `dir/NAME.cpuprofile` (open it in Chrome DevTools): a drain or a raw
+ * consume alone, without the data generation and the produce before it.
  */
 async function profileInto(dir: string | undefined, name: string): Promise<() => Promise<void>> {
   if (!dir) return async () => {};
