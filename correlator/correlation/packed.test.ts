@@ -76,6 +76,27 @@ describe('PackedSignal', () => {
     const c = PackedSignal.pack(other, undefined);
     expect(shapeOf(c)).not.toBe(shapeOf(a));
     expect(c.signal()).toEqual(other);
+    // The same objects, read again, find the shape by what they are; any other member is compared.
+    const e = PackedSignal.pack({ ...shared, id: 'e'.repeat(32) }, undefined);
+    const again = PackedSignal.pack({ ...shared, id: 'f'.repeat(32) }, undefined);
+    expect(shapeOf(again)).toBe(shapeOf(e));
+    for (const changed of [
+      { kind: 'secret.read' },
+      { severity: 'critical' },
+      { outcome: 'allowed' },
+      { cluster: 'prod' },
+      { attributes: { habitual: 'yes' } },
+    ]) {
+      const x = { ...shared, id: '1'.repeat(32), ...changed } as Signal;
+      const px = PackedSignal.pack(x, undefined);
+      expect(shapeOf(px)).not.toBe(shapeOf(e));
+      expect(px.signal()).toEqual(x);
+    }
+    // Equal members in objects not frozen (a copy made after reading) are compared, and equal.
+    const copy = { ...shared, id: '2'.repeat(32), attributes: { ...shared.attributes } };
+    const pc = PackedSignal.pack(copy, undefined, e);
+    expect(shapeOf(pc)).toBe(shapeOf(e));
+    expect(pc.signal()).toEqual(copy);
     // A signal of its own (not read from the bus) names nothing, whatever is frozen in it.
     const own = { ...spec(1), actor: Object.freeze({ ...spec(1).actor }), entities: ['ns:y'] };
     const d = PackedSignal.pack(own, undefined);

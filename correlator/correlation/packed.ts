@@ -268,7 +268,57 @@ function shapeOf(s: Signal, like: Shape | undefined, differs = false): Shape {
  * then finds its shape without comparing with others. Weak: a list nobody holds any more is
  * forgotten.
  */
-const hints = new WeakMap<readonly string[], Shape>();
+const hints = new WeakMap<readonly string[], Hint>();
+
+/**
+ * A {@link hints} entry: the shape, and the objects of the signal it was last found equal to. A
+ * shape holds the members of the first signal it was made for (or members it shares with other
+ * shapes), equal by value to a later signal's shared members but other objects: comparing them
+ * member by member, list by list, for every signal was a tenth of a drain's correlation. Shared
+ * members are frozen (their arrays by convention: nothing changes a signal's entities or
+ * techniques), so a signal holding the same objects has the same values.
+ */
+class Hint {
+  constructor(
+    readonly shape: Shape,
+    readonly actor: Signal['actor'],
+    readonly target: Signal['target'],
+    readonly attributes: Signal['attributes'],
+    readonly rule: Signal['rule'],
+    readonly mitre: Signal['mitre'],
+  ) {}
+
+  /** True when `s` holds the objects this hint was found equal to, and the same pattern strings. */
+  holds(s: Signal): boolean {
+    const p = this.shape.pattern;
+    return (
+      s.actor === this.actor &&
+      s.target === this.target &&
+      s.attributes === this.attributes &&
+      s.rule === this.rule &&
+      s.mitre === this.mitre &&
+      s.kind === p.kind &&
+      s.severity === p.severity &&
+      s.outcome === p.outcome &&
+      s.source === p.source &&
+      s.cluster === p.cluster
+    );
+  }
+}
+
+function frozenMembers(s: Signal): boolean {
+  return Object.isFrozen(s.actor) && Object.isFrozen(s.target) && Object.isFrozen(s.attributes) && Object.isFrozen(s.rule);
+}
+
+/** The hint for `s`, whose entity list is shared: holding its objects when they are frozen, else none (what is not frozen may change; the shape is then compared). */
+function hintFor(s: Signal, shape: Shape): Hint {
+  return frozenMembers(s)
+    ? new Hint(shape, s.actor, s.target, s.attributes, s.rule, s.mitre)
+    : new Hint(shape, NOT_HELD, NOT_HELD, NOT_HELD, NOT_HELD as unknown as Signal['rule'], []);
+}
+
+/** What no signal holds (see {@link hintFor}). */
+const NOT_HELD = Object.freeze({}) as Record<string, string> & Signal['actor'] & Signal['target'];
 
 type Extra = string | number | { evidence: string; offset: number } | undefined;
 
@@ -313,8 +363,10 @@ export class PackedSignal {
     // Signals read from the bus share their members' objects with the signals that repeat them
     // (services/bus/signal-reader.ts); the entity list names the shape they were given last.
     const entities = s.entities;
-    const hinted = hints.get(entities);
-    let shape = hinted && sameShape(s, hinted) ? hinted : undefined;
+    const hint = hints.get(entities);
+    const held = hint?.holds(s) === true;
+    const hinted = hint?.shape;
+    let shape = held || (hinted && sameShape(s, hinted)) ? hinted : undefined;
     let first: PackedSignal | undefined;
     for (let i = 0; i < 3 && !shape; i++) {
       const l = i === 0 ? like1 : i === 1 ? like2 : like3;
@@ -327,7 +379,9 @@ export class PackedSignal {
     }
     // None matched: `first` (if any) was compared already.
     shape ??= shapeOf(s, first?.shape as Shape | undefined, true);
-    if (shape !== hinted && isSharedList(entities)) hints.set(entities, shape);
+    // A new shape, or the same one for other frozen objects (shared members read again): hinted
+    // with this signal's, which the next signals hold.
+    if (!held && (shape !== hinted || frozenMembers(s)) && isSharedList(entities)) hints.set(entities, hintFor(s, shape));
     const title = first && first.title === s.title ? first.title : s.title;
     return PackedSignal.make(key ?? encodeId(s.id), s.eventTime, s.observedTime - s.eventTime, title, shape, evidence, offset);
   }
