@@ -52,7 +52,12 @@ export class RecentIds {
       others.add(id);
       return otherKey(id);
     }
-    this.ids.key.set(W);
+    // Word by word: TypedArray.prototype.set costs a builtin call more than four stores.
+    const k = this.ids.key;
+    k[0] = W[0]!;
+    k[1] = W[1]!;
+    k[2] = W[2]!;
+    k[3] = W[3]!;
     return this.ids.add() ? keyOfWords() : undefined;
   }
 }

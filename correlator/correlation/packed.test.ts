@@ -118,6 +118,13 @@ describe('PackedSignal', () => {
     for (const id of ['0123456789abcdef0123456789abcdef', 'ABCDEF0123456789abcdef0123456789', 'short', '', '\u0000x', 'sixteen-chars-id', 'x'.repeat(32)]) {
       expect(decodeId(encodeId(id))).toBe(id);
     }
+    // One character beside the digits' ranges (/ : ` g), or beyond ASCII, and it is not a hex id.
+    for (const c of ['/', ':', '`', 'g', 'F', '\u00e9', '\u0130', '\u{1F511}']) {
+      const id = `${'0123456789abcdef0123456789abcde'.slice(0, 32 - c.length)}${c}`;
+      expect(id).toHaveLength(32);
+      expect(encodeId(id)).toBe(id);
+      expect(decodeId(encodeId(id))).toBe(id);
+    }
     expect(encodeId('0123456789abcdef0123456789abcdef')).toHaveLength(16);
     // An id of 16 characters is marked, so that it is never read as an encoded hex id.
     expect(encodeId('sixteen-chars-id')).toBe('\u0000sixteen-chars-id');

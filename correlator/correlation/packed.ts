@@ -50,20 +50,24 @@ export class Shape {
 /** The four 32-bit words of the last id {@link parseHexId} parsed. */
 export const ID_WORDS = new Uint32Array(4);
 
-function nibble(c: number): number {
-  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
-}
+/** The value of each lowercase hex digit by character code, -1 for any other code below 128 (one load a digit, not two comparisons). */
+const NIBBLES = new Int8Array(128).fill(-1);
+for (let c = 0; c < 16; c++) NIBBLES[c.toString(16).charCodeAt(0)] = c;
 
 /** Parses 32 lowercase hex digits (a signal id, see `signalId`) into {@link ID_WORDS}; false for anything else. */
 export function parseHexId(id: string): boolean {
   if (id.length !== 32) return false;
   for (let w = 0; w < 4; w++) {
     let x = 0;
-    for (let i = 0; i < 8; i++) {
-      const n = nibble(id.charCodeAt(w * 8 + i));
-      if (n < 0) return false;
-      x = (x << 4) | n;
+    let bad = 0;
+    for (let i = w * 8, end = i + 8; i < end; i++) {
+      const c = id.charCodeAt(i);
+      // Not a digit: -1, which `bad` keeps (the word takes the low four bits either way, and is dropped).
+      const n = c < 128 ? NIBBLES[c]! : -1;
+      bad |= n;
+      x = (x << 4) | (n & 15);
     }
+    if (bad < 0) return false;
     ID_WORDS[w] = x;
   }
   return true;
