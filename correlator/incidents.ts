@@ -29,7 +29,7 @@ import { planRemediations, type PermissionUse } from './remediation/planner.js';
 import { analyzeRootCause, describeActing, readableTitle } from './root-cause.js';
 import { maxSeverity, SEVERITIES, severityRank, type Severity } from './severity.js';
 import { hasTrait } from './signal-kinds.js';
-import type { Signal } from './signal.js';
+import { isSharedList, type Signal } from './signal.js';
 
 /** How incidents open, merge and close. */
 export interface IncidentPolicy {
@@ -346,8 +346,9 @@ export class IncidentManager {
         continue;
       }
       const firings = this.engine.process(s, key);
-      // The entity list as packing shares it: the same array for every signal that has it.
-      const list = this.engine.packedOf(s)?.shared?.entities;
+      // The entity list as packing shares it: the same array for every signal that has it; for a
+      // signal no window kept, the list it was read with, when signals read from the bus share it.
+      const list = this.engine.packedOf(s)?.shared?.entities ?? (isSharedList(s.entities) ? s.entities : undefined);
       let keys = list && this.keysByEntities.get(list);
       if (keys?.[0] !== s.actor.key) {
         keys = mergeKeys(s);

@@ -3,10 +3,13 @@ import { KubevigilError } from '../correlator/errors.js';
 import { attackEvents, SEED_SCENARIO } from '../connectors/k8s-audit/scenario.js';
 import { normalizeAuditEvent } from '../connectors/k8s-audit/normalize.js';
 import type { Incident } from '../correlator/incident.js';
-import type { Signal } from '../correlator/signal.js';
+import { withoutEvidence, type Signal } from '../correlator/signal.js';
+import { IdentityBaseline } from '../correlator/baseline.js';
+import { syntheticAuditEvents } from '../connectors/k8s-audit/synth.js';
 import { RewindError, writtenJson, type BusMessage } from './bus/bus.js';
 import { MemoryBus } from './bus/memory.js';
-import { topics, type SignalsMessage } from './bus/topics.js';
+import { sharedPartStats } from './bus/signal-reader.js';
+import { encodeSignalsMessage, parseSignalsMessageWithoutEvidence, topics, type SignalsMessage } from './bus/topics.js';
 import { PartitionedCorrelator, type PartitionedCorrelatorOptions, type SignalHistory, type SignalSource } from './correlate-partitioned.js';
 import { createLogger } from './logging.js';
 import { BusCommands } from './roles/bus-commands.js';
@@ -518,6 +521,30 @@ describe('PartitionedCorrelator', () => {
     await a.handle(asMessages(signals.slice(-1), signals.length - 1));
     expect(a.openIncidents()).toHaveLength(1);
     expect(a.engineStats().firings).toBeGreaterThanOrEqual(firings);
+  });
+
+  it('correlates signals read with their shared parts (the bus reader) exactly as the same signals parsed whole', async () => {
+    // Twenty workloads repeating their behaviour: the reader keeps their shared parts, packing and
+    // the incident manager find shapes and keys by the objects those signals share.
+    const signals = syntheticAuditEvents(6000, { suspiciousShare: 0.3, seed: 22, stepMs: 2, attackers: 20 }).flatMap((e) =>
+      detector.detect(normalizeAuditEvent(e, 0)),
+    );
+    const written = signals.map((s) => encodeSignalsMessage(s));
+    const run = async (read: (w: (typeof written)[number]) => SignalsMessage) => {
+      const published: Incident[] = [];
+      const c = correlator(new MemoryCorrelatorState(), published, { now: () => SEED_SCENARIO.start }, 0, { baseline: new IdentityBaseline() });
+      for (let i = 0; i < written.length; i += 250)
+        await c.handle(written.slice(i, i + 250).map((w, j) => ({ key: '', value: read(w), partition: 0, offset: String(i + j) })));
+      // The last version of each incident, as the incidents topic has it.
+      return new Map(published.map((inc) => [inc.id, writtenJson(inc) ?? JSON.stringify(inc)]));
+    };
+    const whole = await run((w) => withoutEvidence(JSON.parse(w.json) as Signal));
+    const reused = sharedPartStats.reused;
+    const read = await run((w) => parseSignalsMessageWithoutEvidence.bytes!(Buffer.from(w.json), (name) => w.headers?.[name]) as Signal);
+    expect(sharedPartStats.reused - reused).toBeGreaterThan(signals.length / 2);
+    expect(whole.size).toBeGreaterThan(10);
+    expect([...read.keys()].sort()).toEqual([...whole.keys()].sort());
+    for (const [id, json] of whole) expect(JSON.parse(read.get(id)!)).toEqual(JSON.parse(json));
   });
 });
 
