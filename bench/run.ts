@@ -441,15 +441,23 @@ function brokerCpuSeconds(): number | undefined {
 }
 let brokerPid: string | undefined;
 
-/** The highest resident size sampled since it was made, above the resident size then (bytes). */
+/**
+ * The highest resident size sampled since it was made, above the resident size then (bytes).
+ * Sampled at most every 20 ms: reading it (from /proc) took 40–60 µs, 1% of a drain when sampled
+ * at every poll.
+ */
 function rssMeter(): { sample(): void; growth(): number } {
   const start = process.memoryUsage.rss();
   let peak = start;
+  let last = performance.now();
   return {
     sample: () => {
+      const now = performance.now();
+      if (now - last < 20) return;
+      last = now;
       peak = Math.max(peak, process.memoryUsage.rss());
     },
-    growth: () => peak - start,
+    growth: () => Math.max(peak, process.memoryUsage.rss()) - start,
   };
 }
 
