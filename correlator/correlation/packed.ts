@@ -184,16 +184,13 @@ function regular(s: Signal): boolean {
   );
 }
 
+/** The pattern's strings (kind, severity, outcome, source, cluster) are the signal's. */
+function sameStrings(s: Signal, p: Pattern): boolean {
+  return p.kind === s.kind && p.severity === s.severity && p.outcome === s.outcome && p.source === s.source && p.cluster === s.cluster;
+}
+
 function samePattern(s: Signal, p: Pattern): boolean {
-  return (
-    p.kind === s.kind &&
-    p.severity === s.severity &&
-    p.outcome === s.outcome &&
-    p.source === s.source &&
-    p.cluster === s.cluster &&
-    flatEqual(p.rule, s.rule) &&
-    arrayEqual(p.mitre, s.mitre)
-  );
+  return sameStrings(s, p) && flatEqual(p.rule, s.rule) && arrayEqual(p.mitre, s.mitre);
 }
 
 function sameShape(s: Signal, like: Shape): boolean {
@@ -294,18 +291,13 @@ class Hint {
 
   /** True when `s` holds the objects this hint was found equal to, and the same pattern strings. */
   holds(s: Signal): boolean {
-    const p = this.shape.pattern;
     return (
       s.actor === this.actor &&
       s.target === this.target &&
       s.attributes === this.attributes &&
       s.rule === this.rule &&
       s.mitre === this.mitre &&
-      s.kind === p.kind &&
-      s.severity === p.severity &&
-      s.outcome === p.outcome &&
-      s.source === p.source &&
-      s.cluster === p.cluster
+      sameStrings(s, this.shape.pattern)
     );
   }
 }
